@@ -1,0 +1,1 @@
+"""Representation of a stream's prompts: quantised low-rank keyframes, chunks, ladders."""

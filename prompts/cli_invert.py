@@ -1,0 +1,26 @@
+"""``promptus invert``: fit one level of prompts (rank R, one keyframe every N frames) to a video."""
+
+from __future__ import annotations
+
+import argparse
+
+from promptus.cli import CommandError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from prompts.inversion.cli_common import add_fit_arguments
+
+    add_fit_arguments(parser)
+    parser.add_argument("--rank", type=int, required=True, help="rank r of U (77 x r) and V (r x 1024)")
+    parser.add_argument("--interval", type=int, required=True, help="frames between keyframes")
+
+
+def run(args: argparse.Namespace) -> int:
+    from prompts.inversion.cli_common import run_build
+    from prompts.inversion.levels import LevelSpec
+
+    if args.rank < 1:
+        raise CommandError(f"--rank must be at least 1, got {args.rank}")
+    if args.interval < 1:
+        raise CommandError(f"--interval must be at least 1, got {args.interval}")
+    return run_build(args, [LevelSpec(args.rank, args.interval)])

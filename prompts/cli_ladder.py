@@ -1,0 +1,27 @@
+"""``promptus ladder``: fit several levels and publish them as one chunked prompt ladder."""
+
+from __future__ import annotations
+
+import argparse
+
+from promptus.cli import CommandError
+
+DEFAULT_LEVELS = "r2n10,r4n10,r8n10,r16n5"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from prompts.inversion.cli_common import add_fit_arguments
+
+    add_fit_arguments(parser)
+    parser.add_argument("--levels", default=DEFAULT_LEVELS, help=f"comma-separated r<rank>n<interval> (default {DEFAULT_LEVELS})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from prompts.inversion.cli_common import run_build
+    from prompts.inversion.levels import parse_levels
+
+    try:
+        levels = parse_levels(args.levels)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    return run_build(args, levels)

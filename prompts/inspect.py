@@ -1,0 +1,81 @@
+"""Describe a chunk, a level directory or a whole ladder: keyframes, rank, bytes, bitrate."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prompts.chunk import PromptChunk, parse_chunk
+from prompts.ladder import Ladder, chunk_relpath
+from prompts.manifest import Manifest, load_manifest
+
+
+@dataclass
+class LevelReport:
+    name: str
+    rank: int
+    interval: int
+    chunks: int
+    keyframes: int
+    frames: int
+    raw_bytes: int
+    coded_bytes: int
+    kbps: float | None
+
+    @property
+    def ratio(self) -> float:
+        return self.raw_bytes / self.coded_bytes if self.coded_bytes else 0.0
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["compression_ratio"] = round(self.ratio, 4)
+        return out
+
+
+def _report(name: str, parsed: list[tuple[PromptChunk, int]], fps: float | None) -> LevelReport:
+    chunks = [chunk for chunk, _ in parsed]
+    frames = sum(c.frame_count for c in chunks)
+    coded = sum(size for _, size in parsed)
+    return LevelReport(
+        name=name,
+        rank=chunks[0].rank,
+        interval=chunks[0].interval,
+        chunks=len(chunks),
+        keyframes=sum(len(c.keyframes) for c in chunks),
+        frames=frames,
+        raw_bytes=sum(c.raw_payload_bytes for c in chunks),
+        coded_bytes=coded,
+        kbps=(coded * 8 / 1000 / (frames / fps)) if fps and frames else None,
+    )
+
+
+def _parse_file(path: Path) -> tuple[PromptChunk, int]:
+    data = path.read_bytes()
+    try:
+        return parse_chunk(data), len(data)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def inspect_path(path: str | Path) -> tuple[list[LevelReport], Manifest | None]:
+    """Parse every chunk under ``path`` (validating each) and summarise per level."""
+    target = Path(path)
+    if target.is_file():
+        return [_report(target.name, [_parse_file(target)], None)], None
+    if (target / "manifest.json").is_file():
+        ladder = Ladder(target)
+        manifest = ladder.manifest
+        reports = []
+        for level in manifest.levels:
+            parsed = [_parse_file(target / chunk_relpath(level.name, c.index)) for c in level.chunks]
+            if parsed:
+                reports.append(_report(level.name, parsed, manifest.stream.fps))
+        return reports, manifest
+    if target.is_dir():
+        files = sorted(target.glob("*.chunk"))
+        if not files:
+            raise ValueError(f"{target}: no manifest.json and no *.chunk files")
+        manifest = load_manifest(target.parent) if (target.parent / "manifest.json").is_file() else None
+        fps = manifest.stream.fps if manifest else None
+        return [_report(target.name, [_parse_file(f) for f in files], fps)], manifest
+    raise ValueError(f"{target}: no such file or directory")

@@ -1,0 +1,181 @@
+"""Fit levels of a source video and publish them as a chunked prompt ladder.
+
+Order of work: compute the init latent, fit each level (checkpoint after every keyframe,
+``resume`` continues), then write the ladder chunk index by chunk index across levels, each
+chunk's quality measured by decoding it cold (with its switch prefix) through the generator's
+own stream decoder. Everything lands through ``LadderWriter`` (atomic, chunk before manifest).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prompts.chunk import PromptChunk, make_prefix
+from prompts.inversion.checkpoint import load_checkpoint, save_checkpoint
+from prompts.inversion.fit import FitState, LevelConfig, LevelFitter
+from prompts.inversion.initial import initial_latent
+from prompts.inversion.levels import LevelSpec, chunk_frames_for
+from prompts.inversion.losses import FitLoss, LossWeights, perceptual_term
+from prompts.inversion.metrics import quality
+from prompts.inversion.presets import FitPreset
+from prompts.inversion.source import SourceVideo
+from prompts.ladder import MANIFEST_NAME, LadderWriter
+from prompts.legacy import split_into_chunks
+from prompts.manifest import Manifest, StreamInfo
+
+CHECKPOINT_DIR = ".fit"  # inside the ladder directory; removed when the ladder is complete
+NOISE_SEED = 88  # the reference's RandomState seed
+PREV_LATENT_WEIGHT = 0.05  # the reference's previous-latent mix
+
+
+class BuildError(ValueError):
+    """The ladder cannot be built with these inputs (one-line reason)."""
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Settings shared by every level of one build."""
+
+    preset: FitPreset
+    perceptual: str = "ms-ssim"  # "ms-ssim", "none" or "vgg:PATH"
+    loss_weights: LossWeights = LossWeights()
+    warm_start: bool = True
+    seed: int = 0
+
+
+def checkpoint_path(out: Path, level: LevelSpec) -> Path:
+    return out / CHECKPOINT_DIR / f"{level.name}.safetensors"
+
+
+def fingerprint(source: SourceVideo, generator_id: str, config: LevelConfig, options: FitOptions) -> dict[str, Any]:
+    """Everything that changes the fitted result; a checkpoint only resumes under the same one."""
+    return {
+        "source": source.digest(),
+        "generator": generator_id,
+        "level": asdict(config),
+        "preset": asdict(options.preset),
+        "perceptual": options.perceptual,
+        "loss_weights": asdict(options.loss_weights),
+    }
+
+
+def fit_level(
+    generator: Any,
+    source: SourceVideo,
+    init_latent: np.ndarray,
+    level: LevelSpec,
+    chunk_frames: int,
+    options: FitOptions,
+    *,
+    out: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> FitState:
+    """Fit one level; with ``out`` it checkpoints after every keyframe (and resumes from it)."""
+    from tqdm import tqdm
+
+    config = LevelConfig(
+        rank=level.rank, interval=level.interval, chunk_frames=chunk_frames,
+        noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT,
+        warm_start=options.warm_start, seed=options.seed,
+    )  # fmt: skip
+    loss = FitLoss(perceptual_term(options.perceptual), options.loss_weights)
+    fitter = LevelFitter(generator, source.frames, init_latent, config, options.preset, loss)
+    print_ = fingerprint(source, generator.generator_id, config, options)
+    state = FitState()
+    path = checkpoint_path(out, level) if out is not None else None
+    if resume and path is not None and path.exists():
+        state = load_checkpoint(path, print_)
+
+    def on_keyframe(current: FitState, _result: object) -> None:
+        if path is not None:
+            save_checkpoint(path, current, print_)
+
+    with tqdm(
+        total=len(fitter.spans), initial=len(state.keyframes), desc=f"fit {level.name}",
+        unit="kf", disable=not progress, dynamic_ncols=True,
+    ) as bar:  # fmt: skip
+        return fitter.fit(state, on_keyframe=on_keyframe, progress=bar)
+
+
+def decode_cold(stream: Any, chunk: PromptChunk, previous: PromptChunk | None) -> np.ndarray:
+    """Decode a chunk as a viewer joining there would: fresh state plus the switch prefix."""
+    prefix = make_prefix(previous) if previous is not None and previous.keyframes else None
+    return stream.decode_chunk(chunk, prefix=prefix)
+
+
+def build_ladder(
+    source: SourceVideo,
+    out: str | Path,
+    *,
+    generator: Any,
+    levels: Sequence[LevelSpec],
+    options: FitOptions,
+    chunk_seconds: float = 2.0,
+    resume: bool = False,
+    measure_quality: bool = True,
+    progress: bool = True,
+) -> Manifest:
+    """Fit ``levels`` to ``source`` and write a complete ladder to ``out``; returns its manifest."""
+    out = Path(out)
+    if not levels:
+        raise BuildError("no levels to fit")
+    if (out / MANIFEST_NAME).exists() and not resume:
+        raise BuildError(f"{out} already holds a ladder; pass --resume to continue it or choose another --out")
+    frames, height, width = source.frames.shape[:3]
+    if height % 64 or width % 64:
+        raise BuildError(f"frame size {width}x{height} is not a multiple of 64")
+    try:
+        chunk_frames = chunk_frames_for(levels, source.fps, chunk_seconds)
+    except ValueError as error:
+        raise BuildError(str(error)) from None
+    for level in levels:
+        if frames > 1 and level.interval > frames - 1:
+            raise BuildError(f"level {level.name}: interval {level.interval} is longer than the video ({frames} frames)")
+
+    init_latent = initial_latent(generator, source.frames[0])
+    states = {
+        level.name: fit_level(
+            generator, source, init_latent, level, chunk_frames, options,
+            out=out, resume=resume, progress=progress,
+        )
+        for level in levels
+    }  # fmt: skip
+
+    stream_info = StreamInfo(
+        fps=source.fps, width=width, height=height, frames=frames, chunk_frames=chunk_frames,
+        generator_id=generator.generator_id, generator_name=generator.name,
+        noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT, prev_latent_rule="chunk-reset",
+    )  # fmt: skip
+    writer = LadderWriter(out, stream_info, [(lv.name, lv.rank, lv.interval) for lv in levels])
+    writer.write_init_state(init_latent)
+    chunked = [
+        split_into_chunks(tuple(states[lv.name].keyframes), stream_info, level=i, interval=lv.interval)
+        for i, lv in enumerate(levels)
+    ]
+    decoder = generator.open_stream(
+        width=width, height=height, noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT,
+        prev_latent_rule="chunk-reset", init_latent=init_latent,
+    )  # fmt: skip
+    from tqdm import tqdm
+
+    with tqdm(total=stream_info.chunk_count * len(levels), desc="publish", unit="chunk", disable=not progress) as bar:
+        for index in range(stream_info.chunk_count):
+            for level_id, chunks in enumerate(chunked):
+                chunk = chunks[index]
+                scores = None
+                if measure_quality:
+                    decoded = decode_cold(decoder, chunk, chunks[index - 1] if index else None)
+                    start, end = stream_info.chunk_range(index)
+                    scores = quality(decoded, source.frames[start:end])
+                writer.append_chunk(level_id, chunk, scores)
+                bar.update(1)
+    manifest = writer.finish()
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    return manifest

@@ -1,0 +1,99 @@
+"""Arguments and input checks shared by ``promptus invert`` and ``promptus ladder``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from promptus.cli import CommandError
+
+GENERATORS = ("tiny", "tiny-taesd", "sd-turbo")
+
+
+def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every fitting command takes."""
+    parser.add_argument("source", metavar="SOURCE", help="video file (anything PyAV reads) or a folder of frames")
+    parser.add_argument("--out", required=True, type=Path, help="ladder directory to write")
+    parser.add_argument("--size", type=int, default=None, help="output size in pixels, a multiple of 64 (default: the generator's native size)")
+    parser.add_argument("--frames", type=int, default=None, help="use only the first N frames of the source")
+    parser.add_argument("--fps", type=float, default=None, help="frame rate (default: the video's, 30 for a folder)")
+    parser.add_argument("--chunk-seconds", type=float, default=2.0, help="chunk length in seconds (rounded to whole intervals)")
+    parser.add_argument("--generator", choices=GENERATORS, default="sd-turbo", help="generator the prompts are fitted for")
+    parser.add_argument("--weights", type=Path, default=None, help="generator weights (sd-turbo: sd_turbo.safetensors or a diffusers folder)")
+    parser.add_argument("--taesd", type=Path, default=None, help="TAESD weights folder or decoder file")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--preset", default="fast", help="fitting schedule: reference, fast or demo")
+    parser.add_argument("--perceptual", default="ms-ssim", help="perceptual loss term: ms-ssim, none or vgg:PATH (VGG16 weights file)")
+    parser.add_argument("--target-psnr", type=float, default=None, help="stop a keyframe's fit once its frames reach this PSNR (dB)")
+    parser.add_argument("--cold-start", action="store_true", help="start every keyframe from random factors instead of the previous keyframe")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random (cold) initialisations")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoints")
+    parser.add_argument("--no-quality", action="store_true", help="skip measuring per-chunk PSNR/SSIM")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def load_generator_from_args(args: argparse.Namespace) -> Any:
+    """The generator named on the command line; CommandError with the reason otherwise."""
+    from engines import load_generator
+
+    try:
+        return load_generator(args.generator, weights=args.weights, taesd=args.taesd, device=args.device)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise CommandError(f"cannot load generator {args.generator}: {error}") from None
+
+
+def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(source video, generator, fit options) for a fitting command, or CommandError."""
+    from prompts.inversion.build import FitOptions
+    from prompts.inversion.losses import perceptual_term
+    from prompts.inversion.presets import get_preset
+    from prompts.inversion.source import SourceError, load_source
+
+    try:
+        preset = get_preset(args.preset).with_target(args.target_psnr)
+        perceptual_term(args.perceptual)  # a missing or malformed weights file fails here, before fitting
+    except (ValueError, RuntimeError) as error:
+        raise CommandError(str(error)) from None
+    if args.chunk_seconds <= 0:
+        raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
+    generator = load_generator_from_args(args)
+    size = args.size if args.size is not None else generator.native_size[0]
+    check_size(generator, size)
+    try:
+        source = load_source(args.source, size, max_frames=args.frames, fps=args.fps)
+    except SourceError as error:
+        raise CommandError(str(error)) from None
+    options = FitOptions(preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start, seed=args.seed)
+    return source, generator, options
+
+
+def check_size(generator: Any, size: int) -> None:
+    """Refuse an output size the generator cannot produce."""
+    if size < 64 or size % 64:
+        raise CommandError(f"--size {size} is not a positive multiple of 64")
+    supports = getattr(generator, "supports_size", None)
+    if supports is not None and not supports(size, size):
+        raise CommandError(f"generator {generator.name} cannot generate {size}x{size} frames")
+
+
+def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
+    """Fit ``levels`` as the arguments say and print a one-line summary per level."""
+    from prompts.inversion.build import BuildError, build_ladder
+    from prompts.inversion.checkpoint import CheckpointError
+
+    source, generator, options = prepare(args)
+    try:
+        manifest = build_ladder(
+            source, args.out, generator=generator, levels=levels, options=options,
+            chunk_seconds=args.chunk_seconds, resume=args.resume,
+            measure_quality=not args.no_quality, progress=not args.quiet,
+        )  # fmt: skip
+    except (BuildError, CheckpointError) as error:
+        raise CommandError(str(error)) from None
+    for level in manifest.levels:
+        psnrs = [c.psnr for c in level.chunks if c.psnr is not None]
+        quality = f", PSNR {sum(psnrs) / len(psnrs):.2f} dB" if psnrs else ""
+        print(f"{level.name}: {level.kbps:.1f} kbps, {len(level.chunks)} chunks{quality}")
+    print(f"wrote {Path(args.out) / 'manifest.json'}")
+    return 0

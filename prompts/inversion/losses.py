@@ -1,0 +1,206 @@
+"""Fitting losses: MSE plus a pluggable perceptual term plus a penalty on |c|.
+
+Every term returns one value per frame (shape ``[B]``) so the fitting loop can weight the
+interval's worst frame. Images are in the generator's range, about [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+PerceptualTerm = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+SSIM_WINDOW = 11  # pixels, Gaussian window of Wang et al.
+SSIM_SIGMA = 1.5  # pixels
+SSIM_C1 = 0.01**2  # for data range 1
+SSIM_C2 = 0.03**2
+# Per-scale exponents of MS-SSIM (Wang, Simoncelli, Bovik 2003); fewer scales on small images.
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def gaussian_window(channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    coords = torch.arange(SSIM_WINDOW, dtype=torch.float64) - (SSIM_WINDOW - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * SSIM_SIGMA**2))
+    g = (g / g.sum()).to(device=device, dtype=dtype)
+    return g.reshape(1, 1, 1, -1).repeat(channels, 1, 1, 1)
+
+
+def _blur(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    channels = x.shape[1]
+    x = F.conv2d(x, window, groups=channels)  # separable: rows
+    return F.conv2d(x, window.transpose(2, 3), groups=channels)  # then columns
+
+
+def ssim_terms(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image mean SSIM and mean contrast-structure term, images in [0, 1]."""
+    mu_x, mu_y = _blur(x, window), _blur(y, window)
+    sxx = _blur(x * x, window) - mu_x**2
+    syy = _blur(y * y, window) - mu_y**2
+    sxy = _blur(x * y, window) - mu_x * mu_y
+    cs = (2 * sxy + SSIM_C2) / (sxx + syy + SSIM_C2)
+    luminance = (2 * mu_x * mu_y + SSIM_C1) / (mu_x**2 + mu_y**2 + SSIM_C1)
+    return (luminance * cs).flatten(1).mean(1), cs.flatten(1).mean(1)
+
+
+def ms_ssim_scales(height: int, width: int) -> int:
+    """How many MS-SSIM scales an image of this size supports (the coarsest keeps a full window)."""
+    side = min(height, width)
+    scales = 1
+    while scales < len(MS_SSIM_WEIGHTS) and side // (2**scales) >= SSIM_WINDOW:
+        scales += 1
+    return scales
+
+
+def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-image MS-SSIM of two ``[B, C, H, W]`` batches in [0, 1] (scales adapt to the size)."""
+    scales = ms_ssim_scales(x.shape[-2], x.shape[-1])
+    weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], device=x.device, dtype=x.dtype)
+    weights = weights / weights.sum()
+    window = gaussian_window(x.shape[1], x.device, x.dtype)
+    factors = []
+    for scale in range(scales):
+        ssim, cs = ssim_terms(x, y, window)
+        if scale == scales - 1:
+            factors.append(ssim.clamp_min(1e-6) ** weights[scale])
+        else:
+            factors.append(cs.clamp_min(1e-6) ** weights[scale])
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    return torch.stack(factors, 0).prod(0)
+
+
+def ms_ssim_loss(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - MS-SSIM per frame; inputs in [-1, 1]."""
+    return 1.0 - ms_ssim((image.float() + 1) / 2, (target.float() + 1) / 2)
+
+
+# VGG16 "features" up to relu3_3, torchvision layer numbering: (index, in, out) or "pool".
+_VGG16_LAYERS: tuple[tuple[int, int, int] | str, ...] = (
+    (0, 3, 64), (2, 64, 64), "pool",
+    (5, 64, 128), (7, 128, 128), "pool",
+    (10, 128, 256), (12, 256, 256), (14, 256, 256),
+)  # fmt: skip
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class VGGFeatureLoss(torch.nn.Module):
+    """Perceptual loss on VGG16 features (relu1_2, relu2_2, relu3_3) from a user's weights file.
+
+    The file is a torchvision-layout state dict (``features.0.weight`` ...) as safetensors or a
+    ``torch.save`` file; the latter is read with ``weights_only=True``.
+    """
+
+    def __init__(self, weights_path: str | Path) -> None:
+        super().__init__()
+        state = load_state_dict(weights_path)
+        self.convs = torch.nn.ModuleList()
+        self.plan: list[str] = []
+        for layer in _VGG16_LAYERS:
+            if layer == "pool":
+                self.plan.append("pool")
+                continue
+            index, cin, cout = layer  # type: ignore[misc]
+            conv = torch.nn.Conv2d(cin, cout, 3, padding=1)
+            for name in ("weight", "bias"):
+                key = f"features.{index}.{name}"
+                if key not in state:
+                    raise ValueError(f"VGG weights file {weights_path} lacks {key}")
+                tensor = state[key].float()
+                if tensor.shape != getattr(conv, name).shape:
+                    raise ValueError(f"VGG weights file {weights_path}: {key} has shape {tuple(tensor.shape)}")
+                getattr(conv, name).data.copy_(tensor)
+            self.convs.append(conv)
+            self.plan.append("conv")
+        self.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
+
+    def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = ((x + 1) / 2 - self.mean) / self.std
+        taps, conv_index, outputs = {1, 3, 6}, 0, []
+        for step in self.plan:
+            if step == "pool":
+                x = F.max_pool2d(x, 2)
+                continue
+            x = F.relu(self.convs[conv_index](x))
+            if conv_index in taps:
+                outputs.append(x)
+            conv_index += 1
+        return outputs
+
+    def forward(self, image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        losses = [
+            F.mse_loss(a, b, reduction="none").flatten(1).mean(1)
+            for a, b in zip(self._features(image.float()), self._features(target.float()), strict=True)
+        ]
+        return torch.stack(losses, 0).mean(0)
+
+
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A tensor dict from safetensors or a ``torch.save`` file (never unpickles objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"perceptual weights file {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a state dict")
+    return state
+
+
+def perceptual_term(spec: str) -> PerceptualTerm:
+    """``"ms-ssim"`` (default, no weights), ``"none"`` or ``"vgg:PATH"`` (VGG16 weights file)."""
+    if spec == "ms-ssim":
+        return ms_ssim_loss
+    if spec == "none":
+        return lambda image, target: torch.zeros(image.shape[0], device=image.device)
+    if spec.startswith("vgg:"):
+        return VGGFeatureLoss(spec[4:])
+    raise ValueError(f"unknown perceptual term {spec!r} (use ms-ssim, none or vgg:PATH)")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the reference loss: 0.8 MSE + 0.2 perceptual + 0.1 mean |c|."""
+
+    mse: float = 0.8
+    perceptual: float = 0.2
+    context_l1: float = 0.1
+
+
+class FitLoss:
+    """Per-frame fitting loss ``mse * MSE + perceptual * P + context_l1 * mean|c|``."""
+
+    def __init__(self, perceptual: PerceptualTerm, weights: LossWeights) -> None:
+        self.perceptual = perceptual
+        self.weights = weights
+
+    def to(self, device: torch.device) -> FitLoss:
+        if isinstance(self.perceptual, torch.nn.Module):
+            self.perceptual.to(device)
+        return self
+
+    def __call__(self, image: torch.Tensor, target: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        image = image.float()
+        per_frame = self.weights.mse * (image - target).pow(2).flatten(1).mean(1)
+        if self.weights.perceptual:
+            per_frame = per_frame + self.weights.perceptual * self.perceptual(image, target)
+        if self.weights.context_l1:
+            per_frame = per_frame + self.weights.context_l1 * context.float().abs().flatten(1).mean(1)
+        return per_frame
+
+
+def psnr_from_mse(mse: float, peak_to_peak: float = 2.0) -> float:
+    """PSNR in dB of an MSE measured on images of the given range (2 for [-1, 1])."""
+    if mse <= 0:
+        return math.inf
+    return 10 * math.log10(peak_to_peak**2 / mse)

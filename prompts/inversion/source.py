@@ -1,0 +1,91 @@
+"""Source video for fitting: any file PyAV reads or a folder of images, centre-cropped and resized."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+DEFAULT_FOLDER_FPS = 30.0  # frames per second assumed for a folder of images
+
+
+class SourceError(ValueError):
+    """The source cannot be used (unreadable, no frames, bad size)."""
+
+
+@dataclass(frozen=True)
+class SourceVideo:
+    """Frames ready for fitting: ``uint8 [T, size, size, 3]`` and their rate."""
+
+    frames: np.ndarray
+    fps: float
+
+    def digest(self) -> str:
+        """SHA-256 of the frames (identifies the source in checkpoints)."""
+        return hashlib.sha256(np.ascontiguousarray(self.frames).tobytes()).hexdigest()
+
+
+def crop_and_resize(image: Image.Image, size: int) -> np.ndarray:
+    """Centre-crop to a square and resize to ``size x size`` RGB."""
+    width, height = image.size
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    square = image.convert("RGB").crop((left, top, left + side, top + side))
+    if side != size:
+        square = square.resize((size, size), Image.Resampling.LANCZOS)
+    return np.asarray(square, dtype=np.uint8)
+
+
+def _folder_frames(folder: Path, size: int, max_frames: int | None) -> list[np.ndarray]:
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if max_frames is not None:
+        paths = paths[:max_frames]
+    frames = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                frames.append(crop_and_resize(image, size))
+        except OSError as error:
+            raise SourceError(f"cannot read frame {path}: {error}") from None
+    return frames
+
+
+def _video_frames(path: Path, size: int, max_frames: int | None) -> tuple[list[np.ndarray], float]:
+    import av
+
+    frames: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise SourceError(f"{path} has no video stream")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or DEFAULT_FOLDER_FPS)
+            for frame in container.decode(stream):
+                frames.append(crop_and_resize(frame.to_image(), size))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except av.error.FFmpegError as error:
+        raise SourceError(f"cannot read video {path}: {error}") from None
+    return frames, fps
+
+
+def load_source(path: str | Path, size: int, *, max_frames: int | None = None, fps: float | None = None) -> SourceVideo:
+    """Read ``path`` (video file or image folder) as ``size x size`` frames; SourceError if unusable."""
+    path = Path(path)
+    if size < 64 or size % 64:
+        raise SourceError(f"size {size} is not a positive multiple of 64")
+    if max_frames is not None and max_frames < 1:
+        raise SourceError(f"--frames must be at least 1, got {max_frames}")
+    if path.is_dir():
+        frames, rate = _folder_frames(path, size, max_frames), DEFAULT_FOLDER_FPS
+    elif path.is_file():
+        frames, rate = _video_frames(path, size, max_frames)
+    else:
+        raise SourceError(f"source {path} does not exist")
+    if not frames:
+        raise SourceError(f"source {path} has zero frames")
+    return SourceVideo(np.stack(frames), float(fps or rate))

@@ -1,0 +1,246 @@
+"""The ladder manifest (``manifest.json``): stream info, levels and per-chunk facts.
+
+One schema, validated on load, shared by the ladder writer, the media server, the daemon
+and the player (``docs/prompt-format.md`` documents every field).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+FORMAT = "promptus-ladder"
+VERSION = 1
+PREV_LATENT_RULES = ("chunk-reset", "chained")
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024  # 8 MiB
+
+
+class ManifestError(ValueError):
+    """A manifest is missing a field or holds a value of the wrong type or range."""
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    index: int
+    bytes: int
+    keyframes: int
+    psnr: float | None = None
+    ssim: float | None = None
+    vmaf: float | None = None
+
+
+@dataclass(frozen=True)
+class LevelInfo:
+    id: int
+    name: str
+    rank: int
+    interval: int
+    kbps: float
+    chunks: tuple[ChunkInfo, ...] = ()
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    fps: float
+    width: int
+    height: int
+    frames: int
+    chunk_frames: int
+    generator_id: str
+    generator_name: str
+    noise_seed: int = 88
+    prev_latent_weight: float = 0.05
+    prev_latent_rule: str = "chunk-reset"
+    live: bool = False
+
+    @property
+    def chunk_count(self) -> int:
+        return math.ceil(self.frames / self.chunk_frames)
+
+    def chunk_range(self, index: int) -> tuple[int, int]:
+        """Frames ``[start, end)`` of chunk ``index``."""
+        start = index * self.chunk_frames
+        return start, min(start + self.chunk_frames, self.frames)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    stream: StreamInfo
+    levels: tuple[LevelInfo, ...]
+    init_state: dict[str, Any] = field(default_factory=dict)
+    chunk_count: int = 0
+
+    def level(self, key: int | str) -> LevelInfo:
+        """A level by id (int or digit string) or by name."""
+        for level in self.levels:
+            if level.name == key or str(level.id) == str(key):
+                return level
+        raise KeyError(f"no level {key!r}; levels are {[lv.name for lv in self.levels]}")
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.stream
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "fps": s.fps,
+            "width": s.width,
+            "height": s.height,
+            "frames": s.frames,
+            "chunk_frames": s.chunk_frames,
+            "chunk_count": self.chunk_count,
+            "live": s.live,
+            "generator": {"id": s.generator_id, "name": s.generator_name},
+            "noise_seed": s.noise_seed,
+            "prev_latent_weight": s.prev_latent_weight,
+            "prev_latent_rule": s.prev_latent_rule,
+            "init_state": dict(self.init_state),
+            "levels": [
+                {
+                    "id": level.id,
+                    "name": level.name,
+                    "rank": level.rank,
+                    "interval": level.interval,
+                    "kbps": round(level.kbps, 3),
+                    "chunks": [
+                        {k: v for k, v in vars(chunk).items() if v is not None or k in ("psnr", "ssim")}
+                        for chunk in level.chunks
+                    ],
+                }
+                for level in self.levels
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, document: Any) -> Manifest:
+        """Validate a parsed manifest.json; raises ``ManifestError`` naming the bad field."""
+        doc = _require(document, dict, "manifest")
+        if doc.get("format") != FORMAT:
+            raise ManifestError(f"format must be {FORMAT!r}, got {doc.get('format')!r}")
+        if doc.get("version") != VERSION:
+            raise ManifestError(f"unsupported manifest version {doc.get('version')!r}")
+        generator = _require(doc.get("generator"), dict, "generator")
+        stream = StreamInfo(
+            fps=_number(doc, "fps", low=1e-3, high=1000),
+            width=_integer(doc, "width", low=8, high=8192),
+            height=_integer(doc, "height", low=8, high=8192),
+            frames=_integer(doc, "frames", low=1, high=10**9),
+            chunk_frames=_integer(doc, "chunk_frames", low=1, high=10**6),
+            generator_id=_string(generator, "id"),
+            generator_name=_string(generator, "name"),
+            noise_seed=_integer(doc, "noise_seed", low=0, high=2**32 - 1),
+            prev_latent_weight=_number(doc, "prev_latent_weight", low=0.0, high=1.0),
+            prev_latent_rule=_string(doc, "prev_latent_rule"),
+            live=_require(doc.get("live", False), bool, "live"),
+        )
+        if stream.prev_latent_rule not in PREV_LATENT_RULES:
+            raise ManifestError(f"prev_latent_rule must be one of {PREV_LATENT_RULES}")
+        chunk_count = _integer(doc, "chunk_count", low=0, high=stream.chunk_count)
+        levels = []
+        for position, raw in enumerate(_require(doc.get("levels"), list, "levels")):
+            level_doc = _require(raw, dict, f"levels[{position}]")
+            chunks = tuple(
+                ChunkInfo(
+                    index=_integer(c, "index", low=0, high=10**9),
+                    bytes=_integer(c, "bytes", low=1, high=10**9),
+                    keyframes=_integer(c, "keyframes", low=0, high=10**6),
+                    psnr=_optional_number(c, "psnr"),
+                    ssim=_optional_number(c, "ssim"),
+                    vmaf=_optional_number(c, "vmaf"),
+                )
+                for c in (
+                    _require(item, dict, f"levels[{position}].chunks[]")
+                    for item in _require(level_doc.get("chunks", []), list, "chunks")
+                )
+            )
+            level = LevelInfo(
+                id=_integer(level_doc, "id", low=0, high=255),
+                name=_string(level_doc, "name"),
+                rank=_integer(level_doc, "rank", low=1, high=256),
+                interval=_integer(level_doc, "interval", low=1, high=10**4),
+                kbps=_number(level_doc, "kbps", low=0.0, high=1e7),
+                chunks=chunks,
+            )
+            if level.id != position:
+                raise ManifestError(f"levels[{position}].id must be {position}, got {level.id}")
+            if not _safe_name(level.name):
+                raise ManifestError(f"level name {level.name!r} is not a safe directory name")
+            if stream.chunk_frames % level.interval:
+                raise ManifestError(
+                    f"level {level.name}: chunk_frames {stream.chunk_frames} is not a multiple "
+                    f"of interval {level.interval}"
+                )
+            if [c.index for c in chunks] != list(range(len(chunks))):
+                raise ManifestError(f"level {level.name}: chunk indices must be 0..n-1 in order")
+            levels.append(level)
+        if not levels:
+            raise ManifestError("a ladder needs at least one level")
+        init_state = _require(doc.get("init_state"), dict, "init_state")
+        _string(init_state, "file")
+        return cls(stream=stream, levels=tuple(levels), init_state=init_state, chunk_count=chunk_count)
+
+    def with_level(self, level: LevelInfo) -> Manifest:
+        levels = list(self.levels)
+        levels[level.id] = level
+        return replace(self, levels=tuple(levels))
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate ``manifest.json`` (a path to the file or to its ladder directory)."""
+    target = Path(path)
+    if target.is_dir():
+        target = target / "manifest.json"
+    try:
+        raw = target.read_bytes()
+    except OSError as error:
+        raise ManifestError(f"cannot read {target}: {error.strerror}") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"size over limit: manifest of {len(raw)} bytes")
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ManifestError(f"{target} is not valid JSON: {error}") from None
+    return Manifest.from_json(document)
+
+
+def _safe_name(name: str) -> bool:
+    return bool(name) and len(name) <= 64 and all(ch.isalnum() or ch in "-_." for ch in name) and not name.startswith(".")
+
+
+def _require(value: Any, kind: type, name: str) -> Any:
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ManifestError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _integer(doc: dict[str, Any], key: str, *, low: int, high: int) -> int:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ManifestError(f"{key} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ManifestError(f"{key}={value} outside {low}..{high}")
+    return value
+
+
+def _number(doc: dict[str, Any], key: str, *, low: float, high: float) -> float:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ManifestError(f"{key} must be a finite number, got {value!r}")
+    if not low <= value <= high:
+        raise ManifestError(f"{key}={value} outside {low}..{high}")
+    return float(value)
+
+
+def _optional_number(doc: dict[str, Any], key: str) -> float | None:
+    if doc.get(key) is None:
+        return None
+    return _number(doc, key, low=-1e9, high=1e9)
+
+
+def _string(doc: dict[str, Any], key: str) -> str:
+    value = doc.get(key)
+    if not isinstance(value, str) or not value:
+        raise ManifestError(f"{key} must be a non-empty string, got {value!r}")
+    return value

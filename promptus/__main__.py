@@ -1,0 +1,5 @@
+import sys
+
+from promptus.cli import main
+
+sys.exit(main())

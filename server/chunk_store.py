@@ -1,0 +1,117 @@
+"""Ready-to-send chunk messages, read from disk in worker threads and kept in a bounded cache.
+
+The cache holds *encoded wire messages* (header + optional switch prefix + chunk), so a
+chunk that many viewers fetch costs one disk read and one encoding, then only a lookup.
+Concurrent requests for the same message share one read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from pathlib import Path
+
+from prompts.chunk import encode_chunk, make_prefix, parse_chunk
+from prompts.ladder import chunk_relpath
+from server.catalog import Channel
+from server.protocol import MAX_INIT_STATE_BYTES, InitStateMessage, encode_chunk_message
+
+# (channel, ladder dir, level name, chunk index, bytes the manifest announces, with prefix)
+ChunkKey = tuple[str, str, str, int, int, bool]
+
+
+class ChunkReadError(Exception):
+    """A chunk file the manifest announces is missing, of the wrong size or unparsable."""
+
+
+class ChunkStore:
+    """Builds `chunk` and `init_state` messages; an LRU of at most ``max_bytes`` of them."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.cached_bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._cache: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._pending: dict[tuple[object, ...], asyncio.Future[bytes]] = {}
+
+    async def chunk_message(self, channel: Channel, level: int, index: int, prefix: bool) -> bytes:
+        """The `chunk` message for chunk ``index`` of ``level`` (+ switch prefix if asked and j > 0)."""
+        info = channel.manifest.levels[level]
+        with_prefix = prefix and index > 0
+        key: ChunkKey = (channel.name, str(channel.path), info.name, index,
+                         info.chunks[index].bytes, with_prefix)
+        return await self._get(key, lambda: _build_chunk_message(
+            channel.name, channel.path, info.name, level, index, info.chunks[index].bytes, with_prefix))
+
+    async def init_state_message(self, channel: Channel) -> bytes:
+        """The `init_state` message of a channel."""
+        info = channel.manifest.init_state
+        key = ("init", channel.name, str(channel.path), info.get("file"), info.get("sha256"))
+        return await self._get(key, lambda: _build_init_state_message(channel, str(info["file"])))
+
+    async def _get(self, key: tuple[object, ...], build) -> bytes:  # type: ignore[no-untyped-def]
+        message = self._cache.get(key)
+        if message is not None:
+            self._cache.move_to_end(key)
+            self.hits += 1
+            return message
+        self.misses += 1
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(build))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda done: self._settle(key, done))
+        # shield: a viewer that disconnects mid-read must not cancel the read others wait for
+        return await asyncio.shield(pending)
+
+    def _settle(self, key: tuple[object, ...], done: asyncio.Future[bytes]) -> None:
+        del self._pending[key]
+        if done.cancelled() or done.exception() is not None:
+            return
+        message = done.result()
+        if len(message) > self.max_bytes // 4:
+            return  # one huge message must not flush the whole cache
+        self._cache[key] = message
+        self.cached_bytes += len(message)
+        while self.cached_bytes > self.max_bytes:
+            _, evicted = self._cache.popitem(last=False)
+            self.cached_bytes -= len(evicted)
+
+
+def _read_chunk(ladder: Path, level_name: str, index: int, expected: int) -> bytes:
+    path = ladder / chunk_relpath(level_name, index)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ChunkReadError(f"chunk {index} of level {level_name}: cannot read: {error.strerror}") from None
+    if len(data) != expected:
+        raise ChunkReadError(f"chunk {index} of level {level_name} has {len(data)} bytes, "
+                             f"the manifest says {expected}")
+    return data
+
+
+def _build_chunk_message(channel: str, ladder: Path, level_name: str, level: int, index: int,
+                         expected: int, with_prefix: bool) -> bytes:
+    data = _read_chunk(ladder, level_name, index, expected)
+    prefix = b""
+    if with_prefix:
+        previous = ladder / chunk_relpath(level_name, index - 1)
+        try:
+            prefix = encode_chunk(make_prefix(parse_chunk(previous.read_bytes())))
+        except (OSError, ValueError) as error:  # ChunkFormatError is a ValueError
+            raise ChunkReadError(f"switch prefix of chunk {index} (level {level_name}): {error}") from None
+    return encode_chunk_message(channel, level, index, data, prefix)
+
+
+def _build_init_state_message(channel: Channel, file_name: str) -> bytes:
+    path = channel.path / file_name
+    try:
+        if path.resolve().parent != channel.path.resolve():
+            raise ChunkReadError(f"init_state file {file_name!r} is outside the ladder")
+        data = path.read_bytes()
+    except OSError as error:
+        raise ChunkReadError(f"init state {file_name}: cannot read: {error.strerror}") from None
+    if len(data) > MAX_INIT_STATE_BYTES:
+        raise ChunkReadError(f"init state of {len(data)} bytes is over {MAX_INIT_STATE_BYTES}")
+    return InitStateMessage(channel=channel.name, data=data).encode()

@@ -1,0 +1,20 @@
+"""Typed application state: every shared object of the server lives under one of these keys."""
+
+from __future__ import annotations
+
+import weakref
+
+from aiohttp import web
+
+from server.catalog import Catalog
+from server.chunk_store import ChunkStore
+from server.metrics import Metrics
+from server.settings import ServerSettings
+from server.telemetry import Telemetry
+
+settings_key = web.AppKey("settings", ServerSettings)
+catalog_key = web.AppKey("catalog", Catalog)
+chunk_store_key = web.AppKey("chunk_store", ChunkStore)
+telemetry_key = web.AppKey("telemetry", Telemetry)
+metrics_key = web.AppKey("metrics", Metrics)
+websockets_key = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])

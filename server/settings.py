@@ -1,0 +1,32 @@
+"""Configuration of one media server process (built by the CLI, or by tests directly)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_WEB_DIR = Path(__file__).resolve().parents[1] / "web"  # the browser player's static files
+TELEMETRY_FILE_NAME = "telemetry.sqlite3"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything `create_app` needs; defaults are the documented production values."""
+
+    media_dir: Path
+    web_dir: Path = REPO_WEB_DIR
+    # SQLite file path, a postgresql:// DSN, or None for no telemetry
+    telemetry: str | None = None
+    max_viewers: int = 10_000  # concurrent WebSockets per process
+    rate_per_s: float = 20.0  # messages per second a connection may sustain
+    rate_burst: int = 40  # messages a connection may send at once
+    idle_timeout_s: float = 60.0  # close a connection silent this long (Puffer: 60 s)
+    send_timeout_s: float = 30.0  # close a connection that does not take our data this long
+    cache_bytes: int = 256 * 1024 * 1024  # bound of the encoded-chunk cache
+    catalog_poll_s: float = 0.5  # how often the catalog looks for new channels and chunks
+    live_ahead_chunks: int = (
+        3  # live: chunks past the edge answered not_available, not beyond_live_edge
+    )
+    telemetry_flush_s: float = 0.5  # telemetry batch interval
+    telemetry_queue_rows: int = 200_000  # rows buffered while the database is slow or down
+    server_id: str = "0"  # recorded with each session (several processes behind one port)

@@ -1,0 +1,390 @@
+"""The wire protocol module: round trips, every refusal code, and fuzzing of the parsers."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from server import protocol as p
+from server.protocol import ErrorCode, ProtocolError
+
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+channels = st.from_regex(p.CHANNEL_PATTERN, fullmatch=True)
+indices = st.integers(min_value=0, max_value=p.MAX_INDEX)
+finite = st.floats(min_value=0, max_value=1e5, allow_nan=False, allow_infinity=False)
+short_text = st.text(max_size=40)
+blobs = st.binary(max_size=2048)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), finite, short_text)
+
+setups = st.builds(
+    p.StreamSetup,
+    generator_id=st.text(min_size=1, max_size=40),
+    width=st.integers(1, 16).map(lambda k: 64 * k),
+    height=st.integers(1, 16).map(lambda k: 64 * k),
+    fps=st.floats(min_value=1, max_value=120, allow_nan=False),
+    noise_seed=st.integers(0, 2**32 - 1),
+    prev_latent_weight=st.floats(min_value=0, max_value=1, allow_nan=False),
+    prev_latent_rule=st.sampled_from(p.PREV_LATENT_RULES),
+    chunk_frames=st.integers(1, 600),
+)
+
+client_messages = st.one_of(
+    st.builds(
+        p.Hello, channel=channels, abr=st.none() | short_text, user_agent=st.none() | short_text
+    ),
+    st.builds(p.Get, chunk=indices, level=indices, prefix=st.booleans()),
+    st.builds(p.Ack, chunk=indices, level=indices),
+    st.builds(
+        p.Stats,
+        buffer_s=finite,
+        stalls=st.integers(0, 10_000),
+        stall_s=finite,
+        level=st.integers(0, 20),
+        throughput_kbps=st.none() | finite,
+        daemon_fps=st.none() | finite,
+        event=st.sampled_from(p.STATS_EVENTS),
+        extra=st.dictionaries(st.from_regex(r"x_[a-z]{1,10}", fullmatch=True), scalars, max_size=4),
+    ),
+)
+server_messages = st.one_of(
+    st.builds(
+        p.ManifestMessage,
+        channel=channels,
+        manifest=st.dictionaries(short_text, scalars, max_size=5),
+    ),
+    st.builds(
+        p.ErrorMessage,
+        code=st.sampled_from(list(ErrorCode)),
+        message=short_text,
+        chunk=st.none() | indices,
+        level=st.none() | indices,
+    ),
+    st.builds(
+        p.ChunkMessage, channel=channels, level=indices, chunk=indices, data=blobs, prefix=blobs
+    ),
+)
+page_messages = st.one_of(
+    st.builds(p.Open, stream=setups, init_state=blobs, session=st.none() | short_text),
+    st.builds(p.Seek, chunk=indices),
+    st.builds(
+        p.ChunkMessage, channel=channels, level=indices, chunk=indices, data=blobs, prefix=blobs
+    ),
+)
+daemon_messages = st.one_of(
+    st.builds(p.InitSegment, mime=short_text, data=blobs),
+    st.builds(
+        p.MediaSegment,
+        level=indices,
+        chunk=indices,
+        frames=st.integers(0, 600),
+        generation_ms=finite,
+        encode_ms=finite,
+        data=blobs,
+    ),
+    st.builds(
+        p.Status,
+        fps=finite,
+        queue_depth=st.integers(0, 100),
+        device=short_text,
+        generator_id=short_text,
+    ),
+    st.builds(p.ErrorMessage, code=st.sampled_from(list(ErrorCode)), message=short_text),
+)
+
+PARSERS = (
+    p.parse_client_message,
+    p.parse_server_message,
+    p.parse_page_message,
+    p.parse_daemon_message,
+)
+
+
+def refusal(parse, data) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        parse(data)
+    return info.value
+
+
+# ----------------------------------------------------------------------------- round trips
+
+
+@FUZZ
+@given(client_messages)
+def test_client_messages_round_trip(message) -> None:
+    assert p.parse_client_message(message.encode()) == message
+
+
+@FUZZ
+@given(server_messages)
+def test_server_messages_round_trip(message) -> None:
+    assert p.parse_server_message(message.encode()) == message
+
+
+@FUZZ
+@given(page_messages)
+def test_page_messages_round_trip(message) -> None:
+    assert p.parse_page_message(message.encode()) == message
+
+
+@FUZZ
+@given(daemon_messages)
+def test_daemon_messages_round_trip(message) -> None:
+    assert p.parse_daemon_message(message.encode()) == message
+
+
+def test_chunk_wire_layout_is_length_header_payload() -> None:
+    wire = p.encode_chunk_message("sky", 2, 7, b"CHUNK", b"PRE")
+    (head_len,) = struct.unpack(">I", wire[:4])
+    header = json.loads(wire[4 : 4 + head_len])
+    assert header == {
+        "type": "chunk",
+        "channel": "sky",
+        "level": 2,
+        "chunk": 7,
+        "prefix_bytes": 3,
+        "chunk_bytes": 5,
+    }
+    assert wire[4 + head_len :] == b"PRECHUNK"
+
+
+def test_stream_setup_from_manifest() -> None:
+    manifest = {
+        "fps": 30,
+        "width": 512,
+        "height": 512,
+        "chunk_frames": 60,
+        "generator": {"id": "tiny:ab12", "name": "tiny"},
+        "noise_seed": 88,
+        "prev_latent_weight": 0.05,
+        "prev_latent_rule": "chunk-reset",
+        "levels": [],
+    }
+    setup = p.StreamSetup.from_manifest(manifest)
+    assert setup.generator_id == "tiny:ab12" and setup.chunk_frames == 60 and setup.fps == 30.0
+
+
+def test_stats_keeps_short_unknown_scalars_only() -> None:
+    text = json.dumps(
+        {
+            "type": "stats",
+            "buffer_s": 3.5,
+            "stalls": 1,
+            "stall_s": 0.2,
+            "level": 0,
+            "startup_s": 0.8,
+            "nested": {"a": 1},
+            "long": "x" * 500,
+        }
+    )
+    stats = p.parse_client_message(text)
+    assert isinstance(stats, p.Stats)
+    assert stats.extra == {"startup_s": 0.8} and stats.throughput_kbps is None
+
+
+# ----------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("{not json", ErrorCode.BAD_MESSAGE),
+        ("[1, 2]", ErrorCode.BAD_MESSAGE),
+        ('{"type": "get", "chunk": NaN, "level": 0}', ErrorCode.BAD_MESSAGE),
+        ("[" * 5000 + "]" * 5000, ErrorCode.BAD_MESSAGE),
+        ('{"chunk": 1}', ErrorCode.UNKNOWN_TYPE),
+        ('{"type": 5}', ErrorCode.UNKNOWN_TYPE),
+        ('{"type": "manifest", "channel": "a", "manifest": {}}', ErrorCode.UNKNOWN_TYPE),
+        ('{"type": "get", "chunk": "1", "level": 0}', ErrorCode.BAD_FIELD),
+        ('{"type": "get", "chunk": true, "level": 0}', ErrorCode.BAD_FIELD),
+        ('{"type": "get", "chunk": 1.5, "level": 0}', ErrorCode.BAD_FIELD),
+        ('{"type": "get", "chunk": -1, "level": 0}', ErrorCode.BAD_FIELD),
+        ('{"type": "get", "chunk": 99999999999, "level": 0}', ErrorCode.BAD_FIELD),
+        ('{"type": "get", "chunk": 1, "level": 0, "prefix": 1}', ErrorCode.BAD_FIELD),
+        ('{"type": "get", "level": 0}', ErrorCode.BAD_FIELD),
+        ('{"type": "hello", "version": 2, "channel": "sky"}', ErrorCode.UNSUPPORTED_VERSION),
+        ('{"type": "hello", "version": "1", "channel": "sky"}', ErrorCode.UNSUPPORTED_VERSION),
+        ('{"type": "hello", "version": 1.0, "channel": "sky"}', ErrorCode.UNSUPPORTED_VERSION),
+        ('{"type": "hello", "channel": "sky"}', ErrorCode.UNSUPPORTED_VERSION),
+        ('{"type": "hello", "version": 1, "channel": "../etc"}', ErrorCode.BAD_FIELD),
+        ('{"type": "hello", "version": 1, "channel": ".."}', ErrorCode.BAD_FIELD),
+        ('{"type": "hello", "version": 1, "channel": "a/b"}', ErrorCode.BAD_FIELD),
+        ('{"type": "hello", "version": 1, "channel": "a\\\\b"}', ErrorCode.BAD_FIELD),
+        ('{"type": "hello", "version": 1, "channel": ""}', ErrorCode.BAD_FIELD),
+        ('{"type": "hello", "version": 1, "channel": ["sky"]}', ErrorCode.BAD_FIELD),
+        (
+            '{"type": "stats", "buffer_s": -1, "stalls": 0, "stall_s": 0, "level": 0}',
+            ErrorCode.BAD_FIELD,
+        ),
+        (
+            '{"type": "stats", "buffer_s": 1, "stalls": 0, "stall_s": 0, "level": 0, "event": "x"}',
+            ErrorCode.BAD_FIELD,
+        ),
+        (
+            '{"type": "get", "chunk": 1, "level": 0, "pad": "' + "x" * p.MAX_CONTROL_BYTES + '"}',
+            ErrorCode.MESSAGE_TOO_LARGE,
+        ),
+    ],
+)
+def test_client_refusals_name_their_code(text: str, code: ErrorCode) -> None:
+    error = refusal(p.parse_client_message, text)
+    assert error.code is code
+    assert error.message and "\n" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", ErrorCode.BAD_MESSAGE),
+        (b"\x00\x00", ErrorCode.BAD_MESSAGE),
+        (b"\x00\x00\x00\x10{}", ErrorCode.BAD_MESSAGE),
+        (b"\xff\xff\xff\xff", ErrorCode.MESSAGE_TOO_LARGE),
+        (b"\x00\x00\x00\x02{}", ErrorCode.UNKNOWN_TYPE),
+        (b"\x00\x00\x00\x03\xff\xfe\x00", ErrorCode.BAD_MESSAGE),
+        (p.encode_binary({"type": "segment", "level": 0}), ErrorCode.UNKNOWN_TYPE),
+        (
+            p.encode_binary(
+                {
+                    "type": "chunk",
+                    "channel": "a",
+                    "level": 0,
+                    "chunk": 0,
+                    "prefix_bytes": 1,
+                    "chunk_bytes": 9,
+                },
+                b"12345",
+            ),
+            ErrorCode.BAD_FIELD,
+        ),
+        (
+            p.encode_binary(
+                {
+                    "type": "chunk",
+                    "channel": "../x",
+                    "level": 0,
+                    "chunk": 0,
+                    "prefix_bytes": 0,
+                    "chunk_bytes": 1,
+                },
+                b"1",
+            ),
+            ErrorCode.BAD_FIELD,
+        ),
+    ],
+)
+def test_binary_refusals_name_their_code(data: bytes, code: ErrorCode) -> None:
+    assert refusal(p.parse_page_message, data).code is code
+
+
+def test_open_refuses_other_version_and_bad_stream() -> None:
+    setup = p.StreamSetup("tiny:1", 512, 512, 30.0, 88, 0.05, "chunk-reset", 60)
+    good = p.Open(stream=setup, init_state=b"x").encode()
+    assert isinstance(p.parse_page_message(good), p.Open)
+    fields = setup.to_fields()
+    wrong_version = p.encode_binary({"type": "open", "version": 7, "stream": fields})
+    assert refusal(p.parse_page_message, wrong_version).code is ErrorCode.UNSUPPORTED_VERSION
+    odd_size = p.encode_binary({"type": "open", "version": 1, "stream": {**fields, "width": 500}})
+    assert refusal(p.parse_page_message, odd_size).code is ErrorCode.BAD_FIELD
+    bad_rule = p.encode_binary(
+        {"type": "open", "version": 1, "stream": {**fields, "prev_latent_rule": "x"}}
+    )
+    assert refusal(p.parse_page_message, bad_rule).code is ErrorCode.BAD_FIELD
+    too_big = p.encode_binary(
+        {"type": "open", "version": 1, "stream": fields}, bytes(p.MAX_INIT_STATE_BYTES + 1)
+    )
+    assert refusal(p.parse_page_message, too_big).code is ErrorCode.MESSAGE_TOO_LARGE
+
+
+def test_oversized_payload_and_header_are_refused() -> None:
+    big = p.encode_chunk_message("a", 0, 0, bytes(p.MAX_CHUNK_PAYLOAD_BYTES + 1))
+    assert refusal(p.parse_server_message, big).code is ErrorCode.MESSAGE_TOO_LARGE
+    with pytest.raises(ValueError, match="header"):
+        p.encode_binary({"type": "chunk", "pad": "x" * p.MAX_HEADER_BYTES})
+
+
+def test_error_message_refuses_unknown_code() -> None:
+    assert (
+        refusal(p.parse_server_message, '{"type":"error","code":"nope","message":"m"}').code
+        is ErrorCode.BAD_FIELD
+    )
+    assert (
+        refusal(p.parse_server_message, '{"type":"error","code":[1],"message":"m"}').code
+        is ErrorCode.BAD_FIELD
+    )
+
+
+# ----------------------------------------------------------------------------- fuzzing
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=256), st.text(max_size=256)))
+def test_parsers_raise_only_protocol_errors_on_garbage(data) -> None:
+    for parse in PARSERS:
+        try:
+            parse(data)
+        except ProtocolError as error:
+            assert isinstance(error.code, ErrorCode)
+
+
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(short_text, inner, max_size=3),
+    max_leaves=8,
+)
+field_names = st.sampled_from(
+    [
+        "type",
+        "version",
+        "channel",
+        "chunk",
+        "level",
+        "prefix",
+        "buffer_s",
+        "stalls",
+        "stall_s",
+        "event",
+        "code",
+        "message",
+        "manifest",
+        "abr",
+        "user_agent",
+        "throughput_kbps",
+        "daemon_fps",
+        "fps",
+    ]
+)
+type_names = st.sampled_from(
+    ["hello", "get", "stats", "ack", "manifest", "error", "seek", "status", "x"]
+)
+
+
+@FUZZ
+@given(type_names, st.dictionaries(field_names, json_values, max_size=8))
+def test_parsers_validate_structured_junk(kind: str, fields: dict) -> None:
+    text = json.dumps({**fields, "type": kind})
+    for parse in PARSERS:
+        try:
+            message = parse(text)
+        except ProtocolError:
+            continue
+        assert message.TYPE == kind  # anything accepted is exactly the message it claims to be
+
+
+@FUZZ
+@given(page_messages, st.data())
+def test_corrupted_binary_messages_never_escape_as_other_errors(message, data) -> None:
+    wire = message.encode()
+    if isinstance(wire, str):
+        wire = wire.encode()
+    position = data.draw(st.integers(0, len(wire) - 1))
+    flipped = bytes([wire[position] ^ data.draw(st.integers(1, 255))])
+    corrupted = wire[:position] + flipped + wire[position + 1 :]
+    for candidate in (corrupted, wire[:position]):
+        try:
+            p.parse_page_message(candidate)
+        except ProtocolError:
+            pass

@@ -1,0 +1,125 @@
+/**
+ * The ABR context (what every rule reads) and the small helpers the rules share.
+ *
+ * Everything here is pure: no DOM, no globals, no clock. The browser player and the
+ * emulator (Node, virtual clock) build the same context and call the same rules.
+ *
+ * @typedef {object} LevelSummary
+ * @property {number} id     index into the manifest's `levels` (ascending kbps)
+ * @property {number} kbps   the level's average bitrate from the manifest
+ *
+ * @typedef {object} ChunkOption   one level's version of one upcoming chunk
+ * @property {number} bytes            size of the chunk at that level (manifest `chunks[i].bytes`)
+ * @property {number|null} quality     quality in dB (see `chunkQualityDb`), null when not measured
+ *
+ * @typedef {object} Download      one finished chunk transfer from the media server
+ * @property {number} bytes     bytes received (prefix + chunk)
+ * @property {number} seconds   request sent -> last byte received
+ * @property {number} endS      clock time (same clock as `nowS`) when the last byte arrived
+ *
+ * @typedef {object} AbrContext
+ * @property {number} nowS               current time in seconds (any origin; only differences matter)
+ * @property {number} bufferS            seconds of playable video ahead of the playhead
+ * @property {number} maxBufferS         buffer the player fills up to (Puffer: 15 s)
+ * @property {number} chunkDurationS     seconds of video per chunk (chunk_frames / fps)
+ * @property {number} chunkFrames        frames per chunk
+ * @property {number} fps                the stream's frame rate
+ * @property {LevelSummary[]} levels     every level, ascending kbps
+ * @property {ChunkOption[][]} upcoming  upcoming[k][levelId]: the chunk being chosen (k = 0)
+ *                                       and the ones after it, as far as the manifest goes
+ * @property {number|null} lastLevel     level of the chunk fetched before (null at start / after a seek)
+ * @property {number|null} lastQuality   quality (dB) of that chunk, null when none
+ * @property {number|null} throughputKbps  estimate from ThroughputEstimator (null = no sample yet)
+ * @property {Download[]} downloads      recent transfers, oldest first
+ * @property {number|null} daemonFps     frames per second the local daemon generates (null = unknown)
+ * @property {boolean} rebuffering       true while playback is stalled waiting for video
+ */
+
+export const SSIM_DB_MAX = 60; // dB; Puffer clamps SSIM dB to [0, 60]
+export const BANDWIDTH_SAFETY = 0.9; // dash.js bandwidthSafetyFactor
+export const GENERATION_SAFETY = 0.9; // the daemon must generate >= fps / 0.9 frames per second
+
+/** SSIM index -> dB, -10 log10(1 - ssim), clamped to [0, 60] as in Puffer's abr_algo.cc. */
+export function ssimDb(ssim) {
+  if (ssim >= 1) return SSIM_DB_MAX;
+  const db = -10 * Math.log10(1 - ssim);
+  return Math.min(SSIM_DB_MAX, Math.max(0, db));
+}
+
+/** Quality of a manifest chunk entry in dB: SSIM dB when measured, else PSNR dB, else null. */
+export function chunkQualityDb(chunkInfo) {
+  if (chunkInfo.ssim !== null && chunkInfo.ssim !== undefined) return ssimDb(chunkInfo.ssim);
+  if (chunkInfo.psnr !== null && chunkInfo.psnr !== undefined) return chunkInfo.psnr;
+  return null;
+}
+
+/**
+ * Quality a rule uses for an option: its measured dB, or, when the ladder did not measure
+ * quality, 10 log10(bytes) (bigger chunk = better; the same stand-in for every rule).
+ */
+export function effectiveQuality(option) {
+  if (option.quality !== null && option.quality !== undefined) return option.quality;
+  return 10 * Math.log10(Math.max(1, option.bytes));
+}
+
+/** Seconds the daemon needs to generate one chunk (0 when its speed is unknown). */
+export function generationSeconds(ctx) {
+  if (!(ctx.daemonFps > 0)) return 0;
+  return ctx.chunkFrames / ctx.daemonFps;
+}
+
+/**
+ * Whether the daemon keeps up with real time (with a 10% margin). When it does not, no level
+ * is sustainable whatever the network says, and every rule except `fixed` falls back to the
+ * lowest level (all levels cost the daemon the same UNet work per frame; the lowest at least
+ * costs the network least).
+ */
+export function daemonKeepsUp(ctx) {
+  if (!(ctx.daemonFps > 0)) return true;
+  return ctx.daemonFps * GENERATION_SAFETY >= ctx.fps;
+}
+
+/** Highest level whose nominal kbps <= `kbps` (0 when none fits): dash.js getQualityForBitrate. */
+export function levelForBitrate(levels, kbps) {
+  let chosen = 0;
+  for (let i = 0; i < levels.length; i++) {
+    if (levels[i].kbps <= kbps) chosen = i;
+  }
+  return chosen;
+}
+
+/** Throws a clear error when a context is unusable (no levels, no upcoming chunk). */
+export function checkContext(ctx) {
+  if (!ctx || !Array.isArray(ctx.levels) || ctx.levels.length === 0) {
+    throw new TypeError('ABR context has no levels');
+  }
+  if (!Array.isArray(ctx.upcoming) || ctx.upcoming.length === 0) {
+    throw new TypeError('ABR context has no upcoming chunk');
+  }
+  if (ctx.upcoming[0].length !== ctx.levels.length) {
+    throw new TypeError(`upcoming[0] has ${ctx.upcoming[0].length} options for ${ctx.levels.length} levels`);
+  }
+}
+
+/** LevelSummary list of a manifest (manifest.json content, levels ascending kbps). */
+export function levelsFromManifest(manifest) {
+  return manifest.levels.map((level) => ({ id: level.id, kbps: level.kbps }));
+}
+
+/**
+ * ChunkOption[][] for chunks `first`, `first + 1`, ... (at most `count`), stopping at the first
+ * chunk some level does not list yet (a live ladder's edge).
+ */
+export function upcomingFromManifest(manifest, first, count) {
+  const upcoming = [];
+  for (let index = first; index < first + count; index++) {
+    const options = [];
+    for (const level of manifest.levels) {
+      const info = level.chunks[index];
+      if (info === undefined || info.index !== index) return upcoming;
+      options.push({ bytes: info.bytes, quality: chunkQualityDb(info) });
+    }
+    upcoming.push(options);
+  }
+  return upcoming;
+}

@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ABR_NAMES, createAbr, upcomingFromManifest, levelsFromManifest } from '../abr/index.js';
+import { ssimDb, chunkQualityDb } from '../abr/context.js';
+import { context } from './helpers.mjs';
+
+test('every named rule is built and answers with a level id', () => {
+  assert.deepEqual(ABR_NAMES, ['bba', 'mpc', 'throughput', 'bola', 'fixed']);
+  for (const name of ABR_NAMES) {
+    const rule = createAbr(name);
+    assert.equal(rule.name, name);
+    const level = rule.chooseLevel(context({ throughputKbps: 500, downloads: [{ bytes: 1e5, seconds: 1, endS: 99 }] }));
+    assert.ok(Number.isInteger(level) && level >= 0 && level < 4, `${name} -> ${level}`);
+    rule.reset();
+    rule.destroy();
+  }
+  assert.throws(() => createAbr('pensieve'), /unknown ABR 'pensieve' \(known: bba, mpc, throughput, bola, fixed\)/);
+});
+
+test('quality in dB: SSIM dB (clamped), else PSNR, else null', () => {
+  assert.ok(Math.abs(ssimDb(0.9) - 10) < 1e-12);
+  assert.equal(ssimDb(1), 60);
+  assert.equal(ssimDb(-0.5), 0);
+  assert.equal(chunkQualityDb({ ssim: 0.99, psnr: 31 }), ssimDb(0.99));
+  assert.equal(chunkQualityDb({ ssim: null, psnr: 31 }), 31);
+  assert.equal(chunkQualityDb({ ssim: null, psnr: null }), null);
+});
+
+test('upcoming options from a manifest stop at a live edge', () => {
+  const manifest = {
+    levels: [
+      { id: 0, kbps: 100, chunks: [{ index: 0, bytes: 10, ssim: 0.9, psnr: null }, { index: 1, bytes: 11, ssim: null, psnr: 30 }] },
+      { id: 1, kbps: 200, chunks: [{ index: 0, bytes: 20, ssim: null, psnr: null }] },
+    ],
+  };
+  assert.deepEqual(levelsFromManifest(manifest), [{ id: 0, kbps: 100 }, { id: 1, kbps: 200 }]);
+  const upcoming = upcomingFromManifest(manifest, 0, 5);
+  assert.equal(upcoming.length, 1); // level 1 lists no chunk 1 yet
+  assert.equal(upcoming[0][0].bytes, 10);
+  assert.ok(Math.abs(upcoming[0][0].quality - 10) < 1e-12);
+  assert.equal(upcoming[0][1].quality, null);
+});
