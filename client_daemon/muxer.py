@@ -1,30 +1,36 @@
 """The codec layer: frames -> fragmented MP4 (an init segment, then one media segment per chunk).
 
 :class:`SegmentMuxer` is the two-method contract the pipeline uses; :class:`H264Muxer` is
-the PyAV/libx264 implementation. Each chunk is encoded by a fresh encoder and muxer, so
-every media segment starts with an IDR frame and stands alone: a level switch or a seek
-needs nothing special, and the segment's baseMediaDecodeTime (tfdt) is simply the chunk's
-first frame on the stream's timeline (``frag_discont`` with ``avoid_negative_ts=disabled``
-keeps FFmpeg from shifting it to zero). A fresh x264 at these sizes opens in a few ms.
+the PyAV/libx264 implementation. A chunk is cut into short GOPs that fresh x264 encoders
+compress in parallel threads (PyAV releases the GIL), each GOP starting with an IDR frame;
+FFmpeg's fragmented-MP4 muxer then writes all packets as one moof+mdat. Every segment
+thus starts with a keyframe and stands alone: a level switch or a seek needs nothing
+special, and the segment's baseMediaDecodeTime (tfdt) is simply the chunk's first frame on
+the stream's timeline (``frag_discont`` with ``avoid_negative_ts=disabled`` keeps FFmpeg
+from shifting it to zero).
 """
 
 from __future__ import annotations
 
 import io
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
 from client_daemon.mp4 import SEGMENT_BOXES, Mp4FormatError, box_types, mime_type, split_init
 
-# empty_moov: ftyp+moov first, samples only in fragments; frag_keyframe: a fragment per IDR
-# (one per chunk, since keyint is infinite); default_base_moof: offsets relative to moof,
-# as MSE wants; frag_discont: tfdt = first frame's time; skip_trailer: no mfra at close.
-MOVFLAGS = "empty_moov+frag_keyframe+default_base_moof+frag_discont+skip_trailer"
+# empty_moov: ftyp+moov first, samples only in fragments; frag_custom: a fragment only at
+# close (one moof+mdat per segment, whatever the IDRs); default_base_moof: offsets relative
+# to moof, as MSE wants; frag_discont: tfdt = first frame's time; skip_trailer: no mfra.
+MOVFLAGS = "empty_moov+frag_custom+default_base_moof+frag_discont+skip_trailer"
 RATE_DENOMINATOR_LIMIT = 1001  # fps like 29.97 become 30000/1001
+CORES_PER_ENCODER = 4  # default: one parallel GOP encoder per 4 CPU cores
 
 
 @dataclass(frozen=True)
@@ -32,8 +38,22 @@ class EncoderSettings:
     """x264 settings of the local link: fast and near-lossless (bitrate is free on loopback)."""
 
     preset: str = "ultrafast"  # x264 preset; ultrafast = Constrained Baseline, no CABAC
-    crf: int = 10  # constant rate factor; ~0.1 dB PSNR lost on generated frames (docs/daemon.md)
-    threads: int = 0  # x264 threads, 0 = one per core (sliced threads under zerolatency)
+    crf: int = 10  # constant rate factor; no PSNR lost on generated frames (docs/daemon.md)
+    gop_frames: int = 15  # frames per GOP; a chunk's GOPs are encoded in parallel
+    encoders: int = 0  # parallel GOP encoders, 0 = one per CORES_PER_ENCODER cores
+    threads: int = 0  # x264 (slice) threads per encoder, 0 = cores / encoders
+
+    def __post_init__(self) -> None:
+        if self.gop_frames < 1 or self.encoders < 0 or self.threads < 0:
+            raise ValueError(f"bad encoder settings: {self}")
+
+    def encoder_count(self) -> int:
+        """Parallel GOP encoders to run."""
+        return self.encoders or max(1, (os.cpu_count() or 1) // CORES_PER_ENCODER)
+
+    def thread_count(self) -> int:
+        """x264 threads of each encoder."""
+        return self.threads or max(1, (os.cpu_count() or 1) // self.encoder_count())
 
     def x264_options(self) -> dict[str, str]:
         """PyAV stream options for libx264."""
@@ -41,7 +61,7 @@ class EncoderSettings:
             "preset": self.preset,
             "tune": "zerolatency",  # no lookahead, no B-frames: a frame in, a packet out
             "crf": str(self.crf),
-            # one IDR per chunk (the fresh encoder's first frame); BT.601 limited range is
+            # one IDR per GOP (each fresh encoder's first frame); BT.601 limited range is
             # what swscale's rgb24 -> yuv420p produces, so the page decodes the same matrix
             "x264-params": "keyint=infinite:scenecut=0:"
             "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m",
@@ -73,7 +93,7 @@ class SegmentMuxer(ABC):
 
 
 class H264Muxer(SegmentMuxer):
-    """PyAV libx264 + FFmpeg's fragmented-MP4 muxer, one fresh encoder per media segment."""
+    """PyAV libx264 encoders (parallel, one per GOP) + FFmpeg's fragmented-MP4 muxer."""
 
     def __init__(
         self, width: int, height: int, fps: float, settings: EncoderSettings = NEAR_LOSSLESS
@@ -87,8 +107,22 @@ class H264Muxer(SegmentMuxer):
         self.rate = Fraction(fps).limit_denominator(RATE_DENOMINATOR_LIMIT)
         self.settings = settings
         self._init: bytes | None = None
+        # GOP encoders; the threads exit when the muxer is garbage collected
+        self._pool = ThreadPoolExecutor(
+            settings.encoder_count(), thread_name_prefix="promptus-x264"
+        )
 
-    def _open(self, sink: io.BytesIO):  # -> (OutputContainer, VideoStream)
+    def _configure(self, codec_context: Any) -> None:
+        codec_context.width = self.width
+        codec_context.height = self.height
+        codec_context.pix_fmt = "yuv420p"
+        codec_context.time_base = 1 / self.rate
+        codec_context.framerate = self.rate
+        codec_context.options = self.settings.x264_options()
+        codec_context.thread_count = self.settings.thread_count()
+
+    def _open(self, sink: io.BytesIO) -> tuple[Any, Any]:
+        """A started fMP4 container (ftyp+moov written) and its video stream."""
         import av  # heavy import kept out of module import (CLI startup)
 
         container = av.open(
@@ -98,18 +132,14 @@ class H264Muxer(SegmentMuxer):
             options={"movflags": MOVFLAGS, "avoid_negative_ts": "disabled"},
         )
         stream = container.add_stream("libx264", rate=self.rate)
-        stream.width = self.width
-        stream.height = self.height
-        stream.pix_fmt = "yuv420p"
-        stream.options = self.settings.x264_options()
-        stream.codec_context.thread_count = self.settings.threads
+        self._configure(stream.codec_context)
+        container.start_encoding()  # opens x264 once for the avcC (SPS/PPS) of the moov
         return container, stream
 
     def init_segment(self) -> bytes:
         if self._init is None:
             sink = io.BytesIO()
             container, _ = self._open(sink)
-            container.start_encoding()  # writes ftyp + (empty) moov with the encoder's avcC
             container.close()
             init, rest = split_init(sink.getvalue())
             if rest:
@@ -118,36 +148,61 @@ class H264Muxer(SegmentMuxer):
         return self._init
 
     def media_segment(self, batches: Iterable[np.ndarray], first_frame: int) -> bytes:
-        import av
-
         if first_frame < 0:
             raise ValueError(f"first_frame must be >= 0, got {first_frame}")
         expected_init = self.init_segment()
         sink = io.BytesIO()
-        container, stream = self._open(sink)
-        time_base = 1 / self.rate
-        pts = first_frame
+        container, stream = self._open(sink)  # while the first frames are still generating
+        gops: list[Future[list[Any]]] = []
         try:
+            pending: list[np.ndarray] = []
+            next_pts = first_frame
             for batch in batches:
                 self._check_batch(batch)
-                for rgb in batch:
-                    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-                    frame.pts = pts
-                    frame.time_base = time_base
-                    container.mux(stream.encode(frame))
-                    pts += 1
-            if pts == first_frame:
+                pending.extend(batch)
+                while len(pending) >= self.settings.gop_frames:
+                    gop, pending = (
+                        pending[: self.settings.gop_frames],
+                        pending[self.settings.gop_frames :],
+                    )
+                    gops.append(self._pool.submit(self._encode_gop, gop, next_pts))
+                    next_pts += len(gop)
+            if pending:
+                gops.append(self._pool.submit(self._encode_gop, pending, next_pts))
+            if not gops:
                 raise ValueError("a media segment needs at least one frame")
-            container.mux(stream.encode(None))  # drain the encoder
+            for gop_packets in gops:
+                for packet in gop_packets.result():
+                    packet.stream = stream
+                    container.mux(packet)
         finally:
-            container.close()
+            for future in gops:
+                future.cancel()
+            container.close()  # writes the single moof+mdat (frag_custom)
         init, segment = split_init(sink.getvalue())
-        # every fresh encoder must describe the stream exactly as the init segment the page has
+        # every encoder must describe the stream exactly as the init segment the page has
         if init != expected_init:
             raise RuntimeError("the encoder produced a different init segment (settings changed?)")
         if box_types(segment) != list(SEGMENT_BOXES):
             raise Mp4FormatError(f"expected one moof+mdat, got {box_types(segment)}")
         return segment
+
+    def _encode_gop(self, frames: list[np.ndarray], first_pts: int) -> list[Any]:
+        """Encoder thread: a fresh x264 encodes ``frames`` (IDR first); returns the packets."""
+        import av
+
+        codec_context = av.CodecContext.create("libx264", "w")
+        self._configure(codec_context)
+        # as in the muxer's own stream: SPS/PPS in the avcC, not repeated in the samples
+        codec_context.flags |= av.codec.context.Flags.global_header
+        packets = []
+        for offset, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = first_pts + offset
+            frame.time_base = codec_context.time_base
+            packets.extend(codec_context.encode(frame))
+        packets.extend(codec_context.encode(None))  # drain
+        return packets
 
     def _check_batch(self, batch: np.ndarray) -> None:
         shape = (self.height, self.width, 3)

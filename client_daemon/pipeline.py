@@ -25,13 +25,13 @@ import numpy as np
 
 from client_daemon.muxer import SegmentMuxer
 from client_daemon.session import ChunkJob
+from client_daemon.settings import QUEUE_DEPTH
 from engines.errors import GeneratorMismatchError
 from prompts.chunk import ChunkFormatError, PromptChunk
 from server.protocol import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
 
-QUEUE_DEPTH = 2  # chunks accepted and waiting for the generation thread, per page
 FPS_WINDOW_CHUNKS = 8  # chunks averaged by the fps meter
 
 
@@ -201,7 +201,9 @@ class SessionPipeline:
         try:
             frames = self._stream.decode_chunk(job.chunk, job.prefix)
             if frames.shape[0] != job.frames:
-                raise RuntimeError(f"engine returned {frames.shape[0]} frames, expected {job.frames}")
+                raise RuntimeError(
+                    f"engine returned {frames.shape[0]} frames, expected {job.frames}"
+                )
             channel.put(frames)
         except BaseException as error:
             channel.close(error)
@@ -241,4 +243,3 @@ def _classify(error: Exception, job: ChunkJob) -> ProtocolError:
         return ProtocolError(ErrorCode.BAD_CHUNK, f"{where} cannot be decoded: {error}")
     log.error("generating %s failed", where, exc_info=error)
     return ProtocolError(ErrorCode.GENERATION_FAILED, f"generating {where} failed: {error}")
-

@@ -73,7 +73,9 @@ class Session:
         """Validate a forwarded `chunk` message against the stream and the order rules."""
         where = f"chunk {message.chunk} of level {message.level}"
         chunk = self._parse(message.data, where)
-        prefix = self._parse(message.prefix, f"switch prefix of {where}") if message.prefix else None
+        prefix = (
+            self._parse(message.prefix, f"switch prefix of {where}") if message.prefix else None
+        )
         self._check_identity(chunk, message, where)
         self._check_order(chunk, where)
         switching = self._last is not None and self._last[0] != chunk.level

@@ -11,7 +11,14 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
-from emulation.traces import PairUnit, Trace, TraceFormat, TraceFormatError, read_trace, sniff_format
+from emulation.traces import (
+    PairUnit,
+    Trace,
+    TraceFormat,
+    TraceFormatError,
+    read_trace,
+    sniff_format,
+)
 
 
 class Direction(enum.StrEnum):
@@ -81,12 +88,17 @@ def _folder_entries(folder: Path, puffer_unit: PairUnit | None) -> list[CatalogE
     return entries
 
 
-def build_catalog(root: Path, *, puffer_unit: PairUnit | None = None,
-                  include_uplinks: bool = False) -> list[CatalogEntry]:
+def build_catalog(
+    root: Path, *, puffer_unit: PairUnit | None = None, include_uplinks: bool = False
+) -> list[CatalogEntry]:
     """Every trace under ``root`` (a source folder or a folder of source folders)."""
     root = Path(root)
     if root.is_file():
-        return [CatalogEntry(root, root.parent.name, sniff_format(root), PairUnit.MBITS_PER_S, _direction(root))]
+        return [
+            CatalogEntry(
+                root, root.parent.name, sniff_format(root), PairUnit.MBITS_PER_S, _direction(root)
+            )
+        ]
     if not root.is_dir():
         raise TraceFormatError(f"{root}: no such trace file or directory")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))

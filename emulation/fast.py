@@ -38,7 +38,7 @@ class SimConfig:
     """Model parameters of a fast-mode session (see ``sim/session.mjs`` for the model)."""
 
     session_s: float = 300.0  # s of media per session (the ladder and the trace loop)
-    max_buffer_s: float = 15.0  # s; Puffer's buffer cap
+    max_buffer_s: float | None = None  # s; None: the player's own cap (15 s, Puffer's)
     rtt_s: float = 0.08  # s; per request
     payload_share: float = 0.95  # share of link rate that carries payload
     delay_noise: float = 0.1  # relative spread of transfer times
@@ -48,8 +48,9 @@ class SimConfig:
     random_start: bool = True  # start each session at a seeded random point of its trace
 
     def to_json(self) -> dict[str, Any]:
+        overrides = {} if self.max_buffer_s is None else {"maxBufferS": self.max_buffer_s}
         return {
-            "maxBufferS": self.max_buffer_s,
+            **overrides,
             "rttS": self.rtt_s,
             "payloadShare": self.payload_share,
             "delayNoise": self.delay_noise,
@@ -103,8 +104,12 @@ def node_executable() -> str:
 
 
 def _trace_json(trace: Trace) -> dict[str, Any]:
-    return {"name": trace.name, "starts": trace.starts_s.tolist(), "mbps": trace.mbps.tolist(),
-            "durationS": trace.duration_s}
+    return {
+        "name": trace.name,
+        "starts": trace.starts_s.tolist(),
+        "mbps": trace.mbps.tolist(),
+        "durationS": trace.duration_s,
+    }
 
 
 def run_fast(
@@ -143,16 +148,22 @@ def run_fast(
                 "config": config.to_json(),
                 "abrOptions": abr_options or {},
                 "sessions": [
-                    {"id": i, "trace": local[specs[i][0]], "abr": specs[i][1],
-                     "seed": trace_seed(seed, traces[specs[i][0]]), "chunks": chunks}
+                    {
+                        "id": i,
+                        "trace": local[specs[i][0]],
+                        "abr": specs[i][1],
+                        "seed": trace_seed(seed, traces[specs[i][0]]),
+                        "chunks": chunks,
+                    }
                     for i in mine
                 ],
             }
             path = Path(tmp) / f"job{w}.json"
             path.write_text(json.dumps(job))
             errors = (Path(tmp) / f"job{w}.err").open("w")
-            proc = subprocess.Popen([node, str(RUNNER), str(path)], stdout=subprocess.PIPE,
-                                    stderr=errors, text=True)
+            proc = subprocess.Popen(
+                [node, str(RUNNER), str(path)], stdout=subprocess.PIPE, stderr=errors, text=True
+            )
             errors.close()
             procs.append((proc, Path(tmp) / f"job{w}.err"))
             threading.Thread(target=_pump, args=(w, proc, lines), daemon=True).start()
@@ -171,9 +182,15 @@ def run_fast(
             trace_index, abr = specs[record["id"]]
             trace = traces[trace_index]
             result = SessionResult(
-                trace=trace.name, source=trace.source, abr=abr, seed=trace_seed(seed, trace),
-                offset_s=record["offsetS"], startup_s=record["startupS"], end_s=record["endS"],
-                abandoned=record["abandoned"], stalls=[tuple(s) for s in record["stalls"]],
+                trace=trace.name,
+                source=trace.source,
+                abr=abr,
+                seed=trace_seed(seed, trace),
+                offset_s=record["offsetS"],
+                startup_s=record["startupS"],
+                end_s=record["endS"],
+                abandoned=record["abandoned"],
+                stalls=[tuple(s) for s in record["stalls"]],
                 chunks=record["chunks"],
             )
             results[record["id"]] = result
@@ -190,10 +207,11 @@ def run_fast(
     return [results[i] for i in range(len(specs))]
 
 
-def _pump(worker: int, proc: subprocess.Popen[str], lines: queue.Queue[tuple[int, str | None]]) -> None:
+def _pump(
+    worker: int, proc: subprocess.Popen[str], lines: queue.Queue[tuple[int, str | None]]
+) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.strip():
             lines.put((worker, line))
     lines.put((worker, None))
-

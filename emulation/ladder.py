@@ -99,26 +99,41 @@ def from_manifest(manifest: Manifest, name: str) -> SimLadder:
     stream = manifest.stream
     counts = {len(level.chunks) for level in manifest.levels}
     if len(counts) != 1 or 0 in counts:
-        raise ManifestError("every level must list the same, non-zero number of chunks to be simulated")
+        raise ManifestError(
+            "every level must list the same, non-zero number of chunks to be simulated"
+        )
     chunks = counts.pop()
     all_chunks = [c for level in manifest.levels for c in level.chunks]
     if all(c.ssim is not None for c in all_chunks):
         metric = "ssim_db"
-        ssim = np.array([[c.ssim for c in level.chunks] for level in manifest.levels], dtype=np.float64)
+        ssim = np.array(
+            [[c.ssim for c in level.chunks] for level in manifest.levels], dtype=np.float64
+        )
         quality = ssim_to_db(ssim)
     elif all(c.psnr is not None for c in all_chunks):
         metric, ssim = "psnr_db", None
-        quality = np.array([[c.psnr for c in level.chunks] for level in manifest.levels], dtype=np.float64)
+        quality = np.array(
+            [[c.psnr for c in level.chunks] for level in manifest.levels], dtype=np.float64
+        )
     else:
         raise ManifestError("ladder chunks lack a measured quality (ssim or psnr on every chunk)")
-    chunk_s = np.array([(min((j + 1) * stream.chunk_frames, stream.frames) - j * stream.chunk_frames) / stream.fps
-                        for j in range(chunks)])
+    chunk_s = np.array(
+        [
+            (min((j + 1) * stream.chunk_frames, stream.frames) - j * stream.chunk_frames)
+            / stream.fps
+            for j in range(chunks)
+        ]
+    )
     return SimLadder(
         name=name,
         level_names=tuple(level.name for level in manifest.levels),
         chunk_s=chunk_s,
-        sizes_bytes=np.array([[c.bytes for c in level.chunks] for level in manifest.levels], dtype=np.int64),
-        keyframes=np.array([[c.keyframes for c in level.chunks] for level in manifest.levels], dtype=np.int64),
+        sizes_bytes=np.array(
+            [[c.bytes for c in level.chunks] for level in manifest.levels], dtype=np.int64
+        ),
+        keyframes=np.array(
+            [[c.keyframes for c in level.chunks] for level in manifest.levels], dtype=np.int64
+        ),
         quality_db=quality,
         ssim=ssim,
         quality_metric=metric,
@@ -159,4 +174,3 @@ def synthetic_ladder(seed: int = 0) -> SimLadder:
         chunk_frames=SYNTHETIC_CHUNK_FRAMES,
         synthetic=True,
     )
-

@@ -56,7 +56,9 @@ class StreamMetrics:
     mean_bitrate_kbps: float
     switches: int
     prefix_bytes: int
-    delivery_mbps: float  # mean chunk delivery rate (bytes x 8 / transfer time)
+    delivery_mbps: (
+        float  # mean per-chunk delivery rate while bytes flowed (Puffer: tcpi_delivery_rate)
+    )
     slow: bool
     chunks: int
 
@@ -92,9 +94,8 @@ def stream_metrics(result: SessionResult, ladder: SimLadder) -> StreamMetrics:
     variation = float(np.abs(np.diff(quality)).mean()) if quality.size > 1 else 0.0
     media_s = float(ladder.chunk_s[chunk_ids].sum())
     bits = float(np.asarray(log["bytes"], dtype=np.float64)[played].sum() * 8)
-    all_bytes = np.asarray(log["bytes"], dtype=np.float64) + np.asarray(log["prefixBytes"], dtype=np.float64)
-    dl_s = np.asarray(log["dlS"], dtype=np.float64)
-    delivery = float((all_bytes * 8 / np.maximum(dl_s, 1e-9)).mean() / 1e6) if dl_s.size else math.nan
+    rates = np.asarray(log["deliveryMbps"], dtype=np.float64)
+    delivery = float(rates.mean()) if rates.size else math.nan
     watch = max(0.0, end - startup) if startup is not None else 0.0
     stall = float(sum(e - s for s, e in stalls))
     return StreamMetrics(
@@ -158,9 +159,14 @@ class SchemeSummary:
             interval: Interval = getattr(self, name)
             row[f"{name}_low"] = interval.low
             row[f"{name}_high"] = interval.high
-        row.update(excluded=self.excluded, truncated=self.truncated,
-                   mean_bitrate_kbps=self.mean_bitrate_kbps, switches_per_min=self.switches_per_min,
-                   watch_h=self.watch_h, slow_share=self.slow_share)
+        row.update(
+            excluded=self.excluded,
+            truncated=self.truncated,
+            mean_bitrate_kbps=self.mean_bitrate_kbps,
+            switches_per_min=self.switches_per_min,
+            watch_h=self.watch_h,
+            slow_share=self.slow_share,
+        )
         return row
 
 
@@ -193,7 +199,9 @@ def stall_ratio_interval(stall_s: np.ndarray, watch_s: np.ndarray, seed: int = 0
     return Interval(ratio, float(low), float(high))
 
 
-def scheme_summary(abr: str, streams: list[StreamMetrics], *, ssim: bool, seed: int = 0) -> SchemeSummary:
+def scheme_summary(
+    abr: str, streams: list[StreamMetrics], *, ssim: bool, seed: int = 0
+) -> SchemeSummary:
     """Aggregate one ABR's streams the way puffer-statistics does."""
     valid = [s for s in streams if s.abr == abr and s.valid]
     everyone = [s for s in streams if s.abr == abr]
@@ -201,14 +209,19 @@ def scheme_summary(abr: str, streams: list[StreamMetrics], *, ssim: bool, seed: 
     stall = np.array([s.stall_s for s in valid])
     nan = Interval(math.nan, math.nan, math.nan)
     if not valid:
-        return SchemeSummary(abr, 0, len(everyone), 0, nan, nan, nan, nan, math.nan, math.nan, 0.0, math.nan)
+        return SchemeSummary(
+            abr, 0, len(everyone), 0, nan, nan, nan, nan, math.nan, math.nan, 0.0, math.nan
+        )
     raw = np.array([s.mean_ssim if ssim else s.mean_quality_db for s in valid])
     has = np.isfinite(raw)
     if has.any():
         mean, se = _weighted_interval(raw[has], watch[has])
         if ssim:  # mean of the raw index first, then dB (the interval's ends are converted too)
-            quality = Interval(float(ssim_to_db(mean)), float(ssim_to_db(mean - 2 * se)),
-                               float(ssim_to_db(min(mean + 2 * se, 1.0))))
+            quality = Interval(
+                float(ssim_to_db(mean)),
+                float(ssim_to_db(mean - 2 * se)),
+                float(ssim_to_db(min(mean + 2 * se, 1.0))),
+            )
         else:
             quality = Interval(mean, mean - 2 * se, mean + 2 * se)
     else:
@@ -228,3 +241,17 @@ def scheme_summary(abr: str, streams: list[StreamMetrics], *, ssim: bool, seed: 
         watch_h=float(watch.sum() / 3600.0),
         slow_share=float(watch[[s.slow for s in valid]].sum() / watch.sum()),
     )
+
+
+def summaries_by_source(
+    streams: list[StreamMetrics], abrs: list[str], *, ssim: bool, seed: int = 0
+) -> list[dict[str, Any]]:
+    """One summary row per (trace source, ABR)."""
+    rows = []
+    for source in sorted({s.source for s in streams}):
+        subset = [s for s in streams if s.source == source]
+        for abr in abrs:
+            rows.append(
+                {"source": source, **scheme_summary(abr, subset, ssim=ssim, seed=seed).to_row()}
+            )
+    return rows

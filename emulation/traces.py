@@ -76,7 +76,9 @@ class Trace:
         if starts.ndim != 1 or starts.shape != rates.shape or len(starts) == 0:
             raise TraceFormatError(f"{self.name}: starts and rates must be equal-length 1-D arrays")
         if starts[0] != 0.0 or np.any(np.diff(starts) <= 0) or self.duration_s <= starts[-1]:
-            raise TraceFormatError(f"{self.name}: segment starts must rise from 0 and end before the duration")
+            raise TraceFormatError(
+                f"{self.name}: segment starts must rise from 0 and end before the duration"
+            )
         if not np.all(np.isfinite(rates)) or np.any(rates < 0):
             raise TraceFormatError(f"{self.name}: rates must be finite and non-negative")
 
@@ -108,7 +110,9 @@ class Trace:
         if len(lengths) == 0 or np.any(lengths <= 0):
             raise TraceFormatError(f"{name}: every step needs a positive length")
         starts = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
-        return cls(name, "synthetic", starts, np.array([rate for _, rate in pairs]), float(lengths.sum()))
+        return cls(
+            name, "synthetic", starts, np.array([rate for _, rate in pairs]), float(lengths.sum())
+        )
 
 
 @dataclass(frozen=True)
@@ -160,11 +164,15 @@ def summarize(trace: Trace) -> TraceSummary:
 def _read_lines(path: Path) -> list[str]:
     size = path.stat().st_size
     if size > MAX_TRACE_BYTES:
-        raise TraceFormatError(f"{path}: {size} bytes is larger than any trace ({MAX_TRACE_BYTES} max)")
+        raise TraceFormatError(
+            f"{path}: {size} bytes is larger than any trace ({MAX_TRACE_BYTES} max)"
+        )
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as error:
-        raise TraceFormatError(f"{path}: not a text file ({error.reason} at byte {error.start})") from None
+        raise TraceFormatError(
+            f"{path}: not a text file ({error.reason} at byte {error.start})"
+        ) from None
 
 
 def _number(text: str, path: Path, line: int, what: str) -> float:
@@ -186,13 +194,19 @@ def read_mahimahi(path: Path, *, source: str = "mahimahi", bin_ms: int = MAHIMAH
         if not text:
             continue
         if not text.isdigit():
-            raise TraceFormatError(f"{path}:{number}: expected a millisecond timestamp, got {text!r}")
+            raise TraceFormatError(
+                f"{path}:{number}: expected a millisecond timestamp, got {text!r}"
+            )
         stamp = int(text)
         if stamps and stamp < stamps[-1]:
-            raise TraceFormatError(f"{path}:{number}: timestamp {stamp} goes back (previous {stamps[-1]})")
+            raise TraceFormatError(
+                f"{path}:{number}: timestamp {stamp} goes back (previous {stamps[-1]})"
+            )
         stamps.append(stamp)
     if not stamps or stamps[-1] <= 0:
-        raise TraceFormatError(f"{path}: no packet timestamps after 0 ms (the loop period is the last one)")
+        raise TraceFormatError(
+            f"{path}: no packet timestamps after 0 ms (the loop period is the last one)"
+        )
     period_ms = stamps[-1]
     bins = math.ceil(period_ms / bin_ms)
     # A packet at exactly the period belongs to the last bin (mm-link delivers it before looping).
@@ -205,7 +219,9 @@ def read_mahimahi(path: Path, *, source: str = "mahimahi", bin_ms: int = MAHIMAH
     return Trace(path.name, source, starts, mbps, period_ms / 1000.0)
 
 
-def read_pairs(path: Path, *, source: str = "pairs", unit: PairUnit = PairUnit.MBITS_PER_S) -> Trace:
+def read_pairs(
+    path: Path, *, source: str = "pairs", unit: PairUnit = PairUnit.MBITS_PER_S
+) -> Trace:
     """Read a ``<time_s> <throughput>`` file (Pensieve convention; ``unit`` of column two)."""
     path = Path(path)
     times: list[float] = []
@@ -215,17 +231,23 @@ def read_pairs(path: Path, *, source: str = "pairs", unit: PairUnit = PairUnit.M
         if not fields:
             continue
         if len(fields) != 2:
-            raise TraceFormatError(f"{path}:{number}: expected 2 columns (time, throughput), got {len(fields)}")
+            raise TraceFormatError(
+                f"{path}:{number}: expected 2 columns (time, throughput), got {len(fields)}"
+            )
         t = _number(fields[0], path, number, "time")
         v = _number(fields[1], path, number, "throughput")
         if v < 0:
             raise TraceFormatError(f"{path}:{number}: negative throughput {v}")
         if times and t <= times[-1]:
-            raise TraceFormatError(f"{path}:{number}: time {t} does not increase (previous {times[-1]})")
+            raise TraceFormatError(
+                f"{path}:{number}: time {t} does not increase (previous {times[-1]})"
+            )
         times.append(t)
         values.append(v)
     if len(times) < 2:
-        raise TraceFormatError(f"{path}: needs at least 2 samples (the first only sets the origin), got {len(times)}")
+        raise TraceFormatError(
+            f"{path}: needs at least 2 samples (the first only sets the origin), got {len(times)}"
+        )
     t = np.asarray(times)
     starts = t[:-1] - t[0]
     mbps = np.asarray(values[1:]) * unit.to_mbps
@@ -239,7 +261,9 @@ def read_ucc_5g(path: Path, *, source: str = "ucc-5g") -> Trace:
     reader = csv.reader(lines)
     header = next(reader, None)
     if header is None or "Timestamp" not in header or "DL_bitrate" not in header:
-        raise TraceFormatError(f"{path}: missing the Timestamp and DL_bitrate columns of a G-NetTrack CSV")
+        raise TraceFormatError(
+            f"{path}: missing the Timestamp and DL_bitrate columns of a G-NetTrack CSV"
+        )
     time_col, rate_col = header.index("Timestamp"), header.index("DL_bitrate")
     seconds: list[float] = []
     rates: list[list[float]] = []
@@ -252,7 +276,9 @@ def read_ucc_5g(path: Path, *, source: str = "ucc-5g") -> Trace:
         try:
             stamp = datetime.strptime(row[time_col], UCC_TIME_FORMAT)
         except ValueError:
-            raise TraceFormatError(f"{path}:{number}: Timestamp {row[time_col]!r} is not YYYY.MM.DD_HH.MM.SS") from None
+            raise TraceFormatError(
+                f"{path}:{number}: Timestamp {row[time_col]!r} is not YYYY.MM.DD_HH.MM.SS"
+            ) from None
         kbps = _number(row[rate_col], path, number, "DL_bitrate")
         if kbps < 0:
             raise TraceFormatError(f"{path}:{number}: negative DL_bitrate {kbps}")
@@ -286,8 +312,13 @@ def sniff_format(path: Path) -> TraceFormat:
     raise TraceFormatError(f"{path}: unknown trace format (first line {first[:60]!r})")
 
 
-def read_trace(path: Path, *, fmt: TraceFormat | None = None, unit: PairUnit = PairUnit.MBITS_PER_S,
-               source: str | None = None) -> Trace:
+def read_trace(
+    path: Path,
+    *,
+    fmt: TraceFormat | None = None,
+    unit: PairUnit = PairUnit.MBITS_PER_S,
+    source: str | None = None,
+) -> Trace:
     """Read any supported trace file (format sniffed unless given)."""
     path = Path(path)
     fmt = fmt or sniff_format(path)

@@ -1,1 +1,46 @@
-"""engines"""
+"""Generation engines: SD-Turbo + TAESD and a tiny generator, weight loading, identity, backends.
+
+Public API::
+
+    gen = load_generator("tiny" | "tiny-taesd" | "sd-turbo", weights=..., taesd=..., device="auto")
+    gen.generator_id; gen.name; gen.native_size; gen.device
+    x0, image = gen.forward(latent_input, context)          # differentiable
+    stream = gen.open_stream(width=..., height=..., init_latent=..., noise_seed=88,
+                             prev_latent_weight=0.05, prev_latent_rule="chunk-reset")
+    frames = stream.decode_chunk(chunk, prefix=None)        # uint8 [T, H, W, 3]
+
+Heavy imports (torch, diffusers) happen on first use of these names, so importing the
+package (for example for ``engines.cli_generate.add_arguments``) stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engines.errors import GeneratorMismatchError, WeightsFormatError, WeightsNotFoundError
+
+# Recorded ids of the tiny variants (checked by tests/engines/test_identity.py). They change
+# only when the tiny configs, TINY_WEIGHT_SEED, the seeding procedure or the TAESD file change.
+TINY_GENERATOR_ID = "tiny:cf453d3083e17c42"
+TINY_TAESD_GENERATOR_ID = "tiny-taesd:dd571f578f45f6db"  # with ../shared/models/taesd (bf16, sha256 d903e7cc...)
+
+_LAZY = {
+    "load_generator": "engines.generator",
+    "Generator": "engines.generator",
+    "VARIANTS": "engines.generator",
+    "GeneratorStream": "engines.stream",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'engines' has no attribute {name!r}")
+
+
+__all__ = [
+    "Generator", "GeneratorMismatchError", "GeneratorStream", "TINY_GENERATOR_ID",
+    "TINY_TAESD_GENERATOR_ID", "VARIANTS", "WeightsFormatError", "WeightsNotFoundError", "load_generator",
+]

@@ -13,6 +13,7 @@ SDTURBO_SCHEDULER = "sdturbo_scheduler"
 TAESD = "taesd"
 TINY_UNET = "tiny_unet"
 TINY_AUTOENCODER = "tiny_autoencoder"
+TINY_VAE = "tiny_vae"
 
 
 @cache

@@ -41,7 +41,10 @@ def original_to_diffusers(state: dict[str, torch.Tensor], part: str) -> dict[str
 
 
 def _load_part(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    result = module.load_state_dict(state, strict=False)
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shape mismatches
+        raise WeightsFormatError(f"{what} does not fit the TAESD architecture: {error}") from None
     if result.missing_keys or result.unexpected_keys:
         raise WeightsFormatError(
             f"{what} does not fit the TAESD architecture: missing {result.missing_keys[:5]}, "

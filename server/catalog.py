@@ -37,6 +37,10 @@ class Channel:
     message: str  # the encoded `manifest` message (built once per version, sent to many)
     version: int  # grows whenever the manifest changes
     stamp: FileStamp
+    init_stamp: FileStamp | None  # of init.bin, which every (re)write of a ladder replaces
+    # changes only when already published chunks may have changed (the ladder was rewritten),
+    # not when a live ladder merely grew: caches key on it
+    content: int = 0
 
     @property
     def live(self) -> bool:
@@ -74,11 +78,22 @@ class Catalog:
             current = dict(self._channels)
             scanned = await asyncio.to_thread(self._scan, current)
             for name, channel in scanned.items():
-                if channel is not current.get(name):
+                known = current.get(name)
+                if channel is not known:
                     self._versions += 1
-                    scanned[name] = replace(channel, version=self._versions)
-                    log.info("channel %s: %d chunks%s", name, channel.chunk_count,
-                             " (live)" if channel.live else "")
+                    same = (
+                        known is not None
+                        and known.init_stamp == channel.init_stamp
+                        and extends(known.manifest, channel.manifest)
+                    )
+                    content = known.content if same and known is not None else self._versions
+                    scanned[name] = replace(channel, version=self._versions, content=content)
+                    log.info(
+                        "channel %s: %d chunks%s",
+                        name,
+                        channel.chunk_count,
+                        " (live)" if channel.live else "",
+                    )
             for name in current.keys() - scanned.keys():
                 log.info("channel %s removed", name)
             self._channels = scanned
@@ -109,14 +124,16 @@ class Catalog:
             status = manifest_path.stat()
         except OSError:
             return None  # not a ladder (yet)
-        stamp = (status.st_mtime_ns, status.st_size, status.st_ino)
+        stamp = _stamp_of(status)
         if known is not None and known.stamp == stamp:
             return known
         if self._refused.get(manifest_path) == stamp:
             return known
         try:
             if status.st_size > MAX_MANIFEST_BYTES:
-                raise ManifestError(f"manifest of {status.st_size} bytes is over {MAX_MANIFEST_BYTES}")
+                raise ManifestError(
+                    f"manifest of {status.st_size} bytes is over {MAX_MANIFEST_BYTES}"
+                )
             document = json.loads(manifest_path.read_bytes())
             manifest = Manifest.from_json(document)
         except (OSError, ValueError) as error:  # ManifestError and JSON errors are ValueErrors
@@ -124,5 +141,40 @@ class Catalog:
             self._refused[manifest_path] = stamp
             return known
         message = ManifestMessage(channel=name, manifest=document).encode()
-        return Channel(name, path, manifest, document, message, version=0, stamp=stamp)
+        return Channel(
+            name,
+            path,
+            manifest,
+            document,
+            message,
+            version=0,
+            stamp=stamp,
+            init_stamp=_stamp(path / str(manifest.init_state["file"])),
+        )
 
+
+def extends(old: Manifest, new: Manifest) -> bool:
+    """True when ``new`` keeps every chunk ``old`` published (a live ladder that grew or finished)."""
+    if replace(old.stream, live=new.stream.live) != new.stream or old.init_state != new.init_state:
+        return False
+    if new.chunk_count < old.chunk_count or len(new.levels) != len(old.levels):
+        return False
+    for before, after in zip(old.levels, new.levels, strict=True):
+        if (before.name, before.rank, before.interval) != (after.name, after.rank, after.interval):
+            return False
+        published = old.chunk_count
+        facts = [(c.index, c.bytes, c.keyframes) for c in before.chunks[:published]]
+        if facts != [(c.index, c.bytes, c.keyframes) for c in after.chunks[:published]]:
+            return False
+    return True
+
+
+def _stamp_of(status: os.stat_result) -> FileStamp:
+    return (status.st_mtime_ns, status.st_size, status.st_ino)
+
+
+def _stamp(path: Path) -> FileStamp | None:
+    try:
+        return _stamp_of(path.stat())
+    except OSError:
+        return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from prompts.chunk import encode_chunk, make_prefix, parse_chunk
@@ -16,8 +17,8 @@ from prompts.ladder import chunk_relpath
 from server.catalog import Channel
 from server.protocol import MAX_INIT_STATE_BYTES, InitStateMessage, encode_chunk_message
 
-# (channel, ladder dir, level name, chunk index, bytes the manifest announces, with prefix)
-ChunkKey = tuple[str, str, str, int, int, bool]
+# (channel, its content generation, level, chunk index, with prefix)
+ChunkKey = tuple[str, int, int, int, bool]
 
 
 class ChunkReadError(Exception):
@@ -32,25 +33,38 @@ class ChunkStore:
         self.cached_bytes = 0
         self.hits = 0
         self.misses = 0
+        self.reads = 0  # builds started (concurrent misses of one key share one)
         self._cache: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._pending: dict[tuple[object, ...], asyncio.Future[bytes]] = {}
 
     async def chunk_message(self, channel: Channel, level: int, index: int, prefix: bool) -> bytes:
-        """The `chunk` message for chunk ``index`` of ``level`` (+ switch prefix if asked and j > 0)."""
+        """The `chunk` message for chunk ``index`` of ``level`` (+ switch prefix if asked and j > 0).
+
+        The caller checks that ``level`` and ``index`` exist in the channel's manifest.
+        """
         info = channel.manifest.levels[level]
         with_prefix = prefix and index > 0
-        key: ChunkKey = (channel.name, str(channel.path), info.name, index,
-                         info.chunks[index].bytes, with_prefix)
-        return await self._get(key, lambda: _build_chunk_message(
-            channel.name, channel.path, info.name, level, index, info.chunks[index].bytes, with_prefix))
+        key: ChunkKey = (channel.name, channel.content, level, index, with_prefix)
+        return await self._get(
+            key,
+            lambda: _build_chunk_message(
+                channel.name,
+                channel.path,
+                info.name,
+                level,
+                index,
+                info.chunks[index].bytes,
+                with_prefix,
+            ),
+        )
 
     async def init_state_message(self, channel: Channel) -> bytes:
         """The `init_state` message of a channel."""
-        info = channel.manifest.init_state
-        key = ("init", channel.name, str(channel.path), info.get("file"), info.get("sha256"))
-        return await self._get(key, lambda: _build_init_state_message(channel, str(info["file"])))
+        key = ("init", channel.name, channel.content)
+        file_name = str(channel.manifest.init_state["file"])
+        return await self._get(key, lambda: _build_init_state_message(channel, file_name))
 
-    async def _get(self, key: tuple[object, ...], build) -> bytes:  # type: ignore[no-untyped-def]
+    async def _get(self, key: tuple[object, ...], build: Callable[[], bytes]) -> bytes:
         message = self._cache.get(key)
         if message is not None:
             self._cache.move_to_end(key)
@@ -59,6 +73,7 @@ class ChunkStore:
         self.misses += 1
         pending = self._pending.get(key)
         if pending is None:
+            self.reads += 1
             pending = asyncio.ensure_future(asyncio.to_thread(build))
             self._pending[key] = pending
             pending.add_done_callback(lambda done: self._settle(key, done))
@@ -70,7 +85,7 @@ class ChunkStore:
         if done.cancelled() or done.exception() is not None:
             return
         message = done.result()
-        if len(message) > self.max_bytes // 4:
+        if len(message) > self.max_bytes // 2:
             return  # one huge message must not flush the whole cache
         self._cache[key] = message
         self.cached_bytes += len(message)
@@ -84,15 +99,26 @@ def _read_chunk(ladder: Path, level_name: str, index: int, expected: int) -> byt
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ChunkReadError(f"chunk {index} of level {level_name}: cannot read: {error.strerror}") from None
+        raise ChunkReadError(
+            f"chunk {index} of level {level_name}: cannot read: {error.strerror}"
+        ) from None
     if len(data) != expected:
-        raise ChunkReadError(f"chunk {index} of level {level_name} has {len(data)} bytes, "
-                             f"the manifest says {expected}")
+        raise ChunkReadError(
+            f"chunk {index} of level {level_name} has {len(data)} bytes, "
+            f"the manifest says {expected}"
+        )
     return data
 
 
-def _build_chunk_message(channel: str, ladder: Path, level_name: str, level: int, index: int,
-                         expected: int, with_prefix: bool) -> bytes:
+def _build_chunk_message(
+    channel: str,
+    ladder: Path,
+    level_name: str,
+    level: int,
+    index: int,
+    expected: int,
+    with_prefix: bool,
+) -> bytes:
     data = _read_chunk(ladder, level_name, index, expected)
     prefix = b""
     if with_prefix:
@@ -100,7 +126,9 @@ def _build_chunk_message(channel: str, ladder: Path, level_name: str, level: int
         try:
             prefix = encode_chunk(make_prefix(parse_chunk(previous.read_bytes())))
         except (OSError, ValueError) as error:  # ChunkFormatError is a ValueError
-            raise ChunkReadError(f"switch prefix of chunk {index} (level {level_name}): {error}") from None
+            raise ChunkReadError(
+                f"switch prefix of chunk {index} (level {level_name}): {error}"
+            ) from None
     return encode_chunk_message(channel, level, index, data, prefix)
 
 

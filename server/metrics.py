@@ -18,6 +18,7 @@ class Metrics:
     bytes_sent_total: int = 0
     chunks_served_total: int = 0
     prefixes_served_total: int = 0
+    dropped_messages_total: int = 0  # over the rate limit
     messages_total: Counter[str] = field(default_factory=Counter)
     errors_total: Counter[str] = field(default_factory=Counter)
 
@@ -57,6 +58,12 @@ class Metrics:
             "counter",
             "Chunk messages sent with a switch prefix.",
             [("", self.prefixes_served_total)],
+        )
+        metric(
+            "promptus_dropped_messages_total",
+            "counter",
+            "Client messages dropped by the rate limit.",
+            [("", self.dropped_messages_total)],
         )
         metric(
             "promptus_messages_total",

@@ -29,4 +29,5 @@ class ServerSettings:
     )
     telemetry_flush_s: float = 0.5  # telemetry batch interval
     telemetry_queue_rows: int = 200_000  # rows buffered while the database is slow or down
+    telemetry_close_timeout_s: float = 5.0  # shutdown waits this long for the last telemetry flush
     server_id: str = "0"  # recorded with each session (several processes behind one port)

@@ -15,18 +15,31 @@ import { simulateSession } from './session.mjs';
 
 const DEFAULT_ABR_DIR = new URL('../../web/abr/', import.meta.url);
 
-/** The player's rule registry (`web/abr/index.js`): createAbr(name, options), ThroughputEstimator. */
-async function loadAbr(abrDir) {
+/**
+ * What the browser player uses: the rule registry and throughput estimator (`web/abr/index.js`),
+ * the Ewma it measures the daemon's speed with, and its pipeline constants
+ * (`web/controllers/stream-controller.js`), so a simulated session runs as the page does.
+ */
+async function loadPlayer(abrDir) {
   const base = abrDir ? pathToFileURL(abrDir.endsWith('/') ? abrDir : `${abrDir}/`) : DEFAULT_ABR_DIR;
   const { createAbr, ThroughputEstimator } = await import(new URL('index.js', base));
-  return { createAbr, ThroughputEstimator };
+  const { Ewma } = await import(new URL('ewma.js', base));
+  const stream = await import(new URL('../controllers/stream-controller.js', base));
+  const player = {
+    maxBufferS: stream.MAX_BUFFER_S,
+    lookaheadChunks: stream.ABR_HORIZON,
+    downloadHistory: stream.DOWNLOAD_HISTORY,
+    maxChunksAtDaemon: stream.MAX_CHUNKS_AT_DAEMON,
+  };
+  const newDaemonFps = () => new Ewma(stream.DAEMON_FPS_HALF_LIFE_S);
+  return { createAbr, ThroughputEstimator, player, newDaemonFps };
 }
 
 async function main() {
   const jobPath = process.argv[2];
   if (!jobPath) throw new Error('usage: node run.mjs JOB.json');
   const job = JSON.parse(readFileSync(jobPath, 'utf8'));
-  const { createAbr, ThroughputEstimator } = await loadAbr(job.abrDir);
+  const { createAbr, ThroughputEstimator, player, newDaemonFps } = await loadPlayer(job.abrDir);
   const lines = [];
   const flush = () => {
     if (lines.length) process.stdout.write(lines.join('\n') + '\n');
@@ -44,7 +57,9 @@ async function main() {
         link: new TraceLink(trace, offsetS),
         rule,
         estimator: new ThroughputEstimator(),
+        daemonFps: newDaemonFps(),
         random,
+        player,
         chunks: session.chunks,
         config: job.config,
       });

@@ -7,8 +7,13 @@
  * Model (chunk level, Pensieve-style; units in seconds and bytes):
  *  - Session start (t = 0): hello/manifest takes one RTT; the daemon `open` (init state ->
  *    init segment) is ready at `daemonOpenS`.
- *  - A chunk is requested when the previous transfer has finished and the video ahead
- *    (buffered + downloaded but not yet generated) is at most `maxBufferS` (Puffer's rule).
+ *  - The player's own pipeline constants apply (web/controllers/stream-controller.js): a chunk
+ *    is requested when the previous transfer has finished, the video ahead (buffered +
+ *    downloaded but not yet generated) is at most `maxBufferS` (Puffer's 15 s) and fewer than
+ *    `maxChunksAtDaemon` chunks wait at the daemon; the rule sees `lookaheadChunks` upcoming
+ *    chunks, the last `downloadHistory` transfers, that same "video ahead" as `bufferS`, and the
+ *    daemon's speed as the player measures it (an Ewma over generated segments; the nominal
+ *    speed, as the daemon's status reports it, before the first segment).
  *  - A transfer takes one RTT, then its bytes flow at the trace's rate x `payloadShare`; the
  *    whole transfer time is multiplied by a seeded factor in [1 - delayNoise, 1 + delayNoise].
  *    After a level change the switch prefix (one keyframe of the new level) rides in front of
@@ -22,15 +27,12 @@
 import { jitter } from './rng.mjs';
 
 export const DEFAULTS = Object.freeze({
-  maxBufferS: 15, // s; Puffer's MAX_BUFFER_S
   rttS: 0.08, // s; round trip per request (Puffer's emulation: mm-delay 40 each way)
   payloadShare: 0.95, // share of link rate that carries payload (Pensieve's packet payload portion)
   delayNoise: 0.1, // relative spread of transfer times (Pensieve multiplies by U(0.9, 1.1))
   daemonFps: 500, // frames/s the daemon generates (SD-Turbo target per H100)
   daemonJitter: 0.1, // relative spread of generation times
   daemonOpenS: 0.3, // s; from page load until the daemon's init segment is ready
-  lookaheadChunks: 10, // upcoming chunks shown to the rule (Puffer's max lookahead horizon)
-  downloadHistory: 20, // transfers kept in ctx.downloads
   deadlineFactor: 4, // the session is abandoned after deadlineFactor x its media length + 60 s
 });
 
@@ -45,10 +47,14 @@ const EPS_S = 1e-9; // s; float slack when comparing buffer levels
  * @param {{addSample(seconds: number, bytes: number): void, estimateKbps(): number|null}} p.estimator
  * @param {() => number} p.random   seeded uniform [0, 1)
  * @param {number} p.chunks         chunks in the session (the ladder loops when it is shorter)
- * @param {object} [p.config]       overrides of DEFAULTS
+ * @param {{maxBufferS: number, lookaheadChunks: number, downloadHistory: number, maxChunksAtDaemon: number}} p.player
+ *        the browser player's own pipeline constants (web/controllers/stream-controller.js)
+ * @param {{sample(weight: number, value: number): void, getEstimate(): number, totalWeight: number}} p.daemonFps
+ *        the player's estimator of the daemon's speed (an Ewma over generated segments)
+ * @param {object} [p.config]       overrides of DEFAULTS (and of player.maxBufferS)
  */
-export function simulateSession({ ladder, link, rule, estimator, random, chunks, config = {} }) {
-  const cfg = { ...DEFAULTS, ...config };
+export function simulateSession({ ladder, link, rule, estimator, daemonFps, random, chunks, player, config = {} }) {
+  const cfg = { ...DEFAULTS, ...player, ...config };
   const levelCount = ladder.levels.length;
   const ladderChunks = ladder.chunkS.length;
   const levels = ladder.levels.map((name, id) => ({ id, kbps: ladder.kbps[id] }));
@@ -61,6 +67,7 @@ export function simulateSession({ ladder, link, rule, estimator, random, chunks,
   let now = 0;
   let buffer = 0; // s of generated video ahead of the playhead
   let pendingS = 0; // s of video downloaded but not yet generated
+  let pendingChunks = 0; // chunks at the daemon (forwarded, not yet back as segments)
   let playing = false;
   let startupS = null;
   let stallStart = null;
@@ -69,12 +76,13 @@ export function simulateSession({ ladder, link, rule, estimator, random, chunks,
   const stalls = [];
   const out = {
     level: [], chunk: [], bytes: [], prefixBytes: [], quality: [],
-    tReq: [], tDl: [], tApp: [], bufAtReq: [], bufAfterApp: [], dlS: [],
+    tReq: [], tDl: [], tApp: [], bufAtReq: [], bufAfterApp: [], dlS: [], deliveryMbps: [],
   };
 
   const append = (t, k) => {
     buffer += mediaS(k);
     pendingS -= mediaS(k);
+    pendingChunks -= 1;
     playedChunks += 1;
     out.bufAfterApp[k] = buffer;
     if (!playing) {
@@ -114,18 +122,25 @@ export function simulateSession({ ladder, link, rule, estimator, random, chunks,
   let lastLevel = null;
   let lastQuality = null;
   const downloads = [];
+  const generated = []; // segments not yet seen by the daemon-speed estimator, in time order
   let abandoned = false;
 
   for (let k = 0; k < chunks; k++) {
     advanceTo(Math.max(now, networkFree));
-    // Wait until the video ahead is at most maxBufferS (only playback drains it).
-    for (let step = 0; buffer + pendingS > cfg.maxBufferS + EPS_S; step++) {
+    // Wait until the video ahead is at most maxBufferS (only playback drains it) and the
+    // daemon holds fewer than maxChunksAtDaemon chunks (only an append frees one).
+    for (let step = 0; buffer + pendingS > cfg.maxBufferS + EPS_S || pendingChunks >= cfg.maxChunksAtDaemon; step++) {
       if (step >= MAX_WAIT_STEPS) throw new Error('buffer wait did not converge');
       const excess = buffer + pendingS - cfg.maxBufferS;
       const nextAppend = appendQueue.length ? appendQueue[0].t : Infinity;
-      const target = playing && buffer > 0 ? now + Math.min(excess, buffer) : nextAppend;
+      const drain = playing && buffer > 0 && excess > EPS_S && pendingChunks < cfg.maxChunksAtDaemon;
+      const target = drain ? now + Math.min(excess, buffer) : nextAppend;
       if (!Number.isFinite(target)) throw new Error('buffer is full but nothing drains it');
       advanceTo(Math.min(target, nextAppend));
+    }
+    while (generated.length && generated[0].t <= now) {
+      const segment = generated.shift();
+      daemonFps.sample(segment.genS, segment.frames / segment.genS);
     }
     if (now > deadline) {
       abandoned = true;
@@ -139,7 +154,7 @@ export function simulateSession({ ladder, link, rule, estimator, random, chunks,
     }
     const ctx = {
       nowS: now,
-      bufferS: buffer,
+      bufferS: buffer + pendingS, // the player counts chunks still at the daemon
       maxBufferS: cfg.maxBufferS,
       chunkDurationS: mediaS(k),
       chunkFrames: ladder.chunkFrames,
@@ -150,7 +165,7 @@ export function simulateSession({ ladder, link, rule, estimator, random, chunks,
       lastQuality,
       throughputKbps: estimator.estimateKbps(),
       downloads: downloads.slice(),
-      daemonFps: cfg.daemonFps,
+      daemonFps: daemonFps.totalWeight > 0 ? daemonFps.getEstimate() : cfg.daemonFps, // status fps until measured
       rebuffering: !playing && startupS !== null,
     };
     const level = rule.chooseLevel(ctx);
@@ -166,6 +181,7 @@ export function simulateSession({ ladder, link, rule, estimator, random, chunks,
     const genS = (frames / cfg.daemonFps) * jitter(random, cfg.daemonJitter);
     const genStart = Math.max(tDl, daemonFree);
     const tApp = genStart + genS;
+    generated.push({ t: tApp, genS, frames });
     daemonFree = tApp;
 
     out.level.push(level);
@@ -178,12 +194,15 @@ export function simulateSession({ ladder, link, rule, estimator, random, chunks,
     out.tApp.push(tApp);
     out.bufAtReq.push(buffer);
     out.dlS.push(dlS);
+    // What TCP's delivery-rate estimate would see: payload over the time the bytes flowed.
+    out.deliveryMbps.push(flowS > 0 ? (bytes * 8) / flowS / 1e6 : 0);
 
     const download = { bytes, seconds: dlS, endS: tDl };
     downloads.push(download);
     if (downloads.length > cfg.downloadHistory) downloads.shift();
     estimator.addSample(dlS, bytes);
     pendingS += mediaS(k);
+    pendingChunks += 1;
     appendQueue.push({ t: tApp, k });
     networkFree = tDl;
     lastLevel = level;

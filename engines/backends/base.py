@@ -19,6 +19,7 @@ class BackendOptions:
     dtype: torch.dtype = torch.float32
     channels_last: bool = False
     cuda_graph: bool = False
+    compile_mode: str | None = None  # torch.compile mode for both networks (None: eager)
 
 
 def image_to_uint8(image: torch.Tensor) -> torch.Tensor:

@@ -32,10 +32,15 @@ class TorchBackend(Backend):
             raise ValueError(f"{options.dtype} runs only on CUDA; the CPU backend is float32")
         self.options = options
         memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
-        self.unet = unet.to(device=options.device, dtype=options.dtype, memory_format=memory_format)
-        self.decoder = decoder.to(device=options.device, dtype=options.dtype, memory_format=memory_format)
+        # nn.Module.to, not diffusers' override, which warns on every dtype cast.
+        self.unet = nn.Module.to(unet, device=options.device, dtype=options.dtype, memory_format=memory_format)
+        self.decoder = nn.Module.to(decoder, device=options.device, dtype=options.dtype, memory_format=memory_format)
         for module in (self.unet, self.decoder):
             module.eval().requires_grad_(False)
+        if options.compile_mode is not None:
+            # Compiled wrappers share the parameters; identity was hashed before this point.
+            self.unet = torch.compile(self.unet, mode=options.compile_mode)
+            self.decoder = torch.compile(self.decoder, mode=options.compile_mode)
         self._memory_format = memory_format
         self._timestep = torch.tensor(ONE_STEP_TIMESTEP, device=options.device, dtype=torch.long)
         self._graphs: dict[tuple[int, ...], _CapturedStep] = {}

@@ -18,11 +18,11 @@ import numpy as np
 
 from prompts.chunk import PromptChunk, make_prefix
 from prompts.inversion.checkpoint import load_checkpoint, save_checkpoint
-from prompts.inversion.fit import FitState, LevelConfig, LevelFitter
+from prompts.inversion.fit import FitState, LevelConfig, LevelFitter, SpanResult
 from prompts.inversion.initial import initial_latent
 from prompts.inversion.levels import LevelSpec, chunk_frames_for
 from prompts.inversion.losses import FitLoss, LossWeights, perceptual_term
-from prompts.inversion.metrics import quality
+from prompts.inversion.metrics import psnr_per_frame, quality
 from prompts.inversion.presets import FitPreset
 from prompts.inversion.source import SourceVideo
 from prompts.ladder import MANIFEST_NAME, LadderWriter
@@ -32,6 +32,8 @@ from prompts.manifest import Manifest, StreamInfo
 CHECKPOINT_DIR = ".fit"  # inside the ladder directory; removed when the ladder is complete
 NOISE_SEED = 88  # the reference's RandomState seed
 PREV_LATENT_WEIGHT = 0.05  # the reference's previous-latent mix
+ENCODE_BATCH = 8  # frames per encoder call
+FAITHFUL_ENCODER_PSNR = 20.0  # dB; below this the latent phase is skipped
 
 
 class BuildError(ValueError):
@@ -65,6 +67,44 @@ def fingerprint(source: SourceVideo, generator_id: str, config: LevelConfig, opt
     }
 
 
+@dataclass
+class FittedLevel:
+    """A fitted level: its state and the frames the fit regenerated (exactly as decoded)."""
+
+    state: FitState
+    frames: np.ndarray  # uint8 [T, H, W, 3]; valid where ``known``
+    known: np.ndarray  # bool [T]: frames regenerated in this run (not those of a resumed checkpoint)
+
+
+def latent_targets_for(generator: Any, frames: np.ndarray, preset: FitPreset) -> np.ndarray | None:
+    """Encoder latents of ``frames`` when the preset has a latent phase and the encoder is faithful.
+
+    Faithful means the generator's decoder brings the encoding of frame 0 back to at least
+    FAITHFUL_ENCODER_PSNR dB (TAESD does; the tiny generator's seeded encoder does not, and
+    fitting x0 to its latents would be fitting noise).
+    """
+    import torch
+
+    from engines import WeightsNotFoundError
+
+    if preset.latent_fraction <= 0:
+        return None
+    batches = []
+    try:
+        for start in range(0, len(frames), ENCODE_BATCH):
+            image = torch.from_numpy(frames[start : start + ENCODE_BATCH]).permute(0, 3, 1, 2).float() / 127.5 - 1
+            batches.append(generator.encode(image))
+            if start == 0:
+                with torch.no_grad():
+                    decoded = generator.backend.decode(batches[0][:1].to(generator.device))
+                restored = ((decoded.float().clamp(-1, 1) + 1) * 127.5).round().cpu().permute(0, 2, 3, 1).numpy()
+                if psnr_per_frame(restored.astype(np.uint8), frames[:1])[0] < FAITHFUL_ENCODER_PSNR:
+                    return None
+    except WeightsNotFoundError:
+        return None
+    return torch.cat(batches).float().cpu().numpy()
+
+
 def fit_level(
     generator: Any,
     source: SourceVideo,
@@ -73,10 +113,11 @@ def fit_level(
     chunk_frames: int,
     options: FitOptions,
     *,
+    latent_targets: np.ndarray | None = None,
     out: Path | None = None,
     resume: bool = False,
     progress: bool = True,
-) -> FitState:
+) -> FittedLevel:
     """Fit one level; with ``out`` it checkpoints after every keyframe (and resumes from it)."""
     from tqdm import tqdm
 
@@ -86,14 +127,18 @@ def fit_level(
         warm_start=options.warm_start, seed=options.seed,
     )  # fmt: skip
     loss = FitLoss(perceptual_term(options.perceptual), options.loss_weights)
-    fitter = LevelFitter(generator, source.frames, init_latent, config, options.preset, loss)
+    fitter = LevelFitter(generator, source.frames, init_latent, config, options.preset, loss, latent_targets)
     print_ = fingerprint(source, generator.generator_id, config, options)
     state = FitState()
     path = checkpoint_path(out, level) if out is not None else None
     if resume and path is not None and path.exists():
         state = load_checkpoint(path, print_)
+    fitted = FittedLevel(state, np.zeros_like(source.frames), np.zeros(len(source.frames), bool))
 
-    def on_keyframe(current: FitState, _result: object) -> None:
+    def on_keyframe(current: FitState, result: SpanResult) -> None:
+        end = result.decoded_start + len(result.decoded)
+        fitted.frames[result.decoded_start : end] = result.decoded
+        fitted.known[result.decoded_start : end] = True
         if path is not None:
             save_checkpoint(path, current, print_)
 
@@ -101,7 +146,8 @@ def fit_level(
         total=len(fitter.spans), initial=len(state.keyframes), desc=f"fit {level.name}",
         unit="kf", disable=not progress, dynamic_ncols=True,
     ) as bar:  # fmt: skip
-        return fitter.fit(state, on_keyframe=on_keyframe, progress=bar)
+        fitter.fit(state, on_keyframe=on_keyframe, progress=bar)
+    return fitted
 
 
 def decode_cold(stream: Any, chunk: PromptChunk, previous: PromptChunk | None) -> np.ndarray:
@@ -139,11 +185,12 @@ def build_ladder(
         if frames > 1 and level.interval > frames - 1:
             raise BuildError(f"level {level.name}: interval {level.interval} is longer than the video ({frames} frames)")
 
-    init_latent = initial_latent(generator, source.frames[0])
-    states = {
+    latent_targets = latent_targets_for(generator, source.frames, options.preset)
+    init_latent = latent_targets[:1] if latent_targets is not None else initial_latent(generator, source.frames[0])
+    fits = {
         level.name: fit_level(
             generator, source, init_latent, level, chunk_frames, options,
-            out=out, resume=resume, progress=progress,
+            latent_targets=latent_targets, out=out, resume=resume, progress=progress,
         )
         for level in levels
     }  # fmt: skip
@@ -156,7 +203,7 @@ def build_ladder(
     writer = LadderWriter(out, stream_info, [(lv.name, lv.rank, lv.interval) for lv in levels])
     writer.write_init_state(init_latent)
     chunked = [
-        split_into_chunks(tuple(states[lv.name].keyframes), stream_info, level=i, interval=lv.interval)
+        split_into_chunks(tuple(fits[lv.name].state.keyframes), stream_info, level=i, interval=lv.interval)
         for i, lv in enumerate(levels)
     ]
     decoder = generator.open_stream(
@@ -171,8 +218,12 @@ def build_ladder(
                 chunk = chunks[index]
                 scores = None
                 if measure_quality:
-                    decoded = decode_cold(decoder, chunk, chunks[index - 1] if index else None)
                     start, end = stream_info.chunk_range(index)
+                    fitted = fits[levels[level_id].name]
+                    if fitted.known[start:end].all():  # regenerated by the fit exactly as a decoder does
+                        decoded = fitted.frames[start:end]
+                    else:
+                        decoded = decode_cold(decoder, chunk, chunks[index - 1] if index else None)
                     scores = quality(decoded, source.frames[start:end])
                 writer.append_chunk(level_id, chunk, scores)
                 bar.update(1)

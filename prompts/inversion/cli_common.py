@@ -24,6 +24,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--taesd", type=Path, default=None, help="TAESD weights folder or decoder file")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--preset", default="fast", help="fitting schedule: reference, fast or demo")
+    parser.add_argument("--iterations", default=None, metavar="FIRST,LATER", help="override the preset's iteration budgets (keyframe 0, later keyframes)")
     parser.add_argument("--perceptual", default="ms-ssim", help="perceptual loss term: ms-ssim, none or vgg:PATH (VGG16 weights file)")
     parser.add_argument("--target-psnr", type=float, default=None, help="stop a keyframe's fit once its frames reach this PSNR (dB)")
     parser.add_argument("--cold-start", action="store_true", help="start every keyframe from random factors instead of the previous keyframe")
@@ -52,6 +53,8 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
     try:
         preset = get_preset(args.preset).with_target(args.target_psnr)
+        if args.iterations is not None:
+            preset = preset.with_budgets(*parse_budgets(args.iterations))
         perceptual_term(args.perceptual)  # a missing or malformed weights file fails here, before fitting
     except (ValueError, RuntimeError) as error:
         raise CommandError(str(error)) from None
@@ -66,6 +69,14 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         raise CommandError(str(error)) from None
     options = FitOptions(preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start, seed=args.seed)
     return source, generator, options
+
+
+def parse_budgets(text: str) -> tuple[int, int]:
+    """``"300,40"`` -> (300, 40); ValueError otherwise."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--iterations wants two positive integers FIRST,LATER, got {text!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def check_size(generator: Any, size: int) -> None:

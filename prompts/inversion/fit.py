@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from engines.schedule import x0_from_eps
+from engines.stream import mix_latent, stream_noise
 from prompts.inversion.losses import FitLoss, psnr_from_mse
 from prompts.inversion.plan import KeyframeSpan, keyframe_spans
 from prompts.inversion.presets import FitPreset
@@ -80,26 +82,30 @@ class SpanResult:
     keyframe: Keyframe
     factors: tuple[np.ndarray, np.ndarray]
     stats: KeyframeStats
-    images: np.ndarray  # uint8 [n, H, W, 3]: the regenerated frames of the span
+    decoded_start: int  # first frame of ``decoded``
+    decoded: np.ndarray  # uint8 [m, H, W, 3]: frames now final, exactly as a decoder makes them
     group_input: np.ndarray
     last_x0: np.ndarray
-
-
-def stream_noise(noise_seed: int, latent_shape: tuple[int, int, int, int]) -> np.ndarray:
-    """The stream's fixed noise: RandomState(seed) normal draws, float64 cast to float32."""
-    return np.random.RandomState(noise_seed).randn(*latent_shape).astype(np.float32)
-
-
-def images_to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Generator images ``[B, 3, H, W]`` in [-1, 1] to ``uint8 [B, H, W, 3]``."""
-    pixels = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round()
-    return pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def frames_to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     """``uint8 [B, H, W, 3]`` frames to float ``[B, 3, H, W]`` in [-1, 1]."""
     tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
     return tensor.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+@dataclass
+class _SpanProblem:
+    """Fixed tensors of one keyframe's objective."""
+
+    n: int  # frames optimised
+    targets: torch.Tensor  # [n, 3, H, W] in [-1, 1]
+    latent_targets: torch.Tensor | None  # [n, 4, h, w] encoder latents of the targets
+    weights: torch.Tensor  # [n, 1, 1] weight s/N of this keyframe in each frame
+    prev_u: torch.Tensor | None  # previous keyframe's dequantised factors (None for keyframe 0)
+    prev_v: torch.Tensor | None
+    group_in: torch.Tensor  # UNet input of the frames before the keyframe's own
+    fixed_last_in: torch.Tensor | None  # UNet input of the keyframe's own frame when it is fixed
 
 
 class LevelFitter:
@@ -113,7 +119,9 @@ class LevelFitter:
         config: LevelConfig,
         preset: FitPreset,
         loss: FitLoss,
+        latent_targets: np.ndarray | None = None,
     ) -> None:
+        """``latent_targets`` (encoder latents of ``frames``) enable the preset's latent phase."""
         self.gen = generator
         self.frames = frames
         self.config = config
@@ -121,14 +129,14 @@ class LevelFitter:
         self.device = torch.device(generator.device)
         self.loss = loss.to(self.device)
         self.spans = keyframe_spans(len(frames), config.interval, config.chunk_frames)
-        weight = np.float32(config.prev_latent_weight)
-        self._prev_weight = weight
-        self._noise_part = (np.float32(1) - weight) * stream_noise(config.noise_seed, init_latent.shape)
-        self.init_input = self.unet_input(init_latent)
+        height, width = frames.shape[1:3]
+        self._noise = torch.from_numpy(stream_noise(config.noise_seed, height, width)).to(self.device)
+        self.init_input = self.unet_input(torch.from_numpy(np.ascontiguousarray(init_latent, np.float32)))
+        self.latent_targets = torch.from_numpy(latent_targets).to(self.device) if latent_targets is not None else None
 
-    def unet_input(self, prev_latent: np.ndarray) -> np.ndarray:
-        """A group's UNet input ``w * prev + (1 - w) * noise`` (float32)."""
-        return (self._prev_weight * prev_latent.astype(np.float32) + self._noise_part).astype(np.float32)
+    def unet_input(self, prev_latent: torch.Tensor) -> torch.Tensor:
+        """A group's UNet input ``w * prev + (1 - w) * noise``, as the stream decoder mixes it."""
+        return mix_latent(prev_latent.to(self.device), self._noise, self.config.prev_latent_weight)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         # bf16 halves the UNet's time on tensor-core GPUs; x0 and the loss stay fp32.
@@ -140,6 +148,12 @@ class LevelFitter:
         with self._autocast():
             x0, image = self.gen.forward(latents, contexts)
         return x0.float(), image.float()
+
+    def _x0(self, latents: torch.Tensor, contexts: torch.Tensor) -> torch.Tensor:
+        """x0 alone (UNet, no decoder): the cheap objective of the latent phase."""
+        with self._autocast():
+            eps = self.gen.backend.eps(latents.to(self.device), contexts.to(self.device))
+        return x0_from_eps(latents, eps)
 
     def _initial_factors(self, span: KeyframeSpan, state: FitState) -> tuple[torch.Tensor, torch.Tensor]:
         if span.index > 0 and self.config.warm_start and state.factors is not None:
@@ -153,56 +167,108 @@ class LevelFitter:
     def fit_span(self, span: KeyframeSpan, state: FitState) -> SpanResult:
         """Fit keyframe ``span.index`` given the fitted keyframes before it."""
         started = time.perf_counter()
-        device = self.device
         first = span.index == 0
+        problem = self._problem(span, state)
+        u, v = self._initial_factors(span, state)
+        lr = self.preset.lr if (first or not self.config.warm_start) else self.preset.warm_lr
+        budget = self.preset.first_iterations if first else self.preset.later_iterations
+        latent_budget = round(budget * self.preset.latent_fraction) if self.latent_targets is not None else 0
+        iterations = 0
+        best_loss = math.inf
+        for phase, phase_budget in (("latent", latent_budget), ("pixel", budget - latent_budget)):
+            if phase_budget <= 0:
+                continue
+            u, v, best_loss, used = self._optimise(problem, u, v, lr, phase_budget, phase == "latent", first)
+            iterations += used
+
+        factors = (u.cpu().numpy(), v.cpu().numpy())
+        keyframe = Keyframe(span.end, quantize_tensor(factors[0]), quantize_tensor(factors[1]))
+        decoded_start, decoded, mse, group_input, last_x0 = self.regenerate(span, keyframe, state)
+        stats = KeyframeStats(
+            frame=span.end,
+            iterations=iterations,
+            seconds=time.perf_counter() - started,
+            loss=best_loss,
+            psnr=psnr_from_mse(mse),
+        )
+        return SpanResult(keyframe, factors, stats, decoded_start, decoded, group_input, last_x0)
+
+    def _problem(self, span: KeyframeSpan, state: FitState) -> _SpanProblem:
+        """The fixed tensors of one keyframe's objective."""
+        device = self.device
         n = len(span.frames)
-        targets = frames_to_tensor(self.frames[span.frames], device)
-        s = torch.tensor(span.weights, device=device).view(n, 1, 1)
-        if first:
+        if span.index == 0:
             prev_u = prev_v = None
         else:
             pu, pv = state.keyframes[-1].factors()
             prev_u, prev_v = torch.from_numpy(pu).to(device), torch.from_numpy(pv).to(device)
-        group_in = torch.from_numpy(self.init_input if first else state.group_input).to(device)
+        group_in = self.init_input if span.index == 0 else torch.from_numpy(state.group_input).to(device)
         # The keyframe's own frame starts the next group: init latent on a chunk start, else the
         # x0 of the frame before it (a batch frame; for n == 1 the previous keyframe's frame).
-        # Inside the loop that x0 is taken from the previous iteration, detached, so the whole
-        # span is one batch; the final regeneration below uses the exact value.
-        fixed_last_in = torch.from_numpy(self.init_input).to(device) if span.end_starts_chunk or first else None
+        # While optimising, that x0 comes from the previous iteration, detached, so the whole
+        # span is one batch; the final regeneration uses the exact value.
+        fixed_last_in = self.init_input if span.end_starts_chunk or span.index == 0 else None
         if fixed_last_in is None and n == 1:
-            fixed_last_in = torch.from_numpy(self.unet_input(state.last_x0)).to(device)
+            fixed_last_in = self.unet_input(torch.from_numpy(state.last_x0))
+        latent_targets = self.latent_targets[span.frames] if self.latent_targets is not None else None
+        return _SpanProblem(
+            n=n,
+            targets=frames_to_tensor(self.frames[span.frames], device),
+            latent_targets=latent_targets,
+            weights=torch.tensor(span.weights, device=device).view(n, 1, 1),
+            prev_u=prev_u,
+            prev_v=prev_v,
+            group_in=group_in,
+            fixed_last_in=fixed_last_in,
+        )
 
-        u0, v0 = self._initial_factors(span, state)
+    def objective(self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Per-frame pixel loss of the span for factors (U, V), the keyframe's own frame fed the
+        exact x0 of the frame before it (the loop uses the previous iteration's)."""
+        problem = self._problem(span, state)
+        contexts = self._contexts(fake_quantize(u), fake_quantize(v), problem.prev_u, problem.prev_v, problem.weights)
+        last_in = problem.fixed_last_in
+        if last_in is None:
+            last_in = self.unet_input(self._x0_before_end(contexts, problem.group_in))
+        latents = torch.cat([problem.group_in.expand(problem.n - 1, -1, -1, -1), last_in], 0)
+        _, images = self._forward(latents, contexts)
+        return self.loss(images, problem.targets, contexts)
+
+    def _optimise(
+        self, problem: _SpanProblem, u0: torch.Tensor, v0: torch.Tensor, lr: float, budget: int, latent: bool, first: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, float, int]:
+        """Adam on (U, V) for at most ``budget`` iterations; returns the best factors, loss, iterations."""
+        preset = self.preset
+        n = problem.n
         u = u0.clone().requires_grad_(True)
         v = v0.clone().requires_grad_(True)
-        lr = self.preset.lr if (first or not self.config.warm_start) else self.preset.warm_lr
         optimizer = torch.optim.Adam([u, v], lr=lr)
-        budget = self.preset.first_iterations if first else self.preset.later_iterations
-        patience = self.preset.first_patience if first else self.preset.later_patience
-
+        patience = preset.first_patience if first else preset.later_patience
         stale_x0: torch.Tensor | None = None
         best_loss, best_mse = math.inf, math.inf
         best_u, best_v = u0.clone(), v0.clone()
         checkpoint_loss = math.inf
-        plateaus = 0
-        worst = -1
-        iterations = 0
+        plateaus, worst, iterations = 0, -1, 0
         for iteration in range(budget):
             iterations = iteration + 1
             qu, qv = fake_quantize(u), fake_quantize(v)
-            contexts = self._contexts(qu, qv, prev_u, prev_v, s)
-            if fixed_last_in is not None:
-                last_in = fixed_last_in
-            else:
+            contexts = self._contexts(qu, qv, problem.prev_u, problem.prev_v, problem.weights)
+            last_in = problem.fixed_last_in
+            if last_in is None:
                 if stale_x0 is None:
-                    stale_x0 = self._x0_before_end(contexts, group_in)
-                last_in = self._prev_weight * stale_x0 + torch.from_numpy(self._noise_part).to(device)
-            latents = torch.cat([group_in.expand(n - 1, -1, -1, -1), last_in], 0)
-            x0, images = self._forward(latents, contexts)
-            per_frame = self.loss(images, targets, contexts)
-            weights = torch.ones(n, device=device)
+                    stale_x0 = self._x0_before_end(contexts, problem.group_in)
+                last_in = self.unet_input(stale_x0)
+            latents = torch.cat([problem.group_in.expand(n - 1, -1, -1, -1), last_in], 0)
+            if latent:
+                x0 = self._x0(latents, contexts)
+                assert problem.latent_targets is not None
+                per_frame = self.loss.latent(x0, problem.latent_targets, contexts)
+            else:
+                x0, images = self._forward(latents, contexts)
+                per_frame = self.loss(images, problem.targets, contexts)
+            weights = torch.ones(n, device=self.device)
             if worst >= 0:
-                weights[worst] += self.preset.worst_frame_extra
+                weights[worst] += preset.worst_frame_extra
             total = (per_frame * weights).sum() / weights.sum()
             optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -214,37 +280,26 @@ class LevelFitter:
                     stale_x0 = x0[n - 2 : n - 1].detach()
                 if mean_loss < best_loss:
                     best_loss = mean_loss
-                    best_mse = float((images - targets).pow(2).mean())
+                    if not latent:
+                        best_mse = float((images.clamp(-1, 1) - problem.targets).pow(2).mean())
                     best_u, best_v = u.detach().clone(), v.detach().clone()
             optimizer.step()
 
-            target = self.preset.target_psnr
-            if target is not None and psnr_from_mse(best_mse) >= target:
+            if not latent and preset.target_psnr is not None and psnr_from_mse(best_mse) >= preset.target_psnr:
                 break
             if iterations % patience == 0:
-                if best_loss < checkpoint_loss * (1 - self.preset.improvement):
+                if best_loss < checkpoint_loss * (1 - preset.improvement):
                     checkpoint_loss = best_loss
                     plateaus = 0
-                elif lr > self.preset.min_lr:
-                    lr = max(lr / 2, self.preset.min_lr)
+                elif lr > preset.min_lr:
+                    lr = max(lr / 2, preset.min_lr)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                 else:
                     plateaus += 1
-                    if self.preset.stop_after_plateaus and plateaus >= self.preset.stop_after_plateaus:
+                    if preset.stop_after_plateaus and plateaus >= preset.stop_after_plateaus:
                         break
-
-        factors = (best_u.cpu().numpy(), best_v.cpu().numpy())
-        keyframe = Keyframe(span.end, quantize_tensor(factors[0]), quantize_tensor(factors[1]))
-        images_u8, mse, group_input, last_x0 = self.regenerate(span, keyframe, state)
-        stats = KeyframeStats(
-            frame=span.end,
-            iterations=iterations,
-            seconds=time.perf_counter() - started,
-            loss=best_loss,
-            psnr=psnr_from_mse(mse),
-        )
-        return SpanResult(keyframe, factors, stats, images_u8, group_input, last_x0)
+        return best_u, best_v, best_loss, iterations
 
     def _contexts(
         self,
@@ -263,43 +318,40 @@ class LevelFitter:
     def _x0_before_end(self, contexts: torch.Tensor, group_in: torch.Tensor) -> torch.Tensor:
         """x0 of frame ``p_k - 1`` (in the span's first group) under the given contexts, no grad."""
         with torch.no_grad():
-            x0, _ = self._forward(group_in, contexts[-2:-1].detach())
-        return x0
+            return self._x0(group_in, contexts[-2:-1].detach())
 
     @torch.no_grad()
-    def regenerate(
-        self, span: KeyframeSpan, keyframe: Keyframe, state: FitState
-    ) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-        """The span's frames as a decoder makes them: (uint8 frames, MSE, next group input, x0 of p_k)."""
-        device = self.device
-        first = span.index == 0
-        if first:
-            contexts = [keyframe.context()]
+    def regenerate(self, span: KeyframeSpan, keyframe: Keyframe, state: FitState) -> tuple[int, np.ndarray, float, np.ndarray, np.ndarray]:
+        """Regenerate with the decoder's own batches: the group ``[p_{k-1}, p_k)`` in one call,
+        then frame ``p_k`` (the first frame of the next group).
+
+        Returns (first final frame, final frames, MSE of the span's frames, next group input,
+        x0 of p_k). Frame ``p_k`` alone is final only when it is the stream's last frame; else it
+        becomes final with the next keyframe's group.
+        """
+        backend = self.gen.backend
+        last_span = span.index == len(self.spans) - 1
+        decoded_start, decoded = span.end, []
+        if span.index == 0:
+            end_input = self.init_input
         else:
             previous = state.keyframes[-1]
-            contexts = [interpolate_context(previous, keyframe, f) for f in span.frames[:-1]]
-            contexts.append(keyframe.context())
-        ctx = torch.from_numpy(np.stack(contexts)).to(device)
-        images = []
-        x0_before: np.ndarray | None = None
-        if len(contexts) > 1:
-            group_in = torch.from_numpy(state.group_input).to(device)
-            x0, image = self._forward(group_in.expand(len(contexts) - 1, -1, -1, -1), ctx[:-1])
-            images.append(image)
-            x0_before = x0[-1:].cpu().numpy()
-        elif not first:
-            x0_before = state.last_x0
-        if first or span.end_starts_chunk:
-            last_input = self.init_input
-        else:
-            assert x0_before is not None
-            last_input = self.unet_input(x0_before)
-        x0_end, image_end = self._forward(torch.from_numpy(last_input).to(device), ctx[-1:])
-        images.append(image_end)
-        stacked = torch.cat(images, 0)
-        targets = frames_to_tensor(self.frames[span.frames], device)
-        mse = float((stacked - targets).pow(2).mean())
-        return images_to_uint8(stacked), mse, last_input, x0_end.cpu().numpy()
+            contexts = [previous.context()] + [interpolate_context(previous, keyframe, f) for f in span.frames[:-1]]
+            ctx = torch.from_numpy(np.stack(contexts)).to(self.device)
+            group_in = torch.from_numpy(state.group_input).to(self.device)
+            x0, group_frames = backend.generate(group_in.expand(len(contexts), -1, -1, -1), ctx)
+            decoded_start = span.start
+            decoded.append(group_frames.cpu().numpy())
+            end_input = self.init_input if span.end_starts_chunk else self.unet_input(x0[-1:])
+        end_ctx = torch.from_numpy(keyframe.context()[None]).to(self.device)
+        x0_end, end_frame = backend.generate(end_input, end_ctx)
+        span_frames = np.concatenate(decoded + [end_frame.cpu().numpy()])[-len(span.frames) :]
+        if last_span:
+            decoded.append(end_frame.cpu().numpy())
+        targets = self.frames[span.frames].astype(np.float64)
+        mse = float(((span_frames.astype(np.float64) - targets) / 127.5).__pow__(2).mean())
+        final = np.concatenate(decoded) if decoded else np.zeros((0, *self.frames.shape[1:]), np.uint8)
+        return decoded_start, final, mse, end_input.cpu().numpy(), x0_end.float().cpu().numpy()
 
     def fit(
         self,

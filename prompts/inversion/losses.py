@@ -190,10 +190,20 @@ class FitLoss:
         return self
 
     def __call__(self, image: torch.Tensor, target: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        image = image.float()
+        # Compare what a viewer sees: decoded frames are clamped to [-1, 1] before becoming
+        # pixels, and a generator may overshoot that range (the tiny one does, a lot).
+        image = image.float().clamp(-1.0, 1.0)
         per_frame = self.weights.mse * (image - target).pow(2).flatten(1).mean(1)
         if self.weights.perceptual:
             per_frame = per_frame + self.weights.perceptual * self.perceptual(image, target)
+        if self.weights.context_l1:
+            per_frame = per_frame + self.weights.context_l1 * context.float().abs().flatten(1).mean(1)
+        return per_frame
+
+
+    def latent(self, x0: torch.Tensor, target: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Per-frame latent-phase loss: ``mse * MSE(x0, encoded target) + context_l1 * mean|c|``."""
+        per_frame = self.weights.mse * (x0.float() - target).pow(2).flatten(1).mean(1)
         if self.weights.context_l1:
             per_frame = per_frame + self.weights.context_l1 * context.float().abs().flatten(1).mean(1)
         return per_frame

@@ -19,12 +19,21 @@ class FitPreset:
     min_lr: float  # plateau halving stops here
     stop_after_plateaus: int  # stop after this many checks without improvement at min_lr (0: never)
     target_psnr: float | None  # stop once the interval's fitted PSNR (dB) reaches this
+    latent_fraction: float = 0.0  # share of each budget spent on the x0-vs-encoded-target loss first
     worst_frame_extra: float = 2.0  # extra weight on the previous iteration's worst frame
     improvement: float = 1e-4  # relative loss drop that counts as an improvement
 
     def with_target(self, target_psnr: float | None) -> FitPreset:
         """The same schedule with another quality target."""
         return replace(self, target_psnr=target_psnr)
+
+    def with_budgets(self, first: int, later: int) -> FitPreset:
+        """The same schedule with other iteration budgets (patience scaled down to fit)."""
+        return replace(
+            self, first_iterations=first, later_iterations=later,
+            first_patience=min(self.first_patience, max(1, first // 4)),
+            later_patience=min(self.later_patience, max(1, later // 4)),
+        )  # fmt: skip
 
 
 PRESETS: dict[str, FitPreset] = {
@@ -36,17 +45,19 @@ PRESETS: dict[str, FitPreset] = {
         stop_after_plateaus=0, target_psnr=None,
     ),
     # Operator default: a tenth of the budget, a gentler step from the warm start, stop on a
-    # plateau at the smallest learning rate.
+    # plateau at the smallest learning rate; with a faithful encoder (TAESD) the first half of
+    # each budget fits x0 to the encoded frames, skipping the decoder's forward and backward.
     "fast": FitPreset(
         name="fast", first_iterations=1000, later_iterations=150,
         first_patience=50, later_patience=10, lr=0.1, warm_lr=0.03, min_lr=0.001,
-        stop_after_plateaus=2, target_psnr=None,
+        stop_after_plateaus=2, target_psnr=None, latent_fraction=0.5,
     ),
-    # Seconds-scale ladders for `promptus demo` on a tiny generator.
+    # Seconds-scale ladders for `promptus demo` and CPU runs: with a faithful encoder the whole
+    # budget is spent on the latent objective (no decoder backward pass, 20-40x cheaper on CPU).
     "demo": FitPreset(
         name="demo", first_iterations=80, later_iterations=12,
         first_patience=10, later_patience=4, lr=0.1, warm_lr=0.03, min_lr=0.005,
-        stop_after_plateaus=1, target_psnr=None,
+        stop_after_plateaus=1, target_psnr=None, latent_fraction=1.0,
     ),
 }  # fmt: skip
 

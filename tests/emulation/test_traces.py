@@ -84,14 +84,23 @@ def test_uplinks_are_flagged_and_left_out_by_default(traces_dir: Path) -> None:
     every = build_catalog(traces_dir / "mahimahi-cellular", include_uplinks=True)
     downlinks = build_catalog(traces_dir / "mahimahi-cellular")
     assert {e.name for e in every if e.direction is Direction.UP} == {
-        "ATT-LTE-driving-2016.up", "Verizon-EVDO-driving.up", "Verizon-LTE-short.up"}
+        "ATT-LTE-driving-2016.up",
+        "Verizon-EVDO-driving.up",
+        "Verizon-LTE-short.up",
+    }
     assert len(downlinks) == 4 and all(e.direction is Direction.DOWN for e in downlinks)
 
 
 def test_sniffing_recognises_each_real_format(traces_dir: Path) -> None:
-    assert sniff_format(traces_dir / "mahimahi-cellular" / "Verizon-LTE-short.down") is TraceFormat.MAHIMAHI
+    assert (
+        sniff_format(traces_dir / "mahimahi-cellular" / "Verizon-LTE-short.down")
+        is TraceFormat.MAHIMAHI
+    )
     assert sniff_format(traces_dir / "norway-hsdpa" / "norway_bus_10") is TraceFormat.PAIRS
-    assert sniff_format(traces_dir / "fcc-broadband" / "trace_866_http---www.amazon.com") is TraceFormat.PAIRS
+    assert (
+        sniff_format(traces_dir / "fcc-broadband" / "trace_866_http---www.amazon.com")
+        is TraceFormat.PAIRS
+    )
     assert sniff_format(traces_dir / "oboe" / "oboe_trace_1.txt") is TraceFormat.PAIRS
     assert sniff_format(traces_dir / "ucc-5g" / "B_2019.12.16_11.49.59.csv") is TraceFormat.UCC_5G
 
@@ -107,7 +116,10 @@ def test_real_mahimahi_round_trip_keeps_the_rate(traces_dir: Path, tmp_path: Pat
 
 
 def test_real_5g_and_oboe_round_trip_through_mahimahi(traces_dir: Path, tmp_path: Path) -> None:
-    for path in (traces_dir / "ucc-5g" / "B_2020.02.27_17.30.15.csv", traces_dir / "oboe" / "oboe_trace_1.txt"):
+    for path in (
+        traces_dir / "ucc-5g" / "B_2020.02.27_17.30.15.csv",
+        traces_dir / "oboe" / "oboe_trace_1.txt",
+    ):
         trace = read_trace(path)
         exported = tmp_path / (path.name + ".down")
         exported.write_text(to_mahimahi(trace))
@@ -148,8 +160,12 @@ def test_to_mahimahi_of_a_constant_link() -> None:
 
 def test_ucc_rows_average_within_a_second_and_hold_across_gaps(tmp_path: Path) -> None:
     path = tmp_path / "g.csv"
-    rows = [ucc_row("2020.01.01_10.00.00", "1000"), ucc_row("2020.01.01_10.00.00", "3000"),
-            ucc_row("2020.01.01_10.00.01", "4000"), ucc_row("2020.01.01_10.00.04", "500")]
+    rows = [
+        ucc_row("2020.01.01_10.00.00", "1000"),
+        ucc_row("2020.01.01_10.00.00", "3000"),
+        ucc_row("2020.01.01_10.00.01", "4000"),
+        ucc_row("2020.01.01_10.00.04", "500"),
+    ]
     path.write_text("\n".join([UCC_HEADER, *rows]) + "\n")
     trace = read_ucc_5g(path)
     assert trace.starts_s.tolist() == [0.0, 1.0, 4.0]

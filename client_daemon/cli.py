@@ -1,0 +1,91 @@
+"""``promptus daemon``: run the local generation daemon (prompt chunks -> fMP4 segments)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from client_daemon.settings import DEFAULT_ALLOWED_ORIGINS, DEFAULT_PORT, DaemonSettings
+from promptus.cli import CommandError
+
+if TYPE_CHECKING:
+    from client_daemon.daemon import Daemon
+
+GENERATORS = ("tiny", "tiny-taesd", "sd-turbo")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``promptus daemon``."""
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
+    )
+    parser.add_argument("--generator", choices=GENERATORS, default="tiny", help="generator to load")
+    parser.add_argument("--weights", type=Path, help="SD-Turbo weights (file or diffusers folder)")
+    parser.add_argument("--taesd", type=Path, help="TAESD weights folder (tiny-taesd, sd-turbo)")
+    parser.add_argument(
+        "--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 ..."
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        dest="allow_origins",
+        metavar="ORIGIN",
+        help="page origin allowed to connect, e.g. http://127.0.0.1:8080 (repeatable; default: "
+        + " and ".join(DEFAULT_ALLOWED_ORIGINS)
+        + ")",
+    )
+    parser.add_argument(
+        "--crf", type=int, help="x264 constant rate factor (default: near-lossless)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the generator and serve pages until interrupted."""
+    from client_daemon.daemon import Daemon
+    from client_daemon.muxer import NEAR_LOSSLESS, EncoderSettings
+    from engines import load_generator
+    from engines.errors import WeightsFormatError, WeightsNotFoundError
+
+    if not 0 <= args.port <= 65535:
+        raise CommandError(f"--port {args.port} is not a TCP port")
+    if args.crf is not None and not 0 <= args.crf <= 51:
+        raise CommandError(f"--crf {args.crf} outside 0..51")
+    origins = tuple(args.allow_origins or DEFAULT_ALLOWED_ORIGINS)
+    for origin in origins:
+        if "://" not in origin or origin.endswith("/"):
+            raise CommandError(f"--allow-origin {origin!r} is not an origin like http://host:port")
+    encoder = NEAR_LOSSLESS if args.crf is None else EncoderSettings(crf=args.crf)
+    try:
+        settings = DaemonSettings(
+            host=args.host, port=args.port, allowed_origins=origins, encoder=encoder
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    try:
+        generator = load_generator(
+            args.generator, weights=args.weights, taesd=args.taesd, device=args.device
+        )
+    except (WeightsNotFoundError, WeightsFormatError, ValueError) as error:
+        raise CommandError(f"cannot load generator {args.generator!r}: {error}") from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_serve(Daemon(generator, settings)))
+    except OSError as error:  # port in use, address not available
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {error}") from None
+    return 0
+
+
+async def _serve(daemon: Daemon) -> None:
+    async with daemon:
+        print(
+            f"promptus daemon: {daemon.url} generator {daemon.generator.generator_id} "
+            f"on {daemon.device_name}; pages allowed from {', '.join(daemon.settings.allowed_origins)}",
+            flush=True,
+        )
+        await daemon.serve_forever()

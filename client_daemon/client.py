@@ -1,0 +1,113 @@
+"""A Python page for the daemon: open a stream, send prompt chunks, collect fMP4 segments.
+
+Used by the tests, ``scripts/bench_daemon.py`` and the emulator's full mode. It speaks the
+same messages as the browser player (``server.protocol``); it sends no Origin header, as a
+local program (browsers always send one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from prompts.ladder import Ladder
+from server.protocol import (
+    MAX_FRAME_PAGE_RECEIVES,
+    DaemonMessage,
+    ErrorMessage,
+    InitSegment,
+    MediaSegment,
+    Open,
+    Seek,
+    Status,
+    StreamSetup,
+    encode_chunk_message,
+    parse_daemon_message,
+)
+
+REPLY_TIMEOUT_S = 60.0  # seconds to wait for the daemon's answer to one request
+
+
+class DaemonError(Exception):
+    """The daemon refused a request; carries its `error` message."""
+
+    def __init__(self, error: ErrorMessage) -> None:
+        super().__init__(f"{error.code}: {error.message}")
+        self.error = error
+
+
+class DaemonClient:
+    """One page's connection to the daemon."""
+
+    def __init__(self, websocket: ClientConnection, timeout_s: float = REPLY_TIMEOUT_S) -> None:
+        self.websocket = websocket
+        self.timeout_s = timeout_s
+        self.last_status: Status | None = None
+
+    @classmethod
+    async def connect(
+        cls, url: str, *, origin: str | None = None, timeout_s: float = REPLY_TIMEOUT_S
+    ) -> DaemonClient:
+        """Connect to a daemon at ``url`` (``ws://127.0.0.1:9090``)."""
+        websocket = await connect(
+            url,
+            origin=origin,  # type: ignore[arg-type]  # websockets types Origin as a NewType
+            max_size=MAX_FRAME_PAGE_RECEIVES,
+            compression=None,
+        )
+        return cls(websocket, timeout_s)
+
+    async def __aenter__(self) -> DaemonClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.websocket.close()
+
+    async def open(self, setup: StreamSetup, init_state: bytes) -> InitSegment:
+        """Open a stream; returns the init segment (raises DaemonError if refused)."""
+        await self.websocket.send(Open(stream=setup, init_state=init_state).encode())
+        reply = await self.reply()
+        if not isinstance(reply, InitSegment):
+            raise TypeError(f"expected an init segment, got {type(reply).__name__}")
+        return reply
+
+    async def open_ladder(self, ladder: Ladder) -> InitSegment:
+        """Open the stream of a ladder directory."""
+        setup = StreamSetup.from_manifest(ladder.manifest.to_json())
+        return await self.open(setup, ladder.init_state_bytes())
+
+    async def send_chunk(
+        self, level: int, chunk: int, data: bytes, prefix: bytes = b"", channel: str = "local"
+    ) -> None:
+        """Forward one chunk (and its switch prefix) as the page does."""
+        await self.websocket.send(encode_chunk_message(channel, level, chunk, data, prefix))
+
+    async def seek(self, chunk: int) -> None:
+        """Announce that the next chunk is ``chunk``."""
+        await self.websocket.send(Seek(chunk=chunk).encode())
+
+    async def reply(self) -> InitSegment | MediaSegment:
+        """The next init or segment; `status` is kept in ``last_status``; errors raise."""
+        async with asyncio.timeout(self.timeout_s):
+            while True:
+                message: DaemonMessage = parse_daemon_message(await self.websocket.recv())
+                if isinstance(message, Status):
+                    self.last_status = message
+                elif isinstance(message, ErrorMessage):
+                    raise DaemonError(message)
+                else:
+                    return message
+
+    async def segment(self) -> MediaSegment:
+        """The next media segment (raises DaemonError if the chunk was refused)."""
+        reply = await self.reply()
+        if not isinstance(reply, MediaSegment):
+            raise TypeError(f"expected a media segment, got {type(reply).__name__}")
+        return reply

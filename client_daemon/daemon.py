@@ -1,0 +1,150 @@
+"""The daemon: one generator, one generation thread, a WebSocket server on the loopback.
+
+Usage (what ``promptus daemon`` does)::
+
+    async with Daemon(load_generator("tiny"), DaemonSettings(port=9090)) as daemon:
+        await daemon.serve_forever()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from client_daemon.muxer import H264Muxer
+from client_daemon.pipeline import EngineStream, SessionPipeline
+from client_daemon.session import Session
+from client_daemon.settings import DaemonSettings
+from client_daemon.transport import PageConnection
+from prompts.init_state import InitStateError, parse_init_state
+from server.protocol import MAX_FRAME_DAEMON_RECEIVES, ErrorCode, Open, ProtocolError
+
+log = logging.getLogger(__name__)
+
+LATENT_CHANNELS = 4  # the init state is a 1 x 4 x H/8 x W/8 latent
+LATENT_SCALE = 8  # pixels per latent cell
+
+
+class Generator(Protocol):
+    """What the daemon needs from an ``engines`` generator."""
+
+    generator_id: str
+    name: str
+
+    @property
+    def device(self) -> Any: ...
+
+    def open_stream(self, **stream: Any) -> EngineStream: ...
+
+
+def describe_device(device: Any) -> str:
+    """``cuda:0 (NVIDIA H100 80GB HBM3)`` or ``cpu``."""
+    name = str(device)
+    if name.startswith("cuda"):
+        import torch
+
+        return f"{name} ({torch.cuda.get_device_name(torch.device(name))})"
+    return name
+
+
+class Daemon:
+    """Owns the generator and the generation thread; serves pages over WebSocket."""
+
+    def __init__(self, generator: Generator, settings: DaemonSettings | None = None) -> None:
+        self.generator = generator
+        self.settings = settings or DaemonSettings()
+        self.device_name = describe_device(generator.device)
+        # one thread drives the generator: pages take turns on the GPU, chunk by chunk
+        self._generation = ThreadPoolExecutor(1, thread_name_prefix="promptus-generate")
+        self._server: Server | None = None
+
+    async def __aenter__(self) -> Daemon:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Start listening."""
+        self._server = await serve(
+            self._serve_page,
+            self.settings.host,
+            self.settings.port,
+            max_size=MAX_FRAME_DAEMON_RECEIVES,  # larger frames are cut with close code 1009
+            compression=None,  # fMP4 and prompt chunks do not deflate; save the CPU
+        )
+        log.info("daemon listening on %s", self.url)
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port."""
+        if self._server is None:
+            raise RuntimeError("the daemon is not started")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
+        return f"ws://{host}:{self.port}"
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled."""
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def close(self) -> None:
+        """Close every connection and stop listening."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        self._generation.shutdown(wait=False, cancel_futures=True)
+
+    async def _serve_page(self, websocket: ServerConnection) -> None:
+        await PageConnection(websocket, self).run()
+
+    async def open_stream(self, request: Open) -> tuple[Session, SessionPipeline, bytes, str]:
+        """Check an `open` and build its session: (session, pipeline, init segment, MIME)."""
+        setup = request.stream
+        if setup.generator_id != self.generator.generator_id:
+            raise ProtocolError(
+                ErrorCode.GENERATOR_MISMATCH,
+                f"the stream needs generator '{setup.generator_id}' but this daemon runs "
+                f"'{self.generator.generator_id}' ({self.generator.name}); restart it with "
+                "the matching --generator and --weights",
+            )
+        try:
+            init_latent = parse_init_state(request.init_state)
+        except InitStateError as error:
+            raise ProtocolError(ErrorCode.BAD_FIELD, f"init state: {error}") from None
+        expected = (1, LATENT_CHANNELS, setup.height // LATENT_SCALE, setup.width // LATENT_SCALE)
+        if init_latent.shape != expected:
+            raise ProtocolError(
+                ErrorCode.BAD_FIELD,
+                f"init state has shape {list(init_latent.shape)}, a {setup.width}x{setup.height} "
+                f"stream needs {list(expected)}",
+            )
+        loop = asyncio.get_running_loop()
+        open_engine_stream = functools.partial(
+            self.generator.open_stream,
+            width=setup.width,
+            height=setup.height,
+            noise_seed=setup.noise_seed,
+            prev_latent_weight=setup.prev_latent_weight,
+            prev_latent_rule=setup.prev_latent_rule,
+            init_latent=init_latent,
+        )
+        try:
+            stream = await loop.run_in_executor(self._generation, open_engine_stream)
+        except ValueError as error:
+            raise ProtocolError(ErrorCode.BAD_FIELD, f"cannot open the stream: {error}") from None
+        muxer = H264Muxer(setup.width, setup.height, setup.fps, self.settings.encoder)
+        init_segment = await loop.run_in_executor(None, muxer.init_segment)
+        pipeline = SessionPipeline(stream, muxer, self._generation, depth=self.settings.queue_depth)
+        return Session(setup), pipeline, init_segment, muxer.mime()

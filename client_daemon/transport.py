@@ -1,0 +1,206 @@
+"""The transport layer: one page's WebSocket connection to the daemon.
+
+The connection's own task reads the socket; a sender task turns the pipeline's outcomes
+into `segment`/`error` messages and a status task reports speed about once a second.
+Every refused message gets an `error` reply and the connection goes on; nothing a page
+sends can stop the daemon or another page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from client_daemon.pipeline import Failure, Segment, SessionPipeline
+from client_daemon.session import ChunkJob, Session
+from server.protocol import (
+    CLOSE_CODES,
+    MAX_MEDIA_PAYLOAD_BYTES,
+    ChunkMessage,
+    ErrorCode,
+    ErrorMessage,
+    InitSegment,
+    MediaSegment,
+    Open,
+    ProtocolError,
+    Seek,
+    Status,
+    parse_page_message,
+)
+
+if TYPE_CHECKING:
+    from client_daemon.daemon import Daemon
+
+log = logging.getLogger(__name__)
+
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's reason is at most 123 bytes of UTF-8
+
+
+def origin_refusal(origin: str | None, allowed: tuple[str, ...]) -> str | None:
+    """Why a page of ``origin`` may not connect, or None when it may.
+
+    Browsers always send Origin on WebSocket handshakes, so a missing Origin is a local
+    program (a test client, the emulator), not a web page, and is let in.
+    """
+    if origin is None or origin in allowed:
+        return None
+    return f"origin {origin[:60]} not allowed; start the daemon with --allow-origin {origin[:60]}"
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to what fits a close frame."""
+    data = text.encode("utf-8")[:MAX_CLOSE_REASON_BYTES]
+    return data.decode("utf-8", "ignore")
+
+
+@dataclass
+class _ActiveSession:
+    session: Session
+    pipeline: SessionPipeline
+    sender: asyncio.Task[None]
+
+
+class PageConnection:
+    """Serves one page: its session (after `open`), its chunks, its status reports."""
+
+    def __init__(self, websocket: ServerConnection, daemon: Daemon) -> None:
+        self.websocket = websocket
+        self.daemon = daemon
+        self._active: _ActiveSession | None = None
+
+    async def run(self) -> None:
+        """Handle the page until it disconnects."""
+        origin = self.websocket.request.headers.get("Origin") if self.websocket.request else None
+        refusal = origin_refusal(origin, self.daemon.settings.allowed_origins)
+        if refusal is not None:
+            log.warning("refused a page: %s", refusal)
+            await self._send_error(ProtocolError(ErrorCode.FORBIDDEN_ORIGIN, refusal))
+            await self.websocket.close(
+                CLOSE_CODES[ErrorCode.FORBIDDEN_ORIGIN], close_reason(refusal)
+            )
+            return
+        status = asyncio.create_task(self._report_status())
+        try:
+            async for message in self.websocket:
+                await self._handle(message)
+        except ConnectionClosed:
+            pass  # the page went away, possibly mid-chunk; its work is dropped below
+        finally:
+            status.cancel()
+            await self._end_session()
+
+    async def _handle(self, message: str | bytes) -> None:
+        parsed = None
+        try:
+            parsed = parse_page_message(message)
+            if isinstance(parsed, Open):
+                await self._open(parsed)
+                return
+            if self._active is None:
+                raise ProtocolError(
+                    ErrorCode.OPEN_REQUIRED,
+                    f"'{_type_of(parsed)}' before 'open': open a stream first",
+                )
+            if isinstance(parsed, Seek):
+                self._active.session.accept_seek(parsed)
+            elif isinstance(parsed, ChunkMessage):
+                job = self._active.session.accept_chunk(parsed)
+                await self._submit(self._active, job)
+        except ProtocolError as error:
+            if isinstance(parsed, ChunkMessage):
+                await self._send_error(error, chunk=parsed.chunk, level=parsed.level)
+            else:
+                await self._send_error(error)
+            if error.code in CLOSE_CODES:
+                await self.websocket.close(CLOSE_CODES[error.code], close_reason(error.message))
+
+    @staticmethod
+    async def _submit(active: _ActiveSession, job: ChunkJob) -> None:
+        """Queue a chunk, waiting while this page's queue is full (backpressure).
+
+        Gives up when the page's sender has stopped (the page left): nothing would ever
+        make room, and the reader must get back to the socket to see the close.
+        """
+        submit = asyncio.ensure_future(active.pipeline.submit(job))
+        await asyncio.wait({submit, active.sender}, return_when=asyncio.FIRST_COMPLETED)
+        if not submit.done():
+            submit.cancel()
+
+    async def _open(self, request: Open) -> None:
+        session_parts = await self.daemon.open_stream(request)
+        await self._end_session()
+        session, pipeline, init_segment, mime = session_parts
+        sender = asyncio.create_task(self._send_outcomes(session, pipeline))
+        self._active = _ActiveSession(session, pipeline, sender)
+        await self.websocket.send(InitSegment(mime, init_segment).encode())
+
+    async def _end_session(self) -> None:
+        if self._active is not None:
+            self._active.sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._active.sender
+            self._active = None
+
+    async def _send_outcomes(self, session: Session, pipeline: SessionPipeline) -> None:
+        with contextlib.suppress(ConnectionClosed):  # the page left: stop, dropping its work
+            await self._send_each_outcome(session, pipeline)
+
+    async def _send_each_outcome(self, session: Session, pipeline: SessionPipeline) -> None:
+        async for outcome in pipeline.outcomes():
+            job = outcome.job
+            if isinstance(outcome, Failure):
+                session.break_continuity()
+                await self._send_error(outcome.error, chunk=job.index, level=job.level)
+                continue
+            assert isinstance(outcome, Segment)
+            if len(outcome.data) > MAX_MEDIA_PAYLOAD_BYTES:
+                session.break_continuity()
+                await self._send_error(
+                    ProtocolError(
+                        ErrorCode.GENERATION_FAILED,
+                        f"segment of {len(outcome.data)} bytes exceeds {MAX_MEDIA_PAYLOAD_BYTES}",
+                    ),
+                    chunk=job.index,
+                    level=job.level,
+                )
+                continue
+            message = MediaSegment(
+                level=job.level,
+                chunk=job.index,
+                frames=job.frames,
+                generation_ms=round(outcome.generation_ms, 2),
+                encode_ms=round(outcome.encode_ms, 2),
+                data=outcome.data,
+            )
+            await self.websocket.send(message.encode())
+
+    async def _report_status(self) -> None:
+        while True:
+            await asyncio.sleep(self.daemon.settings.status_interval_s)
+            pipeline = self._active.pipeline if self._active else None
+            status = Status(
+                fps=round(pipeline.meter.fps, 2) if pipeline else 0.0,
+                queue_depth=pipeline.queue_depth if pipeline else 0,
+                device=self.daemon.device_name,
+                generator_id=self.daemon.generator.generator_id,
+            )
+            with contextlib.suppress(ConnectionClosed):
+                await self.websocket.send(status.encode())
+
+    async def _send_error(
+        self, error: ProtocolError, *, chunk: int | None = None, level: int | None = None
+    ) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.websocket.send(
+                ErrorMessage.from_error(error, chunk=chunk, level=level).encode()
+            )
+
+
+def _type_of(message: object) -> str:
+    return str(getattr(message, "TYPE", type(message).__name__))

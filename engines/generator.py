@@ -1,0 +1,187 @@
+"""Generators (tiny, tiny + real TAESD decoder, SD-Turbo + TAESD) and ``load_generator``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from engines.backends import Backend, BackendOptions, make_backend
+from engines.errors import GeneratorMismatchError, WeightsNotFoundError
+from engines.identity import compute_generator_id
+from engines.model_configs import SDTURBO_UNET, TAESD, TINY_AUTOENCODER, TINY_UNET, architecture_config
+from engines.seeded import fill_seeded_
+from engines.stream import CHUNK_RESET, GeneratorStream
+from engines.taesd import TAESD_HOW_TO_OBTAIN, build_autoencoder_tiny, load_taesd
+
+TINY_WEIGHT_SEED = 20260  # fixed seed of the tiny generator's weights (engines.seeded)
+CONTEXT_TOKENS = 77  # OpenCLIP-H context: 77 tokens x 1024
+CONTEXT_DIM = 1024
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a generator name stands for."""
+
+    family: str  # prefix of the generator id
+    display_name: str  # manifest "generator.name"
+    unet_config: str
+    decoder_config: str
+    native_size: tuple[int, int]  # (H, W) the generator is meant to run at
+
+
+VARIANTS: dict[str, Variant] = {
+    # The CPU default: widths and size chosen so two CPU cores generate >= 30 fps (docs/engines.md).
+    "tiny": Variant("tiny", "tiny", TINY_UNET, TINY_AUTOENCODER, (192, 192)),
+    # Tiny UNet + the real TAESD decoder: real decoding for tests, too slow for real time on CPU.
+    "tiny-taesd": Variant("tiny-taesd", "tiny + taesd", TINY_UNET, TAESD, (256, 256)),
+    "sd-turbo": Variant("sd-turbo", "sd-turbo + taesd", SDTURBO_UNET, TAESD, (512, 512)),
+}
+
+
+class Generator:
+    """A UNet + TAESD-shaped decoder run once at t=999, with its identity and backend."""
+
+    context_tokens = CONTEXT_TOKENS
+    context_dim = CONTEXT_DIM
+
+    def __init__(
+        self, *, variant: Variant, generator_id: str, backend: Backend, encoder: nn.Module | None
+    ) -> None:
+        self.variant = variant
+        self.generator_id = generator_id
+        self.backend = backend
+        self.encoder = encoder.to(backend.device) if encoder is not None else None
+
+    @property
+    def name(self) -> str:
+        return self.variant.display_name
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        return self.variant.native_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.backend.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.backend.options.dtype
+
+    def forward(self, latent_input: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x0 [B,4,h,w] float32, image [B,3,H,W] in about [-1,1]); differentiable w.r.t. context."""
+        return self.backend.forward(latent_input.to(self.device), context.to(self.device))
+
+    @torch.inference_mode()
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        """TAESD-encode images [B,3,H,W] in [-1,1] to latents [B,4,H/8,W/8] (e.g. an init latent)."""
+        if self.encoder is None:
+            raise WeightsNotFoundError("taesd_encoder.safetensors", TAESD_HOW_TO_OBTAIN)
+        encoder_param = next(self.encoder.parameters())
+        return self.encoder(image.to(encoder_param.device, encoder_param.dtype)).float()
+
+    def check_generator_id(self, generator_id: str) -> None:
+        """Raise ``GeneratorMismatchError`` unless ``generator_id`` names this generator."""
+        if generator_id != self.generator_id:
+            raise GeneratorMismatchError(generator_id, self.generator_id, "stream")
+
+    def open_stream(
+        self,
+        *,
+        width: int,
+        height: int,
+        init_latent: np.ndarray,
+        noise_seed: int = 88,
+        prev_latent_weight: float = 0.05,
+        prev_latent_rule: str = CHUNK_RESET,
+        generator_id: str | None = None,
+        allow_generator_mismatch: bool = False,
+    ) -> GeneratorStream:
+        """A stream decoder; ``generator_id`` (the manifest's) is checked here when given."""
+        if generator_id is not None and not allow_generator_mismatch:
+            self.check_generator_id(generator_id)
+        return GeneratorStream(
+            self, width=width, height=height, noise_seed=noise_seed,
+            prev_latent_weight=prev_latent_weight, prev_latent_rule=prev_latent_rule,
+            init_latent=init_latent, allow_generator_mismatch=allow_generator_mismatch,
+        )
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for but CUDA is not available")
+    return device
+
+
+def default_dtype(device: str) -> torch.dtype:
+    """float32 on CPU, float16 on CUDA (x0 is float32 either way)."""
+    return torch.float16 if device.startswith("cuda") else torch.float32
+
+
+def build_tiny_unet() -> nn.Module:
+    """The tiny UNet with its seeded, machine-independent weights."""
+    from engines.sdturbo import build_unet
+
+    return fill_seeded_(build_unet(TINY_UNET), TINY_WEIGHT_SEED)
+
+
+def build_tiny_autoencoder() -> nn.Module:
+    """The tiny TAESD-shaped autoencoder with seeded weights."""
+    return fill_seeded_(build_autoencoder_tiny(TINY_AUTOENCODER), TINY_WEIGHT_SEED)
+
+
+def _load_networks(name: str, weights: str | Path | None, taesd: str | Path | None) -> tuple[nn.Module, nn.Module]:
+    if name == "tiny":
+        return build_tiny_unet(), build_tiny_autoencoder()
+    if taesd is None:
+        raise WeightsNotFoundError("<--taesd not given>", TAESD_HOW_TO_OBTAIN)
+    autoencoder = load_taesd(taesd)
+    if name == "tiny-taesd":
+        return build_tiny_unet(), autoencoder
+    from engines.sdturbo import SDTURBO_HOW_TO_OBTAIN, load_unet
+
+    if weights is None:
+        raise WeightsNotFoundError("<--weights not given>", SDTURBO_HOW_TO_OBTAIN)
+    return load_unet(weights), autoencoder
+
+
+def load_generator(
+    name: str,
+    *,
+    weights: str | Path | None = None,
+    taesd: str | Path | None = None,
+    device: str = "auto",
+    dtype: torch.dtype | None = None,
+    backend: str = "torch",
+    channels_last: bool = False,
+    cuda_graph: bool = False,
+) -> Generator:
+    """Build a generator by name (``tiny``, ``tiny-taesd``, ``sd-turbo``) from local files only."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown generator {name!r}; expected one of {', '.join(VARIANTS)}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a model hub
+    variant = VARIANTS[name]
+    unet, autoencoder = _load_networks(name, weights, taesd)
+    generator_id = compute_generator_id(
+        variant.family,
+        {"unet": architecture_config(variant.unet_config), "decoder": architecture_config(variant.decoder_config)},
+        {"unet": unet, "decoder": autoencoder.decoder},
+    )
+    resolved = resolve_device(device)
+    options = BackendOptions(
+        kind=backend, device=resolved, dtype=dtype or default_dtype(resolved),
+        channels_last=channels_last, cuda_graph=cuda_graph,
+    )
+    encoder = autoencoder.encoder.float().eval().requires_grad_(False) if autoencoder.encoder is not None else None
+    return Generator(
+        variant=variant, generator_id=generator_id,
+        backend=make_backend(unet, autoencoder.decoder, options), encoder=encoder,
+    )

@@ -1,0 +1,176 @@
+"""Rate-quality of a prompt ladder next to x264, x265, SVT-AV1 and the TAESD-latent "VAE" baseline.
+
+Every level is regenerated in sequence with the ladder's generator and scored against the
+reference frames; each baseline is coded at each level's measured bitrate on the same frames.
+Output: ``rate_quality.json``, ``rate_quality.md`` (the table) and ``rate_quality.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prompts.atomic import atomic_write_bytes, atomic_write_json
+from prompts.inversion.baselines import CLASSIC_CODECS, VAEBaseline, classic_at
+from prompts.inversion.metrics import psnr_per_frame, ssim_per_frame
+from prompts.ladder import Ladder
+
+VMAF_TIMEOUT = 600  # seconds for one ffmpeg libvmaf run
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    """One row of the table: a coded version of the reference and its quality."""
+
+    method: str  # "promptus", "x264", "x265", "svt-av1", "vae"
+    setting: str  # level name, CRF, or VAE setting
+    kbps: float
+    psnr: float
+    ssim: float
+    vmaf: float | None = None
+
+
+def ffmpeg_with_vmaf() -> str | None:
+    """Path of an ffmpeg that has the libvmaf filter (system or imageio-ffmpeg), else None."""
+    candidates = [shutil.which("ffmpeg")]
+    try:
+        import imageio_ffmpeg  # type: ignore[import-not-found]
+
+        candidates.append(imageio_ffmpeg.get_ffmpeg_exe())
+    except ImportError:
+        pass
+    for exe in filter(None, candidates):
+        try:
+            filters = subprocess.run([exe, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if " libvmaf " in filters:
+            return exe
+    return None
+
+
+def vmaf(ffmpeg: str, decoded: np.ndarray, reference: np.ndarray, fps: float) -> float:
+    """Mean VMAF (model v0.6.1) of decoded vs reference ``uint8 [T, H, W, 3]`` frames."""
+    height, width = reference.shape[1:3]
+    raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps)]
+    with tempfile.TemporaryDirectory() as tmp:
+        dist, ref, log = Path(tmp, "dist.rgb"), Path(tmp, "ref.rgb"), Path(tmp, "vmaf.json")
+        dist.write_bytes(np.ascontiguousarray(decoded).tobytes())
+        ref.write_bytes(np.ascontiguousarray(reference).tobytes())
+        command = [
+            ffmpeg, "-hide_banner", "-loglevel", "error", *raw, "-i", str(dist), *raw, "-i", str(ref),
+            "-lavfi", f"[0:v][1:v]libvmaf=log_fmt=json:log_path={log}", "-f", "null", "-",
+        ]  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True, timeout=VMAF_TIMEOUT)
+        return float(json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"])
+
+
+def score(method: str, setting: str, kbps: float, decoded: np.ndarray, reference: np.ndarray, fps: float, ffmpeg: str | None) -> RatePoint:
+    """Quality of one coded version (mean per-frame PSNR, SSIM on luma, VMAF when available)."""
+    return RatePoint(
+        method=method, setting=setting, kbps=round(kbps, 2),
+        psnr=round(float(psnr_per_frame(decoded, reference).mean()), 3),
+        ssim=round(float(ssim_per_frame(decoded, reference).mean()), 5),
+        vmaf=round(vmaf(ffmpeg, decoded, reference, fps), 3) if ffmpeg else None,
+    )  # fmt: skip
+
+
+def decode_level(generator: Any, ladder: Ladder, level_id: int) -> np.ndarray:
+    """All frames of one level, decoded in sequence as a viewer who never switches sees them."""
+    from prompts.chunk import parse_chunk
+
+    stream_info = ladder.manifest.stream
+    stream = generator.open_stream(
+        width=stream_info.width, height=stream_info.height, init_latent=ladder.init_state(),
+        noise_seed=stream_info.noise_seed, prev_latent_weight=stream_info.prev_latent_weight,
+        prev_latent_rule=stream_info.prev_latent_rule, generator_id=stream_info.generator_id,
+    )  # fmt: skip
+    chunks = [parse_chunk(ladder.chunk_bytes(level_id, i)) for i in range(ladder.manifest.chunk_count)]
+    return np.concatenate([stream.decode_chunk(chunk) for chunk in chunks])
+
+
+def evaluate(
+    ladder: Ladder,
+    reference: np.ndarray,
+    generator: Any,
+    *,
+    codecs: tuple[str, ...] = tuple(CLASSIC_CODECS),
+    taesd: Any = None,
+    progress: bool = True,
+) -> list[RatePoint]:
+    """Rate-quality points of every level and of every baseline at each level's bitrate."""
+    from tqdm import tqdm
+
+    manifest = ladder.manifest
+    fps = manifest.stream.fps
+    frames = manifest.chunk_count and manifest.stream.chunk_range(manifest.chunk_count - 1)[1]
+    reference = reference[:frames]
+    ffmpeg = ffmpeg_with_vmaf()
+    vae = VAEBaseline(taesd, reference, fps) if taesd is not None else None
+    points = []
+    steps = len(manifest.levels) * (1 + len(codecs) + (vae is not None))
+    with tqdm(total=steps, desc="eval", unit="run", disable=not progress) as bar:
+        for level in manifest.levels:
+            decoded = decode_level(generator, ladder, level.id)
+            points.append(score("promptus", level.name, level.kbps, decoded, reference, fps, ffmpeg))
+            bar.update(1)
+            for codec in codecs:
+                clip = classic_at(codec, reference, fps, level.kbps)
+                points.append(score(codec, clip.setting, clip.kbps, clip.frames, reference, fps, ffmpeg))
+                bar.update(1)
+            if vae is not None:
+                clip = vae.at(level.kbps, lambda f: float(psnr_per_frame(f, reference).mean()))
+                points.append(score("vae", clip.setting, clip.kbps, clip.frames, reference, fps, ffmpeg))
+                bar.update(1)
+    return points
+
+
+def table(points: list[RatePoint]) -> str:
+    """A Markdown table of the points, grouped by method."""
+    lines = ["| method | setting | kbps | PSNR dB | SSIM | VMAF |", "|---|---|---:|---:|---:|---:|"]
+    for p in sorted(points, key=lambda p: (p.method != "promptus", p.method, p.kbps)):
+        vmaf_text = f"{p.vmaf:.2f}" if p.vmaf is not None else "n/a"
+        lines.append(f"| {p.method} | {p.setting} | {p.kbps:.1f} | {p.psnr:.2f} | {p.ssim:.4f} | {vmaf_text} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(points: list[RatePoint], title: str) -> bytes:
+    """PNG of PSNR and SSIM against kbps, one line per method."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for method in sorted({p.method for p in points}):
+        rows = sorted((p for p in points if p.method == method), key=lambda p: p.kbps)
+        for axis, metric in zip(axes, ("psnr", "ssim"), strict=True):
+            axis.plot([p.kbps for p in rows], [getattr(p, metric) for p in rows], marker="o", label=method)
+    for axis, label in zip(axes, ("PSNR (dB)", "SSIM (luma)"), strict=True):
+        axis.set_xlabel("kbps")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def write_report(points: list[RatePoint], out: Path, title: str) -> None:
+    """``rate_quality.{json,md,png}`` in ``out``, each written atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "rate_quality.json", {"title": title, "points": [asdict(p) for p in points]})
+    atomic_write_bytes(out / "rate_quality.md", (f"# {title}\n\n" + table(points)).encode())
+    atomic_write_bytes(out / "rate_quality.png", plot(points, title))

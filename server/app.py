@@ -1,0 +1,158 @@
+"""`create_app(settings)`: the media server's aiohttp application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from server.catalog import Catalog
+from server.chunk_store import ChunkStore
+from server.keys import (
+    catalog_key,
+    chunk_store_key,
+    metrics_key,
+    settings_key,
+    telemetry_key,
+    websockets_key,
+)
+from server.metrics import Metrics
+from server.protocol import ErrorCode
+from server.settings import ServerSettings
+from server.telemetry import Telemetry, open_backend
+from server.viewer import handle_viewer, say_goodbye
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ServerSettings) -> web.Application:
+    """The application: `/ws`, `/healthz`, `/metrics` and the web player's static files at `/`."""
+    app = web.Application()
+    app[settings_key] = settings
+    app[catalog_key] = Catalog(settings.media_dir, settings.catalog_poll_s)
+    app[chunk_store_key] = ChunkStore(settings.cache_bytes)
+    app[telemetry_key] = Telemetry(
+        open_backend(settings.telemetry),
+        flush_s=settings.telemetry_flush_s,
+        max_rows=settings.telemetry_queue_rows,
+        close_timeout_s=settings.telemetry_close_timeout_s,
+    )
+    app[metrics_key] = Metrics()
+    app[websockets_key] = weakref.WeakSet()
+    app.router.add_get("/ws", handle_viewer)
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/metrics", handle_metrics)
+    add_web_player(app, settings.web_dir)
+    app.cleanup_ctx.append(catalog_ctx)
+    app.cleanup_ctx.append(telemetry_ctx)
+    app.on_shutdown.append(notify_viewers)
+    return app
+
+
+def add_web_player(app: web.Application, web_dir: Path) -> None:
+    """`/` serves ``web_dir/index.html``, other paths the files under ``web_dir``."""
+    index = web_dir / "index.html"
+
+    async def handle_index(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(index)  # stats the file off the event loop; 404 when absent
+
+    app.router.add_get("/", handle_index)
+    if web_dir.is_dir():
+        # aiohttp's static route refuses paths that leave web_dir (.., symlinks out)
+        app.router.add_static("/", web_dir, follow_symlinks=False)
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    """Liveness: 200 with the number of channels and viewers."""
+    app = request.app
+    return web.json_response(
+        {"status": "ok", "channels": len(app[catalog_key]), "viewers": app[metrics_key].viewers}
+    )
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition."""
+    app = request.app
+    store, telemetry, catalog = app[chunk_store_key], app[telemetry_key], app[catalog_key]
+    text = app[metrics_key].render(
+        {
+            "promptus_channels": ("Channels in the catalog.", lambda: len(catalog)),
+            "promptus_cache_bytes": (
+                "Bytes of encoded chunk messages cached.",
+                lambda: store.cached_bytes,
+            ),
+            "promptus_cache_hits": ("Chunk cache hits since start.", lambda: store.hits),
+            "promptus_cache_misses": ("Chunk cache misses since start.", lambda: store.misses),
+            "promptus_telemetry_queued_rows": (
+                "Telemetry rows waiting for the database.",
+                lambda: telemetry.queued,
+            ),
+            "promptus_telemetry_written_rows": (
+                "Telemetry rows written since start.",
+                lambda: telemetry.written,
+            ),
+            "promptus_telemetry_dropped_rows": (
+                "Telemetry rows dropped (queue overflow).",
+                lambda: telemetry.dropped,
+            ),
+            "promptus_telemetry_failures": (
+                "Failed telemetry writes since start.",
+                lambda: telemetry.failures,
+            ),
+        }
+    )
+    return web.Response(
+        text=text,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+async def catalog_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load the catalog before serving, then keep it fresh in the background."""
+    catalog = app[catalog_key]
+    await catalog.refresh()
+    log.info(
+        "serving %d channels from %s: %s",
+        len(catalog),
+        catalog.media_dir,
+        ", ".join(catalog.names()),
+    )
+    task = asyncio.create_task(catalog.watch(), name="catalog-watch")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def telemetry_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run the telemetry flush task; flush and close the database at the end."""
+    telemetry = app[telemetry_key]
+    task = asyncio.create_task(telemetry.run(), name="telemetry-flush")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await telemetry.close()
+
+
+async def notify_viewers(app: web.Application) -> None:
+    """Graceful shutdown: every viewer gets `error going_away` and a 1001 close."""
+    sockets = list(app[websockets_key])
+    if sockets:
+        log.info("shutting down: telling %d viewers", len(sockets))
+        for _ in sockets:
+            app[metrics_key].count_error(ErrorCode.GOING_AWAY)
+        # say_goodbye is bounded by its own timeout, so this ends even with stuck clients
+        await asyncio.gather(
+            *(
+                say_goodbye(ws, ErrorCode.GOING_AWAY, "the server is shutting down")
+                for ws in sockets
+            )
+        )

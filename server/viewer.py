@@ -1,0 +1,319 @@
+"""One viewer's WebSocket (`/ws`): hello -> manifest, get -> chunk, stats/ack -> telemetry.
+
+Only this handler's task reads from its socket. Every refused message is answered with an
+`error` and the loop goes on; only the closing codes of ``protocol.CLOSE_CODES`` end it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from aiohttp import WSMsgType, web
+
+from server.catalog import Channel
+from server.chunk_store import ChunkReadError
+from server.keys import (
+    catalog_key,
+    chunk_store_key,
+    metrics_key,
+    settings_key,
+    telemetry_key,
+    websockets_key,
+)
+from server.protocol import (
+    CLOSE_CODES,
+    HEADER_LENGTH,
+    MAX_FRAME_SERVER_RECEIVES,
+    Ack,
+    ErrorCode,
+    ErrorMessage,
+    Get,
+    Hello,
+    ProtocolError,
+    Stats,
+    parse_client_message,
+)
+from server.rate_limit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_ACKS = 64  # deliveries remembered for their ack; older ones are logged as unacked
+RATE_ERROR_INTERVAL_S = 1.0  # at most one rate_limited reply per second (no amplification)
+CLOSE_NOTICE_TIMEOUT_S = 2.0  # time given to the farewell `error` of a closing connection
+
+
+class SlowClient(Exception):
+    """The client did not take our data within the send timeout."""
+
+
+class Viewer:
+    """State of one connection: its channel, telemetry session and rate limit."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        app = request.app
+        self.request = request
+        self.ws = ws
+        self.settings = app[settings_key]
+        self.catalog = app[catalog_key]
+        self.store = app[chunk_store_key]
+        self.telemetry = app[telemetry_key]
+        self.metrics = app[metrics_key]
+        self.channel: Channel | None = None
+        self.sent_version = -1
+        self.session_id: str | None = None
+        self.bucket = TokenBucket(
+            self.settings.rate_per_s, self.settings.rate_burst, time.monotonic()
+        )
+        self.last_rate_error = -RATE_ERROR_INTERVAL_S
+        # (chunk, level) -> (requested_at, sent_at, chunk bytes, prefix bytes)
+        self.pending: dict[tuple[int, int], tuple[float, float, int, int]] = {}
+
+    async def serve(self) -> None:
+        """Read and answer messages until the peer leaves, idles out or misbehaves fatally."""
+        while True:
+            try:
+                message = await self.ws.receive(timeout=self.settings.idle_timeout_s)
+            except TimeoutError:
+                await self.close_with(
+                    ErrorCode.IDLE_TIMEOUT, f"no message for {self.settings.idle_timeout_s:g} s"
+                )
+                return
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if not await self.on_frame(message.data):
+                    return
+            elif message.type is WSMsgType.ERROR:
+                # aiohttp already closed the socket (e.g. 1009 for a frame over the socket limit)
+                log.info("viewer socket error: %s", message.data)
+                if self.ws.close_code == 1009:
+                    self.metrics.count_error(ErrorCode.MESSAGE_TOO_LARGE)
+                return
+            else:  # CLOSE, CLOSING, CLOSED
+                return
+
+    async def on_frame(self, data: str | bytes) -> bool:
+        """Answer one frame; False when the connection was closed because of it."""
+        now = time.monotonic()
+        if not self.bucket.allow(now):
+            self.metrics.dropped_messages_total += 1
+            if now - self.last_rate_error >= RATE_ERROR_INTERVAL_S:
+                self.last_rate_error = now
+                await self.send_error(
+                    ProtocolError(
+                        ErrorCode.RATE_LIMITED,
+                        f"more than {self.settings.rate_per_s:g} messages per second; message dropped",
+                    )
+                )
+            return True
+        request: Get | None = None
+        try:
+            message = parse_client_message(data)
+            self.metrics.messages_total[message.TYPE] += 1
+            request = message if isinstance(message, Get) else None
+            if isinstance(message, Hello):
+                await self.on_hello(message)
+                return True
+            await self.sync_manifest()
+            if isinstance(message, Get):
+                await self.on_get(message)
+            elif isinstance(message, Stats):
+                self.telemetry.report(self.require_session(), message)
+            elif isinstance(message, Ack):
+                self.on_ack(message)
+        except ProtocolError as error:
+            if error.code in CLOSE_CODES:
+                await self.close_with(error.code, error.message)
+                return False
+            if request is None:
+                await self.send_error(error)
+            else:
+                await self.send_error(error, chunk=request.chunk, level=request.level)
+        return True
+
+    def require_session(self) -> str:
+        if self.session_id is None:
+            raise ProtocolError(ErrorCode.HELLO_REQUIRED, "send 'hello' before this message")
+        return self.session_id
+
+    async def on_hello(self, hello: Hello) -> None:
+        channel = self.catalog.get(hello.channel)
+        if channel is None:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_CHANNEL, f"no channel {hello.channel!r} on this server"
+            )
+        self.end_session()
+        self.channel = channel
+        self.session_id = uuid.uuid4().hex
+        self.telemetry.session_started(
+            self.session_id,
+            channel=channel.name,
+            user_agent=hello.user_agent,
+            abr=hello.abr,
+            generator_id=channel.manifest.stream.generator_id,
+            server_id=self.settings.server_id,
+        )
+        await self.send(channel.message)
+        self.sent_version = channel.version
+        try:
+            init_state = await self.store.init_state_message(channel)
+        except ChunkReadError as error:
+            log.error("channel %s: %s", channel.name, error)
+            raise ProtocolError(ErrorCode.INTERNAL, str(error)) from None
+        await self.send(init_state)
+
+    async def sync_manifest(self) -> None:
+        """Send the channel's manifest again if it changed since we last sent it."""
+        self.require_session()
+        assert self.channel is not None
+        current = self.catalog.get(self.channel.name)
+        if current is None:
+            self.end_session()
+            self.channel = None
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_CHANNEL, "the channel was removed from this server"
+            )
+        self.channel = current
+        if current.version != self.sent_version:
+            await self.send(current.message)
+            self.sent_version = current.version
+
+    async def on_get(self, get: Get) -> None:
+        channel = self.channel
+        assert channel is not None and self.session_id is not None
+        levels = channel.manifest.levels
+        if get.level >= len(levels):
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_LEVEL,
+                f"level {get.level} does not exist (levels 0..{len(levels) - 1})",
+            )
+        total = channel.manifest.stream.chunk_count
+        if get.chunk >= channel.chunk_count:
+            if get.chunk >= total or not channel.live:
+                raise ProtocolError(
+                    ErrorCode.UNKNOWN_CHUNK,
+                    f"chunk {get.chunk} does not exist (the stream has {total} chunks, "
+                    f"{channel.chunk_count} published)",
+                )
+            if get.chunk < channel.chunk_count + self.settings.live_ahead_chunks:
+                raise ProtocolError(
+                    ErrorCode.NOT_AVAILABLE,
+                    f"chunk {get.chunk} is not published yet (live edge: "
+                    f"{channel.chunk_count} chunks); retry",
+                )
+            raise ProtocolError(
+                ErrorCode.BEYOND_LIVE_EDGE,
+                f"chunk {get.chunk} is far beyond the live edge ({channel.chunk_count} chunks)",
+            )
+        requested_at = time.time()
+        try:
+            wire = await self.store.chunk_message(channel, get.level, get.chunk, get.prefix)
+        except ChunkReadError as error:
+            log.error("channel %s: %s", channel.name, error)
+            raise ProtocolError(ErrorCode.INTERNAL, str(error)) from None
+        await self.send(wire)
+        size = levels[get.level].chunks[get.chunk].bytes
+        prefix_bytes = len(wire) - HEADER_LENGTH.size - HEADER_LENGTH.unpack_from(wire)[0] - size
+        self.metrics.chunks_served_total += 1
+        self.metrics.bytes_sent_total += len(wire)
+        self.metrics.prefixes_served_total += prefix_bytes > 0
+        if len(self.pending) >= MAX_PENDING_ACKS:
+            self.record_delivery(next(iter(self.pending)), acked_at=None)
+        self.pending[(get.chunk, get.level)] = (requested_at, time.time(), size, prefix_bytes)
+
+    def on_ack(self, ack: Ack) -> None:
+        if (ack.chunk, ack.level) in self.pending:  # an ack for nothing we sent is ignored
+            self.record_delivery((ack.chunk, ack.level), acked_at=time.time())
+
+    def record_delivery(self, key: tuple[int, int], acked_at: float | None) -> None:
+        requested_at, sent_at, size, prefix_bytes = self.pending.pop(key)
+        assert self.channel is not None and self.session_id is not None
+        self.telemetry.delivery(
+            self.session_id,
+            channel=self.channel.name,
+            level=key[1],
+            chunk=key[0],
+            size=size,
+            prefix_bytes=prefix_bytes,
+            requested_at=requested_at,
+            sent_at=sent_at,
+            acked_at=acked_at,
+        )
+
+    def end_session(self) -> None:
+        """Write the unacked deliveries and the end of the current session, if any."""
+        if self.session_id is None:
+            return
+        for key in list(self.pending):
+            self.record_delivery(key, acked_at=None)
+        self.telemetry.session_ended(self.session_id)
+        self.session_id = None
+
+    async def send(self, data: str | bytes) -> None:
+        try:
+            async with asyncio.timeout(self.settings.send_timeout_s):
+                if isinstance(data, str):
+                    await self.ws.send_str(data)
+                else:
+                    await self.ws.send_bytes(data)
+        except TimeoutError:
+            raise SlowClient(
+                f"client took no data for {self.settings.send_timeout_s:g} s"
+            ) from None
+
+    async def send_error(
+        self, error: ProtocolError, *, chunk: int | None = None, level: int | None = None
+    ) -> None:
+        self.metrics.count_error(error.code)
+        await self.send(ErrorMessage.from_error(error, chunk=chunk, level=level).encode())
+
+    async def close_with(self, code: ErrorCode, message: str) -> None:
+        """Send a closing `error` (best effort) and close with the code's WebSocket close code."""
+        await say_goodbye(self.ws, code, message)
+        self.metrics.count_error(code)
+
+
+async def say_goodbye(ws: web.WebSocketResponse, code: ErrorCode, message: str) -> None:
+    """Closing notice: `error` then close with CLOSE_CODES[code]; never raises, never hangs."""
+    try:
+        async with asyncio.timeout(CLOSE_NOTICE_TIMEOUT_S):
+            if not ws.closed:
+                await ws.send_str(ErrorMessage(code=code, message=message).encode())
+            await ws.close(code=CLOSE_CODES[code], message=str(code).encode())
+    except (TimeoutError, ConnectionError, RuntimeError):
+        pass
+
+
+async def handle_viewer(request: web.Request) -> web.WebSocketResponse:
+    """The `/ws` route."""
+    app = request.app
+    settings, metrics, sockets = app[settings_key], app[metrics_key], app[websockets_key]
+    # compress=False: chunks are already entropy-coded, deflating them per viewer only burns CPU
+    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_SERVER_RECEIVES, compress=False)
+    await ws.prepare(request)
+    if len(sockets) >= settings.max_viewers:
+        metrics.count_error(ErrorCode.SERVER_FULL)
+        await say_goodbye(
+            ws,
+            ErrorCode.SERVER_FULL,
+            f"this server is at its limit of {settings.max_viewers} viewers",
+        )
+        return ws
+    sockets.add(ws)
+    metrics.viewers += 1
+    metrics.connections_total += 1
+    viewer = Viewer(request, ws)
+    try:
+        await viewer.serve()
+    except SlowClient as error:
+        log.info("dropping a slow viewer: %s", error)
+        if request.transport is not None:
+            request.transport.abort()
+    except ConnectionError:
+        pass  # the peer went away while we were sending
+    finally:
+        sockets.discard(ws)
+        metrics.viewers -= 1
+        viewer.end_session()
+    return ws

@@ -1,0 +1,87 @@
+"""``promptus daemon``: options, refusals before anything loads, and a real run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import pytest
+
+from client_daemon import cli
+from client_daemon.client import DaemonClient
+from client_daemon.settings import DEFAULT_ALLOWED_ORIGINS
+from promptus.cli import CommandError, build_parser
+from server.protocol import StreamSetup
+from tests.client_daemon.helpers import open_message
+
+
+def parse(*argv: str):  # noqa: ANN201
+    return build_parser("daemon").parse_args(["daemon", *argv])
+
+
+def test_defaults() -> None:
+    args = parse()
+    assert (args.port, args.host, args.generator, args.device) == (
+        9090,
+        "127.0.0.1",
+        "tiny",
+        "auto",
+    )
+    assert args.allow_origins is None  # run() falls back to DEFAULT_ALLOWED_ORIGINS
+    assert DEFAULT_ALLOWED_ORIGINS == ("http://127.0.0.1:8080", "http://localhost:8080")
+    assert parse("--allow-origin", "http://a:1", "--allow-origin", "http://b:2").allow_origins == [
+        "http://a:1",
+        "http://b:2",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["--host", "0.0.0.0"], "loopback only"),
+        (["--host", "192.168.1.5"], "loopback only"),
+        (["--port", "70000"], "is not a TCP port"),
+        (["--crf", "60"], "outside 0..51"),
+        (["--allow-origin", "example.com"], "is not an origin"),
+        (["--allow-origin", "http://example.com/"], "is not an origin"),
+    ],
+)
+def test_bad_options_are_refused_before_loading(argv: list[str], reason: str) -> None:
+    with pytest.raises(CommandError, match=reason):
+        cli.run(parse(*argv))
+
+
+def test_missing_weights_are_a_clear_error() -> None:
+    with pytest.raises(CommandError, match="cannot load generator 'sd-turbo'"):
+        cli.run(parse("--generator", "sd-turbo", "--device", "cpu"))
+
+
+@pytest.mark.slow
+def test_the_command_serves_a_page() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "promptus", "daemon", "--port", "0", "--device", "cpu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        banner = (
+            process.stdout.readline()
+        )  # "promptus daemon: ws://127.0.0.1:PORT generator tiny:..."
+        assert banner.startswith("promptus daemon: ws://127.0.0.1:"), banner
+        url, generator_id = banner.split()[2], banner.split()[4]
+
+        async def play() -> str:
+            async with await DaemonClient.connect(url) as page:
+                request = open_message(generator_id)
+                setup = StreamSetup.from_fields(request.stream.to_fields())
+                return (await page.open(setup, request.init_state)).mime
+
+        assert asyncio.run(play()).startswith('video/mp4; codecs="avc1.')
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,155 @@
+"""H264Muxer with real PyAV: init segment, one keyframe-led segment per chunk, timestamps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from client_daemon.mp4 import box_types, segment_decode_time, track_timescale
+from client_daemon.muxer import EncoderSettings, H264Muxer
+from tests.client_daemon.helpers import MIN_PSNR_VS_YUV420_DB, decode_fmp4, psnr, yuv420_reference
+
+FPS = 30
+
+
+def moving_pictures(count: int, start: int = 0, size: int = 64) -> np.ndarray:
+    """Smooth colour waves and a moving disc: content that changes from frame to frame."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    frames = []
+    for t in range(start, start + count):
+        rgb = np.stack(
+            [
+                127 + 100 * np.sin(x / 9 + t / 5),
+                127 + 100 * np.sin(y / 11 - t / 7),
+                127 + 100 * np.sin((x + y) / 13 + t / 3),
+            ],
+            axis=-1,
+        )
+        rgb[(x - size / 2 - 10 * np.sin(t / 4)) ** 2 + (y - size / 2) ** 2 < (size / 6) ** 2] = 220
+        frames.append(rgb.clip(0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def muxer() -> H264Muxer:
+    return H264Muxer(64, 64, FPS)
+
+
+def test_init_segment_is_stable_and_names_its_codec(muxer: H264Muxer) -> None:
+    init = muxer.init_segment()
+    assert init == H264Muxer(64, 64, FPS).init_segment()
+    assert muxer.mime().startswith('video/mp4; codecs="avc1.')
+
+
+def test_segments_decode_to_the_frames_within_the_encode_tolerance(muxer: H264Muxer) -> None:
+    first = moving_pictures(5)
+    second = moving_pictures(3, start=5)
+    segments = [
+        muxer.media_segment([first[:2], first[2:]], 0),  # batches as generation yields them
+        muxer.media_segment([second], 5),
+    ]
+    decoded = decode_fmp4(muxer.init_segment() + b"".join(segments))
+    source = np.concatenate([first, second])
+    assert len(decoded) == len(source)
+    assert [frame.key for frame in decoded] == [
+        True,
+        False,
+        False,
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
+    for index, (frame, rgb) in enumerate(zip(decoded, source, strict=True)):
+        assert frame.time_s == pytest.approx(index / FPS)
+        assert psnr(frame.rgb, yuv420_reference(rgb)) >= MIN_PSNR_VS_YUV420_DB
+        # frame for frame: each decoded picture is closest to its own source frame
+        others = [psnr(frame.rgb, other) for j, other in enumerate(source) if j != index]
+        assert psnr(frame.rgb, rgb) > max(others)
+
+
+def test_a_jump_places_the_segment_on_the_stream_timeline(muxer: H264Muxer) -> None:
+    """A seek or a switch: each segment's tfdt is its first frame's time, whatever came before."""
+    timescale = track_timescale(muxer.init_segment())
+    later = muxer.media_segment([moving_pictures(2, start=90)], 90)
+    earlier = muxer.media_segment([moving_pictures(2)], 0)
+    assert segment_decode_time(later) == 3 * timescale
+    assert segment_decode_time(earlier) == 0
+    times = [f.time_s for f in decode_fmp4(muxer.init_segment() + later)]
+    assert times == pytest.approx([3.0, 3 + 1 / FPS])
+
+
+def test_fractional_rate_keeps_exact_frame_times() -> None:
+    muxer = H264Muxer(64, 64, 30000 / 1001)
+    segment = muxer.media_segment([moving_pictures(2)], 1001)
+    times = [f.time_s for f in decode_fmp4(muxer.init_segment() + segment)]
+    assert times == pytest.approx([1001 * 1001 / 30000, 1002 * 1001 / 30000])
+
+
+def test_higher_crf_means_fewer_bytes() -> None:
+    frames = [moving_pictures(4)]
+    fine = H264Muxer(64, 64, FPS, EncoderSettings(crf=4)).media_segment(frames, 0)
+    coarse = H264Muxer(64, 64, FPS, EncoderSettings(crf=30)).media_segment(frames, 0)
+    assert box_types(coarse) == ["moof", "mdat"]
+    assert len(coarse) < len(fine)
+
+
+@pytest.mark.parametrize(
+    ("batch", "defect"),
+    [
+        (
+            np.zeros((1, 32, 64, 3), np.uint8),
+            r"frames must be uint8 \[n, 64, 64, 3\], got uint8 \[1, 32, 64, 3\]",
+        ),
+        (np.zeros((1, 64, 64, 3), np.float32), "got float32"),
+        (np.zeros((64, 64, 3), np.uint8), r"got uint8 \[64, 64, 3\]"),
+    ],
+)
+def test_bad_frames_are_refused(muxer: H264Muxer, batch: np.ndarray, defect: str) -> None:
+    with pytest.raises(ValueError, match=defect):
+        muxer.media_segment([batch], 0)
+
+
+def test_empty_chunk_and_bad_arguments_are_refused(muxer: H264Muxer) -> None:
+    with pytest.raises(ValueError, match="at least one frame"):
+        muxer.media_segment([], 0)
+    with pytest.raises(ValueError, match="first_frame must be >= 0"):
+        muxer.media_segment([moving_pictures(1)], -1)
+    with pytest.raises(ValueError, match="positive and even"):
+        H264Muxer(63, 64, FPS)
+    with pytest.raises(ValueError, match="fps must be positive"):
+        H264Muxer(64, 64, 0)
+
+
+def test_a_failing_frame_source_propagates(muxer: H264Muxer) -> None:
+    def batches():
+        yield moving_pictures(1)
+        raise RuntimeError("generation broke")
+
+    with pytest.raises(RuntimeError, match="generation broke"):
+        muxer.media_segment(batches(), 0)
+
+
+def test_long_chunks_are_cut_into_parallel_gops_in_one_fragment() -> None:
+    settings = EncoderSettings(gop_frames=4, encoders=3, threads=1)
+    muxer = H264Muxer(64, 64, FPS, settings)
+    frames = moving_pictures(10)
+    segment = muxer.media_segment([frames[:3], frames[3:]], 20)  # GOPs cross batch edges
+    assert box_types(segment) == ["moof", "mdat"]
+    decoded = decode_fmp4(muxer.init_segment() + segment)
+    assert [i for i, f in enumerate(decoded) if f.key] == [0, 4, 8]
+    assert [round(f.time_s * FPS) for f in decoded] == list(range(20, 30))
+    serial = decode_fmp4(
+        H264Muxer(64, 64, FPS, EncoderSettings(gop_frames=4, encoders=1)).init_segment()
+        + H264Muxer(64, 64, FPS, EncoderSettings(gop_frames=4, encoders=1)).media_segment(
+            [frames], 20
+        )
+    )
+    for parallel, one in zip(decoded, serial, strict=True):
+        assert psnr(parallel.rgb, one.rgb) > 45  # same pictures, whichever thread encoded them
+
+
+def test_bad_encoder_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="bad encoder settings"):
+        EncoderSettings(gop_frames=0)

@@ -1,0 +1,130 @@
+"""Fixtures of the browser tests: a real server + daemon on loopback and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.web.stack import (
+    CHANNEL,
+    REPO_ROOT,
+    Process,
+    free_port,
+    start_daemon,
+    start_server,
+    write_ladder,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags from docs/reference media-tools notes: headless real-time playback, no GPU, autoplay allowed.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+    # a second name for the loopback: pages from it have a foreign origin for the daemon
+    "--host-resolver-rules=MAP foreign.test 127.0.0.1",
+]
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"
+
+
+@dataclass
+class Stack:
+    """The running server and daemon, and how to reach them."""
+
+    media: Path
+    telemetry: Path
+    server: Process | None
+    server_port: int
+    daemon: Process
+    daemon_port: int
+    generator_id: str
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+    def page_url(self, **params: str) -> str:
+        query = {"channel": CHANNEL, "daemon": f"ws://127.0.0.1:{self.daemon_port}", **params}
+        return f"{self.origin}/?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+    def restart_daemon(self) -> None:
+        self.daemon, _ = start_daemon(self.daemon_port, self.origin)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """`promptus daemon` (tiny generator, CPU) and `promptus serve` over a 40 s test ladder."""
+    root = tmp_path_factory.mktemp("web-e2e")
+    media = root / "media"
+    media.mkdir()
+    server_port, daemon_port = free_port(), free_port()
+    daemon, generator_id = start_daemon(daemon_port, f"http://127.0.0.1:{server_port}")
+    stack = Stack(
+        media, root / "telemetry.sqlite3", None, server_port, daemon, daemon_port, generator_id
+    )
+    try:
+        write_ladder(media / CHANNEL, generator_id)
+        stack.server = start_server(media, server_port, stack.telemetry)
+        yield stack
+    finally:
+        if stack.server is not None:
+            stack.server.stop()
+        stack.daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_context() -> Iterator[object]:
+    """A headless Chromium (Debian's, driven by Playwright) with a throwaway profile."""
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} missing (apt-get install chromium)"
+        if os.environ.get("PROMPTUS_REQUIRE_SHARED") == "1":
+            pytest.fail(reason + "; CI must run the browser tests", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="promptus-chromium-")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1100, "height": 860},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser_context: object, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh tab; its console is printed when the test fails."""
+    tab = browser_context.new_page()  # type: ignore[attr-defined]
+    console: list[str] = []
+    tab.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    tab.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+    yield tab
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print("browser console:\n" + "\n".join(console[-80:]))
+    tab.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -1,0 +1,166 @@
+"""The player end to end in Debian's Chromium: real server, real daemon (tiny generator, CPU)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+from tests.web.conftest import ARTIFACTS, Stack
+from tests.web.stack import CHANNEL, STREAM_FPS, free_port, write_ladder
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+STARTUP_TIMEOUT_S = 60  # first frame; generous for two cores shared with the daemon
+SMALL_BUFFER_S = "4"  # so a level switch or a daemon loss shows up within seconds
+
+
+def snapshot(page) -> dict:  # type: ignore[no-untyped-def]
+    return page.evaluate("() => window.promptusPlayer.snapshot()")
+
+
+def wait_for(page, predicate: str, timeout_s: float = 30) -> None:  # type: ignore[no-untyped-def]
+    """Waits until the JS expression `predicate` (over `s`, the player snapshot) is true."""
+    page.wait_for_function(
+        f"() => {{ const s = window.promptusPlayer?.snapshot(); return s !== undefined && ({predicate}); }}",
+        timeout=timeout_s * 1000,
+        polling=100,
+    )
+
+
+def open_player(page, stack: Stack, **params: str) -> dict:  # type: ignore[no-untyped-def]
+    page.goto(stack.page_url(**params))
+    wait_for(page, "s.startupS !== null", STARTUP_TIMEOUT_S)
+    return snapshot(page)
+
+
+def notice_text(page, kind: str) -> str:  # type: ignore[no-untyped-def]
+    locator = page.locator(f'#notices [data-kind="{kind}"]')
+    return locator.inner_text() if locator.count() else ""
+
+
+def test_plays_without_stalls_and_keeps_a_screenshot(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    started = open_player(page, stack, abr="mpc")
+    wait_for(page, f"s.currentTime > {started['currentTime'] + 4}")
+    played = snapshot(page)
+    assert played["decodedFrames"] >= started["decodedFrames"] + 3 * STREAM_FPS
+    assert played["stalls"] == 0, f"stalled after startup on an unthrottled link: {played}"
+    assert played["state"] != "blocked" and played["blocked"] is None
+    assert played["daemonFps"] is not None and played["daemonDevice"] == "cpu"
+    assert 0 < played["startupS"] < STARTUP_TIMEOUT_S
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "player.png"))
+    (ARTIFACTS / "e2e-metrics.json").write_text(
+        json.dumps(
+            {
+                "startup_s": played["startupS"],
+                "daemon_fps": played["daemonFps"],
+                "buffer_s": played["bufferS"],
+                "position_s": played["currentTime"],
+                "decoded_frames": played["decodedFrames"],
+                "dropped_frames": played["droppedFrames"],
+                "stalls": played["stalls"],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"startup {played['startupS']:.3f} s, daemon {played['daemonFps']:.1f} fps")
+
+
+def test_forced_level_switch_keeps_playing(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    open_player(page, stack, abr="bba", buffer=SMALL_BUFFER_S)
+    assert snapshot(page)["levelId"] == 0  # BBA starts low: the buffer is under the reservoir
+    page.select_option("#level", "2")
+    wait_for(page, "s.levelId === 2 && s.manualLevel === 2", 40)
+    switched = snapshot(page)
+    wait_for(page, f"s.currentTime > {switched['currentTime'] + 2}")
+    after = snapshot(page)
+    assert after["levelId"] == 2 and after["stalls"] == 0
+    assert page.locator("#stats [data-stat=level]").inner_text().startswith("2: r8n5")
+
+
+def test_seek_outside_the_buffer_keeps_playing(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    open_player(page, stack, abr="throughput", buffer=SMALL_BUFFER_S)
+    page.evaluate("() => window.promptusPlayer.seek(30.5)")
+    wait_for(page, "s.currentTime >= 31 && s.chunk >= 30", 40)
+    landed = snapshot(page)
+    wait_for(page, f"s.currentTime > {landed['currentTime'] + 2}")
+    assert snapshot(page)["stalls"] == 0  # waiting for the seek target is not a stall
+
+
+def test_daemon_missing_or_foreign_origin_or_other_generator_is_explained(
+    page, stack: Stack
+) -> None:  # type: ignore[no-untyped-def]
+    page.goto(stack.page_url(daemon=f"ws://127.0.0.1:{free_port()}"))
+    page.wait_for_selector('#notices [data-kind="daemon"]', timeout=15_000)
+    assert "No generation daemon answers" in notice_text(page, "daemon")
+    assert "promptus daemon" in notice_text(page, "daemon")
+
+    # Same server under another host name: another origin, which the daemon was not told to allow.
+    page.goto(stack.page_url().replace("127.0.0.1", "foreign.test", 1))
+    page.wait_for_selector('#notices [data-kind="daemon"]', timeout=15_000)
+    text = notice_text(page, "daemon")
+    assert f"refused this page's origin http://foreign.test:{stack.server_port}" in text
+    assert f"--allow-origin http://foreign.test:{stack.server_port}" in text
+    assert snapshot(page)["startupS"] is None
+
+    write_ladder(stack.media / "other", "tiny:0123456789abcdef", frames=2 * STREAM_FPS)
+    page.goto(stack.page_url(channel="other"))
+    page.wait_for_selector('#notices [data-kind="generator"]', timeout=30_000)
+    assert "does not have the generator" in notice_text(page, "generator")
+    assert snapshot(page)["blocked"]["kind"] == "generator_mismatch"
+
+
+def test_telemetry_rows_reach_the_server_database(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    started = open_player(page, stack, abr="bola")
+    wait_for(page, f"s.currentTime > {started['currentTime'] + 3} && s.statsSent >= 3")
+    deadline = time.monotonic() + 10
+    while True:
+        with sqlite3.connect(f"file:{stack.telemetry}?mode=ro", uri=True) as db:
+            sessions = db.execute(
+                "SELECT id FROM sessions WHERE abr = 'bola' AND channel = ?", (CHANNEL,)
+            ).fetchall()
+            ids = [row[0] for row in sessions]
+            marks = ",".join("?" * len(ids))
+            events = (
+                [
+                    row[0]
+                    for row in db.execute(
+                        f"SELECT event FROM reports WHERE session_id IN ({marks})", ids
+                    )
+                ]
+                if ids
+                else []
+            )
+            acked = (
+                db.execute(
+                    f"SELECT COUNT(*) FROM deliveries WHERE session_id IN ({marks}) AND acked_at IS NOT NULL",
+                    ids,
+                ).fetchone()[0]
+                if ids
+                else 0
+            )
+        if (
+            "startup" in events and events.count("timer") >= 2 and acked >= 2
+        ) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(ids) == 1, f"sessions with abr bola: {ids}"
+    assert "startup" in events and events.count("timer") >= 2, events
+    assert acked >= 2
+
+
+def test_killed_daemon_is_recovered(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    started = open_player(page, stack, abr="mpc", buffer=SMALL_BUFFER_S)
+    wait_for(page, f"s.currentTime > {started['currentTime'] + 1}")
+    stack.daemon.kill()
+    lost_at = snapshot(page)
+    page.wait_for_selector('#notices [data-kind="daemon"]', timeout=15_000)
+    stack.restart_daemon()
+    # Everything buffered before the kill plays out; then only the restarted daemon can feed it.
+    beyond = lost_at["currentTime"] + lost_at["bufferS"] + 2
+    wait_for(page, f"s.currentTime > {beyond} && s.daemonConnected", 60)
+    assert notice_text(page, "daemon") == ""

@@ -1,0 +1,129 @@
+/**
+ * The local daemon link (ws://127.0.0.1:9090): open -> init; forwarded chunk -> segment;
+ * seek; status. Reconnects with backoff (the daemon may start after the page) and re-sends
+ * `open` after each reconnect. Stops retrying when the daemon refuses this page's origin.
+ */
+import { Events } from '../events.js';
+import * as protocol from '../protocol.js';
+import { SocketLink } from './socket-link.js';
+
+export class DaemonLink {
+  /**
+   * @param {import('../events.js').EventBus} bus
+   * @param {{url: string, session?: string, WebSocketImpl?: typeof WebSocket}} config
+   */
+  constructor(bus, { url, session, WebSocketImpl }) {
+    this.bus = bus;
+    this.session = session;
+    this.stream = null; // {manifest, initState} of the open stream
+    this.originRefused = false;
+    this.link = new SocketLink({
+      url,
+      WebSocketImpl,
+      onOpen: () => this.#onOpen(),
+      onText: (text) => this.#onText(text),
+      onBinary: (buffer) => this.#onBinary(buffer),
+      onClose: (info) => this.#onClose(info),
+    });
+  }
+
+  get url() {
+    return this.link.url;
+  }
+
+  get connected() {
+    return this.link.connected;
+  }
+
+  start() {
+    this.link.start();
+  }
+
+  /** Opens (or re-opens) generation of the stream a manifest + init.bin describe. */
+  openStream(manifest, initState) {
+    this.stream = { manifest, initState };
+    if (this.link.connected) this.link.send(protocol.open(manifest, initState, this.session));
+  }
+
+  /** Forwards the server's `chunk` message unchanged; false when not connected. */
+  forwardChunk(frame) {
+    return this.link.send(frame);
+  }
+
+  /** Announces that the next chunk is `chunk` (not the successor of the last one sent). */
+  seek(chunk) {
+    return this.link.send(protocol.seek(chunk));
+  }
+
+  /** Reconnect now, with the backoff reset (user asked to retry). */
+  retryNow() {
+    this.originRefused = false;
+    this.link.restart();
+  }
+
+  destroy() {
+    this.link.stop(1000, 'player destroyed');
+  }
+
+  #onOpen() {
+    this.bus.trigger(Events.DAEMON_CONNECTED, { url: this.url });
+    if (this.stream !== null) this.link.send(protocol.open(this.stream.manifest, this.stream.initState, this.session));
+  }
+
+  #onText(text) {
+    let message;
+    try {
+      message = protocol.decodeControl(text, protocol.MAX_CONTROL_CHARS);
+    } catch (error) {
+      this.bus.trigger(Events.ERROR, { source: 'daemon', message: error.message, fatal: false, error });
+      return;
+    }
+    if (message.type === 'status') {
+      this.bus.trigger(Events.DAEMON_STATUS, {
+        fps: Number(message.fps),
+        queueDepth: Number(message.queue_depth),
+        device: String(message.device ?? ''),
+        generatorId: String(message.generator_id ?? ''),
+      });
+    } else if (message.type === 'error') {
+      if (message.code === 'forbidden_origin') {
+        this.originRefused = true;
+        this.link.stop(1000, 'origin refused'); // retrying cannot help until the daemon is restarted
+      }
+      this.bus.trigger(Events.DAEMON_ERROR, {
+        code: String(message.code),
+        message: String(message.message),
+        chunk: message.chunk,
+        level: message.level,
+      });
+    }
+  }
+
+  #onBinary(buffer) {
+    let frame;
+    try {
+      frame = protocol.decodeBinary(buffer, protocol.MAX_MEDIA_PAYLOAD_BYTES);
+    } catch (error) {
+      this.bus.trigger(Events.ERROR, { source: 'daemon', message: error.message, fatal: false, error });
+      return;
+    }
+    const { header, payload } = frame;
+    if (header.type === 'init') {
+      this.link.markHealthy();
+      this.bus.trigger(Events.DAEMON_INIT, { mime: String(header.mime), data: payload });
+    } else if (header.type === 'segment') {
+      this.bus.trigger(Events.SEGMENT_GENERATED, {
+        chunk: header.chunk,
+        level: header.level,
+        frames: header.frames,
+        generationMs: header.generation_ms,
+        encodeMs: header.encode_ms,
+        data: payload,
+      });
+    }
+  }
+
+  #onClose(info) {
+    this.bus.trigger(Events.DAEMON_CLOSED, { url: this.url, originRefused: this.originRefused, ...info });
+  }
+}

@@ -1,0 +1,144 @@
+// The stream controller's pipeline rules against recording fakes of its collaborators:
+// what it asks the server for (level, prefix) and what it tells the daemon (seek, forward).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventBus, Events } from '../events.js';
+import { FixedRule } from '../abr/fixed.js';
+import { ThroughputEstimator } from '../abr/throughput-estimator.js';
+import { StreamController, State } from '../controllers/stream-controller.js';
+
+const manifest = {
+  fps: 10, width: 64, height: 64, frames: 100, chunk_frames: 10, chunk_count: 10, live: false,
+  generator: { id: 'tiny:x', name: 'tiny' }, noise_seed: 88, prev_latent_weight: 0.05, prev_latent_rule: 'chunk-reset',
+  levels: [0, 1].map((id) => ({
+    id, name: `l${id}`, rank: 2 ** (id + 1), interval: 10, kbps: 100 * (id + 1),
+    chunks: Array.from({ length: 10 }, (_, index) => ({ index, bytes: 1000 * (id + 1), psnr: null, ssim: null })),
+  })),
+};
+
+class FakeVideo extends EventTarget {
+  constructor() {
+    super();
+    Object.assign(this, { currentTime: 0, paused: true, seeking: false, duration: 10, buffered: { length: 0 } });
+  }
+  play() {
+    this.paused = false;
+    return Promise.resolve();
+  }
+}
+
+function setup() {
+  const bus = new EventBus();
+  const log = [];
+  let buffered = 0;
+  const server = {
+    requestChunk: (chunk, level, prefix) => (log.push(`get ${chunk} L${level}${prefix ? ' +prefix' : ''}`), true),
+    ack: () => {},
+    switchChannel: () => {},
+  };
+  const daemon = {
+    openStream: () => log.push('open'),
+    seek: (chunk) => (log.push(`seek ${chunk}`), true),
+    forwardChunk: (frame) => (log.push(`forward ${frame}`), true),
+    retryNow: () => {},
+  };
+  const buffer = {
+    ready: true,
+    attach: () => {},
+    flush: () => log.push('flush'),
+    appendInit: () => Promise.resolve(),
+    appendSegment: ({ chunk, level }) => bus.trigger(Events.BUFFER_APPENDED, { chunk, level }),
+    setDuration: () => {},
+    endOfStream: () => log.push('end'),
+    bufferAheadS: () => buffered,
+    isBuffered: () => false,
+  };
+  const video = new FakeVideo();
+  const stream = new StreamController(bus, {
+    video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => 0,
+  });
+  stream.registerListeners();
+  stream.resetChannel('c');
+  const loaded = (chunk, level, prefixBytes = 0) =>
+    bus.trigger(Events.CHUNK_LOADED, { chunk, level, bytes: 1000, prefixBytes, seconds: 0.1, endS: 0, frame: `c${chunk}L${level}` });
+  const generated = (chunk, level) =>
+    bus.trigger(Events.SEGMENT_GENERATED, { chunk, level, frames: 10, generationMs: 100, encodeMs: 1, data: new Uint8Array(1) });
+  const start = async () => {
+    bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest });
+    bus.trigger(Events.INIT_STATE_LOADED, { channel: 'c', data: new Uint8Array(4) });
+    bus.trigger(Events.DAEMON_INIT, { mime: 'video/mp4', data: new Uint8Array(1) });
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  return { bus, log, stream, video, loaded, generated, start, setBuffered: (s) => { buffered = s; } };
+}
+
+test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two chunks', async () => {
+  const { log, stream, loaded, start } = setup();
+  await start();
+  assert.deepEqual(log, ['open', 'get 0 L0']);
+  loaded(0, 0);
+  loaded(1, 0);
+  assert.deepEqual(log.slice(2), ['forward c0L0', 'get 1 L0', 'forward c1L0']);
+  assert.equal(stream.state, State.GENERATING); // two chunks at the daemon: wait
+});
+
+test('a level switch asks for the switch prefix; segments go to the buffer and startup starts playback', async () => {
+  const { log, stream, video, loaded, generated, start } = setup();
+  await start();
+  loaded(0, 0);
+  generated(0, 0);
+  assert.equal(video.paused, false);
+  stream.setManualLevel(1); // chunk 1 is already requested at level 0: the switch starts at chunk 2
+  assert.equal(log.at(-1), 'get 1 L0');
+  loaded(1, 0);
+  assert.equal(log.at(-1), 'get 2 L1 +prefix');
+  generated(1, 0);
+  loaded(2, 1, 500);
+  assert.equal(log.at(-1), 'get 3 L1'); // same level again: no prefix
+});
+
+test('a daemon error resyncs: refetch with the prefix and announce a seek', async () => {
+  const { bus, log, loaded, generated, start } = setup();
+  await start();
+  loaded(0, 0);
+  generated(0, 0);
+  loaded(1, 0);
+  bus.trigger(Events.DAEMON_ERROR, { code: 'generation_failed', message: 'boom' });
+  assert.equal(log.at(-1), 'get 1 L0 +prefix'); // chunk 1 never reached the buffer
+  loaded(1, 0, 500);
+  assert.deepEqual(log.slice(-3), ['seek 1', 'forward c1L0', 'get 2 L0']);
+});
+
+test('a stale answer (from before a seek) is dropped; the seek target is fetched with its prefix', async () => {
+  const { log, video, loaded, start } = setup();
+  await start();
+  video.currentTime = 5.5;
+  video.dispatchEvent(new Event('seeking'));
+  assert.deepEqual(log.slice(-2), ['flush', 'get 5 L0 +prefix']);
+  loaded(0, 0); // the answer to the request sent before the seek
+  assert.ok(!log.includes('forward c0L0'));
+  loaded(5, 0, 500);
+  assert.deepEqual(log.slice(-3), ['seek 5', 'forward c5L0', 'get 6 L0']);
+});
+
+test('generator mismatch blocks fetching until retry or channel switch', async () => {
+  const { bus, log, stream, start } = setup();
+  await start();
+  bus.trigger(Events.DAEMON_ERROR, { code: 'generator_mismatch', message: 'other weights' });
+  stream.tick();
+  assert.equal(stream.state, State.BLOCKED);
+  assert.deepEqual(stream.blockedReason, { kind: 'generator_mismatch', message: 'other weights' });
+  assert.equal(log.filter((l) => l.startsWith('get')).length, 1);
+});
+
+test('the end of a finished ladder ends the MediaSource once', async () => {
+  const { log, stream, loaded, generated, start } = setup();
+  await start();
+  for (let chunk = 0; chunk < 10; chunk++) {
+    loaded(chunk, 0);
+    generated(chunk, 0);
+  }
+  stream.tick();
+  assert.equal(stream.state, State.ENDED);
+  assert.equal(log.filter((l) => l === 'end').length, 1);
+});
