@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 ..."
     )
     parser.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="replay captured CUDA graphs (CUDA only; faster generation at fixed batch shapes)",
+    )
+    parser.add_argument(
         "--allow-origin",
         action="append",
         dest="allow_origins",
@@ -69,7 +74,11 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
     try:
         generator = load_generator(
-            args.generator, weights=args.weights, taesd=args.taesd, device=args.device
+            args.generator,
+            weights=args.weights,
+            taesd=args.taesd,
+            device=args.device,
+            cuda_graph=args.cuda_graph,
         )
     except (WeightsNotFoundError, WeightsFormatError, ValueError) as error:
         raise CommandError(f"cannot load generator {args.generator!r}: {error}") from None

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -173,8 +173,8 @@ class SessionPipeline:
         finally:
             feeder.cancel()
             for flight in self._flights:  # a generation still queued behind other pages is dropped
-                flight.generation.cancel()
-                flight.encoding.cancel()
+                _drop(flight.generation)
+                _drop(flight.encoding)
             # a running generation or encoding finishes in its thread; its result is dropped
             self._encoder.shutdown(wait=False, cancel_futures=True)
 
@@ -233,6 +233,12 @@ class SessionPipeline:
             )
         self.meter.add(job.frames, max(generation_ms, encode_ms) / 1000)
         return Segment(job, data, generation_ms, encode_ms)
+
+
+def _drop(future: asyncio.Future[Any]) -> None:
+    """Cancel ``future`` if it has not started; its late result or error is discarded."""
+    future.cancel()
+    future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _classify(error: Exception, job: ChunkJob) -> ProtocolError:

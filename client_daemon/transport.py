@@ -119,6 +119,9 @@ class PageConnection:
                 await self._send_error(error)
             if error.code in CLOSE_CODES:
                 await self.websocket.close(CLOSE_CODES[error.code], close_reason(error.message))
+        except Exception as error:  # a failing engine or a bug: tell the page, keep serving
+            log.exception("handling a %s message failed", _type_of(parsed))
+            await self._send_error(ProtocolError(ErrorCode.INTERNAL, f"the daemon failed: {error}"))
 
     @staticmethod
     async def _submit(active: _ActiveSession, job: ChunkJob) -> None:

@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ladder",
         type=Path,
         default=None,
-        help="ladder directory or manifest.json (default: the built-in synthetic ladder)",
+        help="ladder directory or manifest.json (default: the ladder `promptus demo` built under "
+        "demo-data/, else the built-in synthetic ladder)",
     )
     parser.add_argument("--out", required=True, type=Path, help="run directory to write")
     parser.add_argument(
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from emulation import report
     from emulation.catalog import build_catalog
     from emulation.fast import SimConfig, SimulatorError, run_fast
-    from emulation.ladder import load_ladder, synthetic_ladder
+    from emulation.ladder import default_ladder, demo_ladder_path, load_ladder
     from emulation.metrics import scheme_summary, stream_metrics, summaries_by_source
     from emulation.traces import PairUnit, TraceFormatError, summarize
     from prompts.manifest import ManifestError
@@ -102,7 +103,13 @@ def run(args: argparse.Namespace) -> int:
     if args.rtt_ms < 0:
         raise CommandError(f"--rtt-ms must be >= 0, got {args.rtt_ms}")
     try:
-        ladder = load_ladder(args.ladder) if args.ladder else synthetic_ladder(args.seed)
+        if args.ladder:
+            ladder = load_ladder(args.ladder)
+        else:
+            ladder, note = default_ladder(args.seed)
+            print(f"promptus emulate: {note}", file=sys.stderr)
+            if not ladder.synthetic:
+                args.ladder = demo_ladder_path()  # full mode plays the same ladder
         catalog = build_catalog(args.traces, puffer_unit=PairUnit(args.puffer_unit))
         if args.sources:
             wanted = {s.strip() for s in args.sources.split(",")}

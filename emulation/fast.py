@@ -8,6 +8,7 @@ the player's own `web/abr/` modules. Sessions of the same trace share a seed acr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -26,7 +27,8 @@ from emulation.traces import Trace
 
 SIM_DIR = Path(__file__).resolve().parent / "sim"
 RUNNER = SIM_DIR / "run.mjs"
-ABR_NAMES = ("bba", "mpc", "throughput", "bola", "fixed")
+ABR_INDEX = SIM_DIR.parent.parent / "web" / "abr" / "index.js"
+NODE_QUERY_TIMEOUT_S = 30.0
 
 
 class SimulatorError(RuntimeError):
@@ -103,6 +105,25 @@ def node_executable() -> str:
     return node
 
 
+@functools.cache
+def abr_names() -> tuple[str, ...]:
+    """The rule names the player's registry (``web/abr/index.js``) knows."""
+    script = f"import({json.dumps(ABR_INDEX.as_uri())}).then((m) => console.log(JSON.stringify(m.ABR_NAMES)))"
+    try:
+        done = subprocess.run(
+            [node_executable(), "--input-type=module", "-e", script],
+            capture_output=True,
+            text=True,
+            timeout=NODE_QUERY_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise SimulatorError("node did not list the ABR rules in time") from None
+    if done.returncode != 0:
+        raise SimulatorError(f"cannot load {ABR_INDEX}: {done.stderr.strip()[-500:]}")
+    return tuple(json.loads(done.stdout))
+
+
 def _trace_json(trace: Trace) -> dict[str, Any]:
     return {
         "name": trace.name,
@@ -124,9 +145,10 @@ def run_fast(
     on_result: Callable[[SessionResult], None] | None = None,
 ) -> list[SessionResult]:
     """Simulate every trace x ABR session; results in (trace, abr) order."""
-    unknown = [a for a in abrs if a not in ABR_NAMES]
+    known = abr_names()
+    unknown = [a for a in abrs if a not in known]
     if unknown:
-        raise SimulatorError(f"unknown ABR {unknown[0]!r}; choose from {', '.join(ABR_NAMES)}")
+        raise SimulatorError(f"unknown ABR {unknown[0]!r}; choose from {', '.join(known)}")
     for trace in traces:
         if trace.mean_mbps <= 0:
             raise SimulatorError(f"trace {trace.name} delivers nothing (mean rate 0)")
@@ -168,38 +190,46 @@ def run_fast(
             procs.append((proc, Path(tmp) / f"job{w}.err"))
             threading.Thread(target=_pump, args=(w, proc, lines), daemon=True).start()
         # Bounded: every worker ends its stream with None (EOF), even when node crashes.
-        open_pipes = workers
         failure: str | None = None
-        while open_pipes:
-            worker, line = lines.get()
-            if line is None:
-                open_pipes -= 1
-                continue
-            record = json.loads(line)
-            if "error" in record:
-                failure = failure or f"session {record['id']}: {record['error']}"
-                continue
-            trace_index, abr = specs[record["id"]]
-            trace = traces[trace_index]
-            result = SessionResult(
-                trace=trace.name,
-                source=trace.source,
-                abr=abr,
-                seed=trace_seed(seed, trace),
-                offset_s=record["offsetS"],
-                startup_s=record["startupS"],
-                end_s=record["endS"],
-                abandoned=record["abandoned"],
-                stalls=[tuple(s) for s in record["stalls"]],
-                chunks=record["chunks"],
-            )
-            results[record["id"]] = result
-            if on_result is not None:
-                on_result(result)
-        for proc, err_path in procs:
-            stderr = err_path.read_text()
-            if proc.wait() != 0:
-                failure = failure or f"node exited with {proc.returncode}: {stderr.strip()[-2000:]}"
+        open_pipes = workers
+        try:
+            while open_pipes:
+                _, line = lines.get()
+                if line is None:
+                    open_pipes -= 1
+                    continue
+                record = json.loads(line)
+                if "error" in record:
+                    failure = failure or f"session {record['id']}: {record['error']}"
+                    continue
+                trace_index, abr = specs[record["id"]]
+                trace = traces[trace_index]
+                result = SessionResult(
+                    trace=trace.name,
+                    source=trace.source,
+                    abr=abr,
+                    seed=trace_seed(seed, trace),
+                    offset_s=record["offsetS"],
+                    startup_s=record["startupS"],
+                    end_s=record["endS"],
+                    abandoned=record["abandoned"],
+                    stalls=[tuple(s) for s in record["stalls"]],
+                    chunks=record["chunks"],
+                )
+                results[record["id"]] = result
+                if on_result is not None:
+                    on_result(result)
+            for proc, err_path in procs:
+                stderr = err_path.read_text()
+                if proc.wait() != 0:
+                    failure = (
+                        failure or f"node exited with {proc.returncode}: {stderr.strip()[-2000:]}"
+                    )
+        finally:
+            for proc, _ in procs:  # only our own workers, e.g. after Ctrl-C
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
     if failure:
         raise SimulatorError(failure)
     if len(results) != len(specs):

@@ -148,6 +148,27 @@ def load_ladder(path: Path) -> SimLadder:
     return from_manifest(load_manifest(path), name=(path if path.is_dir() else path.parent).name)
 
 
+def demo_ladder_path() -> Path:
+    """Where ``promptus demo`` (default ``--data``) keeps its finished ladder, relative to the cwd."""
+    from promptus.demo import CHANNEL, DEFAULT_DATA
+
+    return DEFAULT_DATA / "media" / CHANNEL
+
+
+def default_ladder(seed: int = 0) -> tuple[SimLadder, str]:
+    """The demo ladder when ``promptus demo`` has built one with measured quality, else the
+    synthetic ladder; with a one-line note saying which and why."""
+    path = demo_ladder_path()
+    if not (path / "manifest.json").exists():
+        return synthetic_ladder(
+            seed
+        ), f"no demo ladder at {path} (run `promptus demo` once): synthetic ladder"
+    try:
+        return load_ladder(path), f"demo ladder {path}"
+    except ManifestError as error:
+        return synthetic_ladder(seed), f"demo ladder {path} unusable ({error}): synthetic ladder"
+
+
 def synthetic_ladder(seed: int = 0) -> SimLadder:
     """The built-in modelled ladder (deterministic for ``seed``)."""
     rng = np.random.default_rng(seed)

@@ -348,7 +348,7 @@ conn.close()
 _RECEIVER = """
 import json, socket, sys, time
 host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-for attempt in range(50):
+for attempt in range(200):  # the sender may start late on a busy machine
     try:
         conn = socket.create_connection((host, port), timeout=5)
         break

@@ -15,7 +15,12 @@ package (for example for ``engines.cli_generate.add_arguments``) stays cheap.
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# Nothing in engines needs a model hub; make any accidental huggingface_hub lookup fail at once
+# instead of waiting on the network (effective when diffusers is first imported through here).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from engines.errors import GeneratorMismatchError, WeightsFormatError, WeightsNotFoundError
 

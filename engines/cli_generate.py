@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     parser.add_argument("--dtype", choices=DTYPE_NAMES, default=None, help="default float32 on CPU, float16 on CUDA")
     parser.add_argument("--cuda-graph", action="store_true", help="replay a captured CUDA graph per batch shape")
+    parser.add_argument("--compile", action="store_true", help="torch.compile both networks (CUDA; slow start)")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA)")
     parser.add_argument("--crf", type=int, default=18, help="x264 CRF of the output (default 18)")
     parser.add_argument("--reference", default=None, help="source frames (folder of images or a video) to score against")
     parser.add_argument("--csv", default=None, help="write per-frame PSNR/SSIM to this CSV (needs --reference)")
@@ -40,7 +42,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from engines import GeneratorMismatchError, WeightsFormatError, WeightsNotFoundError, load_generator
+    from engines import (
+        GeneratorMismatchError,
+        WeightsFormatError,
+        WeightsNotFoundError,
+        load_generator,
+    )
     from engines.mp4_file import Mp4Writer
     from prompts.chunk import ChunkFormatError, parse_chunk
     from prompts.ladder import Ladder
@@ -60,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     dtype = getattr(torch, args.dtype) if args.dtype else None
     try:
         generator = load_generator(args.generator, weights=args.weights, taesd=args.taesd, device=args.device,
-                                   dtype=dtype, cuda_graph=args.cuda_graph)
+                                   dtype=dtype, cuda_graph=args.cuda_graph, channels_last=args.channels_last,
+                                   compile_mode="default" if args.compile else None)
     except (WeightsNotFoundError, WeightsFormatError, ValueError) as error:
         raise CommandError(str(error)) from None
     if info.generator_id != generator.generator_id:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,13 @@ from torch import nn
 from engines.backends import Backend, BackendOptions, make_backend
 from engines.errors import GeneratorMismatchError, WeightsNotFoundError
 from engines.identity import compute_generator_id
-from engines.model_configs import SDTURBO_UNET, TAESD, TINY_AUTOENCODER, TINY_UNET, architecture_config
+from engines.model_configs import (
+    SDTURBO_UNET,
+    TAESD,
+    TINY_AUTOENCODER,
+    TINY_UNET,
+    architecture_config,
+)
 from engines.seeded import fill_seeded_
 from engines.stream import CHUNK_RESET, GeneratorStream
 from engines.taesd import TAESD_HOW_TO_OBTAIN, build_autoencoder_tiny, load_taesd
@@ -160,14 +165,22 @@ def load_generator(
     taesd: str | Path | None = None,
     device: str = "auto",
     dtype: torch.dtype | None = None,
-    backend: str = "torch",
+    backend: str = "auto",
     channels_last: bool = False,
     cuda_graph: bool = False,
+    compile_mode: str | None = None,
+    fp8_linear: bool = False,
+    compile_cache_dir: str | None = None,
 ) -> Generator:
-    """Build a generator by name (``tiny``, ``tiny-taesd``, ``sd-turbo``) from local files only."""
+    """Build a generator by name (``tiny``, ``tiny-taesd``, ``sd-turbo``) from local files only.
+
+    ``channels_last``, ``cuda_graph`` and ``compile_mode`` (a ``torch.compile`` mode) are CUDA
+    speed-ups; measured effects are in docs/engines.md. ``backend="auto"`` picks TensorRT when
+    installed, else the fast compiled path on CUDA, and eager PyTorch on the CPU or when the
+    torch switches are given (docs/realtime.md).
+    """
     if name not in VARIANTS:
         raise ValueError(f"unknown generator {name!r}; expected one of {', '.join(VARIANTS)}")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a model hub
     variant = VARIANTS[name]
     unet, autoencoder = _load_networks(name, weights, taesd)
     generator_id = compute_generator_id(
@@ -178,7 +191,8 @@ def load_generator(
     resolved = resolve_device(device)
     options = BackendOptions(
         kind=backend, device=resolved, dtype=dtype or default_dtype(resolved),
-        channels_last=channels_last, cuda_graph=cuda_graph,
+        channels_last=channels_last, cuda_graph=cuda_graph, compile_mode=compile_mode,
+        fp8_linear=fp8_linear, compile_cache_dir=compile_cache_dir, cache_key=generator_id,
     )
     encoder = autoencoder.encoder.float().eval().requires_grad_(False) if autoencoder.encoder is not None else None
     return Generator(

@@ -13,7 +13,7 @@ from torch import nn
 ID_HEX_CHARS = 16  # 64 bits: collisions between real weight sets are not a concern
 
 
-def _update_with_module(hasher: "hashlib._Hash", module: nn.Module) -> None:
+def _update_with_module(hasher: hashlib._Hash, module: nn.Module) -> None:
     for name, tensor in sorted(module.state_dict().items()):
         # Hash float32 values so the id does not depend on the dtype or device weights run in.
         array = np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy(), dtype="<f4")

@@ -162,27 +162,27 @@ class GeneratorStream:
         known = [k.frame for k in chunk.keyframes] + ([previous.frame] if previous else [])
         groups = generation_groups(self.rule, chunk.frame_start, chunk.frame_end, known, chunk.interval)
         contexts_t = torch.from_numpy(contexts).to(self.generator.device)
-        frames = [self._run_group(group, contexts_t[group.start - chunk.frame_start : group.end - chunk.frame_start])
-                  for group in groups]
+        # Frames go to the host as each group finishes (pinned, asynchronous on CUDA).
+        sink = self.generator.backend.frame_sink(chunk.frame_count, self.height, self.width)
+        for group in groups:
+            sink.add(self._run_group(group, contexts_t[group.start - chunk.frame_start : group.end - chunk.frame_start]))
         self._last_chunk = (chunk.level, chunk.index)
         self._last_keyframe = chunk.keyframes[-1] if chunk.keyframes else previous
         self._next_chained_index = chunk.index + 1
-        if not frames:
-            return np.zeros((0, self.height, self.width, 3), dtype=np.uint8)
-        return torch.cat(frames).cpu().numpy()
+        return sink.result()
 
     def _run_group(self, group: Group, contexts: torch.Tensor) -> torch.Tensor:
         if group.source == FROM_INIT:
-            latent_input = mix_latent(self._init, self._noise, self.weight)
+            prev, weight = self._init, self.weight
         elif group.source == FROM_PREVIOUS:
             assert self._last_x0 is not None, "a later group always follows a generated frame"
-            latent_input = mix_latent(self._last_x0, self._noise, self.weight)
+            prev, weight = self._last_x0, self.weight
         else:
             if self._group_input is None:
                 raise ValueError("chained stream continues a group that was never started")
-            latent_input = self._group_input
-        batch = contexts.shape[0]
-        x0, frames = self.generator.backend.generate(latent_input.expand(batch, -1, -1, -1), contexts)
+            prev, weight = self._group_input, 1.0  # 1 * input + 0 * noise: the same input, exactly
+        # The backend mixes, so a compiled backend can keep the mix inside its captured graph.
+        latent_input, x0, frames = self.generator.backend.generate_group(prev, self._noise, weight, contexts)
         self._group_input = latent_input
         self._last_x0 = x0[-1:]
         return frames

@@ -9,14 +9,34 @@ from promptus.cli import CommandError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ladder", metavar="LADDER", type=Path, help="ladder directory (manifest.json)")
-    parser.add_argument("--reference", required=True, help="the source video or frame folder the ladder was fitted to")
-    parser.add_argument("--out", required=True, type=Path, help="directory for rate_quality.{md,json,png}")
-    parser.add_argument("--generator", choices=("tiny", "tiny-taesd", "sd-turbo"), default=None, help="generator to regenerate with (default: from the manifest's generator id)")
+    parser.add_argument(
+        "ladder", metavar="LADDER", type=Path, help="ladder directory (manifest.json)"
+    )
+    parser.add_argument(
+        "--reference",
+        required=True,
+        help="the source video or frame folder the ladder was fitted to",
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, help="directory for rate_quality.{md,json,png}"
+    )
+    parser.add_argument(
+        "--generator",
+        choices=("tiny", "tiny-taesd", "sd-turbo"),
+        default=None,
+        help="generator to regenerate with (default: from the manifest's generator id)",
+    )
     parser.add_argument("--weights", type=Path, default=None, help="generator weights (sd-turbo)")
-    parser.add_argument("--taesd", type=Path, default=None, help="TAESD folder: decoder for the generator, encoder + decoder for the VAE baseline")
+    parser.add_argument(
+        "--taesd",
+        type=Path,
+        default=None,
+        help="TAESD folder: decoder for the generator, encoder + decoder for the VAE baseline",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--codecs", default="x264,x265,svt-av1", help="classic codecs to compare (comma-separated)")
+    parser.add_argument(
+        "--codecs", default="x264,x265,svt-av1", help="classic codecs to compare (comma-separated)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -32,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     codecs = tuple(c.strip() for c in args.codecs.split(",") if c.strip())
     unknown = [c for c in codecs if c not in CLASSIC_CODECS]
     if unknown:
-        raise CommandError(f"unknown codec {unknown[0]!r} (choose from {', '.join(CLASSIC_CODECS)})")
+        raise CommandError(
+            f"unknown codec {unknown[0]!r} (choose from {', '.join(CLASSIC_CODECS)})"
+        )
     try:
         ladder = Ladder(args.ladder)
     except (OSError, ManifestError, ValueError) as error:
@@ -41,12 +63,16 @@ def run(args: argparse.Namespace) -> int:
     if ladder.manifest.chunk_count == 0:
         raise CommandError(f"ladder {args.ladder} has no published chunks")
     if stream.width != stream.height:
-        raise CommandError(f"ladder frames are {stream.width}x{stream.height}; eval handles square streams")
+        raise CommandError(
+            f"ladder frames are {stream.width}x{stream.height}; eval handles square streams"
+        )
     args.generator = args.generator or stream.generator_id.split(":", 1)[0]
     if args.generator not in ("tiny", "tiny-taesd", "sd-turbo"):
-        raise CommandError(f"ladder generator {stream.generator_id!r} is not one eval can load; pass --generator")
+        raise CommandError(
+            f"ladder generator {stream.generator_id!r} is not one eval can load; pass --generator"
+        )
     generator = load_generator_from_args(args)
-    check_size(generator, stream.width)
+    check_size(stream.width)
     try:
         generator.check_generator_id(stream.generator_id)
     except GeneratorMismatchError as error:
@@ -66,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
             taesd = load_taesd(args.taesd, need_encoder=True)
         except (OSError, ValueError) as error:
             raise CommandError(f"cannot load TAESD for the VAE baseline: {error}") from None
-    points = evaluate(ladder, reference, generator, codecs=codecs, taesd=taesd, progress=not args.quiet)
+    points = evaluate(
+        ladder, reference, generator, codecs=codecs, taesd=taesd, progress=not args.quiet
+    )
     title = f"{args.ladder.name}: {stream.width}x{stream.height}, {frames} frames, {stream.generator_id}"
     write_report(points, args.out, title)
     print(table(points), end="")

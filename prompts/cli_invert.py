@@ -11,7 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from prompts.inversion.cli_common import add_fit_arguments
 
     add_fit_arguments(parser)
-    parser.add_argument("--rank", type=int, required=True, help="rank r of U (77 x r) and V (r x 1024)")
+    parser.add_argument(
+        "--rank", type=int, required=True, help="rank r of U (77 x r) and V (r x 1024)"
+    )
     parser.add_argument("--interval", type=int, required=True, help="frames between keyframes")
 
 

@@ -13,7 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from prompts.inversion.cli_common import add_fit_arguments
 
     add_fit_arguments(parser)
-    parser.add_argument("--levels", default=DEFAULT_LEVELS, help=f"comma-separated r<rank>n<interval> (default {DEFAULT_LEVELS})")
+    parser.add_argument(
+        "--levels",
+        default=DEFAULT_LEVELS,
+        help=f"comma-separated r<rank>n<interval> (default {DEFAULT_LEVELS})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

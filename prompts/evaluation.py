@@ -48,7 +48,9 @@ def ffmpeg_with_vmaf() -> str | None:
         pass
     for exe in filter(None, candidates):
         try:
-            filters = subprocess.run([exe, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=30).stdout
+            filters = subprocess.run(
+                [exe, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=30
+            ).stdout
         except (OSError, subprocess.SubprocessError):
             continue
         if " libvmaf " in filters:
@@ -72,7 +74,15 @@ def vmaf(ffmpeg: str, decoded: np.ndarray, reference: np.ndarray, fps: float) ->
         return float(json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"])
 
 
-def score(method: str, setting: str, kbps: float, decoded: np.ndarray, reference: np.ndarray, fps: float, ffmpeg: str | None) -> RatePoint:
+def score(
+    method: str,
+    setting: str,
+    kbps: float,
+    decoded: np.ndarray,
+    reference: np.ndarray,
+    fps: float,
+    ffmpeg: str | None,
+) -> RatePoint:
     """Quality of one coded version (mean per-frame PSNR, SSIM on luma, VMAF when available)."""
     return RatePoint(
         method=method, setting=setting, kbps=round(kbps, 2),
@@ -92,7 +102,9 @@ def decode_level(generator: Any, ladder: Ladder, level_id: int) -> np.ndarray:
         noise_seed=stream_info.noise_seed, prev_latent_weight=stream_info.prev_latent_weight,
         prev_latent_rule=stream_info.prev_latent_rule, generator_id=stream_info.generator_id,
     )  # fmt: skip
-    chunks = [parse_chunk(ladder.chunk_bytes(level_id, i)) for i in range(ladder.manifest.chunk_count)]
+    chunks = [
+        parse_chunk(ladder.chunk_bytes(level_id, i)) for i in range(ladder.manifest.chunk_count)
+    ]
     return np.concatenate([stream.decode_chunk(chunk) for chunk in chunks])
 
 
@@ -119,15 +131,21 @@ def evaluate(
     with tqdm(total=steps, desc="eval", unit="run", disable=not progress) as bar:
         for level in manifest.levels:
             decoded = decode_level(generator, ladder, level.id)
-            points.append(score("promptus", level.name, level.kbps, decoded, reference, fps, ffmpeg))
+            points.append(
+                score("promptus", level.name, level.kbps, decoded, reference, fps, ffmpeg)
+            )
             bar.update(1)
             for codec in codecs:
                 clip = classic_at(codec, reference, fps, level.kbps)
-                points.append(score(codec, clip.setting, clip.kbps, clip.frames, reference, fps, ffmpeg))
+                points.append(
+                    score(codec, clip.setting, clip.kbps, clip.frames, reference, fps, ffmpeg)
+                )
                 bar.update(1)
             if vae is not None:
                 clip = vae.at(level.kbps, lambda f: float(psnr_per_frame(f, reference).mean()))
-                points.append(score("vae", clip.setting, clip.kbps, clip.frames, reference, fps, ffmpeg))
+                points.append(
+                    score("vae", clip.setting, clip.kbps, clip.frames, reference, fps, ffmpeg)
+                )
                 bar.update(1)
     return points
 
@@ -137,7 +155,9 @@ def table(points: list[RatePoint]) -> str:
     lines = ["| method | setting | kbps | PSNR dB | SSIM | VMAF |", "|---|---|---:|---:|---:|---:|"]
     for p in sorted(points, key=lambda p: (p.method != "promptus", p.method, p.kbps)):
         vmaf_text = f"{p.vmaf:.2f}" if p.vmaf is not None else "n/a"
-        lines.append(f"| {p.method} | {p.setting} | {p.kbps:.1f} | {p.psnr:.2f} | {p.ssim:.4f} | {vmaf_text} |")
+        lines.append(
+            f"| {p.method} | {p.setting} | {p.kbps:.1f} | {p.psnr:.2f} | {p.ssim:.4f} | {vmaf_text} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -154,7 +174,9 @@ def plot(points: list[RatePoint], title: str) -> bytes:
     for method in sorted({p.method for p in points}):
         rows = sorted((p for p in points if p.method == method), key=lambda p: p.kbps)
         for axis, metric in zip(axes, ("psnr", "ssim"), strict=True):
-            axis.plot([p.kbps for p in rows], [getattr(p, metric) for p in rows], marker="o", label=method)
+            axis.plot(
+                [p.kbps for p in rows], [getattr(p, metric) for p in rows], marker="o", label=method
+            )
     for axis, label in zip(axes, ("PSNR (dB)", "SSIM (luma)"), strict=True):
         axis.set_xlabel("kbps")
         axis.set_ylabel(label)
@@ -171,6 +193,8 @@ def plot(points: list[RatePoint], title: str) -> bytes:
 def write_report(points: list[RatePoint], out: Path, title: str) -> None:
     """``rate_quality.{json,md,png}`` in ``out``, each written atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "rate_quality.json", {"title": title, "points": [asdict(p) for p in points]})
+    atomic_write_json(
+        out / "rate_quality.json", {"title": title, "points": [asdict(p) for p in points]}
+    )
     atomic_write_bytes(out / "rate_quality.md", (f"# {title}\n\n" + table(points)).encode())
     atomic_write_bytes(out / "rate_quality.png", plot(points, title))

@@ -190,9 +190,14 @@ def render_clip(folder: Path, frames: int = CLIP_FRAMES, size: int = CLIP_SIZE) 
 
 
 class Child:
-    """A `promptus` subcommand as a child process; its output is echoed with a prefix."""
+    """A `promptus` subcommand as a child process.
 
-    def __init__(self, name: str, args: list[str], *, echo: bool = True) -> None:
+    ``capture=True``: its output is read line by line (for readiness lines and errors) and
+    echoed with a ``[name]`` prefix; ``capture=False``: it writes to our terminal directly
+    (progress bars).
+    """
+
+    def __init__(self, name: str, args: list[str], *, capture: bool = True) -> None:
         self.name = name
         self.lines: list[str] = []
         env = dict(os.environ)
@@ -200,21 +205,20 @@ class Child:
         env.setdefault("OMP_NUM_THREADS", "1")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "promptus", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.STDOUT if capture else None,
             text=True,
             env=env,
         )
-        self._echo = echo
         self._reader = threading.Thread(target=self._read, name=f"demo-{name}-output", daemon=True)
-        self._reader.start()
+        if capture:
+            self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line.rstrip())
-            if self._echo:
-                print(f"[{self.name}] {line.rstrip()}", flush=True)
+            print(f"[{self.name}] {line.rstrip()}", flush=True)
 
     def wait_for(self, pattern: re.Pattern[str], timeout_s: float) -> re.Match[str]:
         """The first output line matching ``pattern``; CommandError if the child exits or times out."""
@@ -233,7 +237,8 @@ class Child:
     def wait(self) -> None:
         """Until the child exits; CommandError when it failed."""
         self.process.wait()
-        self._reader.join(5)
+        if self._reader.is_alive():
+            self._reader.join(5)
         if self.process.returncode != 0:
             raise CommandError(
                 f"promptus {self.name} failed (exit {self.process.returncode}): {self._last_line()}"
@@ -241,18 +246,19 @@ class Child:
 
     def _check_alive(self) -> None:
         if self.process.poll() is not None:
-            self._reader.join(5)
+            if self._reader.is_alive():
+                self._reader.join(5)
             raise CommandError(
                 f"promptus {self.name} exited ({self.process.returncode}): {self._last_line()}"
             )
 
     def _last_line(self) -> str:
-        return next((line for line in reversed(self.lines) if line.strip()), "no output")
+        return next((line for line in reversed(self.lines) if line.strip()), "see its output above")
 
     def stop(self) -> None:
-        """SIGINT (graceful), SIGKILL after 10 s."""
+        """SIGTERM (SIGINT may be ignored in a background shell), SIGKILL after 10 s."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.terminate()
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
@@ -329,7 +335,7 @@ def _build_ladder(
         shutil.rmtree(build)
     command += _weight_args(args)
     print(f"promptus demo: fitting the demo ladder (promptus {' '.join(command)})", flush=True)
-    fitting = Child("ladder", command)
+    fitting = Child("ladder", command, capture=False)
     children.append(fitting)
     fitting.wait()
     children.remove(fitting)

@@ -70,7 +70,9 @@ def synthetic_chunks(
     return chunks
 
 
-def random_sdturbo(device: str, cuda_graph: bool, channels_last: bool, seed: int = 0) -> Any:
+def random_sdturbo(
+    device: str, cuda_graph: bool, channels_last: bool, compile_mode: str | None, seed: int = 0
+) -> Any:
     """SD-Turbo's UNet and the TAESD decoder with random weights (timing, not pictures)."""
     import torch
 
@@ -90,6 +92,7 @@ def random_sdturbo(device: str, cuda_graph: bool, channels_last: bool, seed: int
         dtype=default_dtype(resolved),
         cuda_graph=cuda_graph,
         channels_last=channels_last,
+        compile_mode=compile_mode,
     )
     return Generator(
         variant=VARIANTS["sd-turbo"],
@@ -103,7 +106,7 @@ def load(args: argparse.Namespace) -> Any:
     if args.random_weights:
         if args.generator != "sd-turbo":
             raise SystemExit("--random-weights is for --generator sd-turbo")
-        return random_sdturbo(args.device, args.cuda_graph, args.channels_last)
+        return random_sdturbo(args.device, args.cuda_graph, args.channels_last, args.compile_mode)
     from engines import load_generator
 
     return load_generator(
@@ -113,6 +116,7 @@ def load(args: argparse.Namespace) -> Any:
         device=args.device,
         cuda_graph=args.cuda_graph,
         channels_last=args.channels_last,
+        compile_mode=args.compile_mode,
     )
 
 
@@ -306,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cuda-graph", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile-mode", help="torch.compile mode, e.g. default (CUDA; minutes)")
     parser.add_argument("--size", type=int, default=512, help="width = height, pixels")
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--chunk-frames", type=int, default=60)
@@ -347,7 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         "x264_threads": args.encoder.thread_count(),
         "gop_frames": args.encoder.gop_frames,
         "cuda_graph": args.cuda_graph,
+        "channels_last": args.channels_last,
+        "compile_mode": args.compile_mode,
         "cpu_count": os.cpu_count(),
+        "host_load_1m": round(os.getloadavg()[0], 1),  # other work on the machine while measuring
         "target_ms": TARGET_MS if (args.size, args.chunk_frames) == (512, 60) else None,
         "label": args.label,
         "command": "python scripts/bench_daemon.py "

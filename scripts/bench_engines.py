@@ -108,20 +108,17 @@ def measure_option(name: str, unet, decoder, ident: str, args: argparse.Namespac
         context = torch.randn(batch, 77, 1024, device=args.device)
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        seconds, runs = time_runs(lambda: backend.generate(latent, context), args.device)
+        seconds, runs = time_runs(lambda latent=latent, context=context: backend.generate(latent, context), args.device)
         peak = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else None
         rows.append({"option": name, "mode": "generate", "batch": batch, "fps": batch * runs / seconds,
                      "ms_per_call": 1000 * seconds / runs, "peak_gib": peak})
-    generator = Generator(variant=VARIANTS[args.generator_variant], generator_id=ident, backend=backend, encoder=None)
+    generator = Generator(variant=VARIANTS[args.generator], generator_id=ident, backend=backend, encoder=None)
     chunk = stream_chunk(ident)
     stream = generator.open_stream(width=args.size, height=args.size,
                                    init_latent=np.zeros((1, 4, h, w), dtype=np.float32))
     seconds, runs = time_runs(lambda: stream.decode_chunk(chunk), args.device)
     rows.append({"option": name, "mode": "stream", "batch": STREAM_INTERVAL,
                  "fps": STREAM_CHUNK_FRAMES * runs / seconds, "ms_per_call": 1000 * seconds / runs, "peak_gib": None})
-    del backend, generator, stream
-    if args.device.startswith("cuda"):
-        torch.cuda.empty_cache()
     return rows
 
 
@@ -151,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", default=None, help="output JSON (default docs/benchmarks/engines_<card>.json)")
     args = parser.parse_args(argv)
-    args.generator_variant = args.generator
     args.size = args.size or VARIANTS[args.generator].native_size[0]
     names = args.options or (GPU_OPTIONS if args.device.startswith("cuda") else ["cpu-fp32"])
     if args.threads:
@@ -163,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in tqdm(names, desc="options", unit="option", file=sys.stderr):
         rows.extend(measure_option(name, unet, decoder, ident, args))
+        if args.device.startswith("cuda"):
+            torch.cuda.empty_cache()  # the option's copies are gone; free their blocks
     card = device_name(args.device)
     print_table(rows, card)
     slug = re.sub(r"[^a-z0-9]+", "-", card.lower()).strip("-")

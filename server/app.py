@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,13 +18,13 @@ from server.keys import (
     metrics_key,
     settings_key,
     telemetry_key,
-    websockets_key,
+    viewers_key,
 )
 from server.metrics import Metrics
 from server.protocol import ErrorCode
 from server.settings import ServerSettings
 from server.telemetry import Telemetry, open_backend
-from server.viewer import handle_viewer, say_goodbye
+from server.viewer import handle_viewer
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def create_app(settings: ServerSettings) -> web.Application:
         close_timeout_s=settings.telemetry_close_timeout_s,
     )
     app[metrics_key] = Metrics()
-    app[websockets_key] = weakref.WeakSet()
+    app[viewers_key] = set()
     app.router.add_get("/ws", handle_viewer)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/metrics", handle_metrics)
@@ -144,15 +143,10 @@ async def telemetry_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def notify_viewers(app: web.Application) -> None:
     """Graceful shutdown: every viewer gets `error going_away` and a 1001 close."""
-    sockets = list(app[websockets_key])
-    if sockets:
-        log.info("shutting down: telling %d viewers", len(sockets))
-        for _ in sockets:
-            app[metrics_key].count_error(ErrorCode.GOING_AWAY)
-        # say_goodbye is bounded by its own timeout, so this ends even with stuck clients
+    viewers = list(app[viewers_key])
+    if viewers:
+        log.info("shutting down: telling %d viewers", len(viewers))
+        # close_with is bounded by its own timeout, so this ends even with stuck clients
         await asyncio.gather(
-            *(
-                say_goodbye(ws, ErrorCode.GOING_AWAY, "the server is shutting down")
-                for ws in sockets
-            )
+            *(v.close_with(ErrorCode.GOING_AWAY, "the server is shutting down") for v in viewers)
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import weakref
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -12,9 +12,13 @@ from server.metrics import Metrics
 from server.settings import ServerSettings
 from server.telemetry import Telemetry
 
+if TYPE_CHECKING:
+    from server.viewer import Viewer
+
 settings_key = web.AppKey("settings", ServerSettings)
 catalog_key = web.AppKey("catalog", Catalog)
 chunk_store_key = web.AppKey("chunk_store", ChunkStore)
 telemetry_key = web.AppKey("telemetry", Telemetry)
 metrics_key = web.AppKey("metrics", Metrics)
-websockets_key = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
+# the connected viewers (shutdown tells each one; its size enforces max_viewers)
+viewers_key: web.AppKey[set[Viewer]] = web.AppKey("viewers", set)

@@ -3,7 +3,7 @@
 Links (spec: ``docs/protocol.md``):
 
 - browser <-> media server (``/ws``): ``hello``/``get``/``stats``/``ack`` up,
-  ``manifest``/``error`` and binary ``chunk`` down;
+  ``manifest``/``error`` and binary ``init_state``/``chunk`` down;
 - browser <-> client daemon: binary ``open`` and forwarded ``chunk`` plus JSON ``seek`` up,
   binary ``init``/``segment`` and JSON ``status``/``error`` down.
 
@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from prompts.chunk import MAX_CHUNK_BYTES
+from prompts.manifest import PREV_LATENT_RULES
 
 PROTOCOL_VERSION = 1
 
@@ -45,7 +46,6 @@ HEADER_LENGTH = struct.Struct(">I")  # the 4-byte big-endian header length prefi
 # A channel id is a ladder directory's name: no separators, no leading dot (so never "..").
 CHANNEL_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 STATS_EVENTS = ("timer", "startup", "rebuffer", "play")
-PREV_LATENT_RULES = ("chunk-reset", "chained")
 
 
 class ErrorCode(StrEnum):
@@ -108,7 +108,7 @@ def _int(obj: dict[str, Any], key: str, *, minimum: int = 0, maximum: int = MAX_
     if not isinstance(value, int) or isinstance(value, bool):
         raise _bad(f"'{key}' must be an integer, got {_describe(value)}")
     if not minimum <= value <= maximum:
-        raise _bad(f"'{key}' must be in [{minimum}, {maximum}], got {value}")
+        raise _bad(f"'{key}' must be in [{minimum}, {maximum}], got {str(value)[:40]}")
     return value
 
 
@@ -116,10 +116,10 @@ def _float(obj: dict[str, Any], key: str, *, minimum: float = 0.0, maximum: floa
     value = obj.get(key)
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise _bad(f"'{key}' must be a number, got {_describe(value)}")
-    number = float(value)
-    if not math.isfinite(number) or not minimum <= number <= maximum:
-        raise _bad(f"'{key}' must be in [{minimum}, {maximum}], got {value}")
-    return number
+    # compare before converting: float() of a 400-digit JSON integer raises OverflowError
+    if (isinstance(value, float) and not math.isfinite(value)) or not minimum <= value <= maximum:
+        raise _bad(f"'{key}' must be in [{minimum}, {maximum}], got {str(value)[:40]}")
+    return float(value)
 
 
 def _optional_float(obj: dict[str, Any], key: str, **limits: float) -> float | None:

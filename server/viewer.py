@@ -21,7 +21,7 @@ from server.keys import (
     metrics_key,
     settings_key,
     telemetry_key,
-    websockets_key,
+    viewers_key,
 )
 from server.protocol import (
     CLOSE_CODES,
@@ -130,6 +130,13 @@ class Viewer:
                 await self.send_error(error)
             else:
                 await self.send_error(error, chunk=request.chunk, level=request.level)
+        except (SlowClient, ConnectionError):
+            raise
+        except Exception:  # a bug in handling one message must not end the connection
+            log.exception("viewer message %r failed", data[:200])
+            await self.send_error(
+                ProtocolError(ErrorCode.INTERNAL, "the server failed on this message")
+            )
         return True
 
     def require_session(self) -> str:
@@ -270,11 +277,16 @@ class Viewer:
 
     async def close_with(self, code: ErrorCode, message: str) -> None:
         """Send a closing `error` (best effort) and close with the code's WebSocket close code."""
-        await say_goodbye(self.ws, code, message)
         self.metrics.count_error(code)
+        await say_goodbye(self.ws, self.request.transport, code, message)
 
 
-async def say_goodbye(ws: web.WebSocketResponse, code: ErrorCode, message: str) -> None:
+async def say_goodbye(
+    ws: web.WebSocketResponse,
+    transport: asyncio.BaseTransport | None,
+    code: ErrorCode,
+    message: str,
+) -> None:
     """Closing notice: `error` then close with CLOSE_CODES[code]; never raises, never hangs."""
     try:
         async with asyncio.timeout(CLOSE_NOTICE_TIMEOUT_S):
@@ -282,28 +294,28 @@ async def say_goodbye(ws: web.WebSocketResponse, code: ErrorCode, message: str) 
                 await ws.send_str(ErrorMessage(code=code, message=message).encode())
             await ws.close(code=CLOSE_CODES[code], message=str(code).encode())
     except (TimeoutError, ConnectionError, RuntimeError):
-        pass
+        # the peer did not finish the closing handshake: drop the connection, or its
+        # handler would wait in receive() until the idle timeout (and hold up shutdown)
+        if transport is not None:
+            transport.abort()
 
 
 async def handle_viewer(request: web.Request) -> web.WebSocketResponse:
     """The `/ws` route."""
     app = request.app
-    settings, metrics, sockets = app[settings_key], app[metrics_key], app[websockets_key]
+    settings, metrics, viewers = app[settings_key], app[metrics_key], app[viewers_key]
     # compress=False: chunks are already entropy-coded, deflating them per viewer only burns CPU
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_SERVER_RECEIVES, compress=False)
     await ws.prepare(request)
-    if len(sockets) >= settings.max_viewers:
+    if len(viewers) >= settings.max_viewers:
         metrics.count_error(ErrorCode.SERVER_FULL)
-        await say_goodbye(
-            ws,
-            ErrorCode.SERVER_FULL,
-            f"this server is at its limit of {settings.max_viewers} viewers",
-        )
+        limit = f"this server is at its limit of {settings.max_viewers} viewers"
+        await say_goodbye(ws, request.transport, ErrorCode.SERVER_FULL, limit)
         return ws
-    sockets.add(ws)
+    viewer = Viewer(request, ws)
+    viewers.add(viewer)
     metrics.viewers += 1
     metrics.connections_total += 1
-    viewer = Viewer(request, ws)
     try:
         await viewer.serve()
     except SlowClient as error:
@@ -313,7 +325,7 @@ async def handle_viewer(request: web.Request) -> web.WebSocketResponse:
     except ConnectionError:
         pass  # the peer went away while we were sending
     finally:
-        sockets.discard(ws)
+        viewers.discard(viewer)
         metrics.viewers -= 1
         viewer.end_session()
     return ws

@@ -71,7 +71,11 @@ abrSelect.addEventListener('change', () => {
 });
 
 const levelSelect = $('level');
+let renderedLevels = '';
 function renderLevels(levels) {
+  const key = JSON.stringify(levels.map((l) => [l.id, l.name, l.kbps]));
+  if (key === renderedLevels) return; // a live ladder's manifest comes again every second
+  renderedLevels = key;
   const chosen = levelSelect.value;
   levelSelect.replaceChildren(new Option('auto', 'auto'));
   for (const level of levels) {

@@ -101,12 +101,14 @@ export class Player {
   }
 
   switchChannel(channel) {
+    this.bus.trigger(Events.NOTICE, { kind: 'playback', text: null, level: 'info' });
     this.config.channel = channel;
     this.stream.switchChannel(channel);
   }
 
   /** Tries the daemon again now (after the viewer started or fixed it). */
   retry() {
+    this.bus.trigger(Events.NOTICE, { kind: 'playback', text: null, level: 'info' });
     this.stream.retry();
   }
 
@@ -118,7 +120,8 @@ export class Player {
     const now = this.config.clock();
     const levelId = manifest === null ? null : s.playingLevel ?? 0;
     const level = levelId === null ? null : manifest.levels[levelId];
-    const chunk = manifest === null ? null : Math.floor((video.currentTime * manifest.fps) / manifest.chunk_frames);
+    const place = manifest === null ? null : s.timeline.split(s.playingChunk);
+    const chunk = place === null ? null : place.chunk;
     const chunkInfo = level?.chunks?.[chunk];
     const quality = video.getVideoPlaybackQuality?.();
     return {
@@ -130,7 +133,10 @@ export class Player {
       level: level === null ? null : { id: level.id, name: level.name, rank: level.rank, interval: level.interval, kbps: level.kbps },
       levels: manifest === null ? [] : manifest.levels.map((l) => ({ id: l.id, name: l.name, rank: l.rank, interval: l.interval, kbps: l.kbps })),
       qualityDb: chunkInfo === undefined || chunkInfo === null ? null : chunkQualityDb(chunkInfo),
+      ssim: chunkInfo?.ssim ?? null,
+      psnr: chunkInfo?.psnr ?? null,
       chunk,
+      pass: place === null ? null : place.pass,
       chunkCount: manifest?.chunk_count ?? null,
       live: manifest?.live ?? null,
       generator: manifest?.generator ?? null,
@@ -145,6 +151,7 @@ export class Player {
       stalls: s.stalls,
       stallS: s.stallSecondsAt(now),
       startupS: s.startupS,
+      startupMarks: { ...s.startupMarks },
       currentTime: video.currentTime,
       duration: video.duration,
       paused: video.paused,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from engines.schedule import x0_from_eps
@@ -14,12 +15,15 @@ from engines.schedule import x0_from_eps
 class BackendOptions:
     """How to run: which implementation, where, in which precision, with which speed-ups."""
 
-    kind: str = "torch"  # "torch" now; "tensorrt" is the planned seam
+    kind: str = "torch"  # "torch", "fast" (compiled whole-step CUDA graph), "tensorrt", or "auto"
     device: str = "cpu"
     dtype: torch.dtype = torch.float32
     channels_last: bool = False
     cuda_graph: bool = False
-    compile_mode: str | None = None  # torch.compile mode for both networks (None: eager)
+    compile_mode: str | None = None  # torch.compile mode (torch: both networks; fast: the whole step)
+    fp8_linear: bool = False  # fast backend on Hopper: the UNet's attention-block linears in float8
+    compile_cache_dir: str | None = None  # fast backend: persistent Inductor cache (None: the default)
+    cache_key: str | None = None  # the generator id: keys on-disk engine caches (tensorrt)
 
 
 def image_to_uint8(image: torch.Tensor) -> torch.Tensor:
@@ -55,3 +59,43 @@ class Backend(ABC):
         """(x0 float32 [B,4,h,w], frames uint8 [B,H,W,3]) without autograd: the streaming path."""
         x0, image = self.forward(latent_input, context)
         return x0, image_to_uint8(image)
+
+    def generate_group(
+        self, prev: torch.Tensor, noise: torch.Tensor, weight: float, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One stream group: (UNet input [1,4,h,w], x0, frames) for input ``w * prev + (1 - w) * noise``."""
+        from engines.stream import (
+            mix_latent,  # stream imports backends; import here to avoid a cycle
+        )
+
+        latent_input = mix_latent(prev, noise, weight)
+        x0, frames = self.generate(latent_input.expand(context.shape[0], -1, -1, -1), context)
+        return latent_input, x0, frames
+
+    def frame_sink(self, total: int, height: int, width: int) -> FrameSink:
+        """Where a chunk's frames gather on the host (pinned, asynchronous copies on CUDA)."""
+        if self.device.type == "cuda":
+            from engines.backends.host_copy import PinnedFrameSink
+
+            return PinnedFrameSink(total, height, width, self.device)
+        return FrameSink(total, height, width)
+
+
+class FrameSink:
+    """Collects uint8 frame batches [B,H,W,3] into one host array [T,H,W,3] (the CPU form)."""
+
+    def __init__(self, total: int, height: int, width: int) -> None:
+        self._frames = np.empty((total, height, width, 3), dtype=np.uint8)
+        self._offset = 0
+
+    def add(self, frames: torch.Tensor) -> None:
+        """Append a batch (any device; this form copies synchronously)."""
+        count = frames.shape[0]
+        self._frames[self._offset : self._offset + count] = frames.cpu().numpy()
+        self._offset += count
+
+    def result(self) -> np.ndarray:
+        """All frames added, once every copy has landed."""
+        if self._offset != len(self._frames):
+            raise RuntimeError(f"frame sink got {self._offset} of {len(self._frames)} frames")
+        return self._frames

@@ -18,11 +18,11 @@ import numpy as np
 from prompts import entropy
 from prompts.quant import quantize_tensor
 
-# name -> (PyAV encoder, CRF range, extra options)
-CLASSIC_CODECS: dict[str, tuple[str, tuple[int, int], dict[str, str]]] = {
-    "x264": ("libx264", (0, 51), {"preset": "medium"}),
-    "x265": ("libx265", (0, 51), {"preset": "medium", "x265-params": "log-level=error"}),
-    "svt-av1": ("libsvtav1", (1, 63), {"preset": "8"}),
+# name -> (PyAV encoder, PyAV decoder, CRF range, extra options)
+CLASSIC_CODECS: dict[str, tuple[str, str, tuple[int, int], dict[str, str]]] = {
+    "x264": ("libx264", "h264", (0, 51), {"preset": "medium"}),
+    "x265": ("libx265", "hevc", (0, 51), {"preset": "medium", "x265-params": "log-level=error"}),
+    "svt-av1": ("libsvtav1", "libdav1d", (1, 63), {"preset": "8"}),
 }
 GOP_SECONDS = 2.0  # one intra frame per chunk length, as a streaming encoder would
 VAE_BITS = (2, 3, 4, 5, 6, 8)  # quantisation depths tried by the VAE baseline
@@ -43,7 +43,7 @@ def encode_classic(codec: str, frames: np.ndarray, fps: float, crf: int) -> Code
     """Encode and decode ``frames`` with a PyAV encoder at one CRF."""
     import av
 
-    encoder, _, options = CLASSIC_CODECS[codec]
+    encoder, decoder_name, _, options = CLASSIC_CODECS[codec]
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner otherwise
     height, width = frames.shape[1:3]
     context = av.CodecContext.create(encoder, "w")
@@ -56,12 +56,14 @@ def encode_classic(codec: str, frames: np.ndarray, fps: float, crf: int) -> Code
     context.thread_count = 1
     packets = []
     for index, array in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24").reformat(format="yuv420p")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24").reformat(
+            format="yuv420p"
+        )
         frame.pts = index
         packets.extend(context.encode(frame))
     packets.extend(context.encode(None))
     coded_bytes = sum(packet.size for packet in packets)
-    decoder = av.CodecContext.create(context.codec.name if encoder != "libsvtav1" else "libdav1d", "r")
+    decoder = av.CodecContext.create(decoder_name, "r")
     decoded = []
     for packet in packets:
         decoded.extend(decoder.decode(packet))
@@ -72,13 +74,17 @@ def encode_classic(codec: str, frames: np.ndarray, fps: float, crf: int) -> Code
     return CodedClip(codec, f"crf {crf}", coded_bytes * 8 / 1000 / (len(frames) / fps), out)
 
 
-def match_bitrate(encode: Callable[[int], CodedClip], low: int, high: int, target_kbps: float) -> CodedClip:
+def match_bitrate(
+    encode: Callable[[int], CodedClip], low: int, high: int, target_kbps: float
+) -> CodedClip:
     """Binary search on a CRF-like knob (higher = smaller) for the encode closest to ``target_kbps``."""
     best: CodedClip | None = None
     while low <= high:
         crf = (low + high) // 2
         clip = encode(crf)
-        if best is None or abs(math.log(clip.kbps / target_kbps)) < abs(math.log(best.kbps / target_kbps)):
+        if best is None or abs(math.log(clip.kbps / target_kbps)) < abs(
+            math.log(best.kbps / target_kbps)
+        ):
             best = clip
         if clip.kbps > target_kbps:
             low = crf + 1
@@ -90,8 +96,10 @@ def match_bitrate(encode: Callable[[int], CodedClip], low: int, high: int, targe
 
 def classic_at(codec: str, frames: np.ndarray, fps: float, target_kbps: float) -> CodedClip:
     """The encode of ``codec`` whose bitrate is closest to ``target_kbps``."""
-    low, high = CLASSIC_CODECS[codec][1]
-    return match_bitrate(lambda crf: encode_classic(codec, frames, fps, crf), low, high, target_kbps)
+    low, high = CLASSIC_CODECS[codec][2]
+    return match_bitrate(
+        lambda crf: encode_classic(codec, frames, fps, crf), low, high, target_kbps
+    )
 
 
 class VAEBaseline:
@@ -115,7 +123,9 @@ class VAEBaseline:
         for p in positions:
             q = quantize_tensor(self.latents[p])
             reduced = np.round(q.data.astype(np.float32) * levels / 255).astype(np.uint8)
-            coded += len(entropy.deflate(reduced.tobytes())) + 8  # + scale and zero point (float32 each)
+            coded += (
+                len(entropy.deflate(reduced.tobytes())) + 8
+            )  # + scale and zero point (float32 each)
             data = np.round(reduced.astype(np.float32) * 255 / levels)
             restored[p] = np.float32(q.scale) * (data - np.float32(q.zero_point))
         latents = np.empty_like(self.latents)
@@ -130,10 +140,19 @@ class VAEBaseline:
         import torch
 
         with torch.no_grad():
-            images = torch.cat([self.taesd.decoder(torch.from_numpy(x)) for x in np.array_split(latents, max(1, len(latents) // 8))])  # type: ignore[attr-defined]
-        return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            images = torch.cat(
+                [
+                    self.taesd.decoder(torch.from_numpy(x))
+                    for x in np.array_split(latents, max(1, len(latents) // 8))
+                ]
+            )  # type: ignore[attr-defined]
+        return (
+            ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        )
 
-    def at(self, target_kbps: float, score: Callable[[np.ndarray], float], tries: int = 3) -> CodedClip:
+    def at(
+        self, target_kbps: float, score: Callable[[np.ndarray], float], tries: int = 3
+    ) -> CodedClip:
         """Of the ``tries`` settings closest under ``target_kbps`` (+10%), the best-scoring one."""
         settings = [(bits, n) for bits in VAE_BITS for n in VAE_INTERVALS if n < max(self.count, 2)]
         rated = [(self.quantized(bits, n)[0], bits, n) for bits, n in settings]

@@ -55,7 +55,9 @@ def checkpoint_path(out: Path, level: LevelSpec) -> Path:
     return out / CHECKPOINT_DIR / f"{level.name}.safetensors"
 
 
-def fingerprint(source: SourceVideo, generator_id: str, config: LevelConfig, options: FitOptions) -> dict[str, Any]:
+def fingerprint(
+    source: SourceVideo, generator_id: str, config: LevelConfig, options: FitOptions
+) -> dict[str, Any]:
     """Everything that changes the fitted result; a checkpoint only resumes under the same one."""
     return {
         "source": source.digest(),
@@ -73,10 +75,14 @@ class FittedLevel:
 
     state: FitState
     frames: np.ndarray  # uint8 [T, H, W, 3]; valid where ``known``
-    known: np.ndarray  # bool [T]: frames regenerated in this run (not those of a resumed checkpoint)
+    known: (
+        np.ndarray
+    )  # bool [T]: frames regenerated in this run (not those of a resumed checkpoint)
 
 
-def latent_targets_for(generator: Any, frames: np.ndarray, preset: FitPreset) -> np.ndarray | None:
+def latent_targets_for(
+    generator: Any, frames: np.ndarray, preset: FitPreset, progress: bool = False
+) -> np.ndarray | None:
     """Encoder latents of ``frames`` when the preset has a latent phase and the encoder is faithful.
 
     Faithful means the generator's decoder brings the encoding of frame 0 back to at least
@@ -84,6 +90,7 @@ def latent_targets_for(generator: Any, frames: np.ndarray, preset: FitPreset) ->
     fitting x0 to its latents would be fitting noise).
     """
     import torch
+    from tqdm import tqdm
 
     from engines import WeightsNotFoundError
 
@@ -91,13 +98,28 @@ def latent_targets_for(generator: Any, frames: np.ndarray, preset: FitPreset) ->
         return None
     batches = []
     try:
-        for start in range(0, len(frames), ENCODE_BATCH):
-            image = torch.from_numpy(frames[start : start + ENCODE_BATCH]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        for start in tqdm(
+            range(0, len(frames), ENCODE_BATCH),
+            desc="encode targets",
+            unit="batch",
+            disable=not progress,
+        ):
+            image = (
+                torch.from_numpy(frames[start : start + ENCODE_BATCH]).permute(0, 3, 1, 2).float()
+                / 127.5
+                - 1
+            )
             batches.append(generator.encode(image))
             if start == 0:
                 with torch.no_grad():
                     decoded = generator.backend.decode(batches[0][:1].to(generator.device))
-                restored = ((decoded.float().clamp(-1, 1) + 1) * 127.5).round().cpu().permute(0, 2, 3, 1).numpy()
+                restored = (
+                    ((decoded.float().clamp(-1, 1) + 1) * 127.5)
+                    .round()
+                    .cpu()
+                    .permute(0, 2, 3, 1)
+                    .numpy()
+                )
                 if psnr_per_frame(restored.astype(np.uint8), frames[:1])[0] < FAITHFUL_ENCODER_PSNR:
                     return None
     except WeightsNotFoundError:
@@ -127,7 +149,9 @@ def fit_level(
         warm_start=options.warm_start, seed=options.seed,
     )  # fmt: skip
     loss = FitLoss(perceptual_term(options.perceptual), options.loss_weights)
-    fitter = LevelFitter(generator, source.frames, init_latent, config, options.preset, loss, latent_targets)
+    fitter = LevelFitter(
+        generator, source.frames, init_latent, config, options.preset, loss, latent_targets
+    )
     print_ = fingerprint(source, generator.generator_id, config, options)
     state = FitState()
     path = checkpoint_path(out, level) if out is not None else None
@@ -148,6 +172,24 @@ def fit_level(
     ) as bar:  # fmt: skip
         fitter.fit(state, on_keyframe=on_keyframe, progress=bar)
     return fitted
+
+
+def _check_same_stream(out: Path, width: int, height: int, generator_id: str) -> None:
+    """A resumed ladder must keep its size and generator."""
+    from prompts.manifest import ManifestError, load_manifest
+
+    try:
+        stream = load_manifest(out / MANIFEST_NAME).stream
+    except (OSError, ManifestError) as error:
+        raise BuildError(f"cannot resume {out}: {error}") from None
+    if (stream.width, stream.height) != (width, height):
+        raise BuildError(
+            f"{out} holds a {stream.width}x{stream.height} ladder; this run makes {width}x{height} frames"
+        )
+    if stream.generator_id != generator_id:
+        raise BuildError(
+            f"{out} was fitted for generator {stream.generator_id}; this run uses {generator_id}"
+        )
 
 
 def decode_cold(stream: Any, chunk: PromptChunk, previous: PromptChunk | None) -> np.ndarray:
@@ -172,9 +214,13 @@ def build_ladder(
     out = Path(out)
     if not levels:
         raise BuildError("no levels to fit")
-    if (out / MANIFEST_NAME).exists() and not resume:
-        raise BuildError(f"{out} already holds a ladder; pass --resume to continue it or choose another --out")
     frames, height, width = source.frames.shape[:3]
+    if (out / MANIFEST_NAME).exists():
+        if not resume:
+            raise BuildError(
+                f"{out} already holds a ladder; pass --resume to continue it or choose another --out"
+            )
+        _check_same_stream(out, width, height, generator.generator_id)
     if height % 64 or width % 64:
         raise BuildError(f"frame size {width}x{height} is not a multiple of 64")
     try:
@@ -183,10 +229,16 @@ def build_ladder(
         raise BuildError(str(error)) from None
     for level in levels:
         if frames > 1 and level.interval > frames - 1:
-            raise BuildError(f"level {level.name}: interval {level.interval} is longer than the video ({frames} frames)")
+            raise BuildError(
+                f"level {level.name}: interval {level.interval} is longer than the video ({frames} frames)"
+            )
 
-    latent_targets = latent_targets_for(generator, source.frames, options.preset)
-    init_latent = latent_targets[:1] if latent_targets is not None else initial_latent(generator, source.frames[0])
+    latent_targets = latent_targets_for(generator, source.frames, options.preset, progress)
+    init_latent = (
+        latent_targets[:1]
+        if latent_targets is not None
+        else initial_latent(generator, source.frames[0])
+    )
     fits = {
         level.name: fit_level(
             generator, source, init_latent, level, chunk_frames, options,
@@ -203,7 +255,9 @@ def build_ladder(
     writer = LadderWriter(out, stream_info, [(lv.name, lv.rank, lv.interval) for lv in levels])
     writer.write_init_state(init_latent)
     chunked = [
-        split_into_chunks(tuple(fits[lv.name].state.keyframes), stream_info, level=i, interval=lv.interval)
+        split_into_chunks(
+            tuple(fits[lv.name].state.keyframes), stream_info, level=i, interval=lv.interval
+        )
         for i, lv in enumerate(levels)
     ]
     decoder = generator.open_stream(
@@ -212,7 +266,12 @@ def build_ladder(
     )  # fmt: skip
     from tqdm import tqdm
 
-    with tqdm(total=stream_info.chunk_count * len(levels), desc="publish", unit="chunk", disable=not progress) as bar:
+    with tqdm(
+        total=stream_info.chunk_count * len(levels),
+        desc="publish",
+        unit="chunk",
+        disable=not progress,
+    ) as bar:
         for index in range(stream_info.chunk_count):
             for level_id, chunks in enumerate(chunked):
                 chunk = chunks[index]
@@ -220,7 +279,9 @@ def build_ladder(
                 if measure_quality:
                     start, end = stream_info.chunk_range(index)
                     fitted = fits[levels[level_id].name]
-                    if fitted.known[start:end].all():  # regenerated by the fit exactly as a decoder does
+                    if fitted.known[
+                        start:end
+                    ].all():  # regenerated by the fit exactly as a decoder does
                         decoded = fitted.frames[start:end]
                     else:
                         decoded = decode_cold(decoder, chunk, chunks[index - 1] if index else None)

@@ -37,7 +37,13 @@ def save_checkpoint(path: Path, state: FitState, fingerprint: dict[str, Any]) ->
         tensors[f"kf{i}.u"] = keyframe.u.data
         tensors[f"kf{i}.v"] = keyframe.v.data
         quant_params.append(
-            [keyframe.frame, keyframe.u.scale, keyframe.u.zero_point, keyframe.v.scale, keyframe.v.zero_point]
+            [
+                keyframe.frame,
+                keyframe.u.scale,
+                keyframe.u.zero_point,
+                keyframe.v.scale,
+                keyframe.v.zero_point,
+            ]
         )
     if state.factors is not None:
         tensors["factors.u"], tensors["factors.v"] = state.factors
@@ -66,7 +72,9 @@ def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> FitState:
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except Exception as error:  # safetensors raises several types for a damaged file
         raise CheckpointError(f"checkpoint {path} is unreadable: {error}") from None
-    if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") != str(CHECKPOINT_VERSION):
+    if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") != str(
+        CHECKPOINT_VERSION
+    ):
         raise CheckpointError(f"{path} is not a version {CHECKPOINT_VERSION} fit checkpoint")
     saved = json.loads(metadata["fingerprint"])
     changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))

@@ -13,24 +13,79 @@ GENERATORS = ("tiny", "tiny-taesd", "sd-turbo")
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every fitting command takes."""
-    parser.add_argument("source", metavar="SOURCE", help="video file (anything PyAV reads) or a folder of frames")
+    parser.add_argument(
+        "source", metavar="SOURCE", help="video file (anything PyAV reads) or a folder of frames"
+    )
     parser.add_argument("--out", required=True, type=Path, help="ladder directory to write")
-    parser.add_argument("--size", type=int, default=None, help="output size in pixels, a multiple of 64 (default: the generator's native size)")
-    parser.add_argument("--frames", type=int, default=None, help="use only the first N frames of the source")
-    parser.add_argument("--fps", type=float, default=None, help="frame rate (default: the video's, 30 for a folder)")
-    parser.add_argument("--chunk-seconds", type=float, default=2.0, help="chunk length in seconds (rounded to whole intervals)")
-    parser.add_argument("--generator", choices=GENERATORS, default="sd-turbo", help="generator the prompts are fitted for")
-    parser.add_argument("--weights", type=Path, default=None, help="generator weights (sd-turbo: sd_turbo.safetensors or a diffusers folder)")
-    parser.add_argument("--taesd", type=Path, default=None, help="TAESD weights folder or decoder file")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="output size in pixels, a multiple of 64 (default: the generator's native size)",
+    )
+    parser.add_argument(
+        "--frames", type=int, default=None, help="use only the first N frames of the source"
+    )
+    parser.add_argument(
+        "--fps", type=float, default=None, help="frame rate (default: the video's, 30 for a folder)"
+    )
+    parser.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=2.0,
+        help="chunk length in seconds (rounded to whole intervals)",
+    )
+    parser.add_argument(
+        "--generator",
+        choices=GENERATORS,
+        default="sd-turbo",
+        help="generator the prompts are fitted for",
+    )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="generator weights (sd-turbo: sd_turbo.safetensors or a diffusers folder)",
+    )
+    parser.add_argument(
+        "--taesd", type=Path, default=None, help="TAESD weights folder or decoder file"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--preset", default="fast", help="fitting schedule: reference, fast or demo")
-    parser.add_argument("--iterations", default=None, metavar="FIRST,LATER", help="override the preset's iteration budgets (keyframe 0, later keyframes)")
-    parser.add_argument("--perceptual", default="ms-ssim", help="perceptual loss term: ms-ssim, none or vgg:PATH (VGG16 weights file)")
-    parser.add_argument("--target-psnr", type=float, default=None, help="stop a keyframe's fit once its frames reach this PSNR (dB)")
-    parser.add_argument("--cold-start", action="store_true", help="start every keyframe from random factors instead of the previous keyframe")
+    parser.add_argument(
+        "--preset", default="fast", help="fitting schedule: reference, fast or demo"
+    )
+    parser.add_argument(
+        "--iterations",
+        default=None,
+        metavar="FIRST,LATER",
+        help="override the preset's iteration budgets (keyframe 0, later keyframes)",
+    )
+    parser.add_argument(
+        "--perceptual",
+        default="ms-ssim",
+        help="perceptual loss term: ms-ssim, none or vgg:PATH (VGG16 weights file)",
+    )
+    parser.add_argument(
+        "--target-psnr",
+        type=float,
+        default=None,
+        help="stop a keyframe's fit once its frames reach this PSNR (dB)",
+    )
+    parser.add_argument(
+        "--cold-start",
+        action="store_true",
+        help="start every keyframe from random factors instead of the previous keyframe",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of random (cold) initialisations")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoints")
-    parser.add_argument("--no-quality", action="store_true", help="skip measuring per-chunk PSNR/SSIM")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its checkpoints"
+    )
+    parser.add_argument(
+        "--no-quality", action="store_true", help="skip measuring per-chunk PSNR/SSIM"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -39,15 +94,21 @@ def load_generator_from_args(args: argparse.Namespace) -> Any:
     from engines import load_generator
 
     try:
-        return load_generator(args.generator, weights=args.weights, taesd=args.taesd, device=args.device)
+        return load_generator(
+            args.generator, weights=args.weights, taesd=args.taesd, device=args.device
+        )
     except (OSError, ValueError, RuntimeError) as error:
         raise CommandError(f"cannot load generator {args.generator}: {error}") from None
 
 
-def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """(source video, generator, fit options) for a fitting command, or CommandError."""
+def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]:
+    """(source video, generator, fit options) for a fitting command, or CommandError.
+
+    Cheap checks come first so that a bad argument never waits for a generator to load.
+    """
     from prompts.inversion.build import FitOptions
     from prompts.inversion.losses import perceptual_term
+    from prompts.inversion.plan import check_level_geometry
     from prompts.inversion.presets import get_preset
     from prompts.inversion.source import SourceError, load_source
 
@@ -55,19 +116,37 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         preset = get_preset(args.preset).with_target(args.target_psnr)
         if args.iterations is not None:
             preset = preset.with_budgets(*parse_budgets(args.iterations))
-        perceptual_term(args.perceptual)  # a missing or malformed weights file fails here, before fitting
+        perceptual_term(
+            args.perceptual
+        )  # a missing or malformed weights file fails here, before fitting
     except (ValueError, RuntimeError) as error:
         raise CommandError(str(error)) from None
     if args.chunk_seconds <= 0:
         raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
-    generator = load_generator_from_args(args)
-    size = args.size if args.size is not None else generator.native_size[0]
-    check_size(generator, size)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CommandError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    generator = None
+    if args.size is None:
+        generator = load_generator_from_args(args, fitting=True)
+        args.size = generator.native_size[0]
+    check_size(args.size)
     try:
-        source = load_source(args.source, size, max_frames=args.frames, fps=args.fps)
+        source = load_source(args.source, args.size, max_frames=args.frames, fps=args.fps)
     except SourceError as error:
         raise CommandError(str(error)) from None
-    options = FitOptions(preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start, seed=args.seed)
+    for level in levels:
+        try:
+            check_level_geometry(len(source.frames), level.interval, level.interval)
+        except ValueError as error:
+            raise CommandError(f"level {level.name}: {error}") from None
+    generator = generator or load_generator_from_args(args, fitting=True)
+    options = FitOptions(
+        preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start, seed=args.seed
+    )
     return source, generator, options
 
 
@@ -79,13 +158,10 @@ def parse_budgets(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def check_size(generator: Any, size: int) -> None:
-    """Refuse an output size the generator cannot produce."""
+def check_size(size: int) -> None:
+    """Refuse an output size no generator can produce (latents are 1/8 size, UNet levels 1/64)."""
     if size < 64 or size % 64:
         raise CommandError(f"--size {size} is not a positive multiple of 64")
-    supports = getattr(generator, "supports_size", None)
-    if supports is not None and not supports(size, size):
-        raise CommandError(f"generator {generator.name} cannot generate {size}x{size} frames")
 
 
 def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
@@ -93,7 +169,7 @@ def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
     from prompts.inversion.build import BuildError, build_ladder
     from prompts.inversion.checkpoint import CheckpointError
 
-    source, generator, options = prepare(args)
+    source, generator, options = prepare(args, levels)
     try:
         manifest = build_ladder(
             source, args.out, generator=generator, levels=levels, options=options,

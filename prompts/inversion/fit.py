@@ -10,7 +10,6 @@ will, and that regeneration's x0 feeds the previous-latent term of the next grou
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -25,7 +24,13 @@ from engines.stream import mix_latent, stream_noise
 from prompts.inversion.losses import FitLoss, psnr_from_mse
 from prompts.inversion.plan import KeyframeSpan, keyframe_spans
 from prompts.inversion.presets import FitPreset
-from prompts.keyframe import CONTEXT_DIM, CONTEXT_TOKENS, Keyframe, compose_context, interpolate_context
+from prompts.keyframe import (
+    CONTEXT_DIM,
+    CONTEXT_TOKENS,
+    Keyframe,
+    compose_context,
+    interpolate_context,
+)
 from prompts.quant import fake_quantize, quantize_tensor
 
 
@@ -106,6 +111,7 @@ class _SpanProblem:
     prev_v: torch.Tensor | None
     group_in: torch.Tensor  # UNet input of the frames before the keyframe's own
     fixed_last_in: torch.Tensor | None  # UNet input of the keyframe's own frame when it is fixed
+    rate_anchor: bool  # penalise distance from the previous keyframe (the delta coder's prediction)
 
 
 class LevelFitter:
@@ -130,32 +136,35 @@ class LevelFitter:
         self.loss = loss.to(self.device)
         self.spans = keyframe_spans(len(frames), config.interval, config.chunk_frames)
         height, width = frames.shape[1:3]
-        self._noise = torch.from_numpy(stream_noise(config.noise_seed, height, width)).to(self.device)
-        self.init_input = self.unet_input(torch.from_numpy(np.ascontiguousarray(init_latent, np.float32)))
-        self.latent_targets = torch.from_numpy(latent_targets).to(self.device) if latent_targets is not None else None
+        self._noise = torch.from_numpy(stream_noise(config.noise_seed, height, width)).to(
+            self.device
+        )
+        self.init_input = self.unet_input(
+            torch.from_numpy(np.ascontiguousarray(init_latent, np.float32))
+        )
+        self.latent_targets = (
+            torch.from_numpy(latent_targets).to(self.device) if latent_targets is not None else None
+        )
 
     def unet_input(self, prev_latent: torch.Tensor) -> torch.Tensor:
         """A group's UNet input ``w * prev + (1 - w) * noise``, as the stream decoder mixes it."""
         return mix_latent(prev_latent.to(self.device), self._noise, self.config.prev_latent_weight)
 
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        # bf16 halves the UNet's time on tensor-core GPUs; x0 and the loss stay fp32.
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def _forward(self, latents: torch.Tensor, contexts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with self._autocast():
-            x0, image = self.gen.forward(latents, contexts)
+    def _forward(
+        self, latents: torch.Tensor, contexts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # Precision is the generator's: the fitting commands load it in bf16 on CUDA.
+        x0, image = self.gen.forward(latents, contexts)
         return x0.float(), image.float()
 
     def _x0(self, latents: torch.Tensor, contexts: torch.Tensor) -> torch.Tensor:
         """x0 alone (UNet, no decoder): the cheap objective of the latent phase."""
-        with self._autocast():
-            eps = self.gen.backend.eps(latents.to(self.device), contexts.to(self.device))
+        eps = self.gen.backend.eps(latents.to(self.device), contexts.to(self.device))
         return x0_from_eps(latents, eps)
 
-    def _initial_factors(self, span: KeyframeSpan, state: FitState) -> tuple[torch.Tensor, torch.Tensor]:
+    def _initial_factors(
+        self, span: KeyframeSpan, state: FitState
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if span.index > 0 and self.config.warm_start and state.factors is not None:
             u, v = (torch.from_numpy(a.copy()) for a in state.factors)
         else:
@@ -172,13 +181,17 @@ class LevelFitter:
         u, v = self._initial_factors(span, state)
         lr = self.preset.lr if (first or not self.config.warm_start) else self.preset.warm_lr
         budget = self.preset.first_iterations if first else self.preset.later_iterations
-        latent_budget = round(budget * self.preset.latent_fraction) if self.latent_targets is not None else 0
+        latent_budget = (
+            round(budget * self.preset.latent_fraction) if self.latent_targets is not None else 0
+        )
         iterations = 0
         best_loss = math.inf
         for phase, phase_budget in (("latent", latent_budget), ("pixel", budget - latent_budget)):
             if phase_budget <= 0:
                 continue
-            u, v, best_loss, used = self._optimise(problem, u, v, lr, phase_budget, phase == "latent", first)
+            u, v, best_loss, used = self._optimise(
+                problem, u, v, lr, phase_budget, phase == "latent", first
+            )
             iterations += used
 
         factors = (u.cpu().numpy(), v.cpu().numpy())
@@ -202,7 +215,9 @@ class LevelFitter:
         else:
             pu, pv = state.keyframes[-1].factors()
             prev_u, prev_v = torch.from_numpy(pu).to(device), torch.from_numpy(pv).to(device)
-        group_in = self.init_input if span.index == 0 else torch.from_numpy(state.group_input).to(device)
+        group_in = (
+            self.init_input if span.index == 0 else torch.from_numpy(state.group_input).to(device)
+        )
         # The keyframe's own frame starts the next group: init latent on a chunk start, else the
         # x0 of the frame before it (a batch frame; for n == 1 the previous keyframe's frame).
         # While optimising, that x0 comes from the previous iteration, detached, so the whole
@@ -210,7 +225,9 @@ class LevelFitter:
         fixed_last_in = self.init_input if span.end_starts_chunk or span.index == 0 else None
         if fixed_last_in is None and n == 1:
             fixed_last_in = self.unet_input(torch.from_numpy(state.last_x0))
-        latent_targets = self.latent_targets[span.frames] if self.latent_targets is not None else None
+        latent_targets = (
+            self.latent_targets[span.frames] if self.latent_targets is not None else None
+        )
         return _SpanProblem(
             n=n,
             targets=frames_to_tensor(self.frames[span.frames], device),
@@ -220,13 +237,18 @@ class LevelFitter:
             prev_v=prev_v,
             group_in=group_in,
             fixed_last_in=fixed_last_in,
+            rate_anchor=prev_u is not None and self.config.warm_start and self.preset.delta_penalty > 0,
         )
 
-    def objective(self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def objective(
+        self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
         """Per-frame pixel loss of the span for factors (U, V), the keyframe's own frame fed the
         exact x0 of the frame before it (the loop uses the previous iteration's)."""
         problem = self._problem(span, state)
-        contexts = self._contexts(fake_quantize(u), fake_quantize(v), problem.prev_u, problem.prev_v, problem.weights)
+        contexts = self._contexts(
+            fake_quantize(u), fake_quantize(v), problem.prev_u, problem.prev_v, problem.weights
+        )
         last_in = problem.fixed_last_in
         if last_in is None:
             last_in = self.unet_input(self._x0_before_end(contexts, problem.group_in))
@@ -235,7 +257,14 @@ class LevelFitter:
         return self.loss(images, problem.targets, contexts)
 
     def _optimise(
-        self, problem: _SpanProblem, u0: torch.Tensor, v0: torch.Tensor, lr: float, budget: int, latent: bool, first: bool
+        self,
+        problem: _SpanProblem,
+        u0: torch.Tensor,
+        v0: torch.Tensor,
+        lr: float,
+        budget: int,
+        latent: bool,
+        first: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, float, int]:
         """Adam on (U, V) for at most ``budget`` iterations; returns the best factors, loss, iterations."""
         preset = self.preset
@@ -270,6 +299,12 @@ class LevelFitter:
             if worst >= 0:
                 weights[worst] += preset.worst_frame_extra
             total = (per_frame * weights).sum() / weights.sum()
+            if problem.rate_anchor:
+                # Rate term: the chunk codec codes a warm-started keyframe as its difference
+                # from the previous one, so small moves are cheap and idle ones free.
+                assert problem.prev_u is not None and problem.prev_v is not None
+                drift = (u - problem.prev_u).abs().mean() + (v - problem.prev_v).abs().mean()
+                total = total + preset.delta_penalty * drift
             optimizer.zero_grad(set_to_none=True)
             total.backward()
 
@@ -285,7 +320,11 @@ class LevelFitter:
                     best_u, best_v = u.detach().clone(), v.detach().clone()
             optimizer.step()
 
-            if not latent and preset.target_psnr is not None and psnr_from_mse(best_mse) >= preset.target_psnr:
+            if (
+                not latent
+                and preset.target_psnr is not None
+                and psnr_from_mse(best_mse) >= preset.target_psnr
+            ):
                 break
             if iterations % patience == 0:
                 if best_loss < checkpoint_loss * (1 - preset.improvement):
@@ -321,7 +360,9 @@ class LevelFitter:
             return self._x0(group_in, contexts[-2:-1].detach())
 
     @torch.no_grad()
-    def regenerate(self, span: KeyframeSpan, keyframe: Keyframe, state: FitState) -> tuple[int, np.ndarray, float, np.ndarray, np.ndarray]:
+    def regenerate(
+        self, span: KeyframeSpan, keyframe: Keyframe, state: FitState
+    ) -> tuple[int, np.ndarray, float, np.ndarray, np.ndarray]:
         """Regenerate with the decoder's own batches: the group ``[p_{k-1}, p_k)`` in one call,
         then frame ``p_k`` (the first frame of the next group).
 
@@ -336,7 +377,9 @@ class LevelFitter:
             end_input = self.init_input
         else:
             previous = state.keyframes[-1]
-            contexts = [previous.context()] + [interpolate_context(previous, keyframe, f) for f in span.frames[:-1]]
+            contexts = [previous.context()] + [
+                interpolate_context(previous, keyframe, f) for f in span.frames[:-1]
+            ]
             ctx = torch.from_numpy(np.stack(contexts)).to(self.device)
             group_in = torch.from_numpy(state.group_input).to(self.device)
             x0, group_frames = backend.generate(group_in.expand(len(contexts), -1, -1, -1), ctx)
@@ -350,7 +393,9 @@ class LevelFitter:
             decoded.append(end_frame.cpu().numpy())
         targets = self.frames[span.frames].astype(np.float64)
         mse = float(((span_frames.astype(np.float64) - targets) / 127.5).__pow__(2).mean())
-        final = np.concatenate(decoded) if decoded else np.zeros((0, *self.frames.shape[1:]), np.uint8)
+        final = (
+            np.concatenate(decoded) if decoded else np.zeros((0, *self.frames.shape[1:]), np.uint8)
+        )
         return decoded_start, final, mse, end_input.cpu().numpy(), x0_end.float().cpu().numpy()
 
     def fit(

@@ -18,11 +18,15 @@ def initial_latent(generator: Any, frame: np.ndarray) -> np.ndarray:
 
     from engines import WeightsNotFoundError
 
-    image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    image = (
+        torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    )
     try:
         latent = generator.encode(image)
     except WeightsNotFoundError:
         height, width = frame.shape[:2]
-        print("note: no TAESD encoder weights; the stream starts from a zero latent", file=sys.stderr)
+        print(
+            "note: no TAESD encoder weights; the stream starts from a zero latent", file=sys.stderr
+        )
         return np.zeros((1, 4, height // 8, width // 8), np.float32)
     return latent.detach().float().cpu().numpy().astype(np.float32)

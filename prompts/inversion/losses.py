@@ -37,7 +37,9 @@ def _blur(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, window.transpose(2, 3), groups=channels)  # then columns
 
 
-def ssim_terms(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def ssim_terms(
+    x: torch.Tensor, y: torch.Tensor, window: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image mean SSIM and mean contrast-structure term, images in [0, 1]."""
     mu_x, mu_y = _blur(x, window), _blur(y, window)
     sxx = _blur(x * x, window) - mu_x**2
@@ -113,7 +115,9 @@ class VGGFeatureLoss(torch.nn.Module):
                     raise ValueError(f"VGG weights file {weights_path} lacks {key}")
                 tensor = state[key].float()
                 if tensor.shape != getattr(conv, name).shape:
-                    raise ValueError(f"VGG weights file {weights_path}: {key} has shape {tuple(tensor.shape)}")
+                    raise ValueError(
+                        f"VGG weights file {weights_path}: {key} has shape {tuple(tensor.shape)}"
+                    )
                 getattr(conv, name).data.copy_(tensor)
             self.convs.append(conv)
             self.plan.append("conv")
@@ -137,7 +141,9 @@ class VGGFeatureLoss(torch.nn.Module):
     def forward(self, image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         losses = [
             F.mse_loss(a, b, reduction="none").flatten(1).mean(1)
-            for a, b in zip(self._features(image.float()), self._features(target.float()), strict=True)
+            for a, b in zip(
+                self._features(image.float()), self._features(target.float()), strict=True
+            )
         ]
         return torch.stack(losses, 0).mean(0)
 
@@ -189,7 +195,9 @@ class FitLoss:
             self.perceptual.to(device)
         return self
 
-    def __call__(self, image: torch.Tensor, target: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, image: torch.Tensor, target: torch.Tensor, context: torch.Tensor
+    ) -> torch.Tensor:
         # Compare what a viewer sees: decoded frames are clamped to [-1, 1] before becoming
         # pixels, and a generator may overshoot that range (the tiny one does, a lot).
         image = image.float().clamp(-1.0, 1.0)
@@ -197,15 +205,18 @@ class FitLoss:
         if self.weights.perceptual:
             per_frame = per_frame + self.weights.perceptual * self.perceptual(image, target)
         if self.weights.context_l1:
-            per_frame = per_frame + self.weights.context_l1 * context.float().abs().flatten(1).mean(1)
+            per_frame = per_frame + self.weights.context_l1 * context.float().abs().flatten(1).mean(
+                1
+            )
         return per_frame
-
 
     def latent(self, x0: torch.Tensor, target: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Per-frame latent-phase loss: ``mse * MSE(x0, encoded target) + context_l1 * mean|c|``."""
         per_frame = self.weights.mse * (x0.float() - target).pow(2).flatten(1).mean(1)
         if self.weights.context_l1:
-            per_frame = per_frame + self.weights.context_l1 * context.float().abs().flatten(1).mean(1)
+            per_frame = per_frame + self.weights.context_l1 * context.float().abs().flatten(1).mean(
+                1
+            )
         return per_frame
 
 

@@ -35,7 +35,13 @@ def ssim_per_frame(decoded: np.ndarray, reference: np.ndarray, batch: int = 16) 
     values = []
     for start in range(0, len(decoded), batch):
         pair = [
-            (torch.from_numpy(np.ascontiguousarray(a[start : start + batch])).permute(0, 3, 1, 2).double() / 255 * weights).sum(1, keepdim=True)
+            (
+                torch.from_numpy(np.ascontiguousarray(a[start : start + batch]))
+                .permute(0, 3, 1, 2)
+                .double()
+                / 255
+                * weights
+            ).sum(1, keepdim=True)
             for a in (decoded, reference)
         ]
         ssim, _ = ssim_terms(pair[0], pair[1], window)
@@ -52,4 +58,6 @@ def quality(decoded: np.ndarray, reference: np.ndarray) -> dict[str, float]:
 
 def _check_pair(decoded: np.ndarray, reference: np.ndarray) -> None:
     if decoded.shape != reference.shape:
-        raise ValueError(f"decoded frames {decoded.shape} and reference {reference.shape} differ in shape")
+        raise ValueError(
+            f"decoded frames {decoded.shape} and reference {reference.shape} differ in shape"
+        )

@@ -52,7 +52,9 @@ def check_level_geometry(frames: int, interval: int, chunk_frames: int) -> None:
     if interval > frames - 1 and frames > 1:
         raise ValueError(f"interval {interval} is longer than the video ({frames} frames)")
     if chunk_frames < 1 or chunk_frames % interval:
-        raise ValueError(f"chunk length {chunk_frames} frames is not a multiple of interval {interval}")
+        raise ValueError(
+            f"chunk length {chunk_frames} frames is not a multiple of interval {interval}"
+        )
 
 
 def keyframe_spans(frames: int, interval: int, chunk_frames: int) -> list[KeyframeSpan]:

@@ -19,7 +19,10 @@ class FitPreset:
     min_lr: float  # plateau halving stops here
     stop_after_plateaus: int  # stop after this many checks without improvement at min_lr (0: never)
     target_psnr: float | None  # stop once the interval's fitted PSNR (dB) reaches this
-    latent_fraction: float = 0.0  # share of each budget spent on the x0-vs-encoded-target loss first
+    latent_fraction: float = (
+        0.0  # share of each budget spent on the x0-vs-encoded-target loss first
+    )
+    delta_penalty: float = 0.0  # rate term: weight of mean |U - U_prev| + mean |V - V_prev| (warm starts)
     worst_frame_extra: float = 2.0  # extra weight on the previous iteration's worst frame
     improvement: float = 1e-4  # relative loss drop that counts as an improvement
 

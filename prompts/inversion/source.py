@@ -73,7 +73,9 @@ def _video_frames(path: Path, size: int, max_frames: int | None) -> tuple[list[n
     return frames, fps
 
 
-def load_source(path: str | Path, size: int, *, max_frames: int | None = None, fps: float | None = None) -> SourceVideo:
+def load_source(
+    path: str | Path, size: int, *, max_frames: int | None = None, fps: float | None = None
+) -> SourceVideo:
     """Read ``path`` (video file or image folder) as ``size x size`` frames; SourceError if unusable."""
     path = Path(path)
     if size < 64 or size % 64:

@@ -63,12 +63,13 @@ def test_outage_is_shaped_to_the_minimum_rate() -> None:
 @pytest.mark.slow
 def test_shaping_delivers_the_traces_rates() -> None:
     with ShapedPair(initial_mbps=8.0) as pair:
-        player = TracePlayer(pair, Trace.steps([(3.0, 4.0), (3.0, 16.0)]), duration_s=6.0).start()
-        samples = measure_downlink(pair, 6.5)
+        player = TracePlayer(pair, Trace.steps([(6.0, 4.0), (4.0, 16.0)]), duration_s=10.0).start()
+        samples = measure_downlink(pair, 10.5)  # its processes may start a second or two late
         player.stop()
-        start = player.started_at
-        low = rate_between(samples, start + 1.0, start + 2.8)
-        high = rate_between(samples, start + 4.0, start + 5.8)
+    start, first, last = player.started_at, samples[0][0], samples[-1][0]
+    assert first < start + 4.0 and last > start + 9.8, "the bulk transfer did not cover the trace"
+    low = rate_between(samples, max(first, start) + 0.7, start + 5.8)
+    high = rate_between(samples, start + 6.7, start + 9.8)
     assert low == pytest.approx(4.0 * TCP_EFFICIENCY, rel=0.1)
     assert high == pytest.approx(16.0 * TCP_EFFICIENCY, rel=0.1)
     assert player.applied == 2

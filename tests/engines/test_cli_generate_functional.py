@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from promptus.cli import main
 from prompts.ladder import LadderWriter
 from prompts.manifest import StreamInfo
+from promptus.cli import main
 from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
 
 FRAMES = 13

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import engines
@@ -32,6 +33,7 @@ def test_tiny_taesd_id_is_the_recorded_one(taesd_dir):
     assert generator.name == "tiny + taesd"
 
 
+@pytest.mark.slow
 def test_tiny_weights_identical_in_two_fresh_processes():
     digests = {
         subprocess.run([sys.executable, "-c", FRESH_PROCESS_SCRIPT], check=True, capture_output=True, text=True).stdout

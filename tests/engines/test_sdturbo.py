@@ -6,12 +6,21 @@ import socket
 
 import pytest
 import torch
-from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
+from diffusers.loaders.single_file_utils import (
+    convert_ldm_unet_checkpoint,
+    convert_ldm_vae_checkpoint,
+)
 from safetensors.torch import save_file
 
 from engines.errors import WeightsFormatError, WeightsNotFoundError
 from engines.ldm_layout import seeded_ldm_state, unet_to_ldm, vae_to_ldm
-from engines.model_configs import SDTURBO_UNET, SDTURBO_VAE, TINY_UNET, TINY_VAE, architecture_config
+from engines.model_configs import (
+    SDTURBO_UNET,
+    SDTURBO_VAE,
+    TINY_UNET,
+    TINY_VAE,
+    architecture_config,
+)
 from engines.sdturbo import build_unet, build_vae, load_unet, load_vae
 from engines.seeded import fill_seeded_
 

@@ -10,7 +10,15 @@ import torch
 
 from engines import GeneratorMismatchError
 from engines.stream import (
-    CHAINED, CHUNK_RESET, CONTINUE, FROM_INIT, FROM_PREVIOUS, Group, generation_groups, mix_latent, stream_noise,
+    CHAINED,
+    CHUNK_RESET,
+    CONTINUE,
+    FROM_INIT,
+    FROM_PREVIOUS,
+    Group,
+    generation_groups,
+    mix_latent,
+    stream_noise,
 )
 from prompts.chunk import ChunkFormatError, make_prefix
 from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks

@@ -68,7 +68,11 @@ def planted(tiny: Any) -> tuple[np.ndarray, np.ndarray]:
     """Frames the tiny generator makes from random prompts, and the init latent."""
     rng = np.random.default_rng(7)
     keyframes = [
-        Keyframe(p, quantize_tensor(rng.random((77, RANK), np.float32)), quantize_tensor(rng.random((RANK, 1024), np.float32)))
+        Keyframe(
+            p,
+            quantize_tensor(rng.random((77, RANK), np.float32)),
+            quantize_tensor(rng.random((RANK, 1024), np.float32)),
+        )
         for p in keyframe_positions(FRAMES, INTERVAL)
     ]
     init = np.zeros((1, 4, SIZE // 8, SIZE // 8), np.float32)
@@ -82,7 +86,9 @@ def fitted(tiny: Any, planted: tuple[np.ndarray, np.ndarray]) -> tuple[Any, list
     snapshots: list[FitState] = []
     original = LevelFitter.fit
 
-    def recording_fit(self: LevelFitter, state: Any = None, on_keyframe: Any = None, progress: Any = None) -> FitState:
+    def recording_fit(
+        self: LevelFitter, state: Any = None, on_keyframe: Any = None, progress: Any = None
+    ) -> FitState:
         def record(current: FitState, result: Any) -> None:
             snapshots.append(copy.deepcopy(current))
             on_keyframe(current, result)
@@ -91,7 +97,9 @@ def fitted(tiny: Any, planted: tuple[np.ndarray, np.ndarray]) -> tuple[Any, list
 
     LevelFitter.fit = recording_fit  # type: ignore[method-assign]
     try:
-        level = fit_level(tiny, SourceVideo(frames, FPS), init, LEVEL, CHUNK, OPTIONS, progress=False)
+        level = fit_level(
+            tiny, SourceVideo(frames, FPS), init, LEVEL, CHUNK, OPTIONS, progress=False
+        )
     finally:
         LevelFitter.fit = original  # type: ignore[method-assign]
     return level, snapshots
@@ -105,7 +113,9 @@ def test_planted_prompts_are_recovered(planted: Any, fitted: Any) -> None:
     assert psnr.min() > 25.0, psnr
 
 
-def test_saved_prompts_reproduce_the_fitted_frames_exactly(tiny: Any, planted: Any, fitted: Any) -> None:
+def test_saved_prompts_reproduce_the_fitted_frames_exactly(
+    tiny: Any, planted: Any, fitted: Any
+) -> None:
     """Quantisation is in the loop: the stored 8-bit keyframes decode to the very frames scored."""
     _, init = planted
     level, _ = fitted
@@ -118,12 +128,25 @@ def test_cold_decoded_chunk_equals_sequential_decode(tiny: Any, planted: Any, fi
 
     _, init = planted
     level, _ = fitted
-    chunks = [parse_chunk(encode_chunk(c)) for c in split_into_chunks(tuple(level.state.keyframes), _stream(tiny), level=0, interval=INTERVAL)]
-    cold = tiny.open_stream(width=SIZE, height=SIZE, init_latent=init).decode_chunk(chunks[1], prefix=make_prefix(chunks[0]))
+    chunks = [
+        parse_chunk(encode_chunk(c))
+        for c in split_into_chunks(
+            tuple(level.state.keyframes), _stream(tiny), level=0, interval=INTERVAL
+        )
+    ]
+    cold = tiny.open_stream(width=SIZE, height=SIZE, init_latent=init).decode_chunk(
+        chunks[1], prefix=make_prefix(chunks[0])
+    )
     assert np.array_equal(cold, level.frames[CHUNK:])
 
 
-def _direct_span_losses(gen: Any, frames: np.ndarray, init: np.ndarray, keyframes: list[Keyframe], span_frames: list[int]) -> torch.Tensor:
+def _direct_span_losses(
+    gen: Any,
+    frames: np.ndarray,
+    init: np.ndarray,
+    keyframes: list[Keyframe],
+    span_frames: list[int],
+) -> torch.Tensor:
     """The stream model frame by frame from frame 0, straight from docs/architecture.md."""
     from engines.stream import stream_noise
 
@@ -150,16 +173,22 @@ def _direct_span_losses(gen: Any, frames: np.ndarray, init: np.ndarray, keyframe
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_interpolation_aware_objective_matches_direct_computation(tiny: Any, planted: Any, fitted: Any, k: int) -> None:
+def test_interpolation_aware_objective_matches_direct_computation(
+    tiny: Any, planted: Any, fitted: Any, k: int
+) -> None:
     frames, init = planted
     level, snapshots = fitted
-    fitter = LevelFitter(tiny, frames, init, _config(), PRESET, FitLoss(perceptual_term("ms-ssim"), LossWeights()))
+    fitter = LevelFitter(
+        tiny, frames, init, _config(), PRESET, FitLoss(perceptual_term("ms-ssim"), LossWeights())
+    )
     span = fitter.spans[k]
     u, v = (torch.from_numpy(a) for a in snapshots[k].factors)
     with torch.no_grad():
         batched = fitter.objective(span, snapshots[k - 1], u, v)
     keyframe = Keyframe(span.end, quantize_tensor(u), quantize_tensor(v))
-    direct = _direct_span_losses(tiny, frames, init, snapshots[k - 1].keyframes + [keyframe], span.frames)
+    direct = _direct_span_losses(
+        tiny, frames, init, snapshots[k - 1].keyframes + [keyframe], span.frames
+    )
     assert span.frames == list(range(span.start + 1, span.end + 1))
     torch.testing.assert_close(batched, direct, rtol=1e-3, atol=1e-5)
 
@@ -170,7 +199,9 @@ def _config() -> Any:
     return LevelConfig(rank=RANK, interval=INTERVAL, chunk_frames=CHUNK, seed=OPTIONS.seed)
 
 
-def test_resume_after_interruption_gives_the_uninterrupted_result(tiny: Any, planted: Any, fitted: Any, tmp_path: Path) -> None:
+def test_resume_after_interruption_gives_the_uninterrupted_result(
+    tiny: Any, planted: Any, fitted: Any, tmp_path: Path
+) -> None:
     frames, init = planted
     level, _ = fitted
     source = SourceVideo(frames, FPS)
@@ -189,18 +220,31 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(tiny: Any, pla
             fit_level(tiny, source, init, LEVEL, CHUNK, OPTIONS, out=tmp_path, progress=False)
     finally:
         LevelFitter.fit_span = original  # type: ignore[method-assign]
-    resumed = fit_level(tiny, source, init, LEVEL, CHUNK, OPTIONS, out=tmp_path, resume=True, progress=False)
+    resumed = fit_level(
+        tiny, source, init, LEVEL, CHUNK, OPTIONS, out=tmp_path, resume=True, progress=False
+    )
     assert [s.frame for s in resumed.state.stats] == [0, 2, 4, 5]
     assert resumed.state.keyframes == level.state.keyframes
-    assert resumed.known.tolist() == [False, False, True, True, True, True]  # regenerated after the resume
+    assert resumed.known.tolist() == [
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]  # regenerated after the resume
     assert np.array_equal(resumed.frames[2:], level.frames[2:])
 
     other = FitOptions(preset=PRESET.with_budgets(51, 16), perceptual="ms-ssim", seed=1)
     with pytest.raises(CheckpointError, match="other settings"):
-        fit_level(tiny, source, init, LEVEL, CHUNK, other, out=tmp_path, resume=True, progress=False)
+        fit_level(
+            tiny, source, init, LEVEL, CHUNK, other, out=tmp_path, resume=True, progress=False
+        )
 
 
-def test_build_ladder_publishes_chunks_that_decode_cold_to_the_scored_frames(tiny: Any, planted: Any, tmp_path: Path) -> None:
+def test_build_ladder_publishes_chunks_that_decode_cold_to_the_scored_frames(
+    tiny: Any, planted: Any, tmp_path: Path
+) -> None:
     from prompts.chunk import make_prefix, parse_chunk
 
     frames, _ = planted
@@ -219,10 +263,14 @@ def test_build_ladder_publishes_chunks_that_decode_cold_to_the_scored_frames(tin
     ladder = Ladder(out)
     for level in manifest.levels:
         chunks = [parse_chunk(ladder.chunk_bytes(level.id, i)) for i in range(2)]
-        assert [c.bytes for c in level.chunks] == [len(ladder.chunk_bytes(level.id, i)) for i in range(2)]
+        assert [c.bytes for c in level.chunks] == [
+            len(ladder.chunk_bytes(level.id, i)) for i in range(2)
+        ]
         for index, chunk in enumerate(chunks):
             stream = tiny.open_stream(width=SIZE, height=SIZE, init_latent=ladder.init_state())
-            decoded = stream.decode_chunk(chunk, prefix=make_prefix(chunks[index - 1]) if index else None)
+            decoded = stream.decode_chunk(
+                chunk, prefix=make_prefix(chunks[index - 1]) if index else None
+            )
             start, end = manifest.stream.chunk_range(index)
             expected = quality(decoded, frames[start:end])
             assert level.chunks[index].psnr == expected["psnr"]

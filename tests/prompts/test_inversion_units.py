@@ -10,7 +10,14 @@ import torch
 from PIL import Image
 
 from prompts.inversion.levels import LevelSpec, chunk_frames_for, parse_levels
-from prompts.inversion.losses import FitLoss, LossWeights, VGGFeatureLoss, ms_ssim, ms_ssim_scales, perceptual_term
+from prompts.inversion.losses import (
+    FitLoss,
+    LossWeights,
+    VGGFeatureLoss,
+    ms_ssim,
+    ms_ssim_scales,
+    perceptual_term,
+)
 from prompts.inversion.metrics import psnr_per_frame, quality, ssim_per_frame
 from prompts.inversion.plan import keyframe_spans
 from prompts.inversion.presets import get_preset
@@ -32,8 +39,12 @@ def test_spans_follow_the_stream_model() -> None:
 
 @pytest.mark.parametrize(
     ("frames", "interval", "chunk", "message"),
-    [(0, 10, 10, "no frames"), (10, 10, 10, "longer than the video"), (30, 0, 10, "at least 1"),
-     (30, 4, 10, "not a multiple")],
+    [
+        (0, 10, 10, "no frames"),
+        (10, 10, 10, "longer than the video"),
+        (30, 0, 10, "at least 1"),
+        (30, 4, 10, "not a multiple"),
+    ],
 )
 def test_bad_geometry_is_refused(frames: int, interval: int, chunk: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -46,7 +57,12 @@ def test_levels_parse_sort_and_chunk_length() -> None:
     assert chunk_frames_for(levels, fps=30, seconds=2) == 60
     assert chunk_frames_for([LevelSpec(1, 7)], fps=30, seconds=2) == 63
     assert chunk_frames_for([LevelSpec(1, 10)], fps=30, seconds=0.1) == 10
-    for bad, message in [("r0n10", "rank"), ("r2n0", "interval"), ("x2n3", "form"), ("r2n10,r2n10", "twice")]:
+    for bad, message in [
+        ("r0n10", "rank"),
+        ("r2n0", "interval"),
+        ("x2n3", "form"),
+        ("r2n10,r2n10", "twice"),
+    ]:
         with pytest.raises(ValueError, match=message):
             parse_levels(bad)
 
@@ -66,7 +82,11 @@ def test_ms_ssim_identity_and_order() -> None:
     slight = (x + 0.02 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
     heavy = (x + 0.3 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
     assert (ms_ssim(x, slight) > ms_ssim(x, heavy)).all()
-    assert ms_ssim_scales(64, 64) == 3 and ms_ssim_scales(512, 512) == 5 and ms_ssim_scales(16, 16) == 1
+    assert (
+        ms_ssim_scales(64, 64) == 3
+        and ms_ssim_scales(512, 512) == 5
+        and ms_ssim_scales(16, 16) == 1
+    )
 
 
 def test_fit_loss_is_per_frame_and_weighted() -> None:
@@ -84,7 +104,15 @@ def test_fit_loss_is_per_frame_and_weighted() -> None:
 def test_vgg_term_loads_a_user_weights_file(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
-    shapes = {0: (64, 3), 2: (64, 64), 5: (128, 64), 7: (128, 128), 10: (256, 128), 12: (256, 256), 14: (256, 256)}
+    shapes = {
+        0: (64, 3),
+        2: (64, 64),
+        5: (128, 64),
+        7: (128, 128),
+        10: (256, 128),
+        12: (256, 256),
+        14: (256, 256),
+    }
     gen = torch.Generator().manual_seed(1)
     state = {}
     for index, (cout, cin) in shapes.items():
@@ -150,7 +178,9 @@ def test_source_video_file(tmp_path: Path) -> None:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 160, 128, "yuv420p"
         for i in range(5):
-            frame = av.VideoFrame.from_ndarray(np.full((128, 160, 3), 50 * i, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                np.full((128, 160, 3), 50 * i, np.uint8), format="rgb24"
+            )
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     source = load_source(path, 64)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from promptus.cli import main
 from prompts.ladder import Ladder
+from promptus.cli import main
 
 
 @pytest.fixture
@@ -18,7 +18,9 @@ def frames_dir(tmp_path: Path) -> Path:
     folder.mkdir()
     y, x = np.mgrid[0:80, 0:96]
     for t in range(4):
-        image = np.stack([(x * 2 + t * 9) % 256, (y * 3) % 256, np.full_like(x, 60 * t)], -1).astype(np.uint8)
+        image = np.stack(
+            [(x * 2 + t * 9) % 256, (y * 3) % 256, np.full_like(x, 60 * t)], -1
+        ).astype(np.uint8)
         Image.fromarray(image).save(folder / f"{t:05d}.png")
     return folder
 
@@ -33,7 +35,9 @@ def _fails(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) ->
 TINY = ["--generator", "tiny", "--device", "cpu", "--size", "64", "--quiet"]
 
 
-def test_bad_inputs_exit_with_one_line(tmp_path: Path, frames_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs_exit_with_one_line(
+    tmp_path: Path, frames_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = str(tmp_path / "out")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00not a video")
@@ -41,24 +45,82 @@ def test_bad_inputs_exit_with_one_line(tmp_path: Path, frames_dir: Path, capsys:
     empty.mkdir()
     invert = ["invert", "--out", out, *TINY]
     _fails(capsys, [*invert, str(junk), "--rank", "2", "--interval", "2"], "cannot read video")
-    _fails(capsys, [*invert, str(tmp_path / "missing"), "--rank", "2", "--interval", "2"], "does not exist")
+    _fails(
+        capsys,
+        [*invert, str(tmp_path / "missing"), "--rank", "2", "--interval", "2"],
+        "does not exist",
+    )
     _fails(capsys, [*invert, str(empty), "--rank", "2", "--interval", "2"], "zero frames")
-    _fails(capsys, [*invert, str(frames_dir), "--rank", "0", "--interval", "2"], "--rank must be at least 1")
-    _fails(capsys, [*invert, str(frames_dir), "--rank", "2", "--interval", "0"], "--interval must be at least 1")
-    _fails(capsys, [*invert, str(frames_dir), "--rank", "2", "--interval", "9"], "longer than the video")
+    _fails(
+        capsys,
+        [*invert, str(frames_dir), "--rank", "0", "--interval", "2"],
+        "--rank must be at least 1",
+    )
+    _fails(
+        capsys,
+        [*invert, str(frames_dir), "--rank", "2", "--interval", "0"],
+        "--interval must be at least 1",
+    )
+    _fails(
+        capsys,
+        [*invert, str(frames_dir), "--rank", "2", "--interval", "9"],
+        "longer than the video",
+    )
     _fails(capsys, ["invert", str(frames_dir), "--out", out, "--generator", "tiny", "--device", "cpu",
                     "--size", "100", "--rank", "2", "--interval", "2"], "not a positive multiple of 64")  # fmt: skip
-    _fails(capsys, [*invert, str(frames_dir), "--rank", "2", "--interval", "2", "--preset", "slow"], "unknown preset")
-    _fails(capsys, [*invert, str(frames_dir), "--rank", "2", "--interval", "2", "--iterations", "5"], "--iterations")
-    _fails(capsys, [*invert, str(frames_dir), "--rank", "2", "--interval", "2", "--perceptual", "vgg:/nope.pth"], "does not exist")
-    _fails(capsys, ["ladder", str(frames_dir), "--out", out, *TINY, "--levels", "r2x10"], "not of the form")
-    _fails(capsys, ["ladder", str(frames_dir), "--out", out, *TINY, "--levels", "r2n2", "--chunk-seconds", "0"], "must be positive")
+    _fails(
+        capsys,
+        [*invert, str(frames_dir), "--rank", "2", "--interval", "2", "--preset", "slow"],
+        "unknown preset",
+    )
+    _fails(
+        capsys,
+        [*invert, str(frames_dir), "--rank", "2", "--interval", "2", "--iterations", "5"],
+        "--iterations",
+    )
+    _fails(
+        capsys,
+        [
+            *invert,
+            str(frames_dir),
+            "--rank",
+            "2",
+            "--interval",
+            "2",
+            "--perceptual",
+            "vgg:/nope.pth",
+        ],
+        "does not exist",
+    )
+    _fails(
+        capsys,
+        ["ladder", str(frames_dir), "--out", out, *TINY, "--levels", "r2x10"],
+        "not of the form",
+    )
+    _fails(
+        capsys,
+        [
+            "ladder",
+            str(frames_dir),
+            "--out",
+            out,
+            *TINY,
+            "--levels",
+            "r2n2",
+            "--chunk-seconds",
+            "0",
+        ],
+        "must be positive",
+    )
     _fails(capsys, [*invert, str(frames_dir), "--rank", "2", "--interval", "2", "--generator", "tiny-taesd",
                     "--taesd", str(tmp_path / "no-taesd")], "cannot load generator")  # fmt: skip
     assert not (tmp_path / "out").exists()
 
 
-def test_invert_writes_a_ladder_and_refuses_to_overwrite_it(tmp_path: Path, frames_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.slow
+def test_invert_writes_a_ladder_and_refuses_to_overwrite_it(
+    tmp_path: Path, frames_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "ladder"
     argv = ["invert", str(frames_dir), "--out", str(out), *TINY, "--rank", "1", "--interval", "3",
             "--iterations", "3,2", "--fps", "3", "--chunk-seconds", "1"]  # fmt: skip
@@ -67,9 +129,15 @@ def test_invert_writes_a_ladder_and_refuses_to_overwrite_it(tmp_path: Path, fram
     assert "r1n3:" in printed and "kbps" in printed
     ladder = Ladder(out)
     manifest = ladder.manifest
-    assert (manifest.stream.frames, manifest.stream.width, manifest.stream.chunk_frames) == (4, 64, 3)
+    assert (manifest.stream.frames, manifest.stream.width, manifest.stream.chunk_frames) == (
+        4,
+        64,
+        3,
+    )
     assert [lv.name for lv in manifest.levels] == ["r1n3"]
     assert manifest.chunk_count == 2 and all(c.psnr is not None for c in manifest.levels[0].chunks)
     assert ladder.init_state().shape == (1, 4, 8, 8)
     _fails(capsys, argv, "already holds a ladder")
+    resized = [a if a != "64" else "128" for a in argv]
+    _fails(capsys, [*resized, "--resume"], "holds a 64x64 ladder; this run makes 128x128 frames")
     assert main([*argv, "--resume"]) == 0  # a finished ladder resumes into the same result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -350,3 +351,15 @@ async def test_ladder_rewritten_in_place_is_served_fresh(connect: Connect, media
     ladder = Ladder(media / "sky")
     assert after.data == ladder.chunk_bytes(0, 1) != before.data
     assert after.prefix == encode_chunk(make_prefix(parse_chunk(ladder.chunk_bytes(0, 0))))
+
+
+async def test_shutdown_does_not_wait_for_viewers_that_never_answer(
+    start_server: StartServer, connect: Connect
+) -> None:
+    """Viewers that never read (so never answer the close) must not hold up shutdown."""
+    server = await start_server()
+    for _ in range(3):
+        await (await connect(server)).hello("sky")
+    started = time.perf_counter()
+    await server.close()
+    assert time.perf_counter() - started < 5.0

@@ -20,6 +20,8 @@ finite = st.floats(min_value=0, max_value=1e5, allow_nan=False, allow_infinity=F
 short_text = st.text(max_size=40)
 blobs = st.binary(max_size=2048)
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), finite, short_text)
+# what untrusted JSON can hold beyond that: huge integers, infinities (1e400 parses as inf)
+wild_scalars = st.one_of(scalars, st.integers(), st.integers(10**300, 10**1000), st.floats())
 
 setups = st.builds(
     p.StreamSetup,
@@ -204,6 +206,18 @@ def test_stats_keeps_short_unknown_scalars_only() -> None:
         ('{"type": "get", "chunk": 1.5, "level": 0}', ErrorCode.BAD_FIELD),
         ('{"type": "get", "chunk": -1, "level": 0}', ErrorCode.BAD_FIELD),
         ('{"type": "get", "chunk": 99999999999, "level": 0}', ErrorCode.BAD_FIELD),
+        ('{"type": "get", "chunk": ' + "9" * 400 + ', "level": 0}', ErrorCode.BAD_FIELD),
+        ('{"type": "get", "chunk": ' + "9" * 5000 + ', "level": 0}', ErrorCode.BAD_MESSAGE),
+        (
+            '{"type": "stats", "buffer_s": '
+            + "9" * 400
+            + ', "stalls": 0, "stall_s": 0, "level": 0}',
+            ErrorCode.BAD_FIELD,
+        ),
+        (
+            '{"type": "stats", "buffer_s": 1e400, "stalls": 0, "stall_s": 0, "level": 0}',
+            ErrorCode.BAD_FIELD,
+        ),
         ('{"type": "get", "chunk": 1, "level": 0, "prefix": 1}', ErrorCode.BAD_FIELD),
         ('{"type": "get", "level": 0}', ErrorCode.BAD_FIELD),
         ('{"type": "hello", "version": 2, "channel": "sky"}', ErrorCode.UNSUPPORTED_VERSION),
@@ -331,7 +345,7 @@ def test_parsers_raise_only_protocol_errors_on_garbage(data) -> None:
 
 
 json_values = st.recursive(
-    scalars,
+    wild_scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(short_text, inner, max_size=3),
     max_leaves=8,
 )

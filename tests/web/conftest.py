@@ -61,6 +61,9 @@ class Stack:
     def restart_daemon(self) -> None:
         self.daemon, _ = start_daemon(self.daemon_port, self.origin)
 
+    def restart_server(self) -> None:
+        self.server = start_server(self.media, self.server_port, self.telemetry)
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:

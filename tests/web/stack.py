@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -122,9 +121,9 @@ class Process:
         self.popen.wait(10)
 
     def stop(self) -> None:
-        """SIGINT, then SIGKILL after 10 s."""
+        """SIGTERM (SIGINT is ignored by jobs a non-interactive shell started), then SIGKILL after 10 s."""
         if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
+            self.popen.terminate()
             try:
                 self.popen.wait(10)
             except subprocess.TimeoutExpired:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.web.conftest import ARTIFACTS, Stack
-from tests.web.stack import CHANNEL, STREAM_FPS, free_port, write_ladder
+from tests.web.stack import (
+    CHANNEL,
+    START_TIMEOUT_S,
+    STREAM_FPS,
+    Process,
+    free_port,
+    write_ladder,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -56,6 +66,7 @@ def test_plays_without_stalls_and_keeps_a_screenshot(page, stack: Stack) -> None
         json.dumps(
             {
                 "startup_s": played["startupS"],
+                "startup_marks_s": played["startupMarks"],
                 "daemon_fps": played["daemonFps"],
                 "buffer_s": played["bufferS"],
                 "position_s": played["currentTime"],
@@ -83,12 +94,30 @@ def test_forced_level_switch_keeps_playing(page, stack: Stack) -> None:  # type:
 
 
 def test_seek_outside_the_buffer_keeps_playing(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
-    open_player(page, stack, abr="throughput", buffer=SMALL_BUFFER_S)
+    started = open_player(page, stack, abr="throughput", buffer=SMALL_BUFFER_S)
+    assert started["currentTime"] < 5
     page.evaluate("() => window.promptusPlayer.seek(30.5)")
-    wait_for(page, "s.currentTime >= 31 && s.chunk >= 30", 40)
+    # lands there (not clamped to the buffer, not reached by playing 30 s through)
+    wait_for(page, "s.currentTime >= 30.5 && s.chunk === 30 && s.bufferS > 0.5", 15)
     landed = snapshot(page)
+    assert landed["currentTime"] < 32
     wait_for(page, f"s.currentTime > {landed['currentTime'] + 2}")
     assert snapshot(page)["stalls"] == 0  # waiting for the seek target is not a stall
+
+
+def test_channel_switch_plays_the_other_channel_from_its_start(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    write_ladder(stack.media / "second", stack.generator_id, frames=10 * STREAM_FPS)
+    started = open_player(page, stack, abr="bba")
+    wait_for(page, f"s.currentTime > {started['currentTime'] + 1}")
+    page.fill("#channel", "second")
+    page.click("#switch-channel")
+    # a new session: startup measured again, position back to the new channel's start
+    wait_for(page, "s.channel === 'second' && s.startupS !== null && s.chunkCount === 10", 40)
+    switched = snapshot(page)
+    assert switched["currentTime"] < 3
+    wait_for(page, f"s.currentTime > {switched['currentTime'] + 2}")
+    assert snapshot(page)["stalls"] == 0
+    assert "channel=second" in page.url
 
 
 def test_daemon_missing_or_foreign_origin_or_other_generator_is_explained(
@@ -164,3 +193,48 @@ def test_killed_daemon_is_recovered(page, stack: Stack) -> None:  # type: ignore
     beyond = lost_at["currentTime"] + lost_at["bufferS"] + 2
     wait_for(page, f"s.currentTime > {beyond} && s.daemonConnected", 60)
     assert notice_text(page, "daemon") == ""
+
+
+def test_restarted_server_is_recovered(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    started = open_player(page, stack, abr="bba", buffer=SMALL_BUFFER_S)
+    wait_for(page, f"s.currentTime > {started['currentTime'] + 1}")
+    assert stack.server is not None
+    stack.server.stop()  # graceful: the page is told `going_away`
+    lost_at = snapshot(page)
+    page.wait_for_selector('#notices [data-kind="server"]', timeout=15_000)
+    stack.restart_server()
+    beyond = lost_at["currentTime"] + lost_at["bufferS"] + 2
+    wait_for(page, f"s.currentTime > {beyond} && s.serverConnected", 60)
+    assert notice_text(page, "server") == ""
+
+
+def test_demo_command_serves_a_playing_page(page, stack: Stack, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`promptus demo` reusing its ladder (fitting one costs minutes of CPU; `promptus ladder` has its own tests)."""
+    data = tmp_path / "demo-data"
+    write_ladder(data / "tiny" / "media" / "demo", stack.generator_id, frames=3 * STREAM_FPS)
+    daemon_port = free_port()
+    process = Process(
+        [
+            "demo",
+            "--data",
+            str(data),
+            "--port",
+            str(free_port()),
+            "--daemon-port",
+            str(daemon_port),
+        ],
+        env={"OMP_NUM_THREADS": "1"},
+    )
+    try:
+        url = process.wait_for_line(re.compile(r"open (http://\S+)"), START_TIMEOUT_S).group(1)
+        assert "fitting" not in process.output()  # reused, not refitted
+        page.goto(url)
+        wait_for(page, "s.startupS !== null", STARTUP_TIMEOUT_S)
+        start = snapshot(page)["currentTime"]
+        wait_for(page, f"s.currentTime > {start + 4}")  # 3 s ladder: plays on across the loop
+        assert "carry no meaning" in page.inner_text("#generator-note")
+    finally:
+        process.stop()
+    assert process.popen.returncode == 0, process.output()
+    with socket.socket() as sock:  # the demo took its daemon down with it
+        assert sock.connect_ex(("127.0.0.1", daemon_port)) != 0

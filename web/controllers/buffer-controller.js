@@ -25,6 +25,8 @@ export class BufferController {
     this.objectUrl = null;
     this.sourceOpen = null; // promise resolved when the MediaSource is open
     this.durationS = NaN;
+    this.offsetS = 0; // timestampOffset of the SourceBuffer
+    this.seekableEndS = null; // end of the live seekable range last set
   }
 
   /** A fresh MediaSource on the video element (start, channel switch, decode error). */
@@ -42,6 +44,8 @@ export class BufferController {
     this.queue = null;
     this.sourceBuffer = null;
     this.mime = null;
+    this.offsetS = 0;
+    this.seekableEndS = null;
     if (this.objectUrl !== null) {
       this.video.removeAttribute('src');
       this.video.load();
@@ -67,7 +71,7 @@ export class BufferController {
       this.sourceBuffer = mediaSource.addSourceBuffer(mime);
       this.sourceBuffer.mode = 'segments';
       this.queue = new BufferOperationQueue(this.sourceBuffer);
-      if (Number.isFinite(this.durationS)) this.setDuration(this.durationS);
+      if (!Number.isNaN(this.durationS)) this.setDuration(this.durationS);
     } else if (mime !== this.mime) {
       const sourceBuffer = this.sourceBuffer;
       this.queue.append({ label: 'changeType', execute: () => sourceBuffer.changeType(mime) });
@@ -76,19 +80,27 @@ export class BufferController {
     this.#appendBytes('init segment', data, () => {});
   }
 
-  /** Appends one media segment; BUFFER_APPENDED {chunk, level} when it is in. */
-  appendSegment({ chunk, level, data }) {
+  /**
+   * Appends one media segment; BUFFER_APPENDED {chunk, level} when it is in. `offsetS` shifts
+   * the segment's own timestamps (a looped ladder's later passes, see Timeline).
+   */
+  appendSegment({ chunk, level, data, offsetS = 0 }) {
     if (!this.ready) return;
+    if (offsetS !== this.offsetS) {
+      const sourceBuffer = this.sourceBuffer;
+      this.offsetS = offsetS;
+      this.queue.append({ label: 'timestampOffset', execute: () => { sourceBuffer.timestampOffset = offsetS; } });
+    }
     this.#appendBytes(`segment of chunk ${chunk}`, data, () => {
       this.bus.trigger(Events.BUFFER_APPENDED, { chunk, level });
       this.trimBackBuffer(BACK_BUFFER_S);
     });
   }
 
-  /** Stream length for the seek bar (NaN/Infinity for live). */
+  /** Stream length for the seek bar (Infinity: live or looped). */
   setDuration(seconds) {
     this.durationS = seconds;
-    if (!this.ready || !Number.isFinite(seconds)) return;
+    if (!this.ready || Number.isNaN(seconds)) return;
     const mediaSource = this.mediaSource;
     this.queue.append({
       label: 'set duration',
@@ -96,6 +108,19 @@ export class BufferController {
         if (mediaSource.readyState === 'open') mediaSource.duration = seconds;
       },
     });
+  }
+
+  /**
+   * With an endless duration (live or looped ladder) the element may only seek inside
+   * [0, endS]: MediaSource.setLiveSeekableRange (without it the element clamps seeks to the
+   * buffered data).
+   */
+  setSeekableEnd(endS) {
+    const mediaSource = this.mediaSource;
+    if (mediaSource === null || mediaSource.readyState !== 'open' || typeof mediaSource.setLiveSeekableRange !== 'function') return;
+    if (this.seekableEndS === endS) return;
+    this.seekableEndS = endS;
+    mediaSource.setLiveSeekableRange(0, endS);
   }
 
   /** Removes what lies more than `keepS` behind the playhead. */

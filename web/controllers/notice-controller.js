@@ -25,6 +25,9 @@ export class NoticeController {
       [Events.SERVER_ERROR]: (p) => this.onServerError(p),
       [Events.STALL_STARTED]: () => this.notice('stall', 'Waiting for video (stalled)...', 'info'),
       [Events.STALL_ENDED]: () => this.notice('stall', null),
+      [Events.ERROR]: ({ message, fatal }) => {
+        if (fatal) this.notice('playback', `Playback stopped: ${message}`);
+      },
     };
   }
 

@@ -11,10 +11,14 @@
  * after a level switch, a seek or a resync, measures startup time and stalls (buffer under
  * 0.1 s while playing), and recovers from daemon or server loss by resyncing from the first
  * chunk not yet in the buffer.
+ *
+ * Chunk positions are *virtual* chunks of the Timeline (a looped ladder goes on endlessly);
+ * the server and the daemon only ever see ladder chunk indices.
  */
 import { Events } from '../events.js';
 import { Ewma } from '../abr/ewma.js';
-import { chunkQualityDb, levelsFromManifest, upcomingFromManifest } from '../abr/context.js';
+import { chunkQualityDb, levelsFromManifest } from '../abr/context.js';
+import { Timeline } from './timeline.js';
 
 export const State = Object.freeze({
   WAITING_MANIFEST: 'waiting for the server',
@@ -36,7 +40,9 @@ export const DOWNLOAD_HISTORY = 8; // transfers kept for the ABR
 export const DAEMON_FPS_HALF_LIFE_S = 4; // seconds of generation
 export const RETRY_NOT_AVAILABLE_S = 0.5; // live chunk not published yet: ask again after
 export const RETRY_BUSY_S = 1; // daemon busy: resync after
+export const RETRY_ERROR_S = 2; // a `get` refused for another reason: ask again after
 export const LIVE_START_BEHIND = 2; // chunks behind a live ladder's edge to start at
+export const SEEK_RESUME_BUFFER_S = 1; // after a seek outside the buffer, play on once this much is buffered
 
 export class StreamController {
   /**
@@ -65,10 +71,10 @@ export class StreamController {
     };
     this.videoHandlers = {
       seeking: () => this.onVideoSeeking(),
-      ended: () => this.onVideoEnded(),
       error: () => this.onVideoError(),
     };
     this.timer = null;
+    this.daemonStatus = null; // the daemon's last `status` (device, fps, queue depth)
     this.resetChannel(null);
   }
 
@@ -96,25 +102,26 @@ export class StreamController {
     this.manifest = null;
     this.initState = null;
     this.daemonReady = false; // the daemon sent `init` for the open stream and it is in the SourceBuffer
-    this.fetchChunk = 0; // next chunk to ask the server for
-    this.runStart = 0; // first chunk of the current contiguous run (0, or where we sought)
-    this.appendedThrough = -1; // last chunk of the run that is in the buffer
-    this.inflight = null; // {chunk, level, prefix} of the `get` we wait for
-    this.atDaemon = new Map(); // chunk -> level: forwarded, segment not back yet
-    this.daemonNext = null; // chunk the daemon expects next (null: unknown, send a seek)
+    this.timeline = null;
+    this.fetchChunk = 0; // next virtual chunk to ask the server for
+    this.appendedThrough = -1; // last virtual chunk of the current run that is in the buffer
+    this.inflight = null; // {virtual, chunk, level, prefix} of the `get` we wait for
+    this.atDaemon = []; // [{virtual, chunk, level}] forwarded, segment not back yet (daemon order)
+    this.daemonNext = null; // ladder chunk the daemon expects next (null: unknown, send a seek)
     this.discontinuity = true; // the next chunk needs its switch prefix
     this.lastFetchedLevel = null;
     this.lastQuality = null;
-    this.chunkLevels = new Map(); // chunk -> level, of what went into the buffer
+    this.chunkLevels = new Map(); // virtual chunk -> level, of what went into the buffer
     this.downloads = [];
     this.daemonFps = new Ewma(DAEMON_FPS_HALF_LIFE_S);
-    this.daemonStatus = null;
     this.retryAtS = 0;
     this.blockedReason = null;
     this.ended = false;
     this.startS = this.clock();
     this.startupS = null;
+    this.startupMarks = {}; // seconds after start of each first: manifest, initState, daemonInit, chunk, segment, append, frame
     this.playRequested = false;
+    this.resumeAfterSeek = false; // paused by an out-of-buffer seek, to resume once data is in
     this.stalls = 0;
     this.stallS = 0;
     this.stallStartS = null;
@@ -153,11 +160,15 @@ export class StreamController {
     return this.manifest.chunk_frames / this.manifest.fps;
   }
 
+  /** Virtual chunk being shown now (null before the manifest). */
+  get playingChunk() {
+    return this.timeline === null ? null : this.timeline.atTime(this.video.currentTime);
+  }
+
   /** Level of the chunk being shown now (null before the first one). */
   get playingLevel() {
     if (this.manifest === null) return null;
-    const chunk = Math.floor((this.video.currentTime * this.manifest.fps) / this.manifest.chunk_frames);
-    return this.chunkLevels.get(chunk) ?? this.lastFetchedLevel;
+    return this.chunkLevels.get(this.playingChunk) ?? this.lastFetchedLevel;
   }
 
   /** The daemon's generation speed: measured from segments, else what it reports. */
@@ -172,18 +183,22 @@ export class StreamController {
   onManifestLoaded({ channel, manifest }) {
     if (channel !== this.channel) return;
     const first = this.manifest === null;
+    this.#mark('manifest');
     this.manifest = manifest;
+    this.timeline = new Timeline(manifest, this.loop);
     if (first) {
       const start = manifest.live ? Math.max(0, manifest.chunk_count - LIVE_START_BEHIND) : 0;
       this.#restartRunAt(start);
-      this.buffer.setDuration(manifest.live ? Infinity : manifest.frames / manifest.fps);
+      this.buffer.setDuration(this.timeline.endless || manifest.live ? Infinity : this.timeline.passS);
     }
+    this.#updateSeekable();
     this.tick();
   }
 
   onInitStateLoaded({ channel, data }) {
     if (channel !== this.channel || this.manifest === null) return;
     if (this.initState !== null) return; // a reconnect to the server: the daemon's stream is unchanged
+    this.#mark('initState');
     this.initState = data;
     this.daemon.openStream(this.manifest, data);
   }
@@ -193,6 +208,8 @@ export class StreamController {
     this.buffer
       .appendInit(mime, data)
       .then(() => {
+        this.#mark('daemonInit');
+        this.#updateSeekable();
         this.daemonReady = this.buffer.ready;
         this.#resync(0);
         this.tick();
@@ -202,7 +219,7 @@ export class StreamController {
 
   onDaemonClosed() {
     this.daemonReady = false;
-    this.atDaemon.clear();
+    this.atDaemon = [];
     this.inflight = null;
   }
 
@@ -233,8 +250,10 @@ export class StreamController {
       this.retryAtS = this.clock() + RETRY_NOT_AVAILABLE_S;
     } else if (code === 'unknown_channel') {
       this.#block(code, message);
-    } else if (!answersInflight && code !== 'unknown_chunk' && code !== 'beyond_live_edge') {
+    } else {
+      // Anything else refused: say so, and do not hammer the server with the same request.
       this.bus.trigger(Events.ERROR, { source: 'server', message: `${code}: ${message}`, fatal: false });
+      if (answersInflight) this.retryAtS = this.clock() + RETRY_ERROR_S;
     }
     this.tick();
   }
@@ -242,7 +261,7 @@ export class StreamController {
   onChunkLoaded({ chunk, level, bytes, seconds, endS, frame, prefixBytes }) {
     const expected = this.inflight;
     if (expected === null || expected.chunk !== chunk || expected.level !== level) return; // stale (seek, resync)
-    if (expected.prefix && chunk > 0 && prefixBytes === 0) return; // an older answer without the prefix we need
+    if (expected.prefix && prefixBytes === 0) return; // an older answer without the prefix we need
     this.inflight = null;
     this.downloads.push({ bytes, seconds, endS });
     if (this.downloads.length > DOWNLOAD_HISTORY) this.downloads.shift();
@@ -250,10 +269,11 @@ export class StreamController {
     if (!this.daemonReady) return; // the daemon went away meanwhile; refetched after resync
     if (this.daemonNext !== chunk && !this.daemon.seek(chunk)) return;
     if (!this.daemon.forwardChunk(frame)) return;
+    this.#mark('chunk');
     this.daemonNext = chunk + 1;
-    this.atDaemon.set(chunk, level);
+    this.atDaemon.push({ virtual: expected.virtual, chunk, level });
     this.server.ack(chunk, level);
-    this.fetchChunk = chunk + 1;
+    this.fetchChunk = expected.virtual + 1;
     this.discontinuity = false;
     if (level !== this.lastFetchedLevel) this.bus.trigger(Events.LEVEL_SWITCHING, { level, auto: this.manualLevel === null });
     this.lastFetchedLevel = level;
@@ -262,14 +282,19 @@ export class StreamController {
   }
 
   onSegment({ chunk, level, frames, generationMs, data }) {
-    if (this.atDaemon.get(chunk) !== level) return; // from before a seek or resync
-    this.atDaemon.delete(chunk);
+    // The daemon answers in order: the first matching entry is this one; older ones were dropped.
+    const index = this.atDaemon.findIndex((entry) => entry.chunk === chunk && entry.level === level);
+    if (index < 0) return; // from before a seek or resync
+    const [entry] = this.atDaemon.splice(0, index + 1).slice(-1);
+    this.#mark('segment');
     if (generationMs > 0 && frames > 0) this.daemonFps.sample(generationMs / 1000, frames / (generationMs / 1000));
-    this.buffer.appendSegment({ chunk, level, data });
+    this.buffer.appendSegment({ chunk: entry.virtual, level, data, offsetS: this.timeline.offsetS(entry.virtual) });
   }
 
   onBufferAppended({ chunk, level }) {
+    this.#mark('append');
     this.chunkLevels.set(chunk, level);
+    this.#updateSeekable();
     if (chunk === this.appendedThrough + 1) this.appendedThrough = chunk;
     if (!this.playRequested) {
       this.playRequested = true;
@@ -289,29 +314,25 @@ export class StreamController {
     if (this.manifest === null) return;
     const target = this.video.currentTime;
     if (this.buffer.isBuffered(target)) return;
-    if (this.manifest.prev_latent_rule === 'chained' && target >= this.chunkDurationS) {
+    const virtual = this.timeline.atTime(target);
+    if (this.manifest.prev_latent_rule === 'chained' && this.timeline.split(virtual).chunk !== 0) {
       this.bus.trigger(Events.NOTICE, {
         kind: 'seek', level: 'warn',
         text: 'This stream uses the legacy chained rule: it can only be played from the start.',
       });
       return;
     }
-    const chunk = Math.min(
-      Math.floor((target * this.manifest.fps) / this.manifest.chunk_frames),
-      Math.max(0, this.manifest.chunk_count - 1),
-    );
     this.buffer.flush();
     this.chunkLevels.clear();
     this.abr.reset();
     this.ended = false;
-    this.#restartRunAt(chunk);
+    this.#restartRunAt(virtual);
+    // Hold playback until a little is buffered: landing mid-chunk leaves less than a chunk ahead.
+    if (!this.video.paused) {
+      this.video.pause();
+      this.resumeAfterSeek = true;
+    }
     this.tick();
-  }
-
-  onVideoEnded() {
-    if (!this.loop || this.manifest === null || this.manifest.live) return;
-    this.video.currentTime = 0;
-    this.video.play().catch(() => {});
   }
 
   onVideoError() {
@@ -322,7 +343,7 @@ export class StreamController {
     const resumeAt = this.video.currentTime;
     this.buffer.attach();
     this.daemonReady = false;
-    this.#restartRunAt(Math.floor((resumeAt * this.manifest.fps) / this.manifest.chunk_frames));
+    this.#restartRunAt(this.timeline.atTime(resumeAt));
     if (this.initState !== null) this.daemon.openStream(this.manifest, this.initState);
   }
 
@@ -335,6 +356,7 @@ export class StreamController {
     }
     const now = this.clock();
     this.#trackStalls(now);
+    this.#resumeAfterSeek();
     if (this.blockedReason !== null) {
       this.state = State.BLOCKED;
       return;
@@ -343,8 +365,8 @@ export class StreamController {
       this.state = State.WAITING_DAEMON;
       return;
     }
-    const chunkCount = this.manifest.chunk_count;
-    if (!this.manifest.live && this.appendedThrough >= chunkCount - 1 && this.atDaemon.size === 0) {
+    const { timeline } = this;
+    if (!timeline.endless && !this.manifest.live && this.appendedThrough >= this.manifest.chunk_count - 1 && this.atDaemon.length === 0) {
       if (!this.ended) {
         this.ended = true;
         this.buffer.endOfStream();
@@ -356,15 +378,15 @@ export class StreamController {
       this.state = State.FETCHING;
       return;
     }
-    if (this.fetchChunk >= chunkCount) {
+    if (!timeline.has(this.fetchChunk) || (this.manifest.live && this.fetchChunk >= this.manifest.chunk_count)) {
       this.state = this.manifest.live ? State.WAITING_LIVE_EDGE : State.GENERATING;
       return;
     }
-    if (this.atDaemon.size >= MAX_CHUNKS_AT_DAEMON) {
+    if (this.atDaemon.length >= MAX_CHUNKS_AT_DAEMON) {
       this.state = State.GENERATING;
       return;
     }
-    const pipelineS = this.atDaemon.size * this.chunkDurationS;
+    const pipelineS = this.atDaemon.length * this.chunkDurationS;
     if (this.startupS !== null && this.buffer.bufferAheadS() + pipelineS + this.chunkDurationS > this.maxBufferS) {
       this.state = State.BUFFER_FULL;
       return;
@@ -374,13 +396,19 @@ export class StreamController {
   }
 
   #fetchNext(now) {
-    const chunk = this.fetchChunk;
-    const level = this.manualLevel !== null
-      ? Math.min(this.manualLevel, this.manifest.levels.length - 1)
-      : this.abr.chooseLevel(this.abrContext(now));
+    const virtual = this.fetchChunk;
+    const { chunk } = this.timeline.split(virtual);
+    let level;
+    if (this.manualLevel !== null) {
+      level = Math.min(this.manualLevel, this.manifest.levels.length - 1);
+    } else {
+      const context = this.abrContext(now);
+      if (context.upcoming.length === 0) return; // the manifest does not describe this chunk yet
+      level = this.abr.chooseLevel(context);
+    }
     const prefix = chunk > 0 && (this.discontinuity || level !== this.lastFetchedLevel);
     if (!this.server.requestChunk(chunk, level, prefix)) return;
-    this.inflight = { chunk, level, prefix };
+    this.inflight = { virtual, chunk, level, prefix };
     this.state = State.FETCHING;
   }
 
@@ -389,13 +417,13 @@ export class StreamController {
     const manifest = this.manifest;
     return {
       nowS,
-      bufferS: this.buffer.bufferAheadS() + this.atDaemon.size * this.chunkDurationS,
+      bufferS: this.buffer.bufferAheadS() + this.atDaemon.length * this.chunkDurationS,
       maxBufferS: this.maxBufferS,
       chunkDurationS: this.chunkDurationS,
       chunkFrames: manifest.chunk_frames,
       fps: manifest.fps,
       levels: levelsFromManifest(manifest),
-      upcoming: upcomingFromManifest(manifest, this.fetchChunk, ABR_HORIZON),
+      upcoming: this.#upcoming(),
       lastLevel: this.lastFetchedLevel,
       lastQuality: this.lastQuality,
       throughputKbps: this.estimator.estimateKbps(),
@@ -421,6 +449,14 @@ export class StreamController {
     }
   }
 
+  #resumeAfterSeek() {
+    if (!this.resumeAfterSeek || this.video.seeking) return;
+    const remaining = Number.isFinite(this.video.duration) ? this.video.duration - this.video.currentTime : Infinity;
+    if (this.buffer.bufferAheadS() < Math.min(SEEK_RESUME_BUFFER_S, remaining - STALL_BUFFER_S)) return;
+    this.resumeAfterSeek = false;
+    this.video.play().catch(() => {});
+  }
+
   /** Total stall seconds including a stall still going on. */
   stallSecondsAt(now = this.clock()) {
     return this.stallS + (this.stallStartS === null ? 0 : now - this.stallStartS);
@@ -432,18 +468,46 @@ export class StreamController {
     const done = () => {
       if (this.startupS !== null || startS !== this.startS) return;
       this.startupS = this.clock() - startS;
+      this.#mark('frame');
       this.bus.trigger(Events.PLAYBACK_STARTED, { startupS: this.startupS });
     };
     if (typeof video.requestVideoFrameCallback === 'function') video.requestVideoFrameCallback(() => done());
     else video.addEventListener('playing', done, { once: true });
   }
 
-  #restartRunAt(chunk) {
-    this.runStart = chunk;
-    this.appendedThrough = chunk - 1;
-    this.fetchChunk = chunk;
+  /** ChunkOption[][] for the next ABR_HORIZON chunks (across a loop's pass boundary). */
+  #upcoming() {
+    const upcoming = [];
+    for (let virtual = this.fetchChunk; virtual < this.fetchChunk + ABR_HORIZON && this.timeline.has(virtual); virtual++) {
+      const { chunk } = this.timeline.split(virtual);
+      const options = this.manifest.levels.map((level) => level.chunks[chunk]);
+      if (options.some((info) => info === undefined)) break; // a live ladder's edge
+      upcoming.push(options.map((info) => ({ bytes: info.bytes, quality: chunkQualityDb(info) })));
+    }
+    return upcoming;
+  }
+
+  /** Seekable range of an endless duration: a live ladder's chunks so far; a loop up to the next pass's end. */
+  #updateSeekable() {
+    const { timeline, manifest } = this;
+    if (timeline === null) return;
+    if (timeline.endless) {
+      const pass = timeline.split(Math.max(this.appendedThrough, this.playingChunk ?? 0)).pass;
+      this.buffer.setSeekableEnd((pass + 2) * timeline.passS);
+    } else if (manifest.live) {
+      this.buffer.setSeekableEnd((manifest.chunk_count * manifest.chunk_frames) / manifest.fps);
+    }
+  }
+
+  #mark(name) {
+    if (!(name in this.startupMarks)) this.startupMarks[name] = this.clock() - this.startS;
+  }
+
+  #restartRunAt(virtual) {
+    this.appendedThrough = virtual - 1;
+    this.fetchChunk = virtual;
     this.inflight = null;
-    this.atDaemon.clear();
+    this.atDaemon = [];
     this.daemonNext = null;
     this.discontinuity = true;
   }
@@ -451,15 +515,22 @@ export class StreamController {
   /** Forget the pipeline; fetch again from the first chunk the buffer lacks. */
   #resync(daemonNext) {
     this.inflight = null;
-    this.atDaemon.clear();
+    this.atDaemon = [];
     this.fetchChunk = this.appendedThrough + 1;
     this.daemonNext = daemonNext;
     this.discontinuity = true;
+    const resumeAt = this.timeline === null ? 0 : this.timeline.split(this.fetchChunk).chunk;
+    if (this.manifest?.prev_latent_rule === 'chained' && resumeAt !== 0 && resumeAt !== daemonNext) {
+      // The legacy rule chains every frame to the one before: no way back in mid-stream.
+      this.#block('chained', 'this legacy (chained) stream lost its generation sequence; reload the page to play it from the start');
+    }
   }
 
+  /** Stops fetching until retry() or a channel switch; causes without a link notice become a fatal ERROR. */
   #block(kind, message) {
     this.blockedReason = { kind, message };
     this.state = State.BLOCKED;
+    if (kind === 'format' || kind === 'chained') this.bus.trigger(Events.ERROR, { source: 'stream', message, fatal: true });
   }
 
   destroy() {

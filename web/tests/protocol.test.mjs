@@ -63,3 +63,22 @@ test('open carries the stream setup from the manifest and init.bin', () => {
 test('reconnect backoff doubles from 0.5 s up to 8 s', () => {
   assert.deepEqual([0, 1, 2, 3, 4, 5, 9].map((a) => backoffDelayMs(a)), [500, 1000, 2000, 4000, 8000, 8000, 8000]);
 });
+
+import { Timeline } from '../controllers/timeline.js';
+
+test('timeline: a looped ladder repeats on one continuous clock; without loop it ends', () => {
+  const manifest = { chunk_count: 3, chunk_frames: 30, fps: 30, frames: 75, live: false }; // last chunk 15 frames
+  const looped = new Timeline(manifest, true);
+  assert.equal(looped.passS, 2.5);
+  assert.deepEqual(looped.split(7), { pass: 2, chunk: 1 });
+  assert.equal(looped.offsetS(7), 5);
+  assert.equal(looped.atTime(2.4), 2);
+  assert.equal(looped.atTime(2.5), 3); // pass 1, chunk 0
+  assert.equal(looped.atTime(6.1), 7);
+  assert.ok(looped.has(100));
+  const once = new Timeline(manifest, false);
+  assert.deepEqual(once.split(2), { pass: 0, chunk: 2 });
+  assert.equal(once.atTime(9), 2);
+  assert.ok(once.has(2) && !once.has(3));
+  assert.equal(new Timeline({ ...manifest, live: true }, true).endless, false);
+});

@@ -25,9 +25,12 @@ class FakeVideo extends EventTarget {
     this.paused = false;
     return Promise.resolve();
   }
+  pause() {
+    this.paused = true;
+  }
 }
 
-function setup() {
+function setup({ loop = false, rule = 'chunk-reset' } = {}) {
   const bus = new EventBus();
   const log = [];
   let buffered = 0;
@@ -47,15 +50,19 @@ function setup() {
     attach: () => {},
     flush: () => log.push('flush'),
     appendInit: () => Promise.resolve(),
-    appendSegment: ({ chunk, level }) => bus.trigger(Events.BUFFER_APPENDED, { chunk, level }),
+    appendSegment: ({ chunk, level, offsetS }) => {
+      if (offsetS !== 0) log.push(`offset ${offsetS}`);
+      bus.trigger(Events.BUFFER_APPENDED, { chunk, level });
+    },
     setDuration: () => {},
+    setSeekableEnd: () => {},
     endOfStream: () => log.push('end'),
     bufferAheadS: () => buffered,
     isBuffered: () => false,
   };
   const video = new FakeVideo();
   const stream = new StreamController(bus, {
-    video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => 0,
+    video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => 0, loop,
   });
   stream.registerListeners();
   stream.resetChannel('c');
@@ -64,7 +71,7 @@ function setup() {
   const generated = (chunk, level) =>
     bus.trigger(Events.SEGMENT_GENERATED, { chunk, level, frames: 10, generationMs: 100, encodeMs: 1, data: new Uint8Array(1) });
   const start = async () => {
-    bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest });
+    bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: { ...manifest, prev_latent_rule: rule } });
     bus.trigger(Events.INIT_STATE_LOADED, { channel: 'c', data: new Uint8Array(4) });
     bus.trigger(Events.DAEMON_INIT, { mime: 'video/mp4', data: new Uint8Array(1) });
     await new Promise((resolve) => setImmediate(resolve));
@@ -141,4 +148,43 @@ test('the end of a finished ladder ends the MediaSource once', async () => {
   stream.tick();
   assert.equal(stream.state, State.ENDED);
   assert.equal(log.filter((l) => l === 'end').length, 1);
+});
+
+test('a looped ladder goes on: pass 2 starts with chunk 0 (seek, no prefix) 10 s later on the clock', async () => {
+  const { log, stream, loaded, generated, start } = setup({ loop: true });
+  await start();
+  for (let chunk = 0; chunk < 10; chunk++) {
+    loaded(chunk, 0);
+    generated(chunk, 0);
+  }
+  assert.equal(log.at(-1), 'get 0 L0');
+  loaded(0, 0);
+  assert.deepEqual(log.slice(-3), ['seek 0', 'forward c0L0', 'get 1 L0']);
+  generated(0, 0);
+  assert.equal(log.at(-1), 'offset 10');
+  assert.equal(stream.appendedThrough, 10);
+  assert.notEqual(stream.state, State.ENDED);
+});
+
+test('a refused get is not repeated at once; not_available is retried after 0.5 s', async () => {
+  const { bus, log, stream, start } = setup();
+  await start();
+  bus.trigger(Events.SERVER_ERROR, { code: 'internal', message: 'chunk file vanished', chunk: 0, level: 0 });
+  assert.equal(log.filter((l) => l.startsWith('get')).length, 1);
+  assert.equal(stream.retryAtS, 2);
+  bus.trigger(Events.SERVER_ERROR, { code: 'not_available', message: 'not yet', chunk: 0, level: 0 });
+  assert.equal(stream.retryAtS, 0.5);
+});
+
+test('a legacy chained stream cannot resync mid-stream: it stops and says why', async () => {
+  const { bus, stream, loaded, generated, start } = setup({ rule: 'chained' });
+  const fatal = [];
+  bus.on(Events.ERROR, (e) => fatal.push(e.fatal));
+  await start();
+  loaded(0, 0);
+  generated(0, 0);
+  bus.trigger(Events.DAEMON_ERROR, { code: 'generation_failed', message: 'boom' });
+  assert.equal(stream.state, State.BLOCKED);
+  assert.equal(stream.blockedReason.kind, 'chained');
+  assert.deepEqual(fatal, [false, true]);
 });

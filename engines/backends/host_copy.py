@@ -1,0 +1,39 @@
+"""Device -> host frame copies into pinned memory on a side stream, overlapping later batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from engines.backends.base import FrameSink
+
+
+class PinnedFrameSink(FrameSink):
+    """A chunk's frames in one pinned host buffer; each batch's copy runs on a copy stream.
+
+    ``add`` returns at once: the copy waits for the batch on the compute stream and then runs
+    while the compute stream goes on with the next batch. ``result`` waits for the copies.
+    The buffer comes from PyTorch's caching host allocator, so a chunk of the same size
+    reuses the pinned block of an earlier chunk once that chunk's array is released.
+    """
+
+    def __init__(self, total: int, height: int, width: int, device: torch.device) -> None:
+        self._device = device
+        self._host = torch.empty((total, height, width, 3), dtype=torch.uint8, pin_memory=True)
+        self._copy_stream = torch.cuda.Stream(device)
+        self._offset = 0
+
+    def add(self, frames: torch.Tensor) -> None:
+        count = frames.shape[0]
+        self._copy_stream.wait_stream(torch.cuda.current_stream(self._device))
+        with torch.cuda.stream(self._copy_stream):
+            self._host[self._offset : self._offset + count].copy_(frames, non_blocking=True)
+        # The batch's memory must not be reused by the compute stream before the copy read it.
+        frames.record_stream(self._copy_stream)
+        self._offset += count
+
+    def result(self) -> np.ndarray:
+        if self._offset != len(self._host):
+            raise RuntimeError(f"frame sink got {self._offset} of {len(self._host)} frames")
+        self._copy_stream.synchronize()
+        return self._host.numpy()

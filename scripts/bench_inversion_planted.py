@@ -1,0 +1,202 @@
+"""Inversion benchmarks on planted content (frames the tiny generator made from a smooth prompt path).
+
+Two questions, answered on content the generator can represent (on natural video the tiny
+generators, with seeded random weights, cannot get past ~7 dB whatever the schedule):
+
+* ``warmstart``: coded bytes per keyframe (the chunk codec's delta coding) with and without
+  warm starting, both fitted to the same PSNR target.
+* ``presets``: quality and time of ``fast`` versus ``reference`` (the original iteration counts).
+
+Prints a table and writes ``docs/benchmarks/inversion_<mode>.json``.
+
+    python scripts/bench_inversion_planted.py warmstart
+    python scripts/bench_inversion_planted.py presets --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engines import load_generator
+from prompts.chunk import encode_chunk
+from prompts.inversion.build import FitOptions, fit_level
+from prompts.inversion.levels import LevelSpec
+from prompts.inversion.metrics import psnr_per_frame
+from prompts.inversion.presets import get_preset
+from prompts.inversion.source import SourceVideo
+from prompts.keyframe import Keyframe, keyframe_positions
+from prompts.legacy import split_into_chunks
+from prompts.manifest import StreamInfo
+from prompts.quant import quantize_tensor
+
+OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
+FPS = 30.0
+
+
+def planted_frames(
+    gen: object, size: int, frames: int, interval: int, rank: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of a smooth planted prompt path (each keyframe a small drift from the last) and the init latent."""
+    rng = np.random.default_rng(seed)
+    u, v = rng.random((77, rank), np.float32), rng.random((rank, 1024), np.float32)
+    du, dv = (
+        rng.normal(0, 0.08, (77, rank)).astype(np.float32),
+        rng.normal(0, 0.08, (rank, 1024)).astype(np.float32),
+    )
+    keyframes = []
+    for i, p in enumerate(keyframe_positions(frames, interval)):
+        drift = np.float32(np.sin(i / 2.0))
+        keyframes.append(
+            Keyframe(p, quantize_tensor(u + drift * du), quantize_tensor(v + drift * dv))
+        )
+    init = np.zeros((1, 4, size // 8, size // 8), np.float32)
+    stream = StreamInfo(
+        fps=FPS,
+        width=size,
+        height=size,
+        frames=frames,
+        chunk_frames=chunk_frames(frames, interval),
+        generator_id=gen.generator_id,
+        generator_name=gen.name,
+    )  # type: ignore[attr-defined]
+    decoder = gen.open_stream(width=size, height=size, init_latent=init)  # type: ignore[attr-defined]
+    chunks = split_into_chunks(tuple(keyframes), stream, level=0, interval=interval)
+    return np.concatenate([decoder.decode_chunk(c) for c in chunks]), init
+
+
+def chunk_frames(frames: int, interval: int) -> int:
+    """One chunk over the whole clip, so that every keyframe after the first can be delta-coded."""
+    return -(-frames // interval) * interval
+
+
+def fit(
+    gen: object, frames: np.ndarray, init: np.ndarray, level: LevelSpec, options: FitOptions
+) -> dict[str, object]:
+    started = time.perf_counter()
+    fitted = fit_level(
+        gen,
+        SourceVideo(frames, FPS),
+        init,
+        level,
+        chunk_frames(len(frames), level.interval),
+        options,
+        progress=False,
+    )
+    seconds = time.perf_counter() - started
+    stream = StreamInfo(
+        fps=FPS,
+        width=frames.shape[2],
+        height=frames.shape[1],
+        frames=len(frames),
+        chunk_frames=chunk_frames(len(frames), level.interval),
+        generator_id=gen.generator_id,
+        generator_name=gen.name,
+    )  # type: ignore[attr-defined]
+    chunks = split_into_chunks(
+        tuple(fitted.state.keyframes), stream, level=0, interval=level.interval
+    )
+    coded = sum(len(encode_chunk(c)) for c in chunks)
+    keyframes = len(fitted.state.keyframes)
+    return {
+        "psnr_mean": round(float(psnr_per_frame(fitted.frames, frames).mean()), 2),
+        "psnr_min": round(float(psnr_per_frame(fitted.frames, frames).min()), 2),
+        "bytes_per_keyframe": round(coded / keyframes, 1),
+        "raw_bytes_per_keyframe": level.rank * (77 + 1024),
+        "iterations": sum(s.iterations for s in fitted.state.stats),
+        "seconds": round(seconds, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=("warmstart", "presets"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--interval", type=int, default=5)
+    parser.add_argument("--rank", type=int, default=4)
+    parser.add_argument(
+        "--target-psnr",
+        type=float,
+        default=30.0,
+        help="warmstart: the equal quality both runs stop at",
+    )
+    parser.add_argument(
+        "--iterations", default="400,150", help="warmstart: FIRST,LATER budgets (fast preset)"
+    )
+    parser.add_argument(
+        "--warm-lr",
+        type=float,
+        default=None,
+        help="warmstart: override the preset's warm-start learning rate",
+    )
+    parser.add_argument("--delta-penalty", type=float, default=None, help="warmstart: override the preset's rate term")
+    parser.add_argument("--smoke", action="store_true", help="presets: 1/100 of the budgets (checks the script, measures nothing)")
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args()
+    if args.device == "cpu":
+        torch.set_num_threads(1)  # the shared development machine
+    gen = load_generator("tiny", device=args.device, dtype=torch.float32)  # quality, not speed
+    frames, init = planted_frames(gen, args.size, args.frames, args.interval, args.rank, args.seed)
+    level = LevelSpec(args.rank, args.interval)
+    rows: dict[str, dict[str, object]] = {}
+    if args.mode == "warmstart":
+        first, later = (int(x) for x in args.iterations.split(","))
+        preset = get_preset("fast").with_budgets(first, later).with_target(args.target_psnr)
+        if args.warm_lr is not None:
+            preset = dataclasses.replace(preset, warm_lr=args.warm_lr)
+        if args.delta_penalty is not None:
+            preset = dataclasses.replace(preset, delta_penalty=args.delta_penalty)
+        for name, warm in (("warm start", True), ("cold start", False)):
+            rows[name] = fit(
+                gen, frames, init, level, FitOptions(preset=preset, warm_start=warm, seed=1)
+            )
+        ratio = rows["cold start"]["bytes_per_keyframe"] / rows["warm start"]["bytes_per_keyframe"]  # type: ignore[operator]
+        summary = {"cold_over_warm_bytes": round(ratio, 3)}
+    else:
+        for name in ("fast", "reference"):
+            preset = get_preset(name)
+            if args.smoke:
+                preset = preset.with_budgets(preset.first_iterations // 100, preset.later_iterations // 100)
+            rows[name] = fit(gen, frames, init, level, FitOptions(preset=preset, seed=1))
+            print(name, rows[name], flush=True)
+        summary = {
+            "psnr_cost_of_fast_db": round(
+                rows["reference"]["psnr_mean"] - rows["fast"]["psnr_mean"], 2
+            )
+        }  # type: ignore[operator]
+    keys = list(next(iter(rows.values())))
+    print("| run | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    for name, row in rows.items():
+        print(f"| {name} | " + " | ".join(str(row[k]) for k in keys) + " |")
+    print(summary)
+    device = (
+        torch.cuda.get_device_name()
+        if args.device.startswith("cuda")
+        else platform.processor() or "cpu"
+    )
+    document = {
+        "mode": args.mode,
+        "device": device,
+        "settings": vars(args),
+        "generator": gen.generator_id,
+        "rows": rows,
+        **summary,
+    }
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / f"inversion_{args.mode}.json").write_text(json.dumps(document, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
