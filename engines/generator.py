@@ -165,7 +165,7 @@ def load_generator(
     taesd: str | Path | None = None,
     device: str = "auto",
     dtype: torch.dtype | None = None,
-    backend: str = "auto",
+    backend: str = "torch",
     channels_last: bool = False,
     cuda_graph: bool = False,
     compile_mode: str | None = None,
@@ -175,9 +175,9 @@ def load_generator(
     """Build a generator by name (``tiny``, ``tiny-taesd``, ``sd-turbo``) from local files only.
 
     ``channels_last``, ``cuda_graph`` and ``compile_mode`` (a ``torch.compile`` mode) are CUDA
-    speed-ups; measured effects are in docs/engines.md. ``backend="auto"`` picks TensorRT when
-    installed, else the fast compiled path on CUDA, and eager PyTorch on the CPU or when the
-    torch switches are given (docs/realtime.md).
+    speed-ups; measured effects are in docs/engines.md. ``backend`` is ``torch``, ``fast``,
+    ``tensorrt`` or ``auto`` (TensorRT when installed, else the fast compiled path on CUDA;
+    eager PyTorch on the CPU or when the torch switches are given; docs/realtime.md).
     """
     if name not in VARIANTS:
         raise ValueError(f"unknown generator {name!r}; expected one of {', '.join(VARIANTS)}")

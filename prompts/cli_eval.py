@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--codecs", default="x264,x265,svt-av1", help="classic codecs to compare (comma-separated)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -49,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
     from prompts.ladder import Ladder
     from prompts.manifest import ManifestError
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CommandError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     codecs = tuple(c.strip() for c in args.codecs.split(",") if c.strip())
     unknown = [c for c in codecs if c not in CLASSIC_CODECS]
     if unknown:

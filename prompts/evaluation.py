@@ -23,6 +23,7 @@ from prompts.inversion.metrics import psnr_per_frame, ssim_per_frame
 from prompts.ladder import Ladder
 
 VMAF_TIMEOUT = 600  # seconds for one ffmpeg libvmaf run
+VAE_TRIES = 2  # VAE settings decoded per bitrate (each is a full TAESD decode of the clip)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,11 @@ def evaluate(
                 )
                 bar.update(1)
             if vae is not None:
-                clip = vae.at(level.kbps, lambda f: float(psnr_per_frame(f, reference).mean()))
+                clip = vae.at(
+                    level.kbps,
+                    lambda f: float(psnr_per_frame(f, reference).mean()),
+                    tries=VAE_TRIES,
+                )
                 points.append(
                     score("vae", clip.setting, clip.kbps, clip.frames, reference, fps, ffmpeg)
                 )

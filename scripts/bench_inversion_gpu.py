@@ -100,7 +100,9 @@ def main() -> None:
     init = latent_targets[:1]
     config = LevelConfig(rank=args.rank, interval=n, chunk_frames=2 * n)
     loss = FitLoss(perceptual_term("ms-ssim"), LossWeights())
-    preset = dataclasses.replace(PRESETS["fast"].with_budgets(2, 2), stop_after_plateaus=0)  # time, never stop
+    preset = dataclasses.replace(
+        PRESETS["fast"].with_budgets(2, 2), stop_after_plateaus=0
+    )  # time, never stop
     fitter = LevelFitter(gen, frames, init, config, preset, loss, latent_targets)
     first = fitter.fit_span(fitter.spans[0], FitState())  # a real predecessor for keyframe 1
     state = FitState(

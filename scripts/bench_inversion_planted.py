@@ -28,48 +28,16 @@ import torch
 from engines import load_generator
 from prompts.chunk import encode_chunk
 from prompts.inversion.build import FitOptions, fit_level
+from prompts.inversion.demo import planted_clip
 from prompts.inversion.levels import LevelSpec
 from prompts.inversion.metrics import psnr_per_frame
 from prompts.inversion.presets import get_preset
 from prompts.inversion.source import SourceVideo
-from prompts.keyframe import Keyframe, keyframe_positions
 from prompts.legacy import split_into_chunks
 from prompts.manifest import StreamInfo
-from prompts.quant import quantize_tensor
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 FPS = 30.0
-
-
-def planted_frames(
-    gen: object, size: int, frames: int, interval: int, rank: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Frames of a smooth planted prompt path (each keyframe a small drift from the last) and the init latent."""
-    rng = np.random.default_rng(seed)
-    u, v = rng.random((77, rank), np.float32), rng.random((rank, 1024), np.float32)
-    du, dv = (
-        rng.normal(0, 0.08, (77, rank)).astype(np.float32),
-        rng.normal(0, 0.08, (rank, 1024)).astype(np.float32),
-    )
-    keyframes = []
-    for i, p in enumerate(keyframe_positions(frames, interval)):
-        drift = np.float32(np.sin(i / 2.0))
-        keyframes.append(
-            Keyframe(p, quantize_tensor(u + drift * du), quantize_tensor(v + drift * dv))
-        )
-    init = np.zeros((1, 4, size // 8, size // 8), np.float32)
-    stream = StreamInfo(
-        fps=FPS,
-        width=size,
-        height=size,
-        frames=frames,
-        chunk_frames=chunk_frames(frames, interval),
-        generator_id=gen.generator_id,
-        generator_name=gen.name,
-    )  # type: ignore[attr-defined]
-    decoder = gen.open_stream(width=size, height=size, init_latent=init)  # type: ignore[attr-defined]
-    chunks = split_into_chunks(tuple(keyframes), stream, level=0, interval=interval)
-    return np.concatenate([decoder.decode_chunk(c) for c in chunks]), init
 
 
 def chunk_frames(frames: int, interval: int) -> int:
@@ -140,14 +108,23 @@ def main() -> None:
         default=None,
         help="warmstart: override the preset's warm-start learning rate",
     )
-    parser.add_argument("--delta-penalty", type=float, default=None, help="warmstart: override the preset's rate term")
-    parser.add_argument("--smoke", action="store_true", help="presets: 1/100 of the budgets (checks the script, measures nothing)")
+    parser.add_argument(
+        "--delta-penalty",
+        type=float,
+        default=None,
+        help="warmstart: override the preset's rate term",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="presets: 1/100 of the budgets (checks the script, measures nothing)",
+    )
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)  # the shared development machine
     gen = load_generator("tiny", device=args.device, dtype=torch.float32)  # quality, not speed
-    frames, init = planted_frames(gen, args.size, args.frames, args.interval, args.rank, args.seed)
+    frames, init = planted_clip(gen, args.size, args.frames, args.interval, args.rank, args.seed)
     level = LevelSpec(args.rank, args.interval)
     rows: dict[str, dict[str, object]] = {}
     if args.mode == "warmstart":
@@ -167,7 +144,9 @@ def main() -> None:
         for name in ("fast", "reference"):
             preset = get_preset(name)
             if args.smoke:
-                preset = preset.with_budgets(preset.first_iterations // 100, preset.later_iterations // 100)
+                preset = preset.with_budgets(
+                    preset.first_iterations // 100, preset.later_iterations // 100
+                )
             rows[name] = fit(gen, frames, init, level, FitOptions(preset=preset, seed=1))
             print(name, rows[name], flush=True)
         summary = {

@@ -113,10 +113,11 @@ class _Engine:
         if self.engine is None:
             raise RuntimeError(f"TensorRT could not load {plan_path} (built by another version or GPU?)")
         self.context = self.engine.create_execution_context()
+        self._input_mode = trt.TensorIOMode.INPUT
 
     def bind(self, tensors: dict[str, torch.Tensor]) -> None:
         for name, tensor in tensors.items():
-            if self.engine.get_tensor_mode(name).name == "INPUT":
+            if self.engine.get_tensor_mode(name) == self._input_mode:
                 self.context.set_input_shape(name, tuple(tensor.shape))
             self.context.set_tensor_address(name, tensor.data_ptr())
 

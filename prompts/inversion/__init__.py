@@ -4,6 +4,7 @@ Public API (imported lazily so that ``promptus --help`` does not load torch)::
 
     build_ladder(source, out, generator=..., levels=..., options=FitOptions(preset=...))
     build_demo_ladder(frames, out_dir, fps=30, generator="tiny")   # seconds, for `promptus demo`
+    planted_clip(generator, size, frames) -> (frames, init)       # a clip tiny generators can fit
     load_source(path, size, max_frames=None) -> SourceVideo
 """
 
@@ -16,6 +17,7 @@ _LAZY = {
     "build_ladder": "prompts.inversion.build",
     "FitOptions": "prompts.inversion.build",
     "build_demo_ladder": "prompts.inversion.demo",
+    "planted_clip": "prompts.inversion.demo",
     "load_source": "prompts.inversion.source",
     "SourceVideo": "prompts.inversion.source",
     "LevelFitter": "prompts.inversion.fit",

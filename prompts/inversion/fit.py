@@ -237,7 +237,9 @@ class LevelFitter:
             prev_v=prev_v,
             group_in=group_in,
             fixed_last_in=fixed_last_in,
-            rate_anchor=prev_u is not None and self.config.warm_start and self.preset.delta_penalty > 0,
+            rate_anchor=prev_u is not None
+            and self.config.warm_start
+            and self.preset.delta_penalty > 0,
         )
 
     def objective(

@@ -99,6 +99,7 @@ def test_commands_parse_with_the_promptus_cli(compose: dict[str, Any], service: 
     if service == "server":
         assert args.telemetry.startswith("postgresql://promptus:promptus@postgres:5432/")
         assert str(args.media) == "/ladders"
+        assert str(args.web) == "/app/web"
     else:
         assert args.generator == "sd-turbo" and args.device == "cuda"
         assert "http://127.0.0.1:8080" in args.allow_origins

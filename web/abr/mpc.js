@@ -41,14 +41,14 @@ export function predictSecondsPerByte(downloads, horizon, robust = true) {
     return { perByte: new Array(horizon).fill(HIGH_SENDING_TIME_S_PER_BYTE), maxError: 0 };
   }
   const maxError = robust ? maxPredictionError(usable) : 0;
-  const window = past.slice();
+  const series = past.slice(); // past values, then each step's prediction
   const perByte = [];
   for (let i = 0; i < horizon; i++) {
-    const recent = window.slice(-past.length);
+    const recent = series.slice(-past.length);
     const mean = recent.reduce((a, b) => a + b, 0) / recent.length;
     const predicted = mean * (1 + maxError);
     perByte.push(predicted);
-    window.push(predicted);
+    series.push(predicted);
   }
   return { perByte, maxError };
 }
