@@ -6,10 +6,17 @@ cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 export HF_HUB_OFFLINE=1
 
-status=0
-if compgen -G "web/**/*.test.mjs" >/dev/null || ls web/tests/*.test.mjs >/dev/null 2>&1; then
-  node --test web/tests/ || status=1
+# A real PostgreSQL for the telemetry store's tests (scripts/install-system-deps.sh installs it).
+if [ -z "${PROMPTUS_TEST_PG_DSN:-}" ]; then
+  if dsn=$(bash scripts/start-test-postgres.sh); then
+    export PROMPTUS_TEST_PG_DSN=$dsn
+  else
+    echo "could not start PostgreSQL: its tests will skip (or fail under PROMPTUS_REQUIRE_SHARED=1)" >&2
+  fi
 fi
+
+status=0
+node --test web/tests/ || status=1
 
 "$BIN/python" -m pytest "$@"
 rc=$?

@@ -8,8 +8,10 @@ own stream decoder. Everything lands through ``LadderWriter`` (atomic, chunk bef
 
 from __future__ import annotations
 
+import queue
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -174,6 +176,33 @@ def fit_level(
     return fitted
 
 
+def _fit_levels(
+    workers: Sequence[Any],
+    levels: Sequence[LevelSpec],
+    fit_with: Callable[[Any, LevelSpec], FittedLevel],
+) -> dict[str, FittedLevel]:
+    """Fit every level: in order on one worker, else one thread per worker pulling from a queue."""
+    if len(workers) == 1:
+        return {level.name: fit_with(workers[0], level) for level in levels}
+    pending = queue.SimpleQueue[LevelSpec]()
+    for level in levels:
+        pending.put(level)
+    fits: dict[str, FittedLevel] = {}
+
+    def drain(worker: Any) -> None:
+        while True:
+            try:
+                level = pending.get_nowait()
+            except queue.Empty:
+                return
+            fits[level.name] = fit_with(worker, level)
+
+    with ThreadPoolExecutor(max_workers=len(workers)) as pool:
+        for future in [pool.submit(drain, worker) for worker in workers]:
+            future.result()  # re-raises a worker's failure
+    return fits
+
+
 def _check_same_stream(out: Path, width: int, height: int, generator_id: str) -> None:
     """A resumed ladder must keep its size and generator."""
     from prompts.manifest import ManifestError, load_manifest
@@ -209,11 +238,18 @@ def build_ladder(
     resume: bool = False,
     measure_quality: bool = True,
     progress: bool = True,
+    extra_generators: Sequence[Any] = (),
 ) -> Manifest:
-    """Fit ``levels`` to ``source`` and write a complete ladder to ``out``; returns its manifest."""
+    """Fit ``levels`` to ``source`` and write a complete ladder to ``out``; returns its manifest.
+
+    ``extra_generators`` are copies of ``generator`` on other devices (one per GPU): levels are
+    then fitted in parallel, each worker taking the next unfitted level.
+    """
     out = Path(out)
     if not levels:
         raise BuildError("no levels to fit")
+    if any(g.generator_id != generator.generator_id for g in extra_generators):
+        raise BuildError("extra generators must be copies of the main generator (same id)")
     frames, height, width = source.frames.shape[:3]
     if (out / MANIFEST_NAME).exists():
         if not resume:
@@ -239,13 +275,14 @@ def build_ladder(
         if latent_targets is not None
         else initial_latent(generator, source.frames[0])
     )
-    fits = {
-        level.name: fit_level(
-            generator, source, init_latent, level, chunk_frames, options,
+
+    def fit_with(worker: Any, level: LevelSpec) -> FittedLevel:
+        return fit_level(
+            worker, source, init_latent, level, chunk_frames, options,
             latent_targets=latent_targets, out=out, resume=resume, progress=progress,
-        )
-        for level in levels
-    }  # fmt: skip
+        )  # fmt: skip
+
+    fits = _fit_levels([generator, *extra_generators], levels, fit_with)
 
     stream_info = StreamInfo(
         fps=source.fps, width=width, height=height, frames=frames, chunk_frames=chunk_frames,

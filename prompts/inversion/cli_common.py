@@ -172,6 +172,20 @@ def check_size(size: int) -> None:
         raise CommandError(f"--size {size} is not a positive multiple of 64")
 
 
+def extra_gpu_generators(args: argparse.Namespace, levels: list[Any]) -> list[Any]:
+    """With ``--device auto`` on a machine of several GPUs: a copy of the generator per extra GPU."""
+    import torch
+
+    if args.device != "auto" or len(levels) < 2 or torch.cuda.device_count() < 2:
+        return []
+    count = min(torch.cuda.device_count(), len(levels))
+    extra = []
+    for index in range(1, count):
+        copy = argparse.Namespace(**{**vars(args), "device": f"cuda:{index}"})
+        extra.append(load_generator_from_args(copy, fitting=True))
+    return extra
+
+
 def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
     """Fit ``levels`` as the arguments say and print a one-line summary per level."""
     from prompts.inversion.build import BuildError, build_ladder
@@ -183,6 +197,7 @@ def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
             source, args.out, generator=generator, levels=levels, options=options,
             chunk_seconds=args.chunk_seconds, resume=args.resume,
             measure_quality=not args.no_quality, progress=not args.quiet,
+            extra_generators=extra_gpu_generators(args, levels),
         )  # fmt: skip
     except (BuildError, CheckpointError) as error:
         raise CommandError(str(error)) from None

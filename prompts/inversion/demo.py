@@ -12,7 +12,13 @@ PLANTED_DRIFT = 0.08  # std of the factor change between keyframes of a planted 
 
 
 def planted_clip(
-    generator: Any, size: int, frames: int, interval: int = 10, rank: int = 4, seed: int = 0
+    generator: Any,
+    size: int,
+    frames: int,
+    interval: int = 10,
+    rank: int = 4,
+    seed: int = 0,
+    chunk_frames: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A clip the generator itself makes from a smooth random prompt path, and its init latent.
 
@@ -37,7 +43,8 @@ def planted_clip(
         for i, p in enumerate(keyframe_positions(frames, interval))
     )
     init = np.zeros((1, 4, size // 8, size // 8), np.float32)
-    span = -(-frames // interval) * interval  # one chunk over the whole clip
+    # Chunk boundaries reset the previous-latent term; a ladder cut the same way fits exactly.
+    span = chunk_frames or -(-frames // interval) * interval
     stream = StreamInfo(
         fps=30.0, width=size, height=size, frames=frames, chunk_frames=span,
         generator_id=generator.generator_id, generator_name=generator.name,

@@ -275,3 +275,27 @@ def test_build_ladder_publishes_chunks_that_decode_cold_to_the_scored_frames(
             expected = quality(decoded, frames[start:end])
             assert level.chunks[index].psnr == expected["psnr"]
             assert level.chunks[index].ssim == expected["ssim"]
+
+
+def test_levels_fitted_in_parallel_workers_equal_sequential(
+    tiny: Any, planted: Any, tmp_path: Path
+) -> None:
+    """The several-GPU path (one worker per generator copy), run here with two CPU copies."""
+    from engines import load_generator
+
+    frames, _ = planted
+    options = FitOptions(preset=PRESET.with_budgets(6, 2), seed=1)
+    levels = [LevelSpec(1, 2), LevelSpec(2, 2), LevelSpec(1, 5)]
+    source = SourceVideo(frames, FPS)
+    build_ladder(
+        source, tmp_path / "seq", generator=tiny, levels=levels, options=options, progress=False
+    )
+    build_ladder(
+        source, tmp_path / "par", generator=tiny, levels=levels, options=options, progress=False,
+        extra_generators=[load_generator("tiny", device="cpu")],
+    )  # fmt: skip
+    sequential, parallel = Ladder(tmp_path / "seq"), Ladder(tmp_path / "par")
+    assert sequential.manifest.to_json() == parallel.manifest.to_json()
+    for level in sequential.manifest.levels:
+        for index in range(sequential.manifest.chunk_count):
+            assert sequential.chunk_bytes(level.id, index) == parallel.chunk_bytes(level.id, index)

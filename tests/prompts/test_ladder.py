@@ -38,7 +38,7 @@ def test_live_ladder_never_announces_a_missing_chunk(tmp_path):
     problems = []
 
     def reader():
-        while not stop.is_set():
+        while not stop.wait(0.002):
             try:
                 manifest = load_manifest(tmp_path)
             except ManifestError as error:  # a half-written manifest would land here
