@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="replay captured CUDA graphs (CUDA only; faster generation at fixed batch shapes)",
     )
     parser.add_argument(
+        "--compile-mode",
+        metavar="MODE",
+        help="torch.compile mode, e.g. default (CUDA; the first chunks wait about a minute)",
+    )
+    parser.add_argument(
         "--allow-origin",
         action="append",
         dest="allow_origins",
@@ -79,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             taesd=args.taesd,
             device=args.device,
             cuda_graph=args.cuda_graph,
+            compile_mode=args.compile_mode,
         )
     except (WeightsNotFoundError, WeightsFormatError, ValueError) as error:
         raise CommandError(f"cannot load generator {args.generator!r}: {error}") from None

@@ -168,10 +168,12 @@ def gpu_allocated_mb(device: str) -> float | None:
 
 async def run_benchmark(args: argparse.Namespace, generator: Any) -> dict[str, Any]:
     chunk_count = args.warmup + args.chunks
-    frames = chunk_count * args.chunk_frames
+    # one frame more than the chunks sent: every interval is whole, so no chunk meets the
+    # short final interval (new batch shapes: a CUDA-graph capture or a recompile)
+    frames = chunk_count * args.chunk_frames + 1
     chunks = synthetic_chunks(
         generator.generator_id, frames, args.chunk_frames, args.interval, args.rank
-    )
+    )[:chunk_count]
     setup = StreamSetup(
         generator_id=generator.generator_id,
         width=args.size,

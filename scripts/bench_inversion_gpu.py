@@ -6,7 +6,7 @@ iteration over an interval of N frames (pixel loss: UNet + decoder forward and b
 loss: UNet only) and one batch-1 iteration (the original release's unbatched step). From those:
 GPU-seconds per second of 30 fps video for the ``reference`` and ``fast`` presets (budgets as
 upper bounds; plateau stops and quality targets only shorten ``fast``) and for the original
-unbatched schedule. Prints a table and writes ``docs/benchmarks/inversion_gpu.json``.
+unbatched schedule. Prints a table and writes ``docs/benchmarks/inversion_gpu_<arch>_<dtype>.json``.
 
     python scripts/bench_inversion_gpu.py                # on a CUDA machine
     python scripts/bench_inversion_gpu.py --arch tiny --size 64 --device cpu   # smoke test
@@ -32,7 +32,7 @@ from prompts.inversion.fit import FitState, LevelConfig, LevelFitter
 from prompts.inversion.losses import FitLoss, LossWeights, perceptual_term
 from prompts.inversion.presets import PRESETS
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "inversion_gpu.json"
+OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 FPS = 30.0
 ORIGINAL_PASSES = 12  # the release's step list per iteration: N=10 frames + the worst frame twice
 
@@ -159,8 +159,10 @@ def main() -> None:
         },
         "rows": rows,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(document, indent=2) + "\n")
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / f"inversion_gpu_{args.arch}_{args.dtype}.json").write_text(
+        json.dumps(document, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import numpy as np
 from prompts.chunk import PromptChunk, make_prefix
 from prompts.init_state import encode_init_state
 from server.protocol import Open, StreamSetup
+from tests.ladders import seeded_latent
 from tests.prompts.factories import chunk_of
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ CHUNK_FRAMES = 4
 INTERVAL = 2
 FRAMES = 14  # 4 chunks, the last one short (2 frames)
 FPS = 30
+INIT_SEED = 5  # seed of the stream's init state
 # Encoder tolerance against the engine's frames, measured on tiny-generator output (saturated
 # colour noise: the worst case). yuv420p alone costs ~16.7 dB there, so frames are compared
 # with their own yuv420p conversion (what a lossless 4:2:0 codec returns): crf 10 gives
@@ -72,7 +74,7 @@ def stream_setup(generator_id: str, *, rule: str = "chunk-reset") -> StreamSetup
 
 
 def init_latent() -> np.ndarray:
-    return np.random.RandomState(5).standard_normal((1, 4, SIZE // 8, SIZE // 8)).astype(np.float32)
+    return seeded_latent(SIZE, INIT_SEED)
 
 
 def open_message(generator_id: str, *, rule: str = "chunk-reset") -> Open:

@@ -6,7 +6,6 @@ import base64
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -15,21 +14,11 @@ from client_daemon.daemon import Daemon
 from client_daemon.settings import DaemonSettings
 from prompts.chunk import encode_chunk
 from server.protocol import encode_chunk_message
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.client_daemon.helpers import FPS, FRAMES, make_chunk, open_message
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 # The page: open the stream, forward every chunk, append init + segments to MSE, play.
 PAGE = """<!doctype html><video id="v" muted></video><script>
 const daemon = DAEMON_URL, messages = MESSAGES.map(b => Uint8Array.from(atob(b), c => c.charCodeAt(0)));
@@ -95,7 +84,7 @@ async def run_page(url: str) -> dict:
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS)
         )
         try:
             page = await browser.new_page()

@@ -13,18 +13,17 @@ from client_daemon.daemon import Daemon
 from client_daemon.mp4 import box_types, segment_sample_count
 from client_daemon.settings import DaemonSettings
 from prompts.chunk import encode_chunk, make_prefix, parse_chunk
-from prompts.ladder import Ladder, LadderWriter
-from prompts.manifest import StreamInfo
+from prompts.ladder import Ladder
+from tests import ladders
 from tests.client_daemon.helpers import (
     CHUNK_FRAMES,
     FPS,
     FRAMES,
+    INIT_SEED,
     INTERVAL,
     MIN_PSNR_VS_YUV420_DB,
     SIZE,
     decode_fmp4,
-    init_latent,
-    make_chunk,
     psnr,
     reference_frames,
     yuv420_reference,
@@ -34,22 +33,16 @@ LEVEL_OF_CHUNK = [0, 0, 1, 1]  # the page's ABR goes up one level at chunk 2
 
 
 def write_ladder(path: Path, generator_id: str) -> Ladder:
-    stream = StreamInfo(
-        fps=FPS,
-        width=SIZE,
-        height=SIZE,
+    return ladders.write_ladder(
+        path,
+        generator_id,
+        levels=[("r2n2", 2, INTERVAL), ("r4n2", 4, INTERVAL)],  # make_chunk's levels 0 and 1
         frames=FRAMES,
+        fps=FPS,
+        size=SIZE,
         chunk_frames=CHUNK_FRAMES,
-        generator_id=generator_id,
-        generator_name="tiny",
+        init_seed=INIT_SEED,
     )
-    writer = LadderWriter(path, stream, [("r2n2", 2, INTERVAL), ("r4n2", 4, INTERVAL)])
-    writer.write_init_state(init_latent())
-    for level in (0, 1):
-        for index in range(stream.chunk_count):
-            writer.append_chunk(level, make_chunk(index, generator_id, level=level))
-    writer.finish()
-    return Ladder(path)
 
 
 @pytest.mark.slow

@@ -3,7 +3,12 @@ import math
 import numpy as np
 import pytest
 
-from prompts.keyframe import compose_context, interpolate_context, interpolation_weight, keyframe_positions
+from prompts.keyframe import (
+    compose_context,
+    interpolate_context,
+    interpolation_weight,
+    keyframe_positions,
+)
 from tests.prompts.factories import random_keyframe
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import CHROMIUM
+from tests.browser import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
 from tests.web.stack import (
     CHANNEL,
     REPO_ROOT,
@@ -21,17 +23,8 @@ from tests.web.stack import (
     write_ladder,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Flags from docs/reference media-tools notes: headless real-time playback, no GPU, autoplay allowed.
 CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
+    *BASE_CHROMIUM_ARGS,
     # a second name for the loopback: pages from it have a foreign origin for the daemon
     "--host-resolver-rules=MAP foreign.test 127.0.0.1",
 ]

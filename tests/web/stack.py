@@ -13,11 +13,7 @@ import urllib.request
 from collections import deque
 from pathlib import Path
 
-import numpy as np
-
-from prompts.ladder import LadderWriter
-from prompts.manifest import StreamInfo
-from tests.prompts.factories import chunk_of
+from tests import ladders
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHANNEL = "e2e"
@@ -40,37 +36,21 @@ def free_port() -> int:
 
 def write_ladder(path: Path, generator_id: str, frames: int = STREAM_FRAMES) -> None:
     """A finished ladder of seeded random prompts for ``generator_id`` (the player needs no fitted prompts)."""
-    stream = StreamInfo(
-        fps=STREAM_FPS,
-        width=STREAM_SIZE,
-        height=STREAM_SIZE,
+    ladders.write_ladder(
+        path,
+        generator_id,
+        levels=LEVELS,
         frames=frames,
+        fps=STREAM_FPS,
+        size=STREAM_SIZE,
         chunk_frames=CHUNK_FRAMES,
-        generator_id=generator_id,
-        generator_name="tiny",
+        init_seed=3,
+        # made-up but ordered qualities so the ABR and the stats panel have numbers to show
+        qualities=[
+            {"psnr": 20.0 + 4 * level_id, "ssim": 0.80 + 0.05 * level_id}
+            for level_id in range(len(LEVELS))
+        ],
     )
-    writer = LadderWriter(path, stream, LEVELS)
-    latent = np.random.RandomState(3).standard_normal((1, 4, STREAM_SIZE // 8, STREAM_SIZE // 8))
-    writer.write_init_state(latent.astype(np.float32))
-    for index in range(stream.chunk_count):
-        for level_id, (_, rank, interval) in enumerate(LEVELS):
-            chunk = chunk_of(
-                index,
-                chunk_frames=CHUNK_FRAMES,
-                interval=interval,
-                rank=rank,
-                frames=frames,
-                level=level_id,
-                generator_id=generator_id,
-                seed=100 * level_id,
-            )
-            # made-up but ordered qualities so the ABR and the stats panel have numbers to show
-            writer.append_chunk(
-                level_id,
-                chunk,
-                quality={"psnr": 20.0 + 4 * level_id, "ssim": 0.80 + 0.05 * level_id},
-            )
-    writer.finish()
 
 
 class Process:

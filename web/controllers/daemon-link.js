@@ -5,38 +5,18 @@
  */
 import { Events } from '../events.js';
 import * as protocol from '../protocol.js';
-import { SocketLink } from './socket-link.js';
+import { PeerLink } from './peer-link.js';
 
-export class DaemonLink {
+export class DaemonLink extends PeerLink {
   /**
    * @param {import('../events.js').EventBus} bus
    * @param {{url: string, session?: string, WebSocketImpl?: typeof WebSocket}} config
    */
   constructor(bus, { url, session, WebSocketImpl }) {
-    this.bus = bus;
+    super(bus, 'daemon', { url, WebSocketImpl });
     this.session = session;
     this.stream = null; // {manifest, initState} of the open stream
     this.originRefused = false;
-    this.link = new SocketLink({
-      url,
-      WebSocketImpl,
-      onOpen: () => this.#onOpen(),
-      onText: (text) => this.#onText(text),
-      onBinary: (buffer) => this.#onBinary(buffer),
-      onClose: (info) => this.#onClose(info),
-    });
-  }
-
-  get url() {
-    return this.link.url;
-  }
-
-  get connected() {
-    return this.link.connected;
-  }
-
-  start() {
-    this.link.start();
   }
 
   /** Opens (or re-opens) generation of the stream a manifest + init.bin describe. */
@@ -61,23 +41,14 @@ export class DaemonLink {
     this.link.restart();
   }
 
-  destroy() {
-    this.link.stop(1000, 'player destroyed');
-  }
-
-  #onOpen() {
+  handleOpen() {
     this.bus.trigger(Events.DAEMON_CONNECTED, { url: this.url });
     if (this.stream !== null) this.link.send(protocol.open(this.stream.manifest, this.stream.initState, this.session));
   }
 
-  #onText(text) {
-    let message;
-    try {
-      message = protocol.decodeControl(text, protocol.MAX_CONTROL_CHARS);
-    } catch (error) {
-      this.bus.trigger(Events.ERROR, { source: 'daemon', message: error.message, fatal: false, error });
-      return;
-    }
+  handleText(text) {
+    const message = this.decodeOrReport(() => protocol.decodeControl(text, protocol.MAX_CONTROL_CHARS));
+    if (message === null) return;
     if (message.type === 'status') {
       this.bus.trigger(Events.DAEMON_STATUS, {
         fps: Number(message.fps),
@@ -99,14 +70,9 @@ export class DaemonLink {
     }
   }
 
-  #onBinary(buffer) {
-    let frame;
-    try {
-      frame = protocol.decodeBinary(buffer, protocol.MAX_MEDIA_PAYLOAD_BYTES);
-    } catch (error) {
-      this.bus.trigger(Events.ERROR, { source: 'daemon', message: error.message, fatal: false, error });
-      return;
-    }
+  handleBinary(buffer) {
+    const frame = this.decodeOrReport(() => protocol.decodeBinary(buffer, protocol.MAX_MEDIA_PAYLOAD_BYTES));
+    if (frame === null) return;
     const { header, payload } = frame;
     if (header.type === 'init') {
       this.link.markHealthy();
@@ -123,7 +89,7 @@ export class DaemonLink {
     }
   }
 
-  #onClose(info) {
+  handleClose(info) {
     this.bus.trigger(Events.DAEMON_CLOSED, { url: this.url, originRefused: this.originRefused, ...info });
   }
 }

@@ -5,41 +5,21 @@
  */
 import { Events } from '../events.js';
 import * as protocol from '../protocol.js';
-import { SocketLink } from './socket-link.js';
+import { PeerLink } from './peer-link.js';
 
-export class ServerLink {
+export class ServerLink extends PeerLink {
   /**
    * @param {import('../events.js').EventBus} bus
    * @param {{url: string, channel: string, abr: string, userAgent?: string, clock: () => number, WebSocketImpl?: typeof WebSocket}} config
    */
   constructor(bus, { url, channel, abr, userAgent = '', clock, WebSocketImpl }) {
-    this.bus = bus;
+    super(bus, 'server', { url, WebSocketImpl });
     this.channel = channel;
     this.abr = abr;
     this.userAgent = userAgent;
     this.clock = clock;
     /** requests in flight, oldest first: answers come in request order */
     this.requests = [];
-    this.link = new SocketLink({
-      url,
-      WebSocketImpl,
-      onOpen: () => this.#onOpen(),
-      onText: (text) => this.#onText(text),
-      onBinary: (buffer) => this.#onBinary(buffer),
-      onClose: (info) => this.#onClose(info),
-    });
-  }
-
-  get url() {
-    return this.link.url;
-  }
-
-  get connected() {
-    return this.link.connected;
-  }
-
-  start() {
-    this.link.start();
   }
 
   /** Asks for chunk `chunk` of `level` (with the switch prefix when `prefix`); false if offline. */
@@ -69,24 +49,19 @@ export class ServerLink {
   }
 
   destroy() {
-    this.link.stop(1000, 'player destroyed');
+    super.destroy();
     this.requests = [];
   }
 
-  #onOpen() {
+  handleOpen() {
     this.requests = [];
     this.link.send(protocol.hello(this.channel, this.abr, this.userAgent));
     this.bus.trigger(Events.SERVER_CONNECTED, { url: this.url });
   }
 
-  #onText(text) {
-    let message;
-    try {
-      message = protocol.decodeControl(text);
-    } catch (error) {
-      this.bus.trigger(Events.ERROR, { source: 'server', message: error.message, fatal: false, error });
-      return;
-    }
+  handleText(text) {
+    const message = this.decodeOrReport(() => protocol.decodeControl(text));
+    if (message === null) return;
     if (message.type === 'manifest') {
       if (message.channel !== this.channel) return; // an answer to a hello we no longer mean
       this.link.markHealthy();
@@ -102,15 +77,13 @@ export class ServerLink {
     }
   }
 
-  #onBinary(buffer) {
-    let frame;
-    try {
-      frame = protocol.decodeBinary(buffer, protocol.MAX_CHUNK_PAYLOAD_BYTES);
-      if (frame.header.type === 'chunk') protocol.checkChunkHeader(frame.header, frame.payload.length);
-    } catch (error) {
-      this.bus.trigger(Events.ERROR, { source: 'server', message: error.message, fatal: false, error });
-      return;
-    }
+  handleBinary(buffer) {
+    const frame = this.decodeOrReport(() => {
+      const decoded = protocol.decodeBinary(buffer, protocol.MAX_CHUNK_PAYLOAD_BYTES);
+      if (decoded.header.type === 'chunk') protocol.checkChunkHeader(decoded.header, decoded.payload.length);
+      return decoded;
+    });
+    if (frame === null) return;
     const { header, payload } = frame;
     if (header.type === 'init_state') {
       if (header.channel !== this.channel) return;
@@ -137,7 +110,7 @@ export class ServerLink {
     return this.requests.splice(0, index + 1)[index];
   }
 
-  #onClose(info) {
+  handleClose(info) {
     this.requests = [];
     this.bus.trigger(Events.SERVER_CLOSED, { url: this.url, ...info });
   }
