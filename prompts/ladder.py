@@ -17,6 +17,7 @@ import numpy as np
 from prompts.atomic import atomic_write_bytes, atomic_write_json
 from prompts.chunk import PromptChunk, encode_chunk
 from prompts.init_state import encode_init_state, parse_init_state
+from prompts.keyframe import Keyframe
 from prompts.manifest import ChunkInfo, LevelInfo, Manifest, StreamInfo, load_manifest
 
 MANIFEST_NAME = "manifest.json"
@@ -25,6 +26,32 @@ INIT_STATE_NAME = "init.bin"
 
 def chunk_relpath(level_name: str, index: int) -> str:
     return f"{level_name}/{index:05d}.chunk"
+
+
+def default_chunk_frames(interval: int, fps: float, seconds: float = 2.0) -> int:
+    """The multiple of the interval closest to ``seconds`` of video (at least one interval)."""
+    return max(interval, round(seconds * fps / interval) * interval)
+
+
+def split_into_chunks(
+    keyframes: tuple[Keyframe, ...], stream: StreamInfo, *, level: int, interval: int
+) -> list[PromptChunk]:
+    """Cut a level's keyframes into chunks by the rule of docs/architecture.md."""
+    chunks = []
+    for index in range(stream.chunk_count):
+        start, end = stream.chunk_range(index)
+        held = tuple(
+            k for k in keyframes
+            if start < k.frame <= start + stream.chunk_frames or (index == 0 and k.frame == 0)
+        )
+        chunks.append(
+            PromptChunk(
+                generator_id=stream.generator_id, level=level, index=index, frame_start=start,
+                frame_end=end, interval=interval, rank=keyframes[0].rank, keyframes=held,
+            )
+        )
+    return chunks
+
 
 
 class Ladder:

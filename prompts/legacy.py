@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prompts.chunk import PromptChunk
 from prompts.keyframe import CONTEXT_DIM, CONTEXT_TOKENS, Keyframe, keyframe_positions
-from prompts.ladder import LadderWriter
+from prompts.ladder import LadderWriter, default_chunk_frames, split_into_chunks
 from prompts.manifest import Manifest, StreamInfo
 from prompts.quant import QuantizedTensor
 
@@ -113,31 +112,6 @@ def read_legacy_folder(folder: str | Path) -> LegacyStream:
         keyframes=tuple(keyframes), interval=interval, frames=frames,
         init_latent=init.to(torch.float32).numpy().copy(),
     )
-
-
-def default_chunk_frames(interval: int, fps: float, seconds: float = 2.0) -> int:
-    """The multiple of the interval closest to ``seconds`` of video (at least one interval)."""
-    return max(interval, round(seconds * fps / interval) * interval)
-
-
-def split_into_chunks(
-    keyframes: tuple[Keyframe, ...], stream: StreamInfo, *, level: int, interval: int
-) -> list[PromptChunk]:
-    """Cut a level's keyframes into chunks by the rule of docs/architecture.md."""
-    chunks = []
-    for index in range(stream.chunk_count):
-        start, end = stream.chunk_range(index)
-        held = tuple(
-            k for k in keyframes
-            if start < k.frame <= start + stream.chunk_frames or (index == 0 and k.frame == 0)
-        )
-        chunks.append(
-            PromptChunk(
-                generator_id=stream.generator_id, level=level, index=index, frame_start=start,
-                frame_end=end, interval=interval, rank=keyframes[0].rank, keyframes=held,
-            )
-        )
-    return chunks
 
 
 def import_legacy(

@@ -96,4 +96,5 @@ def fake_quantize(values: torch.Tensor) -> torch.Tensor:
         zero_point = torch.round(torch.clamp(QMAX - high / scale, QMIN, QMAX))
         q = torch.clamp(torch.round(zero_point + values / scale), QMIN, QMAX)
         dequantized = scale * (q - zero_point)
-    return values + (dequantized - values).detach()
+    # dequantized + (values - values.detach()) is bit-exact with quantize_tensor().dequantize()
+    return dequantized + (values - values.detach())

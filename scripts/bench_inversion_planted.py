@@ -33,7 +33,7 @@ from prompts.inversion.levels import LevelSpec
 from prompts.inversion.metrics import psnr_per_frame
 from prompts.inversion.presets import get_preset
 from prompts.inversion.source import SourceVideo
-from prompts.legacy import split_into_chunks
+from prompts.ladder import split_into_chunks
 from prompts.manifest import StreamInfo
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"

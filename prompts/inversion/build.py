@@ -27,8 +27,7 @@ from prompts.inversion.losses import FitLoss, LossWeights, perceptual_term
 from prompts.inversion.metrics import psnr_per_frame, quality
 from prompts.inversion.presets import FitPreset
 from prompts.inversion.source import SourceVideo
-from prompts.ladder import MANIFEST_NAME, LadderWriter
-from prompts.legacy import split_into_chunks
+from prompts.ladder import MANIFEST_NAME, LadderWriter, split_into_chunks
 from prompts.manifest import Manifest, StreamInfo
 
 CHECKPOINT_DIR = ".fit"  # inside the ladder directory; removed when the ladder is complete

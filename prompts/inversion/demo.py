@@ -26,7 +26,7 @@ def planted_clip(
     or benchmark built on it shows inversion working (about 30 dB) rather than failing (7 dB).
     """
     from prompts.keyframe import Keyframe, keyframe_positions
-    from prompts.legacy import split_into_chunks
+    from prompts.ladder import split_into_chunks
     from prompts.manifest import StreamInfo
     from prompts.quant import quantize_tensor
 

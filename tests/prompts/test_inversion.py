@@ -23,8 +23,7 @@ from prompts.inversion.metrics import psnr_per_frame, quality
 from prompts.inversion.presets import get_preset
 from prompts.inversion.source import SourceVideo
 from prompts.keyframe import Keyframe, interpolate_context, keyframe_positions
-from prompts.ladder import Ladder
-from prompts.legacy import split_into_chunks
+from prompts.ladder import Ladder, split_into_chunks
 from prompts.manifest import StreamInfo, load_manifest
 from prompts.quant import quantize_tensor
 
