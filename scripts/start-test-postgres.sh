@@ -4,7 +4,7 @@
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 PGVER=$(ls /usr/lib/postgresql | sort -V | tail -1)
-$SUDO pg_ctlcluster "$PGVER" main start 2>/dev/null || $SUDO pg_ctlcluster "$PGVER" main status >/dev/null
+$SUDO pg_ctlcluster "$PGVER" main start >&2 2>/dev/null || $SUDO pg_ctlcluster "$PGVER" main status >/dev/null
 as_postgres() { $SUDO runuser -u postgres -- "$@"; }
 as_postgres psql -q -tc "SELECT 1 FROM pg_roles WHERE rolname='promptus'" | grep -q 1 \
   || as_postgres psql -q -c "CREATE ROLE promptus LOGIN PASSWORD 'promptus'" >&2

@@ -33,7 +33,7 @@ export const State = Object.freeze({
 
 export const TICK_MS = 100; // tick period
 export const MAX_BUFFER_S = 15; // Puffer's buffer cap
-export const STALL_BUFFER_S = 0.1; // below this while playing = stalled
+export const STALL_BUFFER_S = 0.1; // below this (or 1.5 frame durations) while playing = stalled
 export const MAX_CHUNKS_AT_DAEMON = 2; // chunks forwarded and not yet back as segments
 export const ABR_HORIZON = 5; // upcoming chunks described to the ABR
 export const DOWNLOAD_HISTORY = 8; // transfers kept for the ABR
@@ -437,7 +437,10 @@ export class StreamController {
     if (this.startupS === null) return;
     const video = this.video;
     const atEnd = this.ended && video.currentTime >= video.duration - STALL_BUFFER_S;
-    const starving = !video.paused && !video.seeking && !atEnd && this.buffer.bufferAheadS() < STALL_BUFFER_S;
+    // The last buffered frame lasts 1/fps: at low frame rates it alone exceeds 0.1 s, so a
+    // frozen picture would never count as a stall without this margin.
+    const threshold = this.manifest ? Math.max(STALL_BUFFER_S, 1.5 / this.manifest.fps) : STALL_BUFFER_S;
+    const starving = !video.paused && !video.seeking && !atEnd && this.buffer.bufferAheadS() < threshold;
     if (starving && this.stallStartS === null) {
       this.stallStartS = now;
       this.stalls += 1;
