@@ -81,6 +81,18 @@ class Backend(ABC):
         return FrameSink(total, height, width)
 
 
+class WholeGroupStepMixin:
+    """For backends whose one captured step is a whole group (mix, UNet, x0, decoder):
+    ``generate`` on an already-mixed input is a group with weight 1 on it and a zero noise."""
+
+    @torch.inference_mode()
+    def generate(self, latent_input: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _, x0, frames = self.generate_group(  # type: ignore[attr-defined]
+            latent_input, torch.zeros_like(latent_input[:1]), 1.0, context
+        )
+        return x0, frames
+
+
 class FrameSink:
     """Collects uint8 frame batches [B,H,W,3] into one host array [T,H,W,3] (the CPU form)."""
 

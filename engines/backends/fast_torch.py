@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from engines.backends.base import BackendOptions, image_to_uint8
+from engines.backends.base import BackendOptions, WholeGroupStepMixin, image_to_uint8
 from engines.backends.compile_cache import configure_compile_cache
 from engines.backends.fp8 import convert_linears_to_fp8
 from engines.backends.torch_backend import GRAPH_WARMUP_RUNS, TorchBackend
@@ -44,7 +44,7 @@ class _CapturedGroupStep:
     frames: torch.Tensor
 
 
-class FastTorchBackend(TorchBackend):
+class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
     """CUDA-only: compiled whole-step graph per (batch, size); eager paths as ``TorchBackend``."""
 
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
@@ -80,12 +80,6 @@ class FastTorchBackend(TorchBackend):
         x0 = x0_from_eps(batch_input, eps)
         frames = image_to_uint8(self.decode(x0)).contiguous()  # NHWC buffer: one host copy per batch
         return latent_input[:1], x0, frames
-
-    @torch.inference_mode()
-    def generate(self, latent_input: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # An already-mixed input: weight 1 on it and 0 on a zero "noise" reproduces it exactly.
-        _, x0, frames = self.generate_group(latent_input, torch.zeros_like(latent_input[:1]), 1.0, context)
-        return x0, frames
 
     @torch.inference_mode()
     def generate_group(

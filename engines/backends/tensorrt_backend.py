@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engines.backends.base import BackendOptions
+from engines.backends.base import BackendOptions, WholeGroupStepMixin
 from engines.backends.torch_backend import TorchBackend
 
 ENGINE_CACHE_DIR = Path("~/.cache/promptus/tensorrt")  # default on-disk engine cache
@@ -142,7 +142,7 @@ class _GraphStep:
     graph_exec: object = None
 
 
-class TensorRTBackend(TorchBackend):
+class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
     """UNet step and decoder as TensorRT engines; eager PyTorch (fp16) stays for autograd paths."""
 
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
@@ -188,11 +188,6 @@ class TensorRTBackend(TorchBackend):
             build_engine(exported.decoder, plans["decoder"], input_shapes=shapes["decoder"])
         self._engines[(height, width)] = (_Engine(plans["unet_step"]), _Engine(plans["decoder"]))
         return self._engines[(height, width)]
-
-    @torch.inference_mode()
-    def generate(self, latent_input: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _, x0, frames = self.generate_group(latent_input, torch.zeros_like(latent_input[:1]), 1.0, context)
-        return x0, frames
 
     @torch.inference_mode()
     def generate_group(
