@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -106,15 +107,29 @@ async def test_engine_failures_become_errors_and_the_pipeline_goes_on(
 
 async def test_closing_drops_queued_work(tiny_generator) -> None:  # noqa: ANN001
     executor = ThreadPoolExecutor(1)
-    pipeline = make_pipeline(tiny_generator, executor)
+    gate = threading.Event()
+    executor.submit(gate.wait)  # the generation thread is busy with another page's chunk
+    stream = tiny_generator.open_stream(width=SIZE, height=SIZE, init_latent=init_latent())
+    generated: list[int] = []
+    decode_chunk = stream.decode_chunk
+
+    def counting_decode(chunk, prefix):  # noqa: ANN001, ANN202
+        generated.append(chunk.index)
+        return decode_chunk(chunk, prefix)
+
+    stream.decode_chunk = counting_decode
+    pipeline = SessionPipeline(stream, H264Muxer(SIZE, SIZE, FPS), executor)
     gid = tiny_generator.generator_id
     await pipeline.submit(job(0, gid))
     await pipeline.submit(job(1, gid))
     outcomes = pipeline.outcomes()
     consumer = asyncio.create_task(anext(outcomes))
     await asyncio.sleep(0.05)
+    assert not consumer.done(), "chunk 0 cannot be ready while the generation thread is busy"
     consumer.cancel()  # the page went away mid-chunk
     with pytest.raises(asyncio.CancelledError):
         await consumer
     await outcomes.aclose()
+    gate.set()
     executor.shutdown(wait=True)  # nothing left stuck on the generation thread
+    assert generated == [], "queued chunks of a page that left must never be generated"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +53,24 @@ class Stack:
     def page_url(self, **params: str) -> str:
         query = {"channel": CHANNEL, "daemon": f"ws://127.0.0.1:{self.daemon_port}", **params}
         return f"{self.origin}/?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+    def channel_count(self) -> int:
+        with urllib.request.urlopen(f"{self.origin}/healthz", timeout=5) as response:
+            return int(json.load(response)["channels"])
+
+    def publish(self, name: str, generator_id: str, frames: int) -> None:
+        """Write a ladder into the media folder and wait until the server's catalog lists it.
+
+        The server re-scans the folder every few hundred milliseconds; a page opened before
+        that scan would (rightly) be told the channel is unknown.
+        """
+        before = self.channel_count()
+        write_ladder(self.media / name, generator_id, frames=frames)
+        deadline = time.monotonic() + 15
+        while self.channel_count() <= before:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server did not pick up channel {name!r} within 15 s")
+            time.sleep(0.05)
 
     def restart_daemon(self) -> None:
         self.daemon, _ = start_daemon(self.daemon_port, self.origin)

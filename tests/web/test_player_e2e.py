@@ -112,7 +112,7 @@ def test_seek_outside_the_buffer_keeps_playing(page, stack: Stack) -> None:  # t
 
 
 def test_channel_switch_plays_the_other_channel_from_its_start(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
-    write_ladder(stack.media / "second", stack.generator_id, frames=10 * STREAM_FPS)
+    stack.publish("second", stack.generator_id, frames=10 * STREAM_FPS)
     started = open_player(page, stack, abr="bba")
     wait_for(page, f"s.currentTime > {started['currentTime'] + 1}")
     page.fill("#channel", "second")
@@ -142,7 +142,7 @@ def test_daemon_missing_or_foreign_origin_or_other_generator_is_explained(
     assert f"--allow-origin http://foreign.test:{stack.server_port}" in text
     assert snapshot(page)["startupS"] is None
 
-    write_ladder(stack.media / "other", "tiny:0123456789abcdef", frames=2 * STREAM_FPS)
+    stack.publish("other", "tiny:0123456789abcdef", frames=2 * STREAM_FPS)
     page.goto(stack.page_url(channel="other"))
     page.wait_for_selector('#notices [data-kind="generator"]', timeout=30_000)
     assert "does not have the generator" in notice_text(page, "generator")
