@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from client_daemon.daemon import Daemon
 
 GENERATORS = ("tiny", "tiny-taesd", "sd-turbo")
+BACKENDS = ("torch", "fast", "tensorrt", "auto")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--taesd", type=Path, help="TAESD weights folder (tiny-taesd, sd-turbo)")
     parser.add_argument(
         "--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 ..."
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="generation backend: torch (eager, default), fast (CUDA: the whole step compiled and "
+        "replayed as one CUDA graph; the first chunk of each new group size waits about a minute), "
+        "tensorrt, or auto (docs/realtime.md)",
     )
     parser.add_argument(
         "--cuda-graph",
@@ -83,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             weights=args.weights,
             taesd=args.taesd,
             device=args.device,
+            backend=args.backend,
             cuda_graph=args.cuda_graph,
             compile_mode=args.compile_mode,
         )

@@ -57,7 +57,17 @@ VARIANTS_SPEC: dict[str, dict] = {
     "fast-bf16": dict(kind="fast", dtype=torch.bfloat16),
     "fast-fp16-max-autotune": dict(kind="fast", dtype=torch.float16, compile_mode="max-autotune-no-cudagraphs"),
     "fast-fp16-b20": dict(kind="fast", dtype=torch.float16, batches=[20]),  # two keyframe intervals a batch
+    "fast-fp16-cudnn-attn": dict(kind="fast", dtype=torch.float16, attention="cudnn"),  # cuDNN SDPA first
 }
+# GPU kernel names -> what they compute, for --profile (first match wins)
+KERNEL_KINDS = (
+    ("attention", ("flash", "fmha", "attention", "sdpa", "attn")),
+    ("convolution", ("conv", "fprop", "dgrad", "implicit", "winograd")),
+    ("matmul", ("gemm", "cutlass", "nvjet", "_mm_", "matmul", "triton_tem")),  # nvjet: cuBLASLt
+    ("fused pointwise / norm (Triton)", ("triton_",)),
+    ("copy / layout", ("copy", "memcpy", "memset", "transpose", "nchw", "nhwc", "elementwise")),
+)
+PROFILE_GROUPS = 5
 DEFAULT_VARIANTS = ["fp32-eager", "fp16-graph", "fast-fp16-nocompile", "fast-fp16", "fast-fp16-fp8"]
 
 
@@ -107,6 +117,45 @@ def time_stream(backend, ident: str, generator_name: str, size: int) -> float:
     return STREAM_CHUNK_FRAMES * runs / (time.perf_counter() - started)
 
 
+def kernel_kind(name: str) -> str:
+    lowered = name.lower()
+    return next((kind for kind, marks in KERNEL_KINDS if any(mark in lowered for mark in marks)), "other")
+
+
+def profile_kernels(backend, prev, noise, context) -> dict:
+    """GPU time per kind of kernel over ``PROFILE_GROUPS`` groups (CUPTI sees kernels inside CUDA graphs)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(PROFILE_GROUPS):
+            backend.generate_group(prev, noise, PREV_LATENT_WEIGHT, context)
+        torch.cuda.synchronize()
+    wall_ms = 1000 * (time.perf_counter() - started) / PROFILE_GROUPS
+    kernels: dict[str, float] = {}
+    for event in prof.events():
+        if event.device_type == torch.autograd.DeviceType.CUDA:
+            kernels[event.name] = kernels.get(event.name, 0.0) + event.time_range.elapsed_us() / 1000 / PROFILE_GROUPS
+    kinds: dict[str, float] = {}
+    for name, ms in kernels.items():
+        kinds[kernel_kind(name)] = kinds.get(kernel_kind(name), 0.0) + ms
+    top = sorted(kernels.items(), key=lambda item: -item[1])[:12]
+    return {"wall_ms_per_group": wall_ms, "kernel_ms_per_group": sum(kernels.values()),
+            "kinds_ms": dict(sorted(kinds.items(), key=lambda item: -item[1])),
+            "top_kernels_ms": [[name[:120], ms] for name, ms in top]}
+
+
+def print_profile(name: str, profile: dict) -> None:
+    total = profile["kernel_ms_per_group"] or 1.0
+    print(f"\n{name}: {profile['wall_ms_per_group']:.2f} ms per group (profiled), "
+          f"{profile['kernel_ms_per_group']:.2f} ms in kernels", flush=True)
+    for kind, ms in profile["kinds_ms"].items():
+        print(f"  {kind:32s} {ms:7.2f} ms  {100 * ms / total:5.1f} %")
+    for kernel, ms in profile["top_kernels_ms"]:
+        print(f"    {ms:7.3f} ms  {kernel}")
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
@@ -150,6 +199,9 @@ def measure_variant(name: str, unet, decoder, ident: str, args, reference: dict 
         }
         if batch == args.reference_batch:
             row.update(compare(x0, frames, reference))
+            if args.profile:
+                row["profile"] = profile_kernels(backend, prev, noise, context)
+                print_profile(name, row["profile"])
         if getattr(backend, "fp8_linears", 0):
             row["fp8_linears"] = backend.fp8_linears
         rows.append(row)
@@ -233,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-batch", type=int, default=10)
     parser.add_argument("--no-reference", dest="reference", action="store_false")
     parser.add_argument("--no-stream", dest="stream", action="store_false")
+    parser.add_argument("--profile", action="store_true", help="GPU time per kind of kernel at the reference batch")
     parser.add_argument("--warm-start", action="store_true", help="time a second process on the compile cache")
     parser.add_argument("--cache-dir", default=None, help="compile cache (default: a fresh temporary folder)")
     parser.add_argument("--budget-s", type=float, default=1e9, help="skip variants that would end past this")

@@ -23,6 +23,7 @@ class BackendOptions:
     compile_mode: str | None = None  # torch.compile mode (torch: both networks; fast: the whole step)
     fp8_linear: bool = False  # fast backend on Hopper: the UNet's attention-block linears in float8
     compile_cache_dir: str | None = None  # fast backend: persistent Inductor cache (None: the default)
+    attention: str = "auto"  # fast backend: SDPA kernel first tried ("auto": PyTorch's order; "cudnn", "flash", "efficient")
     cache_key: str | None = None  # the generator id: keys on-disk engine caches (tensorrt)
 
 

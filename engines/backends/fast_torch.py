@@ -10,10 +10,13 @@ folder (``compile_cache``). ``eps``/``decode``/``forward`` stay eager (autograd,
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from engines.backends.base import BackendOptions, WholeGroupStepMixin, image_to_uint8
 from engines.backends.compile_cache import configure_compile_cache
@@ -23,6 +26,26 @@ from engines.schedule import x0_from_eps
 
 DEFAULT_FAST_COMPILE_MODE = "default"  # Inductor without its own CUDA graphs: we capture the step ourselves
 FP8_MIN_CAPABILITY = (8, 9)  # float8 tensor cores: Ada (8.9) and Hopper (9.0)
+# The SDPA kernel to try first; the others stay behind it for shapes it does not support
+# (e.g. cross-attention's 77 keys), in PyTorch's own order.
+ATTENTION_FIRST = {
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+}
+FALLBACK_ORDER = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION,
+                  SDPBackend.MATH)
+
+
+@contextlib.contextmanager
+def attention_kernels(choice: str) -> Iterator[None]:
+    """SDPA kernel priority while a step is traced (the choice is baked into the compiled graph)."""
+    if choice == "auto":
+        yield
+        return
+    first = ATTENTION_FIRST[choice]
+    with sdpa_kernel([first, *(b for b in FALLBACK_ORDER if b != first)], set_priority=True):
+        yield
 
 
 def tune_inductor() -> None:
@@ -48,6 +71,8 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
     """CUDA-only: compiled whole-step graph per (batch, size); eager paths as ``TorchBackend``."""
 
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
+        if options.attention != "auto" and options.attention not in ATTENTION_FIRST:
+            raise ValueError(f"attention {options.attention!r}: expected auto or one of {', '.join(ATTENTION_FIRST)}")
         if not options.device.startswith("cuda"):
             raise ValueError("the fast backend needs a CUDA device; use kind='torch' on the CPU")
         if options.dtype not in (torch.float16, torch.bfloat16):
@@ -55,6 +80,9 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         # The parent casts and places the networks; graphs and compiling are this class's job.
         super().__init__(unet, decoder, replace(options, channels_last=True, cuda_graph=False, compile_mode=None))
         self.options = options
+        # cuDNN times its convolution algorithms during the warm-up runs before capture; the
+        # graph then replays the fastest ones (its heuristics alone leave speed on the table).
+        torch.backends.cudnn.benchmark = True
         if hasattr(self.unet, "fuse_qkv_projections"):
             self.unet.fuse_qkv_projections()  # one matmul for q, k, v (k, v for cross-attention)
             self.unet.requires_grad_(False)  # the fused linears are new parameters
@@ -85,17 +113,32 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
     def generate_group(
         self, prev: torch.Tensor, noise: torch.Tensor, weight: float, context: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        key = (*prev.shape, *context.shape)
-        step = self._group_graphs.get(key)
+        count = context.shape[0]
+        step = self._group_graphs.get((*prev.shape, *context.shape)) or self._larger_step(prev, context)
         if step is None:
-            step = self._group_graphs[key] = self._capture(prev, noise, context)
+            step = self._group_graphs[(*prev.shape, *context.shape)] = self._capture(prev, noise, context)
         step.prev.copy_(prev)
         step.noise.copy_(noise)
         step.mix.copy_(torch.tensor([weight, 1.0 - weight], dtype=torch.float32), non_blocking=True)
-        step.context.copy_(context)
+        step.context[:count].copy_(context)
+        step.context[count:].copy_(context[-1:].expand(step.context.shape[0] - count, -1, -1))
         step.graph.replay()
         # Clones: the next replay overwrites the static outputs while callers still hold these.
-        return step.latent_input.clone(), step.x0.clone(), step.frames.clone()
+        return step.latent_input.clone(), step.x0[:count].clone(), step.frames[:count].clone()
+
+    def _larger_step(self, prev: torch.Tensor, context: torch.Tensor) -> _CapturedGroupStep | None:
+        """A captured step for more frames of the same size, to run a short group padded.
+
+        A stream's last group is often shorter than its keyframe interval; compiling a graph
+        for that one shape would stall the stream for most of a minute, padding costs a few
+        wasted frames once.
+        """
+        if prev.shape[0] != 1:
+            return None
+        larger = [step for step in self._group_graphs.values()
+                  if step.prev.shape == prev.shape and step.context.shape[1:] == context.shape[1:]
+                  and step.context.shape[0] > context.shape[0]]
+        return min(larger, key=lambda step: step.context.shape[0], default=None)
 
     def _capture(self, prev: torch.Tensor, noise: torch.Tensor, context: torch.Tensor) -> _CapturedGroupStep:
         static = [t.to(self.device, torch.float32).clone() for t in (prev, noise)]
@@ -103,13 +146,14 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         static_context = context.to(self.device, torch.float32).clone()
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):  # compile + autotune + cuDNN/cuBLAS choices happen here
-            for _ in range(GRAPH_WARMUP_RUNS):
-                self._step_fn(*static, mix, static_context)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        if self._graph_pool is None:
-            self._graph_pool = torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._graph_pool):
-            latent_input, x0, frames = self._step_fn(*static, mix, static_context)
+        with attention_kernels(self.options.attention):
+            with torch.cuda.stream(side):  # compile + autotune + cuDNN/cuBLAS choices happen here
+                for _ in range(GRAPH_WARMUP_RUNS):
+                    self._step_fn(*static, mix, static_context)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            if self._graph_pool is None:
+                self._graph_pool = torch.cuda.graph_pool_handle()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._graph_pool):
+                latent_input, x0, frames = self._step_fn(*static, mix, static_context)
         return _CapturedGroupStep(graph, *static, mix, static_context, latent_input, x0, frames)

@@ -53,6 +53,15 @@ def test_bad_options_are_refused_before_loading(argv: list[str], reason: str) ->
         cli.run(parse(*argv))
 
 
+def test_backend_choices_are_the_engines_and_fast_needs_cuda() -> None:
+    from engines.backends import BACKEND_KINDS
+
+    assert set(cli.BACKENDS) == set(BACKEND_KINDS)  # the CLI keeps its own copy so --help loads no torch
+    assert parse().backend == "torch"
+    with pytest.raises(CommandError, match="needs a CUDA device"):
+        cli.run(parse("--backend", "fast", "--device", "cpu"))
+
+
 def test_missing_weights_are_a_clear_error() -> None:
     with pytest.raises(CommandError, match="cannot load generator 'sd-turbo'"):
         cli.run(parse("--generator", "sd-turbo", "--device", "cpu"))

@@ -14,8 +14,9 @@ from engines.backends.compile_cache import (
     compile_cache_dir,
     configure_compile_cache,
 )
+from engines.backends.fast_torch import ATTENTION_FIRST, attention_kernels
 from engines.backends.fp8 import Fp8Linear, convert_linears_to_fp8
-from engines.generator import build_tiny_unet
+from engines.generator import build_tiny_autoencoder, build_tiny_unet
 from engines.stream import mix_latent
 from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
 
@@ -63,6 +64,26 @@ def test_fast_backend_is_cuda_half_only():
         make_backend(unet, decoder, BackendOptions(kind="fast"))
 
 
+def test_unknown_attention_kernel_is_refused():
+    unet, decoder = torch.nn.Identity(), torch.nn.Identity()
+    with pytest.raises(ValueError, match="attention 'fastest'"):
+        make_backend(unet, decoder, BackendOptions(kind="fast", device="cuda", attention="fastest"))
+
+
+@pytest.mark.parametrize("choice", ["cudnn", "flash", "efficient"])
+def test_attention_choice_goes_first_while_tracing_and_only_then(choice):
+    before = torch._C._get_sdp_priority_order()
+    with attention_kernels(choice):
+        order = torch._C._get_sdp_priority_order()
+        assert order[0] == int(ATTENTION_FIRST[choice])
+        assert sorted(order) == sorted(before)  # the others stay behind it as fallbacks
+        query = torch.randn(1, 2, 5, 8)
+        assert torch.nn.functional.scaled_dot_product_attention(query, query, query).shape == query.shape
+    assert torch._C._get_sdp_priority_order() == before
+    with attention_kernels("auto"):
+        assert torch._C._get_sdp_priority_order() == before
+
+
 def test_generate_group_mixes_then_generates(tiny_generator):
     prev, noise, context = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), torch.randn(3, 77, 1024)
     latent_input, x0, frames = tiny_generator.backend.generate_group(prev, noise, 0.05, context)
@@ -102,6 +123,21 @@ def test_fast_backend_agrees_with_eager_half(tiny_generator, tmp_path, compile_m
     assert np.abs(fast_frames.astype(int) - eager_frames.astype(int)).mean() < 3
     assert np.abs(fast_frames.astype(int) - _decode_all(tiny_generator).astype(int)).mean() < 6
     np.testing.assert_array_equal(_decode_all(fast), fast_frames)  # graph replay is deterministic
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_short_group_runs_padded_in_the_captured_larger_graph():
+    backend = make_backend(build_tiny_unet(), build_tiny_autoencoder().decoder,
+                           BackendOptions(kind="fast", device="cuda", dtype=torch.float16, compile_mode="none"))
+    prev, noise = torch.randn(1, 4, 8, 8, device="cuda"), torch.randn(1, 4, 8, 8, device="cuda")
+    context = torch.randn(4, 77, 1024, device="cuda")
+    _, x0_full, frames_full = backend.generate_group(prev, noise, 0.05, context)
+    _, x0_short, frames_short = backend.generate_group(prev, noise, 0.05, context[:3])
+    assert len(backend._group_graphs) == 1  # no second capture for the short group
+    assert x0_short.shape[0] == 3 and frames_short.shape[0] == 3
+    torch.testing.assert_close(x0_short, x0_full[:3])
+    assert torch.equal(frames_short, frames_full[:3])
 
 
 @pytest.mark.gpu
