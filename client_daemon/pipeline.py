@@ -38,8 +38,8 @@ FPS_WINDOW_CHUNKS = 8  # chunks averaged by the fps meter
 class EngineStream(Protocol):
     """What the pipeline needs from ``engines``' open stream."""
 
-    def decode_chunk(self, chunk: PromptChunk, prefix: PromptChunk | None = None) -> np.ndarray:
-        """Frames uint8 [T, H, W, 3] of the chunk."""
+    def iter_chunk(self, chunk: PromptChunk, prefix: PromptChunk | None = None) -> Iterator[np.ndarray]:
+        """Frames uint8 [B, H, W, 3] of the chunk, batch by batch as they are ready."""
         ...
 
 
@@ -199,12 +199,14 @@ class SessionPipeline:
         """Generation thread: the chunk's frames into ``channel``; returns milliseconds."""
         started = time.perf_counter()
         try:
-            frames = self._stream.decode_chunk(job.chunk, job.prefix)
-            if frames.shape[0] != job.frames:
-                raise RuntimeError(
-                    f"engine returned {frames.shape[0]} frames, expected {job.frames}"
-                )
-            channel.put(frames)
+            count = 0
+            for batch in self._stream.iter_chunk(job.chunk, job.prefix):
+                count += batch.shape[0]
+                if count > job.frames:
+                    break
+                channel.put(batch)  # the encoder starts on it while later groups generate
+            if count != job.frames:
+                raise RuntimeError(f"engine returned {count} frames or more, expected {job.frames}")
         except BaseException as error:
             channel.close(error)
             raise

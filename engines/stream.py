@@ -8,6 +8,7 @@ share one UNet input ``w * prev + (1 - w) * noise``; the group layout and the so
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,17 @@ SIZE_MULTIPLE = 64  # stream sizes are multiples of 64 pixels (architecture.md)
 FROM_INIT = "init"  # the stream's initial latent
 FROM_PREVIOUS = "previous"  # the x0 of the frame just before the group
 CONTINUE = "continue"  # same UNet input as the group in progress (chained, across a chunk edge)
+
+
+class _SinkRun:
+    """Iterating gives a chunk's frame batches as they land; afterwards ``value`` holds them all."""
+
+    def __init__(self, run: Iterator[np.ndarray]) -> None:
+        self._run = run
+        self.value: np.ndarray | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        self.value = yield from self._run
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,21 @@ class GeneratorStream:
 
     def decode_chunk(self, chunk: PromptChunk, prefix: PromptChunk | None = None) -> np.ndarray:
         """Frames ``[frame_start, frame_end)`` of ``chunk`` as uint8 ``[T, H, W, 3]``."""
+        run = self._generate_into_sink(chunk, prefix)
+        for _ in run:
+            pass
+        return run.value
+
+    def iter_chunk(self, chunk: PromptChunk, prefix: PromptChunk | None = None) -> Iterator[np.ndarray]:
+        """The same frames as ``decode_chunk``, as uint8 batches handed over as they reach the host.
+
+        On CUDA all groups are queued on the GPU at once; each batch is yielded when its copy
+        to the host has landed, so an encoder can work on the first groups of a chunk while
+        the GPU generates the last. Consume it to the end: the stream's state advances then.
+        """
+        yield from self._generate_into_sink(chunk, prefix)
+
+    def _generate_into_sink(self, chunk: PromptChunk, prefix: PromptChunk | None) -> _SinkRun:
         self._check_generator(chunk, f"chunk {chunk.index} of level {chunk.level}")
         if chunk.is_prefix:
             raise ValueError("decode_chunk got a switch prefix as the chunk; pass it as prefix=")
@@ -161,14 +188,22 @@ class GeneratorStream:
             raise ValueError(f"chunk contexts are {contexts.shape[1:]}, this generator takes {expected}")
         known = [k.frame for k in chunk.keyframes] + ([previous.frame] if previous else [])
         groups = generation_groups(self.rule, chunk.frame_start, chunk.frame_end, known, chunk.interval)
+        return _SinkRun(self._run_groups(chunk, previous, contexts, groups))
+
+    def _run_groups(
+        self, chunk: PromptChunk, previous: Keyframe | None, contexts: np.ndarray, groups: list[Group]
+    ) -> Iterator[np.ndarray]:
+        """Yields batches as they land, returns the whole chunk's frames."""
         contexts_t = torch.from_numpy(contexts).to(self.generator.device)
         # Frames go to the host as each group finishes (pinned, asynchronous on CUDA).
         sink = self.generator.backend.frame_sink(chunk.frame_count, self.height, self.width)
         for group in groups:
             sink.add(self._run_group(group, contexts_t[group.start - chunk.frame_start : group.end - chunk.frame_start]))
+            yield from sink.ready()
         self._last_chunk = (chunk.level, chunk.index)
         self._last_keyframe = chunk.keyframes[-1] if chunk.keyframes else previous
         self._next_chained_index = chunk.index + 1
+        yield from sink.ready(wait=True)
         return sink.result()
 
     def _run_group(self, group: Group, contexts: torch.Tensor) -> torch.Tensor:

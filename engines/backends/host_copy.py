@@ -20,20 +20,32 @@ class PinnedFrameSink(FrameSink):
     def __init__(self, total: int, height: int, width: int, device: torch.device) -> None:
         self._device = device
         self._host = torch.empty((total, height, width, 3), dtype=torch.uint8, pin_memory=True)
+        self._frames = self._host.numpy()
         self._copy_stream = torch.cuda.Stream(device)
+        self._copied: list[torch.cuda.Event] = []  # one per batch, recorded after its copy
         self._offset = 0
+        self._handed = 0
+        self._batches = []
 
     def add(self, frames: torch.Tensor) -> None:
         count = frames.shape[0]
         self._copy_stream.wait_stream(torch.cuda.current_stream(self._device))
         with torch.cuda.stream(self._copy_stream):
             self._host[self._offset : self._offset + count].copy_(frames, non_blocking=True)
+            self._copied.append(torch.cuda.Event())
+            self._copied[-1].record(self._copy_stream)
         # The batch's memory must not be reused by the compute stream before the copy read it.
         frames.record_stream(self._copy_stream)
-        self._offset += count
+        self._record(count)
+
+    def _landed(self, index: int, wait: bool) -> bool:
+        if wait:
+            self._copied[index].synchronize()
+            return True
+        return self._copied[index].query()
 
     def result(self) -> np.ndarray:
         if self._offset != len(self._host):
             raise RuntimeError(f"frame sink got {self._offset} of {len(self._host)} frames")
         self._copy_stream.synchronize()
-        return self._host.numpy()
+        return self._frames

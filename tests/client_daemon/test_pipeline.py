@@ -111,13 +111,13 @@ async def test_closing_drops_queued_work(tiny_generator) -> None:  # noqa: ANN00
     executor.submit(gate.wait)  # the generation thread is busy with another page's chunk
     stream = tiny_generator.open_stream(width=SIZE, height=SIZE, init_latent=init_latent())
     generated: list[int] = []
-    decode_chunk = stream.decode_chunk
+    iter_chunk = stream.iter_chunk
 
-    def counting_decode(chunk, prefix):  # noqa: ANN001, ANN202
+    def counting_iter(chunk, prefix):  # noqa: ANN001, ANN202
         generated.append(chunk.index)
-        return decode_chunk(chunk, prefix)
+        return iter_chunk(chunk, prefix)
 
-    stream.decode_chunk = counting_decode
+    stream.iter_chunk = counting_iter
     pipeline = SessionPipeline(stream, H264Muxer(SIZE, SIZE, FPS), executor)
     gid = tiny_generator.generator_id
     await pipeline.submit(job(0, gid))

@@ -61,6 +61,19 @@ def test_decode_shapes_and_dtype(tiny_generator):
     assert frames[0].std() > 1.0  # not a constant picture
 
 
+def test_iter_chunk_hands_each_group_over_and_equals_decode_chunk(tiny_generator):
+    chunks = make_level_chunks(tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8)
+    decoded = open_stream(tiny_generator)
+    expected = [decoded.decode_chunk(chunk) for chunk in chunks]
+    streamed = open_stream(tiny_generator)
+    sizes = []
+    for chunk, whole in zip(chunks, expected, strict=True):
+        batches = list(streamed.iter_chunk(chunk))
+        sizes.append([b.shape[0] for b in batches])
+        np.testing.assert_array_equal(np.concatenate(batches), whole)  # and the state advanced alike
+    assert sizes == [[4, 4], [4, 3, 1]]  # one batch a group: frames 0-3, 4-7 | 8-11, 12-14, 15
+
+
 def test_first_frame_matches_forward_with_mixed_init(tiny_generator):
     chunk = make_level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)[0]
     frames = open_stream(tiny_generator).decode_chunk(chunk)
