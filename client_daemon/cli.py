@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,17 @@ if TYPE_CHECKING:
 
 GENERATORS = ("tiny", "tiny-taesd", "sd-turbo")
 BACKENDS = ("torch", "fast", "tensorrt", "auto")
+DEFAULT_WARM_UP = "512x512@10"  # SD-Turbo's native size, one keyframe interval of 10 frames
+WARM_UP_FORM = re.compile(r"(\d+)x(\d+)@(\d+)")
+
+
+def parse_warm_up(text: str) -> tuple[int, int, int]:
+    """``512x512@10`` -> (width, height, frames)."""
+    match = WARM_UP_FORM.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT@FRAMES, e.g. {DEFAULT_WARM_UP}")
+    width, height, frames = map(int, match.groups())
+    return width, height, frames
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,10 +47,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
-        default="torch",
-        help="generation backend: torch (eager, default), fast (CUDA: the whole step compiled and "
-        "replayed as one CUDA graph; the first chunk of each new group size waits about a minute), "
-        "tensorrt, or auto (docs/realtime.md)",
+        default="auto",
+        help="generation backend: auto (default: TensorRT when installed, else the fast compiled "
+        "path on CUDA; eager PyTorch on the CPU or with --cuda-graph/--compile-mode), torch, "
+        "fast, tensorrt (docs/realtime.md)",
+    )
+    parser.add_argument(
+        "--warm-up",
+        action="append",
+        dest="warm_ups",
+        type=parse_warm_up,
+        metavar="WxH@FRAMES",
+        help="before listening, generate one group of FRAMES frames at WxH so a backend that "
+        "compiles per shape does it now (repeatable; default "
+        f"{DEFAULT_WARM_UP} for such a backend, none otherwise)",
     )
     parser.add_argument(
         "--cuda-graph",
@@ -99,6 +121,17 @@ def run(args: argparse.Namespace) -> int:
     except (WeightsNotFoundError, WeightsFormatError, ValueError) as error:
         raise CommandError(f"cannot load generator {args.generator!r}: {error}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    warm_ups = args.warm_ups
+    if warm_ups is None:
+        warm_ups = [parse_warm_up(DEFAULT_WARM_UP)] if generator.backend.specialises_shapes else []
+    for width, height, frames in warm_ups:
+        print(f"promptus daemon: warming up {width}x{height}, {frames} frames a group "
+              "(a compiling backend takes about a minute per shape) ...", flush=True)
+        try:
+            seconds = generator.warm_up(width, height, frames)
+        except ValueError as error:
+            raise CommandError(f"--warm-up: {error}") from None
+        print(f"promptus daemon: warm in {seconds:.1f} s", flush=True)
     try:
         asyncio.run(_serve(Daemon(generator, settings)))
     except OSError as error:  # port in use, address not available

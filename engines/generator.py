@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from engines.model_configs import (
     architecture_config,
 )
 from engines.seeded import fill_seeded_
-from engines.stream import CHUNK_RESET, GeneratorStream
+from engines.stream import CHUNK_RESET, LATENT_CHANNELS, LATENT_FACTOR, SIZE_MULTIPLE, GeneratorStream
 from engines.taesd import TAESD_HOW_TO_OBTAIN, build_autoencoder_tiny, load_taesd
 
 TINY_WEIGHT_SEED = 20260  # fixed seed of the tiny generator's weights (engines.seeded)
@@ -81,6 +82,23 @@ class Generator:
     def forward(self, latent_input: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0 [B,4,h,w] float32, image [B,3,H,W] in about [-1,1]); differentiable w.r.t. context."""
         return self.backend.forward(latent_input.to(self.device), context.to(self.device))
+
+    @torch.inference_mode()
+    def warm_up(self, width: int, height: int, frames: int) -> float:
+        """Generate one group of ``frames`` at this size and wait for it; returns the seconds taken.
+
+        A backend that compiles or captures per shape (``specialises_shapes``) does that here,
+        before any viewer waits for it; shorter groups of the same size reuse it padded.
+        """
+        if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE or frames < 1:
+            raise ValueError(f"warm-up {width}x{height}@{frames}: sizes must be positive multiples of "
+                             f"{SIZE_MULTIPLE}, frames at least 1")
+        started = time.perf_counter()
+        latent = torch.zeros(1, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR, device=self.device)
+        context = torch.zeros(frames, self.context_tokens, self.context_dim, device=self.device)
+        _, _, images = self.backend.generate_group(latent, latent, 0.5, context)
+        images.cpu()  # waits for the device
+        return time.perf_counter() - started
 
     @torch.inference_mode()
     def encode(self, image: torch.Tensor) -> torch.Tensor:

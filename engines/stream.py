@@ -26,6 +26,7 @@ CHUNK_RESET = "chunk-reset"  # our streams: every chunk starts from the init lat
 CHAINED = "chained"  # the original release's rule: state runs across chunks
 PREV_LATENT_RULES = (CHUNK_RESET, CHAINED)
 LATENT_FACTOR = 8  # pixels per latent cell
+LATENT_CHANNELS = 4
 SIZE_MULTIPLE = 64  # stream sizes are multiples of 64 pixels (architecture.md)
 
 # Where a group's "prev" latent comes from.
@@ -56,7 +57,7 @@ class Group:
 
 def stream_noise(noise_seed: int, height: int, width: int) -> np.ndarray:
     """The stream's fixed noise: RandomState(seed) normals, 1x4x(H/8)x(W/8), float64 cast to float32."""
-    shape = (1, 4, height // LATENT_FACTOR, width // LATENT_FACTOR)
+    shape = (1, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR)
     return np.random.RandomState(noise_seed).standard_normal(shape).astype(np.float32)
 
 

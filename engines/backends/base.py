@@ -38,6 +38,9 @@ class Backend(ABC):
     """UNet epsilon and decoder calls on one device; x0 always in float32."""
 
     options: BackendOptions
+    # True where each new (batch, size) is compiled or captured on first use (about a minute for
+    # SD-Turbo compiled): callers warm such a backend up on the shapes they expect.
+    specialises_shapes: bool = False
 
     @property
     def device(self) -> torch.device:

@@ -70,6 +70,8 @@ class _CapturedGroupStep:
 class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
     """CUDA-only: compiled whole-step graph per (batch, size); eager paths as ``TorchBackend``."""
 
+    specialises_shapes = True
+
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
         if options.attention != "auto" and options.attention not in ATTENTION_FIRST:
             raise ValueError(f"attention {options.attention!r}: expected auto or one of {', '.join(ATTENTION_FIRST)}")

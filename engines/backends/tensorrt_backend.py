@@ -145,6 +145,8 @@ class _GraphStep:
 class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
     """UNet step and decoder as TensorRT engines; eager PyTorch (fp16) stays for autograd paths."""
 
+    specialises_shapes = True
+
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
         if not tensorrt_available():
             raise ValueError(

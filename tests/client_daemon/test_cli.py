@@ -57,9 +57,24 @@ def test_backend_choices_are_the_engines_and_fast_needs_cuda() -> None:
     from engines.backends import BACKEND_KINDS
 
     assert set(cli.BACKENDS) == set(BACKEND_KINDS)  # the CLI keeps its own copy so --help loads no torch
-    assert parse().backend == "torch"
+    assert parse().backend == "auto"  # the fastest there is: TensorRT, else fast on CUDA, torch on the CPU
     with pytest.raises(CommandError, match="needs a CUDA device"):
         cli.run(parse("--backend", "fast", "--device", "cpu"))
+
+
+def test_warm_up_sizes_are_parsed_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse().warm_ups is None  # run() warms up only a backend that compiles per shape
+    assert parse("--warm-up", "512x512@10", "--warm-up", "256x128@5").warm_ups == [(512, 512, 10), (256, 128, 5)]
+    with pytest.raises(SystemExit):
+        parse("--warm-up", "512@10")
+    assert "is not WIDTHxHEIGHT@FRAMES" in capsys.readouterr().err
+    with pytest.raises(CommandError, match="--warm-up: .*multiples of 64"):
+        cli.run(parse("--warm-up", "100x100@4", "--device", "cpu", "--port", "0"))
+
+
+def test_warm_up_generates_one_group_on_the_tiny_generator(tiny_generator) -> None:  # noqa: ANN001
+    assert tiny_generator.backend.specialises_shapes is False
+    assert tiny_generator.warm_up(64, 64, 3) > 0
 
 
 def test_missing_weights_are_a_clear_error() -> None:
