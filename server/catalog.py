@@ -59,6 +59,7 @@ class Catalog:
         self.poll_s = poll_s
         self._channels: dict[str, Channel] = {}
         self._versions = 0
+        self.scans = 0  # completed scans of the folder
         self._lock = asyncio.Lock()
         self._refused: dict[Path, FileStamp] = {}  # manifests already logged as invalid
 
@@ -97,6 +98,7 @@ class Catalog:
             for name in current.keys() - scanned.keys():
                 log.info("channel %s removed", name)
             self._channels = scanned
+            self.scans += 1
 
     async def watch(self) -> None:
         """Refresh forever; one failed scan is logged and the next one tried."""

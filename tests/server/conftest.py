@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from prompts.ladder import LadderWriter
+from server.keys import catalog_key
 from prompts.manifest import StreamInfo
 from server.app import create_app
 from server.client import ViewerClient
@@ -120,6 +122,17 @@ async def server(start_server: StartServer) -> TestServer:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+async def rescanned(server: TestServer, timeout_s: float = 10.0) -> None:
+    """Wait until the catalog watcher has run a whole scan that began after this call."""
+    catalog = server.app[catalog_key]
+    target = catalog.scans + 2  # the scan in progress (if any) may have missed the change
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while catalog.scans < target:
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"the catalog did not rescan within {timeout_s} s")
+        await asyncio.sleep(0.01)
 
 
 Connect = Callable[..., Awaitable[ViewerClient]]

@@ -26,7 +26,14 @@ from server.protocol import (
     ManifestMessage,
     Stats,
 )
-from tests.server.conftest import STREAM, Connect, StartServer, append_chunk, write_ladder
+from tests.server.conftest import (
+    STREAM,
+    Connect,
+    StartServer,
+    append_chunk,
+    rescanned,
+    write_ladder,
+)
 
 
 async def expect_error(viewer: ViewerClient, code: ErrorCode) -> ErrorMessage:
@@ -165,7 +172,7 @@ async def test_live_ladder_grows_without_restart(
     )  # within 3 of the edge, stream has 4 chunks
     await expect_error(viewer, ErrorCode.NOT_AVAILABLE)
     append_chunk(writer, 1)
-    await asyncio.sleep(0.3)  # catalog polls every 0.05 s here
+    await rescanned(server)
     await viewer.ws.send_str(Get(chunk=1, level=0).encode())
     resent = await viewer.receive()  # the changed manifest comes first
     assert isinstance(resent, ManifestMessage) and resent.manifest["chunk_count"] == 2
@@ -173,7 +180,7 @@ async def test_live_ladder_grows_without_restart(
     append_chunk(writer, 2)
     append_chunk(writer, 3)
     writer.finish()
-    await asyncio.sleep(0.3)
+    await rescanned(server)
     assert (await viewer.get(3, 1, prefix=True)).chunk == 3
     assert viewer.manifest is not None and viewer.manifest["chunk_count"] == 4
     assert viewer.manifest["live"] is False
@@ -196,12 +203,14 @@ async def test_far_beyond_the_live_edge(
     await expect_error(viewer, ErrorCode.UNKNOWN_CHUNK)
 
 
-async def test_new_channel_appears_without_restart(connect: Connect, media: Path) -> None:
+async def test_new_channel_appears_without_restart(
+    connect: Connect, media: Path, server: TestServer
+) -> None:
     viewer = await connect()
     with pytest.raises(ServerError):
         await viewer.hello("fresh")
     shutil.copytree(media / "sky", media / "fresh")
-    await asyncio.sleep(0.3)
+    await rescanned(server)
     manifest, _ = await viewer.hello("fresh")
     assert manifest["chunk_count"] == STREAM.chunk_count
 
@@ -251,7 +260,10 @@ async def test_viewer_limit(start_server: StartServer, connect: Connect) -> None
     await first.hello("sky")
     await second.hello("sky")
     await first.close()
-    await asyncio.sleep(0.1)
+    for _ in range(500):  # until the server has seen the close (at most 5 s)
+        if server.app[metrics_key].viewers < 2:
+            break
+        await asyncio.sleep(0.01)
     fourth = await connect(server)
     await fourth.hello("sky")
 
@@ -340,13 +352,15 @@ async def test_init_state_message_matches_ladder(connect: Connect, media: Path) 
     assert message.data == Ladder(media / "sky").init_state_bytes()
 
 
-async def test_ladder_rewritten_in_place_is_served_fresh(connect: Connect, media: Path) -> None:
+async def test_ladder_rewritten_in_place_is_served_fresh(
+    connect: Connect, media: Path, server: TestServer
+) -> None:
     viewer = await connect()
     await viewer.hello("sky")
     before = await viewer.get(1, 0, prefix=True)
     shutil.rmtree(media / "sky")
     write_ladder(media / "sky", seed=7)  # same sizes, other keyframes
-    await asyncio.sleep(0.3)
+    await rescanned(server)
     after = await viewer.get(1, 0, prefix=True)
     ladder = Ladder(media / "sky")
     assert after.data == ladder.chunk_bytes(0, 1) != before.data
