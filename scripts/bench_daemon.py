@@ -71,7 +71,7 @@ def synthetic_chunks(
 
 
 def random_sdturbo(
-    device: str, cuda_graph: bool, channels_last: bool, compile_mode: str | None, seed: int = 0
+    device: str, backend: str, cuda_graph: bool, channels_last: bool, compile_mode: str | None, seed: int = 0
 ) -> Any:
     """SD-Turbo's UNet and the TAESD decoder with random weights (timing, not pictures)."""
     import torch
@@ -88,6 +88,7 @@ def random_sdturbo(
         unet = build_unet(SDTURBO_UNET)
         decoder = build_autoencoder_tiny(TAESD).decoder
     options = BackendOptions(
+        kind=backend,
         device=resolved,
         dtype=default_dtype(resolved),
         cuda_graph=cuda_graph,
@@ -106,7 +107,9 @@ def load(args: argparse.Namespace) -> Any:
     if args.random_weights:
         if args.generator != "sd-turbo":
             raise SystemExit("--random-weights is for --generator sd-turbo")
-        return random_sdturbo(args.device, args.cuda_graph, args.channels_last, args.compile_mode)
+        return random_sdturbo(
+            args.device, args.backend, args.cuda_graph, args.channels_last, args.compile_mode
+        )
     from engines import load_generator
 
     return load_generator(
@@ -114,6 +117,7 @@ def load(args: argparse.Namespace) -> Any:
         weights=args.weights,
         taesd=args.taesd,
         device=args.device,
+        backend=args.backend,
         cuda_graph=args.cuda_graph,
         channels_last=args.channels_last,
         compile_mode=args.compile_mode,
@@ -310,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
         "--random-weights", action="store_true", help="SD-Turbo architecture, random weights"
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--backend", choices=("torch", "fast", "tensorrt", "auto"), default="torch",
+        help="generation backend (the daemon's default is auto; torch keeps earlier records comparable)",
+    )
     parser.add_argument("--cuda-graph", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile-mode", help="torch.compile mode, e.g. default (CUDA; minutes)")
@@ -353,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         "encoders": args.encoder.encoder_count(),
         "x264_threads": args.encoder.thread_count(),
         "gop_frames": args.encoder.gop_frames,
+        "backend": args.backend,
         "cuda_graph": args.cuda_graph,
         "channels_last": args.channels_last,
         "compile_mode": args.compile_mode,
