@@ -106,10 +106,13 @@ class FrameSink:
     """
 
     def __init__(self, total: int, height: int, width: int) -> None:
-        self._frames = np.empty((total, height, width, 3), dtype=np.uint8)
+        self._frames = self._allocate((total, height, width, 3))
         self._offset = 0
         self._handed = 0  # batches given out by `ready`
         self._batches: list[tuple[int, int]] = []  # (start, count) of every batch added
+
+    def _allocate(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.empty(shape, dtype=np.uint8)
 
     def add(self, frames: torch.Tensor) -> None:
         """Append a batch (any device; this form copies synchronously)."""

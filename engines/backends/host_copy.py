@@ -19,13 +19,13 @@ class PinnedFrameSink(FrameSink):
 
     def __init__(self, total: int, height: int, width: int, device: torch.device) -> None:
         self._device = device
-        self._host = torch.empty((total, height, width, 3), dtype=torch.uint8, pin_memory=True)
-        self._frames = self._host.numpy()
         self._copy_stream = torch.cuda.Stream(device)
         self._copied: list[torch.cuda.Event] = []  # one per batch, recorded after its copy
-        self._offset = 0
-        self._handed = 0
-        self._batches = []
+        super().__init__(total, height, width)
+
+    def _allocate(self, shape: tuple[int, ...]) -> np.ndarray:
+        self._host = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        return self._host.numpy()  # shares the pinned memory
 
     def add(self, frames: torch.Tensor) -> None:
         count = frames.shape[0]
@@ -45,7 +45,5 @@ class PinnedFrameSink(FrameSink):
         return self._copied[index].query()
 
     def result(self) -> np.ndarray:
-        if self._offset != len(self._host):
-            raise RuntimeError(f"frame sink got {self._offset} of {len(self._host)} frames")
         self._copy_stream.synchronize()
-        return self._frames
+        return super().result()

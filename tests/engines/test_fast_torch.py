@@ -94,6 +94,15 @@ def test_generate_group_mixes_then_generates(tiny_generator):
     assert torch.equal(same, latent_input)  # weight 1: the chained rule's "continue" input, exactly
 
 
+def test_frame_sink_hands_batches_over_once_in_order():
+    sink = FrameSink(5, 2, 3)
+    sink.add(torch.full((2, 2, 3, 3), 7, dtype=torch.uint8))
+    assert [b.max() for b in sink.ready()] == [7]
+    sink.add(torch.full((3, 2, 3, 3), 9, dtype=torch.uint8))
+    assert [b.shape[0] for b in sink.ready(wait=True)] == [3]  # only what was not handed out
+    assert list(sink.ready()) == []
+
+
 def test_frame_sink_gathers_batches_and_counts():
     sink = FrameSink(5, 2, 3)
     sink.add(torch.full((2, 2, 3, 3), 7, dtype=torch.uint8))
@@ -150,4 +159,8 @@ def test_pinned_sink_matches_the_plain_one():
     for batch in batches:
         pinned.add(batch)
         plain.add(batch)
+    handed = list(pinned.ready(wait=True))  # each batch once its copy has landed, in order
+    assert [b.shape[0] for b in handed] == [3, 4] and list(pinned.ready()) == []
+    for batch, host in zip(batches, handed, strict=True):
+        np.testing.assert_array_equal(host, batch.cpu().numpy())
     np.testing.assert_array_equal(pinned.result(), plain.result())
