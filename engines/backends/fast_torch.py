@@ -26,8 +26,8 @@ from engines.schedule import x0_from_eps
 
 DEFAULT_FAST_COMPILE_MODE = "default"  # Inductor without its own CUDA graphs: we capture the step ourselves
 FP8_MIN_CAPABILITY = (8, 9)  # float8 tensor cores: Ada (8.9) and Hopper (9.0)
-# The SDPA kernel to try first; the others stay behind it for shapes it does not support
-# (e.g. cross-attention's 77 keys), in PyTorch's own order.
+# The SDPA kernel to try first; the others stay enabled behind it (FALLBACK_ORDER) for shapes
+# it does not support.
 ATTENTION_FIRST = {
     "cudnn": SDPBackend.CUDNN_ATTENTION,
     "flash": SDPBackend.FLASH_ATTENTION,
