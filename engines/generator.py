@@ -21,7 +21,13 @@ from engines.model_configs import (
     architecture_config,
 )
 from engines.seeded import fill_seeded_
-from engines.stream import CHUNK_RESET, LATENT_CHANNELS, LATENT_FACTOR, SIZE_MULTIPLE, GeneratorStream
+from engines.stream import (
+    CHUNK_RESET,
+    LATENT_CHANNELS,
+    LATENT_FACTOR,
+    SIZE_MULTIPLE,
+    GeneratorStream,
+)
 from engines.taesd import TAESD_HOW_TO_OBTAIN, build_autoencoder_tiny, load_taesd
 
 TINY_WEIGHT_SEED = 20260  # fixed seed of the tiny generator's weights (engines.seeded)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import asyncio
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -15,10 +15,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from prompts.ladder import LadderWriter
-from server.keys import catalog_key
 from prompts.manifest import StreamInfo
 from server.app import create_app
 from server.client import ViewerClient
+from server.keys import catalog_key
 from server.settings import ServerSettings
 from tests.prompts.factories import chunk_of
 
