@@ -25,7 +25,9 @@ def parse_warm_up(text: str) -> tuple[int, int, int]:
     """``512x512@10`` -> (width, height, frames)."""
     match = WARM_UP_FORM.fullmatch(text)
     if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT@FRAMES, e.g. {DEFAULT_WARM_UP}")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not WIDTHxHEIGHT@FRAMES, e.g. {DEFAULT_WARM_UP}"
+        )
     width, height, frames = map(int, match.groups())
     return width, height, frames
 
@@ -125,8 +127,11 @@ def run(args: argparse.Namespace) -> int:
     if warm_ups is None:
         warm_ups = [parse_warm_up(DEFAULT_WARM_UP)] if generator.backend.specialises_shapes else []
     for width, height, frames in warm_ups:
-        print(f"promptus daemon: warming up {width}x{height}, {frames} frames a group "
-              "(a compiling backend takes about a minute per shape) ...", flush=True)
+        print(
+            f"promptus daemon: warming up {width}x{height}, {frames} frames a group "
+            "(a compiling backend takes about a minute per shape) ...",
+            flush=True,
+        )
         try:
             seconds = generator.warm_up(width, height, frames)
         except ValueError as error:

@@ -38,7 +38,9 @@ FPS_WINDOW_CHUNKS = 8  # chunks averaged by the fps meter
 class EngineStream(Protocol):
     """What the pipeline needs from ``engines``' open stream."""
 
-    def iter_chunk(self, chunk: PromptChunk, prefix: PromptChunk | None = None) -> Iterator[np.ndarray]:
+    def iter_chunk(
+        self, chunk: PromptChunk, prefix: PromptChunk | None = None
+    ) -> Iterator[np.ndarray]:
         """Frames uint8 [B, H, W, 3] of the chunk, batch by batch as they are ready."""
         ...
 

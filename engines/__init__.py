@@ -27,7 +27,9 @@ from engines.errors import GeneratorMismatchError, WeightsFormatError, WeightsNo
 # Recorded ids of the tiny variants (checked by tests/engines/test_identity.py). They change
 # only when the tiny configs, TINY_WEIGHT_SEED, the seeding procedure or the TAESD file change.
 TINY_GENERATOR_ID = "tiny:cf453d3083e17c42"
-TINY_TAESD_GENERATOR_ID = "tiny-taesd:dd571f578f45f6db"  # with ../shared/models/taesd (bf16, sha256 d903e7cc...)
+TINY_TAESD_GENERATOR_ID = (
+    "tiny-taesd:dd571f578f45f6db"  # with ../shared/models/taesd (bf16, sha256 d903e7cc...)
+)
 
 _LAZY = {
     "load_generator": "engines.generator",
@@ -46,6 +48,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "Generator", "GeneratorMismatchError", "GeneratorStream", "TINY_GENERATOR_ID",
-    "TINY_TAESD_GENERATOR_ID", "VARIANTS", "WeightsFormatError", "WeightsNotFoundError", "load_generator",
+    "Generator",
+    "GeneratorMismatchError",
+    "GeneratorStream",
+    "TINY_GENERATOR_ID",
+    "TINY_TAESD_GENERATOR_ID",
+    "VARIANTS",
+    "WeightsFormatError",
+    "WeightsNotFoundError",
+    "load_generator",
 ]

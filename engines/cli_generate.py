@@ -19,22 +19,49 @@ DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ladder", help="ladder directory (manifest.json, init.bin, level folders)")
-    parser.add_argument("--level", default=None, help="level id or name (default: the highest-rate level)")
+    parser.add_argument(
+        "--level", default=None, help="level id or name (default: the highest-rate level)"
+    )
     parser.add_argument("--out", required=True, help="MP4 file to write (H.264)")
-    parser.add_argument("--generator", choices=GENERATOR_NAMES, default="tiny",
-                        help="generator to decode with (default tiny: CPU, meaningless picture)")
-    parser.add_argument("--weights", default=None, help="sd_turbo.safetensors or a diffusers folder (sd-turbo)")
-    parser.add_argument("--taesd", default=None, help="TAESD weights: directory or taesd_decoder file")
+    parser.add_argument(
+        "--generator",
+        choices=GENERATOR_NAMES,
+        default="tiny",
+        help="generator to decode with (default tiny: CPU, meaningless picture)",
+    )
+    parser.add_argument(
+        "--weights", default=None, help="sd_turbo.safetensors or a diffusers folder (sd-turbo)"
+    )
+    parser.add_argument(
+        "--taesd", default=None, help="TAESD weights: directory or taesd_decoder file"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--dtype", choices=DTYPE_NAMES, default=None, help="default float32 on CPU, float16 on CUDA")
-    parser.add_argument("--cuda-graph", action="store_true", help="replay a captured CUDA graph per batch shape")
-    parser.add_argument("--compile", action="store_true", help="torch.compile both networks (CUDA; slow start)")
-    parser.add_argument("--channels-last", action="store_true", help="channels_last memory format (CUDA)")
+    parser.add_argument(
+        "--dtype", choices=DTYPE_NAMES, default=None, help="default float32 on CPU, float16 on CUDA"
+    )
+    parser.add_argument(
+        "--cuda-graph", action="store_true", help="replay a captured CUDA graph per batch shape"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile both networks (CUDA; slow start)"
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true", help="channels_last memory format (CUDA)"
+    )
     parser.add_argument("--crf", type=int, default=18, help="x264 CRF of the output (default 18)")
-    parser.add_argument("--reference", default=None, help="source frames (folder of images or a video) to score against")
-    parser.add_argument("--csv", default=None, help="write per-frame PSNR/SSIM to this CSV (needs --reference)")
-    parser.add_argument("--allow-generator-mismatch", action="store_true",
-                        help="decode even though the ladder names another generator (pictures will be wrong)")
+    parser.add_argument(
+        "--reference",
+        default=None,
+        help="source frames (folder of images or a video) to score against",
+    )
+    parser.add_argument(
+        "--csv", default=None, help="write per-frame PSNR/SSIM to this CSV (needs --reference)"
+    )
+    parser.add_argument(
+        "--allow-generator-mismatch",
+        action="store_true",
+        help="decode even though the ladder names another generator (pictures will be wrong)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,49 +85,83 @@ def run(args: argparse.Namespace) -> int:
     try:
         ladder = Ladder(args.ladder)
         manifest = ladder.manifest
-        level = manifest.level(args.level) if args.level is not None else max(manifest.levels, key=lambda lv: lv.kbps)
+        level = (
+            manifest.level(args.level)
+            if args.level is not None
+            else max(manifest.levels, key=lambda lv: lv.kbps)
+        )
         init_latent = ladder.init_state()
     except (OSError, ManifestError, KeyError, ValueError) as error:
         raise CommandError(f"cannot read ladder {args.ladder}: {error}") from None
     info = manifest.stream
-    reference = _load_reference(args.reference, info.width, info.height, info.frames) if args.reference else None
+    reference = (
+        _load_reference(args.reference, info.width, info.height, info.frames)
+        if args.reference
+        else None
+    )
     dtype = getattr(torch, args.dtype) if args.dtype else None
     try:
-        generator = load_generator(args.generator, weights=args.weights, taesd=args.taesd, device=args.device,
-                                   dtype=dtype, cuda_graph=args.cuda_graph, channels_last=args.channels_last,
-                                   compile_mode="default" if args.compile else None)
+        generator = load_generator(
+            args.generator,
+            weights=args.weights,
+            taesd=args.taesd,
+            device=args.device,
+            dtype=dtype,
+            cuda_graph=args.cuda_graph,
+            channels_last=args.channels_last,
+            compile_mode="default" if args.compile else None,
+        )
     except (WeightsNotFoundError, WeightsFormatError, ValueError) as error:
         raise CommandError(str(error)) from None
     if info.generator_id != generator.generator_id:
-        message = (f"the ladder was made for {info.generator_id!r} ({info.generator_name}), "
-                   f"this generator is {generator.generator_id!r} ({generator.name})")
+        message = (
+            f"the ladder was made for {info.generator_id!r} ({info.generator_name}), "
+            f"this generator is {generator.generator_id!r} ({generator.name})"
+        )
         if not args.allow_generator_mismatch:
             raise CommandError(message + "; pass --allow-generator-mismatch to decode anyway")
-        print(f"warning: {message}; decoding anyway, the pictures will not match the source", file=sys.stderr)
+        print(
+            f"warning: {message}; decoding anyway, the pictures will not match the source",
+            file=sys.stderr,
+        )
     try:
         stream = generator.open_stream(
-            width=info.width, height=info.height, init_latent=init_latent, noise_seed=info.noise_seed,
-            prev_latent_weight=info.prev_latent_weight, prev_latent_rule=info.prev_latent_rule,
+            width=info.width,
+            height=info.height,
+            init_latent=init_latent,
+            noise_seed=info.noise_seed,
+            prev_latent_weight=info.prev_latent_weight,
+            prev_latent_rule=info.prev_latent_rule,
             allow_generator_mismatch=args.allow_generator_mismatch,
         )
     except (GeneratorMismatchError, ValueError) as error:
         raise CommandError(str(error)) from None
 
     decoded = []
-    with Mp4Writer(args.out, width=info.width, height=info.height, fps=info.fps, crf=args.crf) as writer, \
-            tqdm(total=info.frames, unit="frame", desc=f"generate {level.name}", file=sys.stderr) as progress:
+    with (
+        Mp4Writer(
+            args.out, width=info.width, height=info.height, fps=info.fps, crf=args.crf
+        ) as writer,
+        tqdm(
+            total=info.frames, unit="frame", desc=f"generate {level.name}", file=sys.stderr
+        ) as progress,
+    ):
         for chunk_info in level.chunks:
             try:
                 chunk = parse_chunk(ladder.chunk_bytes(level.id, chunk_info.index))
                 frames = stream.decode_chunk(chunk)
             except (OSError, ChunkFormatError, ValueError) as error:
-                raise CommandError(f"chunk {chunk_info.index} of level {level.name}: {error}") from None
+                raise CommandError(
+                    f"chunk {chunk_info.index} of level {level.name}: {error}"
+                ) from None
             writer.write(frames)
             if reference is not None:
                 decoded.append(frames)
             progress.update(len(frames))
-    print(f"wrote {args.out}: {writer.frames_written} frames {info.width}x{info.height} at {info.fps:g} fps "
-          f"({generator.name}, {generator.generator_id}, {generator.device})")
+    print(
+        f"wrote {args.out}: {writer.frames_written} frames {info.width}x{info.height} at {info.fps:g} fps "
+        f"({generator.name}, {generator.generator_id}, {generator.device})"
+    )
     if reference is not None:
         _report_quality(np.concatenate(decoded), reference, args.csv)
     return 0
@@ -110,7 +171,9 @@ def _load_reference(path: str, width: int, height: int, frames: int):
     from prompts.inversion.source import SourceError, load_source
 
     if width != height:
-        raise CommandError(f"--reference scoring needs a square stream (this one is {width}x{height})")
+        raise CommandError(
+            f"--reference scoring needs a square stream (this one is {width}x{height})"
+        )
     try:
         source = load_source(path, width, max_frames=frames)
     except SourceError as error:
@@ -134,5 +197,7 @@ def _report_quality(decoded, reference, csv_path: str | None) -> None:
         with open(Path(csv_path), "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["frame", "psnr_db", "ssim"])
-            writer.writerows([i, f"{p:.4f}", f"{s:.6f}"] for i, (p, s) in enumerate(zip(psnr, ssim, strict=True)))
+            writer.writerows(
+                [i, f"{p:.4f}", f"{s:.6f}"] for i, (p, s) in enumerate(zip(psnr, ssim, strict=True))
+            )
         print(f"wrote {csv_path}")

@@ -85,7 +85,9 @@ class Generator:
     def dtype(self) -> torch.dtype:
         return self.backend.options.dtype
 
-    def forward(self, latent_input: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, latent_input: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0 [B,4,h,w] float32, image [B,3,H,W] in about [-1,1]); differentiable w.r.t. context."""
         return self.backend.forward(latent_input.to(self.device), context.to(self.device))
 
@@ -96,11 +98,21 @@ class Generator:
         A backend that compiles or captures per shape (``specialises_shapes``) does that here,
         before any viewer waits for it; shorter groups of the same size reuse it padded.
         """
-        if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE or frames < 1:
-            raise ValueError(f"warm-up {width}x{height}@{frames}: sizes must be positive multiples of "
-                             f"{SIZE_MULTIPLE}, frames at least 1")
+        if (
+            width <= 0
+            or height <= 0
+            or width % SIZE_MULTIPLE
+            or height % SIZE_MULTIPLE
+            or frames < 1
+        ):
+            raise ValueError(
+                f"warm-up {width}x{height}@{frames}: sizes must be positive multiples of "
+                f"{SIZE_MULTIPLE}, frames at least 1"
+            )
         started = time.perf_counter()
-        latent = torch.zeros(1, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR, device=self.device)
+        latent = torch.zeros(
+            1, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR, device=self.device
+        )
         context = torch.zeros(frames, self.context_tokens, self.context_dim, device=self.device)
         _, _, images = self.backend.generate_group(latent, latent, 0.5, context)
         images.cpu()  # waits for the device
@@ -135,9 +147,14 @@ class Generator:
         if generator_id is not None and not allow_generator_mismatch:
             self.check_generator_id(generator_id)
         return GeneratorStream(
-            self, width=width, height=height, noise_seed=noise_seed,
-            prev_latent_weight=prev_latent_weight, prev_latent_rule=prev_latent_rule,
-            init_latent=init_latent, allow_generator_mismatch=allow_generator_mismatch,
+            self,
+            width=width,
+            height=height,
+            noise_seed=noise_seed,
+            prev_latent_weight=prev_latent_weight,
+            prev_latent_rule=prev_latent_rule,
+            init_latent=init_latent,
+            allow_generator_mismatch=allow_generator_mismatch,
         )
 
 
@@ -167,7 +184,9 @@ def build_tiny_autoencoder() -> nn.Module:
     return fill_seeded_(build_autoencoder_tiny(TINY_AUTOENCODER), TINY_WEIGHT_SEED)
 
 
-def _load_networks(name: str, weights: str | Path | None, taesd: str | Path | None) -> tuple[nn.Module, nn.Module]:
+def _load_networks(
+    name: str, weights: str | Path | None, taesd: str | Path | None
+) -> tuple[nn.Module, nn.Module]:
     if name == "tiny":
         return build_tiny_unet(), build_tiny_autoencoder()
     if taesd is None:
@@ -209,17 +228,32 @@ def load_generator(
     unet, autoencoder = _load_networks(name, weights, taesd)
     generator_id = compute_generator_id(
         variant.family,
-        {"unet": architecture_config(variant.unet_config), "decoder": architecture_config(variant.decoder_config)},
+        {
+            "unet": architecture_config(variant.unet_config),
+            "decoder": architecture_config(variant.decoder_config),
+        },
         {"unet": unet, "decoder": autoencoder.decoder},
     )
     resolved = resolve_device(device)
     options = BackendOptions(
-        kind=backend, device=resolved, dtype=dtype or default_dtype(resolved),
-        channels_last=channels_last, cuda_graph=cuda_graph, compile_mode=compile_mode,
-        fp8_linear=fp8_linear, compile_cache_dir=compile_cache_dir, cache_key=generator_id,
+        kind=backend,
+        device=resolved,
+        dtype=dtype or default_dtype(resolved),
+        channels_last=channels_last,
+        cuda_graph=cuda_graph,
+        compile_mode=compile_mode,
+        fp8_linear=fp8_linear,
+        compile_cache_dir=compile_cache_dir,
+        cache_key=generator_id,
     )
-    encoder = autoencoder.encoder.float().eval().requires_grad_(False) if autoencoder.encoder is not None else None
+    encoder = (
+        autoencoder.encoder.float().eval().requires_grad_(False)
+        if autoencoder.encoder is not None
+        else None
+    )
     return Generator(
-        variant=variant, generator_id=generator_id,
-        backend=make_backend(unet, autoencoder.decoder, options), encoder=encoder,
+        variant=variant,
+        generator_id=generator_id,
+        backend=make_backend(unet, autoencoder.decoder, options),
+        encoder=encoder,
     )

@@ -16,7 +16,9 @@ GOP_SECONDS = 2.0  # one keyframe every 2 s of video
 class Mp4Writer:
     """Append ``uint8 [T, H, W, 3]`` frame batches; ``close`` flushes the encoder."""
 
-    def __init__(self, path: str | Path, *, width: int, height: int, fps: float, crf: int = DEFAULT_CRF) -> None:
+    def __init__(
+        self, path: str | Path, *, width: int, height: int, fps: float, crf: int = DEFAULT_CRF
+    ) -> None:
         self._container = av.open(str(path), mode="w")
         rate = Fraction(fps).limit_denominator(1001)
         self._stream = self._container.add_stream("libx264", rate=rate)
@@ -38,5 +40,10 @@ class Mp4Writer:
     def __enter__(self) -> Mp4Writer:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

@@ -37,9 +37,15 @@ class UNetStep(nn.Module):
 
     def forward(self, latent_input: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         param = next(self.unet.parameters())
-        timestep = torch.full((latent_input.shape[0],), ONE_STEP_TIMESTEP, dtype=torch.long, device=param.device)
-        eps = self.unet(latent_input.to(param.dtype), timestep, encoder_hidden_states=context.to(param.dtype),
-                        return_dict=False)[0]
+        timestep = torch.full(
+            (latent_input.shape[0],), ONE_STEP_TIMESTEP, dtype=torch.long, device=param.device
+        )
+        eps = self.unet(
+            latent_input.to(param.dtype),
+            timestep,
+            encoder_hidden_states=context.to(param.dtype),
+            return_dict=False,
+        )[0]
         return x0_from_eps(latent_input, eps)
 
 
@@ -62,20 +68,42 @@ class ExportedModels:
     decoder: Path
 
 
-def _export(module: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, input_names: list[str],
-            output_name: str) -> None:
+def _export(
+    module: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    path: Path,
+    input_names: list[str],
+    output_name: str,
+) -> None:
     dynamic = {name: {0: "batch"} for name in [*input_names, output_name]}
     with warnings.catch_warnings():
         # The TorchScript exporter warns that it is deprecated; the dynamo one needs onnxscript,
         # which the device image lacks. Models over 2 GB get external data files beside them.
         warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # diffusers shape checks become constants
-        torch.onnx.export(module, inputs, str(path), dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=input_names, output_names=[output_name], dynamic_axes=dynamic)
+        warnings.simplefilter(
+            "ignore", torch.jit.TracerWarning
+        )  # diffusers shape checks become constants
+        torch.onnx.export(
+            module,
+            inputs,
+            str(path),
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=input_names,
+            output_names=[output_name],
+            dynamic_axes=dynamic,
+        )
 
 
-def export_onnx(unet: nn.Module, decoder: nn.Module, out_dir: str | Path, *, height: int, width: int,
-                example_batch: int = 2) -> ExportedModels:
+def export_onnx(
+    unet: nn.Module,
+    decoder: nn.Module,
+    out_dir: str | Path,
+    *,
+    height: int,
+    width: int,
+    example_batch: int = 2,
+) -> ExportedModels:
     """Write ``unet_step.onnx`` and ``decoder.onnx`` for ``height`` x ``width`` frames, any batch."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,13 +112,27 @@ def export_onnx(unet: nn.Module, decoder: nn.Module, out_dir: str | Path, *, hei
     context = torch.randn(example_batch, *CONTEXT_SHAPE, device=param.device)
     exported = ExportedModels(out / UNET_STEP_FILE, out / DECODER_FILE)
     with torch.no_grad():
-        _export(UNetStep(unet).eval(), (latent, context), exported.unet_step, ["latent_input", "context"], "x0")
+        _export(
+            UNetStep(unet).eval(),
+            (latent, context),
+            exported.unet_step,
+            ["latent_input", "context"],
+            "x0",
+        )
         _export(DecoderImage(decoder).eval(), (latent,), exported.decoder, ["x0"], "image")
     return exported
 
 
-def verify_onnx(unet: nn.Module, decoder: nn.Module, exported: ExportedModels, *, height: int, width: int,
-                batch: int = 3, seed: int = 0) -> dict[str, float]:
+def verify_onnx(
+    unet: nn.Module,
+    decoder: nn.Module,
+    exported: ExportedModels,
+    *,
+    height: int,
+    width: int,
+    batch: int = 3,
+    seed: int = 0,
+) -> dict[str, float]:
     """Max |ONNX Runtime (CPU) - PyTorch| for x0 and the image, at a batch unlike the export's."""
     import onnxruntime as ort
 
@@ -102,7 +144,9 @@ def verify_onnx(unet: nn.Module, decoder: nn.Module, exported: ExportedModels, *
         image = DecoderImage(decoder).eval()(x0)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    step = ort.InferenceSession(str(exported.unet_step), options, providers=["CPUExecutionProvider"])
+    step = ort.InferenceSession(
+        str(exported.unet_step), options, providers=["CPUExecutionProvider"]
+    )
     dec = ort.InferenceSession(str(exported.decoder), options, providers=["CPUExecutionProvider"])
     (x0_onnx,) = step.run(None, {"latent_input": latent.numpy(), "context": context.numpy()})
     (image_onnx,) = dec.run(None, {"x0": x0.numpy()})
@@ -114,13 +158,19 @@ def verify_onnx(unet: nn.Module, decoder: nn.Module, exported: ExportedModels, *
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Export a generator's UNet step and decoder to ONNX.")
+    parser = argparse.ArgumentParser(
+        description="Export a generator's UNet step and decoder to ONNX."
+    )
     parser.add_argument("out_dir")
     parser.add_argument("--generator", default="tiny", choices=("tiny", "tiny-taesd", "sd-turbo"))
     parser.add_argument("--weights", default=None)
     parser.add_argument("--taesd", default=None)
-    parser.add_argument("--size", type=int, default=None, help="frame size in pixels (default: native)")
-    parser.add_argument("--verify", action="store_true", help="compare with PyTorch through onnxruntime (CPU)")
+    parser.add_argument(
+        "--size", type=int, default=None, help="frame size in pixels (default: native)"
+    )
+    parser.add_argument(
+        "--verify", action="store_true", help="compare with PyTorch through onnxruntime (CPU)"
+    )
     args = parser.parse_args(argv)
     from engines import load_generator
 
@@ -128,9 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     size = args.size or generator.native_size[0]
     backend = generator.backend
     exported = export_onnx(backend.unet, backend.decoder, args.out_dir, height=size, width=size)
-    print(f"wrote {exported.unet_step} and {exported.decoder} ({generator.generator_id}, {size}x{size})")
+    print(
+        f"wrote {exported.unet_step} and {exported.decoder} ({generator.generator_id}, {size}x{size})"
+    )
     if args.verify:
-        for name, value in verify_onnx(backend.unet, backend.decoder, exported, height=size, width=size).items():
+        for name, value in verify_onnx(
+            backend.unet, backend.decoder, exported, height=size, width=size
+        ).items():
             print(f"{name}: {value:.3g}")
     return 0
 

@@ -47,26 +47,38 @@ def _storage_key(tensor: torch.Tensor) -> int:
     return tensor.untyped_storage().data_ptr()
 
 
-def load_strict(model: nn.Module, source: dict[str, torch.Tensor], converted: dict, what: str) -> None:
+def load_strict(
+    model: nn.Module, source: dict[str, torch.Tensor], converted: dict, what: str
+) -> None:
     """Load ``converted`` into ``model``; fail unless every model key is filled and every source tensor used."""
     holes = sorted(key for key, value in converted.items() if value is None)
     used = {_storage_key(value) for value in converted.values() if value is not None}
     unused = sorted(key for key, value in source.items() if _storage_key(value) not in used)
     # float32 like every freshly built model; assign=True also fills models built on "meta".
-    tensors = {k: v.float() if v.is_floating_point() else v for k, v in converted.items() if v is not None}
+    tensors = {
+        k: v.float() if v.is_floating_point() else v for k, v in converted.items() if v is not None
+    }
     try:
         result = model.load_state_dict(tensors, strict=False, assign=True)
     except RuntimeError as error:  # shape mismatches
-        raise WeightsFormatError(f"{what} does not match the shipped architecture: {error}") from None
+        raise WeightsFormatError(
+            f"{what} does not match the shipped architecture: {error}"
+        ) from None
     problems = []
     if result.missing_keys or holes:
-        problems.append(f"missing {len(result.missing_keys) + len(holes)} (e.g. {(result.missing_keys + holes)[:3]})")
+        problems.append(
+            f"missing {len(result.missing_keys) + len(holes)} (e.g. {(result.missing_keys + holes)[:3]})"
+        )
     if result.unexpected_keys:
-        problems.append(f"unexpected {len(result.unexpected_keys)} (e.g. {result.unexpected_keys[:3]})")
+        problems.append(
+            f"unexpected {len(result.unexpected_keys)} (e.g. {result.unexpected_keys[:3]})"
+        )
     if unused:
         problems.append(f"{len(unused)} tensors of the file unused (e.g. {unused[:3]})")
     if problems:
-        raise WeightsFormatError(f"{what} does not match the shipped architecture: " + "; ".join(problems))
+        raise WeightsFormatError(
+            f"{what} does not match the shipped architecture: " + "; ".join(problems)
+        )
 
 
 def _diffusers_weights(path: Path, subfolder: str) -> Path | None:
@@ -95,7 +107,9 @@ def _load_component(
     elif path.is_file():
         source = read_state_dict(path, prefix)
         if not source:
-            raise WeightsFormatError(f"{path} has no tensors under {prefix!r}: not an LDM-layout checkpoint")
+            raise WeightsFormatError(
+                f"{path} has no tensors under {prefix!r}: not an LDM-layout checkpoint"
+            )
         converted, what = convert(dict(source), config), f"LDM checkpoint {path} ({prefix}*)"
     else:
         raise WeightsNotFoundError(path, SDTURBO_HOW_TO_OBTAIN)
@@ -110,8 +124,12 @@ def load_unet(path: str | Path, config_name: str = SDTURBO_UNET) -> UNet2DCondit
     """UNet from ``sd_turbo.safetensors`` (LDM keys) or a diffusers folder (``unet/`` inside or itself)."""
     config = architecture_config(config_name)
     return _load_component(
-        lambda: build_unet(config_name), path, subfolder="unet", prefix=LDM_UNET_PREFIX,
-        convert=lambda state, cfg: convert_ldm_unet_checkpoint(state, cfg), config=config,
+        lambda: build_unet(config_name),
+        path,
+        subfolder="unet",
+        prefix=LDM_UNET_PREFIX,
+        convert=lambda state, cfg: convert_ldm_unet_checkpoint(state, cfg),
+        config=config,
     )
 
 
@@ -119,6 +137,10 @@ def load_vae(path: str | Path, config_name: str = SDTURBO_VAE) -> AutoencoderKL:
     """SD VAE from the same single file (``first_stage_model.*``) or a diffusers folder (``vae/``)."""
     config = architecture_config(config_name)
     return _load_component(
-        lambda: build_vae(config_name), path, subfolder="vae", prefix=LDM_VAE_PREFIX,
-        convert=lambda state, cfg: convert_ldm_vae_checkpoint(state, cfg), config=config,
+        lambda: build_vae(config_name),
+        path,
+        subfolder="vae",
+        prefix=LDM_VAE_PREFIX,
+        convert=lambda state, cfg: convert_ldm_vae_checkpoint(state, cfg),
+        config=config,
     )

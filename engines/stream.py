@@ -80,12 +80,18 @@ def generation_groups(
         sources = [FROM_INIT] + [FROM_PREVIOUS] * (len(cuts) - 1)
     elif rule == CHAINED:
         # {0} and (p_{k-1}, p_k]: a group starts at 0 and right after every keyframe.
-        known = set(keyframe_frames) | {f for f in (frame_start - 1, frame_start) if f >= 0 and f % interval == 0}
+        known = set(keyframe_frames) | {
+            f for f in (frame_start - 1, frame_start) if f >= 0 and f % interval == 0
+        }
         starts = [f for f in range(frame_start, frame_end) if f == 0 or f - 1 in known]
         cuts = sorted({frame_start, *starts})
-        sources = [FROM_INIT if f == 0 else FROM_PREVIOUS if f in starts else CONTINUE for f in cuts]
+        sources = [
+            FROM_INIT if f == 0 else FROM_PREVIOUS if f in starts else CONTINUE for f in cuts
+        ]
     else:
-        raise ValueError(f"unknown previous-latent rule {rule!r}; expected one of {PREV_LATENT_RULES}")
+        raise ValueError(
+            f"unknown previous-latent rule {rule!r}; expected one of {PREV_LATENT_RULES}"
+        )
     ends = cuts[1:] + [frame_end]
     return [Group(s, e, src) for s, e, src in zip(cuts, ends, sources, strict=True) if s < e]
 
@@ -106,15 +112,21 @@ class GeneratorStream:
         allow_generator_mismatch: bool = False,
     ) -> None:
         if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
-            raise ValueError(f"stream size {width}x{height} must be positive multiples of {SIZE_MULTIPLE}")
+            raise ValueError(
+                f"stream size {width}x{height} must be positive multiples of {SIZE_MULTIPLE}"
+            )
         if prev_latent_rule not in PREV_LATENT_RULES:
-            raise ValueError(f"unknown previous-latent rule {prev_latent_rule!r}; expected one of {PREV_LATENT_RULES}")
+            raise ValueError(
+                f"unknown previous-latent rule {prev_latent_rule!r}; expected one of {PREV_LATENT_RULES}"
+            )
         if not 0.0 <= prev_latent_weight <= 1.0:
             raise ValueError(f"prev_latent_weight {prev_latent_weight} outside [0, 1]")
         latent_shape = (1, 4, height // LATENT_FACTOR, width // LATENT_FACTOR)
         init = np.asarray(init_latent, dtype=np.float32)
         if init.shape != latent_shape:
-            raise ValueError(f"init latent has shape {init.shape}, a {width}x{height} stream needs {latent_shape}")
+            raise ValueError(
+                f"init latent has shape {init.shape}, a {width}x{height} stream needs {latent_shape}"
+            )
         if not np.isfinite(init).all():
             raise ValueError("init latent holds NaN or infinity")
         self.generator = generator
@@ -151,7 +163,9 @@ class GeneratorStream:
             if not prefix.is_prefix or len(prefix.keyframes) != 1:
                 raise ValueError("prefix must be a switch prefix (one keyframe, prefix flag set)")
             if prefix.level != chunk.level:
-                raise ValueError(f"switch prefix is of level {prefix.level}, chunk of level {chunk.level}")
+                raise ValueError(
+                    f"switch prefix is of level {prefix.level}, chunk of level {chunk.level}"
+                )
             return prefix.keyframes[0]
         if self._last_chunk == (chunk.level, chunk.index - 1):
             return self._last_keyframe
@@ -164,7 +178,9 @@ class GeneratorStream:
             pass
         return run.value
 
-    def iter_chunk(self, chunk: PromptChunk, prefix: PromptChunk | None = None) -> Iterator[np.ndarray]:
+    def iter_chunk(
+        self, chunk: PromptChunk, prefix: PromptChunk | None = None
+    ) -> Iterator[np.ndarray]:
         """The same frames as ``decode_chunk``, as uint8 batches handed over as they reach the host.
 
         On CUDA all groups are queued on the GPU at once; each batch is yielded when its copy
@@ -186,20 +202,33 @@ class GeneratorStream:
         contexts = chunk_contexts(chunk, previous)
         expected = (self.generator.context_tokens, self.generator.context_dim)
         if chunk.frame_count and contexts.shape[1:] != expected:
-            raise ValueError(f"chunk contexts are {contexts.shape[1:]}, this generator takes {expected}")
+            raise ValueError(
+                f"chunk contexts are {contexts.shape[1:]}, this generator takes {expected}"
+            )
         known = [k.frame for k in chunk.keyframes] + ([previous.frame] if previous else [])
-        groups = generation_groups(self.rule, chunk.frame_start, chunk.frame_end, known, chunk.interval)
+        groups = generation_groups(
+            self.rule, chunk.frame_start, chunk.frame_end, known, chunk.interval
+        )
         return _SinkRun(self._run_groups(chunk, previous, contexts, groups))
 
     def _run_groups(
-        self, chunk: PromptChunk, previous: Keyframe | None, contexts: np.ndarray, groups: list[Group]
+        self,
+        chunk: PromptChunk,
+        previous: Keyframe | None,
+        contexts: np.ndarray,
+        groups: list[Group],
     ) -> Iterator[np.ndarray]:
         """Yields batches as they land, returns the whole chunk's frames."""
         contexts_t = torch.from_numpy(contexts).to(self.generator.device)
         # Frames go to the host as each group finishes (pinned, asynchronous on CUDA).
         sink = self.generator.backend.frame_sink(chunk.frame_count, self.height, self.width)
         for group in groups:
-            sink.add(self._run_group(group, contexts_t[group.start - chunk.frame_start : group.end - chunk.frame_start]))
+            sink.add(
+                self._run_group(
+                    group,
+                    contexts_t[group.start - chunk.frame_start : group.end - chunk.frame_start],
+                )
+            )
             yield from sink.ready()
         self._last_chunk = (chunk.level, chunk.index)
         self._last_keyframe = chunk.keyframes[-1] if chunk.keyframes else previous
@@ -218,7 +247,9 @@ class GeneratorStream:
                 raise ValueError("chained stream continues a group that was never started")
             prev, weight = self._group_input, 1.0  # 1 * input + 0 * noise: the same input, exactly
         # The backend mixes, so a compiled backend can keep the mix inside its captured graph.
-        latent_input, x0, frames = self.generator.backend.generate_group(prev, self._noise, weight, contexts)
+        latent_input, x0, frames = self.generator.backend.generate_group(
+            prev, self._noise, weight, contexts
+        )
         self._group_input = latent_input
         self._last_x0 = x0[-1:]
         return frames

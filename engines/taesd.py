@@ -60,7 +60,9 @@ def _find_original(directory: Path, part: str) -> Path | None:
     return None
 
 
-def load_taesd(path: str | Path, *, config_name: str = TAESD, need_encoder: bool = False) -> AutoencoderTiny:
+def load_taesd(
+    path: str | Path, *, config_name: str = TAESD, need_encoder: bool = False
+) -> AutoencoderTiny:
     """TAESD from a diffusers folder, a directory of original files, or a ``taesd_decoder`` file.
 
     Without an encoder file the returned model has ``encoder = None`` (generation needs only
@@ -82,11 +84,21 @@ def load_taesd(path: str | Path, *, config_name: str = TAESD, need_encoder: bool
         encoder_file = sibling if sibling != path and sibling.is_file() else None
     else:
         raise WeightsNotFoundError(path, TAESD_HOW_TO_OBTAIN)
-    _load_part(model.decoder, original_to_diffusers(read_state_dict(decoder_file), "decoder"), str(decoder_file))
+    _load_part(
+        model.decoder,
+        original_to_diffusers(read_state_dict(decoder_file), "decoder"),
+        str(decoder_file),
+    )
     if encoder_file is not None:
-        _load_part(model.encoder, original_to_diffusers(read_state_dict(encoder_file), "encoder"), str(encoder_file))
+        _load_part(
+            model.encoder,
+            original_to_diffusers(read_state_dict(encoder_file), "encoder"),
+            str(encoder_file),
+        )
     elif need_encoder:
-        raise WeightsNotFoundError(decoder_file.with_name("taesd_encoder.safetensors"), TAESD_HOW_TO_OBTAIN)
+        raise WeightsNotFoundError(
+            decoder_file.with_name("taesd_encoder.safetensors"), TAESD_HOW_TO_OBTAIN
+        )
     else:
         model.encoder = None
     return model

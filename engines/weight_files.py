@@ -28,5 +28,9 @@ def read_state_dict(path: str | Path, prefix: str = "") -> dict[str, torch.Tenso
             loaded = loaded["state_dict"]
         if not isinstance(loaded, dict):
             raise WeightsFormatError(f"{path} holds no state dict")
-        return {k: v for k, v in loaded.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)}
-    raise WeightsFormatError(f"{path}: unknown weight file type (use .safetensors or {', '.join(TORCH_SUFFIXES)})")
+        return {
+            k: v for k, v in loaded.items() if k.startswith(prefix) and isinstance(v, torch.Tensor)
+        }
+    raise WeightsFormatError(
+        f"{path}: unknown weight file type (use .safetensors or {', '.join(TORCH_SUFFIXES)})"
+    )

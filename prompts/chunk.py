@@ -86,7 +86,9 @@ def _check_structure(chunk: PromptChunk) -> None:
     if chunk.frame_end < chunk.frame_start:
         raise ChunkFormatError(f"frame range [{chunk.frame_start}, {chunk.frame_end}) is reversed")
     if len(chunk.keyframes) > MAX_KEYFRAMES:
-        raise ChunkFormatError(f"{len(chunk.keyframes)} keyframes is over the limit {MAX_KEYFRAMES}")
+        raise ChunkFormatError(
+            f"{len(chunk.keyframes)} keyframes is over the limit {MAX_KEYFRAMES}"
+        )
     previous = -1
     for keyframe in chunk.keyframes:
         if keyframe.rank != chunk.rank:
@@ -131,19 +133,32 @@ def encode_chunk(chunk: PromptChunk, *, coding: int = CODING_DEFLATE_PLANES) -> 
         raise ValueError(f"unknown coding {coding}")
     generator = chunk.generator_id.encode("utf-8")
     parts = [
-        _PRELUDE.pack(MAGIC, VERSION, FLAG_PREFIX if chunk.is_prefix else 0, coding, len(generator)),
+        _PRELUDE.pack(
+            MAGIC, VERSION, FLAG_PREFIX if chunk.is_prefix else 0, coding, len(generator)
+        ),
         generator,
         _FIELDS.pack(
-            chunk.level, chunk.index, chunk.frame_start, chunk.frame_end, chunk.interval,
-            chunk.rank, tokens, dim, len(keyframes),
+            chunk.level,
+            chunk.index,
+            chunk.frame_start,
+            chunk.frame_end,
+            chunk.interval,
+            chunk.rank,
+            tokens,
+            dim,
+            len(keyframes),
         ),
     ]
     for keyframe, u_delta, v_delta in zip(keyframes, u_deltas, v_deltas, strict=True):
         transforms = (TRANSFORM_U_DELTA if u_delta else 0) | (TRANSFORM_V_DELTA if v_delta else 0)
         parts.append(
             _KEYFRAME.pack(
-                keyframe.frame, keyframe.u.scale, keyframe.u.zero_point,
-                keyframe.v.scale, keyframe.v.zero_point, transforms,
+                keyframe.frame,
+                keyframe.u.scale,
+                keyframe.u.zero_point,
+                keyframe.v.scale,
+                keyframe.v.zero_point,
+                transforms,
             )
         )
     parts += [_U32.pack(len(payload)), payload]
@@ -157,7 +172,9 @@ def encode_chunk(chunk: PromptChunk, *, coding: int = CODING_DEFLATE_PLANES) -> 
 def _check_params(params: list[tuple[float, float]]) -> None:
     for scale, zero_point in params:
         if not (np.isfinite(scale) and scale > 0 and 0.0 <= zero_point <= 255.0):
-            raise ChunkFormatError(f"invalid quantisation parameters scale={scale} zero point={zero_point}")
+            raise ChunkFormatError(
+                f"invalid quantisation parameters scale={scale} zero point={zero_point}"
+            )
 
 
 class _Reader:
@@ -198,7 +215,9 @@ def parse_chunk(data: bytes, *, max_bytes: int = MAX_CHUNK_BYTES) -> PromptChunk
     if coding not in (CODING_STORED, CODING_DEFLATE_PLANES):
         raise ChunkFormatError(f"unknown payload coding {coding}")
     if not 1 <= generator_length <= MAX_GENERATOR_ID:
-        raise ChunkFormatError(f"generator id length {generator_length} outside 1..{MAX_GENERATOR_ID}")
+        raise ChunkFormatError(
+            f"generator id length {generator_length} outside 1..{MAX_GENERATOR_ID}"
+        )
     generator_raw = reader.take(generator_length, "generator id")
     (level, index, frame_start, frame_end, interval, rank, tokens, dim, count) = reader.unpack(
         _FIELDS, "chunk fields"
@@ -270,8 +289,14 @@ def parse_chunk(data: bytes, *, max_bytes: int = MAX_CHUNK_BYTES) -> PromptChunk
     except ValueError as error:
         raise ChunkFormatError(f"invalid keyframe parameters: {error}") from None
     chunk = PromptChunk(
-        generator_id=generator_id, level=level, index=index, frame_start=frame_start,
-        frame_end=frame_end, interval=interval, rank=rank, keyframes=keyframes,
+        generator_id=generator_id,
+        level=level,
+        index=index,
+        frame_start=frame_start,
+        frame_end=frame_end,
+        interval=interval,
+        rank=rank,
+        keyframes=keyframes,
         is_prefix=bool(flags & FLAG_PREFIX),
     )
     _check_structure(chunk)
@@ -283,7 +308,9 @@ def make_prefix(chunk: PromptChunk) -> PromptChunk:
     if not chunk.keyframes:
         raise ChunkFormatError(f"chunk {chunk.index} holds no keyframe to serve as a prefix")
     last = chunk.keyframes[-1]
-    return replace(chunk, frame_start=last.frame, frame_end=last.frame, keyframes=(last,), is_prefix=True)
+    return replace(
+        chunk, frame_start=last.frame, frame_end=last.frame, keyframes=(last,), is_prefix=True
+    )
 
 
 def chunk_contexts(chunk: PromptChunk, previous: Keyframe | None) -> np.ndarray:

@@ -8,14 +8,25 @@ from promptus.cli import CommandError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", help="folder with frame_*.prompt and init.pth (e.g. rank8_interval10)")
+    parser.add_argument(
+        "folder", help="folder with frame_*.prompt and init.pth (e.g. rank8_interval10)"
+    )
     parser.add_argument("--out", required=True, help="ladder directory to write")
-    parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the video (default 30)")
-    parser.add_argument("--chunk-frames", type=int, default=None,
-                        help="frames per chunk (default: the interval multiple nearest 2 s)")
-    parser.add_argument("--generator-id", default=None,
-                        help="generator id to record (default: an unverified SD-Turbo id; pass your "
-                             "daemon's id when you know the prompts were fitted on its weights)")
+    parser.add_argument(
+        "--fps", type=float, default=30.0, help="frame rate of the video (default 30)"
+    )
+    parser.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=None,
+        help="frames per chunk (default: the interval multiple nearest 2 s)",
+    )
+    parser.add_argument(
+        "--generator-id",
+        default=None,
+        help="generator id to record (default: an unverified SD-Turbo id; pass your "
+        "daemon's id when you know the prompts were fitted on its weights)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +34,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         manifest = import_legacy(
-            args.folder, args.out, fps=args.fps, chunk_frames=args.chunk_frames,
+            args.folder,
+            args.out,
+            fps=args.fps,
+            chunk_frames=args.chunk_frames,
             generator_id=args.generator_id or LEGACY_GENERATOR_ID,
         )
     except (LegacyImportError, ValueError, OSError) as error:

@@ -34,18 +34,27 @@ def run(args: argparse.Namespace) -> int:
         document["levels"] = [r.to_json() for r in reports]
         if manifest is not None:
             document["fps"] = manifest.stream.fps
-            document["generator"] = {"id": manifest.stream.generator_id, "name": manifest.stream.generator_name}
+            document["generator"] = {
+                "id": manifest.stream.generator_id,
+                "name": manifest.stream.generator_name,
+            }
         print(json.dumps(document, indent=2))
         return 0
     if manifest is not None:
         s = manifest.stream
-        print(f"{args.path}: {s.width}x{s.height} @ {s.fps:g} fps, {s.frames} frames, "
-              f"chunks of {s.chunk_frames} frames, generator {s.generator_name} ({s.generator_id}), "
-              f"rule {s.prev_latent_rule}{', live' if s.live else ''}")
-    print(f"{'level':>10} {'rank':>5} {'interval':>8} {'chunks':>6} {'keyframes':>9} "
-          f"{'raw bytes':>10} {'coded bytes':>11} {'ratio':>6} {'kbps':>8}")
+        print(
+            f"{args.path}: {s.width}x{s.height} @ {s.fps:g} fps, {s.frames} frames, "
+            f"chunks of {s.chunk_frames} frames, generator {s.generator_name} ({s.generator_id}), "
+            f"rule {s.prev_latent_rule}{', live' if s.live else ''}"
+        )
+    print(
+        f"{'level':>10} {'rank':>5} {'interval':>8} {'chunks':>6} {'keyframes':>9} "
+        f"{'raw bytes':>10} {'coded bytes':>11} {'ratio':>6} {'kbps':>8}"
+    )
     for r in reports:
         kbps = f"{r.kbps:8.1f}" if r.kbps is not None else f"{'-':>8}"
-        print(f"{r.name:>10} {r.rank:>5} {r.interval:>8} {r.chunks:>6} {r.keyframes:>9} "
-              f"{r.raw_bytes:>10} {r.coded_bytes:>11} {r.ratio:>6.3f} {kbps}")
+        print(
+            f"{r.name:>10} {r.rank:>5} {r.interval:>8} {r.chunks:>6} {r.keyframes:>9} "
+            f"{r.raw_bytes:>10} {r.coded_bytes:>11} {r.ratio:>6.3f} {kbps}"
+        )
     return 0

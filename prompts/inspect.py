@@ -67,7 +67,9 @@ def inspect_path(path: str | Path) -> tuple[list[LevelReport], Manifest | None]:
         manifest = ladder.manifest
         reports = []
         for level in manifest.levels:
-            parsed = [_parse_file(target / chunk_relpath(level.name, c.index)) for c in level.chunks]
+            parsed = [
+                _parse_file(target / chunk_relpath(level.name, c.index)) for c in level.chunks
+            ]
             if parsed:
                 reports.append(_report(level.name, parsed, manifest.stream.fps))
         return reports, manifest
@@ -75,7 +77,9 @@ def inspect_path(path: str | Path) -> tuple[list[LevelReport], Manifest | None]:
         files = sorted(target.glob("*.chunk"))
         if not files:
             raise ValueError(f"{target}: no manifest.json and no *.chunk files")
-        manifest = load_manifest(target.parent) if (target.parent / "manifest.json").is_file() else None
+        manifest = (
+            load_manifest(target.parent) if (target.parent / "manifest.json").is_file() else None
+        )
         fps = manifest.stream.fps if manifest else None
         return [_report(target.name, [_parse_file(f) for f in files], fps)], manifest
     raise ValueError(f"{target}: no such file or directory")

@@ -67,9 +67,7 @@ def interpolation_weight(frame: int, start: int, end: int) -> float:
     return (frame - start) / (end - start)
 
 
-def interpolate_factors(
-    a: Keyframe, b: Keyframe, frame: int
-) -> tuple[np.ndarray, np.ndarray]:
+def interpolate_factors(a: Keyframe, b: Keyframe, frame: int) -> tuple[np.ndarray, np.ndarray]:
     """Interpolated (U, V) of ``frame`` between consecutive keyframes ``a`` and ``b``."""
     weight = interpolation_weight(frame, a.frame, b.frame)
     ua, va = a.factors()

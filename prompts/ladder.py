@@ -41,17 +41,23 @@ def split_into_chunks(
     for index in range(stream.chunk_count):
         start, end = stream.chunk_range(index)
         held = tuple(
-            k for k in keyframes
+            k
+            for k in keyframes
             if start < k.frame <= start + stream.chunk_frames or (index == 0 and k.frame == 0)
         )
         chunks.append(
             PromptChunk(
-                generator_id=stream.generator_id, level=level, index=index, frame_start=start,
-                frame_end=end, interval=interval, rank=keyframes[0].rank, keyframes=held,
+                generator_id=stream.generator_id,
+                level=level,
+                index=index,
+                frame_start=start,
+                frame_end=end,
+                interval=interval,
+                rank=keyframes[0].rank,
+                keyframes=held,
             )
         )
     return chunks
-
 
 
 class Ladder:
@@ -113,7 +119,11 @@ class LadderWriter:
     def write_init_state(self, latent: np.ndarray, *, dtype: str = "float32") -> None:
         data = encode_init_state(latent, dtype=dtype)
         atomic_write_bytes(self.path / INIT_STATE_NAME, data)
-        info = {"file": INIT_STATE_NAME, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        info = {
+            "file": INIT_STATE_NAME,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
         self.manifest = replace(self.manifest, init_state=info)
         self._write_manifest()
 
@@ -123,7 +133,9 @@ class LadderWriter:
         """Write the next chunk of a level; returns its size in bytes."""
         level = self.manifest.levels[level_id]
         if chunk.index != len(level.chunks):
-            raise ValueError(f"level {level.name}: expected chunk {len(level.chunks)}, got {chunk.index}")
+            raise ValueError(
+                f"level {level.name}: expected chunk {len(level.chunks)}, got {chunk.index}"
+            )
         if (chunk.rank, chunk.interval, chunk.level) != (level.rank, level.interval, level_id):
             raise ValueError(f"chunk does not belong to level {level.name}")
         if (chunk.frame_start, chunk.frame_end) != self.manifest.stream.chunk_range(chunk.index):
@@ -132,17 +144,25 @@ class LadderWriter:
         atomic_write_bytes(self.path / chunk_relpath(level.name, chunk.index), data)
         quality = quality or {}
         info = ChunkInfo(
-            index=chunk.index, bytes=len(data), keyframes=len(chunk.keyframes),
-            psnr=quality.get("psnr"), ssim=quality.get("ssim"), vmaf=quality.get("vmaf"),
+            index=chunk.index,
+            bytes=len(data),
+            keyframes=len(chunk.keyframes),
+            psnr=quality.get("psnr"),
+            ssim=quality.get("ssim"),
+            vmaf=quality.get("vmaf"),
         )
-        self.manifest = self.manifest.with_level(self._with_rate(replace(level, chunks=level.chunks + (info,))))
+        self.manifest = self.manifest.with_level(
+            self._with_rate(replace(level, chunks=level.chunks + (info,)))
+        )
         self._write_manifest()
         return len(data)
 
     def set_quality(self, level_id: int, index: int, quality: dict[str, float]) -> None:
         level = self.manifest.levels[level_id]
         chunks = list(level.chunks)
-        chunks[index] = replace(chunks[index], **{k: quality.get(k) for k in ("psnr", "ssim", "vmaf")})
+        chunks[index] = replace(
+            chunks[index], **{k: quality.get(k) for k in ("psnr", "ssim", "vmaf")}
+        )
         self.manifest = self.manifest.with_level(replace(level, chunks=tuple(chunks)))
         self._write_manifest()
 

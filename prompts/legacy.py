@@ -47,18 +47,28 @@ def _load_tensor_dict(path: Path) -> dict:
     try:
         content = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:  # torch raises several types for corrupt or unsafe pickles
-        raise LegacyImportError(f"{path.name}: not a loadable tensor file ({error.__class__.__name__})") from None
+        raise LegacyImportError(
+            f"{path.name}: not a loadable tensor file ({error.__class__.__name__})"
+        ) from None
     return content
 
 
-def _quantized(content: dict, name: str, shape: tuple[int, int] | None, path: Path) -> QuantizedTensor:
+def _quantized(
+    content: dict, name: str, shape: tuple[int, int] | None, path: Path
+) -> QuantizedTensor:
     import torch
 
-    data, scale, zero = content.get(name), content.get(f"{name}_scale"), content.get(f"{name}_zero_point")
+    data, scale, zero = (
+        content.get(name),
+        content.get(f"{name}_scale"),
+        content.get(f"{name}_zero_point"),
+    )
     if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8 or data.dim() != 2:
         raise LegacyImportError(f"{path.name}: {name} must be a 2-D uint8 tensor")
     if shape is not None and tuple(data.shape) != shape:
-        raise LegacyImportError(f"{path.name}: {name} has shape {tuple(data.shape)}, expected {shape}")
+        raise LegacyImportError(
+            f"{path.name}: {name} has shape {tuple(data.shape)}, expected {shape}"
+        )
     for label, value in ((f"{name}_scale", scale), (f"{name}_zero_point", zero)):
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             raise LegacyImportError(f"{path.name}: {label} must be a scalar tensor")
@@ -79,16 +89,18 @@ def read_legacy_folder(folder: str | Path) -> LegacyStream:
     root = Path(folder)
     if not root.is_dir():
         raise LegacyImportError(f"{root} is not a directory")
-    files = sorted(
-        (int(m.group(1)), p) for p in root.iterdir() if (m := PROMPT_FILE.match(p.name))
-    )
+    files = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := PROMPT_FILE.match(p.name)))
     if len(files) < 2:
-        raise LegacyImportError(f"{root}: need at least two frame_*.prompt files, found {len(files)}")
+        raise LegacyImportError(
+            f"{root}: need at least two frame_*.prompt files, found {len(files)}"
+        )
     positions = [number for number, _ in files]
     interval = positions[1] - positions[0]
     frames = positions[-1] + 1
     if positions[0] != 0 or interval < 1 or positions != keyframe_positions(frames, interval):
-        raise LegacyImportError(f"{root}: keyframe numbers {positions[:4]}... are not 0, N, 2N, ...")
+        raise LegacyImportError(
+            f"{root}: keyframe numbers {positions[:4]}... are not 0, N, 2N, ..."
+        )
     keyframes = []
     rank_shape: tuple[int, int] | None = None
     for number, path in files:
@@ -109,7 +121,9 @@ def read_legacy_folder(folder: str | Path) -> LegacyStream:
     if not isinstance(init, torch.Tensor) or init.dim() != 4 or init.shape[:2] != (1, 4):
         raise LegacyImportError("init.pth: expected a 1x4xHxW latent tensor")
     return LegacyStream(
-        keyframes=tuple(keyframes), interval=interval, frames=frames,
+        keyframes=tuple(keyframes),
+        interval=interval,
+        frames=frames,
         init_latent=init.to(torch.float32).numpy().copy(),
     )
 
@@ -131,10 +145,16 @@ def import_legacy(
         )
     _, _, height, width = legacy.init_latent.shape
     stream = StreamInfo(
-        fps=fps, width=width * 8, height=height * 8, frames=legacy.frames,
-        chunk_frames=chunk_frames, generator_id=generator_id,
-        generator_name=LEGACY_GENERATOR_NAME, noise_seed=LEGACY_NOISE_SEED,
-        prev_latent_weight=LEGACY_PREV_LATENT_WEIGHT, prev_latent_rule="chained",
+        fps=fps,
+        width=width * 8,
+        height=height * 8,
+        frames=legacy.frames,
+        chunk_frames=chunk_frames,
+        generator_id=generator_id,
+        generator_name=LEGACY_GENERATOR_NAME,
+        noise_seed=LEGACY_NOISE_SEED,
+        prev_latent_weight=LEGACY_PREV_LATENT_WEIGHT,
+        prev_latent_rule="chained",
     )
     name = f"r{legacy.rank}n{legacy.interval}"
     writer = LadderWriter(out, stream, [(name, legacy.rank, legacy.interval)])

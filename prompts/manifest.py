@@ -105,7 +105,11 @@ class Manifest:
                     "interval": level.interval,
                     "kbps": round(level.kbps, 3),
                     "chunks": [
-                        {k: v for k, v in vars(chunk).items() if v is not None or k in ("psnr", "ssim")}
+                        {
+                            k: v
+                            for k, v in vars(chunk).items()
+                            if v is not None or k in ("psnr", "ssim")
+                        }
                         for chunk in level.chunks
                     ],
                 }
@@ -179,7 +183,9 @@ class Manifest:
             raise ManifestError("a ladder needs at least one level")
         init_state = _require(doc.get("init_state"), dict, "init_state")
         _string(init_state, "file")
-        return cls(stream=stream, levels=tuple(levels), init_state=init_state, chunk_count=chunk_count)
+        return cls(
+            stream=stream, levels=tuple(levels), init_state=init_state, chunk_count=chunk_count
+        )
 
     def with_level(self, level: LevelInfo) -> Manifest:
         levels = list(self.levels)
@@ -206,7 +212,12 @@ def load_manifest(path: str | Path) -> Manifest:
 
 
 def _safe_name(name: str) -> bool:
-    return bool(name) and len(name) <= 64 and all(ch.isalnum() or ch in "-_." for ch in name) and not name.startswith(".")
+    return (
+        bool(name)
+        and len(name) <= 64
+        and all(ch.isalnum() or ch in "-_." for ch in name)
+        and not name.startswith(".")
+    )
 
 
 def _require(value: Any, kind: type, name: str) -> Any:

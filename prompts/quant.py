@@ -92,7 +92,11 @@ def fake_quantize(values: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         low = torch.clamp(values.min(), max=0.0)
         high = torch.clamp(values.max(), min=0.0)
-        scale = torch.where(high > low, torch.clamp((high - low) / (QMAX - QMIN), min=float(MIN_SCALE)), torch.ones_like(high))
+        scale = torch.where(
+            high > low,
+            torch.clamp((high - low) / (QMAX - QMIN), min=float(MIN_SCALE)),
+            torch.ones_like(high),
+        )
         zero_point = torch.round(torch.clamp(QMAX - high / scale, QMIN, QMAX))
         q = torch.clamp(torch.round(zero_point + values / scale), QMIN, QMAX)
         dequantized = scale * (q - zero_point)

@@ -26,16 +26,46 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("demo", "promptus.demo", "build the demo ladder, start server and daemon, print the player URL"),
-    Command("import-legacy", "prompts.cli_import_legacy", "convert the original release's .prompt files into a ladder"),
-    Command("inspect", "prompts.cli_inspect", "describe a prompt chunk, level or ladder (keyframes, rank, bytes, kbps)"),
-    Command("generate", "engines.cli_generate", "regenerate a ladder level into an H.264 MP4 (optionally score it)"),
-    Command("serve", "server.cli", "run the media server that publishes prompt ladders over WebSocket"),
-    Command("daemon", "client_daemon.cli", "run the local generation daemon (prompt chunks -> fMP4)"),
+    Command(
+        "demo",
+        "promptus.demo",
+        "build the demo ladder, start server and daemon, print the player URL",
+    ),
+    Command(
+        "import-legacy",
+        "prompts.cli_import_legacy",
+        "convert the original release's .prompt files into a ladder",
+    ),
+    Command(
+        "inspect",
+        "prompts.cli_inspect",
+        "describe a prompt chunk, level or ladder (keyframes, rank, bytes, kbps)",
+    ),
+    Command(
+        "generate",
+        "engines.cli_generate",
+        "regenerate a ladder level into an H.264 MP4 (optionally score it)",
+    ),
+    Command(
+        "serve", "server.cli", "run the media server that publishes prompt ladders over WebSocket"
+    ),
+    Command(
+        "daemon", "client_daemon.cli", "run the local generation daemon (prompt chunks -> fMP4)"
+    ),
     Command("invert", "prompts.cli_invert", "fit one level of prompts to a video (inversion)"),
-    Command("ladder", "prompts.cli_ladder", "fit several levels and publish a chunked prompt ladder"),
-    Command("eval", "prompts.cli_eval", "rate-quality of a ladder next to x264, x265, SVT-AV1 and a VAE baseline"),
-    Command("emulate", "emulation.cli", "run ABR algorithms against network traces (fast simulation or full stack)"),
+    Command(
+        "ladder", "prompts.cli_ladder", "fit several levels and publish a chunked prompt ladder"
+    ),
+    Command(
+        "eval",
+        "prompts.cli_eval",
+        "rate-quality of a ladder next to x264, x265, SVT-AV1 and a VAE baseline",
+    ),
+    Command(
+        "emulate",
+        "emulation.cli",
+        "run ABR algorithms against network traces (fast simulation or full stack)",
+    ),
 )
 
 

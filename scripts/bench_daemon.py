@@ -71,7 +71,12 @@ def synthetic_chunks(
 
 
 def random_sdturbo(
-    device: str, backend: str, cuda_graph: bool, channels_last: bool, compile_mode: str | None, seed: int = 0
+    device: str,
+    backend: str,
+    cuda_graph: bool,
+    channels_last: bool,
+    compile_mode: str | None,
+    seed: int = 0,
 ) -> Any:
     """SD-Turbo's UNet and the TAESD decoder with random weights (timing, not pictures)."""
     import torch
@@ -315,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
-        "--backend", choices=("torch", "fast", "tensorrt", "auto"), default="torch",
+        "--backend",
+        choices=("torch", "fast", "tensorrt", "auto"),
+        default="torch",
         help="generation backend (the daemon's default is auto; torch keeps earlier records comparable)",
     )
     parser.add_argument("--cuda-graph", action="store_true")

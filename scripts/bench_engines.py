@@ -43,12 +43,19 @@ OPTIONS = {
     "fp16-channels-last": dict(dtype=torch.float16, channels_last=True),
     "fp16-cuda-graph": dict(dtype=torch.float16, cuda_graph=True),
     "fp16-channels-last-cuda-graph": dict(dtype=torch.float16, channels_last=True, cuda_graph=True),
-    "bf16-channels-last-cuda-graph": dict(dtype=torch.bfloat16, channels_last=True, cuda_graph=True),
-    "fp16-channels-last-compile": dict(dtype=torch.float16, channels_last=True, compile_mode="default"),
+    "bf16-channels-last-cuda-graph": dict(
+        dtype=torch.bfloat16, channels_last=True, cuda_graph=True
+    ),
+    "fp16-channels-last-compile": dict(
+        dtype=torch.float16, channels_last=True, compile_mode="default"
+    ),
     "fp16-channels-last-compile-cuda-graph": dict(
-        dtype=torch.float16, channels_last=True, compile_mode="default", cuda_graph=True),
+        dtype=torch.float16, channels_last=True, compile_mode="default", cuda_graph=True
+    ),
 }
-GPU_OPTIONS = [name for name in OPTIONS if name != "cpu-fp32" and "compile" not in name]  # compile: opt-in (minutes)
+GPU_OPTIONS = [
+    name for name in OPTIONS if name != "cpu-fp32" and "compile" not in name
+]  # compile: opt-in (minutes)
 MIN_SECONDS = 2.0  # timed span per measurement
 WARMUP_RUNS = 3
 STREAM_CHUNK_FRAMES = 60  # frames per chunk in the stream measurement (2 s at 30 fps)
@@ -61,11 +68,20 @@ def build_networks(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.
         unet_config, decoder_config = VARIANTS["tiny"].unet_config, VARIANTS["tiny"].decoder_config
         family = "tiny"
     else:
-        unet = load_unet(args.weights) if args.weights else fill_seeded_(build_unet(SDTURBO_UNET), BENCH_SEED)
-        autoencoder = load_taesd(args.taesd) if args.taesd else fill_seeded_(build_autoencoder_tiny(TAESD), BENCH_SEED)
+        unet = (
+            load_unet(args.weights)
+            if args.weights
+            else fill_seeded_(build_unet(SDTURBO_UNET), BENCH_SEED)
+        )
+        autoencoder = (
+            load_taesd(args.taesd)
+            if args.taesd
+            else fill_seeded_(build_autoencoder_tiny(TAESD), BENCH_SEED)
+        )
         unet_config, decoder_config, family = SDTURBO_UNET, TAESD, "sd-turbo"
     ident = compute_generator_id(
-        family, {"unet": architecture_config(unet_config), "decoder": architecture_config(decoder_config)},
+        family,
+        {"unet": architecture_config(unet_config), "decoder": architecture_config(decoder_config)},
         {"unet": unet, "decoder": autoencoder.decoder},
     )
     return unet, autoencoder.decoder, ident
@@ -91,8 +107,11 @@ def time_runs(run, device: str) -> tuple[float, int]:
 def stream_chunk(generator_id: str, rank: int = 8) -> PromptChunk:
     rng = np.random.RandomState(0)
     keyframes = tuple(
-        Keyframe(f, quantize_tensor(rng.standard_normal((77, rank)).astype(np.float32)),
-                 quantize_tensor(rng.standard_normal((rank, 1024)).astype(np.float32)))
+        Keyframe(
+            f,
+            quantize_tensor(rng.standard_normal((77, rank)).astype(np.float32)),
+            quantize_tensor(rng.standard_normal((rank, 1024)).astype(np.float32)),
+        )
         for f in range(0, STREAM_CHUNK_FRAMES + 1, STREAM_INTERVAL)
     )
     return PromptChunk(generator_id, 0, 0, 0, STREAM_CHUNK_FRAMES, STREAM_INTERVAL, rank, keyframes)
@@ -108,17 +127,38 @@ def measure_option(name: str, unet, decoder, ident: str, args: argparse.Namespac
         context = torch.randn(batch, 77, 1024, device=args.device)
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        seconds, runs = time_runs(lambda latent=latent, context=context: backend.generate(latent, context), args.device)
+        seconds, runs = time_runs(
+            lambda latent=latent, context=context: backend.generate(latent, context), args.device
+        )
         peak = torch.cuda.max_memory_allocated() / 2**30 if args.device.startswith("cuda") else None
-        rows.append({"option": name, "mode": "generate", "batch": batch, "fps": batch * runs / seconds,
-                     "ms_per_call": 1000 * seconds / runs, "peak_gib": peak})
-    generator = Generator(variant=VARIANTS[args.generator], generator_id=ident, backend=backend, encoder=None)
+        rows.append(
+            {
+                "option": name,
+                "mode": "generate",
+                "batch": batch,
+                "fps": batch * runs / seconds,
+                "ms_per_call": 1000 * seconds / runs,
+                "peak_gib": peak,
+            }
+        )
+    generator = Generator(
+        variant=VARIANTS[args.generator], generator_id=ident, backend=backend, encoder=None
+    )
     chunk = stream_chunk(ident)
-    stream = generator.open_stream(width=args.size, height=args.size,
-                                   init_latent=np.zeros((1, 4, h, w), dtype=np.float32))
+    stream = generator.open_stream(
+        width=args.size, height=args.size, init_latent=np.zeros((1, 4, h, w), dtype=np.float32)
+    )
     seconds, runs = time_runs(lambda: stream.decode_chunk(chunk), args.device)
-    rows.append({"option": name, "mode": "stream", "batch": STREAM_INTERVAL,
-                 "fps": STREAM_CHUNK_FRAMES * runs / seconds, "ms_per_call": 1000 * seconds / runs, "peak_gib": None})
+    rows.append(
+        {
+            "option": name,
+            "mode": "stream",
+            "batch": STREAM_INTERVAL,
+            "fps": STREAM_CHUNK_FRAMES * runs / seconds,
+            "ms_per_call": 1000 * seconds / runs,
+            "peak_gib": None,
+        }
+    )
     return rows
 
 
@@ -133,20 +173,30 @@ def print_table(rows: list[dict], card: str) -> None:
     print(f"{'option':32s} {'mode':9s} {'batch':>5s} {'fps':>9s} {'ms/call':>9s} {'peak GiB':>9s}")
     for row in rows:
         peak = f"{row['peak_gib']:.1f}" if row["peak_gib"] is not None else "-"
-        print(f"{row['option']:32s} {row['mode']:9s} {row['batch']:5d} {row['fps']:9.1f} {row['ms_per_call']:9.2f} {peak:>9s}")
+        print(
+            f"{row['option']:32s} {row['mode']:9s} {row['batch']:5d} {row['fps']:9.1f} {row['ms_per_call']:9.2f} {peak:>9s}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--generator", choices=("sd-turbo", "tiny"), default="sd-turbo")
-    parser.add_argument("--weights", default=None, help="sd_turbo.safetensors or LDM checkpoint (default: seeded)")
+    parser.add_argument(
+        "--weights", default=None, help="sd_turbo.safetensors or LDM checkpoint (default: seeded)"
+    )
     parser.add_argument("--taesd", default=None, help="TAESD weights (default: seeded)")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--size", type=int, default=None, help="pixels (default: the generator's native size)")
+    parser.add_argument(
+        "--size", type=int, default=None, help="pixels (default: the generator's native size)"
+    )
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 10, 32])
     parser.add_argument("--options", nargs="+", choices=sorted(OPTIONS), default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--json", default=None, help="output JSON (default docs/benchmarks/engines_<card>.json)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument(
+        "--json", default=None, help="output JSON (default docs/benchmarks/engines_<card>.json)"
+    )
     args = parser.parse_args(argv)
     args.size = args.size or VARIANTS[args.generator].native_size[0]
     names = args.options or (GPU_OPTIONS if args.device.startswith("cuda") else ["cpu-fp32"])
@@ -155,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cudnn.benchmark = True
     started = time.perf_counter()
     unet, decoder, ident = build_networks(args)
-    print(f"built {args.generator} ({ident}) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(
+        f"built {args.generator} ({ident}) in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
     rows = []
     for name in tqdm(names, desc="options", unit="option", file=sys.stderr):
         rows.extend(measure_option(name, unet, decoder, ident, args))
@@ -167,9 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.json or f"docs/benchmarks/engines_{args.generator}_{slug}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     document = {
-        "card": card, "generator": args.generator, "generator_id": ident, "size": args.size,
-        "weights": args.weights or f"seeded {BENCH_SEED}", "taesd": args.taesd or f"seeded {BENCH_SEED}",
-        "torch": torch.__version__, "cuda": torch.version.cuda, "command": " ".join(["python", *sys.argv]),
+        "card": card,
+        "generator": args.generator,
+        "generator_id": ident,
+        "size": args.size,
+        "weights": args.weights or f"seeded {BENCH_SEED}",
+        "taesd": args.taesd or f"seeded {BENCH_SEED}",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "command": " ".join(["python", *sys.argv]),
         "rows": rows,
     }
     out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

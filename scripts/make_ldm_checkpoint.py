@@ -33,11 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     unet_config, vae_config = SIZES[args.size]
     state = seeded_ldm_state(unet_config, vae_config, args.seed, DTYPES[args.dtype])
-    metadata = {"format": "pt", "promptus": f"seeded random LDM-layout checkpoint ({args.size}, seed {args.seed}); not SD-Turbo"}
+    metadata = {
+        "format": "pt",
+        "promptus": f"seeded random LDM-layout checkpoint ({args.size}, seed {args.seed}); not SD-Turbo",
+    }
     save_file(state, args.out, metadata=metadata)
     params = sum(t.numel() for t in state.values())
-    print(f"wrote {args.out}: {len(state)} tensors, {params / 1e6:.1f}M parameters, "
-          f"{args.dtype}, {time.perf_counter() - started:.1f} s")
+    print(
+        f"wrote {args.out}: {len(state)} tensors, {params / 1e6:.1f}M parameters, "
+        f"{args.dtype}, {time.perf_counter() - started:.1f} s"
+    )
     return 0
 
 

@@ -21,9 +21,13 @@ class BackendOptions:
     dtype: torch.dtype = torch.float32
     channels_last: bool = False
     cuda_graph: bool = False
-    compile_mode: str | None = None  # torch.compile mode (torch: both networks; fast: the whole step)
+    compile_mode: str | None = (
+        None  # torch.compile mode (torch: both networks; fast: the whole step)
+    )
     fp8_linear: bool = False  # fast backend on Hopper: the UNet's attention-block linears in float8
-    compile_cache_dir: str | None = None  # fast backend: persistent Inductor cache (None: the default)
+    compile_cache_dir: str | None = (
+        None  # fast backend: persistent Inductor cache (None: the default)
+    )
     attention: str = "auto"  # fast backend: SDPA kernel first tried ("auto": PyTorch's order; "cudnn", "flash", "efficient")
     cache_key: str | None = None  # the generator id: keys on-disk engine caches (tensorrt)
 
@@ -54,13 +58,17 @@ class Backend(ABC):
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         """Decoder image [B,3,H,W] in about [-1,1] as float32; differentiable."""
 
-    def forward(self, latent_input: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, latent_input: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0, image) with autograd: the path inversion optimises through."""
         x0 = x0_from_eps(latent_input, self.eps(latent_input, context))
         return x0, self.decode(x0)
 
     @torch.inference_mode()
-    def generate(self, latent_input: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def generate(
+        self, latent_input: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0 float32 [B,4,h,w], frames uint8 [B,H,W,3]) without autograd: the streaming path."""
         x0, image = self.forward(latent_input, context)
         return x0, image_to_uint8(image)
@@ -91,7 +99,9 @@ class WholeGroupStepMixin:
     ``generate`` on an already-mixed input is a group with weight 1 on it and a zero noise."""
 
     @torch.inference_mode()
-    def generate(self, latent_input: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def generate(
+        self, latent_input: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         _, x0, frames = self.generate_group(  # type: ignore[attr-defined]
             latent_input, torch.zeros_like(latent_input[:1]), 1.0, context
         )

@@ -24,7 +24,9 @@ from engines.backends.fp8 import convert_linears_to_fp8
 from engines.backends.torch_backend import GRAPH_WARMUP_RUNS, TorchBackend
 from engines.schedule import x0_from_eps
 
-DEFAULT_FAST_COMPILE_MODE = "default"  # Inductor without its own CUDA graphs: we capture the step ourselves
+DEFAULT_FAST_COMPILE_MODE = (
+    "default"  # Inductor without its own CUDA graphs: we capture the step ourselves
+)
 FP8_MIN_CAPABILITY = (8, 9)  # float8 tensor cores: Ada (8.9) and Hopper (9.0)
 # The SDPA kernel to try first; the others stay enabled behind it (FALLBACK_ORDER) for shapes
 # it does not support.
@@ -33,8 +35,12 @@ ATTENTION_FIRST = {
     "flash": SDPBackend.FLASH_ATTENTION,
     "efficient": SDPBackend.EFFICIENT_ATTENTION,
 }
-FALLBACK_ORDER = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION,
-                  SDPBackend.MATH)
+FALLBACK_ORDER = (
+    SDPBackend.FLASH_ATTENTION,
+    SDPBackend.EFFICIENT_ATTENTION,
+    SDPBackend.CUDNN_ATTENTION,
+    SDPBackend.MATH,
+)
 
 
 @contextlib.contextmanager
@@ -52,7 +58,9 @@ def tune_inductor() -> None:
     """Inductor settings that help UNet-shaped graphs (diffusers' published recipe)."""
     import torch._inductor.config as inductor_config
 
-    inductor_config.conv_1x1_as_mm = True  # 1x1 convolutions as matmuls: Triton/cuBLAS beat cuDNN there
+    inductor_config.conv_1x1_as_mm = (
+        True  # 1x1 convolutions as matmuls: Triton/cuBLAS beat cuDNN there
+    )
 
 
 @dataclass
@@ -74,13 +82,17 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
 
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
         if options.attention != "auto" and options.attention not in ATTENTION_FIRST:
-            raise ValueError(f"attention {options.attention!r}: expected auto or one of {', '.join(ATTENTION_FIRST)}")
+            raise ValueError(
+                f"attention {options.attention!r}: expected auto or one of {', '.join(ATTENTION_FIRST)}"
+            )
         if not options.device.startswith("cuda"):
             raise ValueError("the fast backend needs a CUDA device; use kind='torch' on the CPU")
         if options.dtype not in (torch.float16, torch.bfloat16):
             raise ValueError(f"the fast backend runs float16 or bfloat16, not {options.dtype}")
         # The parent casts and places the networks; graphs and compiling are this class's job.
-        super().__init__(unet, decoder, replace(options, channels_last=True, cuda_graph=False, compile_mode=None))
+        super().__init__(
+            unet, decoder, replace(options, channels_last=True, cuda_graph=False, compile_mode=None)
+        )
         self.options = options
         # cuDNN times its convolution algorithms during the warm-up runs before capture; the
         # graph then replays the fastest ones (its heuristics alone leave speed on the table).
@@ -92,23 +104,30 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         if options.fp8_linear:
             capability = torch.cuda.get_device_capability(self.device)
             if capability < FP8_MIN_CAPABILITY:
-                raise ValueError(f"float8 linears need compute capability >= 8.9, this GPU has {capability}")
+                raise ValueError(
+                    f"float8 linears need compute capability >= 8.9, this GPU has {capability}"
+                )
             self.fp8_linears = convert_linears_to_fp8(self.unet)
         self._step_fn = self._step
         if options.compile_mode != "none":
             self.compile_cache = configure_compile_cache(options.compile_cache_dir)
             tune_inductor()
             # dynamic=False: each (batch, size) specialises; no slower symbolic-shape kernels.
-            self._step_fn = torch.compile(self._step, mode=options.compile_mode or DEFAULT_FAST_COMPILE_MODE,
-                                          dynamic=False)
+            self._step_fn = torch.compile(
+                self._step, mode=options.compile_mode or DEFAULT_FAST_COMPILE_MODE, dynamic=False
+            )
         self._group_graphs: dict[tuple[int, ...], _CapturedGroupStep] = {}
 
-    def _step(self, prev: torch.Tensor, noise: torch.Tensor, mix: torch.Tensor, context: torch.Tensor):
+    def _step(
+        self, prev: torch.Tensor, noise: torch.Tensor, mix: torch.Tensor, context: torch.Tensor
+    ):
         latent_input = mix[0] * prev + mix[1] * noise
         batch_input = latent_input.expand(context.shape[0], -1, -1, -1)
         eps = self.eps(batch_input, context)
         x0 = x0_from_eps(batch_input, eps)
-        frames = image_to_uint8(self.decode(x0)).contiguous()  # NHWC buffer: one host copy per batch
+        frames = image_to_uint8(
+            self.decode(x0)
+        ).contiguous()  # NHWC buffer: one host copy per batch
         return latent_input[:1], x0, frames
 
     @torch.inference_mode()
@@ -116,9 +135,13 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         self, prev: torch.Tensor, noise: torch.Tensor, weight: float, context: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         count = context.shape[0]
-        step = self._group_graphs.get((*prev.shape, *context.shape)) or self._larger_step(prev, context)
+        step = self._group_graphs.get((*prev.shape, *context.shape)) or self._larger_step(
+            prev, context
+        )
         if step is None:
-            step = self._group_graphs[(*prev.shape, *context.shape)] = self._capture(prev, noise, context)
+            step = self._group_graphs[(*prev.shape, *context.shape)] = self._capture(
+                prev, noise, context
+            )
         step.prev.copy_(prev)
         step.noise.copy_(noise)
         step.mix.copy_(torch.tensor([weight, 1.0 - weight], dtype=torch.float32), non_blocking=True)
@@ -137,12 +160,18 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         """
         if prev.shape[0] != 1:
             return None
-        larger = [step for step in self._group_graphs.values()
-                  if step.prev.shape == prev.shape and step.context.shape[1:] == context.shape[1:]
-                  and step.context.shape[0] > context.shape[0]]
+        larger = [
+            step
+            for step in self._group_graphs.values()
+            if step.prev.shape == prev.shape
+            and step.context.shape[1:] == context.shape[1:]
+            and step.context.shape[0] > context.shape[0]
+        ]
         return min(larger, key=lambda step: step.context.shape[0], default=None)
 
-    def _capture(self, prev: torch.Tensor, noise: torch.Tensor, context: torch.Tensor) -> _CapturedGroupStep:
+    def _capture(
+        self, prev: torch.Tensor, noise: torch.Tensor, context: torch.Tensor
+    ) -> _CapturedGroupStep:
         static = [t.to(self.device, torch.float32).clone() for t in (prev, noise)]
         mix = torch.tensor([1.0, 0.0], device=self.device)
         static_context = context.to(self.device, torch.float32).clone()

@@ -25,7 +25,9 @@ class Fp8Linear(nn.Module):
         weight = linear.weight.detach()
         scale = _per_tensor_scale(weight)
         self.out_features, self.in_features = weight.shape
-        self.register_buffer("weight_fp8", (weight.float() / scale).to(FP8_DTYPE).contiguous())  # [N, K]
+        self.register_buffer(
+            "weight_fp8", (weight.float() / scale).to(FP8_DTYPE).contiguous()
+        )  # [N, K]
         self.register_buffer("weight_scale", scale.reshape(()))
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
         self.out_dtype = weight.dtype
@@ -35,8 +37,12 @@ class Fp8Linear(nn.Module):
         scale = _per_tensor_scale(rows)
         rows_fp8 = (rows.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(FP8_DTYPE)
         out = torch._scaled_mm(
-            rows_fp8, self.weight_fp8.t(), scale_a=scale, scale_b=self.weight_scale,
-            bias=self.bias, out_dtype=self.out_dtype,
+            rows_fp8,
+            self.weight_fp8.t(),
+            scale_a=scale,
+            scale_b=self.weight_scale,
+            bias=self.bias,
+            out_dtype=self.out_dtype,
         )
         return out.reshape(*x.shape[:-1], self.out_features)
 
@@ -54,8 +60,12 @@ def fp8_eligible(name: str, module: nn.Module) -> bool:
 
 def convert_linears_to_fp8(model: nn.Module) -> int:
     """Replace every eligible linear of ``model`` in place; returns how many were replaced."""
-    targets = [(name, module) for name, module in model.named_modules() if fp8_eligible(name, module)]
+    targets = [
+        (name, module) for name, module in model.named_modules() if fp8_eligible(name, module)
+    ]
     for name, module in targets:
         parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, child, Fp8Linear(module))
+        setattr(
+            model.get_submodule(parent_name) if parent_name else model, child, Fp8Linear(module)
+        )
     return len(targets)

@@ -33,8 +33,12 @@ class TorchBackend(Backend):
         self.options = options
         memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         # nn.Module.to, not diffusers' override, which warns on every dtype cast.
-        self.unet = nn.Module.to(unet, device=options.device, dtype=options.dtype, memory_format=memory_format)
-        self.decoder = nn.Module.to(decoder, device=options.device, dtype=options.dtype, memory_format=memory_format)
+        self.unet = nn.Module.to(
+            unet, device=options.device, dtype=options.dtype, memory_format=memory_format
+        )
+        self.decoder = nn.Module.to(
+            decoder, device=options.device, dtype=options.dtype, memory_format=memory_format
+        )
         for module in (self.unet, self.decoder):
             module.eval().requires_grad_(False)
         if options.compile_mode is not None:
@@ -52,14 +56,18 @@ class TorchBackend(Backend):
 
     def eps(self, latent_input: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         sample = self._prepare(latent_input)
-        out = self.unet(sample, self._timestep, encoder_hidden_states=self._prepare(context), return_dict=False)[0]
+        out = self.unet(
+            sample, self._timestep, encoder_hidden_states=self._prepare(context), return_dict=False
+        )[0]
         return out.float()
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         return self.decoder(self._prepare(x0)).float()
 
     @torch.inference_mode()
-    def generate(self, latent_input: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def generate(
+        self, latent_input: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.options.cuda_graph:
             return super().generate(latent_input, context)
         key = (*latent_input.shape, *context.shape)

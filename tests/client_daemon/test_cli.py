@@ -56,15 +56,22 @@ def test_bad_options_are_refused_before_loading(argv: list[str], reason: str) ->
 def test_backend_choices_are_the_engines_and_fast_needs_cuda() -> None:
     from engines.backends import BACKEND_KINDS
 
-    assert set(cli.BACKENDS) == set(BACKEND_KINDS)  # the CLI keeps its own copy so --help loads no torch
-    assert parse().backend == "auto"  # the fastest there is: TensorRT, else fast on CUDA, torch on the CPU
+    assert set(cli.BACKENDS) == set(
+        BACKEND_KINDS
+    )  # the CLI keeps its own copy so --help loads no torch
+    assert (
+        parse().backend == "auto"
+    )  # the fastest there is: TensorRT, else fast on CUDA, torch on the CPU
     with pytest.raises(CommandError, match="needs a CUDA device"):
         cli.run(parse("--backend", "fast", "--device", "cpu"))
 
 
 def test_warm_up_sizes_are_parsed_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse().warm_ups is None  # run() warms up only a backend that compiles per shape
-    assert parse("--warm-up", "512x512@10", "--warm-up", "256x128@5").warm_ups == [(512, 512, 10), (256, 128, 5)]
+    assert parse("--warm-up", "512x512@10", "--warm-up", "256x128@5").warm_ups == [
+        (512, 512, 10),
+        (256, 128, 5),
+    ]
     with pytest.raises(SystemExit):
         parse("--warm-up", "512@10")
     assert "is not WIDTHxHEIGHT@FRAMES" in capsys.readouterr().err

@@ -32,17 +32,26 @@ def make_level_chunks(
     """Chunks of one level with random (seeded) keyframes, split as the stream model says."""
     rng = np.random.RandomState(seed)
     keyframes = [
-        Keyframe(p, quantize_tensor(rng.standard_normal((77, rank)).astype(np.float32)),
-                 quantize_tensor(rng.standard_normal((rank, 1024)).astype(np.float32)))
+        Keyframe(
+            p,
+            quantize_tensor(rng.standard_normal((77, rank)).astype(np.float32)),
+            quantize_tensor(rng.standard_normal((rank, 1024)).astype(np.float32)),
+        )
         for p in keyframe_positions(frames, interval)
     ]
     chunks = []
     for index, start in enumerate(range(0, frames, chunk_frames)):
         end = min(start + chunk_frames, frames)
-        held = tuple(k for k in keyframes if start < k.frame <= start + chunk_frames or (index == 0 and k.frame == 0))
+        held = tuple(
+            k
+            for k in keyframes
+            if start < k.frame <= start + chunk_frames or (index == 0 and k.frame == 0)
+        )
         chunks.append(PromptChunk(generator_id, level, index, start, end, interval, rank, held))
     return chunks
 
 
 def init_latent(size: int = TEST_SIZE, seed: int = 1) -> np.ndarray:
-    return np.random.RandomState(seed).standard_normal((1, 4, size // 8, size // 8)).astype(np.float32)
+    return (
+        np.random.RandomState(seed).standard_normal((1, 4, size // 8, size // 8)).astype(np.float32)
+    )

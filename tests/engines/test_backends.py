@@ -18,9 +18,14 @@ def test_x0_constants_come_from_the_schedule():
     assert X0_INPUT_SCALE == pytest.approx(14.6488, abs=1e-4)
     assert X0_EPS_SCALE == pytest.approx(14.6146, abs=1e-4)
     assert alphas_cumprod()[999] == pytest.approx(0.0046600985, rel=1e-7)
-    latent, eps = torch.ones(1, 4, 2, 2, dtype=torch.float16), torch.ones(1, 4, 2, 2, dtype=torch.float16)
+    latent, eps = (
+        torch.ones(1, 4, 2, 2, dtype=torch.float16),
+        torch.ones(1, 4, 2, 2, dtype=torch.float16),
+    )
     x0 = x0_from_eps(latent, eps)
-    assert x0.dtype == torch.float32 and torch.allclose(x0, torch.full_like(x0, X0_INPUT_SCALE - X0_EPS_SCALE))
+    assert x0.dtype == torch.float32 and torch.allclose(
+        x0, torch.full_like(x0, X0_INPUT_SCALE - X0_EPS_SCALE)
+    )
 
 
 def test_factory_names_what_exists():
@@ -50,7 +55,9 @@ def test_forward_is_differentiable_wrt_context(tiny_generator):
 
 def _decode_all(generator, rule="chunk-reset"):
     chunks = make_level_chunks(generator.generator_id, frames=16, interval=4, chunk_frames=8)
-    stream = generator.open_stream(width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), prev_latent_rule=rule)
+    stream = generator.open_stream(
+        width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), prev_latent_rule=rule
+    )
     return np.concatenate([stream.decode_chunk(chunk) for chunk in chunks])
 
 
@@ -60,7 +67,9 @@ def _decode_all(generator, rule="chunk-reset"):
 def test_cuda_fp32_agrees_with_cpu(tiny_generator, rule):
     cuda = load_generator("tiny", device="cuda", dtype=torch.float32)
     assert cuda.generator_id == tiny_generator.generator_id
-    difference = np.abs(_decode_all(cuda, rule).astype(int) - _decode_all(tiny_generator, rule).astype(int))
+    difference = np.abs(
+        _decode_all(cuda, rule).astype(int) - _decode_all(tiny_generator, rule).astype(int)
+    )
     assert difference.mean() < 0.5 and np.percentile(difference, 99) <= 2
 
 
@@ -69,8 +78,14 @@ def test_cuda_fp32_agrees_with_cpu(tiny_generator, rule):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cuda_half_and_graph_agree_with_cpu(tiny_generator, dtype):
     eager = load_generator("tiny", device="cuda", dtype=dtype, channels_last=True)
-    graphed = load_generator("tiny", device="cuda", dtype=dtype, channels_last=True, cuda_graph=True)
+    graphed = load_generator(
+        "tiny", device="cuda", dtype=dtype, channels_last=True, cuda_graph=True
+    )
     reference = _decode_all(tiny_generator).astype(int)
     eager_frames, graph_frames = _decode_all(eager), _decode_all(graphed)
-    np.testing.assert_array_equal(graph_frames, eager_frames)  # replay computes exactly what eager does
-    assert np.abs(eager_frames.astype(int) - reference).mean() < 6  # half precision: close, not equal
+    np.testing.assert_array_equal(
+        graph_frames, eager_frames
+    )  # replay computes exactly what eager does
+    assert (
+        np.abs(eager_frames.astype(int) - reference).mean() < 6
+    )  # half precision: close, not equal

@@ -20,11 +20,21 @@ CHUNK_FRAMES = 8
 
 
 def write_ladder(path, generator_id: str, rule: str = "chunk-reset") -> None:
-    stream = StreamInfo(fps=30.0, width=TEST_SIZE, height=TEST_SIZE, frames=FRAMES, chunk_frames=CHUNK_FRAMES,
-                        generator_id=generator_id, generator_name="tiny", prev_latent_rule=rule)
+    stream = StreamInfo(
+        fps=30.0,
+        width=TEST_SIZE,
+        height=TEST_SIZE,
+        frames=FRAMES,
+        chunk_frames=CHUNK_FRAMES,
+        generator_id=generator_id,
+        generator_name="tiny",
+        prev_latent_rule=rule,
+    )
     writer = LadderWriter(path, stream, [("r2n4", 2, INTERVAL)])
     writer.write_init_state(init_latent())
-    for chunk in make_level_chunks(generator_id, frames=FRAMES, interval=INTERVAL, chunk_frames=CHUNK_FRAMES):
+    for chunk in make_level_chunks(
+        generator_id, frames=FRAMES, interval=INTERVAL, chunk_frames=CHUNK_FRAMES
+    ):
         writer.append_chunk(0, chunk)
     writer.finish()
 
@@ -39,7 +49,21 @@ def decoded_frames(path) -> list[np.ndarray]:
 def test_generate_writes_a_playable_mp4(tmp_path, tiny_generator, rule, capsys):
     write_ladder(tmp_path / "ladder", tiny_generator.generator_id, rule)
     out = tmp_path / "video.mp4"
-    assert main(["generate", str(tmp_path / "ladder"), "--level", "r2n4", "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(tmp_path / "ladder"),
+                "--level",
+                "r2n4",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     frames = decoded_frames(out)
     assert len(frames) == FRAMES and frames[0].shape == (TEST_SIZE, TEST_SIZE, 3)
     assert "wrote" in capsys.readouterr().out
@@ -51,16 +75,34 @@ def test_generate_scores_against_reference(tmp_path, tiny_generator, capsys):
     reference.mkdir()
     rng = np.random.RandomState(3)
     for index in range(FRAMES):
-        Image.fromarray(rng.randint(0, 255, (TEST_SIZE, TEST_SIZE, 3), dtype=np.uint8)).save(reference / f"{index:05d}.png")
+        Image.fromarray(rng.randint(0, 255, (TEST_SIZE, TEST_SIZE, 3), dtype=np.uint8)).save(
+            reference / f"{index:05d}.png"
+        )
     out, table = tmp_path / "video.mp4", tmp_path / "scores.csv"
-    code = main(["generate", str(tmp_path / "ladder"), "--out", str(out), "--device", "cpu",
-                 "--reference", str(reference), "--csv", str(table)])
+    code = main(
+        [
+            "generate",
+            str(tmp_path / "ladder"),
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--reference",
+            str(reference),
+            "--csv",
+            str(table),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "mean" in printed and "psnr_db" in printed
     with open(table, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == FRAMES and 0 < float(rows[0]["psnr_db"]) < 100 and -1 <= float(rows[0]["ssim"]) <= 1
+    assert (
+        len(rows) == FRAMES
+        and 0 < float(rows[0]["psnr_db"]) < 100
+        and -1 <= float(rows[0]["ssim"]) <= 1
+    )
 
 
 def test_generate_refuses_other_generator_unless_allowed(tmp_path, capsys):
@@ -69,8 +111,20 @@ def test_generate_refuses_other_generator_unless_allowed(tmp_path, capsys):
     assert main(["generate", str(tmp_path / "ladder"), "--out", str(out), "--device", "cpu"]) == 2
     assert "sd-turbo:0123456789abcdef" in capsys.readouterr().err and not out.exists()
     with pytest.warns(UserWarning):
-        assert main(["generate", str(tmp_path / "ladder"), "--out", str(out), "--device", "cpu",
-                     "--allow-generator-mismatch"]) == 0
+        assert (
+            main(
+                [
+                    "generate",
+                    str(tmp_path / "ladder"),
+                    "--out",
+                    str(out),
+                    "--device",
+                    "cpu",
+                    "--allow-generator-mismatch",
+                ]
+            )
+            == 0
+        )
     assert "warning" in capsys.readouterr().err
     assert len(decoded_frames(out)) == FRAMES
 
@@ -79,10 +133,35 @@ def test_generate_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert main(["generate", str(tmp_path / "missing"), "--out", str(tmp_path / "v.mp4")]) == 2
     assert "cannot read ladder" in capsys.readouterr().err
     write_ladder(tmp_path / "ladder", "tiny:whatever")
-    assert main(["generate", str(tmp_path / "ladder"), "--out", str(tmp_path / "v.mp4"), "--generator", "sd-turbo",
-                 "--taesd", str(tmp_path / "none")]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                str(tmp_path / "ladder"),
+                "--out",
+                str(tmp_path / "v.mp4"),
+                "--generator",
+                "sd-turbo",
+                "--taesd",
+                str(tmp_path / "none"),
+            ]
+        )
+        == 2
+    )
     assert "madebyollin/taesd" in capsys.readouterr().err
-    assert main(["generate", str(tmp_path / "ladder"), "--out", str(tmp_path / "v.mp4"), "--csv", "x.csv"]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                str(tmp_path / "ladder"),
+                "--out",
+                str(tmp_path / "v.mp4"),
+                "--csv",
+                "x.csv",
+            ]
+        )
+        == 2
+    )
 
 
 @pytest.mark.slow
@@ -90,7 +169,19 @@ def test_generate_legacy_sky_ladder(tmp_path, legacy_prompts_dir, capsys):
     assert main(["import-legacy", str(legacy_prompts_dir), "--out", str(tmp_path / "sky")]) == 0
     out = tmp_path / "sky.mp4"
     with pytest.warns(UserWarning):
-        assert main(["generate", str(tmp_path / "sky"), "--out", str(out), "--device", "cpu",
-                     "--allow-generator-mismatch"]) == 0
+        assert (
+            main(
+                [
+                    "generate",
+                    str(tmp_path / "sky"),
+                    "--out",
+                    str(out),
+                    "--device",
+                    "cpu",
+                    "--allow-generator-mismatch",
+                ]
+            )
+            == 0
+        )
     frames = decoded_frames(out)
     assert len(frames) == 141 and frames[0].shape == (512, 512, 3)

@@ -78,17 +78,26 @@ def test_attention_choice_goes_first_while_tracing_and_only_then(choice):
         assert order[0] == int(ATTENTION_FIRST[choice])
         assert sorted(order) == sorted(before)  # the others stay behind it as fallbacks
         query = torch.randn(1, 2, 5, 8)
-        assert torch.nn.functional.scaled_dot_product_attention(query, query, query).shape == query.shape
+        assert (
+            torch.nn.functional.scaled_dot_product_attention(query, query, query).shape
+            == query.shape
+        )
     assert torch._C._get_sdp_priority_order() == before
     with attention_kernels("auto"):
         assert torch._C._get_sdp_priority_order() == before
 
 
 def test_generate_group_mixes_then_generates(tiny_generator):
-    prev, noise, context = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8), torch.randn(3, 77, 1024)
+    prev, noise, context = (
+        torch.randn(1, 4, 8, 8),
+        torch.randn(1, 4, 8, 8),
+        torch.randn(3, 77, 1024),
+    )
     latent_input, x0, frames = tiny_generator.backend.generate_group(prev, noise, 0.05, context)
     assert torch.equal(latent_input, mix_latent(prev, noise, 0.05))
-    expected_x0, expected_frames = tiny_generator.backend.generate(latent_input.expand(3, -1, -1, -1), context)
+    expected_x0, expected_frames = tiny_generator.backend.generate(
+        latent_input.expand(3, -1, -1, -1), context
+    )
     assert torch.equal(x0, expected_x0) and torch.equal(frames, expected_frames)
     same, _, _ = tiny_generator.backend.generate_group(latent_input, noise, 1.0, context)
     assert torch.equal(same, latent_input)  # weight 1: the chained rule's "continue" input, exactly
@@ -125,8 +134,13 @@ def _decode_all(generator):
 def test_fast_backend_agrees_with_eager_half(tiny_generator, tmp_path, compile_mode):
     from engines import load_generator
 
-    fast = load_generator("tiny", device="cuda", backend="fast", compile_mode=compile_mode,
-                          compile_cache_dir=str(tmp_path))
+    fast = load_generator(
+        "tiny",
+        device="cuda",
+        backend="fast",
+        compile_mode=compile_mode,
+        compile_cache_dir=str(tmp_path),
+    )
     eager = load_generator("tiny", device="cuda", backend="torch", dtype=torch.float16)
     fast_frames, eager_frames = _decode_all(fast), _decode_all(eager)
     assert np.abs(fast_frames.astype(int) - eager_frames.astype(int)).mean() < 3
@@ -137,8 +151,11 @@ def test_fast_backend_agrees_with_eager_half(tiny_generator, tmp_path, compile_m
 @pytest.mark.gpu
 @needs_cuda
 def test_short_group_runs_padded_in_the_captured_larger_graph():
-    backend = make_backend(build_tiny_unet(), build_tiny_autoencoder().decoder,
-                           BackendOptions(kind="fast", device="cuda", dtype=torch.float16, compile_mode="none"))
+    backend = make_backend(
+        build_tiny_unet(),
+        build_tiny_autoencoder().decoder,
+        BackendOptions(kind="fast", device="cuda", dtype=torch.float16, compile_mode="none"),
+    )
     prev, noise = torch.randn(1, 4, 8, 8, device="cuda"), torch.randn(1, 4, 8, 8, device="cuda")
     context = torch.randn(4, 77, 1024, device="cuda")
     _, x0_full, frames_full = backend.generate_group(prev, noise, 0.05, context)
@@ -154,7 +171,9 @@ def test_short_group_runs_padded_in_the_captured_larger_graph():
 def test_pinned_sink_matches_the_plain_one():
     from engines.backends.host_copy import PinnedFrameSink
 
-    batches = [torch.randint(0, 256, (n, 16, 16, 3), dtype=torch.uint8, device="cuda") for n in (3, 4)]
+    batches = [
+        torch.randint(0, 256, (n, 16, 16, 3), dtype=torch.uint8, device="cuda") for n in (3, 4)
+    ]
     pinned, plain = PinnedFrameSink(7, 16, 16, torch.device("cuda")), FrameSink(7, 16, 16)
     for batch in batches:
         pinned.add(batch)

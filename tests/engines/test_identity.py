@@ -36,7 +36,9 @@ def test_tiny_taesd_id_is_the_recorded_one(taesd_dir):
 @pytest.mark.slow
 def test_tiny_weights_identical_in_two_fresh_processes():
     digests = {
-        subprocess.run([sys.executable, "-c", FRESH_PROCESS_SCRIPT], check=True, capture_output=True, text=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", FRESH_PROCESS_SCRIPT], check=True, capture_output=True, text=True
+        ).stdout
         for _ in range(2)
     }
     assert len(digests) == 1 and len(next(iter(digests)).strip()) == 64

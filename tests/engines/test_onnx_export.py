@@ -18,7 +18,9 @@ SIZE = 64  # pixels: 8x8 latents keep the export and the CPU runs to seconds
 @pytest.fixture(scope="module")
 def exported(tiny_generator, tmp_path_factory):
     backend = tiny_generator.backend
-    return export_onnx(backend.unet, backend.decoder, tmp_path_factory.mktemp("onnx"), height=SIZE, width=SIZE)
+    return export_onnx(
+        backend.unet, backend.decoder, tmp_path_factory.mktemp("onnx"), height=SIZE, width=SIZE
+    )
 
 
 def test_files_have_a_dynamic_batch(exported):
@@ -26,11 +28,17 @@ def test_files_have_a_dynamic_batch(exported):
     step = onnx.load(str(exported.unet_step))
     onnx.checker.check_model(step)
     inputs = {i.name: i for i in step.graph.input}
-    assert set(inputs) == {"latent_input", "context"} and [o.name for o in step.graph.output] == ["x0"]
+    assert set(inputs) == {"latent_input", "context"} and [o.name for o in step.graph.output] == [
+        "x0"
+    ]
     for tensor in (*step.graph.input, *step.graph.output):
-        assert tensor.type.tensor_type.shape.dim[0].dim_param == "batch"  # symbolic, not the example's 2
+        assert (
+            tensor.type.tensor_type.shape.dim[0].dim_param == "batch"
+        )  # symbolic, not the example's 2
     decoder = onnx.load(str(exported.decoder))
-    assert [i.name for i in decoder.graph.input] == ["x0"] and [o.name for o in decoder.graph.output] == ["image"]
+    assert [i.name for i in decoder.graph.input] == ["x0"] and [
+        o.name for o in decoder.graph.output
+    ] == ["image"]
     assert decoder.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 

@@ -45,7 +45,9 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 def _meta_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {key: torch.empty(value.shape, device="meta") for key, value in module.state_dict().items()}
+    return {
+        key: torch.empty(value.shape, device="meta") for key, value in module.state_dict().items()
+    }
 
 
 @pytest.mark.parametrize("config_name", [SDTURBO_UNET, TINY_UNET])
@@ -53,7 +55,9 @@ def test_unet_layout_round_trips_through_diffusers_converter(config_name):
     with torch.device("meta"):
         model = build_unet(config_name)
     state = _meta_state(model)
-    back = convert_ldm_unet_checkpoint(unet_to_ldm(state, architecture_config(config_name)), architecture_config(config_name))
+    back = convert_ldm_unet_checkpoint(
+        unet_to_ldm(state, architecture_config(config_name)), architecture_config(config_name)
+    )
     assert set(back) == set(state)
     assert all(back[key].shape == state[key].shape for key in state)
 
@@ -63,7 +67,9 @@ def test_vae_layout_round_trips_through_diffusers_converter(config_name):
     with torch.device("meta"):
         model = build_vae(config_name)
     state = _meta_state(model)
-    back = convert_ldm_vae_checkpoint(vae_to_ldm(state, architecture_config(config_name)), architecture_config(config_name))
+    back = convert_ldm_vae_checkpoint(
+        vae_to_ldm(state, architecture_config(config_name)), architecture_config(config_name)
+    )
     assert set(back) == set(state)
     assert all(back[key].shape == state[key].shape for key in state)
 

@@ -26,24 +26,41 @@ from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
 
 def open_stream(generator, rule=CHUNK_RESET, **kwargs):
     return generator.open_stream(
-        width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), noise_seed=88,
-        prev_latent_weight=0.05, prev_latent_rule=rule, **kwargs,
+        width=TEST_SIZE,
+        height=TEST_SIZE,
+        init_latent=init_latent(),
+        noise_seed=88,
+        prev_latent_weight=0.05,
+        prev_latent_rule=rule,
+        **kwargs,
     )
 
 
 def test_chunk_reset_groups_follow_keyframes():
     assert generation_groups(CHUNK_RESET, 0, 12, [0, 4, 8, 12], 4) == [
-        Group(0, 4, FROM_INIT), Group(4, 8, FROM_PREVIOUS), Group(8, 12, FROM_PREVIOUS)]
+        Group(0, 4, FROM_INIT),
+        Group(4, 8, FROM_PREVIOUS),
+        Group(8, 12, FROM_PREVIOUS),
+    ]
     # short final interval: the last frame is a keyframe and its own group
-    assert generation_groups(CHUNK_RESET, 8, 11, [8, 10], 4) == [Group(8, 10, FROM_INIT), Group(10, 11, FROM_PREVIOUS)]
+    assert generation_groups(CHUNK_RESET, 8, 11, [8, 10], 4) == [
+        Group(8, 10, FROM_INIT),
+        Group(10, 11, FROM_PREVIOUS),
+    ]
 
 
 def test_chained_groups_end_on_keyframes_and_cross_chunks():
     assert generation_groups(CHAINED, 0, 8, [0, 4, 8], 4) == [
-        Group(0, 1, FROM_INIT), Group(1, 5, FROM_PREVIOUS), Group(5, 8, FROM_PREVIOUS)]
+        Group(0, 1, FROM_INIT),
+        Group(1, 5, FROM_PREVIOUS),
+        Group(5, 8, FROM_PREVIOUS),
+    ]
     # chunk 1 starts with frame 8, the end of the group (4, 8] begun in chunk 0
     assert generation_groups(CHAINED, 8, 16, [8, 12, 16], 4) == [
-        Group(8, 9, CONTINUE), Group(9, 13, FROM_PREVIOUS), Group(13, 16, FROM_PREVIOUS)]
+        Group(8, 9, CONTINUE),
+        Group(9, 13, FROM_PREVIOUS),
+        Group(13, 16, FROM_PREVIOUS),
+    ]
 
 
 def test_noise_is_numpy_randomstate():
@@ -70,18 +87,26 @@ def test_iter_chunk_hands_each_group_over_and_equals_decode_chunk(tiny_generator
     for chunk, whole in zip(chunks, expected, strict=True):
         batches = list(streamed.iter_chunk(chunk))
         sizes.append([b.shape[0] for b in batches])
-        np.testing.assert_array_equal(np.concatenate(batches), whole)  # and the state advanced alike
+        np.testing.assert_array_equal(
+            np.concatenate(batches), whole
+        )  # and the state advanced alike
     assert sizes == [[4, 4], [4, 3, 1]]  # one batch a group: frames 0-3, 4-7 | 8-11, 12-14, 15
 
 
 def test_first_frame_matches_forward_with_mixed_init(tiny_generator):
     chunk = make_level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)[0]
     frames = open_stream(tiny_generator).decode_chunk(chunk)
-    latent = mix_latent(torch.from_numpy(init_latent()), torch.from_numpy(stream_noise(88, TEST_SIZE, TEST_SIZE)), 0.05)
+    latent = mix_latent(
+        torch.from_numpy(init_latent()),
+        torch.from_numpy(stream_noise(88, TEST_SIZE, TEST_SIZE)),
+        0.05,
+    )
     context = torch.from_numpy(chunk.keyframes[0].context()).unsqueeze(0)
     with torch.no_grad():
         _, image = tiny_generator.forward(latent, context)
-    expected = ((image[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    expected = (
+        ((image[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    )
     assert np.abs(frames[0].astype(int) - expected.astype(int)).max() <= 1
 
 
@@ -100,8 +125,12 @@ def test_chunk_without_its_previous_keyframe_is_refused(tiny_generator):
 
 
 def test_switching_level_uses_the_prefix(tiny_generator):
-    level0 = make_level_chunks(tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8, level=0, seed=0)
-    level1 = make_level_chunks(tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8, level=1, seed=5)
+    level0 = make_level_chunks(
+        tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8, level=0, seed=0
+    )
+    level1 = make_level_chunks(
+        tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8, level=1, seed=5
+    )
     stream = open_stream(tiny_generator)
     stream.decode_chunk(level0[0])
     with pytest.raises(ChunkFormatError):
@@ -150,6 +179,10 @@ def test_bad_stream_parameters(tiny_generator):
     with pytest.raises(ValueError, match="init latent has shape"):
         tiny_generator.open_stream(width=128, height=64, init_latent=init_latent())
     with pytest.raises(ValueError, match="previous-latent rule"):
-        tiny_generator.open_stream(width=64, height=64, init_latent=init_latent(), prev_latent_rule="x")
-    bad = dataclasses.replace(make_level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)[0])
+        tiny_generator.open_stream(
+            width=64, height=64, init_latent=init_latent(), prev_latent_rule="x"
+        )
+    bad = dataclasses.replace(
+        make_level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)[0]
+    )
     assert bad.frame_count == 8

@@ -16,8 +16,14 @@ MIN_ROUND_TRIP_PSNR = 25.0  # dB, encode+decode of a real 512x512 frame
 
 def test_decoder_keys_shift_by_one():
     state = {"1.weight": torch.zeros(1), "3.conv.0.bias": torch.zeros(1)}
-    assert set(original_to_diffusers(state, "decoder")) == {"layers.0.weight", "layers.2.conv.0.bias"}
-    assert set(original_to_diffusers(state, "encoder")) == {"layers.1.weight", "layers.3.conv.0.bias"}
+    assert set(original_to_diffusers(state, "decoder")) == {
+        "layers.0.weight",
+        "layers.2.conv.0.bias",
+    }
+    assert set(original_to_diffusers(state, "encoder")) == {
+        "layers.1.weight",
+        "layers.3.conv.0.bias",
+    }
     with pytest.raises(WeightsFormatError):
         original_to_diffusers({"0.weight": torch.zeros(1)}, "decoder")
 
@@ -31,21 +37,30 @@ def test_real_weights_round_trip_sky_frame(taesd_dir, sky_frames_dir):
         latent = model.encoder(image)
         decoded = model.decoder(latent)
     assert latent.shape == (1, 4, 64, 64)
-    restored = ((decoded[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    restored = (
+        ((decoded[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+    )
     assert psnr_per_frame(restored[None], frame[None])[0] >= MIN_ROUND_TRIP_PSNR
 
 
 def test_pth_and_diffusers_folder_load_the_same_values(taesd_dir, tmp_path):
     reference = load_taesd(taesd_dir, need_encoder=True)
-    decoder_original = {f"{int(k.split('.')[1]) + 1}.{k.split('.', 2)[2]}": v
-                        for k, v in reference.decoder.state_dict().items()}
+    decoder_original = {
+        f"{int(k.split('.')[1]) + 1}.{k.split('.', 2)[2]}": v
+        for k, v in reference.decoder.state_dict().items()
+    }
     torch.save(decoder_original, tmp_path / "taesd_decoder.pth")
     from_pth = load_taesd(tmp_path / "taesd_decoder.pth")
     assert from_pth.encoder is None
-    assert all(torch.equal(from_pth.decoder.state_dict()[k], v) for k, v in reference.decoder.state_dict().items())
+    assert all(
+        torch.equal(from_pth.decoder.state_dict()[k], v)
+        for k, v in reference.decoder.state_dict().items()
+    )
     reference.save_pretrained(tmp_path / "diffusers", safe_serialization=True)
     from_folder = load_taesd(tmp_path / "diffusers")
-    assert all(torch.equal(from_folder.state_dict()[k], v) for k, v in reference.state_dict().items())
+    assert all(
+        torch.equal(from_folder.state_dict()[k], v) for k, v in reference.state_dict().items()
+    )
 
 
 def test_missing_weights_name_path_and_source(tmp_path):

@@ -39,18 +39,28 @@ def chunks(draw):
     dim = draw(st.integers(1, 40))
     count = draw(st.integers(0, 4))
     planes = st.tuples(
-        arrays(np.uint8, (tokens, rank)), arrays(np.uint8, (rank, dim)),
-        st.floats(0.5**20, 1024.0, width=32), st.floats(0, 255, width=32),
-        st.floats(0.5**20, 1024.0, width=32), st.floats(0, 255, width=32),
+        arrays(np.uint8, (tokens, rank)),
+        arrays(np.uint8, (rank, dim)),
+        st.floats(0.5**20, 1024.0, width=32),
+        st.floats(0, 255, width=32),
+        st.floats(0.5**20, 1024.0, width=32),
+        st.floats(0, 255, width=32),
     )
     keyframes = tuple(
         Keyframe(frame=10 * (i + 1), u=QuantizedTensor(u, su, zu), v=QuantizedTensor(v, sv, zv))
-        for i, (u, v, su, zu, sv, zv) in enumerate(draw(st.lists(planes, min_size=count, max_size=count)))
+        for i, (u, v, su, zu, sv, zv) in enumerate(
+            draw(st.lists(planes, min_size=count, max_size=count))
+        )
     )
     return PromptChunk(
-        generator_id=draw(st.text(min_size=1, max_size=20)), level=draw(st.integers(0, 65535)),
-        index=draw(st.integers(0, 2**32 - 1)), frame_start=0, frame_end=10 * count + 1,
-        interval=10, rank=rank, keyframes=keyframes,
+        generator_id=draw(st.text(min_size=1, max_size=20)),
+        level=draw(st.integers(0, 65535)),
+        index=draw(st.integers(0, 2**32 - 1)),
+        frame_start=0,
+        frame_end=10 * count + 1,
+        interval=10,
+        rank=rank,
+        keyframes=keyframes,
     )
 
 
@@ -142,7 +152,9 @@ def test_shape_not_matching_rank():
     struct.pack_into("<H", body, offset + 16, 4)  # claim rank 4 over rank-3 planes
     with pytest.raises(ChunkFormatError, match="shape not matching rank"):
         parse_chunk(recrc(bytes(body)))
-    mixed = PromptChunk("g:1", 0, 0, 0, 20, 10, 2, (random_keyframe(10, rank=2), random_keyframe(20, rank=3)))
+    mixed = PromptChunk(
+        "g:1", 0, 0, 0, 20, 10, 2, (random_keyframe(10, rank=2), random_keyframe(20, rank=3))
+    )
     with pytest.raises(ChunkFormatError, match="shape not matching rank"):
         encode_chunk(mixed)
 
@@ -161,7 +173,9 @@ def test_contexts_need_the_previous_keyframe_and_accept_a_prefix():
     contexts = chunk_contexts(second, prefix.keyframes[0])
     assert contexts.shape == (20, 77, 1024)
     np.testing.assert_array_equal(contexts[0], first.keyframes[-1].context())
-    np.testing.assert_array_equal(contexts[5], interpolate_context(first.keyframes[-1], second.keyframes[0], 25))
+    np.testing.assert_array_equal(
+        contexts[5], interpolate_context(first.keyframes[-1], second.keyframes[0], 25)
+    )
     with pytest.raises(ChunkFormatError, match="prefix keyframe is at frame 10"):
         chunk_contexts(second, first.keyframes[1])
 

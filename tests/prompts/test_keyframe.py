@@ -33,7 +33,9 @@ def test_interpolation_matches_float64_reference(frame):
 
 def test_short_final_interval_uses_its_own_length():
     a, b = random_keyframe(140, rank=4), random_keyframe(143, rank=4)
-    np.testing.assert_allclose(interpolate_context(a, b, 141), reference_context(a, b, 141), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        interpolate_context(a, b, 141), reference_context(a, b, 141), rtol=1e-5, atol=1e-4
+    )
 
 
 def test_compose_divides_by_sqrt_rank():

@@ -9,14 +9,24 @@ from prompts.ladder import Ladder, LadderWriter
 from prompts.manifest import Manifest, ManifestError, StreamInfo, load_manifest
 from tests.prompts.factories import chunk_of
 
-STREAM = StreamInfo(fps=30, width=64, height=64, frames=61, chunk_frames=20, generator_id="test:0", generator_name="test")
+STREAM = StreamInfo(
+    fps=30,
+    width=64,
+    height=64,
+    frames=61,
+    chunk_frames=20,
+    generator_id="test:0",
+    generator_name="test",
+)
 
 
 def write_ladder(path, chunks=4):
     writer = LadderWriter(path, STREAM, [("r2n10", 2, 10)])
     writer.write_init_state(np.zeros((1, 4, 8, 8), np.float32))
     for index in range(chunks):
-        writer.append_chunk(0, chunk_of(index, rank=2, frames=61), {"psnr": 30.0 + index, "ssim": 0.9})
+        writer.append_chunk(
+            0, chunk_of(index, rank=2, frames=61), {"psnr": 30.0 + index, "ssim": 0.9}
+        )
     return writer
 
 

@@ -27,7 +27,12 @@ def test_import_gives_fifteen_keyframes_rank_8_interval_10(imported):
     _, out = imported
     ladder = Ladder(out)
     stream, (level,) = ladder.manifest.stream, ladder.manifest.levels
-    assert (stream.frames, stream.noise_seed, stream.prev_latent_weight, stream.prev_latent_rule) == (141, 88, 0.05, "chained")
+    assert (
+        stream.frames,
+        stream.noise_seed,
+        stream.prev_latent_weight,
+        stream.prev_latent_rule,
+    ) == (141, 88, 0.05, "chained")
     assert stream.generator_name == "sd-turbo + taesd"
     assert (level.rank, level.interval, sum(c.keyframes for c in level.chunks)) == (8, 10, 15)
     assert ladder.init_state().shape == (1, 4, 64, 64)
@@ -36,12 +41,20 @@ def test_import_gives_fifteen_keyframes_rank_8_interval_10(imported):
 def test_dequantized_factors_equal_the_original_code_bit_for_bit(imported):
     source, out = imported
     ladder = Ladder(out)
-    keyframes = [k for c in ladder.manifest.levels[0].chunks for k in parse_chunk(ladder.chunk_bytes(0, c.index)).keyframes]
+    keyframes = [
+        k
+        for c in ladder.manifest.levels[0].chunks
+        for k in parse_chunk(ladder.chunk_bytes(0, c.index)).keyframes
+    ]
     for keyframe in keyframes:
-        original = torch.load(source / f"frame_{keyframe.frame:05d}.prompt", weights_only=True, map_location="cpu")
+        original = torch.load(
+            source / f"frame_{keyframe.frame:05d}.prompt", weights_only=True, map_location="cpu"
+        )
         for name, ours in (("U", keyframe.u), ("V", keyframe.v)):
             # what the original release computes: scale * (q - zero_point), float32
-            expected = original[f"{name}_scale"] * (original[name].float() - original[f"{name}_zero_point"])
+            expected = original[f"{name}_scale"] * (
+                original[name].float() - original[f"{name}_zero_point"]
+            )
             assert torch.equal(torch.from_numpy(ours.dequantize()), expected)
     init = torch.load(source / "init.pth", weights_only=True, map_location="cpu")
     assert torch.equal(torch.from_numpy(ladder.init_state()), init.float())
@@ -56,7 +69,9 @@ def test_compression_counts_every_byte_of_the_chunks(imported):
 
 def test_inspect_cli_reports_the_ladder(imported):
     _, out = imported
-    result = subprocess.run([*PROMPTUS, "inspect", str(out), "--json"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [*PROMPTUS, "inspect", str(out), "--json"], capture_output=True, text=True, check=True
+    )
     report = json.loads(result.stdout)
     assert (report["keyframes"], report["rank"], report["interval"]) == (15, 8, 10)
     assert report["raw_bytes"] == 132120
@@ -80,7 +95,11 @@ def test_inspect_on_a_corrupt_copy_exits_2_with_one_line(imported, tmp_path):
 
 
 def test_import_cli_refuses_a_bad_folder(tmp_path):
-    result = subprocess.run([*PROMPTUS, "import-legacy", str(tmp_path), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    result = subprocess.run(
+        [*PROMPTUS, "import-legacy", str(tmp_path), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "need at least two frame_*.prompt" in result.stderr
 
 
@@ -91,6 +110,9 @@ def test_unsafe_or_malformed_prompt_files_are_refused(tmp_path, legacy_prompts_d
     (tmp_path / "frame_00010.prompt").write_bytes(b"\x80\x04not a pickle of tensors")
     with pytest.raises(LegacyImportError, match="frame_00010.prompt: not a loadable tensor file"):
         read_legacy_folder(tmp_path)
-    torch.save({"U": torch.zeros(77, 8), "V": torch.zeros(8, 1024, dtype=torch.uint8)}, tmp_path / "frame_00010.prompt")
+    torch.save(
+        {"U": torch.zeros(77, 8), "V": torch.zeros(8, 1024, dtype=torch.uint8)},
+        tmp_path / "frame_00010.prompt",
+    )
     with pytest.raises(LegacyImportError, match="U must be a 2-D uint8 tensor"):
         read_legacy_folder(tmp_path)
