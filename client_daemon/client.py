@@ -12,6 +12,7 @@ from types import TracebackType
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from common.errors import UserError
 from prompts.ladder import Ladder
 from server.protocol import (
     MAX_FRAME_PAGE_RECEIVES,
@@ -30,7 +31,7 @@ from server.protocol import (
 REPLY_TIMEOUT_S = 60.0  # seconds to wait for the daemon's answer to one request
 
 
-class DaemonError(Exception):
+class DaemonError(UserError):
     """The daemon refused a request; carries its `error` message."""
 
     def __init__(self, error: ErrorMessage) -> None:

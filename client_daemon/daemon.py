@@ -22,12 +22,10 @@ from client_daemon.session import Session
 from client_daemon.settings import DaemonSettings
 from client_daemon.transport import PageConnection
 from prompts.init_state import InitStateError, parse_init_state
+from prompts.stream_model import GeneratorMismatchError, check_generator, latent_shape
 from server.protocol import MAX_FRAME_DAEMON_RECEIVES, ErrorCode, Open, ProtocolError
 
 log = logging.getLogger(__name__)
-
-LATENT_CHANNELS = 4  # the init state is a 1 x 4 x H/8 x W/8 latent
-LATENT_SCALE = 8  # pixels per latent cell
 
 
 class Generator(Protocol):
@@ -112,18 +110,15 @@ class Daemon:
     async def open_stream(self, request: Open) -> tuple[Session, SessionPipeline, bytes, str]:
         """Check an `open` and build its session: (session, pipeline, init segment, MIME)."""
         setup = request.stream
-        if setup.generator_id != self.generator.generator_id:
-            raise ProtocolError(
-                ErrorCode.GENERATOR_MISMATCH,
-                f"the stream needs generator '{setup.generator_id}' but this daemon runs "
-                f"'{self.generator.generator_id}' ({self.generator.name}); restart it with "
-                "the matching --generator and --weights",
-            )
+        try:
+            check_generator(setup.generator_id, self.generator.generator_id, "stream")
+        except GeneratorMismatchError as error:
+            raise ProtocolError(ErrorCode.GENERATOR_MISMATCH, str(error)) from None
         try:
             init_latent = parse_init_state(request.init_state)
         except InitStateError as error:
             raise ProtocolError(ErrorCode.BAD_FIELD, f"init state: {error}") from None
-        expected = (1, LATENT_CHANNELS, setup.height // LATENT_SCALE, setup.width // LATENT_SCALE)
+        expected = latent_shape(setup.width, setup.height)
         if init_latent.shape != expected:
             raise ProtocolError(
                 ErrorCode.BAD_FIELD,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
+from common.errors import UserError
+
 BOX_HEADER = struct.Struct(">I4s")  # 32-bit size, 4-character type
 LARGE_SIZE = struct.Struct(">Q")  # 64-bit size that follows when the 32-bit size is 1
 FULL_BOX_HEADER_BYTES = 4  # version (1 byte) + flags (3 bytes)
@@ -20,7 +22,7 @@ INIT_BOXES = ("ftyp", "moov")
 SEGMENT_BOXES = ("moof", "mdat")
 
 
-class Mp4FormatError(ValueError):
+class Mp4FormatError(UserError, ValueError):
     """Bytes that are not the expected MP4 boxes."""
 
 

@@ -26,8 +26,8 @@ import numpy as np
 from client_daemon.muxer import SegmentMuxer
 from client_daemon.session import ChunkJob
 from client_daemon.settings import QUEUE_DEPTH
-from engines.errors import GeneratorMismatchError
 from prompts.chunk import ChunkFormatError, PromptChunk
+from prompts.stream_model import GeneratorMismatchError
 from server.protocol import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from prompts.chunk import ChunkFormatError, PromptChunk, parse_chunk
+from prompts.stream_model import GeneratorMismatchError, check_generator
 from server.protocol import ChunkMessage, ErrorCode, ProtocolError, Seek, StreamSetup
 
 
@@ -100,12 +101,10 @@ class Session:
             raise _bad_chunk(f"{what} is not a valid prompt chunk: {error}") from None
 
     def _check_identity(self, chunk: PromptChunk, message: ChunkMessage, where: str) -> None:
-        if chunk.generator_id != self.setup.generator_id:
-            raise ProtocolError(
-                ErrorCode.GENERATOR_MISMATCH,
-                f"{where} was made for generator '{chunk.generator_id}', "
-                f"the session opened '{self.setup.generator_id}'",
-            )
+        try:
+            check_generator(chunk.generator_id, self.setup.generator_id, where)
+        except GeneratorMismatchError as error:
+            raise ProtocolError(ErrorCode.GENERATOR_MISMATCH, str(error)) from None
         if chunk.is_prefix:
             raise _bad_chunk(f"{where} holds a switch prefix, which has no frames of its own")
         if (chunk.level, chunk.index) != (message.level, message.chunk):

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.errors import UserError
 from emulation.ladder import SimLadder
 from emulation.traces import Trace
 
@@ -31,7 +32,7 @@ ABR_INDEX = SIM_DIR.parent.parent / "web" / "abr" / "index.js"
 NODE_QUERY_TIMEOUT_S = 30.0
 
 
-class SimulatorError(RuntimeError):
+class SimulatorError(UserError, RuntimeError):
     """The Node simulator could not run, or a session failed inside it."""
 
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import UserError
 from emulation.fast import SessionResult, trace_seed
 from emulation.ladder import SimLadder
 from emulation.netns import LinkSpec, NetnsError, ShapedPair, TracePlayer, check_available
@@ -39,7 +40,7 @@ BROWSER_MARGIN_S = 90.0  # s; browser start-up and page load on top of the sessi
 POLL_S = 0.2
 
 
-class FullModeUnavailable(RuntimeError):
+class FullModeUnavailable(UserError, RuntimeError):
     """Full mode cannot run here (message says what is missing)."""
 
 

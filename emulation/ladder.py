@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from prompts.manifest import Manifest, ManifestError, load_manifest
+from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS
 
 SSIM_DB_MAX = 60.0  # dB; Puffer's clamp of -10 log10(1 - ssim)
 SYNTHETIC_NAME = "synthetic-prompt-ladder (modelled sizes, assumed qualities; not measured)"
@@ -177,7 +178,7 @@ def synthetic_ladder(seed: int = 0) -> SimLadder:
     sizes, quality, keyframe_counts = [], [], []
     for _, rank, interval, psnr in SYNTHETIC_LEVELS:
         keyframes = SYNTHETIC_CHUNK_FRAMES // interval
-        nominal = keyframes * ((77 + 1024) * rank + QUANT_PARAM_BYTES)
+        nominal = keyframes * ((CONTEXT_TOKENS + CONTEXT_DIM) * rank + QUANT_PARAM_BYTES)
         spread = np.clip(rng.normal(1.0, SYNTHETIC_SIZE_SD, SYNTHETIC_CHUNKS), 0.8, 1.2)
         sizes.append(np.maximum(1, np.round(nominal * spread)).astype(np.int64))
         quality.append(psnr + difficulty)

@@ -32,6 +32,7 @@ from types import TracebackType
 
 import numpy as np
 
+from common.errors import UserError
 from emulation.traces import Trace
 
 NS_PREFIX = "promptus-emu-"
@@ -43,7 +44,7 @@ SUBNET_POOL = ipaddress.ip_network("10.203.0.0/16")  # only ever inside the run'
 KILL_WAIT_S = 2.0  # s; grace before SIGKILL at teardown
 
 
-class NetnsError(RuntimeError):
+class NetnsError(UserError, RuntimeError):
     """Namespaces or shaping could not be set up (message says what and how to fix it)."""
 
 

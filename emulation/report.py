@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from common.atomic import atomic_write_bytes, atomic_write_json
 from emulation.fast import SessionResult
 from emulation.ladder import SimLadder
 from emulation.metrics import SchemeSummary, StreamMetrics
 from emulation.traces import Trace, TraceSummary
-from prompts.atomic import atomic_write_bytes, atomic_write_json
 
 TIMELINE_STEP_S = 0.1  # s; sampling of the trace rate in the timeline plot
 ABR_COLORS = {

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import UserError
+
 MAHIMAHI_PACKET_BYTES = 1500  # bytes per delivery opportunity (mm-link's MTU)
 MAHIMAHI_BIN_MS = 100  # ms; width of the bins packet opportunities are counted in
 UCC_SAMPLE_S = 1.0  # s; G-NetTrack logs one row per second
@@ -40,7 +42,7 @@ UCC_TIME_FORMAT = "%Y.%m.%d_%H.%M.%S"
 MAX_TRACE_BYTES = 64 * 1024 * 1024  # bytes; refuse anything larger than any real trace file
 
 
-class TraceFormatError(ValueError):
+class TraceFormatError(UserError, ValueError):
     """A trace file that cannot be read; the message names the file, line and defect."""
 
 

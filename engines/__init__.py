@@ -5,8 +5,8 @@ Public API::
     gen = load_generator("tiny" | "tiny-taesd" | "sd-turbo", weights=..., taesd=..., device="auto")
     gen.generator_id; gen.name; gen.native_size; gen.device
     x0, image = gen.forward(latent_input, context)          # differentiable
-    stream = gen.open_stream(width=..., height=..., init_latent=..., noise_seed=88,
-                             prev_latent_weight=0.05, prev_latent_rule="chunk-reset")
+    stream = gen.open_stream(width=..., height=..., init_latent=..., noise_seed=NOISE_SEED,
+                             prev_latent_weight=PREV_LATENT_WEIGHT, prev_latent_rule="chunk-reset")
     frames = stream.decode_chunk(chunk, prefix=None)        # uint8 [T, H, W, 3]
 
 Heavy imports (torch, diffusers) happen on first use of these names, so importing the
@@ -15,14 +15,9 @@ package (for example for ``engines.cli_generate.add_arguments``) stays cheap.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-# Nothing in engines needs a model hub; make any accidental huggingface_hub lookup fail at once
-# instead of waiting on the network (effective when diffusers is first imported through here).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from engines.errors import GeneratorMismatchError, WeightsFormatError, WeightsNotFoundError
+from engines.errors import WeightsFormatError, WeightsNotFoundError
 
 # Recorded ids of the tiny variants (checked by tests/engines/test_identity.py). They change
 # only when the tiny configs, TINY_WEIGHT_SEED, the seeding procedure or the TAESD file change.
@@ -49,7 +44,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Generator",
-    "GeneratorMismatchError",
     "GeneratorStream",
     "TINY_GENERATOR_ID",
     "TINY_TAESD_GENERATOR_ID",

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from engines.backends import Backend, BackendOptions, make_backend
-from engines.errors import GeneratorMismatchError, WeightsNotFoundError
+from engines.errors import WeightsNotFoundError
 from engines.identity import compute_generator_id
 from engines.model_configs import (
     SDTURBO_UNET,
@@ -21,18 +21,20 @@ from engines.model_configs import (
     architecture_config,
 )
 from engines.seeded import fill_seeded_
-from engines.stream import (
-    CHUNK_RESET,
-    LATENT_CHANNELS,
-    LATENT_FACTOR,
-    SIZE_MULTIPLE,
-    GeneratorStream,
-)
+from engines.stream import GeneratorStream
 from engines.taesd import TAESD_HOW_TO_OBTAIN, build_autoencoder_tiny, load_taesd
+from prompts.stream_model import (
+    CHUNK_RESET,
+    CONTEXT_DIM,
+    CONTEXT_TOKENS,
+    NOISE_SEED,
+    PREV_LATENT_WEIGHT,
+    check_generator,
+    latent_shape,
+    size_problem,
+)
 
 TINY_WEIGHT_SEED = 20260  # fixed seed of the tiny generator's weights (engines.seeded)
-CONTEXT_TOKENS = 77  # OpenCLIP-H context: 77 tokens x 1024
-CONTEXT_DIM = 1024
 
 
 @dataclass(frozen=True)
@@ -98,21 +100,13 @@ class Generator:
         A backend that compiles or captures per shape (``specialises_shapes``) does that here,
         before any viewer waits for it; shorter groups of the same size reuse it padded.
         """
-        if (
-            width <= 0
-            or height <= 0
-            or width % SIZE_MULTIPLE
-            or height % SIZE_MULTIPLE
-            or frames < 1
-        ):
-            raise ValueError(
-                f"warm-up {width}x{height}@{frames}: sizes must be positive multiples of "
-                f"{SIZE_MULTIPLE}, frames at least 1"
-            )
+        problem = size_problem(width, height)
+        if problem is None and frames < 1:
+            problem = "frames must be at least 1"
+        if problem is not None:
+            raise ValueError(f"warm-up {width}x{height}@{frames}: {problem}")
         started = time.perf_counter()
-        latent = torch.zeros(
-            1, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR, device=self.device
-        )
+        latent = torch.zeros(latent_shape(width, height), device=self.device)
         context = torch.zeros(frames, self.context_tokens, self.context_dim, device=self.device)
         _, _, images = self.backend.generate_group(latent, latent, 0.5, context)
         images.cpu()  # waits for the device
@@ -128,8 +122,7 @@ class Generator:
 
     def check_generator_id(self, generator_id: str) -> None:
         """Raise ``GeneratorMismatchError`` unless ``generator_id`` names this generator."""
-        if generator_id != self.generator_id:
-            raise GeneratorMismatchError(generator_id, self.generator_id, "stream")
+        check_generator(generator_id, self.generator_id, "stream")
 
     def open_stream(
         self,
@@ -137,8 +130,8 @@ class Generator:
         width: int,
         height: int,
         init_latent: np.ndarray,
-        noise_seed: int = 88,
-        prev_latent_weight: float = 0.05,
+        noise_seed: int = NOISE_SEED,
+        prev_latent_weight: float = PREV_LATENT_WEIGHT,
         prev_latent_rule: str = CHUNK_RESET,
         generator_id: str | None = None,
         allow_generator_mismatch: bool = False,

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from engines.schedule import ONE_STEP_TIMESTEP, x0_from_eps
+from prompts.stream_model import CONTEXT_SHAPE
 
 ONNX_OPSET = 17  # LayerNormalization and SDPA-friendly ops; TensorRT 10 parses it
-CONTEXT_SHAPE = (77, 1024)
 UNET_STEP_FILE = "unet_step.onnx"
 DECODER_FILE = "decoder.onnx"
 

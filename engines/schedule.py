@@ -1,4 +1,8 @@
-"""One-step SD-Turbo arithmetic: the t=999 x0 constants derived from the shipped scheduler."""
+"""One-step arithmetic: the stream's fixed noise, the group input mix, and the t=999 x0 rule.
+
+The x0 constants derive from the shipped SD-Turbo scheduler config; the noise and the mix follow
+the stream model (``prompts.stream_model``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import numpy as np
 import torch
 
 from engines.model_configs import SDTURBO_SCHEDULER, load_config
+from prompts.stream_model import latent_shape
 
 # The one timestep of one-step SD-Turbo ("trailing" spacing puts the single step at the end).
 ONE_STEP_TIMESTEP = 999
@@ -36,3 +41,14 @@ X0_INPUT_SCALE, X0_EPS_SCALE = x0_scales()
 def x0_from_eps(latent_input: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """x0 in float32 (the ~14.6x factors amplify fp16 error, so never in half precision)."""
     return X0_INPUT_SCALE * latent_input.float() - X0_EPS_SCALE * eps.float()
+
+
+def stream_noise(noise_seed: int, height: int, width: int) -> np.ndarray:
+    """The stream's fixed noise: RandomState(seed) normals, 1x4x(H/8)x(W/8), float64 cast to float32."""
+    shape = latent_shape(width, height)
+    return np.random.RandomState(noise_seed).standard_normal(shape).astype(np.float32)
+
+
+def mix_latent(prev: torch.Tensor, noise: torch.Tensor, weight: float) -> torch.Tensor:
+    """The UNet input of a group: ``w * prev + (1 - w) * noise`` in float32."""
+    return weight * prev.float() + (1.0 - weight) * noise.float()

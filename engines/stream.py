@@ -15,19 +15,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from engines.errors import GeneratorMismatchError
+from engines.schedule import stream_noise
 from prompts.chunk import PromptChunk, chunk_contexts
 from prompts.keyframe import Keyframe
+from prompts.stream_model import (
+    CHAINED,
+    CHUNK_RESET,
+    PREV_LATENT_RULES,
+    check_generator,
+    latent_shape,
+    size_problem,
+)
 
 if TYPE_CHECKING:
     from engines.generator import Generator
 
-CHUNK_RESET = "chunk-reset"  # our streams: every chunk starts from the init latent
-CHAINED = "chained"  # the original release's rule: state runs across chunks
-PREV_LATENT_RULES = (CHUNK_RESET, CHAINED)
-LATENT_FACTOR = 8  # pixels per latent cell
-LATENT_CHANNELS = 4
-SIZE_MULTIPLE = 64  # stream sizes are multiples of 64 pixels (architecture.md)
 
 # Where a group's "prev" latent comes from.
 FROM_INIT = "init"  # the stream's initial latent
@@ -53,17 +55,6 @@ class Group:
     start: int
     end: int
     source: str
-
-
-def stream_noise(noise_seed: int, height: int, width: int) -> np.ndarray:
-    """The stream's fixed noise: RandomState(seed) normals, 1x4x(H/8)x(W/8), float64 cast to float32."""
-    shape = (1, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR)
-    return np.random.RandomState(noise_seed).standard_normal(shape).astype(np.float32)
-
-
-def mix_latent(prev: torch.Tensor, noise: torch.Tensor, weight: float) -> torch.Tensor:
-    """The UNet input of a group: ``w * prev + (1 - w) * noise`` in float32."""
-    return weight * prev.float() + (1.0 - weight) * noise.float()
 
 
 def generation_groups(
@@ -111,21 +102,20 @@ class GeneratorStream:
         init_latent: np.ndarray,
         allow_generator_mismatch: bool = False,
     ) -> None:
-        if width <= 0 or height <= 0 or width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
-            raise ValueError(
-                f"stream size {width}x{height} must be positive multiples of {SIZE_MULTIPLE}"
-            )
+        problem = size_problem(width, height)
+        if problem is not None:
+            raise ValueError(f"stream {problem}")
         if prev_latent_rule not in PREV_LATENT_RULES:
             raise ValueError(
                 f"unknown previous-latent rule {prev_latent_rule!r}; expected one of {PREV_LATENT_RULES}"
             )
         if not 0.0 <= prev_latent_weight <= 1.0:
             raise ValueError(f"prev_latent_weight {prev_latent_weight} outside [0, 1]")
-        latent_shape = (1, 4, height // LATENT_FACTOR, width // LATENT_FACTOR)
+        expected = latent_shape(width, height)
         init = np.asarray(init_latent, dtype=np.float32)
-        if init.shape != latent_shape:
+        if init.shape != expected:
             raise ValueError(
-                f"init latent has shape {init.shape}, a {width}x{height} stream needs {latent_shape}"
+                f"init latent has shape {init.shape}, a {width}x{height} stream needs {expected}"
             )
         if not np.isfinite(init).all():
             raise ValueError("init latent holds NaN or infinity")
@@ -145,11 +135,9 @@ class GeneratorStream:
         self._warned_mismatch = False
 
     def _check_generator(self, chunk: PromptChunk, what: str) -> None:
-        if chunk.generator_id == self.generator.generator_id:
-            return
         if not self.allow_generator_mismatch:
-            raise GeneratorMismatchError(chunk.generator_id, self.generator.generator_id, what)
-        if not self._warned_mismatch:
+            check_generator(chunk.generator_id, self.generator.generator_id, what)
+        elif chunk.generator_id != self.generator.generator_id and not self._warned_mismatch:
             self._warned_mismatch = True
             warnings.warn(
                 f"decoding prompts made for {chunk.generator_id!r} with {self.generator.generator_id!r} "

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from common.errors import UserError
 from prompts import entropy
 from prompts.keyframe import Keyframe, interpolate_context
 from prompts.quant import QuantizedTensor
@@ -47,7 +48,7 @@ _KEYFRAME = struct.Struct("<IffffB")
 _U32 = struct.Struct("<I")
 
 
-class ChunkFormatError(ValueError):
+class ChunkFormatError(UserError, ValueError):
     """A prompt chunk could not be parsed; the message names the defect."""
 
 

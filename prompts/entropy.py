@@ -17,11 +17,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from common.errors import UserError
+
 DEFLATE_LEVEL = 9
 DEFLATE_WBITS = -15  # raw DEFLATE: no zlib header or Adler-32 (the chunk has its own CRC32)
 
 
-class EntropyError(ValueError):
+class EntropyError(UserError, ValueError):
     """The coded payload does not decode to the expected planes."""
 
 

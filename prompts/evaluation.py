@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from prompts.atomic import atomic_write_bytes, atomic_write_json
+from common.atomic import atomic_write_bytes, atomic_write_json
 from prompts.inversion.baselines import CLASSIC_CODECS, VAEBaseline, classic_at
 from prompts.inversion.metrics import psnr_per_frame, ssim_per_frame
 from prompts.ladder import Ladder

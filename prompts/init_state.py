@@ -13,6 +13,8 @@ import zlib
 
 import numpy as np
 
+from common.errors import UserError
+
 MAGIC = b"PRIS"
 VERSION = 1
 DTYPES = {0: np.dtype("<f4"), 1: np.dtype("<f2")}
@@ -22,7 +24,7 @@ _HEADER = struct.Struct("<4sBBBB")
 _U32 = struct.Struct("<I")
 
 
-class InitStateError(ValueError):
+class InitStateError(UserError, ValueError):
     """An init state could not be parsed; the message names the defect."""
 
 

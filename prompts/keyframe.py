@@ -10,9 +10,6 @@ import numpy as np
 
 from prompts.quant import QuantizedTensor
 
-CONTEXT_TOKENS = 77  # SD 2.x text context length
-CONTEXT_DIM = 1024  # OpenCLIP-H penultimate width
-
 
 @dataclass(frozen=True)
 class Keyframe:

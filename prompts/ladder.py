@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prompts.atomic import atomic_write_bytes, atomic_write_json
+from common.atomic import atomic_write_bytes, atomic_write_json
 from prompts.chunk import PromptChunk, encode_chunk
 from prompts.init_state import encode_init_state, parse_init_state
 from prompts.keyframe import Keyframe

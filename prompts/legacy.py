@@ -13,19 +13,25 @@ from pathlib import Path
 
 import numpy as np
 
-from prompts.keyframe import CONTEXT_DIM, CONTEXT_TOKENS, Keyframe, keyframe_positions
+from common.errors import UserError
+from prompts.keyframe import Keyframe, keyframe_positions
 from prompts.ladder import LadderWriter, default_chunk_frames, split_into_chunks
 from prompts.manifest import Manifest, StreamInfo
 from prompts.quant import QuantizedTensor
+from prompts.stream_model import (
+    CHAINED,
+    CONTEXT_DIM,
+    CONTEXT_TOKENS,
+    NOISE_SEED,
+    PREV_LATENT_WEIGHT,
+)
 
 PROMPT_FILE = re.compile(r"^frame_(\d{5,})\.prompt$")
 LEGACY_GENERATOR_NAME = "sd-turbo + taesd"
 LEGACY_GENERATOR_ID = "sd-turbo+taesd:legacy-unverified"
-LEGACY_NOISE_SEED = 88
-LEGACY_PREV_LATENT_WEIGHT = 0.05
 
 
-class LegacyImportError(ValueError):
+class LegacyImportError(UserError, ValueError):
     """The legacy folder is incomplete or a file is not what the original release wrote."""
 
 
@@ -152,9 +158,9 @@ def import_legacy(
         chunk_frames=chunk_frames,
         generator_id=generator_id,
         generator_name=LEGACY_GENERATOR_NAME,
-        noise_seed=LEGACY_NOISE_SEED,
-        prev_latent_weight=LEGACY_PREV_LATENT_WEIGHT,
-        prev_latent_rule="chained",
+        noise_seed=NOISE_SEED,
+        prev_latent_weight=PREV_LATENT_WEIGHT,
+        prev_latent_rule=CHAINED,
     )
     name = f"r{legacy.rank}n{legacy.interval}"
     writer = LadderWriter(out, stream, [(name, legacy.rank, legacy.interval)])

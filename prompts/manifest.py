@@ -12,13 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from common.errors import UserError
+from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_RULES, PREV_LATENT_WEIGHT
+
 FORMAT = "promptus-ladder"
 VERSION = 1
-PREV_LATENT_RULES = ("chunk-reset", "chained")
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024  # 8 MiB
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest is missing a field or holds a value of the wrong type or range."""
 
 
@@ -51,9 +53,9 @@ class StreamInfo:
     chunk_frames: int
     generator_id: str
     generator_name: str
-    noise_seed: int = 88
-    prev_latent_weight: float = 0.05
-    prev_latent_rule: str = "chunk-reset"
+    noise_seed: int = NOISE_SEED
+    prev_latent_weight: float = PREV_LATENT_WEIGHT
+    prev_latent_rule: str = CHUNK_RESET
     live: bool = False
 
     @property

@@ -35,15 +35,15 @@ from client_daemon.client import DaemonClient
 from client_daemon.daemon import Daemon
 from client_daemon.muxer import EncoderSettings, H264Muxer
 from client_daemon.settings import DaemonSettings
-from prompts.atomic import atomic_write_json
+from common.atomic import atomic_write_json
 from prompts.chunk import PromptChunk, encode_chunk
 from prompts.init_state import encode_init_state
 from prompts.keyframe import Keyframe, keyframe_positions
 from prompts.quant import quantize_tensor
+from prompts.stream_model import CONTEXT_SHAPE, NOISE_SEED, PREV_LATENT_WEIGHT
 from server.protocol import StreamSetup
 
 TARGET_MS = 150.0  # issue 6: a 2 s chunk at 512x512 ready within 150 ms on one H100/H200
-CONTEXT_SHAPE = (77, 1024)  # tokens x dim of the generators' context
 SMOOTH_ENCODE_REPEATS = 3  # encode-only runs on smooth synthetic video
 
 
@@ -188,8 +188,8 @@ async def run_benchmark(args: argparse.Namespace, generator: Any) -> dict[str, A
         width=args.size,
         height=args.size,
         fps=args.fps,
-        noise_seed=88,
-        prev_latent_weight=0.05,
+        noise_seed=NOISE_SEED,
+        prev_latent_weight=PREV_LATENT_WEIGHT,
         prev_latent_rule="chunk-reset",
         chunk_frames=args.chunk_frames,
     )

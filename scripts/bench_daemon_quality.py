@@ -25,8 +25,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from client_daemon.muxer import EncoderSettings, H264Muxer
+from common.atomic import atomic_write_json
 from engines.taesd import load_taesd
-from prompts.atomic import atomic_write_json
 
 CRFS = (0, 6, 10, 14, 18, 23)  # x264 constant rate factors compared
 FPS = 30

@@ -34,6 +34,7 @@ from engines.taesd import build_autoencoder_tiny, load_taesd
 from prompts.chunk import PromptChunk
 from prompts.keyframe import Keyframe
 from prompts.quant import quantize_tensor
+from prompts.stream_model import CONTEXT_DIM, CONTEXT_SHAPE, CONTEXT_TOKENS
 
 BENCH_SEED = 1234  # seed of the random SD-Turbo-architecture weights
 OPTIONS = {
@@ -109,8 +110,8 @@ def stream_chunk(generator_id: str, rank: int = 8) -> PromptChunk:
     keyframes = tuple(
         Keyframe(
             f,
-            quantize_tensor(rng.standard_normal((77, rank)).astype(np.float32)),
-            quantize_tensor(rng.standard_normal((rank, 1024)).astype(np.float32)),
+            quantize_tensor(rng.standard_normal((CONTEXT_TOKENS, rank)).astype(np.float32)),
+            quantize_tensor(rng.standard_normal((rank, CONTEXT_DIM)).astype(np.float32)),
         )
         for f in range(0, STREAM_CHUNK_FRAMES + 1, STREAM_INTERVAL)
     )
@@ -124,7 +125,7 @@ def measure_option(name: str, unet, decoder, ident: str, args: argparse.Namespac
     h, w = args.size // 8, args.size // 8
     for batch in args.batches:
         latent = torch.randn(1, 4, h, w, device=args.device).expand(batch, -1, -1, -1)
-        context = torch.randn(batch, 77, 1024, device=args.device)
+        context = torch.randn(batch, *CONTEXT_SHAPE, device=args.device)
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
         seconds, runs = time_runs(

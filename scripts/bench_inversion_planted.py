@@ -35,6 +35,7 @@ from prompts.inversion.presets import get_preset
 from prompts.inversion.source import SourceVideo
 from prompts.ladder import split_into_chunks
 from prompts.manifest import StreamInfo
+from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 FPS = 30.0
@@ -77,7 +78,7 @@ def fit(
         "psnr_mean": round(float(psnr_per_frame(fitted.frames, frames).mean()), 2),
         "psnr_min": round(float(psnr_per_frame(fitted.frames, frames).min()), 2),
         "bytes_per_keyframe": round(coded / keyframes, 1),
-        "raw_bytes_per_keyframe": level.rank * (77 + 1024),
+        "raw_bytes_per_keyframe": level.rank * (CONTEXT_TOKENS + CONTEXT_DIM),
         "iterations": sum(s.iterations for s in fitted.state.stats),
         "seconds": round(seconds, 1),
     }

@@ -38,10 +38,10 @@ from tqdm import tqdm
 
 from engines.backends import BackendOptions, make_backend
 from engines.generator import VARIANTS, Generator
+from prompts.stream_model import CONTEXT_SHAPE, PREV_LATENT_WEIGHT
 
 GFLOP_PER_FRAME = 945.0  # UNet 804 + TAESD decoder 141 at 512x512 (issue 9)
 PEAK_DENSE_TFLOPS = 790.0  # measured 8192^3 bf16 matmul on these H100/H200 cards (device KINDS.md)
-PREV_LATENT_WEIGHT = 0.05  # the stream default
 MIN_SECONDS = 1.5  # timed span per measurement
 WARMUP_RUNS = 3
 COMPILE_COST_S = 90.0  # budget guard per compiled variant: measured 61 s cold on the H200 (warm-start probe 86 s)
@@ -90,7 +90,7 @@ def make_inputs(
     h = size // 8
     prev = torch.randn(1, 4, h, h, generator=generator)
     noise = torch.randn(1, 4, h, h, generator=generator)
-    context = torch.randn(batch, 77, 1024, generator=generator)
+    context = torch.randn(batch, *CONTEXT_SHAPE, generator=generator)
     return prev.cuda(), noise.cuda(), context.cuda()
 
 

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+from common.errors import UserError
 from prompts.chunk import encode_chunk, make_prefix, parse_chunk
 from prompts.ladder import chunk_relpath
 from server.catalog import Channel
@@ -21,7 +22,7 @@ from server.protocol import MAX_INIT_STATE_BYTES, InitStateMessage, encode_chunk
 ChunkKey = tuple[str, int, int, int, bool]
 
 
-class ChunkReadError(Exception):
+class ChunkReadError(UserError):
     """A chunk file the manifest announces is missing, of the wrong size or unparsable."""
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import aiohttp
 
+from common.errors import UserError
 from server.protocol import (
     MAX_CHUNK_PAYLOAD_BYTES,
     MAX_MANIFEST_MESSAGE_BYTES,
@@ -26,7 +27,7 @@ from server.protocol import (
 MAX_FRAME_CLIENT_RECEIVES = max(MAX_MANIFEST_MESSAGE_BYTES, MAX_CHUNK_PAYLOAD_BYTES + 8192)  # bytes
 
 
-class ServerError(Exception):
+class ServerError(UserError):
     """The server answered with an `error` message."""
 
     def __init__(self, error: ErrorMessage) -> None:
@@ -38,7 +39,7 @@ class ServerError(Exception):
         return self.error.code
 
 
-class ServerClosed(Exception):
+class ServerClosed(UserError):
     """The server closed the WebSocket."""
 
 

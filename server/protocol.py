@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from prompts.chunk import MAX_CHUNK_BYTES
-from prompts.manifest import PREV_LATENT_RULES
+from prompts.stream_model import PREV_LATENT_RULES, size_problem
 
 PROTOCOL_VERSION = 1
 
@@ -551,11 +551,12 @@ class StreamSetup:
                 f"'prev_latent_rule' must be one of {', '.join(PREV_LATENT_RULES)}, got {str(rule)[:40]!r}"
             )
         width, height = (
-            _int(obj, "width", minimum=64, maximum=8192),
-            _int(obj, "height", minimum=64, maximum=8192),
+            _int(obj, "width", maximum=8192),
+            _int(obj, "height", maximum=8192),
         )
-        if width % 64 or height % 64:
-            raise _bad(f"'width' and 'height' must be multiples of 64, got {width}x{height}")
+        problem = size_problem(width, height)
+        if problem is not None:
+            raise _bad(f"'width' and 'height': {problem}")
         return cls(
             generator_id=_str(obj, "generator_id", max_chars=128),
             width=width,

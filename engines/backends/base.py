@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engines.schedule import x0_from_eps
+from engines.schedule import mix_latent, x0_from_eps
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,6 @@ class Backend(ABC):
         self, prev: torch.Tensor, noise: torch.Tensor, weight: float, context: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One stream group: (UNet input [1,4,h,w], x0, frames) for input ``w * prev + (1 - w) * noise``."""
-        from engines.stream import (
-            mix_latent,  # stream imports backends; import here to avoid a cycle
-        )
-
         latent_input = mix_latent(prev, noise, weight)
         x0, frames = self.generate(latent_input.expand(context.shape[0], -1, -1, -1), context)
         return latent_input, x0, frames

@@ -21,6 +21,7 @@ from torch import nn
 
 from engines.backends.base import BackendOptions, WholeGroupStepMixin
 from engines.backends.torch_backend import TorchBackend
+from prompts.stream_model import CONTEXT_SHAPE
 
 ENGINE_CACHE_DIR = Path("~/.cache/promptus/tensorrt")  # default on-disk engine cache
 MAX_BATCH = 32  # top of the batch optimisation profile
@@ -203,7 +204,11 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
             shapes = {
                 "unet_step": {
                     "latent_input": ((1, 4, h, w), (OPT_BATCH, 4, h, w), (MAX_BATCH, 4, h, w)),
-                    "context": ((1, 77, 1024), (OPT_BATCH, 77, 1024), (MAX_BATCH, 77, 1024)),
+                    "context": (
+                        (1, *CONTEXT_SHAPE),
+                        (OPT_BATCH, *CONTEXT_SHAPE),
+                        (MAX_BATCH, *CONTEXT_SHAPE),
+                    ),
                 },
                 "decoder": {"x0": ((1, 4, h, w), (OPT_BATCH, 4, h, w), (MAX_BATCH, 4, h, w))},
             }

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from common.errors import UserError
 from prompts.chunk import PromptChunk, make_prefix
 from prompts.inversion.checkpoint import load_checkpoint, save_checkpoint
 from prompts.inversion.fit import FitState, LevelConfig, LevelFitter, SpanResult
@@ -29,15 +30,20 @@ from prompts.inversion.presets import FitPreset
 from prompts.inversion.source import SourceVideo
 from prompts.ladder import MANIFEST_NAME, LadderWriter, split_into_chunks
 from prompts.manifest import Manifest, StreamInfo
+from prompts.stream_model import (
+    CHUNK_RESET,
+    NOISE_SEED,
+    PREV_LATENT_WEIGHT,
+    check_generator,
+    size_problem,
+)
 
 CHECKPOINT_DIR = ".fit"  # inside the ladder directory; removed when the ladder is complete
-NOISE_SEED = 88  # the reference's RandomState seed
-PREV_LATENT_WEIGHT = 0.05  # the reference's previous-latent mix
 ENCODE_BATCH = 8  # frames per encoder call
 FAITHFUL_ENCODER_PSNR = 20.0  # dB; below this the latent phase is skipped
 
 
-class BuildError(ValueError):
+class BuildError(UserError, ValueError):
     """The ladder cannot be built with these inputs (one-line reason)."""
 
 
@@ -214,10 +220,7 @@ def _check_same_stream(out: Path, width: int, height: int, generator_id: str) ->
         raise BuildError(
             f"{out} holds a {stream.width}x{stream.height} ladder; this run makes {width}x{height} frames"
         )
-    if stream.generator_id != generator_id:
-        raise BuildError(
-            f"{out} was fitted for generator {stream.generator_id}; this run uses {generator_id}"
-        )
+    check_generator(stream.generator_id, generator_id, f"the ladder in {out}")
 
 
 def decode_cold(stream: Any, chunk: PromptChunk, previous: PromptChunk | None) -> np.ndarray:
@@ -256,8 +259,9 @@ def build_ladder(
                 f"{out} already holds a ladder; pass --resume to continue it or choose another --out"
             )
         _check_same_stream(out, width, height, generator.generator_id)
-    if height % 64 or width % 64:
-        raise BuildError(f"frame size {width}x{height} is not a multiple of 64")
+    problem = size_problem(width, height)
+    if problem is not None:
+        raise BuildError(f"frame {problem}")
     try:
         chunk_frames = chunk_frames_for(levels, source.fps, chunk_seconds)
     except ValueError as error:
@@ -286,7 +290,7 @@ def build_ladder(
     stream_info = StreamInfo(
         fps=source.fps, width=width, height=height, frames=frames, chunk_frames=chunk_frames,
         generator_id=generator.generator_id, generator_name=generator.name,
-        noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT, prev_latent_rule="chunk-reset",
+        noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT, prev_latent_rule=CHUNK_RESET,
     )  # fmt: skip
     writer = LadderWriter(out, stream_info, [(lv.name, lv.rank, lv.interval) for lv in levels])
     writer.write_init_state(init_latent)
@@ -298,7 +302,7 @@ def build_ladder(
     ]
     decoder = generator.open_stream(
         width=width, height=height, noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT,
-        prev_latent_rule="chunk-reset", init_latent=init_latent,
+        prev_latent_rule=CHUNK_RESET, init_latent=init_latent,
     )  # fmt: skip
     from tqdm import tqdm
 

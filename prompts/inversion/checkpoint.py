@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from prompts.atomic import atomic_write_bytes
+from common.atomic import atomic_write_bytes
+from common.errors import UserError
 from prompts.inversion.fit import FitState, KeyframeStats
 from prompts.keyframe import Keyframe
 from prompts.quant import QuantizedTensor
@@ -23,7 +24,7 @@ CHECKPOINT_FORMAT = "promptus-fit-checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be resumed (unreadable, other settings)."""
 
 

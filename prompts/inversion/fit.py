@@ -19,19 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from engines.schedule import x0_from_eps
-from engines.stream import mix_latent, stream_noise
+from engines.schedule import mix_latent, stream_noise, x0_from_eps
 from prompts.inversion.losses import FitLoss, psnr_from_mse
 from prompts.inversion.plan import KeyframeSpan, keyframe_spans
 from prompts.inversion.presets import FitPreset
-from prompts.keyframe import (
-    CONTEXT_DIM,
-    CONTEXT_TOKENS,
-    Keyframe,
-    compose_context,
-    interpolate_context,
-)
+from prompts.keyframe import Keyframe, compose_context, interpolate_context
 from prompts.quant import fake_quantize, quantize_tensor
+from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, NOISE_SEED, PREV_LATENT_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -41,8 +35,8 @@ class LevelConfig:
     rank: int
     interval: int
     chunk_frames: int
-    noise_seed: int = 88
-    prev_latent_weight: float = 0.05
+    noise_seed: int = NOISE_SEED
+    prev_latent_weight: float = PREV_LATENT_WEIGHT
     warm_start: bool = True
     seed: int = 0  # seeds the random initialisation of cold-started keyframes
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prompts.keyframe import CONTEXT_DIM, CONTEXT_TOKENS
+from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS
 
 _LEVEL = re.compile(r"^r(\d+)n(\d+)$")
 

@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from common.errors import UserError
+from prompts.stream_model import size_problem
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DEFAULT_FOLDER_FPS = 30.0  # frames per second assumed for a folder of images
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """The source cannot be used (unreadable, no frames, bad size)."""
 
 
@@ -78,8 +81,9 @@ def load_source(
 ) -> SourceVideo:
     """Read ``path`` (video file or image folder) as ``size x size`` frames; SourceError if unusable."""
     path = Path(path)
-    if size < 64 or size % 64:
-        raise SourceError(f"size {size} is not a positive multiple of 64")
+    problem = size_problem(size, size)
+    if problem is not None:
+        raise SourceError(problem)
     if max_frames is not None and max_frames < 1:
         raise SourceError(f"--frames must be at least 1, got {max_frames}")
     if path.is_dir():

@@ -17,7 +17,7 @@ from engines.backends.compile_cache import (
 from engines.backends.fast_torch import ATTENTION_FIRST, attention_kernels
 from engines.backends.fp8 import Fp8Linear, convert_linears_to_fp8
 from engines.generator import build_tiny_autoencoder, build_tiny_unet
-from engines.stream import mix_latent
+from engines.schedule import mix_latent
 from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from engines import GeneratorMismatchError
 from engines.stream import (
     CHAINED,
     CHUNK_RESET,
@@ -21,6 +20,7 @@ from engines.stream import (
     stream_noise,
 )
 from prompts.chunk import ChunkFormatError, make_prefix
+from prompts.stream_model import GeneratorMismatchError
 from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
 
 

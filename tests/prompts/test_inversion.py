@@ -147,7 +147,7 @@ def _direct_span_losses(
     span_frames: list[int],
 ) -> torch.Tensor:
     """The stream model frame by frame from frame 0, straight from docs/architecture.md."""
-    from engines.stream import stream_noise
+    from engines.schedule import stream_noise
 
     noise = torch.from_numpy(stream_noise(88, SIZE, SIZE))
     by_frame = {k.frame: k for k in keyframes}
