@@ -1,7 +1,7 @@
 """A Python page for the daemon: open a stream, send prompt chunks, collect fMP4 segments.
 
 Used by the tests, ``scripts/bench_daemon.py`` and the emulator's full mode. It speaks the
-same messages as the browser player (``server.protocol``); it sends no Origin header, as a
+same messages as the browser player (``wire.daemon``); it sends no Origin header, as a
 local program (browsers always send one).
 """
 
@@ -14,19 +14,19 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from common.errors import UserError
 from prompts.ladder import Ladder
-from server.protocol import (
+from wire.daemon import (
     MAX_FRAME_PAGE_RECEIVES,
     DaemonMessage,
-    ErrorMessage,
     InitSegment,
     MediaSegment,
     Open,
     Seek,
     Status,
     StreamSetup,
-    encode_chunk_message,
     parse_daemon_message,
 )
+from wire.framing import ErrorMessage
+from wire.media import encode_chunk_message
 
 REPLY_TIMEOUT_S = 60.0  # seconds to wait for the daemon's answer to one request
 

@@ -23,7 +23,8 @@ from client_daemon.settings import DaemonSettings
 from client_daemon.transport import PageConnection
 from prompts.init_state import InitStateError, parse_init_state
 from prompts.stream_model import GeneratorMismatchError, check_generator, latent_shape
-from server.protocol import MAX_FRAME_DAEMON_RECEIVES, ErrorCode, Open, ProtocolError
+from wire.daemon import MAX_FRAME_DAEMON_RECEIVES, Open
+from wire.errors import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
 

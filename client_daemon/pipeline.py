@@ -28,7 +28,7 @@ from client_daemon.session import ChunkJob
 from client_daemon.settings import QUEUE_DEPTH
 from prompts.chunk import ChunkFormatError, PromptChunk
 from prompts.stream_model import GeneratorMismatchError
-from server.protocol import ErrorCode, ProtocolError
+from wire.errors import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """One page's generation session: the stream it opened and the order rules for its chunks.
 
 Pure bookkeeping (no sockets, no threads): :meth:`Session.accept_chunk` turns a forwarded
-`chunk` message into a :class:`ChunkJob` or raises :class:`server.protocol.ProtocolError`
+`chunk` message into a :class:`ChunkJob` or raises :class:`wire.errors.ProtocolError`
 naming what is wrong. Chunks must arrive in order; a `seek` announces a jump. After a level
 switch, a seek or a failed chunk the next chunk needs its switch prefix (the keyframe at its
 first frame), because the engine no longer holds that keyframe from the sequence.
@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from prompts.chunk import ChunkFormatError, PromptChunk, parse_chunk
 from prompts.stream_model import GeneratorMismatchError, check_generator
-from server.protocol import ChunkMessage, ErrorCode, ProtocolError, Seek, StreamSetup
+from wire.daemon import Seek, StreamSetup
+from wire.errors import ErrorCode, ProtocolError
+from wire.media import ChunkMessage
 
 
 @dataclass(frozen=True)

@@ -19,20 +19,18 @@ from websockets.exceptions import ConnectionClosed
 
 from client_daemon.pipeline import Failure, Segment, SessionPipeline
 from client_daemon.session import ChunkJob, Session
-from server.protocol import (
-    CLOSE_CODES,
+from wire.daemon import (
     MAX_MEDIA_PAYLOAD_BYTES,
-    ChunkMessage,
-    ErrorCode,
-    ErrorMessage,
     InitSegment,
     MediaSegment,
     Open,
-    ProtocolError,
     Seek,
     Status,
     parse_page_message,
 )
+from wire.errors import CLOSE_CODES, ErrorCode, ProtocolError
+from wire.framing import ErrorMessage
+from wire.media import ChunkMessage
 
 if TYPE_CHECKING:
     from client_daemon.daemon import Daemon

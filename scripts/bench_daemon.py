@@ -41,7 +41,7 @@ from prompts.init_state import encode_init_state
 from prompts.keyframe import Keyframe, keyframe_positions
 from prompts.quant import quantize_tensor
 from prompts.stream_model import CONTEXT_SHAPE, NOISE_SEED, PREV_LATENT_WEIGHT
-from server.protocol import StreamSetup
+from wire.daemon import StreamSetup
 
 TARGET_MS = 150.0  # issue 6: a 2 s chunk at 512x512 ready within 150 ms on one H100/H200
 SMOOTH_ENCODE_REPEATS = 3  # encode-only runs on smooth synthetic video

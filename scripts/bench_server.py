@@ -94,7 +94,8 @@ async def run_viewers(
 ) -> dict:
     import aiohttp
 
-    from server.protocol import HEADER_LENGTH, Ack, Get, Hello, Stats
+    from wire.framing import HEADER_LENGTH
+    from wire.media import Ack, Get, Hello, Stats
 
     rng = random.Random(seed)
     latencies: list[float] = []

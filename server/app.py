@@ -21,10 +21,10 @@ from server.keys import (
     viewers_key,
 )
 from server.metrics import Metrics
-from server.protocol import ErrorCode
 from server.settings import ServerSettings
 from server.telemetry import Telemetry, open_backend
 from server.viewer import handle_viewer
+from wire.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from prompts.ladder import MANIFEST_NAME
 from prompts.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError
-from server.protocol import CHANNEL_PATTERN, ManifestMessage
+from wire.media import CHANNEL_PATTERN, ManifestMessage
 
 log = logging.getLogger(__name__)
 

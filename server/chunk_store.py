@@ -16,7 +16,7 @@ from common.errors import UserError
 from prompts.chunk import encode_chunk, make_prefix, parse_chunk
 from prompts.ladder import chunk_relpath
 from server.catalog import Channel
-from server.protocol import MAX_INIT_STATE_BYTES, InitStateMessage, encode_chunk_message
+from wire.media import MAX_INIT_STATE_BYTES, InitStateMessage, encode_chunk_message
 
 # (channel, its content generation, level, chunk index, with prefix)
 ChunkKey = tuple[str, int, int, int, bool]

@@ -7,14 +7,13 @@ from typing import Any
 import aiohttp
 
 from common.errors import UserError
-from server.protocol import (
+from wire.errors import ErrorCode
+from wire.framing import PROTOCOL_VERSION, ErrorMessage
+from wire.media import (
     MAX_CHUNK_PAYLOAD_BYTES,
     MAX_MANIFEST_MESSAGE_BYTES,
-    PROTOCOL_VERSION,
     Ack,
     ChunkMessage,
-    ErrorCode,
-    ErrorMessage,
     Get,
     Hello,
     InitStateMessage,

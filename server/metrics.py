@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from server.protocol import ErrorCode
+from wire.errors import ErrorCode
 
 
 @dataclass

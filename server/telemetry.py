@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from server.protocol import Stats
+from wire.media import Stats
 
 log = logging.getLogger(__name__)
 

@@ -23,20 +23,10 @@ from server.keys import (
     telemetry_key,
     viewers_key,
 )
-from server.protocol import (
-    CLOSE_CODES,
-    HEADER_LENGTH,
-    MAX_FRAME_SERVER_RECEIVES,
-    Ack,
-    ErrorCode,
-    ErrorMessage,
-    Get,
-    Hello,
-    ProtocolError,
-    Stats,
-    parse_client_message,
-)
 from server.rate_limit import TokenBucket
+from wire.errors import CLOSE_CODES, ErrorCode, ProtocolError
+from wire.framing import HEADER_LENGTH, ErrorMessage
+from wire.media import MAX_FRAME_SERVER_RECEIVES, Ack, Get, Hello, Stats, parse_client_message
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import numpy as np
 
 from prompts.chunk import PromptChunk, make_prefix
 from prompts.init_state import encode_init_state
-from server.protocol import Open, StreamSetup
 from tests.ladders import seeded_latent
 from tests.prompts.factories import chunk_of
+from wire.daemon import Open, StreamSetup
 
 if TYPE_CHECKING:
     from engines.generator import Generator

@@ -13,8 +13,8 @@ from client_daemon import cli
 from client_daemon.client import DaemonClient
 from client_daemon.settings import DEFAULT_ALLOWED_ORIGINS
 from promptus.cli import CommandError, build_parser
-from server.protocol import StreamSetup
 from tests.client_daemon.helpers import open_message
+from wire.daemon import StreamSetup
 
 
 def parse(*argv: str):  # noqa: ANN201

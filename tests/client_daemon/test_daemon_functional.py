@@ -15,20 +15,6 @@ from client_daemon.daemon import Daemon
 from client_daemon.mp4 import mime_type, segment_decode_time, track_timescale
 from client_daemon.settings import DaemonSettings
 from prompts.chunk import encode_chunk
-from server.protocol import (
-    MAX_CONTROL_BYTES,
-    MAX_FRAME_DAEMON_RECEIVES,
-    MAX_FRAME_PAGE_RECEIVES,
-    ErrorCode,
-    ErrorMessage,
-    InitSegment,
-    MediaSegment,
-    Seek,
-    Status,
-    encode_binary,
-    encode_chunk_message,
-    parse_daemon_message,
-)
 from tests.client_daemon.helpers import (
     FPS,
     MIN_PSNR_VS_YUV420_DB,
@@ -40,6 +26,18 @@ from tests.client_daemon.helpers import (
     reference_frames,
     yuv420_reference,
 )
+from wire.daemon import (
+    MAX_FRAME_DAEMON_RECEIVES,
+    MAX_FRAME_PAGE_RECEIVES,
+    InitSegment,
+    MediaSegment,
+    Seek,
+    Status,
+    parse_daemon_message,
+)
+from wire.errors import ErrorCode
+from wire.framing import MAX_CONTROL_BYTES, ErrorMessage, encode_binary
+from wire.media import encode_chunk_message
 
 PAGE_ORIGIN = "http://127.0.0.1:8080"
 REPLY_TIMEOUT_S = 120  # the tiny generator on two busy cores can take seconds per chunk

@@ -11,8 +11,8 @@ from client_daemon.client import DaemonClient
 from client_daemon.daemon import Daemon
 from client_daemon.settings import DaemonSettings
 from prompts.chunk import encode_chunk
-from server.protocol import StreamSetup
 from tests.client_daemon.helpers import make_chunk, open_message
+from wire.daemon import StreamSetup
 
 torch = pytest.importorskip("torch")
 pytestmark = [

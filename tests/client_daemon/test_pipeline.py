@@ -12,8 +12,8 @@ import pytest
 from client_daemon.muxer import H264Muxer
 from client_daemon.pipeline import Failure, FpsMeter, FrameChannel, Segment, SessionPipeline
 from client_daemon.session import ChunkJob
-from server.protocol import ErrorCode
 from tests.client_daemon.helpers import FPS, SIZE, init_latent, make_chunk, prefix_for
+from wire.errors import ErrorCode
 
 
 @pytest.fixture

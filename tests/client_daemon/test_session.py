@@ -8,8 +8,10 @@ import pytest
 
 from client_daemon.session import Session
 from prompts.chunk import encode_chunk
-from server.protocol import ChunkMessage, ErrorCode, ProtocolError, Seek
 from tests.client_daemon.helpers import make_chunk, prefix_for, stream_setup
+from wire.daemon import Seek
+from wire.errors import ErrorCode, ProtocolError
+from wire.media import ChunkMessage
 
 GEN = "tiny:0123"
 

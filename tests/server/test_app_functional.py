@@ -17,15 +17,6 @@ from prompts.chunk import encode_chunk, make_prefix, parse_chunk
 from prompts.ladder import Ladder
 from server.client import ServerClosed, ServerError, ViewerClient
 from server.keys import metrics_key
-from server.protocol import (
-    ChunkMessage,
-    ErrorCode,
-    ErrorMessage,
-    Get,
-    InitStateMessage,
-    ManifestMessage,
-    Stats,
-)
 from tests.server.conftest import (
     STREAM,
     Connect,
@@ -34,6 +25,9 @@ from tests.server.conftest import (
     rescanned,
     write_ladder,
 )
+from wire.errors import ErrorCode
+from wire.framing import ErrorMessage
+from wire.media import ChunkMessage, Get, InitStateMessage, ManifestMessage, Stats
 
 
 async def expect_error(viewer: ViewerClient, code: ErrorCode) -> ErrorMessage:

@@ -11,8 +11,8 @@ import pytest
 from prompts.ladder import Ladder
 from server.catalog import Catalog, Channel
 from server.chunk_store import ChunkReadError, ChunkStore
-from server.protocol import ChunkMessage, InitStateMessage, parse_server_message
 from tests.server.conftest import STREAM
+from wire.media import ChunkMessage, InitStateMessage, parse_server_message
 
 
 async def sky(media: Path) -> Channel:

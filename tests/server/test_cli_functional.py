@@ -16,7 +16,8 @@ import pytest
 
 from prompts.ladder import Ladder
 from server.client import ServerClosed, ViewerClient
-from server.protocol import ErrorCode, ErrorMessage
+from wire.errors import ErrorCode
+from wire.framing import ErrorMessage
 
 StartProcess = Callable[..., tuple["subprocess.Popen[bytes]", int]]
 STARTUP_TIMEOUT_S = 30.0  # a cold interpreter on a busy 2-core machine

@@ -17,8 +17,10 @@ from aiohttp.test_utils import TestServer
 from prompts.ladder import Ladder
 from server.client import ServerClosed, ViewerClient
 from server.keys import settings_key
-from server.protocol import MAX_FRAME_SERVER_RECEIVES, ErrorCode, ErrorMessage, Get
 from tests.server.conftest import STREAM, Connect, StartServer
+from wire.errors import ErrorCode
+from wire.framing import ErrorMessage
+from wire.media import MAX_FRAME_SERVER_RECEIVES, Get
 
 
 async def assert_streams_correctly(connect: Connect, server: TestServer) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from server.protocol import Stats
 from server.telemetry import COLUMNS, PostgresBackend, SqliteBackend, Telemetry
 from tests.server.conftest import STREAM, Connect, StartServer
+from wire.media import Stats
 
 PG_DSN_ENV = (
     "PROMPTUS_TEST_PG_DSN"  # e.g. postgresql://promptus:promptus@127.0.0.1:5432/promptus_test

@@ -9,13 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server import protocol as p
-from server.protocol import ErrorCode, ProtocolError
+from prompts.stream_model import PREV_LATENT_RULES
+from wire import daemon, framing, media
+from wire.errors import ErrorCode, ProtocolError
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-channels = st.from_regex(p.CHANNEL_PATTERN, fullmatch=True)
-indices = st.integers(min_value=0, max_value=p.MAX_INDEX)
+channels = st.from_regex(media.CHANNEL_PATTERN, fullmatch=True)
+indices = st.integers(min_value=0, max_value=framing.MAX_INDEX)
 finite = st.floats(min_value=0, max_value=1e5, allow_nan=False, allow_infinity=False)
 short_text = st.text(max_size=40)
 blobs = st.binary(max_size=2048)
@@ -24,63 +25,63 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), fini
 wild_scalars = st.one_of(scalars, st.integers(), st.integers(10**300, 10**1000), st.floats())
 
 setups = st.builds(
-    p.StreamSetup,
+    daemon.StreamSetup,
     generator_id=st.text(min_size=1, max_size=40),
     width=st.integers(1, 16).map(lambda k: 64 * k),
     height=st.integers(1, 16).map(lambda k: 64 * k),
     fps=st.floats(min_value=1, max_value=120, allow_nan=False),
     noise_seed=st.integers(0, 2**32 - 1),
     prev_latent_weight=st.floats(min_value=0, max_value=1, allow_nan=False),
-    prev_latent_rule=st.sampled_from(p.PREV_LATENT_RULES),
+    prev_latent_rule=st.sampled_from(PREV_LATENT_RULES),
     chunk_frames=st.integers(1, 600),
 )
 
 client_messages = st.one_of(
     st.builds(
-        p.Hello, channel=channels, abr=st.none() | short_text, user_agent=st.none() | short_text
+        media.Hello, channel=channels, abr=st.none() | short_text, user_agent=st.none() | short_text
     ),
-    st.builds(p.Get, chunk=indices, level=indices, prefix=st.booleans()),
-    st.builds(p.Ack, chunk=indices, level=indices),
+    st.builds(media.Get, chunk=indices, level=indices, prefix=st.booleans()),
+    st.builds(media.Ack, chunk=indices, level=indices),
     st.builds(
-        p.Stats,
+        media.Stats,
         buffer_s=finite,
         stalls=st.integers(0, 10_000),
         stall_s=finite,
         level=st.integers(0, 20),
         throughput_kbps=st.none() | finite,
         daemon_fps=st.none() | finite,
-        event=st.sampled_from(p.STATS_EVENTS),
+        event=st.sampled_from(media.STATS_EVENTS),
         extra=st.dictionaries(st.from_regex(r"x_[a-z]{1,10}", fullmatch=True), scalars, max_size=4),
     ),
 )
 server_messages = st.one_of(
     st.builds(
-        p.ManifestMessage,
+        media.ManifestMessage,
         channel=channels,
         manifest=st.dictionaries(short_text, scalars, max_size=5),
     ),
     st.builds(
-        p.ErrorMessage,
+        framing.ErrorMessage,
         code=st.sampled_from(list(ErrorCode)),
         message=short_text,
         chunk=st.none() | indices,
         level=st.none() | indices,
     ),
     st.builds(
-        p.ChunkMessage, channel=channels, level=indices, chunk=indices, data=blobs, prefix=blobs
+        media.ChunkMessage, channel=channels, level=indices, chunk=indices, data=blobs, prefix=blobs
     ),
 )
 page_messages = st.one_of(
-    st.builds(p.Open, stream=setups, init_state=blobs, session=st.none() | short_text),
-    st.builds(p.Seek, chunk=indices),
+    st.builds(daemon.Open, stream=setups, init_state=blobs, session=st.none() | short_text),
+    st.builds(daemon.Seek, chunk=indices),
     st.builds(
-        p.ChunkMessage, channel=channels, level=indices, chunk=indices, data=blobs, prefix=blobs
+        media.ChunkMessage, channel=channels, level=indices, chunk=indices, data=blobs, prefix=blobs
     ),
 )
 daemon_messages = st.one_of(
-    st.builds(p.InitSegment, mime=short_text, data=blobs),
+    st.builds(daemon.InitSegment, mime=short_text, data=blobs),
     st.builds(
-        p.MediaSegment,
+        daemon.MediaSegment,
         level=indices,
         chunk=indices,
         frames=st.integers(0, 600),
@@ -89,20 +90,20 @@ daemon_messages = st.one_of(
         data=blobs,
     ),
     st.builds(
-        p.Status,
+        daemon.Status,
         fps=finite,
         queue_depth=st.integers(0, 100),
         device=short_text,
         generator_id=short_text,
     ),
-    st.builds(p.ErrorMessage, code=st.sampled_from(list(ErrorCode)), message=short_text),
+    st.builds(framing.ErrorMessage, code=st.sampled_from(list(ErrorCode)), message=short_text),
 )
 
 PARSERS = (
-    p.parse_client_message,
-    p.parse_server_message,
-    p.parse_page_message,
-    p.parse_daemon_message,
+    media.parse_client_message,
+    media.parse_server_message,
+    daemon.parse_page_message,
+    daemon.parse_daemon_message,
 )
 
 
@@ -118,29 +119,29 @@ def refusal(parse, data) -> ProtocolError:
 @FUZZ
 @given(client_messages)
 def test_client_messages_round_trip(message) -> None:
-    assert p.parse_client_message(message.encode()) == message
+    assert media.parse_client_message(message.encode()) == message
 
 
 @FUZZ
 @given(server_messages)
 def test_server_messages_round_trip(message) -> None:
-    assert p.parse_server_message(message.encode()) == message
+    assert media.parse_server_message(message.encode()) == message
 
 
 @FUZZ
 @given(page_messages)
 def test_page_messages_round_trip(message) -> None:
-    assert p.parse_page_message(message.encode()) == message
+    assert daemon.parse_page_message(message.encode()) == message
 
 
 @FUZZ
 @given(daemon_messages)
 def test_daemon_messages_round_trip(message) -> None:
-    assert p.parse_daemon_message(message.encode()) == message
+    assert daemon.parse_daemon_message(message.encode()) == message
 
 
 def test_chunk_wire_layout_is_length_header_payload() -> None:
-    wire = p.encode_chunk_message("sky", 2, 7, b"CHUNK", b"PRE")
+    wire = media.encode_chunk_message("sky", 2, 7, b"CHUNK", b"PRE")
     (head_len,) = struct.unpack(">I", wire[:4])
     header = json.loads(wire[4 : 4 + head_len])
     assert header == {
@@ -166,7 +167,7 @@ def test_stream_setup_from_manifest() -> None:
         "prev_latent_rule": "chunk-reset",
         "levels": [],
     }
-    setup = p.StreamSetup.from_manifest(manifest)
+    setup = daemon.StreamSetup.from_manifest(manifest)
     assert setup.generator_id == "tiny:ab12" and setup.chunk_frames == 60 and setup.fps == 30.0
 
 
@@ -183,8 +184,8 @@ def test_stats_keeps_short_unknown_scalars_only() -> None:
             "long": "x" * 500,
         }
     )
-    stats = p.parse_client_message(text)
-    assert isinstance(stats, p.Stats)
+    stats = media.parse_client_message(text)
+    assert isinstance(stats, media.Stats)
     assert stats.extra == {"startup_s": 0.8} and stats.throughput_kbps is None
 
 
@@ -239,13 +240,15 @@ def test_stats_keeps_short_unknown_scalars_only() -> None:
             ErrorCode.BAD_FIELD,
         ),
         (
-            '{"type": "get", "chunk": 1, "level": 0, "pad": "' + "x" * p.MAX_CONTROL_BYTES + '"}',
+            '{"type": "get", "chunk": 1, "level": 0, "pad": "'
+            + "x" * framing.MAX_CONTROL_BYTES
+            + '"}',
             ErrorCode.MESSAGE_TOO_LARGE,
         ),
     ],
 )
 def test_client_refusals_name_their_code(text: str, code: ErrorCode) -> None:
-    error = refusal(p.parse_client_message, text)
+    error = refusal(media.parse_client_message, text)
     assert error.code is code
     assert error.message and "\n" not in error.message
 
@@ -259,9 +262,9 @@ def test_client_refusals_name_their_code(text: str, code: ErrorCode) -> None:
         (b"\xff\xff\xff\xff", ErrorCode.MESSAGE_TOO_LARGE),
         (b"\x00\x00\x00\x02{}", ErrorCode.UNKNOWN_TYPE),
         (b"\x00\x00\x00\x03\xff\xfe\x00", ErrorCode.BAD_MESSAGE),
-        (p.encode_binary({"type": "segment", "level": 0}), ErrorCode.UNKNOWN_TYPE),
+        (framing.encode_binary({"type": "segment", "level": 0}), ErrorCode.UNKNOWN_TYPE),
         (
-            p.encode_binary(
+            framing.encode_binary(
                 {
                     "type": "chunk",
                     "channel": "a",
@@ -275,7 +278,7 @@ def test_client_refusals_name_their_code(text: str, code: ErrorCode) -> None:
             ErrorCode.BAD_FIELD,
         ),
         (
-            p.encode_binary(
+            framing.encode_binary(
                 {
                     "type": "chunk",
                     "channel": "../x",
@@ -291,42 +294,44 @@ def test_client_refusals_name_their_code(text: str, code: ErrorCode) -> None:
     ],
 )
 def test_binary_refusals_name_their_code(data: bytes, code: ErrorCode) -> None:
-    assert refusal(p.parse_page_message, data).code is code
+    assert refusal(daemon.parse_page_message, data).code is code
 
 
 def test_open_refuses_other_version_and_bad_stream() -> None:
-    setup = p.StreamSetup("tiny:1", 512, 512, 30.0, 88, 0.05, "chunk-reset", 60)
-    good = p.Open(stream=setup, init_state=b"x").encode()
-    assert isinstance(p.parse_page_message(good), p.Open)
+    setup = daemon.StreamSetup("tiny:1", 512, 512, 30.0, 88, 0.05, "chunk-reset", 60)
+    good = daemon.Open(stream=setup, init_state=b"x").encode()
+    assert isinstance(daemon.parse_page_message(good), daemon.Open)
     fields = setup.to_fields()
-    wrong_version = p.encode_binary({"type": "open", "version": 7, "stream": fields})
-    assert refusal(p.parse_page_message, wrong_version).code is ErrorCode.UNSUPPORTED_VERSION
-    odd_size = p.encode_binary({"type": "open", "version": 1, "stream": {**fields, "width": 500}})
-    assert refusal(p.parse_page_message, odd_size).code is ErrorCode.BAD_FIELD
-    bad_rule = p.encode_binary(
+    wrong_version = framing.encode_binary({"type": "open", "version": 7, "stream": fields})
+    assert refusal(daemon.parse_page_message, wrong_version).code is ErrorCode.UNSUPPORTED_VERSION
+    odd_size = framing.encode_binary(
+        {"type": "open", "version": 1, "stream": {**fields, "width": 500}}
+    )
+    assert refusal(daemon.parse_page_message, odd_size).code is ErrorCode.BAD_FIELD
+    bad_rule = framing.encode_binary(
         {"type": "open", "version": 1, "stream": {**fields, "prev_latent_rule": "x"}}
     )
-    assert refusal(p.parse_page_message, bad_rule).code is ErrorCode.BAD_FIELD
-    too_big = p.encode_binary(
-        {"type": "open", "version": 1, "stream": fields}, bytes(p.MAX_INIT_STATE_BYTES + 1)
+    assert refusal(daemon.parse_page_message, bad_rule).code is ErrorCode.BAD_FIELD
+    too_big = framing.encode_binary(
+        {"type": "open", "version": 1, "stream": fields}, bytes(media.MAX_INIT_STATE_BYTES + 1)
     )
-    assert refusal(p.parse_page_message, too_big).code is ErrorCode.MESSAGE_TOO_LARGE
+    assert refusal(daemon.parse_page_message, too_big).code is ErrorCode.MESSAGE_TOO_LARGE
 
 
 def test_oversized_payload_and_header_are_refused() -> None:
-    big = p.encode_chunk_message("a", 0, 0, bytes(p.MAX_CHUNK_PAYLOAD_BYTES + 1))
-    assert refusal(p.parse_server_message, big).code is ErrorCode.MESSAGE_TOO_LARGE
+    big = media.encode_chunk_message("a", 0, 0, bytes(media.MAX_CHUNK_PAYLOAD_BYTES + 1))
+    assert refusal(media.parse_server_message, big).code is ErrorCode.MESSAGE_TOO_LARGE
     with pytest.raises(ValueError, match="header"):
-        p.encode_binary({"type": "chunk", "pad": "x" * p.MAX_HEADER_BYTES})
+        framing.encode_binary({"type": "chunk", "pad": "x" * framing.MAX_HEADER_BYTES})
 
 
 def test_error_message_refuses_unknown_code() -> None:
     assert (
-        refusal(p.parse_server_message, '{"type":"error","code":"nope","message":"m"}').code
+        refusal(media.parse_server_message, '{"type":"error","code":"nope","message":"m"}').code
         is ErrorCode.BAD_FIELD
     )
     assert (
-        refusal(p.parse_server_message, '{"type":"error","code":[1],"message":"m"}').code
+        refusal(media.parse_server_message, '{"type":"error","code":[1],"message":"m"}').code
         is ErrorCode.BAD_FIELD
     )
 
@@ -399,6 +404,6 @@ def test_corrupted_binary_messages_never_escape_as_other_errors(message, data) -
     corrupted = wire[:position] + flipped + wire[position + 1 :]
     for candidate in (corrupted, wire[:position]):
         try:
-            p.parse_page_message(candidate)
+            daemon.parse_page_message(candidate)
         except ProtocolError:
             pass
