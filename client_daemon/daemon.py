@@ -88,6 +88,11 @@ class Daemon:
         return int(self._server.sockets[0].getsockname()[1])
 
     @property
+    def generator_id(self) -> str:
+        """The id of the generator this daemon runs."""
+        return self.generator.generator_id
+
+    @property
     def url(self) -> str:
         host = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
         return f"ws://{host}:{self.port}"

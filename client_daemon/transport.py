@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from client_daemon.pipeline import Failure, Segment, SessionPipeline
 from client_daemon.session import ChunkJob, Session
+from client_daemon.settings import DaemonSettings
 from wire.daemon import (
     MAX_MEDIA_PAYLOAD_BYTES,
     InitSegment,
@@ -31,9 +32,6 @@ from wire.daemon import (
 from wire.errors import CLOSE_CODES, ErrorCode, ProtocolError
 from wire.framing import ErrorMessage
 from wire.media import ChunkMessage
-
-if TYPE_CHECKING:
-    from client_daemon.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +55,18 @@ def close_reason(text: str) -> str:
     return data.decode("utf-8", "ignore")
 
 
+class SessionHost(Protocol):
+    """What a page connection needs from the daemon that accepted it."""
+
+    settings: DaemonSettings
+    device_name: str
+
+    @property
+    def generator_id(self) -> str: ...
+
+    async def open_stream(self, request: Open) -> tuple[Session, SessionPipeline, bytes, str]: ...
+
+
 @dataclass
 class _ActiveSession:
     session: Session
@@ -67,7 +77,7 @@ class _ActiveSession:
 class PageConnection:
     """Serves one page: its session (after `open`), its chunks, its status reports."""
 
-    def __init__(self, websocket: ServerConnection, daemon: Daemon) -> None:
+    def __init__(self, websocket: ServerConnection, daemon: SessionHost) -> None:
         self.websocket = websocket
         self.daemon = daemon
         self._active: _ActiveSession | None = None
@@ -189,7 +199,7 @@ class PageConnection:
                 fps=round(pipeline.meter.fps, 2) if pipeline else 0.0,
                 queue_depth=pipeline.queue_depth if pipeline else 0,
                 device=self.daemon.device_name,
-                generator_id=self.daemon.generator.generator_id,
+                generator_id=self.daemon.generator_id,
             )
             with contextlib.suppress(ConnectionClosed):
                 await self.websocket.send(status.encode())

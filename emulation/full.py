@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import UserError
+from common.processes import Child, first_exited
 from emulation.fast import SessionResult, trace_seed
 from emulation.ladder import SimLadder
 from emulation.netns import LinkSpec, NetnsError, ShapedPair, TracePlayer, check_available
@@ -74,12 +75,7 @@ def check_full_mode(ladder_dir: Path | None) -> None:
 
 
 def _wait_listening(
-    pair: ShapedPair,
-    ns: str,
-    host: str,
-    port: int,
-    procs: Sequence[subprocess.Popen[bytes]],
-    logs: Path,
+    pair: ShapedPair, ns: str, host: str, port: int, children: Sequence[Child], logs: Path
 ) -> None:
     """Polls until ``host:port`` accepts inside ``ns`` (bounded by READY_TIMEOUT_S)."""
     probe = (
@@ -88,10 +84,11 @@ def _wait_listening(
     )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
-        if any(p.poll() is not None for p in procs):
+        exited = first_exited(children)
+        if exited is not None:
             tail = logs.read_text(errors="replace").strip().splitlines()[-3:]
             raise FullModeUnavailable(
-                f"a stack process exited early ({' | '.join(tail)}); logs in {logs}"
+                f"{exited.name} exited early ({' | '.join(tail)}); logs in {logs}"
             )
         done = subprocess.run(
             [*pair.exec_prefix(ns), sys.executable, "-c", probe],
@@ -129,7 +126,7 @@ def full_session(
         link.symlink_to(Path(ladder_dir).resolve(), target_is_directory=True)
     offset = (trace_seed(seed, trace) / 2**32) * trace.duration_s
     logs = workdir / f"{_safe(trace.name)}.{abr}.log"
-    procs: list[subprocess.Popen[bytes]] = []
+    children: list[Child] = []
     python = sys.executable
     spec = LinkSpec(queue_packets=config.queue_packets, uplink_mbps=config.uplink_mbps)
     with logs.open("wb") as log, ShapedPair(spec, initial_mbps=trace.rate_at(offset)) as pair:
@@ -137,6 +134,7 @@ def full_session(
             origin = f"http://{pair.server_ip}:{RELAY_PORT}"
             commands = (
                 (
+                    "serve",
                     pair.server_ns,
                     [
                         python,
@@ -154,6 +152,7 @@ def full_session(
                     ],
                 ),
                 (
+                    "relay",
                     pair.server_ns,
                     [
                         python,
@@ -168,6 +167,7 @@ def full_session(
                     ],
                 ),
                 (
+                    "daemon",
                     pair.viewer_ns,
                     [
                         python,
@@ -183,13 +183,11 @@ def full_session(
                     ],
                 ),
             )
-            for ns, command in commands:
-                procs.append(
-                    subprocess.Popen([*pair.exec_prefix(ns), *command], stdout=log, stderr=log)
-                )
-            _wait_listening(pair, pair.server_ns, "127.0.0.1", SERVER_PORT, procs, logs)
-            _wait_listening(pair, pair.viewer_ns, pair.server_ip, RELAY_PORT, procs, logs)
-            _wait_listening(pair, pair.viewer_ns, "127.0.0.1", DAEMON_PORT, procs, logs)
+            for name, ns, command in commands:
+                children.append(Child(name, [*pair.exec_prefix(ns), *command], output=log))
+            _wait_listening(pair, pair.server_ns, "127.0.0.1", SERVER_PORT, children, logs)
+            _wait_listening(pair, pair.viewer_ns, pair.server_ip, RELAY_PORT, children, logs)
+            _wait_listening(pair, pair.viewer_ns, "127.0.0.1", DAEMON_PORT, children, logs)
             player = TracePlayer(pair, trace, config.session_s + BROWSER_MARGIN_S, offset).start()
             try:
                 url = f"{origin}/?channel={CHANNEL}&abr={abr}&daemon=ws://127.0.0.1:{DAEMON_PORT}"
@@ -219,9 +217,9 @@ def full_session(
                 )
             page = json.loads(browser.stdout)
         finally:
-            pair.close()  # kills server, relay and daemon before their Popen objects are reaped
-            for proc in procs:
-                proc.wait(timeout=10)
+            pair.close()  # kills server, relay and daemon before they are reaped
+            for child in children:
+                child.wait()
     if page.get("error"):
         raise FullModeUnavailable(f"page error: {page['error']}; logs in {logs}")
     return result_from_samples(page["samples"], ladder, trace, abr, seed, offset), page

@@ -149,17 +149,9 @@ def load_ladder(path: Path) -> SimLadder:
     return from_manifest(load_manifest(path), name=(path if path.is_dir() else path.parent).name)
 
 
-def demo_ladder_path() -> Path:
-    """Where ``promptus demo`` (default ``--data``) keeps its finished ladder, relative to the cwd."""
-    from promptus.demo import CHANNEL, DEFAULT_DATA
-
-    return DEFAULT_DATA / "media" / CHANNEL
-
-
-def default_ladder(seed: int = 0) -> tuple[SimLadder, str]:
-    """The demo ladder when ``promptus demo`` has built one with measured quality, else the
+def default_ladder(path: Path, seed: int = 0) -> tuple[SimLadder, str]:
+    """The ladder at ``path`` (where ``promptus demo`` keeps its one) when it exists, else the
     synthetic ladder; with a one-line note saying which and why."""
-    path = demo_ladder_path()
     if not (path / "manifest.json").exists():
         return synthetic_ladder(
             seed

@@ -10,7 +10,7 @@ Public API::
     frames = stream.decode_chunk(chunk, prefix=None)        # uint8 [T, H, W, 3]
 
 Heavy imports (torch, diffusers) happen on first use of these names, so importing the
-package (for example for ``engines.cli_generate.add_arguments``) stays cheap.
+package (for example for ``promptus.commands.generate.add_arguments``) stays cheap.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ TINY_TAESD_GENERATOR_ID = (
 _LAZY = {
     "load_generator": "engines.generator",
     "Generator": "engines.generator",
-    "VARIANTS": "engines.generator",
     "GeneratorStream": "engines.stream",
 }
 
@@ -47,7 +46,6 @@ __all__ = [
     "GeneratorStream",
     "TINY_GENERATOR_ID",
     "TINY_TAESD_GENERATOR_ID",
-    "VARIANTS",
     "WeightsFormatError",
     "WeightsNotFoundError",
     "load_generator",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +12,11 @@ from torch import nn
 from engines.backends import Backend, BackendOptions, make_backend
 from engines.errors import WeightsNotFoundError
 from engines.identity import compute_generator_id
-from engines.model_configs import (
-    SDTURBO_UNET,
-    TAESD,
-    TINY_AUTOENCODER,
-    TINY_UNET,
-    architecture_config,
-)
+from engines.model_configs import TINY_AUTOENCODER, TINY_UNET, architecture_config
 from engines.seeded import fill_seeded_
 from engines.stream import GeneratorStream
 from engines.taesd import TAESD_HOW_TO_OBTAIN, build_autoencoder_tiny, load_taesd
+from engines.variants import VARIANTS, Variant
 from prompts.stream_model import (
     CHUNK_RESET,
     CONTEXT_DIM,
@@ -35,26 +29,6 @@ from prompts.stream_model import (
 )
 
 TINY_WEIGHT_SEED = 20260  # fixed seed of the tiny generator's weights (engines.seeded)
-
-
-@dataclass(frozen=True)
-class Variant:
-    """What a generator name stands for."""
-
-    family: str  # prefix of the generator id
-    display_name: str  # manifest "generator.name"
-    unet_config: str
-    decoder_config: str
-    native_size: tuple[int, int]  # (H, W) the generator is meant to run at
-
-
-VARIANTS: dict[str, Variant] = {
-    # The CPU default: widths and size chosen so two CPU cores generate >= 30 fps (docs/engines.md).
-    "tiny": Variant("tiny", "tiny", TINY_UNET, TINY_AUTOENCODER, (192, 192)),
-    # Tiny UNet + the real TAESD decoder: real decoding for tests, too slow for real time on CPU.
-    "tiny-taesd": Variant("tiny-taesd", "tiny + taesd", TINY_UNET, TAESD, (256, 256)),
-    "sd-turbo": Variant("sd-turbo", "sd-turbo + taesd", SDTURBO_UNET, TAESD, (512, 512)),
-}
 
 
 class Generator:

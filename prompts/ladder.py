@@ -157,15 +157,6 @@ class LadderWriter:
         self._write_manifest()
         return len(data)
 
-    def set_quality(self, level_id: int, index: int, quality: dict[str, float]) -> None:
-        level = self.manifest.levels[level_id]
-        chunks = list(level.chunks)
-        chunks[index] = replace(
-            chunks[index], **{k: quality.get(k) for k in ("psnr", "ssim", "vmaf")}
-        )
-        self.manifest = self.manifest.with_level(replace(level, chunks=tuple(chunks)))
-        self._write_manifest()
-
     def finish(self) -> Manifest:
         """Mark the ladder complete (no longer live)."""
         self.manifest = replace(self.manifest, stream=replace(self.manifest.stream, live=False))

@@ -1,71 +1,47 @@
-"""`promptus` command line: a table of subcommands, each living in the package it belongs to.
+"""`promptus` command line: a table of subcommands, one module each under ``promptus.commands``.
 
-Each command module exposes ``add_arguments(parser)`` and ``run(args) -> int``. Only the
-module of the command being run is imported, so ``promptus --help`` stays fast and a
-heavy dependency (torch, PyAV) is loaded only by the commands that need it.
+Each command module exposes ``add_arguments(parser)`` and ``run(args) -> int``: it parses,
+checks its options and calls the lower floors. Only the module of the command being run is
+imported, so ``promptus --help`` stays fast and a heavy dependency (torch, PyAV) is loaded
+only by the commands that need it. Lower floors raise ``common.errors.UserError``; this is
+the only place that turns one into exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit status 2, no traceback."""
+from common.errors import UserError
+from promptus.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, report
 
 
 @dataclass(frozen=True)
 class Command:
     name: str
-    module: str
     help: str
+
+    @property
+    def module(self) -> str:
+        """``promptus.commands.<name>`` with dashes as underscores."""
+        return f"promptus.commands.{self.name.replace('-', '_')}"
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command(
-        "demo",
-        "promptus.demo",
-        "build the demo ladder, start server and daemon, print the player URL",
-    ),
-    Command(
-        "import-legacy",
-        "prompts.cli_import_legacy",
-        "convert the original release's .prompt files into a ladder",
-    ),
-    Command(
-        "inspect",
-        "prompts.cli_inspect",
-        "describe a prompt chunk, level or ladder (keyframes, rank, bytes, kbps)",
-    ),
-    Command(
-        "generate",
-        "engines.cli_generate",
-        "regenerate a ladder level into an H.264 MP4 (optionally score it)",
-    ),
-    Command(
-        "serve", "server.cli", "run the media server that publishes prompt ladders over WebSocket"
-    ),
-    Command(
-        "daemon", "client_daemon.cli", "run the local generation daemon (prompt chunks -> fMP4)"
-    ),
-    Command("invert", "prompts.cli_invert", "fit one level of prompts to a video (inversion)"),
-    Command(
-        "ladder", "prompts.cli_ladder", "fit several levels and publish a chunked prompt ladder"
-    ),
-    Command(
-        "eval",
-        "prompts.cli_eval",
-        "rate-quality of a ladder next to x264, x265, SVT-AV1 and a VAE baseline",
-    ),
-    Command(
-        "emulate",
-        "emulation.cli",
-        "run ABR algorithms against network traces (fast simulation or full stack)",
-    ),
+    Command("demo", "build the demo ladder, start server and daemon, print the player URL"),
+    Command("import-legacy", "convert the original release's .prompt files into a ladder"),
+    Command("inspect", "describe a prompt chunk, level or ladder (keyframes, rank, bytes, kbps)"),
+    Command("generate", "regenerate a ladder level into an H.264 MP4 (optionally score it)"),
+    Command("serve", "run the media server that publishes prompt ladders over WebSocket"),
+    Command("daemon", "run the local generation daemon (prompt chunks -> fMP4)"),
+    Command("invert", "fit one level of prompts to a video (inversion)"),
+    Command("ladder", "fit several levels and publish a chunked prompt ladder"),
+    Command("eval", "rate-quality of a ladder next to x264, x265, SVT-AV1 and a VAE baseline"),
+    Command("emulate", "run ABR algorithms against network traces (fast simulation or full stack)"),
 )
 
 
@@ -102,15 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
-        return 2
+        return EXIT_USER_ERROR
     module = importlib.import_module(_command_names()[args.command].module)
+    # Nothing here needs a model hub: an accidental hub lookup fails at once instead of waiting.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         return int(module.run(args) or 0)
-    except CommandError as error:
-        print(f"promptus {args.command}: {error}", file=sys.stderr)
-        return 2
+    except UserError as error:
+        return report(args.command, error)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

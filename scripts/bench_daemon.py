@@ -82,10 +82,11 @@ def random_sdturbo(
     import torch
 
     from engines.backends import BackendOptions, make_backend
-    from engines.generator import VARIANTS, Generator, default_dtype, resolve_device
+    from engines.generator import Generator, default_dtype, resolve_device
     from engines.model_configs import SDTURBO_UNET, TAESD
     from engines.sdturbo import build_unet
     from engines.taesd import build_autoencoder_tiny
+    from engines.variants import VARIANTS
 
     torch.manual_seed(seed)
     resolved = resolve_device(device)

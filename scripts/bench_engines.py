@@ -25,12 +25,13 @@ import torch
 from tqdm import tqdm
 
 from engines.backends import BackendOptions, make_backend
-from engines.generator import VARIANTS, Generator, build_tiny_autoencoder, build_tiny_unet
+from engines.generator import Generator, build_tiny_autoencoder, build_tiny_unet
 from engines.identity import compute_generator_id
 from engines.model_configs import SDTURBO_UNET, TAESD, architecture_config
 from engines.sdturbo import build_unet, load_unet
 from engines.seeded import fill_seeded_
 from engines.taesd import build_autoencoder_tiny, load_taesd
+from engines.variants import VARIANTS
 from prompts.chunk import PromptChunk
 from prompts.keyframe import Keyframe
 from prompts.quant import quantize_tensor

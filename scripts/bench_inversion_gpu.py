@@ -23,14 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from authoring.fit import FitState, LevelConfig, LevelFitter
+from authoring.losses import FitLoss, LossWeights, perceptual_term
+from authoring.presets import PRESETS
 from engines.backends import BackendOptions, make_backend
-from engines.generator import VARIANTS, Generator
+from engines.generator import Generator
 from engines.model_configs import TAESD, TINY_AUTOENCODER, TINY_UNET
 from engines.sdturbo import build_unet
 from engines.taesd import build_autoencoder_tiny
-from prompts.inversion.fit import FitState, LevelConfig, LevelFitter
-from prompts.inversion.losses import FitLoss, LossWeights, perceptual_term
-from prompts.inversion.presets import PRESETS
+from engines.variants import VARIANTS
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 FPS = 30.0

@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from authoring.build import FitOptions, fit_level
+from authoring.levels import LevelSpec
+from authoring.metrics import psnr_per_frame
+from authoring.planted import planted_clip
+from authoring.presets import get_preset
+from authoring.source import SourceVideo
 from engines import load_generator
 from prompts.chunk import encode_chunk
-from prompts.inversion.build import FitOptions, fit_level
-from prompts.inversion.demo import planted_clip
-from prompts.inversion.levels import LevelSpec
-from prompts.inversion.metrics import psnr_per_frame
-from prompts.inversion.presets import get_preset
-from prompts.inversion.source import SourceVideo
 from prompts.ladder import split_into_chunks
 from prompts.manifest import StreamInfo
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS

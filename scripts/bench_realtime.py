@@ -37,7 +37,8 @@ from bench_engines import (
 from tqdm import tqdm
 
 from engines.backends import BackendOptions, make_backend
-from engines.generator import VARIANTS, Generator
+from engines.generator import Generator
+from engines.variants import VARIANTS
 from prompts.stream_model import CONTEXT_SHAPE, PREV_LATENT_WEIGHT
 
 GFLOP_PER_FRAME = 945.0  # UNet 804 + TAESD decoder 141 at 512x512 (issue 9)

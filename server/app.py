@@ -18,12 +18,11 @@ from server.keys import (
     metrics_key,
     settings_key,
     telemetry_key,
-    viewers_key,
 )
 from server.metrics import Metrics
 from server.settings import ServerSettings
 from server.telemetry import Telemetry, open_backend
-from server.viewer import handle_viewer
+from server.viewer import handle_viewer, viewers_key
 from wire.errors import ErrorCode
 
 log = logging.getLogger(__name__)

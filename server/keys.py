@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from server.catalog import Catalog
@@ -12,13 +10,8 @@ from server.metrics import Metrics
 from server.settings import ServerSettings
 from server.telemetry import Telemetry
 
-if TYPE_CHECKING:
-    from server.viewer import Viewer
-
 settings_key = web.AppKey("settings", ServerSettings)
 catalog_key = web.AppKey("catalog", Catalog)
 chunk_store_key = web.AppKey("chunk_store", ChunkStore)
 telemetry_key = web.AppKey("telemetry", Telemetry)
 metrics_key = web.AppKey("metrics", Metrics)
-# the connected viewers (shutdown tells each one; its size enforces max_viewers)
-viewers_key: web.AppKey[set[Viewer]] = web.AppKey("viewers", set)

@@ -21,7 +21,6 @@ from server.keys import (
     metrics_key,
     settings_key,
     telemetry_key,
-    viewers_key,
 )
 from server.rate_limit import TokenBucket
 from wire.errors import CLOSE_CODES, ErrorCode, ProtocolError
@@ -319,3 +318,7 @@ async def handle_viewer(request: web.Request) -> web.WebSocketResponse:
         metrics.viewers -= 1
         viewer.end_session()
     return ws
+
+
+# the connected viewers (shutdown tells each one; its size enforces max_viewers)
+viewers_key: web.AppKey[set[Viewer]] = web.AppKey("viewers", set)

@@ -41,3 +41,11 @@ def taesd_dir() -> Path:
 @pytest.fixture
 def traces_dir() -> Path:
     return shared_path("traces")
+
+
+@pytest.fixture(scope="session")
+def tiny_generator():  # type: ignore[no-untyped-def]
+    """The tiny generator on the CPU (torch and diffusers load only for tests that ask for it)."""
+    from engines import load_generator
+
+    return load_generator("tiny", device="cpu")

@@ -1,5 +1,5 @@
 /**
- * The wire protocol as the page speaks it (spec: docs/protocol.md; server/protocol.py is the
+ * The wire protocol as the page speaks it (spec: docs/protocol.md; wire/ is the
  * reference implementation). Pure: builds messages and parses frames, no sockets.
  *
  * Binary frame = 4-byte big-endian header length L + L bytes of UTF-8 JSON (with "type") + payload.

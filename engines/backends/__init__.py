@@ -10,8 +10,7 @@ from torch import nn
 from engines.backends.base import Backend, BackendOptions, FrameSink, image_to_uint8
 from engines.backends.tensorrt_backend import tensorrt_available
 from engines.backends.torch_backend import TorchBackend
-
-BACKEND_KINDS = ("torch", "fast", "tensorrt", "auto")
+from engines.variants import BACKEND_KINDS
 
 
 def resolve_backend_kind(options: BackendOptions) -> str:
@@ -53,7 +52,6 @@ def make_backend(unet: nn.Module, decoder: nn.Module, options: BackendOptions) -
 __all__ = [
     "Backend",
     "BackendOptions",
-    "BACKEND_KINDS",
     "FrameSink",
     "TorchBackend",
     "image_to_uint8",

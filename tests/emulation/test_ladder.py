@@ -11,12 +11,13 @@ import pytest
 from emulation.ladder import (
     SYNTHETIC_NAME,
     default_ladder,
-    demo_ladder_path,
     load_ladder,
     ssim_to_db,
     synthetic_ladder,
 )
+from engines.variants import DEFAULT_GENERATOR
 from prompts.manifest import ManifestError
+from promptus.commands.demo import demo_ladder_dir
 from tests.emulation.ladder_factory import CHUNK_FRAMES, FPS, LEVELS, build_ladder
 
 
@@ -63,13 +64,16 @@ def test_default_is_the_demo_ladder_when_promptus_demo_built_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    ladder, note = default_ladder()
+    # the folder `promptus demo` writes (demo-data/<generator>/media/demo) is the one looked at
+    path = demo_ladder_dir()
+    assert path == Path("demo-data") / DEFAULT_GENERATOR / "media" / "demo"
+    ladder, note = default_ladder(path)
     assert ladder.synthetic and ladder.name == SYNTHETIC_NAME and "run `promptus demo` once" in note
-    build_ladder(demo_ladder_path(), "tiny:0", chunks=3)
-    ladder, note = default_ladder()
+    build_ladder(path, "tiny:0", chunks=3)
+    ladder, note = default_ladder(path)
     assert not ladder.synthetic and ladder.chunks == 3 and note.startswith("demo ladder")
-    rewrite_quality(demo_ladder_path(), psnr=None)
-    ladder, note = default_ladder()
+    rewrite_quality(path, psnr=None)
+    ladder, note = default_ladder(path)
     assert ladder.synthetic and "unusable" in note
 
 

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from prompts.chunk import PromptChunk
 from prompts.keyframe import Keyframe, keyframe_positions
 from prompts.quant import quantize_tensor
+from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, latent_shape
 
 TEST_SIZE = 64  # pixels: the smallest stream size; keeps every test fast on two cores
-
-
-@pytest.fixture(scope="session")
-def tiny_generator():
-    from engines import load_generator
-
-    return load_generator("tiny", device="cpu")
 
 
 def make_level_chunks(
@@ -34,8 +27,8 @@ def make_level_chunks(
     keyframes = [
         Keyframe(
             p,
-            quantize_tensor(rng.standard_normal((77, rank)).astype(np.float32)),
-            quantize_tensor(rng.standard_normal((rank, 1024)).astype(np.float32)),
+            quantize_tensor(rng.standard_normal((CONTEXT_TOKENS, rank)).astype(np.float32)),
+            quantize_tensor(rng.standard_normal((rank, CONTEXT_DIM)).astype(np.float32)),
         )
         for p in keyframe_positions(frames, interval)
     ]
@@ -52,6 +45,4 @@ def make_level_chunks(
 
 
 def init_latent(size: int = TEST_SIZE, seed: int = 1) -> np.ndarray:
-    return (
-        np.random.RandomState(seed).standard_normal((1, 4, size // 8, size // 8)).astype(np.float32)
-    )
+    return np.random.RandomState(seed).standard_normal(latent_shape(size, size)).astype(np.float32)

@@ -89,3 +89,8 @@ def test_cuda_half_and_graph_agree_with_cpu(tiny_generator, dtype):
     assert (
         np.abs(eager_frames.astype(int) - reference).mean() < 6
     )  # half precision: close, not equal
+
+
+def test_warm_up_generates_one_group_on_the_tiny_generator(tiny_generator) -> None:  # noqa: ANN001
+    assert tiny_generator.backend.specialises_shapes is False
+    assert tiny_generator.warm_up(64, 64, 3) > 0

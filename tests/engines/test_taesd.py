@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
+from authoring.metrics import psnr_per_frame
 from engines.errors import WeightsFormatError, WeightsNotFoundError
 from engines.taesd import build_autoencoder_tiny, load_taesd, original_to_diffusers
-from prompts.inversion.metrics import psnr_per_frame
 
 MIN_ROUND_TRIP_PSNR = 25.0  # dB, encode+decode of a real 512x512 frame
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prompts.inversion.baselines import VAEBaseline, classic_at, encode_classic, match_bitrate
+from authoring.baselines import VAEBaseline, classic_at, encode_classic, match_bitrate
 from promptus.cli import main
 
 FPS = 10.0
@@ -36,7 +36,7 @@ def test_classic_codecs_round_trip_and_rate_falls_with_crf(codec: str) -> None:
 
 
 def test_match_bitrate_finds_the_closest_setting() -> None:
-    from prompts.inversion.baselines import CodedClip
+    from authoring.baselines import CodedClip
 
     rates = {crf: 1000.0 / (crf + 1) for crf in range(0, 52)}
     tried: list[int] = []

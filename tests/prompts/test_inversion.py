@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from prompts.inversion.build import FitOptions, build_ladder, fit_level
-from prompts.inversion.checkpoint import CheckpointError
-from prompts.inversion.fit import FitState, LevelFitter
-from prompts.inversion.levels import LevelSpec
-from prompts.inversion.losses import FitLoss, LossWeights, perceptual_term
-from prompts.inversion.metrics import psnr_per_frame, quality
-from prompts.inversion.presets import get_preset
-from prompts.inversion.source import SourceVideo
+from authoring.build import FitOptions, build_ladder, fit_level
+from authoring.checkpoint import CheckpointError
+from authoring.fit import FitState, LevelFitter
+from authoring.levels import LevelSpec
+from authoring.losses import FitLoss, LossWeights, perceptual_term
+from authoring.metrics import psnr_per_frame, quality
+from authoring.presets import get_preset
+from authoring.source import SourceVideo
 from prompts.keyframe import Keyframe, interpolate_context, keyframe_positions
 from prompts.ladder import Ladder, split_into_chunks
 from prompts.manifest import StreamInfo, load_manifest
@@ -193,7 +193,7 @@ def test_interpolation_aware_objective_matches_direct_computation(
 
 
 def _config() -> Any:
-    from prompts.inversion.fit import LevelConfig
+    from authoring.fit import LevelConfig
 
     return LevelConfig(rank=RANK, interval=INTERVAL, chunk_frames=CHUNK, seed=OPTIONS.seed)
 

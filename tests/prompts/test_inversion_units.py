@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from prompts.inversion.levels import LevelSpec, chunk_frames_for, parse_levels
-from prompts.inversion.losses import (
+from authoring.levels import LevelSpec, chunk_frames_for, parse_levels
+from authoring.losses import (
     FitLoss,
     LossWeights,
     VGGFeatureLoss,
@@ -18,10 +18,10 @@ from prompts.inversion.losses import (
     ms_ssim_scales,
     perceptual_term,
 )
-from prompts.inversion.metrics import psnr_per_frame, quality, ssim_per_frame
-from prompts.inversion.plan import keyframe_spans
-from prompts.inversion.presets import get_preset
-from prompts.inversion.source import SourceError, load_source
+from authoring.metrics import psnr_per_frame, quality, ssim_per_frame
+from authoring.plan import keyframe_spans
+from authoring.presets import get_preset
+from authoring.source import SourceError, load_source
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from promptus import demo
+from authoring.procedural_clip import render_clip
 from promptus.cli import build_parser, main
+from promptus.commands import demo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,8 +22,8 @@ def parse(*argv: str):  # type: ignore[no-untyped-def]
 
 
 def test_clip_is_deterministic_moving_and_the_right_size(tmp_path: Path) -> None:
-    demo.render_clip(tmp_path / "a", frames=6, size=64)
-    demo.render_clip(tmp_path / "b", frames=6, size=64)
+    render_clip(tmp_path / "a", frames=6, size=64)
+    render_clip(tmp_path / "b", frames=6, size=64)
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert names == [f"{i:05d}.png" for i in range(6)]
     first, last = (np.asarray(Image.open(tmp_path / "a" / n)) for n in (names[0], names[-1]))
@@ -77,12 +78,15 @@ def test_url_and_child_commands() -> None:
         demo._page_url(parse(), "http://127.0.0.1:8080")
         == "http://127.0.0.1:8080/?channel=demo&abr=mpc"
     )
-    command = demo._daemon_command(parse(), "http://127.0.0.1:8080")
+    command = demo._daemon_command(parse(), "http://127.0.0.1:8080", Path("ready.json"))
     daemon_args = build_parser("daemon").parse_args(
         command
     )  # the real `promptus daemon` parser accepts it
-    assert daemon_args.generator == "tiny" and daemon_args.device == "cpu"
+    assert daemon_args.generator == "tiny" and daemon_args.device == "auto"
+    assert daemon_args.ready_file == Path("ready.json")
     assert daemon_args.allow_origins == ["http://127.0.0.1:8080", "http://localhost:8080"]
     gpu = parse("--generator", "sd-turbo", "--weights", "w.safetensors", "--taesd", "taesd")
-    gpu_args = build_parser("daemon").parse_args(demo._daemon_command(gpu, "http://127.0.0.1:8080"))
+    gpu_args = build_parser("daemon").parse_args(
+        demo._daemon_command(gpu, "http://127.0.0.1:8080", Path("r"))
+    )
     assert gpu_args.device == "auto" and gpu_args.weights.name == "w.safetensors"

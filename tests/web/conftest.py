@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from common.processes import Child
 from tests.browser import CHROMIUM
 from tests.browser import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
 from tests.web.stack import (
     CHANNEL,
     REPO_ROOT,
-    Process,
     free_port,
     start_daemon,
     start_server,
@@ -40,9 +40,9 @@ class Stack:
 
     media: Path
     telemetry: Path
-    server: Process | None
+    server: Child | None
     server_port: int
-    daemon: Process
+    daemon: Child
     daemon_port: int
     generator_id: str
 

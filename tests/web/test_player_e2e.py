@@ -16,7 +16,7 @@ from tests.web.stack import (
     CHANNEL,
     START_TIMEOUT_S,
     STREAM_FPS,
-    Process,
+    promptus_child,
     free_port,
     write_ladder,
 )
@@ -219,7 +219,8 @@ def test_demo_command_serves_a_playing_page(page, stack: Stack, tmp_path: Path) 
     data = tmp_path / "demo-data"
     write_ladder(data / "tiny" / "media" / "demo", stack.generator_id, frames=3 * STREAM_FPS)
     daemon_port = free_port()
-    process = Process(
+    process = promptus_child(
+        "demo",
         [
             "demo",
             "--data",
@@ -241,6 +242,6 @@ def test_demo_command_serves_a_playing_page(page, stack: Stack, tmp_path: Path) 
         assert "carry no meaning" in page.inner_text("#generator-note")
     finally:
         process.stop()
-    assert process.popen.returncode == 0, process.output()
+    assert process.returncode == 0, process.output()
     with socket.socket() as sock:  # the demo took its daemon down with it
         assert sock.connect_ex(("127.0.0.1", daemon_port)) != 0

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from promptus.cli import CommandError
+from promptus.errors import CommandError
 
 DEFAULT_ABRS = "bba,mpc,throughput,bola"
 
@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ladder",
         type=Path,
         default=None,
-        help="ladder directory or manifest.json (default: the ladder `promptus demo` built under "
-        "demo-data/, else the built-in synthetic ladder)",
+        help="ladder directory or manifest.json (default: the ladder `promptus demo` built, "
+        "demo-data/<generator>/media/demo, else the built-in synthetic ladder)",
     )
     parser.add_argument("--out", required=True, type=Path, help="run directory to write")
     parser.add_argument(
@@ -85,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
     from emulation import report
     from emulation.catalog import build_catalog
     from emulation.fast import SimConfig, SimulatorError, run_fast
-    from emulation.ladder import default_ladder, demo_ladder_path, load_ladder
+    from emulation.ladder import default_ladder, load_ladder
     from emulation.metrics import scheme_summary, stream_metrics, summaries_by_source
     from emulation.traces import PairUnit, TraceFormatError, summarize
     from prompts.manifest import ManifestError
+    from promptus.commands.demo import demo_ladder_dir
 
     abrs = [a.strip() for a in args.abr.split(",") if a.strip()]
     if not abrs:
@@ -106,10 +107,10 @@ def run(args: argparse.Namespace) -> int:
         if args.ladder:
             ladder = load_ladder(args.ladder)
         else:
-            ladder, note = default_ladder(args.seed)
+            ladder, note = default_ladder(demo_ladder_dir(), args.seed)
             print(f"promptus emulate: {note}", file=sys.stderr)
             if not ladder.synthetic:
-                args.ladder = demo_ladder_path()  # full mode plays the same ladder
+                args.ladder = demo_ladder_dir()  # full mode plays the same ladder
         catalog = build_catalog(args.traces, puffer_unit=PairUnit(args.puffer_unit))
         if args.sources:
             wanted = {s.strip() for s in args.sources.split(",")}

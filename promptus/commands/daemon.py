@@ -7,16 +7,11 @@ import asyncio
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from client_daemon.settings import DEFAULT_ALLOWED_ORIGINS, DEFAULT_PORT, DaemonSettings
-from promptus.cli import CommandError
+from promptus.errors import CommandError
+from promptus.options import add_generator_options, load_generator_from_args
 
-if TYPE_CHECKING:
-    from client_daemon.daemon import Daemon
-
-GENERATORS = ("tiny", "tiny-taesd", "sd-turbo")
-BACKENDS = ("torch", "fast", "tensorrt", "auto")
 DEFAULT_WARM_UP = "512x512@10"  # SD-Turbo's native size, one keyframe interval of 10 frames
 WARM_UP_FORM = re.compile(r"(\d+)x(\d+)@(\d+)")
 
@@ -40,20 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
     )
-    parser.add_argument("--generator", choices=GENERATORS, default="tiny", help="generator to load")
-    parser.add_argument("--weights", type=Path, help="SD-Turbo weights (file or diffusers folder)")
-    parser.add_argument("--taesd", type=Path, help="TAESD weights folder (tiny-taesd, sd-turbo)")
-    parser.add_argument(
-        "--device", default="auto", help="torch device: auto, cpu, cuda, cuda:1 ..."
-    )
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="auto",
-        help="generation backend: auto (default: TensorRT when installed, else the fast compiled "
-        "path on CUDA; eager PyTorch on the CPU or with --cuda-graph/--compile-mode), torch, "
-        "fast, tensorrt (docs/realtime.md)",
-    )
+    add_generator_options(parser, backend=True)
     parser.add_argument(
         "--warm-up",
         action="append",
@@ -86,14 +68,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--crf", type=int, help="x264 constant rate factor (default: near-lossless)"
     )
+    parser.add_argument(
+        "--ready-file",
+        type=Path,
+        metavar="PATH",
+        help="once listening, write a JSON announcement here (url, port, generator id, device); "
+        "removed on exit (default: none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the generator and serve pages until interrupted."""
     from client_daemon.daemon import Daemon
     from client_daemon.muxer import NEAR_LOSSLESS, EncoderSettings
-    from engines import load_generator
-    from engines.errors import WeightsFormatError, WeightsNotFoundError
+    from client_daemon.run import serve_announced
 
     if not 0 <= args.port <= 65535:
         raise CommandError(f"--port {args.port} is not a TCP port")
@@ -110,18 +98,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
-    try:
-        generator = load_generator(
-            args.generator,
-            weights=args.weights,
-            taesd=args.taesd,
-            device=args.device,
-            backend=args.backend,
-            cuda_graph=args.cuda_graph,
-            compile_mode=args.compile_mode,
-        )
-    except (WeightsNotFoundError, WeightsFormatError, ValueError) as error:
-        raise CommandError(f"cannot load generator {args.generator!r}: {error}") from None
+    generator = load_generator_from_args(
+        args, backend=args.backend, cuda_graph=args.cuda_graph, compile_mode=args.compile_mode
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     warm_ups = args.warm_ups
     if warm_ups is None:
@@ -138,17 +117,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--warm-up: {error}") from None
         print(f"promptus daemon: warm in {seconds:.1f} s", flush=True)
     try:
-        asyncio.run(_serve(Daemon(generator, settings)))
+        asyncio.run(serve_announced(Daemon(generator, settings), args.ready_file))
     except OSError as error:  # port in use, address not available
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {error}") from None
     return 0
-
-
-async def _serve(daemon: Daemon) -> None:
-    async with daemon:
-        print(
-            f"promptus daemon: {daemon.url} generator {daemon.generator.generator_id} "
-            f"on {daemon.device_name}; pages allowed from {', '.join(daemon.settings.allowed_origins)}",
-            flush=True,
-        )
-        await daemon.serve_forever()

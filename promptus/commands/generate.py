@@ -11,9 +11,14 @@ import csv
 import sys
 from pathlib import Path
 
-from promptus.cli import CommandError
+from promptus.errors import CommandError
+from promptus.options import (
+    FROM_LADDER,
+    add_generator_options,
+    generator_for_ladder,
+    load_generator_from_args,
+)
 
-GENERATOR_NAMES = ("tiny", "tiny-taesd", "sd-turbo")
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
 
@@ -23,19 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--level", default=None, help="level id or name (default: the highest-rate level)"
     )
     parser.add_argument("--out", required=True, help="MP4 file to write (H.264)")
-    parser.add_argument(
-        "--generator",
-        choices=GENERATOR_NAMES,
-        default="tiny",
-        help="generator to decode with (default tiny: CPU, meaningless picture)",
-    )
-    parser.add_argument(
-        "--weights", default=None, help="sd_turbo.safetensors or a diffusers folder (sd-turbo)"
-    )
-    parser.add_argument(
-        "--taesd", default=None, help="TAESD weights: directory or taesd_decoder file"
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_generator_options(parser, default=FROM_LADDER)
     parser.add_argument(
         "--dtype", choices=DTYPE_NAMES, default=None, help="default float32 on CPU, float16 on CUDA"
     )
@@ -69,12 +62,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from engines import (
-        GeneratorMismatchError,
-        WeightsFormatError,
-        WeightsNotFoundError,
-        load_generator,
-    )
     from engines.mp4_file import Mp4Writer
     from prompts.chunk import ChunkFormatError, parse_chunk
     from prompts.ladder import Ladder
@@ -99,31 +86,15 @@ def run(args: argparse.Namespace) -> int:
         if args.reference
         else None
     )
+    args.generator = args.generator or generator_for_ladder(info.generator_id)
     dtype = getattr(torch, args.dtype) if args.dtype else None
-    try:
-        generator = load_generator(
-            args.generator,
-            weights=args.weights,
-            taesd=args.taesd,
-            device=args.device,
-            dtype=dtype,
-            cuda_graph=args.cuda_graph,
-            channels_last=args.channels_last,
-            compile_mode="default" if args.compile else None,
-        )
-    except (WeightsNotFoundError, WeightsFormatError, ValueError) as error:
-        raise CommandError(str(error)) from None
-    if info.generator_id != generator.generator_id:
-        message = (
-            f"the ladder was made for {info.generator_id!r} ({info.generator_name}), "
-            f"this generator is {generator.generator_id!r} ({generator.name})"
-        )
-        if not args.allow_generator_mismatch:
-            raise CommandError(message + "; pass --allow-generator-mismatch to decode anyway")
-        print(
-            f"warning: {message}; decoding anyway, the pictures will not match the source",
-            file=sys.stderr,
-        )
+    generator = load_generator_from_args(
+        args,
+        dtype=dtype,
+        cuda_graph=args.cuda_graph,
+        channels_last=args.channels_last,
+        compile_mode="default" if args.compile else None,
+    )
     try:
         stream = generator.open_stream(
             width=info.width,
@@ -132,9 +103,10 @@ def run(args: argparse.Namespace) -> int:
             noise_seed=info.noise_seed,
             prev_latent_weight=info.prev_latent_weight,
             prev_latent_rule=info.prev_latent_rule,
+            generator_id=info.generator_id,
             allow_generator_mismatch=args.allow_generator_mismatch,
         )
-    except (GeneratorMismatchError, ValueError) as error:
+    except ValueError as error:
         raise CommandError(str(error)) from None
 
     decoded = []
@@ -168,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_reference(path: str, width: int, height: int, frames: int):
-    from prompts.inversion.source import SourceError, load_source
+    from authoring.source import SourceError, load_source
 
     if width != height:
         raise CommandError(
@@ -184,7 +156,7 @@ def _load_reference(path: str, width: int, height: int, frames: int):
 
 
 def _report_quality(decoded, reference, csv_path: str | None) -> None:
-    from prompts.inversion.metrics import psnr_per_frame, ssim_per_frame
+    from authoring.metrics import psnr_per_frame, ssim_per_frame
 
     reference = reference[: len(decoded)]
     psnr = psnr_per_frame(decoded, reference)

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from prompts.inversion.losses import gaussian_window, ssim_terms
+from authoring.losses import gaussian_window, ssim_terms
 
 PSNR_CAP = 100.0  # dB reported for identical frames
 _LUMA = (0.299, 0.587, 0.114)  # BT.601, as FFmpeg's ssim filter weighs Y

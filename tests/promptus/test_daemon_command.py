@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
+import time
 
 import pytest
 
-from client_daemon import cli
 from client_daemon.client import DaemonClient
+from client_daemon.ready import read_ready_file
 from client_daemon.settings import DEFAULT_ALLOWED_ORIGINS
-from promptus.cli import CommandError, build_parser
+from promptus.cli import build_parser
+from promptus.commands import daemon as command
+from promptus.errors import CommandError
 from tests.client_daemon.helpers import open_message
 from wire.daemon import StreamSetup
 
@@ -50,20 +52,18 @@ def test_defaults() -> None:
 )
 def test_bad_options_are_refused_before_loading(argv: list[str], reason: str) -> None:
     with pytest.raises(CommandError, match=reason):
-        cli.run(parse(*argv))
+        command.run(parse(*argv))
 
 
 def test_backend_choices_are_the_engines_and_fast_needs_cuda() -> None:
-    from engines.backends import BACKEND_KINDS
+    from engines.variants import BACKEND_KINDS
 
-    assert set(cli.BACKENDS) == set(
-        BACKEND_KINDS
-    )  # the CLI keeps its own copy so --help loads no torch
+    assert all(parse("--backend", kind).backend == kind for kind in BACKEND_KINDS)
     assert (
         parse().backend == "auto"
     )  # the fastest there is: TensorRT, else fast on CUDA, torch on the CPU
     with pytest.raises(CommandError, match="needs a CUDA device"):
-        cli.run(parse("--backend", "fast", "--device", "cpu"))
+        command.run(parse("--backend", "fast", "--device", "cpu"))
 
 
 def test_warm_up_sizes_are_parsed_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,40 +75,38 @@ def test_warm_up_sizes_are_parsed_and_checked(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         parse("--warm-up", "512@10")
     assert "is not WIDTHxHEIGHT@FRAMES" in capsys.readouterr().err
-    with pytest.raises(CommandError, match="--warm-up: .*multiples of 64"):
-        cli.run(parse("--warm-up", "100x100@4", "--device", "cpu", "--port", "0"))
+    with pytest.raises(CommandError, match="--warm-up: .*multiple of 64"):
+        command.run(parse("--warm-up", "100x100@4", "--device", "cpu", "--port", "0"))
 
 
-def test_warm_up_generates_one_group_on_the_tiny_generator(tiny_generator) -> None:  # noqa: ANN001
-    assert tiny_generator.backend.specialises_shapes is False
-    assert tiny_generator.warm_up(64, 64, 3) > 0
-
-
-def test_missing_weights_are_a_clear_error() -> None:
-    with pytest.raises(CommandError, match="cannot load generator 'sd-turbo'"):
-        cli.run(parse("--generator", "sd-turbo", "--device", "cpu"))
+def test_missing_weights_are_a_clear_error_naming_the_cpu_alternative() -> None:
+    with pytest.raises(
+        CommandError, match="sd-turbo needs --weights and --taesd.*--generator tiny"
+    ):
+        command.run(parse("--generator", "sd-turbo", "--device", "cpu"))
 
 
 @pytest.mark.slow
-def test_the_command_serves_a_page() -> None:
+def test_the_command_serves_a_page_and_announces_itself(tmp_path) -> None:  # noqa: ANN001
+    ready = tmp_path / "ready.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "promptus", "daemon", "--port", "0", "--device", "cpu"],
-        stdout=subprocess.PIPE,
+        [sys.executable, "-m", "promptus", "daemon", "--port", "0", "--device", "cpu"]
+        + ["--ready-file", str(ready)],
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        assert process.stdout is not None
-        banner = (
-            process.stdout.readline()
-        )  # "promptus daemon: ws://127.0.0.1:PORT generator tiny:..."
-        assert banner.startswith("promptus daemon: ws://127.0.0.1:"), banner
-        url, generator_id = banner.split()[2], banner.split()[4]
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        announced = read_ready_file(ready)
+        assert announced.url.startswith("ws://127.0.0.1:") and announced.pid == process.pid
+        assert announced.generator_id.startswith("tiny:") and announced.device == "cpu"
 
         async def play() -> str:
-            async with await DaemonClient.connect(url) as page:
-                request = open_message(generator_id)
+            async with await DaemonClient.connect(announced.url) as page:
+                request = open_message(announced.generator_id)
                 setup = StreamSetup.from_fields(request.stream.to_fields())
                 return (await page.open(setup, request.init_state)).mime
 
@@ -116,3 +114,4 @@ def test_the_command_serves_a_page() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+    assert not ready.exists()  # withdrawn on exit

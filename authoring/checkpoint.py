@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from authoring.fit import FitState, KeyframeStats
 from common.atomic import atomic_write_bytes
 from common.errors import UserError
-from prompts.inversion.fit import FitState, KeyframeStats
 from prompts.keyframe import Keyframe
 from prompts.quant import QuantizedTensor
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from authoring.baselines import CLASSIC_CODECS, VAEBaseline, classic_at
+from authoring.metrics import psnr_per_frame, ssim_per_frame
 from common.atomic import atomic_write_bytes, atomic_write_json
-from prompts.inversion.baselines import CLASSIC_CODECS, VAEBaseline, classic_at
-from prompts.inversion.metrics import psnr_per_frame, ssim_per_frame
 from prompts.ladder import Ladder
 
 VMAF_TIMEOUT = 600  # seconds for one ffmpeg libvmaf run

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from promptus.cli import CommandError
+from promptus.errors import CommandError
+from promptus.options import (
+    FROM_LADDER,
+    add_generator_options,
+    add_threads_option,
+    apply_threads,
+    generator_for_ladder,
+    load_generator_from_args,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,44 +28,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, type=Path, help="directory for rate_quality.{md,json,png}"
     )
-    parser.add_argument(
-        "--generator",
-        choices=("tiny", "tiny-taesd", "sd-turbo"),
-        default=None,
-        help="generator to regenerate with (default: from the manifest's generator id)",
-    )
-    parser.add_argument("--weights", type=Path, default=None, help="generator weights (sd-turbo)")
-    parser.add_argument(
-        "--taesd",
-        type=Path,
-        default=None,
-        help="TAESD folder: decoder for the generator, encoder + decoder for the VAE baseline",
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_generator_options(parser, default=FROM_LADDER)
     parser.add_argument(
         "--codecs", default="x264,x265,svt-av1", help="classic codecs to compare (comma-separated)"
     )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
-    )
+    add_threads_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines import GeneratorMismatchError
-    from prompts.evaluation import evaluate, table, write_report
-    from prompts.inversion.baselines import CLASSIC_CODECS
-    from prompts.inversion.cli_common import check_size, load_generator_from_args
-    from prompts.inversion.source import SourceError, load_source
+    from authoring.baselines import CLASSIC_CODECS
+    from authoring.evaluation import evaluate, table, write_report
+    from authoring.source import SourceError, load_source
     from prompts.ladder import Ladder
     from prompts.manifest import ManifestError
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CommandError(f"--threads must be at least 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     codecs = tuple(c.strip() for c in args.codecs.split(",") if c.strip())
     unknown = [c for c in codecs if c not in CLASSIC_CODECS]
     if unknown:
@@ -75,17 +61,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(
             f"ladder frames are {stream.width}x{stream.height}; eval handles square streams"
         )
-    args.generator = args.generator or stream.generator_id.split(":", 1)[0]
-    if args.generator not in ("tiny", "tiny-taesd", "sd-turbo"):
-        raise CommandError(
-            f"ladder generator {stream.generator_id!r} is not one eval can load; pass --generator"
-        )
+    args.generator = args.generator or generator_for_ladder(stream.generator_id)
     generator = load_generator_from_args(args)
-    check_size(stream.width)
-    try:
-        generator.check_generator_id(stream.generator_id)
-    except GeneratorMismatchError as error:
-        raise CommandError(str(error)) from None
+    generator.check_generator_id(stream.generator_id)
     frames = stream.chunk_range(ladder.manifest.chunk_count - 1)[1]
     try:
         reference = load_source(args.reference, stream.width, max_frames=frames).frames

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from promptus.cli import CommandError
+from promptus.errors import CommandError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

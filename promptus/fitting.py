@@ -6,9 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from promptus.cli import CommandError
-
-GENERATORS = ("tiny", "tiny-taesd", "sd-turbo")
+from prompts.stream_model import size_problem
+from promptus.errors import CommandError
+from promptus.options import add_generator_options, add_threads_option, apply_threads
+from promptus.options import load_generator_from_args as load_generator_options
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,22 +36,6 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
         default=2.0,
         help="chunk length in seconds (rounded to whole intervals)",
     )
-    parser.add_argument(
-        "--generator",
-        choices=GENERATORS,
-        default="sd-turbo",
-        help="generator the prompts are fitted for",
-    )
-    parser.add_argument(
-        "--weights",
-        type=Path,
-        default=None,
-        help="generator weights (sd-turbo: sd_turbo.safetensors or a diffusers folder)",
-    )
-    parser.add_argument(
-        "--taesd", type=Path, default=None, help="TAESD weights folder or decoder file"
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
         "--preset", default="fast", help="fitting schedule: reference, fast or demo"
     )
@@ -83,30 +68,21 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-quality", action="store_true", help="skip measuring per-chunk PSNR/SSIM"
     )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
-    )
+    add_threads_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_generator_options(parser)
 
 
-def load_generator_from_args(args: argparse.Namespace, *, fitting: bool = False) -> Any:
-    """The generator named on the command line; CommandError with the reason otherwise.
+def load_fitting_generator(args: argparse.Namespace) -> Any:
+    """The generator the options name, set up for fitting.
 
-    For fitting on CUDA it runs in bf16: tensor-core speed, and unlike fp16 (the engines'
-    CUDA default, fine for inference) its range survives the backward pass.
+    On CUDA it runs in bf16: tensor-core speed, and unlike fp16 (the engines' CUDA default,
+    fine for inference) its range survives the backward pass.
     """
     import torch
 
-    from engines import load_generator
-
     cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
-    dtype = torch.bfloat16 if fitting and cuda else None
-    try:
-        return load_generator(
-            args.generator, weights=args.weights, taesd=args.taesd, device=args.device, dtype=dtype
-        )
-    except (OSError, ValueError, RuntimeError) as error:
-        raise CommandError(f"cannot load generator {args.generator}: {error}") from None
+    return load_generator_options(args, dtype=torch.bfloat16 if cuda else None)
 
 
 def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]:
@@ -114,11 +90,11 @@ def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]
 
     Cheap checks come first so that a bad argument never waits for a generator to load.
     """
-    from prompts.inversion.build import FitOptions
-    from prompts.inversion.losses import perceptual_term
-    from prompts.inversion.plan import check_level_geometry
-    from prompts.inversion.presets import get_preset
-    from prompts.inversion.source import SourceError, load_source
+    from authoring.build import FitOptions
+    from authoring.losses import perceptual_term
+    from authoring.plan import check_level_geometry
+    from authoring.presets import get_preset
+    from authoring.source import SourceError, load_source
 
     try:
         preset = get_preset(args.preset).with_target(args.target_psnr)
@@ -131,15 +107,10 @@ def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]
         raise CommandError(str(error)) from None
     if args.chunk_seconds <= 0:
         raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CommandError(f"--threads must be at least 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     generator = None
     if args.size is None:
-        generator = load_generator_from_args(args, fitting=True)
+        generator = load_fitting_generator(args)
         args.size = generator.native_size[0]
     check_size(args.size)
     try:
@@ -151,7 +122,7 @@ def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]
             check_level_geometry(len(source.frames), level.interval, level.interval)
         except ValueError as error:
             raise CommandError(f"level {level.name}: {error}") from None
-    generator = generator or load_generator_from_args(args, fitting=True)
+    generator = generator or load_fitting_generator(args)
     options = FitOptions(
         preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start, seed=args.seed
     )
@@ -167,9 +138,10 @@ def parse_budgets(text: str) -> tuple[int, int]:
 
 
 def check_size(size: int) -> None:
-    """Refuse an output size no generator can produce (latents are 1/8 size, UNet levels 1/64)."""
-    if size < 64 or size % 64:
-        raise CommandError(f"--size {size} is not a positive multiple of 64")
+    """Refuse an output size no generator can produce."""
+    problem = size_problem(size, size)
+    if problem is not None:
+        raise CommandError(f"--size {size}: {problem}")
 
 
 def extra_gpu_generators(args: argparse.Namespace, levels: list[Any]) -> list[Any]:
@@ -182,14 +154,14 @@ def extra_gpu_generators(args: argparse.Namespace, levels: list[Any]) -> list[An
     extra = []
     for index in range(1, count):
         copy = argparse.Namespace(**{**vars(args), "device": f"cuda:{index}"})
-        extra.append(load_generator_from_args(copy, fitting=True))
+        extra.append(load_fitting_generator(copy))
     return extra
 
 
 def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
     """Fit ``levels`` as the arguments say and print a one-line summary per level."""
-    from prompts.inversion.build import BuildError, build_ladder
-    from prompts.inversion.checkpoint import CheckpointError
+    from authoring.build import BuildError, build_ladder
+    from authoring.checkpoint import CheckpointError
 
     source, generator, options = prepare(args, levels)
     try:

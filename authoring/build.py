@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from authoring.checkpoint import load_checkpoint, save_checkpoint
+from authoring.fit import FitState, LevelConfig, LevelFitter, SpanResult
+from authoring.initial import initial_latent
+from authoring.levels import LevelSpec, chunk_frames_for
+from authoring.losses import FitLoss, LossWeights, perceptual_term
+from authoring.metrics import psnr_per_frame, quality
+from authoring.presets import FitPreset
+from authoring.source import SourceVideo
 from common.errors import UserError
 from prompts.chunk import PromptChunk, make_prefix
-from prompts.inversion.checkpoint import load_checkpoint, save_checkpoint
-from prompts.inversion.fit import FitState, LevelConfig, LevelFitter, SpanResult
-from prompts.inversion.initial import initial_latent
-from prompts.inversion.levels import LevelSpec, chunk_frames_for
-from prompts.inversion.losses import FitLoss, LossWeights, perceptual_term
-from prompts.inversion.metrics import psnr_per_frame, quality
-from prompts.inversion.presets import FitPreset
-from prompts.inversion.source import SourceVideo
 from prompts.ladder import MANIFEST_NAME, LadderWriter, split_into_chunks
 from prompts.manifest import Manifest, StreamInfo
 from prompts.stream_model import (

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from promptus.cli import CommandError
+from promptus.errors import CommandError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from prompts.inversion.cli_common import add_fit_arguments
+    from promptus.fitting import add_fit_arguments
 
     add_fit_arguments(parser)
     parser.add_argument(
@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prompts.inversion.cli_common import run_build
-    from prompts.inversion.levels import LevelSpec
+    from authoring.levels import LevelSpec
+    from promptus.fitting import run_build
 
     if args.rank < 1:
         raise CommandError(f"--rank must be at least 1, got {args.rank}")

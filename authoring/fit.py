@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from authoring.losses import FitLoss, psnr_from_mse
+from authoring.plan import KeyframeSpan, keyframe_spans
+from authoring.presets import FitPreset
 from engines.schedule import mix_latent, stream_noise, x0_from_eps
-from prompts.inversion.losses import FitLoss, psnr_from_mse
-from prompts.inversion.plan import KeyframeSpan, keyframe_spans
-from prompts.inversion.presets import FitPreset
 from prompts.keyframe import Keyframe, compose_context, interpolate_context
 from prompts.quant import fake_quantize, quantize_tensor
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, NOISE_SEED, PREV_LATENT_WEIGHT

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from promptus.cli import CommandError
+from promptus.errors import CommandError
 
 DEFAULT_LEVELS = "r2n10,r4n10,r8n10,r16n5"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from prompts.inversion.cli_common import add_fit_arguments
+    from promptus.fitting import add_fit_arguments
 
     add_fit_arguments(parser)
     parser.add_argument(
@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prompts.inversion.cli_common import run_build
-    from prompts.inversion.levels import parse_levels
+    from authoring.levels import parse_levels
+    from promptus.fitting import run_build
 
     try:
         levels = parse_levels(args.levels)

@@ -1,0 +1,46 @@
+"""The generators and backends a user can name: the one table every command's options read.
+
+Torch-free, so that ``promptus --help`` and argument parsing stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engines.model_configs import SDTURBO_UNET, TAESD, TINY_AUTOENCODER, TINY_UNET
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What a generator name stands for."""
+
+    family: str  # prefix of the generator id
+    display_name: str  # manifest "generator.name"
+    unet_config: str
+    decoder_config: str
+    native_size: tuple[int, int]  # (H, W) the generator is meant to run at
+    needs_weights: bool  # --weights (a UNet checkpoint) is required
+    needs_taesd: bool  # --taesd (the TAESD folder) is required
+    summary: str  # one line for --help and for pages
+
+
+VARIANTS: dict[str, Variant] = {
+    # The CPU default: widths and size chosen so two CPU cores generate >= 30 fps (docs/engines.md).
+    "tiny": Variant(
+        "tiny", "tiny", TINY_UNET, TINY_AUTOENCODER, (192, 192), False, False,
+        "seeded random weights, CPU, no download (pictures carry no meaning)",
+    ),
+    # Tiny UNet + the real TAESD decoder: real decoding for tests, too slow for real time on CPU.
+    "tiny-taesd": Variant(
+        "tiny-taesd", "tiny + taesd", TINY_UNET, TAESD, (256, 256), False, True,
+        "tiny UNet + the real TAESD decoder (needs --taesd)",
+    ),
+    "sd-turbo": Variant(
+        "sd-turbo", "sd-turbo + taesd", SDTURBO_UNET, TAESD, (512, 512), True, True,
+        "SD-Turbo UNet + TAESD, the production generator (needs --weights and --taesd, a GPU)",
+    ),
+}  # fmt: skip
+DEFAULT_GENERATOR = "tiny"  # every command's default: runs anywhere, nothing to download
+
+BACKEND_KINDS = ("auto", "torch", "fast", "tensorrt")
+DEFAULT_BACKEND = "auto"  # TensorRT when installed, else the compiled PyTorch path, on CUDA

@@ -1,0 +1,268 @@
+"""``promptus demo``: build (or reuse) a demo ladder, start the daemon and the server, print the URL.
+
+On a fresh machine with no GPU and no download: a procedurally rendered clip (moving sun,
+drifting clouds) is fitted by ``promptus ladder`` for the tiny generator (seeded weights, so
+its pictures carry no meaning), then ``promptus daemon`` and ``promptus serve`` run until
+Ctrl-C. Everything is kept under ``demo-data/`` (git-ignored) and reused on the next run.
+With ``--generator sd-turbo --weights ... --taesd ... --device cuda`` the same command fits
+and plays the clip (or ``--source VIDEO``) with SD-Turbo.
+
+The heavy work runs in child processes (the real commands), so this process imports
+neither torch nor PyAV; the daemon loads its generator while the ladder is being fitted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+from authoring.procedural_clip import render_clip
+from client_daemon.ready import read_ready_file
+from common.processes import Child, first_exited, promptus_command
+from engines.variants import DEFAULT_GENERATOR
+from prompts.stream_model import GeneratorMismatchError, check_generator
+from promptus.errors import CommandError
+from promptus.options import add_generator_options, check_weights_given
+
+CHANNEL = "demo"  # the channel the player opens by default
+DEFAULT_DATA = Path("demo-data")
+DEFAULT_SERVER_PORT = 8080
+DEFAULT_DAEMON_PORT = 9090
+# The tiny demo clip: 3 s of 64x64 at 30 fps (three 1 s chunks, looped by the player). Small
+# enough to fit on two CPU cores in about a minute with the `demo` preset.
+CLIP_FRAMES = 90
+CLIP_SIZE = 64  # pixels
+CLIP_FPS = 30
+DEMO_LEVELS = "r2n10,r4n10,r8n10"  # ascending bitrate: about 50, 100 and 190 kbps
+CHUNK_SECONDS = 1.0
+START_TIMEOUT_S = 300.0  # daemon (torch import, weights) and server start
+SUPERVISE_POLL_S = 0.5
+# web/abr/index.js ABR_NAMES (a test keeps them equal)
+ABR_NAMES = ("bba", "mpc", "throughput", "bola", "fixed")
+# One torch thread per child: the ladder fit and the CPU daemon share two cores.
+CHILD_ENV = {"OMP_NUM_THREADS": "1"}
+
+
+def demo_ladder_dir(data: Path = DEFAULT_DATA, generator: str = DEFAULT_GENERATOR) -> Path:
+    """Where the demo keeps the finished ladder of ``generator`` (the emulator's default ladder)."""
+    return data / generator / "media" / CHANNEL
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``promptus demo``."""
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder for the clip, ladders and telemetry (default demo-data)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_SERVER_PORT,
+        help=f"media server port (default {DEFAULT_SERVER_PORT})",
+    )
+    parser.add_argument(
+        "--daemon-port",
+        type=int,
+        default=DEFAULT_DAEMON_PORT,
+        help=f"daemon port (default {DEFAULT_DAEMON_PORT})",
+    )
+    parser.add_argument(
+        "--source", type=Path, help="video file or frame folder to fit instead of the rendered clip"
+    )
+    parser.add_argument(
+        "--preset", default=None, help="fitting schedule (default: demo for tiny, fast otherwise)"
+    )
+    parser.add_argument(
+        "--rebuild", action="store_true", help="fit the ladder again even if one exists"
+    )
+    parser.add_argument(
+        "--abr",
+        choices=ABR_NAMES,
+        default="mpc",
+        help="ABR rule the printed URL selects (default mpc)",
+    )
+    add_generator_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build or reuse the ladder, start daemon and server, print the URL, wait for Ctrl-C."""
+    _check_args(args)
+    started = time.monotonic()
+    data = args.data.resolve()
+    home = data / args.generator
+    media = home / "media"
+    ladder = demo_ladder_dir(data, args.generator)
+    page_origin = f"http://127.0.0.1:{args.port}"
+    ready_file = home / "daemon.ready.json"
+    ready_file.unlink(missing_ok=True)
+    children: list[Child] = []
+
+    def stop_children(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_children)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        daemon = _child("daemon", _daemon_command(args, page_origin, ready_file))
+        children.append(daemon)
+        if args.rebuild or not _ladder_ready(ladder):
+            _build_ladder(args, home, ladder, children)
+        generator_id = _daemon_generator_id(daemon, ready_file)
+        try:
+            check_generator(_ladder_generator(ladder) or "none", generator_id, "the demo ladder")
+        except GeneratorMismatchError as error:
+            print(f"promptus demo: {error}: fitting again", flush=True)
+            _build_ladder(args, home, ladder, children)
+        telemetry = home / "telemetry.sqlite3"
+        server = _child(
+            "serve",
+            [
+                "serve",
+                "--media",
+                str(media),
+                "--port",
+                str(args.port),
+                "--telemetry",
+                str(telemetry),
+            ],
+        )
+        children.append(server)
+        server.wait_for_http(f"{page_origin}/healthz", START_TIMEOUT_S)
+        meaningless = " (seeded random weights: its pictures carry no meaning)"
+        print(
+            f"\npromptus demo: ready in {time.monotonic() - started:.0f} s\n"
+            f"  open {_page_url(args, page_origin)}\n"
+            f"  generator {generator_id}"
+            + (meaningless if args.generator.startswith("tiny") else "")
+            + f"\n  telemetry in {telemetry}\n  Ctrl-C to stop\n",
+            flush=True,
+        )
+        return _supervise(children)
+    except KeyboardInterrupt:
+        print("\npromptus demo: stopping", flush=True)
+        return 0
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
+def _child(name: str, args: list[str], *, echo: bool = True) -> Child:
+    """``promptus ARGS`` as a supervised child (output echoed as ``[name] ...`` or inherited)."""
+    output = "capture" if echo else "inherit"
+    return Child(name, promptus_command(*args), env=CHILD_ENV, output=output, echo=echo)
+
+
+def _daemon_generator_id(daemon: Child, ready_file: Path) -> str:
+    """The generator id the daemon announces in its ready file."""
+    return read_ready_file(daemon.wait_for_file(ready_file, START_TIMEOUT_S)).generator_id
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    for flag, port in (("--port", args.port), ("--daemon-port", args.daemon_port)):
+        if not 1 <= port <= 65535:
+            raise CommandError(f"{flag} {port} is not a TCP port")
+    if args.port == args.daemon_port:
+        raise CommandError(f"--port and --daemon-port are both {args.port}")
+    if args.source is not None and not args.source.exists():
+        raise CommandError(f"--source {args.source}: no such file or folder")
+    check_weights_given(args)
+
+
+def _daemon_command(args: argparse.Namespace, page_origin: str, ready_file: Path) -> list[str]:
+    command = ["daemon", "--port", str(args.daemon_port), "--ready-file", str(ready_file)]
+    command += ["--allow-origin", page_origin]
+    command += ["--allow-origin", page_origin.replace("127.0.0.1", "localhost")]
+    return command + _generator_args(args)
+
+
+def _build_ladder(
+    args: argparse.Namespace, home: Path, ladder: Path, children: list[Child]
+) -> None:
+    """Fits the ladder with `promptus ladder` into build/, then moves it into media/ (never served half-built)."""
+    source = args.source
+    if source is None:
+        source = home / "clip"
+        if not source.is_dir() or len(list(source.glob("*.png"))) != CLIP_FRAMES:
+            shutil.rmtree(source, ignore_errors=True)
+            print(
+                f"promptus demo: rendering a {CLIP_FRAMES}-frame {CLIP_SIZE}x{CLIP_SIZE} clip into {source}",
+                flush=True,
+            )
+            render_clip(source, CLIP_FRAMES, CLIP_SIZE)
+    build = home / "build" / CHANNEL
+    preset = args.preset or ("demo" if args.generator.startswith("tiny") else "fast")
+    command = ["ladder", str(source), "--out", str(build), *_generator_args(args)]
+    command += ["--preset", preset, "--levels", DEMO_LEVELS, "--chunk-seconds", str(CHUNK_SECONDS)]
+    if args.source is None:
+        command += ["--size", str(CLIP_SIZE), "--fps", str(CLIP_FPS)]
+    if build.exists() and not args.rebuild:
+        command.append("--resume")  # an interrupted earlier build continues
+    elif build.exists():
+        shutil.rmtree(build)
+    print(f"promptus demo: fitting the demo ladder (promptus {' '.join(command)})", flush=True)
+    fitting = _child("ladder", command, echo=False)  # its progress bars go to the terminal
+    children.append(fitting)
+    status = fitting.wait()
+    children.remove(fitting)
+    if status != 0:
+        raise CommandError(f"promptus ladder failed (exit {status}); its output is above")
+    if not _ladder_ready(build):
+        raise CommandError(f"promptus ladder finished but {build} holds no finished ladder")
+    ladder.parent.mkdir(parents=True, exist_ok=True)
+    if ladder.exists():
+        shutil.rmtree(ladder)
+    build.rename(ladder)
+
+
+def _ladder_ready(path: Path) -> bool:
+    """A finished ladder (manifest present, not live)."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(manifest, dict)
+        and manifest.get("live") is False
+        and manifest.get("chunk_count", 0) > 0
+    )
+
+
+def _ladder_generator(path: Path) -> str | None:
+    try:
+        return str(json.loads((path / "manifest.json").read_text())["generator"]["id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _generator_args(args: argparse.Namespace) -> list[str]:
+    """The generator options, passed on to a child command as given."""
+    extra = ["--generator", args.generator, "--device", args.device]
+    if args.weights is not None:
+        extra += ["--weights", str(args.weights.resolve())]
+    if args.taesd is not None:
+        extra += ["--taesd", str(args.taesd.resolve())]
+    return extra
+
+
+def _page_url(args: argparse.Namespace, page_origin: str) -> str:
+    url = f"{page_origin}/?channel={CHANNEL}&abr={args.abr}"
+    if args.daemon_port != DEFAULT_DAEMON_PORT:
+        url += f"&daemon=ws://127.0.0.1:{args.daemon_port}"
+    return url
+
+
+def _supervise(children: list[Child]) -> int:
+    """Until Ctrl-C; a child that dies ends the demo with its last line."""
+    while True:
+        exited = first_exited(children)
+        if exited is not None:
+            raise CommandError(
+                f"promptus {exited.name} stopped ({exited.returncode}): {exited.last_line()}"
+            )
+        time.sleep(SUPERVISE_POLL_S)
