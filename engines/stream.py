@@ -7,14 +7,14 @@ share one UNet input ``w * prev + (1 - w) * noise``; the group layout and the so
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from engines.backends.base import Backend
 from engines.schedule import stream_noise
 from prompts.chunk import PromptChunk, chunk_contexts
 from prompts.keyframe import Keyframe
@@ -27,8 +27,17 @@ from prompts.stream_model import (
     size_problem,
 )
 
-if TYPE_CHECKING:
-    from engines.generator import Generator
+
+class StreamGenerator(Protocol):
+    """What a stream needs from its generator (``engines.generator.Generator`` is one)."""
+
+    generator_id: str
+    backend: Backend
+    context_tokens: int
+    context_dim: int
+
+    @property
+    def device(self) -> torch.device: ...
 
 
 # Where a group's "prev" latent comes from.
@@ -92,7 +101,7 @@ class GeneratorStream:
 
     def __init__(
         self,
-        generator: Generator,
+        generator: StreamGenerator,
         *,
         width: int,
         height: int,
@@ -132,18 +141,11 @@ class GeneratorStream:
         self._last_x0: torch.Tensor | None = None
         self._group_input: torch.Tensor | None = None
         self._next_chained_index = 0
-        self._warned_mismatch = False
 
     def _check_generator(self, chunk: PromptChunk, what: str) -> None:
+        """Refuse a chunk fitted for other weights (unless the caller allowed and reported it)."""
         if not self.allow_generator_mismatch:
             check_generator(chunk.generator_id, self.generator.generator_id, what)
-        elif chunk.generator_id != self.generator.generator_id and not self._warned_mismatch:
-            self._warned_mismatch = True
-            warnings.warn(
-                f"decoding prompts made for {chunk.generator_id!r} with {self.generator.generator_id!r} "
-                "(mismatch allowed): the pictures will not match the source",
-                stacklevel=3,
-            )
 
     def _previous_keyframe(self, chunk: PromptChunk, prefix: PromptChunk | None) -> Keyframe | None:
         if prefix is not None:

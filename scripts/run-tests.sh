@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: Python (pytest) and JavaScript (Node's own test runner).
+# Runs every check and test: ruff, the import-linter contract, JavaScript (Node's own test
+# runner) and Python (pytest).
 # Fails on any failed test and on zero tests collected (pytest exit 5).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,11 @@ if [ -z "${PROMPTUS_TEST_PG_DSN:-}" ]; then
 fi
 
 status=0
+# The house rules first: lint, formatting, and the floor plan (no import runs upward).
+"$BIN/ruff" check . || status=1
+"$BIN/ruff" format --check . || status=1
+"$BIN/lint-imports" || status=1
+
 node --test web/tests/ || status=1
 
 "$BIN/python" -m pytest "$@"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,3 +33,5 @@ class ServerSettings:
     telemetry_queue_rows: int = 200_000  # rows buffered while the database is slow or down
     telemetry_close_timeout_s: float = 5.0  # shutdown waits this long for the last telemetry flush
     server_id: str = "0"  # recorded with each session (several processes behind one port)
+    # monotonic seconds for rate limits and idle timers (tests pass a clock they move by hand)
+    clock: Callable[[], float] = time.monotonic

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 MAX_PENDING_ACKS = 64  # deliveries remembered for their ack; older ones are logged as unacked
 RATE_ERROR_INTERVAL_S = 1.0  # at most one rate_limited reply per second (no amplification)
 CLOSE_NOTICE_TIMEOUT_S = 2.0  # time given to the farewell `error` of a closing connection
+IDLE_CHECK_S = 1.0  # s; the idle timer is checked against the clock at least this often
 
 
 class SlowClient(Exception):
@@ -53,9 +54,9 @@ class Viewer:
         self.channel: Channel | None = None
         self.sent_version = -1
         self.session_id: str | None = None
-        self.bucket = TokenBucket(
-            self.settings.rate_per_s, self.settings.rate_burst, time.monotonic()
-        )
+        self.clock = self.settings.clock
+        self.bucket = TokenBucket(self.settings.rate_per_s, self.settings.rate_burst, self.clock())
+        self.last_heard = self.clock()
         self.last_rate_error = -RATE_ERROR_INTERVAL_S
         # (chunk, level) -> (requested_at, sent_at, chunk bytes, prefix bytes)
         self.pending: dict[tuple[int, int], tuple[float, float, int, int]] = {}
@@ -63,13 +64,18 @@ class Viewer:
     async def serve(self) -> None:
         """Read and answer messages until the peer leaves, idles out or misbehaves fatally."""
         while True:
-            try:
-                message = await self.ws.receive(timeout=self.settings.idle_timeout_s)
-            except TimeoutError:
+            silent_for = self.clock() - self.last_heard
+            if silent_for >= self.settings.idle_timeout_s:
                 await self.close_with(
                     ErrorCode.IDLE_TIMEOUT, f"no message for {self.settings.idle_timeout_s:g} s"
                 )
                 return
+            wait_s = min(self.settings.idle_timeout_s - silent_for, IDLE_CHECK_S)
+            try:
+                message = await self.ws.receive(timeout=wait_s)
+            except TimeoutError:
+                continue
+            self.last_heard = self.clock()
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 if not await self.on_frame(message.data):
                     return
@@ -84,7 +90,7 @@ class Viewer:
 
     async def on_frame(self, data: str | bytes) -> bool:
         """Answer one frame; False when the connection was closed because of it."""
-        now = time.monotonic()
+        now = self.clock()
         if not self.bucket.allow(now):
             self.metrics.dropped_messages_total += 1
             if now - self.last_rate_error >= RATE_ERROR_INTERVAL_S:

@@ -7,7 +7,8 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from engines.backends.base import Backend, BackendOptions, FrameSink, image_to_uint8
+from engines.backends.base import Backend, BackendOptions, image_to_uint8
+from engines.backends.frame_sink import FrameSink
 from engines.backends.tensorrt_backend import tensorrt_available
 from engines.backends.torch_backend import TorchBackend
 from engines.variants import BACKEND_KINDS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engines.backends.base import FrameSink
+from engines.backends.frame_sink import FrameSink
 
 
 class PinnedFrameSink(FrameSink):

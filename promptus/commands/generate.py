@@ -95,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
         channels_last=args.channels_last,
         compile_mode="default" if args.compile else None,
     )
+    if args.allow_generator_mismatch and info.generator_id != generator.generator_id:
+        print(
+            f"warning: decoding prompts fitted for {info.generator_id} with "
+            f"{generator.generator_id}: the pictures will not match the source",
+            file=sys.stderr,
+        )
     try:
         stream = generator.open_stream(
             width=info.width,

@@ -168,7 +168,9 @@ async def test_open_refusals(daemon: Daemon, tiny_generator) -> None:  # noqa: A
     async with page(daemon) as ws:
         await ws.send(open_message("sd-turbo:feedbeef").encode())
         mismatch = await error_reply(ws, ErrorCode.GENERATOR_MISMATCH)
-        assert "needs generator 'sd-turbo:feedbeef'" in mismatch.message and gid in mismatch.message
+        assert (
+            "made for generator 'sd-turbo:feedbeef'" in mismatch.message and gid in mismatch.message
+        )
         broken = open_message(gid)
         await ws.send(
             encode_binary(
@@ -191,7 +193,7 @@ async def test_open_refusals(daemon: Daemon, tiny_generator) -> None:  # noqa: A
                 broken.init_state,
             )
         )
-        assert "multiples of 64" in (await error_reply(ws, ErrorCode.BAD_FIELD)).message
+        assert "multiple of 64" in (await error_reply(ws, ErrorCode.BAD_FIELD)).message
         await open_session(ws, gid)  # the connection is still good
 
 

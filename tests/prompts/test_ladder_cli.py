@@ -113,7 +113,7 @@ def test_bad_inputs_exit_with_one_line(
         "must be positive",
     )
     _fails(capsys, [*invert, str(frames_dir), "--rank", "2", "--interval", "2", "--generator", "tiny-taesd",
-                    "--taesd", str(tmp_path / "no-taesd")], "cannot load generator")  # fmt: skip
+                    "--taesd", str(tmp_path / "no-taesd")], "weights not found")  # fmt: skip
     assert not (tmp_path / "out").exists()
 
 

@@ -146,3 +146,16 @@ def connect(http: aiohttp.ClientSession, server: TestServer) -> Connect:
         return await ViewerClient.connect(http, str((target or server).make_url("/ws")))
 
     return open_viewer
+
+
+class HandClock:
+    """A monotonic clock that moves only when a test moves it (``ServerSettings.clock``)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

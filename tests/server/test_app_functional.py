@@ -20,6 +20,7 @@ from server.keys import metrics_key
 from tests.server.conftest import (
     STREAM,
     Connect,
+    HandClock,
     StartServer,
     append_chunk,
     rescanned,
@@ -224,7 +225,8 @@ async def test_missing_chunk_file_is_an_internal_error_not_a_crash(
 async def test_rate_limit_drops_excess_and_keeps_serving(
     start_server: StartServer, connect: Connect
 ) -> None:
-    server = await start_server(rate_per_s=5.0, rate_burst=5)
+    clock = HandClock()
+    server = await start_server(rate_per_s=5.0, rate_burst=5, clock=clock)
     viewer = await connect(server)
     await viewer.hello("sky")  # 1 token used
     for _ in range(20):
@@ -238,7 +240,7 @@ async def test_rate_limit_drops_excess_and_keeps_serving(
         kinds.append(message.code if isinstance(message, ErrorMessage) else message.TYPE)
     assert kinds.count("chunk") == 4 and kinds.count(ErrorCode.RATE_LIMITED) == 1
     assert server.app[metrics_key].dropped_messages_total == 16
-    await asyncio.sleep(0.5)
+    clock.advance(0.5)  # 2.5 tokens back
     assert (await viewer.get(1, 0)).chunk == 1
 
 
@@ -263,9 +265,15 @@ async def test_viewer_limit(start_server: StartServer, connect: Connect) -> None
 
 
 async def test_idle_viewer_is_closed(start_server: StartServer, connect: Connect) -> None:
-    server = await start_server(idle_timeout_s=0.3)
+    clock = HandClock()
+    server = await start_server(idle_timeout_s=60.0, clock=clock)
     viewer = await connect(server)
     await viewer.hello("sky")
+    await viewer.get(0, 0, ack=False)  # answered: the server heard it before the clock moves
+    clock.advance(59.0)
+    await asyncio.sleep(1.5)  # the server looks at its clock at least once a second
+    assert server.app[metrics_key].viewers == 1  # 59 s of silence: not yet
+    clock.advance(2.0)
     message = await viewer.receive(timeout=3)
     assert isinstance(message, ErrorMessage) and message.code is ErrorCode.IDLE_TIMEOUT
     with pytest.raises(ServerClosed):

@@ -1,0 +1,52 @@
+"""Where a chunk's frames gather on the host, batch by batch, for the encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+
+class FrameSink:
+    """Collects uint8 frame batches [B,H,W,3] into one host array [T,H,W,3] (the CPU form).
+
+    ``ready`` hands the batches over as their copies land, so a consumer (the encoder) can
+    start on the first group of a chunk while later groups are still being generated.
+    """
+
+    def __init__(self, total: int, height: int, width: int) -> None:
+        self._frames = self._allocate((total, height, width, 3))
+        self._offset = 0
+        self._handed = 0  # batches given out by `ready`
+        self._batches: list[tuple[int, int]] = []  # (start, count) of every batch added
+
+    def _allocate(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.empty(shape, dtype=np.uint8)
+
+    def add(self, frames: torch.Tensor) -> None:
+        """Append a batch (any device; this form copies synchronously)."""
+        count = frames.shape[0]
+        self._frames[self._offset : self._offset + count] = frames.cpu().numpy()
+        self._record(count)
+
+    def _record(self, count: int) -> None:
+        self._batches.append((self._offset, count))
+        self._offset += count
+
+    def _landed(self, index: int, wait: bool) -> bool:
+        """Whether batch ``index`` is on the host (waiting for it if ``wait``)."""
+        return True
+
+    def ready(self, wait: bool = False) -> Iterator[np.ndarray]:
+        """The batches not handed out yet whose copies have landed, in order (all of them if ``wait``)."""
+        while self._handed < len(self._batches) and self._landed(self._handed, wait):
+            start, count = self._batches[self._handed]
+            self._handed += 1
+            yield self._frames[start : start + count]
+
+    def result(self) -> np.ndarray:
+        """All frames added, once every copy has landed."""
+        if self._offset != len(self._frames):
+            raise RuntimeError(f"frame sink got {self._offset} of {len(self._frames)} frames")
+        return self._frames
