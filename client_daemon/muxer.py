@@ -91,6 +91,15 @@ class SegmentMuxer(ABC):
         """MIME type with the codec string read from the init segment."""
         return mime_type(self.init_segment())
 
+    def close(self) -> None:
+        """Release what the muxer holds (threads); it encodes nothing afterwards."""
+
+    def __enter__(self) -> SegmentMuxer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 class H264Muxer(SegmentMuxer):
     """PyAV libx264 encoders (parallel, one per GOP) + FFmpeg's fragmented-MP4 muxer."""
@@ -107,10 +116,14 @@ class H264Muxer(SegmentMuxer):
         self.rate = Fraction(fps).limit_denominator(RATE_DENOMINATOR_LIMIT)
         self.settings = settings
         self._init: bytes | None = None
-        # GOP encoders; the threads exit when the muxer is garbage collected
+        # GOP encoders; their threads end with close()
         self._pool = ThreadPoolExecutor(
             settings.encoder_count(), thread_name_prefix="promptus-x264"
         )
+
+    def close(self) -> None:
+        """Stop the GOP encoder threads (an encoding in progress finishes; queued ones are dropped)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _configure(self, codec_context: Any) -> None:
         codec_context.width = self.width

@@ -179,6 +179,7 @@ class SessionPipeline:
                 _drop(flight.encoding)
             # a running generation or encoding finishes in its thread; its result is dropped
             self._encoder.shutdown(wait=False, cancel_futures=True)
+            self._muxer.close()
 
     async def _start_chunks(self) -> None:
         loop = asyncio.get_running_loop()

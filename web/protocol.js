@@ -12,6 +12,41 @@ export const MAX_CHUNK_PAYLOAD_BYTES = 32 * 1024 * 1024; // bytes, prefix + chun
 export const MAX_MANIFEST_CHARS = 8 * 1024 * 1024; // characters, a `manifest` text message
 export const MAX_CONTROL_CHARS = 16 * 1024; // characters, any other text message
 
+/** Error codes of `error` messages on both links (wire/errors.py ErrorCode; the golden test keeps them equal). */
+export const ErrorCode = Object.freeze({
+  BAD_MESSAGE: 'bad_message',
+  UNKNOWN_TYPE: 'unknown_type',
+  BAD_FIELD: 'bad_field',
+  MESSAGE_TOO_LARGE: 'message_too_large',
+  UNSUPPORTED_VERSION: 'unsupported_version',
+  HELLO_REQUIRED: 'hello_required',
+  UNKNOWN_CHANNEL: 'unknown_channel',
+  UNKNOWN_LEVEL: 'unknown_level',
+  UNKNOWN_CHUNK: 'unknown_chunk',
+  NOT_AVAILABLE: 'not_available',
+  BEYOND_LIVE_EDGE: 'beyond_live_edge',
+  RATE_LIMITED: 'rate_limited',
+  SERVER_FULL: 'server_full',
+  IDLE_TIMEOUT: 'idle_timeout',
+  GOING_AWAY: 'going_away',
+  INTERNAL: 'internal',
+  FORBIDDEN_ORIGIN: 'forbidden_origin',
+  OPEN_REQUIRED: 'open_required',
+  GENERATOR_MISMATCH: 'generator_mismatch',
+  BAD_CHUNK: 'bad_chunk',
+  BUSY: 'busy',
+  GENERATION_FAILED: 'generation_failed',
+});
+
+/** Codes after which the sender closes the connection, with its WebSocket close code. */
+export const CLOSE_CODES = Object.freeze({
+  [ErrorCode.UNSUPPORTED_VERSION]: 1002,
+  [ErrorCode.SERVER_FULL]: 1013,
+  [ErrorCode.IDLE_TIMEOUT]: 1000,
+  [ErrorCode.GOING_AWAY]: 1001,
+  [ErrorCode.FORBIDDEN_ORIGIN]: 1008,
+});
+
 /** A malformed message from a peer (the message names the defect). */
 export class ProtocolError extends Error {
   constructor(message) {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -153,3 +156,20 @@ def test_long_chunks_are_cut_into_parallel_gops_in_one_fragment() -> None:
 def test_bad_encoder_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="bad encoder settings"):
         EncoderSettings(gop_frames=0)
+
+
+def test_close_ends_the_encoder_threads() -> None:
+    def encoder_threads() -> int:
+        return sum(t.name.startswith("promptus-x264") for t in threading.enumerate())
+
+    before = encoder_threads()
+    with H264Muxer(64, 64, FPS, EncoderSettings(encoders=2)) as muxer:
+        muxer.media_segment([moving_pictures(4)], 0)
+        assert encoder_threads() > before
+    for _ in range(100):  # the pool's threads exit once their queue is closed
+        if encoder_threads() == before:
+            break
+        time.sleep(0.05)
+    assert encoder_threads() == before
+    with pytest.raises(RuntimeError):
+        muxer.media_segment([moving_pictures(4)], 0)  # closed: encodes nothing more

@@ -57,7 +57,7 @@ export class DaemonLink extends PeerLink {
         generatorId: String(message.generator_id ?? ''),
       });
     } else if (message.type === 'error') {
-      if (message.code === 'forbidden_origin') {
+      if (message.code === protocol.ErrorCode.FORBIDDEN_ORIGIN) {
         this.originRefused = true;
         this.link.stop(1000, 'origin refused'); // retrying cannot help until the daemon is restarted
       }

@@ -4,6 +4,7 @@
  * missing, server unreachable, unknown channel.
  */
 import { Events } from '../events.js';
+import { ErrorCode } from '../protocol.js';
 
 export const DAEMON_COMMAND = 'promptus daemon';
 
@@ -57,20 +58,20 @@ export class NoticeController {
   }
 
   onDaemonError({ code, message }) {
-    if (code === 'forbidden_origin') {
+    if (code === ErrorCode.FORBIDDEN_ORIGIN) {
       this.notice(
         'daemon',
         `The daemon refused this page's origin ${this.pageOrigin} (${message}). ` +
           `Restart it allowing this page: \`${DAEMON_COMMAND} --allow-origin ${this.pageOrigin}\`.`,
       );
-    } else if (code === 'generator_mismatch') {
+    } else if (code === ErrorCode.GENERATOR_MISMATCH) {
       this.notice(
         'generator',
         `The daemon does not have the generator this channel was made for: ${message}. ` +
           'Prompts only mean something for the exact weights they were fitted on; start the daemon ' +
           'with those weights (see the README), then press Retry.',
       );
-    } else if (code === 'open_required') {
+    } else if (code === ErrorCode.OPEN_REQUIRED) {
       this.notice('generator', `The daemon did not accept the stream: ${message}`);
     }
   }
@@ -82,8 +83,8 @@ export class NoticeController {
   }
 
   onServerError({ code, message }) {
-    if (code === 'unknown_channel') this.notice('channel', `Unknown channel: ${message}`);
-    else if (code === 'server_full') this.notice('server', `The media server is full: ${message}`);
+    if (code === ErrorCode.UNKNOWN_CHANNEL) this.notice('channel', `Unknown channel: ${message}`);
+    else if (code === ErrorCode.SERVER_FULL) this.notice('server', `The media server is full: ${message}`);
   }
 
   destroy() {

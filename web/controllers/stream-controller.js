@@ -19,6 +19,7 @@ import { Events } from '../events.js';
 import { Ewma } from '../abr/ewma.js';
 import { chunkQualityDb, levelsFromManifest } from '../abr/context.js';
 import { Timeline } from './timeline.js';
+import { ErrorCode } from '../protocol.js';
 
 export const State = Object.freeze({
   WAITING_MANIFEST: 'waiting for the server',
@@ -228,14 +229,14 @@ export class StreamController {
   }
 
   onDaemonError({ code, message }) {
-    if (code === 'generator_mismatch' || code === 'forbidden_origin' || code === 'open_required') {
+    if (code === ErrorCode.GENERATOR_MISMATCH || code === ErrorCode.FORBIDDEN_ORIGIN || code === ErrorCode.OPEN_REQUIRED) {
       this.#block(code, message);
       return;
     }
     // bad_chunk, generation_failed, busy, internal: start over from the first chunk the buffer lacks.
     this.bus.trigger(Events.ERROR, { source: 'daemon', message: `${code}: ${message}`, fatal: false });
     this.#resync(null);
-    if (code === 'busy') this.retryAtS = this.clock() + RETRY_BUSY_S;
+    if (code === ErrorCode.BUSY) this.retryAtS = this.clock() + RETRY_BUSY_S;
     this.tick();
   }
 
@@ -246,9 +247,9 @@ export class StreamController {
   onServerError({ code, message, chunk, level }) {
     const answersInflight = this.inflight !== null && chunk === this.inflight.chunk && level === this.inflight.level;
     if (answersInflight) this.inflight = null;
-    if (code === 'not_available' || code === 'rate_limited') {
+    if (code === ErrorCode.NOT_AVAILABLE || code === ErrorCode.RATE_LIMITED) {
       this.retryAtS = this.clock() + RETRY_NOT_AVAILABLE_S;
-    } else if (code === 'unknown_channel') {
+    } else if (code === ErrorCode.UNKNOWN_CHANNEL) {
       this.#block(code, message);
     } else {
       // Anything else refused: say so, and do not hammer the server with the same request.
