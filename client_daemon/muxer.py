@@ -91,7 +91,7 @@ class SegmentMuxer(ABC):
         """MIME type with the codec string read from the init segment."""
         return mime_type(self.init_segment())
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: a muxer holding no threads has nothing to do)
         """Release what the muxer holds (threads); it encodes nothing afterwards."""
 
     def __enter__(self) -> SegmentMuxer:
