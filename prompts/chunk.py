@@ -330,6 +330,17 @@ def parse_chunk(data: bytes, *, max_bytes: int = MAX_CHUNK_BYTES) -> PromptChunk
     return chunk
 
 
+def is_closed_chunk(data: bytes) -> bool:
+    """Whether encoded chunk bytes say "closed" in their header (no full parse; a server uses it
+    to skip the switch prefix a closed chunk does not need)."""
+    return (
+        len(data) >= _PRELUDE.size
+        and data[:4] == MAGIC
+        and data[4] == VERSION
+        and bool(data[5] & FLAG_CLOSED)
+    )
+
+
 def make_prefix(chunk: PromptChunk) -> PromptChunk:
     """The switch prefix of the next chunk: this chunk's last keyframe, alone."""
     if not chunk.keyframes:
