@@ -143,8 +143,9 @@ def main() -> None:
     import numpy as np
 
     from authoring.catalog import assemble_ladder  # noqa: F401  (the path a real run takes)
+    from authoring.cluster import open_runner
     from authoring.levels import LevelSpec
-    from authoring.runner import TaskResources, open_runner
+    from authoring.runner import TaskResources
     from authoring.segments import cut_segments
     from authoring.tasks import fit_segment_task, prepare_title
     from prompts.chunk import encode_chunk

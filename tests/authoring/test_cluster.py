@@ -20,9 +20,10 @@ import pytest
 
 from authoring.build import FitOptions
 from authoring.catalog import CatalogSettings, TitleJob, build_titles
+from authoring.cluster import open_runner
 from authoring.levels import parse_levels
 from authoring.presets import get_preset
-from authoring.runner import LocalRunner, TaskResources, open_runner
+from authoring.runner import LocalRunner, TaskResources
 from authoring.tasks import GeneratorSpec
 from promptus.cli import main
 from tests.authoring.titles import FPS, SIZE, tree_bytes, write_title
