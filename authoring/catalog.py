@@ -230,9 +230,13 @@ def build_titles(
                 fail(title, f"{where}: {_one_line(done.error)}")
                 finished += 1
             else:
-                finished += _on_task_done(
-                    title, segment, done, settings, runner, loader, resources, bar
-                )
+                try:
+                    finished += _on_task_done(
+                        title, segment, done, settings, runner, loader, resources, bar
+                    )
+                except (OSError, ValueError, UserError) as error:  # e.g. writing its ladder
+                    fail(title, _one_line(error))
+                    finished += 1
             bar.set_postfix(titles=f"{finished}/{len(titles)}", refresh=False)
     return reports
 

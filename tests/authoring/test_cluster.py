@@ -151,3 +151,20 @@ def test_dead_cluster_address_is_one_line(titles, tmp_path, capsys) -> None:  # 
     ]
     assert main([*argv[:-1], "nowhere"]) == 2
     assert "expected none, local, auto or ray://HOST:PORT" in capsys.readouterr().err
+
+
+def test_catalog_command_prints_the_summary_and_names_failures(titles, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    argv = ["catalog", str(titles["a"]), str(titles["missing"]), "--out", str(tmp_path),
+            "--generator", "tiny", "--size", "64", "--fps", "10", "--chunk-seconds", "1",
+            "--segment-seconds", "1", "--levels", "r1n5", "--preset", "demo",
+            "--iterations", "2,1", "--threads", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["title", "levels", "kbps", "PSNR", "dB", "GPU-s", "status"]
+    assert lines[1].split()[:2] == ["a", "1"] and lines[1].endswith("ok (2 segments)")
+    assert lines[2].split()[0] == "missing" and lines[2].endswith("failed")
+    assert err.strip().splitlines() == [
+        f"promptus catalog: missing: source {titles['missing']} does not exist"
+    ]
+    assert (tmp_path / "a" / "manifest.json").exists()
