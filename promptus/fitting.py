@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from authoring.presets import PRESETS
 from prompts.stream_model import size_problem
 from promptus.errors import CommandError
 from promptus.options import add_generator_options, add_threads_option, apply_threads
@@ -37,7 +38,10 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") 
         help="output size in pixels, a multiple of 64 (default: the generator's native size)",
     )
     parser.add_argument(
-        "--frames", type=int, default=None, help="use only the first N frames of the source"
+        "--frames",
+        type=int,
+        default=None,
+        help="use only the first N frames of the source (default: all)",
     )
     parser.add_argument(
         "--fps", type=float, default=None, help="frame rate (default: the video's, 30 for a folder)"
@@ -49,13 +53,17 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") 
         help="chunk length in seconds (rounded to whole intervals)",
     )
     parser.add_argument(
-        "--preset", default="fast", help="fitting schedule: reference, fast or demo"
+        "--preset",
+        choices=tuple(PRESETS),
+        default="fast",
+        help="fitting schedule (docs/inversion.md)",
     )
     parser.add_argument(
         "--iterations",
         default=None,
         metavar="FIRST,LATER",
-        help="override the preset's iteration budgets (keyframe 0, later keyframes)",
+        help="override the preset's iteration budgets (keyframe 0, later keyframes) "
+        "(default: the preset's)",
     )
     parser.add_argument(
         "--perceptual",
@@ -66,7 +74,8 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") 
         "--target-psnr",
         type=float,
         default=None,
-        help="stop a keyframe's fit once its frames reach this PSNR (dB)",
+        help="stop a keyframe's fit once its frames reach this PSNR, dB (default: none, the "
+        "preset's budget decides)",
     )
     parser.add_argument(
         "--cold-start",

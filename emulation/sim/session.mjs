@@ -193,6 +193,7 @@ export function simulateSession({ ladder, link, rule, estimator, daemonFps, rand
     out.tDl.push(tDl);
     out.tApp.push(tApp);
     out.bufAtReq.push(buffer);
+    out.bufAfterApp.push(null); // set when the segment is appended (stays null if the session is abandoned first)
     out.dlS.push(dlS);
     // What TCP's delivery-rate estimate would see: payload over the time the bytes flowed.
     out.deliveryMbps.push(flowS > 0 ? (bytes * 8) / flowS / 1e6 : 0);

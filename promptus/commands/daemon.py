@@ -29,12 +29,8 @@ def parse_warm_up(text: str) -> tuple[int, int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``promptus daemon``."""
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})"
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
-    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     add_generator_options(parser, backend=True)
     parser.add_argument(
         "--warm-up",
@@ -43,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=parse_warm_up,
         metavar="WxH@FRAMES",
         help="before listening, generate one group of FRAMES frames at WxH so a backend that "
-        "compiles per shape does it now (repeatable; default "
+        "compiles per shape does it now (repeatable) (default: "
         f"{DEFAULT_WARM_UP} for such a backend, none otherwise)",
     )
     parser.add_argument(
@@ -54,14 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compile-mode",
         metavar="MODE",
-        help="torch.compile mode, e.g. default (CUDA; the first chunks wait about a minute)",
+        help="torch.compile mode, e.g. default (CUDA; the first chunks wait about a minute) "
+        "(default: the backend's own choice)",
     )
     parser.add_argument(
         "--allow-origin",
         action="append",
         dest="allow_origins",
         metavar="ORIGIN",
-        help="page origin allowed to connect, e.g. http://127.0.0.1:8080 (repeatable; default: "
+        help="page origin allowed to connect, e.g. http://127.0.0.1:8080 (repeatable) (default: "
         + " and ".join(DEFAULT_ALLOWED_ORIGINS)
         + ")",
     )
