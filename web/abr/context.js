@@ -46,11 +46,18 @@ export function ssimDb(ssim) {
   return Math.min(SSIM_DB_MAX, Math.max(0, db));
 }
 
+/** Which measure chunkQualityDb takes for a manifest chunk entry: 'ssim', 'psnr' or null. */
+export function chunkQualityMetric(chunkInfo) {
+  if (chunkInfo.ssim !== null && chunkInfo.ssim !== undefined) return 'ssim';
+  if (chunkInfo.psnr !== null && chunkInfo.psnr !== undefined) return 'psnr';
+  return null;
+}
+
 /** Quality of a manifest chunk entry in dB: SSIM dB when measured, else PSNR dB, else null. */
 export function chunkQualityDb(chunkInfo) {
-  if (chunkInfo.ssim !== null && chunkInfo.ssim !== undefined) return ssimDb(chunkInfo.ssim);
-  if (chunkInfo.psnr !== null && chunkInfo.psnr !== undefined) return chunkInfo.psnr;
-  return null;
+  const metric = chunkQualityMetric(chunkInfo);
+  if (metric === 'ssim') return ssimDb(chunkInfo.ssim);
+  return metric === 'psnr' ? chunkInfo.psnr : null;
 }
 
 /**
