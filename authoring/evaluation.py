@@ -212,7 +212,7 @@ def plot(points: list[RatePoint], title: str, notes: Sequence[str] = ()) -> byte
 
         text = "\n".join(textwrap.fill(n.replace("`", ""), 150) for n in notes)
         figure.text(0.01, 0.01, text, fontsize=7, va="bottom", ha="left", color="#444")
-        figure.tight_layout(rect=(0, 0.045 * (text.count("\n") + 1), 1, 1))
+        figure.tight_layout(rect=(0, 0.036 * (text.count("\n") + 1), 1, 1))
     else:
         figure.tight_layout()
     buffer = io.BytesIO()
