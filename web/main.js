@@ -45,10 +45,9 @@ function renderGeneratorNote(generator, blocked = false) {
   if (generator === null) return;
   if (blocked) {
     // Nothing is generated: say what the channel needs instead of how its frames are made.
-    const daemon = player.snapshot().daemonGenerator;
     note.className = 'note blocked';
     note.textContent = `Nothing plays: this channel needs generator ${generator.name} (${generator.id})` +
-      `${daemon ? `, the daemon here runs ${daemon}` : ''}. The message above says what to do.`;
+      `${daemonGenerator ? `, the daemon here runs ${daemonGenerator}` : ''}. The message above says what to do.`;
     return;
   }
   const tiny = generator.id.startsWith('tiny');
@@ -65,6 +64,7 @@ player.on(Events.MANIFEST_LOADED, ({ manifest }) => {
   renderGeneratorNote(manifest.generator, generatorMissing);
   renderLevels(manifest.levels);
   $('channel-list').hidden = true;
+  listedChannels = null;
 });
 player.on(Events.DAEMON_ERROR, ({ code }) => {
   if (code !== ErrorCode.GENERATOR_MISMATCH) return;
@@ -74,6 +74,13 @@ player.on(Events.DAEMON_ERROR, ({ code }) => {
 player.on(Events.DAEMON_INIT, () => {
   generatorMissing = false;
   renderGeneratorNote(player.snapshot().generator);
+});
+let daemonGenerator = null;
+player.on(Events.DAEMON_STATUS, ({ generatorId }) => {
+  if (generatorId === daemonGenerator) return;
+  daemonGenerator = generatorId; // the note and the channel list name it once known
+  if (generatorMissing) renderGeneratorNote(player.snapshot().generator, true);
+  if (listedChannels !== null) renderChannels(listedChannels);
 });
 
 // --- the channels there are, when the one asked for is not ---------------------------------
@@ -87,16 +94,20 @@ function pickChannel(channel) {
   url.searchParams.set('channel', channel);
   history.replaceState(null, '', url);
 }
+let listedChannels = null; // shown in #channel-list (null: not shown)
+function renderChannels(channels) {
+  listedChannels = channels;
+  renderChannelList($('channel-list'), channels, {
+    onPick: pickChannel,
+    daemonGeneratorId: daemonGenerator,
+    heading: 'Channels on this server (pick one; each plays only with a daemon of its generator):',
+  });
+}
 async function showChannels({ list }) {
   try {
     const channels = await fetchChannels(config.serverUrl);
     $('channel-names').replaceChildren(...channels.map((c) => new Option(c.name)));
-    if (!list) return;
-    renderChannelList($('channel-list'), channels, {
-      onPick: pickChannel,
-      daemonGeneratorId: player.snapshot().daemonGenerator,
-      heading: `Channels on this server (pick one; each plays only with a daemon of its generator):`,
-    });
+    if (list) renderChannels(channels);
   } catch (error) {
     if (list) showNotice({ kind: 'channel-list', text: `Cannot list the server's channels: ${error.message}`, level: 'warn' });
   }

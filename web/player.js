@@ -209,7 +209,6 @@ export class Player {
       throughputKbps: this.estimator.estimateKbps(),
       daemonFps: s.daemonFpsEstimate,
       daemonDevice: s.daemonStatus?.device ?? null,
-      daemonGenerator: s.daemonStatus?.generatorId ?? null,
       daemonQueue: s.daemonStatus?.queueDepth ?? null,
       daemonConnected: this.daemon.connected,
       serverConnected: this.server.connected,
