@@ -105,14 +105,14 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="where segment tasks run: none (this process), local (a Ray cluster on this "
         "machine's GPUs or cores), auto (the Ray cluster this machine is part of) or "
-        "ray://HOST:PORT; all but none need the extra: pip install '.[cluster]' (default: none)",
+        "ray://HOST:PORT; all but none need the extra: pip install '.[cluster]'",
     )
     group.add_argument(
         "--segment-seconds",
         type=float,
         default=None,
         help="cut every level into closed segments of about this length, fitted independently "
-        f"(0: one open segment per level; default {DEFAULT_SEGMENT_SECONDS:g} with --cluster, "
+        f"(0: one open segment per level) (default: {DEFAULT_SEGMENT_SECONDS:g} with --cluster, "
         "else the single-process path)",
     )
     group.add_argument(
