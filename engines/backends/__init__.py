@@ -7,7 +7,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from engines.backends.base import Backend, BackendOptions, image_to_uint8
+from engines.backends.base import Backend, BackendOptions
 from engines.backends.frame_sink import FrameSink
 from engines.backends.tensorrt_backend import tensorrt_available
 from engines.backends.torch_backend import TorchBackend
@@ -22,12 +22,8 @@ def resolve_backend_kind(options: BackendOptions) -> str:
     """
     if options.kind != "auto":
         return options.kind
-    wants_torch = (
-        options.channels_last
-        or options.cuda_graph
-        or options.compile_mode is not None
-        or options.dtype == torch.float32
-    )
+    wants_torch = (options.channels_last or options.cuda_graph or options.compile_mode is not None
+                   or options.dtype == torch.float32)
     if not options.device.startswith("cuda") or wants_torch:
         return "torch"
     return "tensorrt" if tensorrt_available() else "fast"
@@ -51,12 +47,6 @@ def make_backend(unet: nn.Module, decoder: nn.Module, options: BackendOptions) -
 
 
 __all__ = [
-    "Backend",
-    "BackendOptions",
-    "FrameSink",
-    "TorchBackend",
-    "image_to_uint8",
-    "make_backend",
-    "resolve_backend_kind",
-    "tensorrt_available",
+    "Backend", "BackendOptions", "FrameSink", "TorchBackend",
+    "make_backend", "resolve_backend_kind", "tensorrt_available",
 ]
