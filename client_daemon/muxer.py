@@ -44,7 +44,9 @@ class EncoderSettings:
 
     preset: str = "ultrafast"  # x264 preset; ultrafast = Constrained Baseline, no CABAC
     crf: int = 10  # constant rate factor; no PSNR lost on generated frames (docs/daemon.md)
-    gop_frames: int = 10  # frames per GOP = per media segment: one generation group of the usual interval
+    gop_frames: int = (
+        10  # frames per GOP = per media segment: one generation group of the usual interval
+    )
     encoders: int = 0  # parallel GOP encoders, 0 = one per CORES_PER_ENCODER cores
     threads: int = 0  # x264 (slice) threads per encoder, 0 = cores / encoders
 
@@ -233,12 +235,18 @@ class H264Muxer(SegmentMuxer):
             if container is not None:
                 container.discard()
 
-    def _submit(self, container: _Container, frames: list[np.ndarray], first_frame: int) -> Future[GopSegment]:
+    def _submit(
+        self, container: _Container, frames: list[np.ndarray], first_frame: int
+    ) -> Future[GopSegment]:
         return self._pool.submit(container.encode_gop, frames, first_frame, time.perf_counter())
 
     def _check_batch(self, batch: np.ndarray) -> None:
         rgb, planar = (self.height, self.width, 3), (self.height * 3 // 2, self.width)
-        if batch.dtype != np.uint8 or batch.shape[1:] not in (rgb, planar) or batch.ndim not in (3, 4):
+        if (
+            batch.dtype != np.uint8
+            or batch.shape[1:] not in (rgb, planar)
+            or batch.ndim not in (3, 4)
+        ):
             raise ValueError(
                 f"frames must be uint8 [n, {self.height}, {self.width}, 3] (rgb24) or "
                 f"[n, {self.height * 3 // 2}, {self.width}] (yuv420p), got {batch.dtype} {list(batch.shape)}"
@@ -296,7 +304,9 @@ class _Container:
         # as in the muxer's own stream: SPS/PPS in the avcC, not repeated in the samples
         codec_context.flags |= av.codec.context.Flags.global_header
         packets = []
-        pixel_format = "rgb24" if frames[0].ndim == 3 else "yuv420p"  # yuv420p goes to x264 untouched
+        pixel_format = (
+            "rgb24" if frames[0].ndim == 3 else "yuv420p"
+        )  # yuv420p goes to x264 untouched
         for offset, pixels in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(pixels, format=pixel_format)
             frame.pts = first_frame + offset

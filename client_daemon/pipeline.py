@@ -40,7 +40,9 @@ FPS_WINDOW_CHUNKS = 8  # chunks averaged by the fps meter
 class EngineStream(Protocol):
     """What the pipeline needs from ``engines``' open stream."""
 
-    def iter_chunk(self, chunk: PromptChunk, prefix: PromptChunk | None = None) -> Iterator[np.ndarray]:
+    def iter_chunk(
+        self, chunk: PromptChunk, prefix: PromptChunk | None = None
+    ) -> Iterator[np.ndarray]:
         """Frames (uint8, the stream's frame format) of the chunk, batch by batch as they are ready."""
         ...
 
@@ -136,7 +138,9 @@ class _InFlight:
     channel: FrameChannel
     generation: asyncio.Future[float]
     encoding: asyncio.Future[None]
-    parts: asyncio.Queue[GopSegment | _End]  # the encoder's GOPs in order, then the end (with its error)
+    parts: asyncio.Queue[
+        GopSegment | _End
+    ]  # the encoder's GOPs in order, then the end (with its error)
 
 
 class SessionPipeline:
@@ -227,7 +231,10 @@ class SessionPipeline:
         return (time.perf_counter() - started) * 1000
 
     def _encode(
-        self, job: ChunkJob, channel: FrameChannel, parts: asyncio.Queue[GopSegment | _End],
+        self,
+        job: ChunkJob,
+        channel: FrameChannel,
+        parts: asyncio.Queue[GopSegment | _End],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         """Encoder thread: the chunk's GOP segments into ``parts`` as each is done, then the end."""
@@ -252,8 +259,15 @@ class SessionPipeline:
         while not isinstance(item := await flight.parts.get(), _End):
             started = flight.channel.started_at or item.ready_at
             encode_ms += item.encode_ms
-            segment = Segment(job, index, parts, item.data, item.frames, (item.ready_at - started) * 1000,
-                              item.encode_ms)
+            segment = Segment(
+                job,
+                index,
+                parts,
+                item.data,
+                item.frames,
+                (item.ready_at - started) * 1000,
+                item.encode_ms,
+            )
             index += 1
             if segment.last:  # every frame is out: the generation thread is done with this chunk
                 with contextlib.suppress(Exception):  # (its failure, if any, is reported below)

@@ -24,12 +24,19 @@ BT601_LIMITED = (
     (112.0 / 255, -93.786 / 255, -18.214 / 255),
 )
 BT601_OFFSETS = (16.0, 128.0, 128.0)
-CHROMA_VERTICAL_TAPS = (1.0, 3.0, 3.0, 1.0)  # over rows 2i-1 .. 2i+2 (swscale's default 4:2:0 siting)
+CHROMA_VERTICAL_TAPS = (
+    1.0,
+    3.0,
+    3.0,
+    1.0,
+)  # over rows 2i-1 .. 2i+2 (swscale's default 4:2:0 siting)
 
 
 def check_frame_format(frame_format: str) -> None:
     if frame_format not in FRAME_FORMATS:
-        raise ValueError(f"frame format {frame_format!r}: expected one of {', '.join(FRAME_FORMATS)}")
+        raise ValueError(
+            f"frame format {frame_format!r}: expected one of {', '.join(FRAME_FORMATS)}"
+        )
 
 
 def frame_shape(frame_format: str, height: int, width: int) -> tuple[int, ...]:
@@ -63,7 +70,9 @@ def levels_to_planes(levels: torch.Tensor, frame_format: str) -> tuple[torch.Ten
         offset + r * red + g * green + b * blue  # scalar arithmetic: no constant tensors to export
         for (r, g, b), offset in zip(BT601_LIMITED, BT601_OFFSETS, strict=True)
     )
-    pairs = torch.stack([u, v], 1).reshape(batch, 2, height // 2, 2, width // 2, 2).mean(-1)  # horizontal
+    pairs = (
+        torch.stack([u, v], 1).reshape(batch, 2, height // 2, 2, width // 2, 2).mean(-1)
+    )  # horizontal
     even, odd = pairs[:, :, :, 0], pairs[:, :, :, 1]  # rows 2i and 2i+1: [B, 2, H/2, W/2]
     rows = height // 2
     # rows 2i-1 and 2i+2, the edge rows repeated past the picture (row -1 = row 0, row H = row H-1)
@@ -71,7 +80,9 @@ def levels_to_planes(levels: torch.Tensor, frame_format: str) -> tuple[torch.Ten
     below = F.pad(even[:, :, 1:], (0, 0, 0, 1)) + F.pad(odd[:, :, -1:], (0, 0, rows - 1, 0))
     taps = CHROMA_VERTICAL_TAPS
     chroma = (taps[0] * above + taps[1] * even + taps[2] * odd + taps[3] * below) / sum(taps)
-    return tuple(plane.round().clamp(0, 255).to(torch.uint8).contiguous() for plane in (luma, chroma))
+    return tuple(
+        plane.round().clamp(0, 255).to(torch.uint8).contiguous() for plane in (luma, chroma)
+    )
 
 
 def pack_planes(planes: tuple[torch.Tensor, ...], frame_format: str) -> torch.Tensor:
@@ -80,7 +91,9 @@ def pack_planes(planes: tuple[torch.Tensor, ...], frame_format: str) -> torch.Te
         return planes[0]
     luma, chroma = planes
     batch, height, width = luma.shape
-    return torch.cat([luma, chroma.reshape(batch, height // 2, width)], dim=1)  # U, V: H/2 rows of W bytes
+    return torch.cat(
+        [luma, chroma.reshape(batch, height // 2, width)], dim=1
+    )  # U, V: H/2 rows of W bytes
 
 
 def image_to_frames(image: torch.Tensor, frame_format: str = RGB24) -> torch.Tensor:

@@ -89,10 +89,10 @@ def random_sdturbo(args: argparse.Namespace, seed: int = 0) -> Any:
 
     from engines.backends import BackendOptions, make_backend
     from engines.generator import Generator, default_dtype, resolve_device
-    from engines.variants import VARIANTS
     from engines.model_configs import SDTURBO_UNET, TAESD
     from engines.sdturbo import build_unet
     from engines.taesd import build_autoencoder_tiny
+    from engines.variants import VARIANTS
 
     torch.manual_seed(seed)
     resolved = resolve_device(args.device)
@@ -172,8 +172,16 @@ def time_start(argv: list[str], what: str) -> dict[str, Any]:
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines or not lines[-1].startswith(READY_MARK):
         raise RuntimeError(f"{what} failed ({result.returncode}): {result.stderr[-3000:]}")
-    logged = [line for line in result.stderr.splitlines() if "ahead-of-time" in line or "torch.compile" in line]
-    return {"seconds": round(seconds, 2), **json.loads(lines[-1][len(READY_MARK) :]), "log": logged[-4:]}
+    logged = [
+        line
+        for line in result.stderr.splitlines()
+        if "ahead-of-time" in line or "torch.compile" in line
+    ]
+    return {
+        "seconds": round(seconds, 2),
+        **json.loads(lines[-1][len(READY_MARK) :]),
+        "log": logged[-4:],
+    }
 
 
 def card_name(device: str) -> str:
@@ -222,7 +230,9 @@ def gpu_allocated_mb(device: str) -> float | None:
     return torch.cuda.memory_allocated() / 2**20
 
 
-async def run_benchmark(args: argparse.Namespace, generator: Any, encoder: EncoderSettings) -> dict[str, Any]:
+async def run_benchmark(
+    args: argparse.Namespace, generator: Any, encoder: EncoderSettings
+) -> dict[str, Any]:
     chunk_count = args.warmup + args.chunks
     # one frame more than the chunks sent: every interval is whole, so no chunk meets the
     # short final interval (new batch shapes: a CUDA-graph capture or a recompile)
@@ -252,7 +262,9 @@ async def run_benchmark(args: argparse.Namespace, generator: Any, encoder: Encod
     async with Daemon(generator, settings) as daemon:
         async with await DaemonClient.connect(daemon.url, timeout_s=600) as page:
             await page.open(setup, init_state)
-            for index in tqdm(range(chunk_count), desc=f"latency, GOP {encoder.gop_frames}", unit="chunk"):
+            for index in tqdm(
+                range(chunk_count), desc=f"latency, GOP {encoder.gop_frames}", unit="chunk"
+            ):
                 started = time.perf_counter()
                 await page.send_chunk(0, index, chunks[index])
                 segments, arrivals = [], []
@@ -268,7 +280,9 @@ async def run_benchmark(args: argparse.Namespace, generator: Any, encoder: Encod
                     parts.append(len(segments))
             sustained_fps = await sustained(page, chunks)
         memory_before = memory_after = None
-        if args.device_resolved.startswith("cuda") and args.memory_check:  # the GPU-memory check of issue 6
+        if (
+            args.device_resolved.startswith("cuda") and args.memory_check
+        ):  # the GPU-memory check of issue 6
             memory_before = gpu_allocated_mb(args.device_resolved)
             await abandoned_sessions(daemon, setup, init_state, chunks)
             memory_after = gpu_allocated_mb(args.device_resolved)
@@ -349,21 +363,29 @@ def write_json(path: Path, record: dict[str, Any]) -> None:
 def print_table(records: list[dict[str, Any]]) -> None:
     """One column per configuration."""
     first = records[0]
-    print(f"\n{first['generator']} on {first['card']}, {first['size']}x{first['size']}, "
-          f"{first['chunk_frames']}-frame chunks ({first['chunk_s']} s), backend {first['backend']} "
-          f"({first['compiled']})")
+    print(
+        f"\n{first['generator']} on {first['card']}, {first['size']}x{first['size']}, "
+        f"{first['chunk_frames']}-frame chunks ({first['chunk_s']} s), backend {first['backend']} "
+        f"({first['compiled']})"
+    )
     rows = [
         ("x264 GOP (frames)", "gop_frames"),
         ("chunk -> first segment, median ms", "first_segment_ms"),
         ("  p90", "first_segment_ms_p90"),
         ("chunk -> whole chunk, median ms", "chunk_to_segment_ms"),
-        ("  p90 / max", lambda r: f"{r['chunk_to_segment_ms_p90']} / {r['chunk_to_segment_ms_max']}"),
+        (
+            "  p90 / max",
+            lambda r: f"{r['chunk_to_segment_ms_p90']} / {r['chunk_to_segment_ms_max']}",
+        ),
         ("generation ms (fps)", lambda r: f"{r['generation_ms']} ({r['generation_fps']})"),
         ("encoding ms (sum of GOPs)", "encode_ms"),
         ("encode tail ms (share)", lambda r: f"{r['encode_tail_ms']} ({r['encode_share']:.0%})"),
         ("encode only, smooth video ms", "encode_smooth_ms"),
         ("sustained fps", "sustained_fps"),
-        ("segments per chunk, KiB a chunk", lambda r: f"{r['segments_per_chunk']}, {r['segment_kbytes']}"),
+        (
+            "segments per chunk, KiB a chunk",
+            lambda r: f"{r['segments_per_chunk']}, {r['segment_kbytes']}",
+        ),
         ("GPU memory growth, 3 abandoned pages MiB", "gpu_memory_growth_mb"),
         ("first start -> ready s (in process)", "first_start_s"),
         ("restart -> ready s", "restart_ready_s"),
@@ -374,9 +396,11 @@ def print_table(records: list[dict[str, Any]]) -> None:
         print(f"{name:<{width}}  " + "  ".join(f"{c:>14}" for c in cells))
     for record in records:
         verdicts = []
-        for label, value, target in (("first segment", record["first_segment_ms"], TARGET_FIRST_MS),
-                                     ("whole chunk", record["chunk_to_segment_ms"], record["target_ms"]),
-                                     ("restart", record["restart_ready_s"], TARGET_RESTART_S)):
+        for label, value, target in (
+            ("first segment", record["first_segment_ms"], TARGET_FIRST_MS),
+            ("whole chunk", record["chunk_to_segment_ms"], record["target_ms"]),
+            ("restart", record["restart_ready_s"], TARGET_RESTART_S),
+        ):
             if target is not None and value is not None:
                 verdicts.append(f"{label} <= {target}: {'met' if value <= target else 'NOT met'}")
         if verdicts:
@@ -393,14 +417,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
-        "--backend", choices=("torch", "fast", "tensorrt", "auto"), default="torch",
+        "--backend",
+        choices=("torch", "fast", "tensorrt", "auto"),
+        default="torch",
         help="generation backend (the daemon's default is auto; torch keeps earlier records comparable)",
     )
     parser.add_argument("--cuda-graph", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile-mode", help="torch.compile mode, e.g. default (CUDA; minutes)")
-    parser.add_argument("--ahead-of-time", action="store_true",
-                        help="fast backend: load the compiled step from the cache (built on a miss)")
+    parser.add_argument(
+        "--ahead-of-time",
+        action="store_true",
+        help="fast backend: load the compiled step from the cache (built on a miss)",
+    )
     parser.add_argument("--cache-dir", help="compile cache folder (default: the daemon's)")
     parser.add_argument("--size", type=int, default=512, help="width = height, pixels")
     parser.add_argument("--fps", type=float, default=30.0)
@@ -412,12 +441,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crf", type=int, default=EncoderSettings.crf)
     parser.add_argument("--encoders", type=int, default=0, help="parallel GOP encoders, 0 = auto")
     parser.add_argument("--threads", type=int, default=0, help="x264 threads per encoder, 0 = auto")
-    parser.add_argument("--gop-frames", type=int, nargs="+", default=[EncoderSettings.gop_frames],
-                        help="frames per GOP (= per media segment); each value is one configuration")
-    parser.add_argument("--restart", action="store_true",
-                        help="time two fresh processes from start to ready (first start, restart)")
-    parser.add_argument("--no-memory-check", dest="memory_check", action="store_false",
-                        help="skip the GPU-memory check (three pages that leave mid-chunk)")
+    parser.add_argument(
+        "--gop-frames",
+        type=int,
+        nargs="+",
+        default=[EncoderSettings.gop_frames],
+        help="frames per GOP (= per media segment); each value is one configuration",
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="time two fresh processes from start to ready (first start, restart)",
+    )
+    parser.add_argument(
+        "--no-memory-check",
+        dest="memory_check",
+        action="store_false",
+        help="skip the GPU-memory check (three pages that leave mid-chunk)",
+    )
     parser.add_argument("--ready-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--card", help="card name for the record (default: detected)")
     parser.add_argument("--label", default="", help="tells apart records of one configuration")
@@ -431,11 +472,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     generator, compiled = start_as_the_daemon_does(args)  # on the cache as it is: cold compiles
     first_start_s = round(time.perf_counter() - started, 2)
-    print(f"first start (this process, after imports): ready in {first_start_s} s ({compiled})", flush=True)
+    print(
+        f"first start (this process, after imports): ready in {first_start_s} s ({compiled})",
+        flush=True,
+    )
     restart: dict[str, Any] = {}
     if args.restart:  # a fresh process, as a restarted daemon, on the cache the first start filled
         restart = time_start([a for a in raw if a != "--restart"], "restart")
-        print(f"restart (a fresh process): ready in {restart['seconds']} s ({restart['compiled']})", flush=True)
+        print(
+            f"restart (a fresh process): ready in {restart['seconds']} s ({restart['compiled']})",
+            flush=True,
+        )
     args.device_resolved = str(generator.device)
     records = []
     for gop_frames in args.gop_frames:
@@ -444,42 +491,51 @@ def main(argv: list[str] | None = None) -> int:
         )
         measured = asyncio.run(run_benchmark(args, generator, encoder))
         print(json.dumps({"gop_frames": gop_frames, **measured}), flush=True)
-        records.append({
-            "generator": f"{args.generator}{' (random weights)' if args.random_weights else ''}",
-            "generator_id": generator.generator_id,
-            "card": args.card or card_name(args.device_resolved),
-            "device": args.device_resolved,
-            "size": args.size,
-            "chunk_frames": args.chunk_frames,
-            "chunk_s": round(args.chunk_frames / args.fps, 3),
-            "interval": args.interval,
-            "rank": args.rank,
-            "frame_format": ENGINE_FRAME_FORMAT,
-            **measured,
-            "encode_smooth_ms": round(encode_smooth_ms(args.size, args.chunk_frames, args.fps, encoder), 1),
-            "first_start_s": first_start_s,
-            "compiled": compiled,
-            "preset": encoder.preset,
-            "crf": encoder.crf,
-            "encoders": encoder.encoder_count(),
-            "x264_threads": encoder.thread_count(),
-            "gop_frames": encoder.gop_frames,
-            "backend": args.backend,
-            "ahead_of_time": args.ahead_of_time,
-            "cuda_graph": args.cuda_graph,
-            "channels_last": args.channels_last,
-            "compile_mode": args.compile_mode,
-            "torch": torch_version(),
-            "cpu_count": os.cpu_count(),
-            "host_load_1m": round(os.getloadavg()[0], 1),  # other work on the machine while measuring
-            "target_ms": TARGET_MS if (args.size, args.chunk_frames) == (512, 60) else None,
-            "label": args.label,
-            "command": "python scripts/bench_daemon.py " + " ".join(raw),
-            "date": datetime.date.today().isoformat(),
-        })
+        records.append(
+            {
+                "generator": f"{args.generator}{' (random weights)' if args.random_weights else ''}",
+                "generator_id": generator.generator_id,
+                "card": args.card or card_name(args.device_resolved),
+                "device": args.device_resolved,
+                "size": args.size,
+                "chunk_frames": args.chunk_frames,
+                "chunk_s": round(args.chunk_frames / args.fps, 3),
+                "interval": args.interval,
+                "rank": args.rank,
+                "frame_format": ENGINE_FRAME_FORMAT,
+                **measured,
+                "encode_smooth_ms": round(
+                    encode_smooth_ms(args.size, args.chunk_frames, args.fps, encoder), 1
+                ),
+                "first_start_s": first_start_s,
+                "compiled": compiled,
+                "preset": encoder.preset,
+                "crf": encoder.crf,
+                "encoders": encoder.encoder_count(),
+                "x264_threads": encoder.thread_count(),
+                "gop_frames": encoder.gop_frames,
+                "backend": args.backend,
+                "ahead_of_time": args.ahead_of_time,
+                "cuda_graph": args.cuda_graph,
+                "channels_last": args.channels_last,
+                "compile_mode": args.compile_mode,
+                "torch": torch_version(),
+                "cpu_count": os.cpu_count(),
+                "host_load_1m": round(
+                    os.getloadavg()[0], 1
+                ),  # other work on the machine while measuring
+                "target_ms": TARGET_MS if (args.size, args.chunk_frames) == (512, 60) else None,
+                "label": args.label,
+                "command": "python scripts/bench_daemon.py " + " ".join(raw),
+                "date": datetime.date.today().isoformat(),
+            }
+        )
     for record in records:
-        record.update(restart_ready_s=restart.get("seconds"), restart_compiled=restart.get("compiled"),
-                      restart_log=restart.get("log"))
+        record.update(
+            restart_ready_s=restart.get("seconds"),
+            restart_compiled=restart.get("compiled"),
+            restart_log=restart.get("log"),
+        )
         if args.json:
             write_json(args.json, record)
     print_table(records)

@@ -22,8 +22,12 @@ def resolve_backend_kind(options: BackendOptions) -> str:
     """
     if options.kind != "auto":
         return options.kind
-    wants_torch = (options.channels_last or options.cuda_graph or options.compile_mode is not None
-                   or options.dtype == torch.float32)
+    wants_torch = (
+        options.channels_last
+        or options.cuda_graph
+        or options.compile_mode is not None
+        or options.dtype == torch.float32
+    )
     if not options.device.startswith("cuda") or wants_torch:
         return "torch"
     return "tensorrt" if tensorrt_available() else "fast"
@@ -47,6 +51,11 @@ def make_backend(unet: nn.Module, decoder: nn.Module, options: BackendOptions) -
 
 
 __all__ = [
-    "Backend", "BackendOptions", "FrameSink", "TorchBackend",
-    "make_backend", "resolve_backend_kind", "tensorrt_available",
+    "Backend",
+    "BackendOptions",
+    "FrameSink",
+    "TorchBackend",
+    "make_backend",
+    "resolve_backend_kind",
+    "tensorrt_available",
 ]

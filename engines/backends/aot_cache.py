@@ -141,72 +141,131 @@ class AotStepCache:
         _, record_path = self.paths(key)
         self.root.mkdir(parents=True, exist_ok=True)
         reason = f"{type(error).__name__}: {str(error)[:500]}"
-        atomic_write_json(record_path, {"format": RECORD_FORMAT, "key": key.fields(), "failed": reason})
-        log.warning("building the ahead-of-time step %s failed (%s); recorded in %s", key.file_stem(), reason,
-                    record_path)
+        atomic_write_json(
+            record_path, {"format": RECORD_FORMAT, "key": key.fields(), "failed": reason}
+        )
+        log.warning(
+            "building the ahead-of-time step %s failed (%s); recorded in %s",
+            key.file_stem(),
+            reason,
+            record_path,
+        )
 
     def load(self, key: AotKey, module: nn.Module) -> Callable[..., Any] | None:
         """The cached step of ``key`` with ``module``'s weights, or None (the reason is logged)."""
         package, record_path = self.paths(key)
         if not package.exists() and not record_path.exists():
-            log.info("no ahead-of-time step cached at %s: compiling it (once per card and version)", package)
+            log.info(
+                "no ahead-of-time step cached at %s: compiling it (once per card and version)",
+                package,
+            )
             return None
         try:
             record = json.loads(record_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            log.warning("ahead-of-time cache record %s is unreadable (%s): compiling again", record_path, error)
+            log.warning(
+                "ahead-of-time cache record %s is unreadable (%s): compiling again",
+                record_path,
+                error,
+            )
             return None
-        if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or record.get("key") != key.fields():
-            log.warning("ahead-of-time cache record %s was made for another generator, card or version: "
-                        "compiling again", record_path)
+        if (
+            not isinstance(record, dict)
+            or record.get("format") != RECORD_FORMAT
+            or record.get("key") != key.fields()
+        ):
+            log.warning(
+                "ahead-of-time cache record %s was made for another generator, card or version: "
+                "compiling again",
+                record_path,
+            )
             return None
         if "failed" in record:
-            log.info("ahead-of-time step %s is recorded as failing to build: %s", package.name, record["failed"])
+            log.info(
+                "ahead-of-time step %s is recorded as failing to build: %s",
+                package.name,
+                record["failed"],
+            )
             return None
         try:
             checksum = file_sha256(package)
         except OSError as error:
-            log.warning("ahead-of-time package %s is unreadable (%s): compiling again", package, error)
+            log.warning(
+                "ahead-of-time package %s is unreadable (%s): compiling again", package, error
+            )
             return None
         if checksum != record.get("sha256"):
-            log.warning("ahead-of-time package %s is corrupted (SHA-256 %s..., the record says %s...): "
-                        "compiling again", package, checksum[:12], str(record.get("sha256"))[:12])
+            log.warning(
+                "ahead-of-time package %s is corrupted (SHA-256 %s..., the record says %s...): "
+                "compiling again",
+                package,
+                checksum[:12],
+                str(record.get("sha256"))[:12],
+            )
             return None
         try:
             return _load_package(package, module)
         except Exception as error:  # noqa: BLE001 - any loader failure means: do not trust it
-            log.warning("ahead-of-time package %s does not load (%s: %s): compiling again",
-                        package, type(error).__name__, str(error)[:300])
+            log.warning(
+                "ahead-of-time package %s does not load (%s: %s): compiling again",
+                package,
+                type(error).__name__,
+                str(error)[:300],
+            )
             return None
 
-    def build(self, key: AotKey, module: nn.Module, example_inputs: tuple[torch.Tensor, ...],
-              inductor_configs: dict[str, Any] | None = None) -> Callable[..., Any]:
+    def build(
+        self,
+        key: AotKey,
+        module: nn.Module,
+        example_inputs: tuple[torch.Tensor, ...],
+        inductor_configs: dict[str, Any] | None = None,
+    ) -> Callable[..., Any]:
         """Export and compile ``module`` for ``example_inputs``' shapes, store it under ``key``, load it."""
         package, record_path = self.paths(key)
         self.root.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         with torch.inference_mode(False), torch.no_grad():
-            inputs = tuple(t.clone() for t in example_inputs)  # plain tensors, not inference-mode ones
+            inputs = tuple(
+                t.clone() for t in example_inputs
+            )  # plain tensors, not inference-mode ones
             exported = torch.export.export(module, inputs, strict=False)
             exported_s = time.perf_counter() - started
             temporary = package.with_name(f".{package.name}.{os.getpid()}.tmp{PACKAGE_SUFFIX}")
             try:
                 torch._inductor.aoti_compile_and_package(
-                    exported, package_path=str(temporary),
+                    exported,
+                    package_path=str(temporary),
                     inductor_configs={**package_config(), **(inductor_configs or {})},
                 )
                 os.replace(temporary, package)
             finally:
                 temporary.unlink(missing_ok=True)
-        atomic_write_json(record_path, {"format": RECORD_FORMAT, "key": key.fields(), "sha256": file_sha256(package),
-                                        "export_s": round(exported_s, 1),
-                                        "compile_s": round(time.perf_counter() - started - exported_s, 1)})
-        log.info("compiled the ahead-of-time step %s in %.1f s (export %.1f s)", package.name,
-                 time.perf_counter() - started, exported_s)
+        atomic_write_json(
+            record_path,
+            {
+                "format": RECORD_FORMAT,
+                "key": key.fields(),
+                "sha256": file_sha256(package),
+                "export_s": round(exported_s, 1),
+                "compile_s": round(time.perf_counter() - started - exported_s, 1),
+            },
+        )
+        log.info(
+            "compiled the ahead-of-time step %s in %.1f s (export %.1f s)",
+            package.name,
+            time.perf_counter() - started,
+            exported_s,
+        )
         return _load_package(package, module)
 
-    def load_or_build(self, key: AotKey, module: nn.Module, example_inputs: tuple[torch.Tensor, ...],
-                      inductor_configs: dict[str, Any] | None = None) -> Callable[..., Any]:
+    def load_or_build(
+        self,
+        key: AotKey,
+        module: nn.Module,
+        example_inputs: tuple[torch.Tensor, ...],
+        inductor_configs: dict[str, Any] | None = None,
+    ) -> Callable[..., Any]:
         return self.load(key, module) or self.build(key, module, example_inputs, inductor_configs)
 
 
@@ -214,7 +273,11 @@ def _load_package(package: Path, module: nn.Module) -> Callable[..., Any]:
     """Load a package and give it ``module``'s weights (shared, not copied, where torch allows)."""
     load = torch._inductor.aoti_load_package
     # run_single_threaded: no inter-call event bookkeeping, which a CUDA-graph capture would trip over
-    extra = {"run_single_threaded": True} if "run_single_threaded" in inspect.signature(load).parameters else {}
+    extra = (
+        {"run_single_threaded": True}
+        if "run_single_threaded" in inspect.signature(load).parameters
+        else {}
+    )
     compiled = load(str(package), **extra)
     constants = module_constants(module)
     # constants folded from the weights are computed by the loaded model on its first run
@@ -222,6 +285,12 @@ def _load_package(package: Path, module: nn.Module) -> Callable[..., Any]:
     missing = [name for name in wanted if name not in constants]
     if missing:  # a constant nobody provides would be a null pointer at run time, not an error
         raise KeyError(f"the package needs weights the module lacks: {', '.join(missing[:5])}")
-    shared = {"user_managed": True} if "user_managed" in inspect.signature(compiled.load_constants).parameters else {}
-    compiled.load_constants({name: constants[name] for name in wanted}, check_full_update=True, **shared)
+    shared = (
+        {"user_managed": True}
+        if "user_managed" in inspect.signature(compiled.load_constants).parameters
+        else {}
+    )
+    compiled.load_constants(
+        {name: constants[name] for name in wanted}, check_full_update=True, **shared
+    )
     return compiled

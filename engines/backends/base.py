@@ -22,9 +22,13 @@ class BackendOptions:
     dtype: torch.dtype = torch.float32
     channels_last: bool = False
     cuda_graph: bool = False
-    compile_mode: str | None = None  # torch.compile mode (torch: both networks; fast: the whole step)
+    compile_mode: str | None = (
+        None  # torch.compile mode (torch: both networks; fast: the whole step)
+    )
     fp8_linear: bool = False  # fast backend on Hopper: the UNet's attention-block linears in float8
-    compile_cache_dir: str | None = None  # fast backend: persistent Inductor cache (None: the default)
+    compile_cache_dir: str | None = (
+        None  # fast backend: persistent Inductor cache (None: the default)
+    )
     attention: str = "auto"  # fast backend: SDPA kernel first tried ("auto": PyTorch's order; "cudnn", "flash", "efficient")
     ahead_of_time: bool = False  # fast backend: AOTInductor step packages cached on disk (a restart loads, not compiles)
     cache_key: str | None = None  # the generator id: keys on-disk engine caches (tensorrt)
@@ -50,7 +54,9 @@ class Backend(ABC):
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         """Decoder image [B,3,H,W] in about [-1,1] as float32; differentiable."""
 
-    def forward(self, latent_input: torch.Tensor, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, latent_input: torch.Tensor, context: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0, image) with autograd: the path inversion optimises through."""
         x0 = x0_from_eps(latent_input, self.eps(latent_input, context))
         return x0, self.decode(x0)
@@ -64,12 +70,18 @@ class Backend(ABC):
         return x0, image_to_frames(image, frame_format)
 
     def generate_group(
-        self, prev: torch.Tensor, noise: torch.Tensor, weight: float, context: torch.Tensor,
+        self,
+        prev: torch.Tensor,
+        noise: torch.Tensor,
+        weight: float,
+        context: torch.Tensor,
         frame_format: str = RGB24,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One stream group: (UNet input [1,4,h,w], x0, frames) for input ``w * prev + (1 - w) * noise``."""
         latent_input = mix_latent(prev, noise, weight)
-        x0, frames = self.generate(latent_input.expand(context.shape[0], -1, -1, -1), context, frame_format)
+        x0, frames = self.generate(
+            latent_input.expand(context.shape[0], -1, -1, -1), context, frame_format
+        )
         return latent_input, x0, frames
 
     def frame_sink(self, total: int, frame_format: str, height: int, width: int) -> FrameSink:

@@ -45,7 +45,9 @@ from engines.schedule import x0_from_eps
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FAST_COMPILE_MODE = "default"  # Inductor without its own CUDA graphs: we capture the step ourselves
+DEFAULT_FAST_COMPILE_MODE = (
+    "default"  # Inductor without its own CUDA graphs: we capture the step ourselves
+)
 FP8_MIN_CAPABILITY = (8, 9)  # float8 tensor cores: Ada (8.9) and Hopper (9.0)
 # The SDPA kernel to try first; the others stay enabled behind it (FALLBACK_ORDER) for shapes
 # it does not support.
@@ -54,8 +56,12 @@ ATTENTION_FIRST = {
     "flash": SDPBackend.FLASH_ATTENTION,
     "efficient": SDPBackend.EFFICIENT_ATTENTION,
 }
-FALLBACK_ORDER = (SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION,
-                  SDPBackend.MATH)
+FALLBACK_ORDER = (
+    SDPBackend.FLASH_ATTENTION,
+    SDPBackend.EFFICIENT_ATTENTION,
+    SDPBackend.CUDNN_ATTENTION,
+    SDPBackend.MATH,
+)
 # An ahead-of-time step must reproduce the eager step before it is used: frames at least this
 # close (fp16 compiled vs eager differ by about 0.1 grey level on average; garbage is far below).
 AOT_MIN_PSNR_DB = 40.0
@@ -76,7 +82,9 @@ def tune_inductor() -> None:
     """Inductor settings that help UNet-shaped graphs (diffusers' published recipe)."""
     import torch._inductor.config as inductor_config
 
-    inductor_config.conv_1x1_as_mm = True  # 1x1 convolutions as matmuls: Triton/cuBLAS beat cuDNN there
+    inductor_config.conv_1x1_as_mm = (
+        True  # 1x1 convolutions as matmuls: Triton/cuBLAS beat cuDNN there
+    )
 
 
 class GroupStep(nn.Module):
@@ -89,7 +97,9 @@ class GroupStep(nn.Module):
     way round a compiler that cannot build the conversion.
     """
 
-    def __init__(self, backend: TorchBackend, frame_format: str, convert_in_graph: bool = True) -> None:
+    def __init__(
+        self, backend: TorchBackend, frame_format: str, convert_in_graph: bool = True
+    ) -> None:
         super().__init__()
         colour.check_frame_format(frame_format)
         self.backend = backend
@@ -98,25 +108,37 @@ class GroupStep(nn.Module):
         self.frame_format = frame_format
         self.graph_format = frame_format if convert_in_graph else RGB24
 
-    def forward(self, prev: torch.Tensor, noise: torch.Tensor, mix: torch.Tensor, context: torch.Tensor,
-                timestep: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self,
+        prev: torch.Tensor,
+        noise: torch.Tensor,
+        mix: torch.Tensor,
+        context: torch.Tensor,
+        timestep: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
         latent_input = mix[0] * prev + mix[1] * noise
         batch_input = latent_input.expand(context.shape[0], -1, -1, -1)
         x0 = x0_from_eps(batch_input, self.backend.unet_eps(batch_input, context, timestep))
         levels = colour.image_levels(self.backend.decode(x0))
         return (latent_input[:1], x0, *colour.levels_to_planes(levels, self.graph_format))
 
-    def finish(self, outputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def finish(
+        self, outputs: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The graph's outputs -> (UNet input, x0, frames of ``frame_format`` in one tensor)."""
         latent_input, x0, *planes = outputs
         if self.graph_format != self.frame_format:
-            planes = colour.levels_to_planes(planes[0].permute(0, 3, 1, 2).float(), self.frame_format)
+            planes = colour.levels_to_planes(
+                planes[0].permute(0, 3, 1, 2).float(), self.frame_format
+            )
         return latent_input, x0, colour.pack_planes(tuple(planes), self.frame_format)
 
 
 @dataclass
 class _CapturedGroupStep:
-    graph: torch.cuda.CUDAGraph | None  # None: the step runs uncaptured (its runner could not be captured)
+    graph: (
+        torch.cuda.CUDAGraph | None
+    )  # None: the step runs uncaptured (its runner could not be captured)
     runner: Callable[..., Any]
     timestep: torch.Tensor
     prev: torch.Tensor  # [1 or B, 4, h, w] float32
@@ -159,15 +181,21 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
 
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
         if options.attention != "auto" and options.attention not in ATTENTION_FIRST:
-            raise ValueError(f"attention {options.attention!r}: expected auto or one of {', '.join(ATTENTION_FIRST)}")
+            raise ValueError(
+                f"attention {options.attention!r}: expected auto or one of {', '.join(ATTENTION_FIRST)}"
+            )
         if not options.device.startswith("cuda"):
             raise ValueError("the fast backend needs a CUDA device; use kind='torch' on the CPU")
         if options.dtype not in (torch.float16, torch.bfloat16):
             raise ValueError(f"the fast backend runs float16 or bfloat16, not {options.dtype}")
         if options.ahead_of_time and options.cache_key is None:
-            raise ValueError("ahead_of_time needs options.cache_key (the generator id) to key its packages")
+            raise ValueError(
+                "ahead_of_time needs options.cache_key (the generator id) to key its packages"
+            )
         # The parent casts and places the networks; graphs and compiling are this class's job.
-        super().__init__(unet, decoder, replace(options, channels_last=True, cuda_graph=False, compile_mode=None))
+        super().__init__(
+            unet, decoder, replace(options, channels_last=True, cuda_graph=False, compile_mode=None)
+        )
         self.options = options
         # cuDNN times its convolution algorithms during the warm-up runs before capture; the
         # graph then replays the fastest ones (its heuristics alone leave speed on the table).
@@ -179,7 +207,9 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         if options.fp8_linear:
             capability = torch.cuda.get_device_capability(self.device)
             if capability < FP8_MIN_CAPABILITY:
-                raise ValueError(f"float8 linears need compute capability >= 8.9, this GPU has {capability}")
+                raise ValueError(
+                    f"float8 linears need compute capability >= 8.9, this GPU has {capability}"
+                )
             self.fp8_linears = fp8.convert_linears_to_fp8(self.unet)
         self._aot: AotStepCache | None = None
         if options.compile_mode != "none" or options.ahead_of_time:
@@ -191,7 +221,11 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
 
     @torch.inference_mode()
     def generate_group(
-        self, prev: torch.Tensor, noise: torch.Tensor, weight: float, context: torch.Tensor,
+        self,
+        prev: torch.Tensor,
+        noise: torch.Tensor,
+        weight: float,
+        context: torch.Tensor,
         frame_format: str = RGB24,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         count = context.shape[0]
@@ -212,7 +246,9 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         """How each captured step of ``frame_format`` was compiled (for benchmarks and logs)."""
         return [step.compiled for key, step in self._group_graphs.items() if key[0] == frame_format]
 
-    def _larger_step(self, prev: torch.Tensor, context: torch.Tensor, frame_format: str) -> _CapturedGroupStep | None:
+    def _larger_step(
+        self, prev: torch.Tensor, context: torch.Tensor, frame_format: str
+    ) -> _CapturedGroupStep | None:
         """A captured step for more frames of the same size, to run a short group padded.
 
         A stream's last group is often shorter than its keyframe interval; compiling a graph
@@ -221,27 +257,43 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         """
         if prev.shape[0] != 1:
             return None
-        larger = [step for key, step in self._group_graphs.items()
-                  if key[0] == frame_format and step.prev.shape == prev.shape
-                  and step.context.shape[1:] == context.shape[1:] and step.context.shape[0] > context.shape[0]]
+        larger = [
+            step
+            for key, step in self._group_graphs.items()
+            if key[0] == frame_format
+            and step.prev.shape == prev.shape
+            and step.context.shape[1:] == context.shape[1:]
+            and step.context.shape[0] > context.shape[0]
+        ]
         return min(larger, key=lambda step: step.context.shape[0], default=None)
 
-    def _ways(self, frame_format: str, inputs: tuple[torch.Tensor, ...]) -> list[tuple[str, Callable[[], Any]]]:
+    def _ways(
+        self, frame_format: str, inputs: tuple[torch.Tensor, ...]
+    ) -> list[tuple[str, Callable[[], Any]]]:
         """How to build the step, best first: (label, factory of a runner ``inputs -> finished outputs``)."""
         where = {True: "", False: ", colour conversion after the graph"}
-        steps = {in_graph: GroupStep(self, frame_format, convert_in_graph=in_graph)
-                 for in_graph in ([True] if frame_format == RGB24 else [True, False])}
+        steps = {
+            in_graph: GroupStep(self, frame_format, convert_in_graph=in_graph)
+            for in_graph in ([True] if frame_format == RGB24 else [True, False])
+        }
         ways = []
         if self._aot is not None:
-            ways += [(f"ahead-of-time{where[k]}", functools.partial(self._aot_runner, step, inputs))
-                     for k, step in steps.items()]
+            ways += [
+                (f"ahead-of-time{where[k]}", functools.partial(self._aot_runner, step, inputs))
+                for k, step in steps.items()
+            ]
         if self.options.compile_mode == "none":
-            return ways + [(f"eager{where[k]}", functools.partial(_finishing, step, step)) for k, step in steps.items()]
+            return ways + [
+                (f"eager{where[k]}", functools.partial(_finishing, step, step))
+                for k, step in steps.items()
+            ]
         # dynamic=False: each (batch, size) specialises; no slower symbolic-shape kernels.
         mode = self.options.compile_mode or DEFAULT_FAST_COMPILE_MODE
         return ways + [
-            (f"torch.compile{where[k]}",
-             functools.partial(_finishing, step, torch.compile(step, mode=mode, dynamic=False)))
+            (
+                f"torch.compile{where[k]}",
+                functools.partial(_finishing, step, torch.compile(step, mode=mode, dynamic=False)),
+            )
             for k, step in steps.items()
         ]
 
@@ -250,12 +302,17 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
 
         modules = [sys.modules[__name__], colour, schedule, fp8]
         return AotKey(
-            generator_id=str(self.options.cache_key), device=device_description(self.device),
-            torch=torch.__version__, cuda=torch.version.cuda, diffusers=diffusers.__version__,
-            code=source_fingerprint(modules), dtype=str(self.options.dtype).removeprefix("torch."),
-            frame_format=step.frame_format, input_shapes=tuple(tuple(t.shape) for t in inputs),
+            generator_id=str(self.options.cache_key),
+            device=device_description(self.device),
+            torch=torch.__version__,
+            cuda=torch.version.cuda,
+            diffusers=diffusers.__version__,
+            code=source_fingerprint(modules),
+            dtype=str(self.options.dtype).removeprefix("torch."),
+            frame_format=step.frame_format,
+            input_shapes=tuple(tuple(t.shape) for t in inputs),
             options=f"attention={self.options.attention},fp8_linear={self.options.fp8_linear},"
-                    f"graph_format={step.graph_format}",
+            f"graph_format={step.graph_format}",
         )
 
     def _aot_runner(self, step: GroupStep, inputs: tuple[torch.Tensor, ...]) -> Callable[..., Any]:
@@ -264,27 +321,36 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         key = self._aot_key(step, inputs)
         failure = self._aot.known_failure(key)
         if failure is not None:
-            raise RuntimeError(f"building it failed before on this card and version ({failure}); "
-                               f"delete {self._aot.paths(key)[1]} to try again")
+            raise RuntimeError(
+                f"building it failed before on this card and version ({failure}); "
+                f"delete {self._aot.paths(key)[1]} to try again"
+            )
         reference = step.finish(step(*inputs))[2]
         runner = self._aot.load(key, step)
         if runner is not None:
             agreement = frames_psnr_db(step.finish(runner(*inputs))[2], reference)
             if agreement >= AOT_MIN_PSNR_DB:
                 return _finishing(step, runner)
-            log.warning("the cached ahead-of-time step disagrees with the eager step (frames at %.1f dB): "
-                        "compiling again", agreement)
+            log.warning(
+                "the cached ahead-of-time step disagrees with the eager step (frames at %.1f dB): "
+                "compiling again",
+                agreement,
+            )
         try:
             runner = self._aot.build(key, step, inputs)
             agreement = frames_psnr_db(step.finish(runner(*inputs))[2], reference)
             if agreement < AOT_MIN_PSNR_DB:
-                raise RuntimeError(f"the compiled step disagrees with the eager step (frames at {agreement:.1f} dB)")
+                raise RuntimeError(
+                    f"the compiled step disagrees with the eager step (frames at {agreement:.1f} dB)"
+                )
         except Exception as error:
             self._aot.mark_failed(key, error)  # a restart skips it at once instead of failing again
             raise
         return _finishing(step, runner)
 
-    def _first_working_way(self, frame_format: str, inputs: tuple[torch.Tensor, ...]) -> tuple[Callable[..., Any], str]:
+    def _first_working_way(
+        self, frame_format: str, inputs: tuple[torch.Tensor, ...]
+    ) -> tuple[Callable[..., Any], str]:
         """Build the step the best way that works, warmed up (compiled, autotuned) on ``inputs``."""
         ways = self._ways(frame_format, inputs)
         for index, (label, make) in enumerate(ways):
@@ -296,8 +362,13 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             except Exception as error:
                 if index == len(ways) - 1:
                     raise
-                log.warning("the %s step failed (%s: %s); trying it %s", label, type(error).__name__,
-                            str(error)[:300], ways[index + 1][0])
+                log.warning(
+                    "the %s step failed (%s: %s); trying it %s",
+                    label,
+                    type(error).__name__,
+                    str(error)[:300],
+                    ways[index + 1][0],
+                )
         raise AssertionError("unreachable: there is always an eager or compiled way")
 
     def _capture(
@@ -313,7 +384,9 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             with torch.cuda.stream(side):  # compile + autotune + cuDNN/cuBLAS choices happen here
                 runner, compiled = self._first_working_way(frame_format, inputs)
             torch.cuda.current_stream(self.device).wait_stream(side)
-            torch.cuda.synchronize(self.device)  # nothing of the warm-up still running while capturing
+            torch.cuda.synchronize(
+                self.device
+            )  # nothing of the warm-up still running while capturing
             if self._graph_pool is None:
                 self._graph_pool = torch.cuda.graph_pool_handle()
             graph: torch.cuda.CUDAGraph | None = torch.cuda.CUDAGraph()
@@ -326,13 +399,32 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                 if not compiled.startswith("ahead-of-time"):
                     raise
                 # its C++ wrapper launches the kernels without Python: little is lost uncaptured
-                log.warning("capturing the ahead-of-time step failed (%s: %s); running it uncaptured",
-                            type(error).__name__, str(error)[:300])
+                log.warning(
+                    "capturing the ahead-of-time step failed (%s: %s); running it uncaptured",
+                    type(error).__name__,
+                    str(error)[:300],
+                )
                 torch.cuda.synchronize(self.device)
                 graph = None
                 latent_input, x0, frames = runner(*inputs)
-        log.info("captured the %s group step for %d frames of %s (%s%s)", frame_format, context.shape[0],
-                 "x".join(map(str, prev.shape[2:])), compiled, "" if graph else ", uncaptured")
+        log.info(
+            "captured the %s group step for %d frames of %s (%s%s)",
+            frame_format,
+            context.shape[0],
+            "x".join(map(str, prev.shape[2:])),
+            compiled,
+            "" if graph else ", uncaptured",
+        )
         how = compiled if graph is not None else f"{compiled}, uncaptured"
-        return _CapturedGroupStep(graph, runner, self._timestep, *static, mix, static_context, latent_input, x0,
-                                  frames, how)
+        return _CapturedGroupStep(
+            graph,
+            runner,
+            self._timestep,
+            *static,
+            mix,
+            static_context,
+            latent_input,
+            x0,
+            frames,
+            how,
+        )

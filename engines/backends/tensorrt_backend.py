@@ -47,8 +47,16 @@ def workspace_bytes(free_bytes: int) -> int:
 
 
 def engine_cache_path(
-    cache_dir: Path, *, gpu_name: str, tensorrt_version: str, generator_id: str, part: str,
-    height: int, width: int, precision: str = "fp16", max_batch: int = MAX_BATCH,
+    cache_dir: Path,
+    *,
+    gpu_name: str,
+    tensorrt_version: str,
+    generator_id: str,
+    part: str,
+    height: int,
+    width: int,
+    precision: str = "fp16",
+    max_batch: int = MAX_BATCH,
 ) -> Path:
     """``<cache>/<generator id>/<part>-<HxW>-<gpu>-trt<version>-<precision>-b<max>-<hash>.plan``.
 
@@ -79,7 +87,9 @@ def _check(result):
     return values[0] if len(values) == 1 else values
 
 
-def build_engine(onnx_path: Path, plan_path: Path, *, input_shapes: dict[str, tuple[tuple, tuple, tuple]]) -> None:
+def build_engine(
+    onnx_path: Path, plan_path: Path, *, input_shapes: dict[str, tuple[tuple, tuple, tuple]]
+) -> None:
     """Build an fp16 engine with one optimisation profile (min, opt, max per input) and save it."""
     import tensorrt as trt
     from polygraphy.backend.trt import (
@@ -95,7 +105,8 @@ def build_engine(onnx_path: Path, plan_path: Path, *, input_shapes: dict[str, tu
         profile.add(name, min=smallest, opt=optimum, max=largest)
     free, _ = torch.cuda.mem_get_info()
     config = CreateConfig(
-        fp16=True, profiles=[profile],
+        fp16=True,
+        profiles=[profile],
         memory_pool_limits={trt.MemoryPoolType.WORKSPACE: workspace_bytes(free)},
     )
     engine = engine_from_network(network_from_onnx_path(str(onnx_path)), config=config)
@@ -113,7 +124,9 @@ class _Engine:
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(plan_path.read_bytes())
         if self.engine is None:
-            raise RuntimeError(f"TensorRT could not load {plan_path} (built by another version or GPU?)")
+            raise RuntimeError(
+                f"TensorRT could not load {plan_path} (built by another version or GPU?)"
+            )
         self.context = self.engine.create_execution_context()
         self._input_mode = trt.TensorIOMode.INPUT
 
@@ -156,7 +169,9 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
                 "(tensorrt, polygraphy, cuda-python) on a CUDA machine"
             )
         if options.cache_key is None:
-            raise ValueError("the tensorrt backend needs options.cache_key (the generator id) for its engine cache")
+            raise ValueError(
+                "the tensorrt backend needs options.cache_key (the generator id) for its engine cache"
+            )
         super().__init__(unet, decoder, BackendOptions(device=options.device, dtype=torch.float16))
         self.options = options
         self._cache_dir = Path(options.compile_cache_dir or ENGINE_CACHE_DIR).expanduser()
@@ -173,9 +188,13 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
 
         plans = {
             part: engine_cache_path(
-                self._cache_dir, gpu_name=torch.cuda.get_device_name(self.device),
-                tensorrt_version=trt.__version__, generator_id=self.options.cache_key, part=part,
-                height=height, width=width,
+                self._cache_dir,
+                gpu_name=torch.cuda.get_device_name(self.device),
+                tensorrt_version=trt.__version__,
+                generator_id=self.options.cache_key,
+                part=part,
+                height=height,
+                width=width,
             )
             for part in ("unet_step", "decoder")
         }
@@ -184,8 +203,14 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
             exported = export_onnx(self.unet, self.decoder, onnx_dir, height=height, width=width)
             h, w = height // 8, width // 8
             shapes = {
-                "unet_step": {"latent_input": ((1, 4, h, w), (OPT_BATCH, 4, h, w), (MAX_BATCH, 4, h, w)),
-                              "context": ((1, *CONTEXT_SHAPE), (OPT_BATCH, *CONTEXT_SHAPE), (MAX_BATCH, *CONTEXT_SHAPE))},
+                "unet_step": {
+                    "latent_input": ((1, 4, h, w), (OPT_BATCH, 4, h, w), (MAX_BATCH, 4, h, w)),
+                    "context": (
+                        (1, *CONTEXT_SHAPE),
+                        (OPT_BATCH, *CONTEXT_SHAPE),
+                        (MAX_BATCH, *CONTEXT_SHAPE),
+                    ),
+                },
                 "decoder": {"x0": ((1, 4, h, w), (OPT_BATCH, 4, h, w), (MAX_BATCH, 4, h, w))},
             }
             build_engine(exported.unet_step, plans["unet_step"], input_shapes=shapes["unet_step"])
@@ -195,7 +220,11 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
 
     @torch.inference_mode()
     def generate_group(
-        self, prev: torch.Tensor, noise: torch.Tensor, weight: float, context: torch.Tensor,
+        self,
+        prev: torch.Tensor,
+        noise: torch.Tensor,
+        weight: float,
+        context: torch.Tensor,
         frame_format: str = RGB24,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch = context.shape[0]
@@ -218,7 +247,9 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
         torch.cuda.current_stream(self.device).wait_stream(self._stream)
         return outputs
 
-    def _enqueue_step(self, step: _GraphStep, unet_engine: _Engine, decoder_engine: _Engine) -> None:
+    def _enqueue_step(
+        self, step: _GraphStep, unet_engine: _Engine, decoder_engine: _Engine
+    ) -> None:
         """Everything one batch does, on ``self._stream``, allocation-free (so it can be captured)."""
         torch.mul(step.noise, step.mix[1], out=step.scratch)
         step.scratch.addcmul_(step.prev, step.mix[0])  # + w * prev
@@ -226,30 +257,44 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
         unet_engine.enqueue(self._stream.cuda_stream)
         decoder_engine.enqueue(self._stream.cuda_stream)
         step.image.add_(1.0).mul_(127.5).round_().clamp_(0, 255)
-        step.frames.copy_(step.image.permute(0, 2, 3, 1))  # exact: values are whole numbers in 0..255
+        step.frames.copy_(
+            step.image.permute(0, 2, 3, 1)
+        )  # exact: values are whole numbers in 0..255
 
-    def _capture(self, prev: torch.Tensor, noise: torch.Tensor, context: torch.Tensor) -> _GraphStep:
+    def _capture(
+        self, prev: torch.Tensor, noise: torch.Tensor, context: torch.Tensor
+    ) -> _GraphStep:
         batch, (rows, channels, h, w) = context.shape[0], prev.shape
         height, width = h * 8, w * 8
         unet_engine, decoder_engine = self._engines_for(height, width)
         device = self.device
         step = _GraphStep(
-            prev=prev.to(device, torch.float32).clone(), noise=noise.to(device, torch.float32).clone(),
-            mix=torch.tensor([1.0, 0.0], device=device), context=context.to(device, torch.float32).clone(),
+            prev=prev.to(device, torch.float32).clone(),
+            noise=noise.to(device, torch.float32).clone(),
+            mix=torch.tensor([1.0, 0.0], device=device),
+            context=context.to(device, torch.float32).clone(),
             scratch=torch.empty(rows, channels, h, w, device=device),
             latent_input=torch.empty(batch, channels, h, w, device=device),
             x0=torch.empty(batch, channels, h, w, device=device),
             image=torch.empty(batch, 3, height, width, device=device),
             frames=torch.empty(batch, height, width, 3, device=device, dtype=torch.uint8),
         )
-        unet_engine.bind({"latent_input": step.latent_input, "context": step.context, "x0": step.x0})
+        unet_engine.bind(
+            {"latent_input": step.latent_input, "context": step.context, "x0": step.x0}
+        )
         decoder_engine.bind({"x0": step.x0, "image": step.image})
         cudart = _cudart()
         handle = self._stream.cuda_stream
         with torch.cuda.stream(self._stream):
-            self._enqueue_step(step, unet_engine, decoder_engine)  # a run before capture (lazy init)
+            self._enqueue_step(
+                step, unet_engine, decoder_engine
+            )  # a run before capture (lazy init)
             self._stream.synchronize()
-            _check(cudart.cudaStreamBeginCapture(handle, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
+            _check(
+                cudart.cudaStreamBeginCapture(
+                    handle, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+                )
+            )
             self._enqueue_step(step, unet_engine, decoder_engine)
             graph = _check(cudart.cudaStreamEndCapture(handle))
         step.graph_exec = _check(cudart.cudaGraphInstantiate(graph, 0))

@@ -34,8 +34,12 @@ class TorchBackend(Backend):
         self.options = options
         memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
         # nn.Module.to, not diffusers' override, which warns on every dtype cast.
-        self.unet = nn.Module.to(unet, device=options.device, dtype=options.dtype, memory_format=memory_format)
-        self.decoder = nn.Module.to(decoder, device=options.device, dtype=options.dtype, memory_format=memory_format)
+        self.unet = nn.Module.to(
+            unet, device=options.device, dtype=options.dtype, memory_format=memory_format
+        )
+        self.decoder = nn.Module.to(
+            decoder, device=options.device, dtype=options.dtype, memory_format=memory_format
+        )
         for module in (self.unet, self.decoder):
             module.eval().requires_grad_(False)
         if options.compile_mode is not None:
@@ -54,10 +58,14 @@ class TorchBackend(Backend):
     def eps(self, latent_input: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return self.unet_eps(latent_input, context, self._timestep)
 
-    def unet_eps(self, latent_input: torch.Tensor, context: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+    def unet_eps(
+        self, latent_input: torch.Tensor, context: torch.Tensor, timestep: torch.Tensor
+    ) -> torch.Tensor:
         """The UNet's eps at ``timestep`` (a device tensor: an input of exported graphs, never a constant)."""
         sample = self._prepare(latent_input)
-        out = self.unet(sample, timestep, encoder_hidden_states=self._prepare(context), return_dict=False)[0]
+        out = self.unet(
+            sample, timestep, encoder_hidden_states=self._prepare(context), return_dict=False
+        )[0]
         return out.float()
 
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
@@ -77,7 +85,9 @@ class TorchBackend(Backend):
         step.graph.replay()
         return step.x0.clone(), step.frames.clone()
 
-    def _capture(self, latent_input: torch.Tensor, context: torch.Tensor, frame_format: str) -> _CapturedStep:
+    def _capture(
+        self, latent_input: torch.Tensor, context: torch.Tensor, frame_format: str
+    ) -> _CapturedStep:
         static_latent = latent_input.to(self.device, torch.float32).clone()
         static_context = context.to(self.device, torch.float32).clone()
         side = torch.cuda.Stream(self.device)

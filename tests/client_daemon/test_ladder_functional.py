@@ -81,7 +81,9 @@ async def test_a_page_plays_a_ladder_frame_for_frame(tmp_path: Path, tiny_genera
         assert (container.streams.video[0].width, container.streams.video[0].height) == (SIZE, SIZE)
     decoded = decode_fmp4(fmp4)
     assert [round(f.time_s * FPS) for f in decoded] == list(range(FRAMES))
-    assert [i for i, f in enumerate(decoded) if f.key] == list(range(0, FRAMES, GOP_FRAMES))  # an IDR a GOP
+    assert [i for i, f in enumerate(decoded) if f.key] == list(
+        range(0, FRAMES, GOP_FRAMES)
+    )  # an IDR a GOP
     plan = [(level, index, index == 2) for index, level in enumerate(LEVEL_OF_CHUNK)]
     expected = reference_frames(tiny_generator, plan)
     engine = [frame for level, index, _ in plan for frame in expected[(level, index)]]

@@ -148,7 +148,9 @@ def test_long_chunks_are_cut_into_parallel_gops_one_segment_each() -> None:
     for gop in gops:
         assert box_types(gop.data) == ["moof", "mdat"] and gop.encode_ms > 0
         assert segment_decode_time(gop.data) == gop.first_frame * timescale // FPS
-        alone = decode_fmp4(muxer.init_segment() + gop.data)  # each stands alone: a seek may land on it
+        alone = decode_fmp4(
+            muxer.init_segment() + gop.data
+        )  # each stands alone: a seek may land on it
         assert alone[0].key and round(alone[0].time_s * FPS) == gop.first_frame
     decoded = decode_fmp4(muxer.init_segment() + b"".join(g.data for g in gops))
     assert [i for i, f in enumerate(decoded) if f.key] == [0, 4, 8]
@@ -168,7 +170,9 @@ def test_a_gop_is_handed_out_before_the_next_frames_arrive() -> None:
 
     def batches():
         yield frames[:4]
-        seen_before_rest.append(first_out.wait(timeout=60))  # generation of the rest "takes" until then
+        seen_before_rest.append(
+            first_out.wait(timeout=60)
+        )  # generation of the rest "takes" until then
         yield frames[4:]
 
     delivered: list[GopSegment] = []

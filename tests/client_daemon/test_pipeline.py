@@ -26,7 +26,10 @@ def generation_thread():
 
 
 def make_pipeline(  # noqa: ANN201
-    generator, executor, depth: int = 2, gop_frames: int = EncoderSettings.gop_frames  # noqa: ANN001
+    generator,
+    executor,
+    depth: int = 2,
+    gop_frames: int = EncoderSettings.gop_frames,  # noqa: ANN001
 ):
     stream = generator.open_stream(
         width=SIZE, height=SIZE, init_latent=init_latent(), frame_format=ENGINE_FRAME_FORMAT
@@ -87,7 +90,10 @@ async def test_a_chunk_comes_out_gop_by_gop(tiny_generator, generation_thread) -
     outcomes = pipeline.outcomes()
     first, second = await anext(outcomes), await anext(outcomes)
     await outcomes.aclose()
-    assert [(s.part, s.parts, s.frames, s.last) for s in (first, second)] == [(0, 2, 3, False), (1, 2, 1, True)]
+    assert [(s.part, s.parts, s.frames, s.last) for s in (first, second)] == [
+        (0, 2, 3, False),
+        (1, 2, 1, True),
+    ]
     assert box_types(first.data) == ["moof", "mdat"] and segment_sample_count(first.data) == 3
     assert 0 < first.generation_ms <= second.generation_ms  # the second GOP's frames came later
     assert pipeline.queue_depth == 0 and pipeline.meter.fps > 0
@@ -138,7 +144,9 @@ async def test_closing_drops_queued_work(tiny_generator) -> None:  # noqa: ANN00
         return iter_chunk(chunk, prefix)
 
     stream.iter_chunk = counting_iter
-    pipeline = SessionPipeline(stream, H264Muxer(SIZE, SIZE, FPS), executor)  # RGB frames: also taken
+    pipeline = SessionPipeline(
+        stream, H264Muxer(SIZE, SIZE, FPS), executor
+    )  # RGB frames: also taken
     gid = tiny_generator.generator_id
     await pipeline.submit(job(0, gid))
     await pipeline.submit(job(1, gid))

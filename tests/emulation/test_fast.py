@@ -112,10 +112,14 @@ def test_slow_daemon_stalls_even_on_a_fast_link() -> None:
 def test_gop_segments_start_playback_one_gop_after_the_download() -> None:
     """15-frame GOPs: chunk 0 (downloaded at 0.4 s) plays from its first GOP at 0.45 s, not 0.6 s."""
     config = replace(HAND, session_s=8.0, gop_frames=15)
-    [result] = run_fast(two_level_ladder(), [Trace.constant(1.0, 100.0)], ["fixed"], config, abr_options=fixed(0))
+    [result] = run_fast(
+        two_level_ladder(), [Trace.constant(1.0, 100.0)], ["fixed"], config, abr_options=fixed(0)
+    )
     assert result.startup_s == pytest.approx(0.45)
     assert result.chunks["tApp"] == pytest.approx([0.6, 0.9, 1.2, 1.5])  # whole chunks: as before
-    assert result.chunks["bufAfterApp"][0] == pytest.approx(2.0 - 0.15)  # played 0.15 s of it meanwhile
+    assert result.chunks["bufAfterApp"][0] == pytest.approx(
+        2.0 - 0.15
+    )  # played 0.15 s of it meanwhile
     assert result.end_s == pytest.approx(8.45)
     assert result.stalls == []
 

@@ -29,8 +29,18 @@ class SmallStep(nn.Module):
 
 
 def key(**changes) -> AotKey:
-    fields = dict(generator_id="tiny:test", device="cpu", torch=torch.__version__, cuda=None, diffusers="0",
-                  code="c0de", dtype="float32", frame_format="rgb24", input_shapes=((2, 3, 8, 8), ()), options="")
+    fields = dict(
+        generator_id="tiny:test",
+        device="cpu",
+        torch=torch.__version__,
+        cuda=None,
+        diffusers="0",
+        code="c0de",
+        dtype="float32",
+        frame_format="rgb24",
+        input_shapes=((2, 3, 8, 8), ()),
+        options="",
+    )
     return AotKey(**{**fields, **changes})
 
 
@@ -102,7 +112,9 @@ def test_an_unreadable_record_is_not_trusted(cache, caplog):
 
 def test_a_package_that_does_not_load_is_not_trusted(cache, caplog):
     package, record = cache.paths(key())
-    package.write_bytes(b"PK\x03\x04 not a package")  # the checksum is made to match: only loading can tell
+    package.write_bytes(
+        b"PK\x03\x04 not a package"
+    )  # the checksum is made to match: only loading can tell
     fields = json.loads(record.read_text())
     fields["sha256"] = file_sha256(package)
     record.write_text(json.dumps(fields))

@@ -18,7 +18,9 @@ def swscale_yuv420p(rgb: np.ndarray) -> np.ndarray:
 
 def smooth_and_noisy(height: int, width: int) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    smooth = np.stack([127 + 120 * np.sin(x / 7), 127 + 120 * np.sin(y / 5), 127 + 120 * np.sin((x - y) / 9)], -1)
+    smooth = np.stack(
+        [127 + 120 * np.sin(x / 7), 127 + 120 * np.sin(y / 5), 127 + 120 * np.sin((x - y) / 9)], -1
+    )
     noisy = np.random.default_rng(3).integers(0, 256, (height, width, 3))
     return np.stack([smooth, noisy]).clip(0, 255).astype(np.uint8)
 
@@ -39,7 +41,9 @@ def test_frames_of_either_format_come_from_the_same_levels():
     image = torch.rand(3, 3, 16, 32) * 2.2 - 1.1  # a decoder's output runs a little past [-1, 1]
     rgb = image_to_frames(image, RGB24)
     assert rgb.shape == (3, 16, 32, 3) and rgb.dtype == torch.uint8
-    torch.testing.assert_close(image_to_frames(image, YUV420P), levels_to_yuv420p(rgb.permute(0, 3, 1, 2).float()))
+    torch.testing.assert_close(
+        image_to_frames(image, YUV420P), levels_to_yuv420p(rgb.permute(0, 3, 1, 2).float())
+    )
     with pytest.raises(ValueError, match="frame format 'nv12'"):
         image_to_frames(image, "nv12")
     with pytest.raises(ValueError, match="even frame size"):
@@ -50,7 +54,9 @@ def test_a_yuv_stream_equals_todays_rgb_path_within_one_level(tiny_generator):
     """The tiny generator's chunks in yuv420p vs its RGB chunks converted by swscale (today's encoder input)."""
     chunks = make_level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)
     streams = {
-        fmt: tiny_generator.open_stream(width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), frame_format=fmt)
+        fmt: tiny_generator.open_stream(
+            width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), frame_format=fmt
+        )
         for fmt in (RGB24, YUV420P)
     }
     rgb = streams[RGB24].decode_chunk(chunks[0])

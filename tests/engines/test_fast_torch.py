@@ -171,7 +171,9 @@ def test_short_group_runs_padded_in_the_captured_larger_graph():
 def test_pinned_sink_matches_the_plain_one():
     from engines.backends.host_copy import PinnedFrameSink
 
-    batches = [torch.randint(0, 256, (n, 16, 16, 3), dtype=torch.uint8, device="cuda") for n in (3, 4)]
+    batches = [
+        torch.randint(0, 256, (n, 16, 16, 3), dtype=torch.uint8, device="cuda") for n in (3, 4)
+    ]
     pinned, plain = PinnedFrameSink(7, (16, 16, 3), torch.device("cuda")), FrameSink(7, (16, 16, 3))
     for batch in batches:
         pinned.add(batch)
@@ -191,12 +193,15 @@ def test_ahead_of_time_step_is_cached_and_agrees_with_the_compiled_one(tmp_path,
     from engines.colour import YUV420P
 
     def frames(generator):
-        stream = generator.open_stream(width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(),
-                                       frame_format=YUV420P)
+        stream = generator.open_stream(
+            width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), frame_format=YUV420P
+        )
         chunks = make_level_chunks(generator.generator_id, frames=8, interval=4, chunk_frames=8)
         return stream.decode_chunk(chunks[0]), generator.backend.compiled_how(YUV420P)
 
-    options = dict(device="cuda", backend="fast", compile_cache_dir=str(tmp_path), ahead_of_time=True)
+    options = dict(
+        device="cuda", backend="fast", compile_cache_dir=str(tmp_path), ahead_of_time=True
+    )
     built, how = frames(load_generator("tiny", **options))
     assert how == ["ahead-of-time"]
     assert len(list((tmp_path / "aot").glob("*.pt2"))) == 1
