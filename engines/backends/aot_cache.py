@@ -219,7 +219,6 @@ class AotStepCache:
         key: AotKey,
         module: nn.Module,
         example_inputs: tuple[torch.Tensor, ...],
-        inductor_configs: dict[str, Any] | None = None,
     ) -> Callable[..., Any]:
         """Export and compile ``module`` for ``example_inputs``' shapes, store it under ``key``, load it."""
         package, record_path = self.paths(key)
@@ -236,7 +235,7 @@ class AotStepCache:
                 torch._inductor.aoti_compile_and_package(
                     exported,
                     package_path=str(temporary),
-                    inductor_configs={**package_config(), **(inductor_configs or {})},
+                    inductor_configs=package_config(),
                 )
                 os.replace(temporary, package)
             finally:
@@ -258,15 +257,6 @@ class AotStepCache:
             exported_s,
         )
         return _load_package(package, module)
-
-    def load_or_build(
-        self,
-        key: AotKey,
-        module: nn.Module,
-        example_inputs: tuple[torch.Tensor, ...],
-        inductor_configs: dict[str, Any] | None = None,
-    ) -> Callable[..., Any]:
-        return self.load(key, module) or self.build(key, module, example_inputs, inductor_configs)
 
 
 def _load_package(package: Path, module: nn.Module) -> Callable[..., Any]:
