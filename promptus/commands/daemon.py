@@ -54,6 +54,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: the backend's own choice)",
     )
     parser.add_argument(
+        "--ahead-of-time",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fast backend: load the compiled generation step from the compile cache, built there "
+        "on the first start (per generator, card and torch version), so a restart is ready in "
+        "seconds; a bad or foreign cache entry is logged and rebuilt (default: on)",
+    )
+    parser.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        help="compile cache folder (default: $PROMPTUS_COMPILE_CACHE, else ~/.cache/promptus/inductor)",
+    )
+    parser.add_argument(
         "--allow-origin",
         action="append",
         dest="allow_origins",
@@ -76,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the generator and serve pages until interrupted."""
-    from client_daemon.daemon import Daemon
+    from client_daemon.daemon import ENGINE_FRAME_FORMAT, Daemon
     from client_daemon.muxer import NEAR_LOSSLESS, EncoderSettings
     from client_daemon.run import serve_announced
 
@@ -96,7 +109,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from None
     generator = load_generator_from_args(
-        args, backend=args.backend, cuda_graph=args.cuda_graph, compile_mode=args.compile_mode
+        args,
+        backend=args.backend,
+        cuda_graph=args.cuda_graph,
+        compile_mode=args.compile_mode,
+        compile_cache_dir=args.compile_cache,
+        ahead_of_time=args.ahead_of_time,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     warm_ups = args.warm_ups
@@ -109,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            seconds = generator.warm_up(width, height, frames)
+            seconds = generator.warm_up(width, height, frames, ENGINE_FRAME_FORMAT)
         except ValueError as error:
             raise CommandError(f"--warm-up: {error}") from None
         print(f"promptus daemon: warm in {seconds:.1f} s", flush=True)

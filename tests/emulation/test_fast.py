@@ -1,7 +1,8 @@
 """The fast simulator (real Node, the player's real web/abr/ rules) against hand-computed cases.
 
 Model constants of the hand cases: RTT 0.1 s, all link capacity carries payload, no noise,
-daemon at 300 fps (60-frame chunk = 0.2 s), daemon ready at 0.3 s, trace from its start.
+daemon at 300 fps (60-frame chunk = 0.2 s), daemon ready at 0.3 s, trace from its start, one
+media segment per chunk (a 60-frame GOP) unless a case says otherwise.
 Level 0 chunks are 25 000 B (0.2 Mbit), level 1 chunks 250 000 B (2 Mbit), 2 s each.
 """
 
@@ -26,6 +27,7 @@ HAND = SimConfig(
     daemon_fps=300.0,
     daemon_jitter=0.0,
     daemon_open_s=0.3,
+    gop_frames=60,
     random_start=False,
 )
 
@@ -108,6 +110,21 @@ def test_slow_daemon_stalls_even_on_a_fast_link() -> None:
     assert result.end_s == pytest.approx(14.3)
     assert len(result.stalls) == 3
     assert sum(e - s for s, e in result.stalls) == pytest.approx(3.0, abs=1e-6)
+
+
+def test_gop_segments_start_playback_one_gop_after_the_download() -> None:
+    """15-frame GOPs: chunk 0 (downloaded at 0.4 s) plays from its first GOP at 0.45 s, not 0.6 s."""
+    config = replace(HAND, session_s=8.0, gop_frames=15)
+    [result] = run_fast(
+        two_level_ladder(), [Trace.constant(1.0, 100.0)], ["fixed"], config, abr_options=fixed(0)
+    )
+    assert result.startup_s == pytest.approx(0.45)
+    assert result.chunks["tApp"] == pytest.approx([0.6, 0.9, 1.2, 1.5])  # whole chunks: as before
+    assert result.chunks["bufAfterApp"][0] == pytest.approx(
+        2.0 - 0.15
+    )  # played 0.15 s of it meanwhile
+    assert result.end_s == pytest.approx(8.45)
+    assert result.stalls == []
 
 
 def test_switch_prefix_rides_in_front_of_a_changed_level() -> None:
