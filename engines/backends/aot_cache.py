@@ -22,6 +22,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -50,6 +52,28 @@ PACKAGE_CONFIG = {
 # Where this torch has it: compile the C++ wrapper without optimising. It only launches kernels,
 # and a captured CUDA graph replays them without it; optimising it is most of the compile time.
 OPTIONAL_PACKAGE_CONFIG = {"aot_inductor.compile_wrapper_opt_level": "O0"}
+# A package is first loaded by a throwaway process: torch 2.11's loader segfaulted on an H100
+# (2026-11-27, docs/realtime.md), and a crash must take the probe down, never the daemon.
+PROBE_TIMEOUT_S = 300.0
+PROBE_CODE = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1])"
+
+
+def probe_load(package: Path) -> str | None:
+    """Load ``package`` in a child process; why that failed (a crash, an error), or None."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE_CODE, str(package)],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"loading it took over {PROBE_TIMEOUT_S:.0f} s in a probe process"
+    if done.returncode == 0:
+        return None
+    how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit {done.returncode}"
+    return f"loading it ended a probe process ({how}): {done.stderr.strip()[-300:]}"
 
 
 @dataclass(frozen=True)
@@ -203,6 +227,8 @@ class AotStepCache:
                 str(record.get("sha256"))[:12],
             )
             return None
+        if not record.get("probed"):
+            self._probe(key, package, record)
         try:
             return _load_package(package, module)
         except Exception as error:  # noqa: BLE001 - any loader failure means: do not trust it
@@ -256,7 +282,18 @@ class AotStepCache:
             time.perf_counter() - started,
             exported_s,
         )
+        self._probe(key, package, json.loads(record_path.read_text(encoding="utf-8")))
         return _load_package(package, module)
+
+    def _probe(self, key: AotKey, package: Path, record: dict[str, Any]) -> None:
+        """Load ``package`` in a throwaway process first; RuntimeError (and recorded) if it fails."""
+        failure = probe_load(package)
+        if failure is not None:
+            error = RuntimeError(failure)
+            self.mark_failed(key, error)
+            raise error
+        _, record_path = self.paths(key)
+        atomic_write_json(record_path, {**record, "probed": True})
 
 
 def _load_package(package: Path, module: nn.Module) -> Callable[..., Any]:

@@ -56,10 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ahead-of-time",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="fast backend: load the compiled generation step from the compile cache, built there "
         "on the first start (per generator, card and torch version), so a restart is ready in "
-        "seconds; a bad or foreign cache entry is logged and rebuilt (default: on)",
+        "seconds; each package is first loaded by a throwaway process, and a bad, foreign or "
+        "crashing one is logged, recorded and replaced by torch.compile. Off by default: torch "
+        "2.11's loader crashed on an H100 (docs/realtime.md)",
     )
     parser.add_argument(
         "--compile-cache",

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from engines.backends import aot_cache
 from engines.backends.aot_cache import AotKey, AotStepCache, file_sha256
 
 pytestmark = pytest.mark.slow  # one AOTInductor compile (C++), about 20 s on two cores
@@ -148,3 +149,23 @@ def test_a_failed_build_is_remembered_for_its_key_only(tmp_path, caplog):
     assert cache.known_failure(key()) == "ValueError: Inductor could not fuse"
     assert cache.known_failure(key(torch="9.9")) is None  # another torch may build it
     assert cache.load(key(), SmallStep()) is None  # a failure record is no package
+
+
+def test_an_unprobed_package_that_fails_to_load_is_recorded_and_never_loaded_here(cache):
+    package, record = cache.paths(key())
+    package.write_bytes(b"PK\x03\x04 not a package")
+    fields = json.loads(record.read_text())
+    fields["sha256"] = file_sha256(package)
+    del fields["probed"]  # as a package from an older release: never loaded by a probe yet
+    record.write_text(json.dumps(fields))
+    with pytest.raises(RuntimeError, match="ended a probe process"):
+        cache.load(key(), SmallStep())
+    assert "ended a probe process (exit 1)" in cache.known_failure(key())
+
+
+def test_a_loader_that_crashes_takes_down_the_probe_not_this_process(tmp_path, monkeypatch):
+    crash = "import os, signal, sys; os.kill(os.getpid(), signal.SIGSEGV)"
+    monkeypatch.setattr(aot_cache, "PROBE_CODE", crash)
+    assert aot_cache.probe_load(tmp_path / "any.pt2").startswith(
+        "loading it ended a probe process (signal 11)"
+    )
