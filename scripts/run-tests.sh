@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # CAP_SYS_NICE nothing the tests start can take real-time priority (it keeps normal priority).
 if [ -z "${PROMPTUS_NO_REALTIME:-}" ] && [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
   export PROMPTUS_NO_REALTIME=1
-  exec setpriv --bounding-set -sys_nice -- bash "$0" "$@"
+  exec setpriv --bounding-set -sys_nice -- bash "$PWD/scripts/run-tests.sh" "$@"
 fi
 BIN=${VENV:-.venv}/bin
 export HF_HUB_OFFLINE=1
