@@ -92,6 +92,10 @@ def test_bad_inputs_exit_with_one_line(
         ],
         "does not exist",
     )
+    _fails(capsys, [*invert, str(frames_dir), "--rank", "2", "--interval", "2", "--preset", "paper"],
+           "pass --perceptual vgg19:PATH")  # fmt: skip
+    _fails(capsys, [*invert, str(frames_dir), "--rank", "2", "--interval", "2", "--preset", "paper",
+                    "--perceptual", f"vgg19:{tmp_path / 'no-vgg19.pth'}"], "does not exist")  # fmt: skip
     _fails(
         capsys,
         ["ladder", str(frames_dir), "--out", out, *TINY, "--levels", "r2x10"],
