@@ -52,8 +52,8 @@ def test_frame_subsets_always_hold_the_worst_frame() -> None:
 
 @pytest.fixture(scope="module")
 def setup() -> tuple[Any, np.ndarray, np.ndarray]:
-    from engines import load_generator
     from authoring.planted import planted_clip
+    from engines import load_generator
 
     gen = load_generator("tiny", device="cpu")
     frames, init = planted_clip(gen, 64, 7, 3, 2, seed=5)

@@ -192,10 +192,10 @@ def test_paper_preset_refuses_to_run_without_vgg19_weights() -> None:
 
 
 def test_sd_vae_initial_latent_is_a_scaled_posterior_sample(tmp_path: Path) -> None:
+    from authoring.initial import sd_vae_initial_latent
     from engines.ldm_layout import seeded_ldm_state
     from engines.model_configs import TINY_UNET, TINY_VAE
     from engines.sdturbo import load_vae
-    from authoring.initial import sd_vae_initial_latent
 
     path = tmp_path / "tiny_ldm.safetensors"
     save_file(seeded_ldm_state(TINY_UNET, TINY_VAE, seed=3, dtype=torch.float32), str(path))
@@ -224,11 +224,11 @@ def test_sd_vae_initial_latent_is_a_scaled_posterior_sample(tmp_path: Path) -> N
 def test_paper_preset_fits_a_chained_stream_that_decodes_to_the_fitted_frames(
     tmp_path: Path,
 ) -> None:
-    from engines import load_generator
     from authoring.build import FitOptions, fit_level
-    from authoring.planted import planted_clip
     from authoring.levels import LevelSpec
+    from authoring.planted import planted_clip
     from authoring.source import SourceVideo
+    from engines import load_generator
     from prompts.ladder import split_into_chunks
     from prompts.manifest import StreamInfo
 
