@@ -439,31 +439,36 @@ def guarded(
 
 
 def plot_front(document: dict, path: Path) -> None:
-    """PSNR against reference versus GPU-seconds per video-second, one point per fit, the
-    Pareto front (cheapest at each quality) joined."""
+    """Quality against GPU-seconds per video-second, one point per fit (labelled with its steps
+    per keyframe), the Pareto front (cheapest at each quality) joined. Quality is the PSNR
+    minus ``reference``'s, or the PSNR itself when the run has no reference row."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in document["rows"] if r.get("psnr_delta_vs_reference_db") is not None]
+    relative = any(r.get("psnr_delta_vs_reference_db") is not None for r in document["rows"])
+    key = "psnr_delta_vs_reference_db" if relative else "psnr_db"
+    rows = [r for r in document["rows"] if r.get(key) is not None]
     figure, axes = plt.subplots(figsize=(7.5, 4.8))
     for row in rows:
-        x, y = row["gpu_s_per_video_s"], row["psnr_delta_vs_reference_db"]
-        axes.scatter(x, y, color="tab:red" if row["variant"] == "fast" else "tab:blue", zorder=3)
-        axes.annotate(row["variant"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        x, y = row["gpu_s_per_video_s"], row[key]
+        axes.scatter(x, y, color="tab:blue", zorder=3)
+        label = f"{row['variant']} ({'/'.join(str(i) for i in row['iterations'])})"
+        axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     front, best = [], -math.inf
     for row in sorted(rows, key=lambda r: r["gpu_s_per_video_s"]):
-        if row["psnr_delta_vs_reference_db"] > best:
-            best = row["psnr_delta_vs_reference_db"]
+        if row[key] > best:
+            best = row[key]
             front.append(row)
-    axes.plot([r["gpu_s_per_video_s"] for r in front], [r["psnr_delta_vs_reference_db"] for r in front],
+    axes.plot([r["gpu_s_per_video_s"] for r in front], [r[key] for r in front],
               color="tab:gray", linestyle="--", zorder=2, label="Pareto front")  # fmt: skip
-    axes.axhline(-0.5, color="tab:green", linewidth=0.8, label="reference - 0.5 dB")
+    if relative:
+        axes.axhline(-0.5, color="tab:green", linewidth=0.8, label="reference - 0.5 dB")
     axes.axvline(5.0, color="tab:orange", linewidth=0.8, label="5 GPU-s / video-s")
     axes.set_xscale("log")
-    axes.set_xlabel("GPU-seconds per video-second (whole fit)")
-    axes.set_ylabel("planted-clip PSNR minus reference's (dB)")
+    axes.set_xlabel("GPU-seconds per video-second (whole fit); label: variant (steps / keyframe)")
+    axes.set_ylabel("planted-clip PSNR minus reference's (dB)" if relative else "planted-clip PSNR (dB)")
     axes.set_title(f"Inversion presets and levers, {document['card']}", fontsize=9)
     axes.legend(fontsize=7)
     axes.grid(True, which="both", alpha=0.3)
