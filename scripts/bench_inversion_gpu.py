@@ -468,7 +468,9 @@ def plot_front(document: dict, path: Path) -> None:
     axes.axvline(5.0, color="tab:orange", linewidth=0.8, label="5 GPU-s / video-s")
     axes.set_xscale("log")
     axes.set_xlabel("GPU-seconds per video-second (whole fit); label: variant (steps / keyframe)")
-    axes.set_ylabel("planted-clip PSNR minus reference's (dB)" if relative else "planted-clip PSNR (dB)")
+    axes.set_ylabel(
+        "planted-clip PSNR minus reference's (dB)" if relative else "planted-clip PSNR (dB)"
+    )
     axes.set_title(f"Inversion presets and levers, {document['card']}", fontsize=9)
     axes.legend(fontsize=7)
     axes.grid(True, which="both", alpha=0.3)
