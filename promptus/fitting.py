@@ -67,9 +67,9 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") 
     )
     parser.add_argument(
         "--perceptual",
-        default=None,
-        help="perceptual loss term: ms-ssim (default), none, vgg:PATH (VGG16 weights file) or "
-        "vgg19:PATH (VGG19 weights file, the release's term; --preset paper needs it)",
+        default="ms-ssim",
+        help="perceptual loss term: ms-ssim, none, vgg:PATH (VGG16 weights file) or vgg19:PATH "
+        "(VGG19 weights file, the release's term; --preset paper needs it)",
     )
     parser.add_argument(
         "--prev-latent-rule",
@@ -153,16 +153,15 @@ def fit_options(args: argparse.Namespace) -> Any:
         preset = get_preset(args.preset).with_target(args.target_psnr)
         if args.iterations is not None:
             preset = preset.with_budgets(*parse_budgets(args.iterations))
-        perceptual = args.perceptual or "ms-ssim"
-        check_perceptual(preset, perceptual)
-        perceptual_term(perceptual)  # a missing or malformed weights file fails here
+        check_perceptual(preset, args.perceptual)
+        perceptual_term(args.perceptual)  # a missing or malformed weights file fails here
     except (ValueError, RuntimeError) as error:
         raise CommandError(str(error)) from None
     if args.chunk_seconds <= 0:
         raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
     return FitOptions(
-        preset=preset, perceptual=perceptual, warm_start=not args.cold_start, seed=args.seed,
-        prev_latent_rule=args.prev_latent_rule, vae_weights=args.weights,
+        preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start,
+        seed=args.seed, prev_latent_rule=args.prev_latent_rule, vae_weights=args.weights,
     )  # fmt: skip
 
 
@@ -262,14 +261,20 @@ def segmented(args: argparse.Namespace) -> bool:
 def run_titles(args: argparse.Namespace, jobs: list[Any], levels: list[Any]) -> list[Any]:
     """Fit ``jobs`` (``authoring.catalog.TitleJob``) segment by segment on the ``--cluster``
     runner; a ``TitleReport`` per job. Nothing loads a generator in this process."""
+    from authoring.build import BuildError
     from authoring.catalog import DEFAULT_SEGMENT_SECONDS, CatalogSettings, build_titles
     from authoring.cluster import open_runner
     from authoring.runner import TaskResources
+    from authoring.segments import check_segment_options
     from authoring.tasks import GeneratorSpec
     from engines.variants import VARIANTS
     from promptus.options import check_weights_given
 
     options = fit_options(args)
+    try:
+        check_segment_options(options)
+    except BuildError as error:
+        raise CommandError(str(error)) from None
     check_weights_given(args)
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads must be at least 1, got {args.threads}")

@@ -256,3 +256,17 @@ def test_paper_preset_fits_a_chained_stream_that_decodes_to_the_fitted_frames(
     stream = gen.open_stream(width=64, height=64, init_latent=init, prev_latent_rule="chained")
     decoded = np.concatenate([stream.decode_chunk(c) for c in chunks])
     assert np.array_equal(decoded, fitted.frames)
+
+
+def test_closed_segments_refuse_the_release_stream_model() -> None:
+    from authoring.build import BuildError, FitOptions
+    from authoring.segments import check_segment_options
+
+    with pytest.raises(BuildError, match="preset paper .* cannot be fitted in closed segments"):
+        check_segment_options(FitOptions(preset=PRESETS["paper"], perceptual="vgg19:x.pth"))
+    chunk_reset = FitOptions(
+        preset=PRESETS["paper"], perceptual="vgg19:x.pth", prev_latent_rule="chunk-reset"
+    )
+    with pytest.raises(BuildError, match="initial latent sd-vae"):
+        check_segment_options(chunk_reset)
+    check_segment_options(FitOptions(preset=PRESETS["fast"]))
