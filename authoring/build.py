@@ -56,6 +56,7 @@ class FitOptions:
     loss_weights: LossWeights = LossWeights()
     warm_start: bool = True
     seed: int = 0
+    amortised_start: bool = True  # start keyframes from the generator's prompt encoder (nano)
 
 
 def checkpoint_path(out: Path, level: LevelSpec) -> Path:
@@ -156,8 +157,13 @@ def fit_level(
         warm_start=options.warm_start, seed=options.seed,
     )  # fmt: skip
     loss = FitLoss(perceptual_term(options.perceptual), options.loss_weights)
+    predictor = None
+    if options.amortised_start:
+        from authoring.nano_prompt_encoder import factor_predictor_for
+
+        predictor = factor_predictor_for(generator, source.frames)
     fitter = LevelFitter(
-        generator, source.frames, init_latent, config, options.preset, loss, latent_targets
+        generator, source.frames, init_latent, config, options.preset, loss, latent_targets, predictor
     )
     print_ = fingerprint(source, generator.generator_id, config, options)
     state = FitState()

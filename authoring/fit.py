@@ -28,6 +28,10 @@ from prompts.quant import fake_quantize, quantize_tensor
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, NOISE_SEED, PREV_LATENT_WEIGHT
 
 
+# (keyframe's frame index, previous latent [1, 4, h, w], rank) -> starting (U [77, r], V [r, 1024])
+FactorPredictor = Callable[[int, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+
+
 @dataclass(frozen=True)
 class LevelConfig:
     """What defines one level's fit besides the source frames."""
@@ -120,9 +124,12 @@ class LevelFitter:
         preset: FitPreset,
         loss: FitLoss,
         latent_targets: np.ndarray | None = None,
+        predict_factors: FactorPredictor | None = None,
     ) -> None:
-        """``latent_targets`` (encoder latents of ``frames``) enable the preset's latent phase."""
+        """``latent_targets`` (encoder latents of ``frames``) enable the preset's latent phase;
+        ``predict_factors`` (a prompt encoder, e.g. nano's) gives every keyframe its starting factors."""
         self.gen = generator
+        self.predict_factors = predict_factors
         self.frames = frames
         self.config = config
         self.preset = preset
@@ -133,9 +140,8 @@ class LevelFitter:
         self._noise = torch.from_numpy(stream_noise(config.noise_seed, height, width)).to(
             self.device
         )
-        self.init_input = self.unet_input(
-            torch.from_numpy(np.ascontiguousarray(init_latent, np.float32))
-        )
+        self.init_latent = torch.from_numpy(np.ascontiguousarray(init_latent, np.float32)).to(self.device)
+        self.init_input = self.unet_input(self.init_latent)
         self.latent_targets = (
             torch.from_numpy(latent_targets).to(self.device) if latent_targets is not None else None
         )
@@ -143,6 +149,11 @@ class LevelFitter:
     def unet_input(self, prev_latent: torch.Tensor) -> torch.Tensor:
         """A group's UNet input ``w * prev + (1 - w) * noise``, as the stream decoder mixes it."""
         return mix_latent(prev_latent.to(self.device), self._noise, self.config.prev_latent_weight)
+
+    def _unmix(self, unet_input: torch.Tensor) -> torch.Tensor:
+        """``prev`` of a group input ``w * prev + (1 - w) * noise``."""
+        weight = self.config.prev_latent_weight
+        return (unet_input.to(self.device) - (1.0 - weight) * self._noise) / weight
 
     def _forward(
         self, latents: torch.Tensor, contexts: torch.Tensor
@@ -159,6 +170,12 @@ class LevelFitter:
     def _initial_factors(
         self, span: KeyframeSpan, state: FitState
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.predict_factors is not None:
+            # The previous latent of the frames before the keyframe: the init latent for keyframe
+            # 0, else the one the group starting at the previous keyframe was mixed from.
+            prev = self.init_latent if span.index == 0 else self._unmix(torch.from_numpy(state.group_input))
+            u, v = self.predict_factors(span.end, prev, self.config.rank)
+            return u.to(self.device), v.to(self.device)
         if span.index > 0 and self.config.warm_start and state.factors is not None:
             u, v = (torch.from_numpy(a.copy()) for a in state.factors)
         else:
@@ -170,10 +187,12 @@ class LevelFitter:
     def fit_span(self, span: KeyframeSpan, state: FitState) -> SpanResult:
         """Fit keyframe ``span.index`` given the fitted keyframes before it."""
         started = time.perf_counter()
-        first = span.index == 0
+        # A keyframe 0 started from predicted factors gets a later keyframe's budget and step.
+        first = span.index == 0 and self.predict_factors is None
         problem = self._problem(span, state)
         u, v = self._initial_factors(span, state)
-        lr = self.preset.lr if (first or not self.config.warm_start) else self.preset.warm_lr
+        cold = first or (not self.config.warm_start and self.predict_factors is None)
+        lr = self.preset.lr if cold else self.preset.warm_lr
         budget = self.preset.first_iterations if first else self.preset.later_iterations
         latent_budget = (
             round(budget * self.preset.latent_fraction) if self.latent_targets is not None else 0
