@@ -163,7 +163,14 @@ def fit_level(
 
         predictor = factor_predictor_for(generator, source.frames)
     fitter = LevelFitter(
-        generator, source.frames, init_latent, config, options.preset, loss, latent_targets, predictor
+        generator,
+        source.frames,
+        init_latent,
+        config,
+        options.preset,
+        loss,
+        latent_targets,
+        predictor,
     )
     print_ = fingerprint(source, generator.generator_id, config, options)
     state = FitState()

@@ -27,7 +27,6 @@ from prompts.keyframe import Keyframe, compose_context, interpolate_context
 from prompts.quant import fake_quantize, quantize_tensor
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, NOISE_SEED, PREV_LATENT_WEIGHT
 
-
 # (keyframe's frame index, previous latent [1, 4, h, w], rank) -> starting (U [77, r], V [r, 1024])
 FactorPredictor = Callable[[int, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
@@ -140,7 +139,9 @@ class LevelFitter:
         self._noise = torch.from_numpy(stream_noise(config.noise_seed, height, width)).to(
             self.device
         )
-        self.init_latent = torch.from_numpy(np.ascontiguousarray(init_latent, np.float32)).to(self.device)
+        self.init_latent = torch.from_numpy(np.ascontiguousarray(init_latent, np.float32)).to(
+            self.device
+        )
         self.init_input = self.unet_input(self.init_latent)
         self.latent_targets = (
             torch.from_numpy(latent_targets).to(self.device) if latent_targets is not None else None
@@ -173,7 +174,11 @@ class LevelFitter:
         if self.predict_factors is not None:
             # The previous latent of the frames before the keyframe: the init latent for keyframe
             # 0, else the one the group starting at the previous keyframe was mixed from.
-            prev = self.init_latent if span.index == 0 else self._unmix(torch.from_numpy(state.group_input))
+            prev = (
+                self.init_latent
+                if span.index == 0
+                else self._unmix(torch.from_numpy(state.group_input))
+            )
             u, v = self.predict_factors(span.end, prev, self.config.rank)
             return u.to(self.device), v.to(self.device)
         if span.index > 0 and self.config.warm_start and state.factors is not None:

@@ -40,13 +40,19 @@ class PromptEncoder(nn.Module):
         self.keys = nn.Linear(width, width)
         self.values = nn.Linear(width, width)
         self.u_head = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, MAX_RANK))
-        self.v_head = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, MAX_RANK * V_BASIS))
+        self.v_head = nn.Sequential(
+            nn.Linear(width, width), nn.ReLU(), nn.Linear(width, MAX_RANK * V_BASIS)
+        )
         self.v_basis = nn.Parameter(torch.randn(V_BASIS, CONTEXT_DIM) / V_BASIS**0.5)
 
-    def forward(self, target: torch.Tensor, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, target: torch.Tensor, prev: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         batch, _, height, width = target.shape
         positions = position_channels(height, width, target.device).expand(batch, -1, -1, -1)
-        features = self.stem(torch.cat([target, prev, positions], 1)).flatten(2).transpose(1, 2)  # [B, n, C]
+        features = (
+            self.stem(torch.cat([target, prev, positions], 1)).flatten(2).transpose(1, 2)
+        )  # [B, n, C]
         tokens = F.scaled_dot_product_attention(
             self.token_queries.expand(batch, -1, -1), self.keys(features), self.values(features)
         )
@@ -68,7 +74,9 @@ def load_prompt_encoder(path: str | Path = PROMPT_ENCODER_WEIGHTS) -> PromptEnco
     return encoder.eval().requires_grad_(False)
 
 
-def nested_factors(u: torch.Tensor, v: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+def nested_factors(
+    u: torch.Tensor, v: torch.Tensor, rank: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The rank-``rank`` level's factors: the first ``rank`` columns of U and rows of V."""
     if not 1 <= rank <= MAX_RANK:
         raise ValueError(f"the nano prompt encoder serves ranks 1..{MAX_RANK}, not {rank}")
@@ -85,8 +93,13 @@ class NanoFactorPredictor:
         self.encoder = (encoder or load_prompt_encoder()).to(generator.device)
 
     @torch.no_grad()
-    def __call__(self, frame: int, prev: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = torch.from_numpy(self.frames[frame : frame + 1]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    def __call__(
+        self, frame: int, prev: torch.Tensor, rank: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        image = (
+            torch.from_numpy(self.frames[frame : frame + 1]).permute(0, 3, 1, 2).float() / 127.5
+            - 1.0
+        )
         target = self.generator.encode(image).to(self.generator.device)
         u, v = nested_factors(*self.encoder(target, prev.to(target.device).float()), rank)
         return u[0], v[0]

@@ -39,7 +39,10 @@ def position_channels(height: int, width: int, device: torch.device | str = "cpu
     features = []
     for frequency in POSITION_FREQUENCIES:
         for grid in (grid_x, grid_y):
-            features += [torch.sin(math.pi * frequency * grid), torch.cos(math.pi * frequency * grid)]
+            features += [
+                torch.sin(math.pi * frequency * grid),
+                torch.cos(math.pi * frequency * grid),
+            ]
     return torch.stack(features)[None]
 
 
@@ -71,7 +74,11 @@ class NanoDecoder(nn.Module):
         for level, (width, count) in enumerate(zip(channels, blocks, strict=True)):
             layers += [ResidualBlock(width) for _ in range(count)]
             if level < 2:
-                layers += [nn.Conv2d(width, 4 * channels[level + 1], 3, padding=1), nn.PixelShuffle(2), nn.ReLU()]
+                layers += [
+                    nn.Conv2d(width, 4 * channels[level + 1], 3, padding=1),
+                    nn.PixelShuffle(2),
+                    nn.ReLU(),
+                ]
         layers += [nn.Conv2d(channels[2], 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
         self.layers = nn.Sequential(*layers)
 
@@ -86,11 +93,18 @@ class NanoEncoder(nn.Module):
         super().__init__()
         if len(channels) != 3 or len(blocks) != 3:
             raise ValueError("the nano encoder has three levels (4x, 2x, 1x the latent size)")
-        layers: list[nn.Module] = [nn.PixelUnshuffle(2), nn.Conv2d(3 * 4, channels[2], 3, padding=1), nn.ReLU()]
+        layers: list[nn.Module] = [
+            nn.PixelUnshuffle(2),
+            nn.Conv2d(3 * 4, channels[2], 3, padding=1),
+            nn.ReLU(),
+        ]
         for level in (2, 1, 0):
             layers += [ResidualBlock(channels[level]) for _ in range(blocks[level])]
             if level > 0:
-                layers += [nn.Conv2d(channels[level], channels[level - 1], 3, stride=2, padding=1), nn.ReLU()]
+                layers += [
+                    nn.Conv2d(channels[level], channels[level - 1], 3, stride=2, padding=1),
+                    nn.ReLU(),
+                ]
         layers += [nn.Conv2d(channels[0], LATENT_CHANNELS, 3, padding=1)]
         self.layers = nn.Sequential(*layers)
 
@@ -103,7 +117,9 @@ class NanoAutoencoder(nn.Module):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
-        self.encoder: NanoEncoder | None = NanoEncoder(config["encoder_channels"], config["encoder_blocks"])
+        self.encoder: NanoEncoder | None = NanoEncoder(
+            config["encoder_channels"], config["encoder_blocks"]
+        )
         self.decoder = NanoDecoder(config["decoder_channels"], config["decoder_blocks"])
 
 
@@ -114,7 +130,9 @@ class NanoUNet(nn.Module):
     def __init__(self, core: nn.Module, *, noise_seed: int, prev_latent_weight: float) -> None:
         super().__init__()
         if not 0.0 < prev_latent_weight < 1.0:
-            raise ValueError(f"the nano UNet needs 0 < prev_latent_weight < 1, got {prev_latent_weight}")
+            raise ValueError(
+                f"the nano UNet needs 0 < prev_latent_weight < 1, got {prev_latent_weight}"
+            )
         self.core = core
         self.noise_seed = noise_seed
         self.prev_latent_weight = prev_latent_weight
@@ -147,7 +165,10 @@ class NanoUNet(nn.Module):
         return prev + delta.float()
 
     def forward(
-        self, sample: torch.Tensor, timestep: Any = None, encoder_hidden_states: torch.Tensor | None = None,
+        self,
+        sample: torch.Tensor,
+        timestep: Any = None,
+        encoder_hidden_states: torch.Tensor | None = None,
         return_dict: bool = False,
     ) -> tuple[torch.Tensor]:
         assert encoder_hidden_states is not None, "the nano UNet needs a context"
@@ -167,7 +188,9 @@ NANO_HOW_TO_OBTAIN = (
 UNET_PREFIX, DECODER_PREFIX, ENCODER_PREFIX = "unet.", "decoder.", "encoder."
 
 
-def build_nano_unet(noise_seed: int = NOISE_SEED, prev_latent_weight: float = PREV_LATENT_WEIGHT) -> NanoUNet:
+def build_nano_unet(
+    noise_seed: int = NOISE_SEED, prev_latent_weight: float = PREV_LATENT_WEIGHT
+) -> NanoUNet:
     """The nano UNet with torch's initial weights, its output layer zeroed (x0 = prev at first)."""
     from diffusers import UNet2DConditionModel
 
@@ -201,15 +224,23 @@ def load_nano(path: str | Path = NANO_WEIGHTS) -> tuple[NanoUNet, NanoAutoencode
         raise WeightsNotFoundError(path, NANO_HOW_TO_OBTAIN)
     state = {k: v.float() for k, v in read_state_dict(path).items()}
     unet, autoencoder = build_nano_unet(), build_nano_autoencoder()
-    parts = ((unet.core, UNET_PREFIX), (autoencoder.decoder, DECODER_PREFIX), (autoencoder.encoder, ENCODER_PREFIX))
+    parts = (
+        (unet.core, UNET_PREFIX),
+        (autoencoder.decoder, DECODER_PREFIX),
+        (autoencoder.encoder, ENCODER_PREFIX),
+    )
     used = 0
     for module, prefix in parts:
         part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         try:
             module.load_state_dict(part, strict=True)
         except RuntimeError as error:
-            raise WeightsFormatError(f"{path} does not fit the nano architecture: {error}") from None
+            raise WeightsFormatError(
+                f"{path} does not fit the nano architecture: {error}"
+            ) from None
         used += len(part)
     if used != len(state):
-        raise WeightsFormatError(f"{path} holds {len(state) - used} tensors the nano architecture does not have")
+        raise WeightsFormatError(
+            f"{path} holds {len(state) - used} tensors the nano architecture does not have"
+        )
     return unet.eval(), autoencoder.eval()

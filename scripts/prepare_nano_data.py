@@ -30,11 +30,19 @@ HELDOUT_FRAMES = 91  # 3 s at 30 fps plus the closing keyframe: r8n10 in 1 s chu
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sources", type=Path, help="folder holding <repo>/<path> for every manifest file")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "sources", type=Path, help="folder holding <repo>/<path> for every manifest file"
+    )
     parser.add_argument("--out", type=Path, required=True, help="frame pack to write (.npz)")
-    parser.add_argument("--heldout-out", type=Path, default=None,
-                        help="also write the held-out clips' first HELDOUT_FRAMES frames (centred squares) here")
+    parser.add_argument(
+        "--heldout-out",
+        type=Path,
+        default=None,
+        help="also write the held-out clips' first HELDOUT_FRAMES frames (centred squares) here",
+    )
     parser.add_argument("--size", type=int, default=TRAINING_SIZE, help="short side of the frames")
     args = parser.parse_args()
     clips = {}
@@ -44,7 +52,9 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_frame_pack(args.out, clips)
     frames = sum(len(f) for f in clips.values())
-    print(f"{len(clips)} clips, {frames} frames -> {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB)")
+    print(
+        f"{len(clips)} clips, {frames} frames -> {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB)"
+    )
     if args.heldout_out is not None:
         heldout = {clip.id: center_square(decode_frames(source_file(args.sources, clip), clip.start, HELDOUT_FRAMES), args.size)
                    for clip in load_manifest() if clip.role == HELD_OUT}  # fmt: skip

@@ -48,7 +48,9 @@ def source_file(root: Path, clip: ClipSource) -> Path:
     """``root/<repo>/<path>``, checked against the manifest's sha256."""
     path = Path(root) / clip.repo / clip.path
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; get {clip.path} from {clip.repo} at {clip.commit}")
+        raise FileNotFoundError(
+            f"{path}: missing; get {clip.path} from {clip.repo} at {clip.commit}"
+        )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != clip.sha256:
         raise ValueError(f"{path}: sha256 {digest} differs from the manifest's {clip.sha256}")
@@ -128,7 +130,11 @@ def read_frame_pack(path: Path) -> dict[str, np.ndarray]:
         clips = {}
         for name, (first, end) in zip(pack["names"], pack["clips"], strict=True):
             frames = [
-                np.asarray(Image.open(io.BytesIO(data[offsets[i] : offsets[i + 1]].tobytes())).convert("RGB"))
+                np.asarray(
+                    Image.open(io.BytesIO(data[offsets[i] : offsets[i + 1]].tobytes())).convert(
+                        "RGB"
+                    )
+                )
                 for i in range(first, end)
             ]
             clips[str(name)] = np.stack(frames)

@@ -39,10 +39,15 @@ def keyframe_factors(
 
 
 def interpolated_contexts(
-    first: tuple[torch.Tensor, torch.Tensor], second: tuple[torch.Tensor, torch.Tensor], interval: int
+    first: tuple[torch.Tensor, torch.Tensor],
+    second: tuple[torch.Tensor, torch.Tensor],
+    interval: int,
 ) -> torch.Tensor:
     """Contexts ``[B, interval, 77, 1024]`` of frames ``p_k + s`` for s = 0 .. interval-1."""
-    s = torch.arange(interval, device=first[0].device, dtype=first[0].dtype).view(1, interval, 1, 1) / interval
+    s = (
+        torch.arange(interval, device=first[0].device, dtype=first[0].dtype).view(1, interval, 1, 1)
+        / interval
+    )
     u = (1 - s) * first[0].unsqueeze(1) + s * second[0].unsqueeze(1)
     v = (1 - s) * first[1].unsqueeze(1) + s * second[1].unsqueeze(1)
     return compose_context(u, v)
@@ -88,4 +93,3 @@ def simulate_stream(
     x0s.append(last.unsqueeze(1))
     images.append(decoder(last).unsqueeze(1))
     return SimulatedStream(torch.cat(x0s, 1), torch.cat(images, 1))
-

@@ -41,7 +41,10 @@ from engines.nano import (
 AUTOENCODER_WEIGHT = 0.5
 LATENT_WEIGHT = 0.1
 LATENT_SIZE_WEIGHT = 1e-4  # keeps latents near unit scale (init states travel as float16)
-INIT_SAME_FRAME, INIT_SAME_CLIP = 0.3, 0.65  # where a sample's init latent comes from (else another clip)
+INIT_SAME_FRAME, INIT_SAME_CLIP = (
+    0.3,
+    0.65,
+)  # where a sample's init latent comes from (else another clip)
 CHECKPOINT_MODEL, CHECKPOINT_STATE = "model.safetensors", "state.json"
 OPTIMIZER_MOMENTS = ("exp_avg", "exp_avg_sq")
 
@@ -51,7 +54,11 @@ class TrainConfig:
     """What a training run does; saved with each checkpoint."""
 
     minutes: float = 3.0
-    sizes: tuple[int, ...] = (128, 128, 192)  # square crop, drawn per step (the networks are convolutional)
+    sizes: tuple[int, ...] = (
+        128,
+        128,
+        192,
+    )  # square crop, drawn per step (the networks are convolutional)
     batch: int = 24
     groups: int = 2  # keyframe intervals per sample (a sample is groups * interval + 1 frames)
     intervals: tuple[int, ...] = (10,)  # drawn per step
@@ -66,7 +73,9 @@ class TrainConfig:
 class ClipBank:
     """Training clips as uint8 tensors on the device, and the sampling of training examples."""
 
-    def __init__(self, clips: dict[str, np.ndarray], device: torch.device, rng: random.Random) -> None:
+    def __init__(
+        self, clips: dict[str, np.ndarray], device: torch.device, rng: random.Random
+    ) -> None:
         self.clips = [torch.from_numpy(np.ascontiguousarray(f)).to(device) for f in clips.values()]
         self.names = list(clips)
         self.rng = rng
@@ -99,11 +108,16 @@ class ClipBank:
 
     def _corner(self, clip: torch.Tensor, size: int) -> tuple[int, int]:
         """(top, left) of a random ``size`` square inside the clip's frames."""
-        return self.rng.randrange(clip.shape[1] - size + 1), self.rng.randrange(clip.shape[2] - size + 1)
+        return self.rng.randrange(clip.shape[1] - size + 1), self.rng.randrange(
+            clip.shape[2] - size + 1
+        )
 
     @staticmethod
     def _cut(frames: torch.Tensor, top: int, left: int, size: int, flip: bool) -> torch.Tensor:
-        cut = frames[:, top : top + size, left : left + size].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        cut = (
+            frames[:, top : top + size, left : left + size].permute(0, 3, 1, 2).float() / 127.5
+            - 1.0
+        )
         return cut.flip(-1) if flip else cut
 
 
@@ -117,7 +131,9 @@ class NanoTrainer:
         self.unet: NanoUNet = build_nano_unet().to(device).train()
         self.autoencoder: NanoAutoencoder = build_nano_autoencoder().to(device).train()
         self.prompts = PromptEncoder().to(device).train()
-        self.optimizer = torch.optim.AdamW(self._named_parameters().values(), lr=config.lr, weight_decay=0.0)
+        self.optimizer = torch.optim.AdamW(
+            self._named_parameters().values(), lr=config.lr, weight_decay=0.0
+        )
         self.step = 0
 
     def _modules(self) -> dict[str, torch.nn.Module]:
@@ -126,9 +142,15 @@ class NanoTrainer:
                 "encoder": self.autoencoder.encoder, "prompt": self.prompts}  # fmt: skip
 
     def _named_parameters(self) -> dict[str, torch.nn.Parameter]:
-        return {f"{name}.{key}": p for name, module in self._modules().items() for key, p in module.named_parameters()}
+        return {
+            f"{name}.{key}": p
+            for name, module in self._modules().items()
+            for key, p in module.named_parameters()
+        }
 
-    def losses(self, frames: torch.Tensor, init_frames: torch.Tensor, rank: int, interval: int) -> dict[str, torch.Tensor]:
+    def losses(
+        self, frames: torch.Tensor, init_frames: torch.Tensor, rank: int, interval: int
+    ) -> dict[str, torch.Tensor]:
         """The training objective's terms for one batch (``total`` is what is minimised)."""
         encoder, decoder = self.autoencoder.encoder, self.autoencoder.decoder
         assert encoder is not None
@@ -137,7 +159,9 @@ class NanoTrainer:
         init = encoder(init_frames)
         reconstruction = decoder(latents)
         latents = latents.view(batch, length, *latents.shape[1:])
-        stream = simulate_stream(self.unet, decoder, self.prompts, latents, init, rank=rank, interval=interval)
+        stream = simulate_stream(
+            self.unet, decoder, self.prompts, latents, init, rank=rank, interval=interval
+        )
         terms = {
             "stream": F.mse_loss(stream.images.float(), frames),
             "autoencoder": F.mse_loss(reconstruction.float().view_as(frames), frames),
@@ -160,9 +184,15 @@ class NanoTrainer:
         budget = config.minutes * 60
         running: dict[str, float] = {}
         while (elapsed := time.monotonic() - started) < budget:
-            interval, rank, size = rng.choice(config.intervals), rng.choice(config.ranks), rng.choice(config.sizes)
+            interval, rank, size = (
+                rng.choice(config.intervals),
+                rng.choice(config.ranks),
+                rng.choice(config.sizes),
+            )
             frames, init_frames = bank.sample(config.batch, config.groups * interval + 1, size)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            with torch.autocast(
+                self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
+            ):
                 terms = self.losses(frames, init_frames, rank, interval)
             for group in self.optimizer.param_groups:
                 group["lr"] = self._learning_rate(elapsed / budget)
@@ -184,14 +214,20 @@ class NanoTrainer:
                 config.history.append(row)
                 log(json.dumps(row))
 
-    def evaluate_clip(self, frames: torch.Tensor, *, rank: int = 8, interval: int = 10, chunk_frames: int = 30) -> float:
+    def evaluate_clip(
+        self, frames: torch.Tensor, *, rank: int = 8, interval: int = 10, chunk_frames: int = 30
+    ) -> float:
         """PSNR (dB) of the prompt encoder's factors, without refinement, over one held-out clip
         ``[T, 3, S, S]`` in [-1, 1] streamed from its frame 0 (init latent) in chunks."""
-        images = self.generated_clip(frames, rank=rank, interval=interval, chunk_frames=chunk_frames)
+        images = self.generated_clip(
+            frames, rank=rank, interval=interval, chunk_frames=chunk_frames
+        )
         return _psnr(F.mse_loss(images.clamp(-1, 1), frames).item())
 
     @torch.no_grad()
-    def generated_clip(self, frames: torch.Tensor, *, rank: int = 8, interval: int = 10, chunk_frames: int = 30) -> torch.Tensor:
+    def generated_clip(
+        self, frames: torch.Tensor, *, rank: int = 8, interval: int = 10, chunk_frames: int = 30
+    ) -> torch.Tensor:
         """The frames ``[T, 3, S, S]`` regenerated from the prompt encoder's factors (see ``evaluate_clip``)."""
         modules = self._modules()
         for module in modules.values():
@@ -211,7 +247,10 @@ class NanoTrainer:
         """Checkpoint: float32 weights, Adam moments (two files) and the config with its history."""
         folder.mkdir(parents=True, exist_ok=True)
         parameters = self._named_parameters()
-        save_file({k: v.detach().float().cpu().contiguous() for k, v in parameters.items()}, folder / CHECKPOINT_MODEL)
+        save_file(
+            {k: v.detach().float().cpu().contiguous() for k, v in parameters.items()},
+            folder / CHECKPOINT_MODEL,
+        )
         for moment in OPTIMIZER_MOMENTS:
             tensors = {k: self.optimizer.state[p][moment].cpu().contiguous()
                        for k, p in parameters.items() if p in self.optimizer.state}  # fmt: skip
@@ -226,7 +265,11 @@ class NanoTrainer:
         with torch.no_grad():
             for key, parameter in parameters.items():
                 parameter.copy_(weights[key])
-        moments = {m: load_file(folder / f"adam_{m}.safetensors") for m in OPTIMIZER_MOMENTS if (folder / f"adam_{m}.safetensors").is_file()}
+        moments = {
+            m: load_file(folder / f"adam_{m}.safetensors")
+            for m in OPTIMIZER_MOMENTS
+            if (folder / f"adam_{m}.safetensors").is_file()
+        }
         if len(moments) == len(OPTIMIZER_MOMENTS):
             state = json.loads((folder / CHECKPOINT_STATE).read_text())
             for key, parameter in parameters.items():
@@ -236,11 +279,16 @@ class NanoTrainer:
                         **{m: moments[m][key].to(self.device) for m in OPTIMIZER_MOMENTS},
                     }
         self.step = json.loads((folder / CHECKPOINT_STATE).read_text())["step"]
-        self.config.history = json.loads((folder / CHECKPOINT_STATE).read_text())["config"].get("history", [])
+        self.config.history = json.loads((folder / CHECKPOINT_STATE).read_text())["config"].get(
+            "history", []
+        )
 
     def export(self, generator_file: Path, prompt_encoder_file: Path) -> None:
         """The shipped weight files, float16: the generator's and the prompt encoder's."""
-        half = lambda state: {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()}  # noqa: E731
+
+        def half(state):
+            return {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()}
+
         generator_file.parent.mkdir(parents=True, exist_ok=True)
         prompt_encoder_file.parent.mkdir(parents=True, exist_ok=True)
         save_file(half(nano_state_dict(self.unet, self.autoencoder)), generator_file)
