@@ -162,6 +162,11 @@ def fit_level(
         from authoring.nano_prompt_encoder import factor_predictor_for
 
         predictor = factor_predictor_for(generator, source.frames)
+    if predictor is None and options.preset.first_iterations == 0:
+        raise BuildError(
+            f"preset {options.preset.name!r} only keeps a prompt encoder's factors, and generator "
+            f"{generator.name!r} has none (use --generator nano, or another preset)"
+        )
     fitter = LevelFitter(
         generator,
         source.frames,

@@ -82,6 +82,11 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") 
         action="store_true",
         help="start every keyframe from random factors instead of the previous keyframe",
     )
+    parser.add_argument(
+        "--no-prompt-encoder",
+        action="store_true",
+        help="nano: do not start keyframes from its prompt encoder's factors (fit from scratch)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of random (cold) initialisations")
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its checkpoints"
@@ -153,7 +158,11 @@ def fit_options(args: argparse.Namespace) -> Any:
     if args.chunk_seconds <= 0:
         raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
     return FitOptions(
-        preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start, seed=args.seed
+        preset=preset,
+        perceptual=args.perceptual,
+        warm_start=not args.cold_start,
+        seed=args.seed,
+        amortised_start=not args.no_prompt_encoder,
     )
 
 
