@@ -61,9 +61,10 @@ function renderGeneratorNote(generator, blocked = false) {
       'the same page shows the fitted video (see the README).';
   } else if (nano) {
     note.textContent = `Generator ${generator.name} (${generator.id}): ${where}. nano is the project's own small ` +
-      'generator (a 1.5M-parameter UNet step with cross-attention on the prompt, and a small decoder), trained ' +
-      'here for a few GPU-minutes on openly licensed footage so that two CPU cores play real video. Its pictures ' +
-      'are blurry next to SD-Turbo\'s: it is the CPU stand-in, SD-Turbo stays the production generator.';
+      'generator (a 1.5M-parameter UNet step with cross-attention on the prompt, and a small decoder) that ' +
+      'two CPU cores run in real time, trained here on openly licensed footage. The shipped weights are a first, ' +
+      'short training run (4.5 GPU-minutes): expect colours and rough layout, not detail. SD-Turbo stays the ' +
+      'production generator.';
   } else {
     note.textContent = `Generator ${generator.name} (${generator.id}): ${where}.`;
   }

@@ -167,7 +167,7 @@ DEMO_PRESETS = {"tiny": "demo", "tiny-taesd": "demo", "nano": "encoder"}
 GENERATOR_NOTES = {
     "tiny": " (seeded random weights: its pictures carry no meaning)",
     "tiny-taesd": " (seeded random UNet: its pictures carry no meaning)",
-    "nano": " (trained here, a few GPU-minutes: blurry but real pictures; docs/engines.md)",
+    "nano": " (trained here; a short first run: colours and rough layout; docs/engines.md)",
 }
 
 
