@@ -69,7 +69,9 @@ STREAM_INTERVAL = 10  # keyframe interval: 6 groups of 10 frames per chunk
 def build_networks(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, str]:
     if args.generator in ("tiny", "nano"):
         unet, autoencoder = (
-            (build_tiny_unet(), build_tiny_autoencoder()) if args.generator == "tiny" else load_nano()
+            (build_tiny_unet(), build_tiny_autoencoder())
+            if args.generator == "tiny"
+            else load_nano()
         )
         variant = VARIANTS[args.generator]
         unet_config, decoder_config = variant.unet_config, variant.decoder_config

@@ -15,20 +15,34 @@ from pathlib import Path
 
 import av
 
-from authoring.nano_training.data import HELD_OUT, center_square, decode_frames, load_manifest, source_file
+from authoring.nano_training.data import (
+    HELD_OUT,
+    center_square,
+    decode_frames,
+    load_manifest,
+    source_file,
+)
 
 DEMO_FRAMES = 90
 DEMO_SIZE = 192
 DEMO_FPS = 24
-CLIP = Path(__file__).resolve().parent.parent / "promptus" / "demo_clip" / "caminandes-llama-192.mp4"
+CLIP = (
+    Path(__file__).resolve().parent.parent / "promptus" / "demo_clip" / "caminandes-llama-192.mp4"
+)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("sources", type=Path, help="folder holding <repo>/<path> for every manifest file")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "sources", type=Path, help="folder holding <repo>/<path> for every manifest file"
+    )
     args = parser.parse_args()
     clip = next(c for c in load_manifest() if c.role == HELD_OUT)
-    frames = center_square(decode_frames(source_file(args.sources, clip), clip.start, DEMO_FRAMES), DEMO_SIZE)
+    frames = center_square(
+        decode_frames(source_file(args.sources, clip), clip.start, DEMO_FRAMES), DEMO_SIZE
+    )
     with av.open(str(CLIP), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(DEMO_FPS))
         stream.width = stream.height = DEMO_SIZE
