@@ -219,7 +219,7 @@ class LevelFitter:
             frame=span.end,
             iterations=iterations,
             seconds=time.perf_counter() - started,
-            loss=best_loss,
+            loss=best_loss if iterations else mse,  # no step ran (encoder preset): the MSE
             psnr=psnr_from_mse(mse),
         )
         return SpanResult(keyframe, factors, stats, decoded_start, decoded, group_input, last_x0)
