@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engines.model_configs import NANO_AUTOENCODER, NANO_UNET, architecture_config
-from engines.schedule import X0_EPS_SCALE, X0_INPUT_SCALE, stream_noise
+from engines.schedule import ONE_STEP_TIMESTEP, X0_EPS_SCALE, X0_INPUT_SCALE, stream_noise
 from prompts.stream_model import LATENT_CHANNELS, LATENT_FACTOR, NOISE_SEED, PREV_LATENT_WEIGHT
 
 POSITION_FREQUENCIES = (1.0, 2.0, 4.0)  # sin/cos of pi*f*x and pi*f*y, x and y in [-1, 1]
@@ -160,7 +160,9 @@ class NanoUNet(nn.Module):
         """x0 from the previous latent and the context (the part training optimises)."""
         _, positions = self._fixed_inputs(prev)
         features = torch.cat([prev, positions.expand(prev.shape[0], -1, -1, -1)], 1)
-        timestep = torch.full((prev.shape[0],), 999, device=prev.device, dtype=torch.long)
+        timestep = torch.full(
+            (prev.shape[0],), ONE_STEP_TIMESTEP, device=prev.device, dtype=torch.long
+        )
         delta = self.core(features, timestep, encoder_hidden_states=context, return_dict=False)[0]
         return prev + delta.float()
 
