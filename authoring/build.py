@@ -62,6 +62,7 @@ class FitOptions:
     prev_latent_rule: str | None = None  # None: the preset's
     vae_weights: Path | None = None  # SD VAE for the preset's "sd-vae" initial latent
     step_options: StepOptions = StepOptions()  # how batched steps run (not part of the result)
+    amortised_start: bool = True  # start keyframes from the generator's prompt encoder (nano)
 
     @property
     def rule(self) -> str:
@@ -193,9 +194,19 @@ def fit_level(
         warm_start=options.warm_start, seed=options.seed, prev_latent_rule=options.rule,
     )  # fmt: skip
     loss = FitLoss(perceptual_term(options.perceptual), options.loss_weights, options.preset.clamp)
+    predictor = None
+    if options.amortised_start and options.preset.algorithm != "sequential":
+        from authoring.nano_prompt_encoder import factor_predictor_for
+
+        predictor = factor_predictor_for(generator, source.frames)
+    if predictor is None and options.preset.first_iterations == 0:
+        raise BuildError(
+            f"preset {options.preset.name!r} only keeps a prompt encoder's factors, and generator "
+            f"{generator.name!r} has none (use --generator nano, or another preset)"
+        )
     fitter = LevelFitter(
         generator, source.frames, init_latent, config, options.preset, loss, latent_targets,
-        options.step_options,
+        step_options=options.step_options, predict_factors=predictor,
     )  # fmt: skip
     print_ = fingerprint(source, generator.generator_id, config, options)
     state = FitState()

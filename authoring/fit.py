@@ -52,6 +52,9 @@ from prompts.stream_model import (
 
 Factors = tuple[np.ndarray, np.ndarray]  # float U [77, r], V [r, 1024]
 
+# (keyframe's frame index, previous latent [1, 4, h, w], rank) -> starting (U [77, r], V [r, 1024])
+FactorPredictor = Callable[[int, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+
 
 @dataclass(frozen=True)
 class LevelConfig:
@@ -134,10 +137,13 @@ class LevelFitter:
         loss: FitLoss,
         latent_targets: np.ndarray | None = None,
         step_options: StepOptions | None = None,
+        predict_factors: FactorPredictor | None = None,
     ) -> None:
         """``latent_targets`` (encoder latents of ``frames``) enable the preset's latent phase;
-        ``step_options`` choose how batched steps run (CUDA graph, compile, autocast)."""
+        ``step_options`` choose how batched steps run (CUDA graph, compile, autocast);
+        ``predict_factors`` (a prompt encoder, e.g. nano's) gives every keyframe its starting factors."""
         self.gen = generator
+        self.predict_factors = predict_factors
         self.frames = frames
         self.config = config
         self.preset = preset
@@ -150,9 +156,10 @@ class LevelFitter:
         self._noise = torch.from_numpy(stream_noise(config.noise_seed, height, width)).to(
             self.device
         )
-        self.init_input = self.unet_input(
-            torch.from_numpy(np.ascontiguousarray(init_latent, np.float32))
+        self.init_latent = torch.from_numpy(np.ascontiguousarray(init_latent, np.float32)).to(
+            self.device
         )
+        self.init_input = self.unet_input(self.init_latent)
         self.latent_targets = (
             torch.from_numpy(latent_targets).to(self.device) if latent_targets is not None else None
         )
@@ -169,6 +176,11 @@ class LevelFitter:
         """A group's UNet input ``w * prev + (1 - w) * noise``, as the stream decoder mixes it."""
         return mix_latent(prev_latent.to(self.device), self._noise, self.config.prev_latent_weight)
 
+    def _unmix(self, unet_input: torch.Tensor) -> torch.Tensor:
+        """``prev`` of a group input ``w * prev + (1 - w) * noise``."""
+        weight = self.config.prev_latent_weight
+        return (unet_input.to(self.device) - (1.0 - weight) * self._noise) / weight
+
     def _forward(
         self, latents: torch.Tensor, contexts: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -182,19 +194,39 @@ class LevelFitter:
         return x0_from_eps(latents, eps)
 
     def initial_factors(self, span: KeyframeSpan, state: FitState) -> Factors:
-        """Where a keyframe's fit starts: the previous keyframe's float factors (warm start),
-        else ``torch.rand`` seeded by the level's seed and the keyframe number."""
-        cold = self.preset.cold_start or not self.config.warm_start
-        if span.index > 0 and not cold and state.factors is not None:
+        """Where a keyframe's fit starts: a prompt encoder's prediction when the fitter has one,
+        else the previous keyframe's float factors (warm start), else ``torch.rand`` seeded by
+        the level's seed and the keyframe number."""
+        if self.predict_factors is not None:
+            # The previous latent of the frames before the keyframe: the init latent for keyframe
+            # 0, else the one the group starting at the previous keyframe was mixed from.
+            prev = (
+                self.init_latent
+                if span.index == 0
+                else self._unmix(torch.from_numpy(state.group_input))
+            )
+            u, v = self.predict_factors(span.end, prev, self.config.rank)
+            return u.detach().cpu().numpy(), v.detach().cpu().numpy()
+        if span.index > 0 and not self._starts_cold(span) and state.factors is not None:
             return state.factors[0].copy(), state.factors[1].copy()
         rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + span.index)
         u = torch.rand(CONTEXT_TOKENS, self.config.rank, generator=rng)
         v = torch.rand(self.config.rank, CONTEXT_DIM, generator=rng)
         return u.numpy(), v.numpy()
 
+    def _starts_cold(self, span: KeyframeSpan) -> bool:
+        """Fitted from random factors: keyframe 0 or a cold start, unless a prompt encoder
+        predicts the start (then every keyframe gets a later keyframe's budget and step)."""
+        if self.predict_factors is not None:
+            return False
+        return span.index == 0 or not self.config.warm_start or self.preset.cold_start
+
     def _learning_rate(self, span: KeyframeSpan) -> float:
-        warm = span.index > 0 and self.config.warm_start and not self.preset.cold_start
-        return self.preset.warm_lr if warm else self.preset.lr
+        return self.preset.lr if self._starts_cold(span) else self.preset.warm_lr
+
+    def _first_budget(self, span: KeyframeSpan) -> bool:
+        """Keyframe 0 fitted from random factors takes the preset's first-keyframe budget."""
+        return span.index == 0 and self.predict_factors is None
 
     def fit_span(
         self, span: KeyframeSpan, state: FitState, initial: Factors | None = None
@@ -219,7 +251,7 @@ class LevelFitter:
             frame=span.end,
             iterations=iterations,
             seconds=time.perf_counter() - started,
-            loss=best_loss,
+            loss=best_loss if iterations else mse,  # no step ran (encoder preset): the MSE
             psnr=psnr_from_mse(mse),
         )
         return SpanResult(keyframe, factors, stats, decoded_start, decoded, group_input, last_x0)
@@ -231,7 +263,7 @@ class LevelFitter:
     ) -> tuple[torch.Tensor, torch.Tensor, float, int]:
         """Phases (coarse, latent, pixel), each from the previous phase's best factors."""
         preset = self.preset
-        first = span.index == 0
+        first = self._first_budget(span)
         budget = preset.first_iterations if first else preset.later_iterations
         latent = round(budget * preset.latent_fraction) if self.latent_targets is not None else 0
         coarse = min(round(budget * preset.coarse_fraction), budget - latent)
@@ -255,7 +287,7 @@ class LevelFitter:
     def schedule(self, span: KeyframeSpan, budget: int, lr: float, final: bool) -> PhaseSchedule:
         """The preset's learning-rate and stopping rules for one phase of one keyframe."""
         preset = self.preset
-        first = span.index == 0
+        first = self._first_budget(span)
         target = preset.target_psnr if final else None
         return PhaseSchedule(
             budget=budget, lr=[lr], min_lr=preset.min_lr,

@@ -90,6 +90,15 @@ PRESETS: dict[str, FitPreset] = {
         first_patience=10, later_patience=4, lr=0.1, warm_lr=0.03, min_lr=0.005,
         stop_after_plateaus=1, target_psnr=None, latent_fraction=1.0,
     ),
+    # The prompt encoder's factors as they come (nano, whose encoder was trained with the
+    # generator): no refinement, so a ladder costs one encoder pass and the regeneration. On the
+    # held-out demo clip the demo preset's 12 latent-objective steps lowered r8n10 from 20.6 to
+    # 18.1 dB (the objective is not nano's pixel error), docs/inversion.md.
+    "encoder": FitPreset(
+        name="encoder", first_iterations=0, later_iterations=0,
+        first_patience=1, later_patience=1, lr=0.0, warm_lr=0.0, min_lr=0.0,
+        stop_after_plateaus=1, target_psnr=None,
+    ),
 }  # fmt: skip
 
 

@@ -90,6 +90,11 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") 
         action="store_true",
         help="start every keyframe from random factors instead of the previous keyframe",
     )
+    parser.add_argument(
+        "--no-prompt-encoder",
+        action="store_true",
+        help="nano: do not start keyframes from its prompt encoder's factors (fit from scratch)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of random (cold) initialisations")
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its checkpoints"
@@ -162,6 +167,7 @@ def fit_options(args: argparse.Namespace) -> Any:
     return FitOptions(
         preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start,
         seed=args.seed, prev_latent_rule=args.prev_latent_rule, vae_weights=args.weights,
+        amortised_start=not args.no_prompt_encoder,
     )  # fmt: skip
 
 
