@@ -223,8 +223,8 @@ def test_close_ends_the_encoder_threads() -> None:
         return sum(t.name.startswith("promptus-x264") for t in threading.enumerate())
 
     before = encoder_threads()
-    with H264Muxer(64, 64, FPS, EncoderSettings(encoders=2)) as muxer:
-        muxer.media_segment([moving_pictures(4)], 0)
+    with H264Muxer(64, 64, FPS, EncoderSettings(encoders=2, gop_frames=4)) as muxer:
+        muxer.media_segment([moving_pictures(12)], 0)  # three GOPs: the pool encodes them
         assert encoder_threads() > before
     for _ in range(100):  # the pool's threads exit once their queue is closed
         if encoder_threads() == before:
