@@ -314,6 +314,19 @@ def make_prefix(chunk: PromptChunk) -> PromptChunk:
     )
 
 
+def own_prefix(chunk: PromptChunk) -> PromptChunk:
+    """The switch prefix of a chunk that holds the keyframe at its own first frame (a closed
+    chunk, e.g. the first after a live gap): that keyframe, alone."""
+    first = chunk.keyframes[0] if chunk.keyframes else None
+    if first is None or first.frame != chunk.frame_start:
+        raise ChunkFormatError(
+            f"chunk {chunk.index} does not hold the keyframe at its first frame {chunk.frame_start}"
+        )
+    return replace(
+        chunk, frame_start=first.frame, frame_end=first.frame, keyframes=(first,), is_prefix=True
+    )
+
+
 def chunk_contexts(chunk: PromptChunk, previous: Keyframe | None) -> np.ndarray:
     """Contexts of every frame of the chunk, float32 ``[frames, tokens, dim]``.
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common.errors import UserError
-from prompts.chunk import encode_chunk, make_prefix, parse_chunk
+from prompts.chunk import encode_chunk, make_prefix, own_prefix, parse_chunk
 from prompts.ladder import chunk_relpath
 from server.catalog import Channel
 from wire.media import MAX_INIT_STATE_BYTES, InitStateMessage, encode_chunk_message
@@ -41,9 +41,12 @@ class ChunkStore:
     async def chunk_message(self, channel: Channel, level: int, index: int, prefix: bool) -> bytes:
         """The `chunk` message for chunk ``index`` of ``level`` (+ switch prefix if asked and j > 0).
 
-        The caller checks that ``level`` and ``index`` exist in the channel's manifest.
+        The caller checks that ``level`` and ``index`` exist in the channel's manifest (inside
+        its window, not a gap).
         """
         info = channel.manifest.levels[level]
+        cell = channel.manifest.chunk_info(level, index)
+        assert cell is not None and not cell.gap
         with_prefix = prefix and index > 0
         key: ChunkKey = (channel.name, channel.content, level, index, with_prefix)
         return await self._get(
@@ -54,7 +57,7 @@ class ChunkStore:
                 info.name,
                 level,
                 index,
-                info.chunks[index].bytes,
+                cell.bytes,
                 with_prefix,
             ),
         )
@@ -125,7 +128,11 @@ def _build_chunk_message(
     if with_prefix:
         previous = ladder / chunk_relpath(level_name, index - 1)
         try:
-            prefix = encode_chunk(make_prefix(parse_chunk(previous.read_bytes())))
+            try:
+                prefix = encode_chunk(make_prefix(parse_chunk(previous.read_bytes())))
+            except FileNotFoundError:
+                # a live gap before this chunk: the chunk after a gap holds its own first keyframe
+                prefix = encode_chunk(own_prefix(parse_chunk(data)))
         except (OSError, ValueError) as error:  # ChunkFormatError is a ValueError
             raise ChunkReadError(
                 f"switch prefix of chunk {index} (level {level_name}): {error}"

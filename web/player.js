@@ -12,6 +12,7 @@ import { chunkQualityDb } from './abr/context.js';
 import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
 import { DaemonLink } from './controllers/daemon-link.js';
+import { chunkInfo, windowStart } from './controllers/live-window.js';
 import { NoticeController } from './controllers/notice-controller.js';
 import { ServerLink } from './controllers/server-link.js';
 import { StreamController, MAX_BUFFER_S } from './controllers/stream-controller.js';
@@ -122,7 +123,7 @@ export class Player {
     const level = levelId === null ? null : manifest.levels[levelId];
     const place = manifest === null ? null : s.timeline.split(s.playingChunk);
     const chunk = place === null ? null : place.chunk;
-    const chunkInfo = level?.chunks?.[chunk];
+    const info = level === null || chunk === null ? undefined : chunkInfo(manifest, levelId, chunk);
     const quality = video.getVideoPlaybackQuality?.();
     return {
       channel: s.channel,
@@ -132,13 +133,15 @@ export class Player {
       levelId,
       level: level === null ? null : { id: level.id, name: level.name, rank: level.rank, interval: level.interval, kbps: level.kbps },
       levels: manifest === null ? [] : manifest.levels.map((l) => ({ id: l.id, name: l.name, rank: l.rank, interval: l.interval, kbps: l.kbps })),
-      qualityDb: chunkInfo === undefined || chunkInfo === null ? null : chunkQualityDb(chunkInfo),
-      ssim: chunkInfo?.ssim ?? null,
-      psnr: chunkInfo?.psnr ?? null,
+      qualityDb: info === undefined || info === null ? null : chunkQualityDb(info),
+      ssim: info?.ssim ?? null,
+      psnr: info?.psnr ?? null,
       chunk,
       pass: place === null ? null : place.pass,
       chunkCount: manifest?.chunk_count ?? null,
       live: manifest?.live ?? null,
+      windowStart: manifest === null ? null : windowStart(manifest),
+      behindLiveS: s.behindLiveS,
       generator: manifest?.generator ?? null,
       bufferS: this.buffer.bufferAheadS(),
       maxBufferS: s.maxBufferS,

@@ -25,6 +25,8 @@ export const ErrorCode = Object.freeze({
   UNKNOWN_CHUNK: 'unknown_chunk',
   NOT_AVAILABLE: 'not_available',
   BEYOND_LIVE_EDGE: 'beyond_live_edge',
+  OUTSIDE_WINDOW: 'outside_window',
+  GAP: 'gap',
   RATE_LIMITED: 'rate_limited',
   SERVER_FULL: 'server_full',
   IDLE_TIMEOUT: 'idle_timeout',
