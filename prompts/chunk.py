@@ -2,7 +2,7 @@
 
 Byte layout (little-endian; ``docs/prompt-format.md`` has the table):
 
-    magic "PRMC" | version u8 | flags u8 | coding u8 | generator-id length u8 | generator id
+    magic "PRMC" | version u8 (1 or 2) | flags u8 (bit 0 prefix, bit 1 closed: version 2) | coding u8 | generator-id length u8 | generator id
     level u16 | chunk index u32 | frame start u32 | frame end u32 | interval u16 | rank u16
     tokens u16 | dim u16 | keyframe count u16
     per keyframe: frame u32 | U scale f32 | U zero point f32 | V scale f32 | V zero point f32
@@ -11,6 +11,11 @@ Byte layout (little-endian; ``docs/prompt-format.md`` has the table):
 
 Every length is validated before use; ``parse_chunk`` returns a chunk or raises
 ``ChunkFormatError`` naming the defect. No pickle anywhere.
+
+Version 2 adds *closed* chunks: a chunk ``j > 0`` that holds its own keyframe at its first
+frame (the start of a closed segment, like a closed GOP) needs no switch prefix, so it is a
+random-access point. The encoder writes version 2 only for such chunks (flag bit 1 set) and
+version 1 for every other chunk, so open ladders stay byte-for-byte what version 1 readers know.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ from prompts.keyframe import Keyframe, interpolate_context
 from prompts.quant import QuantizedTensor
 
 MAGIC = b"PRMC"
-VERSION = 1
+VERSION = 2  # the newest version this module writes and reads
+OPEN_VERSION = 1  # written for every chunk that is not closed (readable by version 1 readers)
+READABLE_VERSIONS = (OPEN_VERSION, VERSION)
 FLAG_PREFIX = 0x01
-KNOWN_FLAGS = FLAG_PREFIX
+FLAG_CLOSED = 0x02  # version 2: the chunk holds the keyframe at its first frame (no prefix needed)
+KNOWN_FLAGS = {OPEN_VERSION: FLAG_PREFIX, VERSION: FLAG_PREFIX | FLAG_CLOSED}
 CODING_STORED = 0
 CODING_DEFLATE_PLANES = 1
 TRANSFORM_U_DELTA = 0x01
@@ -69,6 +77,17 @@ class PromptChunk:
     @property
     def frame_count(self) -> int:
         return self.frame_end - self.frame_start
+
+    @property
+    def closed(self) -> bool:
+        """A chunk after the first that holds the keyframe at its first frame: it decodes
+        without a switch prefix (the start of a closed segment, a random-access point)."""
+        return (
+            not self.is_prefix
+            and self.index > 0
+            and bool(self.keyframes)
+            and self.keyframes[0].frame == self.frame_start
+        )
 
     @property
     def raw_payload_bytes(self) -> int:
@@ -133,10 +152,10 @@ def encode_chunk(chunk: PromptChunk, *, coding: int = CODING_DEFLATE_PLANES) -> 
     else:
         raise ValueError(f"unknown coding {coding}")
     generator = chunk.generator_id.encode("utf-8")
+    flags = (FLAG_PREFIX if chunk.is_prefix else 0) | (FLAG_CLOSED if chunk.closed else 0)
+    version = VERSION if chunk.closed else OPEN_VERSION
     parts = [
-        _PRELUDE.pack(
-            MAGIC, VERSION, FLAG_PREFIX if chunk.is_prefix else 0, coding, len(generator)
-        ),
+        _PRELUDE.pack(MAGIC, version, flags, coding, len(generator)),
         generator,
         _FIELDS.pack(
             chunk.level,
@@ -209,10 +228,12 @@ def parse_chunk(data: bytes, *, max_bytes: int = MAX_CHUNK_BYTES) -> PromptChunk
     magic, version, flags, coding, generator_length = reader.unpack(_PRELUDE, "header")
     if magic != MAGIC:
         raise ChunkFormatError(f"bad magic {magic!r}, expected {MAGIC!r}")
-    if version != VERSION:
-        raise ChunkFormatError(f"unsupported version {version} (this reader knows {VERSION})")
-    if flags & ~KNOWN_FLAGS:
-        raise ChunkFormatError(f"unknown flags 0x{flags:02x}")
+    if version not in READABLE_VERSIONS:
+        raise ChunkFormatError(
+            f"unsupported version {version} (this reader knows {', '.join(map(str, READABLE_VERSIONS))})"
+        )
+    if flags & ~KNOWN_FLAGS[version]:
+        raise ChunkFormatError(f"unknown flags 0x{flags:02x} for version {version}")
     if coding not in (CODING_STORED, CODING_DEFLATE_PLANES):
         raise ChunkFormatError(f"unknown payload coding {coding}")
     if not 1 <= generator_length <= MAX_GENERATOR_ID:
@@ -301,6 +322,11 @@ def parse_chunk(data: bytes, *, max_bytes: int = MAX_CHUNK_BYTES) -> PromptChunk
         is_prefix=bool(flags & FLAG_PREFIX),
     )
     _check_structure(chunk)
+    if version == VERSION and bool(flags & FLAG_CLOSED) != chunk.closed:
+        raise ChunkFormatError(
+            "closed flag does not match the keyframes: a closed chunk (index > 0) holds the "
+            f"keyframe at its first frame {chunk.frame_start}, and only a closed chunk sets the flag"
+        )
     return chunk
 
 

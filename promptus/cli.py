@@ -40,6 +40,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("daemon", "run the local generation daemon (prompt chunks -> fMP4)"),
     Command("invert", "fit one level of prompts to a video (inversion)"),
     Command("ladder", "fit several levels and publish a chunked prompt ladder"),
+    Command("catalog", "fit a ladder for each of many titles, segment-parallel on a Ray cluster"),
     Command("eval", "rate-quality of a ladder next to x264, x265, SVT-AV1 and a VAE baseline"),
     Command("emulate", "run ABR algorithms against network traces (fast simulation or full stack)"),
 )

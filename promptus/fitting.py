@@ -12,12 +12,24 @@ from promptus.options import add_generator_options, add_threads_option, apply_th
 from promptus.options import load_generator_from_args as load_generator_options
 
 
-def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options every fitting command takes."""
-    parser.add_argument(
-        "source", metavar="SOURCE", help="video file (anything PyAV reads) or a folder of frames"
-    )
-    parser.add_argument("--out", required=True, type=Path, help="ladder directory to write")
+def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") -> None:
+    """Options every fitting command takes (``sources="many"``: ``SOURCE...``, ``--out`` a folder
+    of ladders)."""
+    if sources == "many":
+        parser.add_argument(
+            "sources", nargs="+", metavar="SOURCE",
+            help="video files (anything PyAV reads) or folders of frames, one title each",
+        )  # fmt: skip
+        parser.add_argument(
+            "--out", required=True, type=Path, help="folder of ladders: one DIR/<title>/ each"
+        )
+    else:
+        parser.add_argument(
+            "source",
+            metavar="SOURCE",
+            help="video file (anything PyAV reads) or a folder of frames",
+        )
+        parser.add_argument("--out", required=True, type=Path, help="ladder directory to write")
     parser.add_argument(
         "--size",
         type=int,
@@ -70,7 +82,36 @@ def add_fit_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_threads_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_cluster_arguments(parser)
     add_generator_options(parser)
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--cluster`` and ``--segment-seconds``: segment-parallel fitting (docs/authoring.md)."""
+    from authoring.catalog import DEFAULT_SEGMENT_SECONDS
+
+    group = parser.add_argument_group("segments and cluster")
+    group.add_argument(
+        "--cluster",
+        default="none",
+        help="where segment tasks run: none (this process), local (a Ray cluster on this "
+        "machine's GPUs or cores), auto (the Ray cluster this machine is part of) or "
+        "ray://HOST:PORT; all but none need the extra: pip install '.[cluster]' (default: none)",
+    )
+    group.add_argument(
+        "--segment-seconds",
+        type=float,
+        default=None,
+        help="cut every level into closed segments of about this length, fitted independently "
+        f"(0: one open segment per level; default {DEFAULT_SEGMENT_SECONDS:g} with --cluster, "
+        "else the single-process path)",
+    )
+    group.add_argument(
+        "--local-cpus",
+        type=int,
+        default=None,
+        help="--cluster local: CPU slots of the local cluster (default: all cores)",
+    )
 
 
 def load_fitting_generator(args: argparse.Namespace) -> Any:
@@ -85,16 +126,11 @@ def load_fitting_generator(args: argparse.Namespace) -> Any:
     return load_generator_options(args, dtype=torch.bfloat16 if cuda else None)
 
 
-def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]:
-    """(source video, generator, fit options) for a fitting command, or CommandError.
-
-    Cheap checks come first so that a bad argument never waits for a generator to load.
-    """
+def fit_options(args: argparse.Namespace) -> Any:
+    """The ``FitOptions`` the arguments name, or CommandError (before anything loads)."""
     from authoring.build import FitOptions
     from authoring.losses import perceptual_term
-    from authoring.plan import check_level_geometry
     from authoring.presets import get_preset
-    from authoring.source import SourceError, load_source
 
     try:
         preset = get_preset(args.preset).with_target(args.target_psnr)
@@ -107,6 +143,20 @@ def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]
         raise CommandError(str(error)) from None
     if args.chunk_seconds <= 0:
         raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
+    return FitOptions(
+        preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start, seed=args.seed
+    )
+
+
+def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]:
+    """(source video, generator, fit options) for a fitting command, or CommandError.
+
+    Cheap checks come first so that a bad argument never waits for a generator to load.
+    """
+    from authoring.plan import check_level_geometry
+    from authoring.source import SourceError, load_source
+
+    options = fit_options(args)
     apply_threads(args)
     generator = None
     if args.size is None:
@@ -123,9 +173,6 @@ def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]
         except ValueError as error:
             raise CommandError(f"level {level.name}: {error}") from None
     generator = generator or load_fitting_generator(args)
-    options = FitOptions(
-        preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start, seed=args.seed
-    )
     return source, generator, options
 
 
@@ -163,6 +210,17 @@ def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
     from authoring.build import BuildError, build_ladder
     from authoring.checkpoint import CheckpointError
 
+    if segmented(args):
+        from authoring.catalog import TitleJob
+
+        (report,) = run_titles(
+            args, [TitleJob(args.out.name or "title", Path(args.source), args.out)], levels
+        )
+        if not report.ok:
+            raise CommandError(report.error)
+        print_levels(report.manifest)
+        print(f"wrote {Path(args.out) / 'manifest.json'}")
+        return 0
     source, generator, options = prepare(args, levels)
     try:
         manifest = build_ladder(
@@ -173,9 +231,57 @@ def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
         )  # fmt: skip
     except (BuildError, CheckpointError) as error:
         raise CommandError(str(error)) from None
+    print_levels(manifest)
+    print(f"wrote {Path(args.out) / 'manifest.json'}")
+    return 0
+
+
+def segmented(args: argparse.Namespace) -> bool:
+    """Whether the arguments ask for the segment path (a cluster, or closed segments)."""
+    return args.cluster != "none" or args.segment_seconds is not None
+
+
+def run_titles(args: argparse.Namespace, jobs: list[Any], levels: list[Any]) -> list[Any]:
+    """Fit ``jobs`` (``authoring.catalog.TitleJob``) segment by segment on the ``--cluster``
+    runner; a ``TitleReport`` per job. Nothing loads a generator in this process."""
+    from authoring.catalog import DEFAULT_SEGMENT_SECONDS, CatalogSettings, build_titles
+    from authoring.runner import TaskResources, open_runner
+    from authoring.tasks import GeneratorSpec
+    from engines.variants import VARIANTS
+    from promptus.options import check_weights_given
+
+    options = fit_options(args)
+    check_weights_given(args)
+    if args.threads is not None and args.threads < 1:
+        raise CommandError(f"--threads must be at least 1, got {args.threads}")
+    if args.local_cpus is not None and args.local_cpus < 1:
+        raise CommandError(f"--local-cpus must be at least 1, got {args.local_cpus}")
+    size = args.size if args.size is not None else VARIANTS[args.generator].native_size[0]
+    check_size(size)
+    settings = CatalogSettings(
+        levels=tuple(levels), options=options, size=size, max_frames=args.frames, fps=args.fps,
+        chunk_seconds=args.chunk_seconds,
+        segment_seconds=DEFAULT_SEGMENT_SECONDS
+        if args.segment_seconds is None
+        else args.segment_seconds,
+        resume=args.resume, measure_quality=not args.no_quality,
+    )  # fmt: skip
+    loader = GeneratorSpec(args.generator, args.weights, args.taesd)
+    runner = open_runner(args.cluster, local_cpus=args.local_cpus)
+    try:
+        on_gpu = runner.gpus > 0 and args.device != "cpu"
+        resources = TaskResources(gpus=1) if on_gpu else TaskResources(cpus=args.threads or 1)
+        return build_titles(
+            jobs, settings, runner=runner, loader=loader, resources=resources,
+            progress=not args.quiet,
+        )  # fmt: skip
+    finally:
+        runner.close()
+
+
+def print_levels(manifest: Any) -> None:
+    """One line per level: rate, chunks, mean PSNR."""
     for level in manifest.levels:
         psnrs = [c.psnr for c in level.chunks if c.psnr is not None]
         quality = f", PSNR {sum(psnrs) / len(psnrs):.2f} dB" if psnrs else ""
         print(f"{level.name}: {level.kbps:.1f} kbps, {len(level.chunks)} chunks{quality}")
-    print(f"wrote {Path(args.out) / 'manifest.json'}")
-    return 0

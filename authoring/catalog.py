@@ -1,0 +1,290 @@
+"""Ladders for many titles at once: every (title, level, segment) is one task on a runner.
+
+The driver (this module) reads each title, asks one task per title for its initial latent, then
+submits one task per closed segment of every level (``authoring.segments``), collects them as they
+complete (a progress bar with ETA over every frame of every level of every title), and assembles
+each title's ladder once its last segment is in: ``LadderWriter`` writes the init state and every
+chunk atomically, the manifest last. A title that cannot be read, or whose task fails past its
+retries, is reported with a one-line reason; the other titles go on.
+
+Checkpoints live in ``<ladder>/.fit/segments/`` (storage every node shares): a task killed midway
+is re-run by the runner and continues from its last keyframe; ``resume`` keeps them across runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from authoring.build import CHECKPOINT_DIR, FitOptions
+from authoring.levels import LevelSpec, chunk_frames_for
+from authoring.runner import Completed, TaskResources, TaskRunner
+from authoring.segments import Segment, SegmentResult, cut_segments, segment_chunks_for
+from authoring.tasks import GeneratorLoader, TaskOutput, TitleSetup, fit_segment_task, prepare_title
+from common.errors import UserError
+from prompts.ladder import MANIFEST_NAME, LadderWriter
+from prompts.manifest import Manifest, StreamInfo
+from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT, size_problem
+
+DEFAULT_SEGMENT_SECONDS = 10.0  # closed-segment length (docs/authoring.md, "closing cost")
+SEGMENTS_DIR = "segments"  # under the ladder's checkpoint directory
+
+
+class TitleError(UserError, ValueError):
+    """One title cannot be built (the message names it and says why)."""
+
+
+@dataclass(frozen=True)
+class TitleJob:
+    """One title: its source and the ladder directory to write."""
+
+    name: str
+    source: Path
+    out: Path
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """What every title of one run shares."""
+
+    levels: tuple[LevelSpec, ...]
+    options: FitOptions
+    size: int
+    max_frames: int | None = None
+    fps: float | None = None
+    chunk_seconds: float = 2.0
+    segment_seconds: float = DEFAULT_SEGMENT_SECONDS  # <= 0: open levels (one segment each)
+    resume: bool = False
+    measure_quality: bool = True
+
+
+@dataclass
+class TitleReport:
+    """How one title went: its ladder's levels, or the reason it failed."""
+
+    name: str
+    out: Path
+    manifest: Manifest | None = None
+    task_seconds: float = 0.0  # summed wall time of its tasks on their GPUs (or CPU slots)
+    segments: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _Title:
+    """Driver-side state of one title while its tasks run."""
+
+    job: TitleJob
+    report: TitleReport
+    frames: np.ndarray | None = None
+    fps: float = 0.0
+    chunk_frames: int = 0
+    frames_ref: object = None
+    setup: TitleSetup | None = None
+    segments: list[Segment] = field(default_factory=list)
+    results: dict[tuple[int, int], SegmentResult] = field(default_factory=dict)
+    handles: list = field(default_factory=list)
+
+
+def checkpoint_root(out: Path) -> Path:
+    return out / CHECKPOINT_DIR / SEGMENTS_DIR
+
+
+def _load_title(job: TitleJob, settings: CatalogSettings) -> _Title:
+    """Read and check one title; TitleError naming it when it cannot be built."""
+    from authoring.source import SourceError, load_source
+
+    title = _Title(job, TitleReport(job.name, job.out))
+    try:
+        source = load_source(
+            job.source, settings.size, max_frames=settings.max_frames, fps=settings.fps
+        )
+        count, height, width = source.frames.shape[:3]
+        problem = size_problem(width, height)
+        if problem is not None:
+            raise ValueError(f"frame {problem}")
+        title.chunk_frames = chunk_frames_for(settings.levels, source.fps, settings.chunk_seconds)
+        for level in settings.levels:
+            if count > 1 and level.interval > count - 1:
+                raise ValueError(
+                    f"level {level.name}: interval {level.interval} is longer than the video "
+                    f"({count} frames)"
+                )
+    except (SourceError, ValueError) as error:
+        raise TitleError(f"{job.name}: {error}") from None
+    if (job.out / MANIFEST_NAME).exists() and not settings.resume:
+        raise TitleError(
+            f"{job.name}: {job.out} already holds a ladder; pass --resume to continue it or "
+            "choose another --out"
+        )
+    title.frames, title.fps = source.frames, source.fps
+    return title
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+def assemble_ladder(
+    out: Path,
+    setup: TitleSetup,
+    *,
+    fps: float,
+    frames: np.ndarray,
+    chunk_frames: int,
+    levels: Sequence[LevelSpec],
+    results: Sequence[SegmentResult],
+) -> Manifest:
+    """Write a title's ladder from its fitted segments: init state, chunks, the manifest last."""
+    count, height, width = frames.shape[:3]
+    stream = StreamInfo(
+        fps=fps, width=width, height=height, frames=count, chunk_frames=chunk_frames,
+        generator_id=setup.generator_id, generator_name=setup.generator_name,
+        noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT, prev_latent_rule=CHUNK_RESET,
+    )  # fmt: skip
+    by_chunk = {
+        (result.segment.level_id, chunk.index): (chunk, scores)
+        for result in results
+        for chunk, scores in zip(result.chunks, result.quality, strict=True)
+    }
+    writer = LadderWriter(out, stream, [(lv.name, lv.rank, lv.interval) for lv in levels])
+    writer.write_init_state(setup.init_latent)
+    for index in range(stream.chunk_count):
+        for level_id in range(len(levels)):
+            chunk, scores = by_chunk[(level_id, index)]
+            writer.append_chunk(level_id, chunk, scores)
+    manifest = writer.finish()
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+    return manifest
+
+
+def build_titles(
+    jobs: Sequence[TitleJob],
+    settings: CatalogSettings,
+    *,
+    runner: TaskRunner,
+    loader: GeneratorLoader,
+    resources: TaskResources,
+    progress: bool = True,
+) -> list[TitleReport]:
+    """Build one ladder per job on ``runner``; a report per job, in the jobs' order."""
+    from tqdm import tqdm
+
+    titles: list[_Title] = []
+    reports: list[TitleReport] = []
+    for job in jobs:
+        try:
+            title = _load_title(job, settings)
+        except TitleError as error:
+            reports.append(TitleReport(job.name, job.out, error=str(error)))
+            continue
+        reports.append(title.report)
+        titles.append(title)
+
+    def fail(title: _Title, message: str) -> None:
+        title.report.error = f"{title.job.name}: {message}"
+        for handle in title.handles:
+            runner.cancel(handle)
+        title.frames = None
+
+    total = sum(len(t.frames) * len(settings.levels) for t in titles if t.frames is not None)
+    with tqdm(
+        total=total, desc="fit", unit="frame", disable=not progress, dynamic_ncols=True,
+        postfix={"titles": f"0/{len(titles)}"},
+    ) as bar:  # fmt: skip
+        if progress:
+            bar.write(f"{len(titles)} title(s) on {runner.description}")
+        for title in titles:
+            if not settings.resume:
+                shutil.rmtree(checkpoint_root(title.job.out), ignore_errors=True)
+            title.frames_ref = runner.put(title.frames)
+            title.handles.append(
+                runner.submit(
+                    prepare_title,
+                    title.frames_ref,
+                    loader,
+                    resources,
+                    name=f"prepare {title.job.name}",
+                    resources=resources,
+                    tag=(title, None),
+                )  # fmt: skip
+            )
+        finished = 0
+        for done in runner.as_completed():
+            title, segment = done.handle.tag
+            if not title.report.ok:
+                continue
+            if not done.ok:
+                where = segment.name if segment is not None else "preparing"
+                fail(title, f"{where}: {_one_line(done.error)}")
+                finished += 1
+            else:
+                finished += _on_task_done(
+                    title, segment, done, settings, runner, loader, resources, bar
+                )
+            bar.set_postfix(titles=f"{finished}/{len(titles)}", refresh=False)
+    return reports
+
+
+def _on_task_done(
+    title: _Title,
+    segment: Segment | None,
+    done: Completed,
+    settings: CatalogSettings,
+    runner: TaskRunner,
+    loader: GeneratorLoader,
+    resources: TaskResources,
+    bar: object,
+) -> int:
+    """Handle a completed task; returns 1 when its title is now finished (ladder written)."""
+    output: TaskOutput = done.value
+    title.report.task_seconds += output.seconds * max(resources.gpus, 1)
+    if segment is None:  # the title's setup: submit its segments
+        title.setup = output.value
+        assert title.frames is not None
+        step = segment_chunks_for(settings.segment_seconds, title.fps, title.chunk_frames)
+        title.segments = cut_segments(
+            title.job.name, len(title.frames), title.chunk_frames, settings.levels, step
+        )
+        root = checkpoint_root(title.job.out)
+        for seg in title.segments:
+            title.handles.append(
+                runner.submit(
+                    fit_segment_task,
+                    title.frames_ref,
+                    seg,
+                    loader,
+                    settings.options,
+                    title.setup.init_latent,
+                    root,
+                    resources,
+                    settings.measure_quality,
+                    name=f"fit {seg.name}",
+                    resources=resources,
+                    tag=(title, seg),
+                )  # fmt: skip
+            )
+        title.report.segments = len(title.segments)
+        return 0
+    result: SegmentResult = output.value
+    title.results[(segment.level_id, segment.index)] = result
+    bar.update(segment.frame_count)  # type: ignore[attr-defined]
+    if len(title.results) < len(title.segments):
+        return 0
+    assert title.setup is not None and title.frames is not None
+    title.report.manifest = assemble_ladder(
+        title.job.out, title.setup, fps=title.fps, frames=title.frames,
+        chunk_frames=title.chunk_frames, levels=settings.levels,
+        results=list(title.results.values()),
+    )  # fmt: skip
+    title.frames = None
+    return 1

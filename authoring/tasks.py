@@ -1,0 +1,125 @@
+"""The tasks a runner executes: prepare a title, fit a segment. Plain picklable functions.
+
+A worker loads the generator itself from a ``GeneratorSpec`` (or any hashable object with
+``load(device)``) and keeps the last one it loaded, so the CPU workers that Ray reuses, and the
+in-process runner, load it once. Every task sets torch's threads to its CPU slots, so a task
+computes the same numbers wherever it runs (the in-process runner included).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from authoring.runner import TaskResources
+from authoring.segments import Segment, SegmentResult, fit_segment
+
+
+class GeneratorLoader(Protocol):
+    """Loads the generator on a device; hashable (a worker caches by it)."""
+
+    def load(self, device: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """The generator options of a fitting command, as data a worker can load from."""
+
+    name: str
+    weights: Path | None = None
+    taesd: Path | None = None
+
+    def load(self, device: str) -> Any:
+        """bf16 on CUDA (the fitting precision, docs/inversion.md), the default elsewhere."""
+        import torch
+
+        from engines import load_generator
+
+        dtype = torch.bfloat16 if device.startswith("cuda") else None
+        return load_generator(
+            self.name, weights=self.weights, taesd=self.taesd, device=device, dtype=dtype
+        )
+
+
+@dataclass(frozen=True)
+class TaskOutput:
+    """A task's value and what it cost where it ran."""
+
+    value: Any
+    seconds: float  # wall time inside the worker, loading the generator included
+    device: str  # e.g. "cpu" or "cuda:0 (NVIDIA H100 80GB HBM3)"
+
+
+@dataclass(frozen=True)
+class TitleSetup:
+    """What every segment of a title shares."""
+
+    init_latent: np.ndarray
+    generator_id: str
+    generator_name: str
+
+
+_loaded: tuple[Any, Any] | None = None  # ((loader, device), generator) of this worker
+
+
+def worker_generator(loader: GeneratorLoader, device: str) -> Any:
+    """The generator for this worker, loaded once per (loader, device)."""
+    global _loaded
+    key = (loader, device)
+    if _loaded is None or _loaded[0] != key:
+        _loaded = None  # free the previous one first
+        _loaded = (key, loader.load(device))
+    return _loaded[1]
+
+
+def _start(resources: TaskResources) -> tuple[float, str]:
+    import torch
+
+    started = time.perf_counter()
+    if resources.gpus:
+        index = torch.cuda.current_device()
+        return started, f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    torch.set_num_threads(resources.cpus)
+    return started, "cpu"
+
+
+def prepare_title(
+    frames: np.ndarray, loader: GeneratorLoader, resources: TaskResources
+) -> TaskOutput:
+    """The title's initial latent (the encoding of frame 0) and the generator's identity."""
+    from authoring.initial import initial_latent
+
+    started, device = _start(resources)
+    generator = worker_generator(loader, resources.device)
+    setup = TitleSetup(initial_latent(generator, frames[0]), generator.generator_id, generator.name)
+    return TaskOutput(setup, time.perf_counter() - started, device)
+
+
+def checkpoint_dir_for(root: Path, segment: Segment) -> Path:
+    """Where a segment's fit checkpoints (under the title's checkpoint root, shared storage)."""
+    return root / f"{segment.level.name}-{segment.index:04d}"
+
+
+def fit_segment_task(
+    frames: np.ndarray,
+    segment: Segment,
+    loader: GeneratorLoader,
+    options: Any,
+    init_latent: np.ndarray,
+    checkpoint_root: Path | None,
+    resources: TaskResources,
+    measure_quality: bool = True,
+) -> TaskOutput:
+    """Fit one segment of a title (``frames``: the whole title's) on this worker's device."""
+    started, device = _start(resources)
+    generator = worker_generator(loader, resources.device)
+    result: SegmentResult = fit_segment(
+        segment.frames_of(frames), segment, generator, options, init_latent,
+        checkpoint_dir=checkpoint_dir_for(checkpoint_root, segment) if checkpoint_root else None,
+        measure_quality=measure_quality,
+    )  # fmt: skip
+    return TaskOutput(result, time.perf_counter() - started, device)
