@@ -4,7 +4,8 @@ Pure bookkeeping (no sockets, no threads): :meth:`Session.accept_chunk` turns a 
 `chunk` message into a :class:`ChunkJob` or raises :class:`wire.errors.ProtocolError`
 naming what is wrong. Chunks must arrive in order; a `seek` announces a jump. After a level
 switch, a seek or a failed chunk the next chunk needs its switch prefix (the keyframe at its
-first frame), because the engine no longer holds that keyframe from the sequence.
+first frame), because the engine no longer holds that keyframe from the sequence, unless the
+chunk is closed (it holds that keyframe itself: the start of a closed segment).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class Session:
         switching = self._last is not None and self._last[0] != chunk.level
         if prefix is not None:
             self._check_prefix(prefix, chunk, where)
-        elif chunk.index > 0 and (switching or not self._continuous):
+        elif chunk.index > 0 and not chunk.closed and (switching or not self._continuous):
             reason = "a level switch" if switching else "a seek or a failed chunk"
             raise _bad_chunk(
                 f"{where} needs the switch prefix (the keyframe at frame {chunk.frame_start}) "

@@ -330,6 +330,17 @@ def parse_chunk(data: bytes, *, max_bytes: int = MAX_CHUNK_BYTES) -> PromptChunk
     return chunk
 
 
+def is_closed_chunk(data: bytes) -> bool:
+    """Whether encoded chunk bytes say "closed" in their header (no full parse; a server uses it
+    to skip the switch prefix a closed chunk does not need)."""
+    return (
+        len(data) >= _PRELUDE.size
+        and data[:4] == MAGIC
+        and data[4] == VERSION
+        and bool(data[5] & FLAG_CLOSED)
+    )
+
+
 def make_prefix(chunk: PromptChunk) -> PromptChunk:
     """The switch prefix of the next chunk: this chunk's last keyframe, alone."""
     if not chunk.keyframes:
@@ -337,19 +348,6 @@ def make_prefix(chunk: PromptChunk) -> PromptChunk:
     last = chunk.keyframes[-1]
     return replace(
         chunk, frame_start=last.frame, frame_end=last.frame, keyframes=(last,), is_prefix=True
-    )
-
-
-def own_prefix(chunk: PromptChunk) -> PromptChunk:
-    """The switch prefix of a chunk that holds the keyframe at its own first frame (a closed
-    chunk, e.g. the first after a live gap): that keyframe, alone."""
-    first = chunk.keyframes[0] if chunk.keyframes else None
-    if first is None or first.frame != chunk.frame_start:
-        raise ChunkFormatError(
-            f"chunk {chunk.index} does not hold the keyframe at its first frame {chunk.frame_start}"
-        )
-    return replace(
-        chunk, frame_start=first.frame, frame_end=first.frame, keyframes=(first,), is_prefix=True
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common.errors import UserError
-from prompts.chunk import encode_chunk, make_prefix, own_prefix, parse_chunk
+from prompts.chunk import encode_chunk, is_closed_chunk, make_prefix, parse_chunk
 from prompts.ladder import chunk_relpath
 from server.catalog import Channel
 from wire.media import MAX_INIT_STATE_BYTES, InitStateMessage, encode_chunk_message
@@ -125,14 +125,10 @@ def _build_chunk_message(
 ) -> bytes:
     data = _read_chunk(ladder, level_name, index, expected)
     prefix = b""
-    if with_prefix:
+    if with_prefix and not is_closed_chunk(data):  # a closed chunk holds its own keyframe
         previous = ladder / chunk_relpath(level_name, index - 1)
         try:
-            try:
-                prefix = encode_chunk(make_prefix(parse_chunk(previous.read_bytes())))
-            except FileNotFoundError:
-                # a live gap before this chunk: the chunk after a gap holds its own first keyframe
-                prefix = encode_chunk(own_prefix(parse_chunk(data)))
+            prefix = encode_chunk(make_prefix(parse_chunk(previous.read_bytes())))
         except (OSError, ValueError) as error:  # ChunkFormatError is a ValueError
             raise ChunkReadError(
                 f"switch prefix of chunk {index} (level {level_name}): {error}"
