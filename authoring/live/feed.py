@@ -10,14 +10,15 @@ Sources:
   other URL or file FFmpeg opens. The FFmpeg bundled with PyAV 18.1 has no SRT (no libsrt):
   ``srt://`` is refused with that reason (``SUPPORTED_NOTE``).
 
-Frames are placed on the channel's clock by their timestamps (frame ``round(t * fps)``): a
-source at another or a variable rate is resampled (frames repeated over holes, surplus frames
-dropped). Each is scaled (short side to the channel size, swscale) and centre-cropped.
+Frames are placed on the channel's clock by their timestamps (slot ``floor(t * fps)`` holds
+the first frame that falls in it): a source at another or a variable rate is resampled (frames
+repeated over holes, surplus frames dropped). Each is scaled (short side to the channel size, swscale) and centre-cropped.
 """
 
 from __future__ import annotations
 
 import errno
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from common.errors import UserError
 from prompts.stream_model import size_problem
 
 PROBE_OPTIONS = {"analyzeduration": "500000", "probesize": "65536"}  # start within ~0.5 s
+SLOT_EPSILON = 1e-6  # frames whose timestamp lands a rounding error before a slot belong to it
 READ_TIMEOUT_S = 10.0  # s without data from a network source ends the feed
 UNSUPPORTED_SCHEMES = {"srt": "the FFmpeg bundled with PyAV has no SRT (libsrt) support"}
 SUPPORTED_NOTE = "file, image folder, rtmp:// (listen), udp:// (MPEG-TS), tcp://, http(s)://"
@@ -136,7 +138,7 @@ class Feed:
         start = self.clock()
         index = 0
         for seconds, image in timed:
-            target = round(seconds * self.fps)
+            target = math.floor(seconds * self.fps + SLOT_EPSILON)
             while index <= target:  # repeat over a hole; a frame ahead of its slot is dropped
                 if limit is not None and index >= limit:
                     return
