@@ -117,6 +117,16 @@ export function decodeControl(text, maxChars = MAX_MANIFEST_CHARS) {
   return message;
 }
 
+/**
+ * Whether prompt-chunk bytes say "closed" in their header (format version 2, flag bit 1): the
+ * chunk holds its own first keyframe, so it decodes without a switch prefix and the server sends
+ * none (prompts/chunk.py is_closed_chunk).
+ */
+export function isClosedChunk(bytes) {
+  const magic = [0x50, 0x52, 0x4d, 0x43]; // "PRMC"
+  return bytes.length >= 8 && magic.every((byte, i) => bytes[i] === byte) && bytes[4] === 2 && (bytes[5] & 0x02) !== 0;
+}
+
 /** Checks a `chunk` header against its payload (sizes must add up exactly). */
 export function checkChunkHeader(header, payloadLength) {
   for (const key of ['chunk', 'level', 'prefix_bytes', 'chunk_bytes']) {

@@ -190,7 +190,7 @@ class LiveChannel:
         self._arrived.put(None)
 
     def stop(self) -> None:
-        """End the channel as if the feed ended now (Ctrl-C)."""
+        """End the channel as if the feed ended now (from another thread)."""
         self._stop.set()
 
     # --- the driver -----------------------------------------------------------------------
@@ -213,6 +213,8 @@ class LiveChannel:
                     self._on_completed(done)
                 self._check_deadlines()
                 self._publish_ready()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: finish the ladder with what is published
+            self.note("interrupted: finishing the ladder with the chunks published so far")
         finally:
             self._stop.set()
             for cell in self._cells.values():

@@ -1,13 +1,14 @@
 """``promptus live``: a live feed becomes a live prompt ladder (a channel ``promptus serve`` serves).
 
 Prints one line per published chunk and level with its live latency (capture of the chunk's
-first frame to publication), and a summary per level at the end (Ctrl-C ends the channel:
-the ladder is finished with what was published).
+first frame to publication), and a summary per level at the end (Ctrl-C or SIGTERM ends
+the channel: the ladder is finished with what was published).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import statistics
 import sys
 from pathlib import Path
@@ -150,15 +151,16 @@ def run(args: argparse.Namespace) -> int:
                 args.taesd), resources=resources, fps=feed.fps, size=size,
                 report=print_publication, note=lambda text: print(text, flush=True),
             )  # fmt: skip
-            try:
-                summary = channel.run(iter(feed))
-            except KeyboardInterrupt:
-                channel.stop()
-                summary = channel.summary
+            signal.signal(signal.SIGTERM, _interrupt)  # a service stop finishes the ladder too
+            summary = channel.run(iter(feed))
         finally:
             runner.close()
     print_summary(summary)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def print_publication(publication) -> None:  # type: ignore[no-untyped-def]

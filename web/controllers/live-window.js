@@ -5,7 +5,7 @@
  * window starting at 0 without gaps. Pure.
  */
 
-export const LIVE_START_BEHIND = 2; // chunks behind a live ladder's edge to start at
+export const LIVE_START_BEHIND = 3; // chunks behind a live ladder's edge to start at (HLS: three targets)
 
 /** First chunk the server still serves (0 for manifests written before the window existed). */
 export function windowStart(manifest) {

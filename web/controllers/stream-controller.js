@@ -46,7 +46,7 @@ export const DAEMON_FPS_HALF_LIFE_S = 4; // seconds of generation
 export const RETRY_NOT_AVAILABLE_S = 0.5; // live chunk not published yet: ask again after
 export const RETRY_BUSY_S = 1; // daemon busy: resync after
 export const RETRY_ERROR_S = 2; // a `get` refused for another reason: ask again after
-export const GAP_JUMP_S = 0.25; // the playhead this close to a skipped gap jumps over it
+export const GAP_JUMP_S = 0.25; // the playhead this close (or two frames) to a skipped gap jumps over it
 export const SEEK_RESUME_BUFFER_S = 1; // after a seek outside the buffer, play on once this much is buffered
 
 export class StreamController {
@@ -267,10 +267,11 @@ export class StreamController {
     this.tick();
   }
 
-  onChunkLoaded({ chunk, level, bytes, seconds, endS, frame, prefixBytes }) {
+  onChunkLoaded({ chunk, level, bytes, seconds, endS, frame, prefixBytes, closed = false }) {
     const expected = this.inflight;
     if (expected === null || expected.chunk !== chunk || expected.level !== level) return; // stale (seek, resync)
-    if (expected.prefix && prefixBytes === 0) return; // an older answer without the prefix we need
+    // an older answer without the prefix we need (a closed chunk needs none: it never has one)
+    if (expected.prefix && prefixBytes === 0 && !closed) return;
     this.inflight = null;
     this.downloads.push({ bytes, seconds, endS });
     if (this.downloads.length > DOWNLOAD_HISTORY) this.downloads.shift();
@@ -551,7 +552,9 @@ export class StreamController {
   /** The playhead reached a skipped gap: continue where the buffer goes on after it. */
   #jumpOverGap() {
     if (this.skipped.size === 0 || this.video.seeking || this.timeline === null) return;
-    let next = this.timeline.atTime(this.video.currentTime + GAP_JUMP_S);
+    // the element halts on the last frame before a hole: look a little more than a frame ahead
+    const ahead = Math.max(GAP_JUMP_S, 2 / this.manifest.fps);
+    let next = this.timeline.atTime(this.video.currentTime + ahead);
     if (!this.skipped.has(next)) return;
     while (this.skipped.has(next)) next += 1;
     const targetS = this.#chunkStartS(next);

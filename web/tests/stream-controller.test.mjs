@@ -67,8 +67,8 @@ function setup({ loop = false, rule = 'chunk-reset', live = null } = {}) {
   });
   stream.registerListeners();
   stream.resetChannel('c');
-  const loaded = (chunk, level, prefixBytes = 0) =>
-    bus.trigger(Events.CHUNK_LOADED, { chunk, level, bytes: 1000, prefixBytes, seconds: 0.1, endS: 0, frame: `c${chunk}L${level}` });
+  const loaded = (chunk, level, prefixBytes = 0, closed = false) =>
+    bus.trigger(Events.CHUNK_LOADED, { chunk, level, bytes: 1000, prefixBytes, closed, seconds: 0.1, endS: 0, frame: `c${chunk}L${level}` });
   const generated = (chunk, level) =>
     bus.trigger(Events.SEGMENT_GENERATED, { chunk, level, frames: 10, generationMs: 100, encodeMs: 1, data: new Uint8Array(1) });
   const start = async () => {
@@ -206,13 +206,13 @@ function liveManifest({ start = 0, count = 6, gaps = {} } = {}) {
   };
 }
 
-test('live: a viewer joins two chunks behind the edge, and never before the window', async () => {
+test('live: a viewer joins three chunks behind the edge, and never before the window', async () => {
   const near = setup({ live: liveManifest({ start: 3, count: 10 }) });
   await near.start();
-  assert.equal(near.log.at(-1), 'get 8 L0 +prefix');
-  near.loaded(8, 0, 500);
-  near.generated(8, 0);
-  assert.equal(near.video.currentTime, 8); // the playhead moves to the first appended chunk
+  assert.equal(near.log.at(-1), 'get 7 L0 +prefix');
+  near.loaded(7, 0, 500);
+  near.generated(7, 0);
+  assert.equal(near.video.currentTime, 7); // the playhead moves to the first appended chunk
   const young = setup({ live: liveManifest({ start: 3, count: 4 }) });
   await young.start();
   assert.equal(young.log.at(-1), 'get 3 L0 +prefix');
@@ -220,25 +220,25 @@ test('live: a viewer joins two chunks behind the edge, and never before the wind
 });
 
 test('live: a gap of the chosen level falls back to another level; a chunk no level has is skipped', async () => {
-  const { bus, log, stream, loaded, generated, start } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
+  const { bus, log, stream, loaded, start } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
   stream.setManualLevel(0);
-  await start(); // joins at chunk 4
+  await start(); // joins at chunk 3: level 0 has a gap there, level 1 has it
+  assert.equal(log.at(-1), 'get 3 L1 +prefix');
+  loaded(3, 1, 500);
   assert.equal(log.at(-1), 'get 5 L0 +prefix'); // chunk 4 is a gap in every level: skipped
   assert.ok(stream.skipped.has(4));
   loaded(5, 0, 500);
-  generated(5, 0);
+  assert.ok(log.includes('forward c3L1'));
   assert.deepEqual(log.slice(-2), ['seek 5', 'forward c5L0']);
-  // seeking back to chunk 3: level 0 has a gap there, level 1 has it
-  stream.video.currentTime = 3.2;
-  stream.video.dispatchEvent(new Event('seeking'));
-  assert.equal(log.at(-1), 'get 3 L1 +prefix');
-  bus.trigger(Events.SERVER_ERROR, { code: 'gap', message: 'gap', chunk: 3, level: 1 });
+  bus.trigger(Events.SERVER_ERROR, { code: 'gap', message: 'gap', chunk: 5, level: 0 });
   assert.equal(stream.retryAtS, 0.5); // retried (after the manifest that explains it)
 });
 
 test('live: the playhead jumps over a skipped gap once what follows is buffered', async () => {
   const { stream, video, loaded, generated, start, setBufferedAt } = setup({ live: liveManifest({ count: 6, gaps: { 0: [4], 1: [4] } }) });
   await start();
+  loaded(3, 0, 500);
+  generated(3, 0);
   loaded(5, 0, 500);
   generated(5, 0);
   assert.equal(stream.appendedThrough, 5); // the skipped chunk counts as done
@@ -257,10 +257,21 @@ test('live: seeks are clamped to the window; a viewer behind the window jumps to
   video.dispatchEvent(new Event('seeking'));
   assert.equal(log.at(-1), 'get 2 L0 +prefix');
   bus.trigger(Events.SERVER_ERROR, { code: 'outside_window', message: 'left', chunk: 2, level: 0 });
-  assert.equal(video.currentTime, 6); // the live start: two chunks behind the edge
+  assert.equal(video.currentTime, 5); // the live start: three chunks behind the edge
   bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: liveManifest({ start: 7, count: 12 }) });
   stream.inflight = null;
   stream.fetchChunk = 6; // slow: the window moved past what it wanted next
   stream.tick();
-  assert.equal(video.currentTime, 10);
+  assert.equal(video.currentTime, 9);
+});
+
+test('a closed chunk answers a request for the prefix without one (it holds its own keyframe)', async () => {
+  const { log, loaded, start, video } = setup({ live: liveManifest({ count: 6 }) });
+  await start();
+  assert.equal(log.at(-1), 'get 3 L0 +prefix');
+  loaded(3, 0, 0); // an open chunk without the prefix: a stale answer, dropped
+  assert.equal(log.at(-1), 'get 3 L0 +prefix');
+  loaded(3, 0, 0, true);
+  assert.deepEqual(log.slice(-3), ['seek 3', 'forward c3L0', 'get 4 L0']);
+  assert.equal(video.currentTime, 0);
 });
