@@ -6,7 +6,7 @@ may submit more meanwhile. Both runners give the same results for the same tasks
 runner (``authoring.ray_runner``, the ``cluster`` extra) spreads them over every GPU or core
 of a cluster and retries a task whose worker or node died.
 
-``open_runner(cluster)`` picks one from the ``--cluster`` value:
+``authoring.cluster.open_runner(cluster)`` picks one from the ``--cluster`` value:
 
 - ``none``: ``LocalRunner``, this process, tasks in submission order (no extra needed);
 - ``local``: a Ray cluster started on this machine's GPUs or cores;
@@ -24,7 +24,6 @@ from typing import Any, Protocol
 
 from common.errors import UserError
 
-CLUSTER_CHOICES = "none, local, auto or ray://HOST:PORT"
 DEFAULT_RETRIES = 3  # re-runs of a task whose worker or node died (not of a task that raised)
 
 
@@ -146,27 +145,3 @@ class LocalRunner:
 
     def close(self) -> None:
         self._queue.clear()
-
-
-def open_runner(
-    cluster: str,
-    *,
-    local_cpus: int | None = None,
-    local_gpus: int | None = None,
-    retries: int = DEFAULT_RETRIES,
-) -> TaskRunner:
-    """The runner ``--cluster`` names; ClusterError (one line) when it cannot be used.
-
-    ``local_cpus`` / ``local_gpus`` size a ``local`` cluster (default: all of this machine's).
-    """
-    if cluster == "none":
-        return LocalRunner()
-    if cluster not in ("local", "auto") and not cluster.startswith("ray://"):
-        raise ClusterError(f"--cluster {cluster!r}: expected {CLUSTER_CHOICES}")
-    try:
-        from authoring.ray_runner import RayRunner
-    except ImportError as error:
-        raise ClusterError(
-            f"--cluster {cluster} needs Ray ({error}); install the extra: pip install '.[cluster]'"
-        ) from None
-    return RayRunner(cluster, local_cpus=local_cpus, local_gpus=local_gpus, retries=retries)

@@ -118,7 +118,7 @@ def fit_segment_task(
     started, device = _start(resources)
     generator = worker_generator(loader, resources.device)
     result: SegmentResult = fit_segment(
-        segment.frames_of(frames), segment, generator, options, init_latent,
+        np.array(segment.frames_of(frames)), segment, generator, options, init_latent,
         checkpoint_dir=checkpoint_dir_for(checkpoint_root, segment) if checkpoint_root else None,
         measure_quality=measure_quality,
     )  # fmt: skip

@@ -251,7 +251,8 @@ def run_titles(args: argparse.Namespace, jobs: list[Any], levels: list[Any]) -> 
     """Fit ``jobs`` (``authoring.catalog.TitleJob``) segment by segment on the ``--cluster``
     runner; a ``TitleReport`` per job. Nothing loads a generator in this process."""
     from authoring.catalog import DEFAULT_SEGMENT_SECONDS, CatalogSettings, build_titles
-    from authoring.runner import TaskResources, open_runner
+    from authoring.cluster import open_runner
+    from authoring.runner import TaskResources
     from authoring.tasks import GeneratorSpec
     from engines.variants import VARIANTS
     from promptus.options import check_weights_given

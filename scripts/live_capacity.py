@@ -57,8 +57,10 @@ def load_inputs(levers_path: Path, cluster_path: Path) -> dict[str, Any]:
         "levers_file": str(levers_path),
         "cluster_file": str(cluster_path),
         "g_rows": {
-            name: {"gpu_s_per_video_s": rows[name]["gpu_s_per_video_s"],
-                   "psnr_db": rows[name]["psnr_db"]}
+            name: {
+                "gpu_s_per_video_s": rows[name]["gpu_s_per_video_s"],
+                "psnr_db": rows[name]["psnr_db"],
+            }
             for _, name, _, _ in SCHEDULES
         },  # fmt: skip
         "one_frame_step_ms": t1,

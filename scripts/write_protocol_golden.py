@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT
 from wire.daemon import (
     MAX_MEDIA_PAYLOAD_BYTES,
     InitSegment,
@@ -46,9 +47,9 @@ SETUP = StreamSetup(
     width=192,
     height=128,
     fps=29.97,
-    noise_seed=88,
-    prev_latent_weight=0.05,
-    prev_latent_rule="chunk-reset",
+    noise_seed=NOISE_SEED,
+    prev_latent_weight=PREV_LATENT_WEIGHT,
+    prev_latent_rule=CHUNK_RESET,
     chunk_frames=60,
 )
 MANIFEST = {
@@ -63,9 +64,9 @@ MANIFEST = {
     "window_start": 0,
     "live": False,
     "generator": {"id": "tiny:cf453d3083e17c42", "name": "tiny"},
-    "noise_seed": 88,
-    "prev_latent_weight": 0.05,
-    "prev_latent_rule": "chunk-reset",
+    "noise_seed": NOISE_SEED,
+    "prev_latent_weight": PREV_LATENT_WEIGHT,
+    "prev_latent_rule": CHUNK_RESET,
     "levels": [{"id": 0, "name": "r2n10", "rank": 2, "interval": 10, "kbps": 42.5, "chunks": []}],
 }
 

@@ -93,11 +93,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from authoring.cluster import open_runner
     from authoring.levels import chunk_frames_for, parse_levels
     from authoring.live.channel import LiveChannel, LiveSettings
     from authoring.live.feed import Feed, FeedOptions
     from authoring.live.publisher import window_chunks_for
-    from authoring.runner import TaskResources, open_runner
+    from authoring.runner import TaskResources
     from authoring.segments import segment_chunks_for
     from authoring.tasks import GeneratorSpec
     from engines.variants import VARIANTS

@@ -177,3 +177,16 @@ def test_a_prefix_sent_alone_is_refused() -> None:
     session = Session(stream_setup(GEN))
     lone = dataclasses.replace(message(0), data=encode_chunk(prefix_for(1, GEN)))
     refused(session, lone, ErrorCode.BAD_CHUNK, "holds a switch prefix")
+
+
+def test_closed_chunk_needs_no_prefix_after_a_switch_or_seek() -> None:
+    session = Session(stream_setup(GEN))
+    session.accept_chunk(message(0))
+    own_start = make_chunk(0, GEN, level=1).keyframes[0]  # any keyframe, moved to frame 4
+    chunk = make_chunk(1, GEN, level=1)
+    start = dataclasses.replace(own_start, frame=chunk.frame_start)
+    closed = message(1, level=1, keyframes=(start, *chunk.keyframes))
+    job = session.accept_chunk(closed)  # a level switch, no prefix: the chunk holds its keyframe
+    assert job.chunk.closed and job.prefix is None
+    session.accept_seek(Seek(chunk=1))
+    assert session.accept_chunk(closed).index == 1

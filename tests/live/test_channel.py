@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from authoring.build import FitOptions
+from authoring.cluster import open_runner
 from authoring.levels import LevelSpec
 from authoring.live.channel import CHECKPOINT_DIR, LiveChannel, LiveSettings, LiveSummary
 from authoring.live.feed import Feed, FeedOptions
 from authoring.presets import get_preset
 from authoring.procedural_clip import render_clip
-from authoring.runner import TaskResources, open_runner
+from authoring.runner import TaskResources
 from authoring.tasks import GeneratorSpec
 from prompts.ladder import Ladder
 from prompts.manifest import load_manifest

@@ -1,5 +1,6 @@
 import struct
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,11 +10,13 @@ from hypothesis.extra.numpy import arrays
 
 from prompts.chunk import (
     CODING_STORED,
+    FLAG_CLOSED,
     MAX_CHUNK_BYTES,
     ChunkFormatError,
     PromptChunk,
     chunk_contexts,
     encode_chunk,
+    is_closed_chunk,
     make_prefix,
     parse_chunk,
 )
@@ -186,3 +189,52 @@ def test_first_chunk_decodes_alone_and_last_chunk_uses_the_short_interval():
     contexts = chunk_contexts(last, chunk_of(2, frames=63).keyframes[-1])
     assert contexts.shape == (3, 77, 1024)
     np.testing.assert_array_equal(contexts[-1], last.keyframes[-1].context())
+
+
+def _closed_chunk(index: int = 2) -> PromptChunk:
+    """Chunk ``index`` of a closed segment: it also holds the keyframe at its first frame."""
+    chunk = chunk_of(index)
+    return replace(chunk, keyframes=(random_keyframe(chunk.frame_start, 2, 7), *chunk.keyframes))
+
+
+def test_closed_chunk_is_version_2_and_round_trips() -> None:
+    chunk = _closed_chunk()
+    assert chunk.closed
+    data = encode_chunk(chunk)
+    assert data[4] == 2 and data[5] & FLAG_CLOSED
+    assert is_closed_chunk(data)
+    back = parse_chunk(data)
+    assert back.closed and back.keyframes[0].frame == chunk.frame_start
+    assert encode_chunk(back) == data
+
+
+def test_open_chunks_stay_version_1() -> None:
+    for chunk in (chunk_of(0), chunk_of(1), make_prefix(chunk_of(1))):
+        data = encode_chunk(chunk)
+        assert data[4] == 1 and not chunk.closed and not is_closed_chunk(data)
+        assert parse_chunk(data) == chunk
+
+
+def test_closed_flag_must_match_the_keyframes() -> None:
+    data = bytearray(encode_chunk(chunk_of(1)))
+    data[4], data[5] = 2, FLAG_CLOSED  # claims closed, holds no keyframe at its first frame
+    with pytest.raises(ChunkFormatError, match="closed flag does not match"):
+        parse_chunk(recrc(bytes(data[:-4])))
+    closed = bytearray(encode_chunk(_closed_chunk()))
+    closed[5] = 0  # version 2 holding its start keyframe without the flag
+    with pytest.raises(ChunkFormatError, match="closed flag does not match"):
+        parse_chunk(recrc(bytes(closed[:-4])))
+    v1 = bytearray(encode_chunk(chunk_of(1)))
+    v1[5] = FLAG_CLOSED  # version 1 knows no closed flag
+    with pytest.raises(ChunkFormatError, match="unknown flags 0x02 for version 1"):
+        parse_chunk(recrc(bytes(v1[:-4])))
+
+
+def test_closed_chunk_decodes_without_prefix() -> None:
+    chunk = _closed_chunk()
+    with pytest.raises(ChunkFormatError, match="needs the keyframe"):
+        chunk_contexts(chunk_of(2), None)
+    cold = chunk_contexts(chunk, None)
+    # A prefix (the previous chunk's last keyframe) is ignored: the chunk's own keyframe wins.
+    assert np.array_equal(chunk_contexts(chunk, make_prefix(chunk_of(1)).keyframes[0]), cold)
+    assert np.array_equal(cold[0], chunk.keyframes[0].context())
