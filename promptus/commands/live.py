@@ -64,6 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-frames", type=int, default=None, help="end the channel after N frames"
     )
     parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="at the end, write every publication (chunk, level, latencies, PSNR) and the "
+        "settings as JSON",
+    )
+    parser.add_argument(
         "--pace",
         choices=("auto", "yes", "no"),
         default="auto",
@@ -120,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     size = args.size if args.size is not None else VARIANTS[args.generator].native_size[0]
     check_size(size)
     pace = {"auto": None, "yes": True, "no": False}[args.pace]
+    print(f"live {args.channel}: opening {args.source}", flush=True)  # rtmp: listening from now
     feed = Feed(
         args.source,
         FeedOptions(size=size, fps=args.fps, pace=pace, open_timeout_s=args.open_timeout,
@@ -157,7 +166,31 @@ def run(args: argparse.Namespace) -> int:
         finally:
             runner.close()
     print_summary(summary)
+    if args.json is not None:
+        write_report(args.json, vars(args), feed.description, summary)
     return 0
+
+
+def write_report(path: Path, arguments: dict, feed: str, summary) -> None:  # type: ignore[no-untyped-def]
+    """The run's raw rows: one per publication, with the command's arguments and the machine."""
+    import dataclasses
+    import json
+    import os
+    import platform
+
+    report = {
+        "command": "promptus live " + " ".join(sys.argv[2:]),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "feed": feed,
+        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in arguments.items()},
+        "gaps": summary.gaps,
+        "retries": summary.retries,
+        "degraded": summary.degraded,
+        "publications": [dataclasses.asdict(p) for p in summary.publications],
+    }
+    path.write_text(json.dumps(report, indent=1) + "\n")
 
 
 def _interrupt(signum: int, frame: object) -> None:
