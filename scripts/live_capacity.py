@@ -112,8 +112,10 @@ def main() -> None:
     parser.add_argument("--levers", type=Path, required=True, help="issue 17's levers JSON")
     parser.add_argument("--cluster", type=Path, required=True, help="issue 18's cluster JSON")
     parser.add_argument("--json", type=Path, default=None, help="write inputs and rows here")
+    parser.add_argument("--note", default="", help="where the inputs came from (kept in the JSON)")
     args = parser.parse_args()
     inputs = load_inputs(args.levers, args.cluster)
+    inputs["note"] = args.note
     rows = model(inputs)
     print(
         f"inputs: {inputs['card']} (G per schedule, one-frame step {inputs['one_frame_step_ms']} "
