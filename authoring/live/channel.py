@@ -34,9 +34,8 @@ from authoring.levels import LevelSpec
 from authoring.live.cutter import LiveSegment, SegmentCutter
 from authoring.live.feed import CapturedFrame
 from authoring.live.publisher import LivePublisher, Publication
-from authoring.live.tasks import fit_live_segment
 from authoring.runner import Completed, TaskHandle, TaskResources, TaskRunner
-from authoring.tasks import TaskOutput, checkpoint_dir_for, prepare_title
+from authoring.tasks import TaskOutput, checkpoint_dir_for, fit_segment_task, prepare_title
 from common.errors import UserError
 from prompts.manifest import Manifest
 
@@ -280,7 +279,8 @@ class LiveChannel:
         cell.attempts += 1
         cell.step = step
         cell.handle = self.runner.submit(
-            fit_live_segment, segment.frames, segment.for_level(settings.channel, level, level_id),
+            fit_segment_task, segment.channel_frames,
+            segment.for_level(settings.channel, level, level_id),
             self.loader, options, self._init_latent, settings.path / CHECKPOINT_DIR,
             self.resources, settings.measure_quality,
             name=f"fit {settings.channel}/{level.name}/{segment.index}",
@@ -308,7 +308,8 @@ class LiveChannel:
                 self.note(f"{level.name} segment {tag.segment} failed ({done.error}): a gap")
                 self._gap(tag.segment, tag.level_id, cell)
             return
-        cell.done, cell.result = True, done.value
+        output: TaskOutput = done.value
+        cell.done, cell.result = True, output.value
         self._adapt(tag.level_id, self.clock() - segment.ready_at)
 
     def _on_prepared(self, done: Completed) -> None:

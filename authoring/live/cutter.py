@@ -19,6 +19,25 @@ from authoring.segments import Segment
 
 
 @dataclass(frozen=True)
+class FramesFrom:
+    """A segment's frames addressed by their numbers on the channel's clock, the way the
+    catalogue's tasks address a whole title's frames (``Segment.frames_of`` slices them): a
+    live segment ships only its own frames to a task, the feed has no whole to slice."""
+
+    frames: np.ndarray
+    first: int  # number of ``frames[0]`` on the channel's clock
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise IndexError(f"only plain slices of frame numbers, got {key!r}")
+        start = self.first if key.start is None else key.start
+        if start < self.first:
+            raise IndexError(f"frames from {self.first} on hold no {key!r}")
+        stop = self.first + len(self.frames) if key.stop is None else key.stop
+        return self.frames[start - self.first : stop - self.first]
+
+
+@dataclass(frozen=True)
 class LiveSegment:
     """The frames of one segment (every level fits the same ones) and when they were captured."""
 
@@ -39,6 +58,11 @@ class LiveSegment:
     def ready_at(self) -> float:
         """When the last frame its fit needs was captured (the earliest it could be fitted)."""
         return self.captured_at[-1]
+
+    @property
+    def channel_frames(self) -> FramesFrom:
+        """The frames by channel frame number (what ``fit_segment_task`` slices)."""
+        return FramesFrom(self.frames, self.first_frame)
 
     def chunk_captured_at(self, index: int) -> float:
         """When the first frame of chunk ``index`` (one of this segment's) was captured."""

@@ -69,6 +69,10 @@ def test_frames_become_segments_one_frame_after_their_last_chunk() -> None:
     last = cutter.finish()  # frames 20..25: one interval and one frame, enough for r2n5
     assert last is not None and last.final and (last.first_chunk, last.end_chunk) == (4, 6)
     assert last.total_frames == 26 and len(last.frames) == 6
+    frames = last.channel_frames  # what a catalogue task slices by frame number
+    assert frames[20:26] is not None and np.array_equal(frames[21:23], last.frames[1:3])
+    with pytest.raises(IndexError):
+        frames[19:22]
     short = SegmentCutter(chunk_frames=5, segment_chunks=1, levels=[LevelSpec(2, 5)])
     for i in range(8):
         short.add(CapturedFrame(i, image, float(i)))
