@@ -35,7 +35,7 @@ from prompts.stream_model import size_problem
 
 PROBE_OPTIONS = {"analyzeduration": "500000", "probesize": "65536"}  # start within ~0.5 s
 SLOT_EPSILON = 1e-6  # frames whose timestamp lands a rounding error before a slot belong to it
-READ_TIMEOUT_S = 10.0  # s without data from a network source ends the feed
+READ_TIMEOUT_S = 5.0  # s without data from a network source ends the feed
 UNSUPPORTED_SCHEMES = {"srt": "the FFmpeg bundled with PyAV has no SRT (libsrt) support"}
 SUPPORTED_NOTE = "file, image folder, rtmp:// (listen), udp:// (MPEG-TS), tcp://, http(s)://"
 
@@ -59,6 +59,7 @@ class FeedOptions:
     fps: float | None = None  # channel frame rate (default: the source's; 30 for a folder)
     pace: bool | None = None  # deliver at the frame rate (default: files and folders yes)
     open_timeout_s: float = 60.0  # s to wait for a publisher / the first data
+    read_timeout_s: float = READ_TIMEOUT_S  # s without data that end a network feed
     max_frames: int | None = None  # stop after this many frames (tests, trial runs)
 
 
@@ -105,7 +106,9 @@ class Feed:
         options = dict(PROBE_OPTIONS) if self.network else {}
         if scheme in ("rtmp", "rtmps"):
             options["listen"] = "1"  # we are the server an encoder publishes to
-        timeout = (self.options.open_timeout_s, READ_TIMEOUT_S) if self.network else None
+        timeout = (
+            (self.options.open_timeout_s, self.options.read_timeout_s) if self.network else None
+        )
         try:
             self._container = av.open(self.source, options=options, timeout=timeout)
         except av.error.FFmpegError as error:
@@ -170,6 +173,12 @@ class Feed:
                 yield when - first, scale_and_crop(frame, self.options.size)
         except av.error.EOFError:
             return
+        except av.error.ExitError:
+            if decoded:
+                return  # no data for read_timeout_s (a UDP sender stopped): the feed ended
+            raise FeedError(
+                f"no data from {self.source} for {self.options.read_timeout_s:g} s"
+            ) from None
         except av.error.OSError as error:
             if error.errno == errno.EIO and decoded:
                 return  # a network publisher hung up: the feed ended

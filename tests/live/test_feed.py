@@ -143,3 +143,22 @@ def test_an_rtmp_publish_from_ffmpeg_is_ingested() -> None:
     assert 25 <= len(frames) <= 31  # 3 s at 10 fps, then the publisher hangs up: the feed ends
     assert [f.index for f in frames] == list(range(len(frames)))
     assert frames[-1].image.shape == (64, 64, 3) and frames[-1].image.std() > 10  # a test pattern
+
+
+def test_an_mpeg_ts_stream_over_udp_is_ingested_until_it_stops() -> None:
+    publisher_command = ffmpeg()
+    url = f"udp://127.0.0.1:{free_port()}"
+    send = [
+        publisher_command, "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+        "testsrc=size=160x120:rate=10", "-t", "2", "-c:v", "libx264", "-preset", "ultrafast",
+        "-tune", "zerolatency", "-g", "10", "-f", "mpegts", url,
+    ]  # fmt: skip
+    sender = threading.Timer(0.5, subprocess.run, args=(send,), kwargs={"timeout": 30})
+    sender.start()
+    try:
+        feed = Feed(url, FeedOptions(size=64, open_timeout_s=30, read_timeout_s=2))
+        frames = list(feed)  # ends 2 s after the last datagram
+    finally:
+        sender.join()
+    assert feed.fps == 10 and "h264 160x120" in feed.description
+    assert 15 <= len(frames) <= 21 and frames[-1].image.shape == (64, 64, 3)
