@@ -2,7 +2,9 @@
 
 Every level is regenerated in sequence with the ladder's generator and scored against the
 reference frames; each baseline is coded at each level's measured bitrate on the same frames.
-Output: ``rate_quality.json``, ``rate_quality.md`` (the table) and ``rate_quality.png``.
+Output: ``rate_quality.json``, ``rate_quality.md`` (the table) and ``rate_quality.png``, each
+with the notes a reader needs (which generator made the Promptus rows and whether its figures
+mean anything, why a VMAF column is missing).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,10 @@ from common.atomic import atomic_write_bytes, atomic_write_json
 from prompts.ladder import Ladder
 
 VMAF_TIMEOUT = 600  # seconds for one ffmpeg libvmaf run
+VMAF_MISSING = (
+    "VMAF: not measured, so the table has no VMAF column: neither the system's `ffmpeg` nor "
+    "imageio-ffmpeg's has the libvmaf filter (an FFmpeg built with --enable-libvmaf on PATH adds it)."
+)
 VAE_TRIES = 2  # VAE settings decoded per bitrate (each is a full TAESD decode of the clip)
 
 
@@ -156,18 +163,30 @@ def evaluate(
 
 
 def table(points: list[RatePoint]) -> str:
-    """A Markdown table of the points, grouped by method."""
-    lines = ["| method | setting | kbps | PSNR dB | SSIM | VMAF |", "|---|---|---:|---:|---:|---:|"]
+    """A Markdown table of the points, grouped by method (a VMAF column when VMAF was measured)."""
+    vmaf = any(p.vmaf is not None for p in points)
+    lines = [
+        "| method | setting | kbps | PSNR dB | SSIM |" + (" VMAF |" if vmaf else ""),
+        "|---|---|---:|---:|---:|" + ("---:|" if vmaf else ""),
+    ]
     for p in sorted(points, key=lambda p: (p.method != "promptus", p.method, p.kbps)):
-        vmaf_text = f"{p.vmaf:.2f}" if p.vmaf is not None else "n/a"
-        lines.append(
-            f"| {p.method} | {p.setting} | {p.kbps:.1f} | {p.psnr:.2f} | {p.ssim:.4f} | {vmaf_text} |"
-        )
+        row = f"| {p.method} | {p.setting} | {p.kbps:.1f} | {p.psnr:.2f} | {p.ssim:.4f} |"
+        if vmaf:
+            row += f" {p.vmaf:.2f} |" if p.vmaf is not None else " - |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 
-def plot(points: list[RatePoint], title: str) -> bytes:
-    """PNG of PSNR and SSIM against kbps, one line per method."""
+def report_notes(points: list[RatePoint], generator_notes: list[str]) -> list[str]:
+    """What a reader of the table must know: the generator's notes, then a missing VMAF column."""
+    notes = list(generator_notes)
+    if not any(p.vmaf is not None for p in points):
+        notes.append(VMAF_MISSING)
+    return notes
+
+
+def plot(points: list[RatePoint], title: str, notes: Sequence[str] = ()) -> bytes:
+    """PNG of PSNR and SSIM against kbps, one line per method; ``notes`` under the axes."""
     import io
 
     import matplotlib
@@ -188,18 +207,27 @@ def plot(points: list[RatePoint], title: str) -> bytes:
         axis.grid(alpha=0.3)
     axes[0].legend()
     figure.suptitle(title)
-    figure.tight_layout()
+    if notes:
+        import textwrap
+
+        text = "\n".join(textwrap.fill(n.replace("`", ""), 150) for n in notes)
+        figure.text(0.01, 0.01, text, fontsize=7, va="bottom", ha="left", color="#444")
+        figure.tight_layout(rect=(0, 0.036 * (text.count("\n") + 1), 1, 1))
+    else:
+        figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     plt.close(figure)
     return buffer.getvalue()
 
 
-def write_report(points: list[RatePoint], out: Path, title: str) -> None:
-    """``rate_quality.{json,md,png}`` in ``out``, each written atomically."""
+def write_report(points: list[RatePoint], out: Path, title: str, notes: Sequence[str] = ()) -> None:
+    """``rate_quality.{json,md,png}`` in ``out``, each written atomically, each with ``notes``."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
-        out / "rate_quality.json", {"title": title, "points": [asdict(p) for p in points]}
+        out / "rate_quality.json",
+        {"title": title, "notes": list(notes), "points": [asdict(p) for p in points]},
     )
-    atomic_write_bytes(out / "rate_quality.md", (f"# {title}\n\n" + table(points)).encode())
-    atomic_write_bytes(out / "rate_quality.png", plot(points, title))
+    text = f"# {title}\n\n" + "".join(f"{note}\n\n" for note in notes) + table(points)
+    atomic_write_bytes(out / "rate_quality.md", text.encode())
+    atomic_write_bytes(out / "rate_quality.png", plot(points, title, notes))

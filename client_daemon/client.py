@@ -107,8 +107,15 @@ class DaemonClient:
                     return message
 
     async def segment(self) -> MediaSegment:
-        """The next media segment (raises DaemonError if the chunk was refused)."""
+        """The next media segment: one GOP of a chunk (raises DaemonError if the chunk was refused)."""
         reply = await self.reply()
         if not isinstance(reply, MediaSegment):
             raise TypeError(f"expected a media segment, got {type(reply).__name__}")
         return reply
+
+    async def chunk_segments(self) -> list[MediaSegment]:
+        """The media segments of the next chunk, one per GOP, through its last."""
+        segments = [await self.segment()]
+        while segments[-1].part < segments[-1].parts - 1:
+            segments.append(await self.segment())
+        return segments

@@ -21,12 +21,17 @@ from client_daemon.pipeline import EngineStream, SessionPipeline
 from client_daemon.session import Session
 from client_daemon.settings import DaemonSettings
 from client_daemon.transport import PageConnection
+from engines.colour import YUV420P
 from prompts.init_state import InitStateError, parse_init_state
 from prompts.stream_model import GeneratorMismatchError, check_generator, latent_shape
 from wire.daemon import MAX_FRAME_DAEMON_RECEIVES, Open
 from wire.errors import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
+
+# Frames leave the generator as planar YUV 4:2:0, converted on its device (in the compiled
+# step on CUDA): half the host copy of RGB, and x264 takes them without a CPU conversion.
+ENGINE_FRAME_FORMAT = YUV420P
 
 
 class Generator(Protocol):
@@ -140,6 +145,7 @@ class Daemon:
             prev_latent_weight=setup.prev_latent_weight,
             prev_latent_rule=setup.prev_latent_rule,
             init_latent=init_latent,
+            frame_format=ENGINE_FRAME_FORMAT,
         )
         try:
             stream = await loop.run_in_executor(self._generation, open_engine_stream)

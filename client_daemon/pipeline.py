@@ -1,17 +1,19 @@
-"""One page's pipeline off the event loop: chunk -> generation (GPU thread) -> encoding -> outcome.
+"""One page's pipeline off the event loop: chunk -> generation (GPU thread) -> encoding -> outcomes.
 
 Generation runs on the daemon's single generation thread (shared by every page, so pages
 take turns chunk by chunk); encoding runs on this page's own encoder thread. Frames pass
 between them batch by batch through a :class:`FrameChannel`, so encoding chunk ``j``
-overlaps generating chunk ``j+1`` (and, with an engine that yields batches, the rest of
-chunk ``j`` itself). A bounded job queue gives backpressure: when it is full,
-:meth:`SessionPipeline.submit` waits, the connection stops reading, and only this page's
-socket backs up.
+overlaps generating chunk ``j+1`` and the rest of chunk ``j`` itself: each GOP of a chunk
+becomes its own media segment, handed to the page as soon as it (and the GOPs before it) is
+encoded, so playback can start one GOP after a chunk arrives. A bounded job queue gives
+backpressure: when it is full, :meth:`SessionPipeline.submit` waits, the connection stops
+reading, and only this page's socket backs up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import time
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from client_daemon.muxer import SegmentMuxer
+from client_daemon.muxer import GopSegment, SegmentMuxer
 from client_daemon.session import ChunkJob
 from client_daemon.settings import QUEUE_DEPTH
 from prompts.chunk import ChunkFormatError, PromptChunk
@@ -41,18 +43,26 @@ class EngineStream(Protocol):
     def iter_chunk(
         self, chunk: PromptChunk, prefix: PromptChunk | None = None
     ) -> Iterator[np.ndarray]:
-        """Frames uint8 [B, H, W, 3] of the chunk, batch by batch as they are ready."""
+        """Frames (uint8, the stream's frame format) of the chunk, batch by batch as they are ready."""
         ...
 
 
 @dataclass(frozen=True)
 class Segment:
-    """A finished chunk: its media segment and where the time went."""
+    """One GOP of a chunk, encoded: part ``part`` of ``parts``, and where the time went."""
 
     job: ChunkJob
+    part: int
+    parts: int
     data: bytes
-    generation_ms: float
-    encode_ms: float
+    frames: int  # frames of this part
+    generation_ms: float  # from the chunk's generation start until this part's last frame was in
+    encode_ms: float  # x264 and muxing of this part
+
+    @property
+    def last(self) -> bool:
+        """The chunk's last part: the chunk is complete with it."""
+        return self.part == self.parts - 1
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,7 @@ class FrameChannel:
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[np.ndarray | _End] = queue.SimpleQueue()
-        self.wait_s = 0.0  # time the consumer spent waiting for frames (not encoding)
+        self.started_at: float | None = None  # time.perf_counter() when generation began
 
     def put(self, batch: np.ndarray) -> None:
         self._queue.put(batch)
@@ -89,9 +99,7 @@ class FrameChannel:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         while True:
-            started = time.perf_counter()
             item = self._queue.get()
-            self.wait_s += time.perf_counter() - started
             if isinstance(item, _End):
                 if item.error is not None:
                     raise item.error
@@ -127,8 +135,12 @@ def _release_on_cancel(channel: FrameChannel) -> Callable[[asyncio.Future[float]
 @dataclass(eq=False)
 class _InFlight:
     job: ChunkJob
+    channel: FrameChannel
     generation: asyncio.Future[float]
-    encoding: asyncio.Future[tuple[bytes, float]]
+    encoding: asyncio.Future[None]
+    parts: asyncio.Queue[
+        GopSegment | _End
+    ]  # the encoder's GOPs in order, then the end (with its error)
 
 
 class SessionPipeline:
@@ -168,10 +180,11 @@ class SessionPipeline:
         try:
             while True:
                 flight = await self._in_flight.get()
-                outcome = await self._finish(flight)
-                self._flights.discard(flight)
-                self._busy -= 1
-                yield outcome
+                async for outcome in self._finish(flight):
+                    if flight in self._flights and (isinstance(outcome, Failure) or outcome.last):
+                        self._flights.discard(flight)  # answered: no longer counts as queued
+                        self._busy -= 1
+                    yield outcome
         finally:
             feeder.cancel()
             for flight in self._flights:  # a generation still queued behind other pages is dropped
@@ -191,8 +204,9 @@ class SessionPipeline:
                 self._generation_executor, self._generate, job, channel
             )
             generation.add_done_callback(_release_on_cancel(channel))
-            encoding = loop.run_in_executor(self._encoder, self._encode, job, channel)
-            flight = _InFlight(job, generation, encoding)
+            parts: asyncio.Queue[GopSegment | _End] = asyncio.Queue()
+            encoding = loop.run_in_executor(self._encoder, self._encode, job, channel, parts, loop)
+            flight = _InFlight(job, channel, generation, encoding, parts)
             self._flights.add(flight)
             await self._in_flight.put(flight)
             # the next chunk's generation starts once this one's frames are out (engine order)
@@ -200,7 +214,7 @@ class SessionPipeline:
 
     def _generate(self, job: ChunkJob, channel: FrameChannel) -> float:
         """Generation thread: the chunk's frames into ``channel``; returns milliseconds."""
-        started = time.perf_counter()
+        started = channel.started_at = time.perf_counter()
         try:
             count = 0
             for batch in self._stream.iter_chunk(job.chunk, job.prefix):
@@ -216,28 +230,62 @@ class SessionPipeline:
         channel.close()
         return (time.perf_counter() - started) * 1000
 
-    def _encode(self, job: ChunkJob, channel: FrameChannel) -> tuple[bytes, float]:
-        """Encoder thread: the chunk's media segment and the milliseconds spent encoding."""
-        started = time.perf_counter()
-        segment = self._muxer.media_segment(channel, job.chunk.frame_start)
-        return segment, (time.perf_counter() - started - channel.wait_s) * 1000
+    def _encode(
+        self,
+        job: ChunkJob,
+        channel: FrameChannel,
+        parts: asyncio.Queue[GopSegment | _End],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Encoder thread: the chunk's GOP segments into ``parts`` as each is done, then the end."""
 
-    async def _finish(self, flight: _InFlight) -> Outcome:
+        def put(item: GopSegment | _End) -> None:
+            with contextlib.suppress(RuntimeError):  # the daemon is shutting down: nobody listens
+                loop.call_soon_threadsafe(parts.put_nowait, item)
+
+        try:
+            self._muxer.encode_gops(channel, job.chunk.frame_start, put)
+        except BaseException as error:
+            put(_End(error))
+            raise
+        put(_End(None))
+
+    async def _finish(self, flight: _InFlight) -> AsyncIterator[Outcome]:
+        """The chunk's parts as they are encoded, then (if it failed) its failure."""
         job = flight.job
-        try:
-            generation_ms = await flight.generation
-        except Exception as error:  # noqa: BLE001 - every failure becomes an `error` message
-            await asyncio.gather(flight.encoding, return_exceptions=True)
-            return Failure(job, _classify(error, job))
-        try:
-            data, encode_ms = await flight.encoding
-        except Exception as error:  # noqa: BLE001
-            log.exception("encoding chunk %d of level %d failed", job.index, job.level)
-            return Failure(
-                job, ProtocolError(ErrorCode.GENERATION_FAILED, f"encoding failed: {error}")
+        parts = self._muxer.gop_count(job.frames)
+        encode_ms = 0.0
+        index = 0
+        while not isinstance(item := await flight.parts.get(), _End):
+            started = flight.channel.started_at or item.ready_at
+            encode_ms += item.encode_ms
+            segment = Segment(
+                job,
+                index,
+                parts,
+                item.data,
+                item.frames,
+                (item.ready_at - started) * 1000,
+                item.encode_ms,
             )
-        self.meter.add(job.frames, max(generation_ms, encode_ms) / 1000)
-        return Segment(job, data, generation_ms, encode_ms)
+            index += 1
+            if segment.last:  # every frame is out: the generation thread is done with this chunk
+                with contextlib.suppress(Exception):  # (its failure, if any, is reported below)
+                    generation_ms = await flight.generation
+                    parallel = min(self._muxer.encoders, parts)  # GOPs encode side by side
+                    self.meter.add(job.frames, max(generation_ms, encode_ms / parallel) / 1000)
+            yield segment
+        await asyncio.gather(flight.encoding, return_exceptions=True)  # its error is in `item`
+        if item.error is None and index == parts:
+            return
+        try:
+            await flight.generation
+        except Exception as error:  # noqa: BLE001 - every failure becomes an `error` message
+            yield Failure(job, _classify(error, job))
+            return
+        log.error("encoding chunk %d of level %d failed", job.index, job.level, exc_info=item.error)
+        reason = item.error or RuntimeError(f"{index} of {parts} GOPs encoded")
+        yield Failure(job, ProtocolError(ErrorCode.GENERATION_FAILED, f"encoding failed: {reason}"))
 
 
 def _drop(future: asyncio.Future[Any]) -> None:

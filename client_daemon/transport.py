@@ -184,7 +184,9 @@ class PageConnection:
             message = MediaSegment(
                 level=job.level,
                 chunk=job.index,
-                frames=job.frames,
+                part=outcome.part,
+                parts=outcome.parts,
+                frames=outcome.frames,
                 generation_ms=round(outcome.generation_ms, 2),
                 encode_ms=round(outcome.encode_ms, 2),
                 data=outcome.data,

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from client_daemon.muxer import NEAR_LOSSLESS
 from common.errors import UserError
 from emulation.ladder import SimLadder
 from emulation.traces import Trace
@@ -48,6 +49,7 @@ class SimConfig:
     daemon_fps: float = 500.0  # frames/s the daemon generates
     daemon_jitter: float = 0.1  # relative spread of generation times
     daemon_open_s: float = 0.3  # s until the daemon's init segment is ready
+    gop_frames: int = NEAR_LOSSLESS.gop_frames  # frames per media segment the daemon sends
     random_start: bool = True  # start each session at a seeded random point of its trace
 
     def to_json(self) -> dict[str, Any]:
@@ -60,6 +62,7 @@ class SimConfig:
             "daemonFps": self.daemon_fps,
             "daemonJitter": self.daemon_jitter,
             "daemonOpenS": self.daemon_open_s,
+            "gopFrames": self.gop_frames,
             "randomStart": self.random_start,
         }
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from engines.backends import Backend, BackendOptions, make_backend
+from engines.colour import RGB24
 from engines.errors import WeightsNotFoundError
 from engines.identity import compute_generator_id
 from engines.model_configs import TINY_AUTOENCODER, TINY_UNET, architecture_config
@@ -68,7 +69,7 @@ class Generator:
         return self.backend.forward(latent_input.to(self.device), context.to(self.device))
 
     @torch.inference_mode()
-    def warm_up(self, width: int, height: int, frames: int) -> float:
+    def warm_up(self, width: int, height: int, frames: int, frame_format: str = RGB24) -> float:
         """Generate one group of ``frames`` at this size and wait for it; returns the seconds taken.
 
         A backend that compiles or captures per shape (``specialises_shapes``) does that here,
@@ -82,7 +83,7 @@ class Generator:
         started = time.perf_counter()
         latent = torch.zeros(latent_shape(width, height), device=self.device)
         context = torch.zeros(frames, self.context_tokens, self.context_dim, device=self.device)
-        _, _, images = self.backend.generate_group(latent, latent, 0.5, context)
+        _, _, images = self.backend.generate_group(latent, latent, 0.5, context, frame_format)
         images.cpu()  # waits for the device
         return time.perf_counter() - started
 
@@ -109,8 +110,13 @@ class Generator:
         prev_latent_rule: str = CHUNK_RESET,
         generator_id: str | None = None,
         allow_generator_mismatch: bool = False,
+        frame_format: str = RGB24,
     ) -> GeneratorStream:
-        """A stream decoder; ``generator_id`` (the manifest's) is checked here when given."""
+        """A stream decoder; ``generator_id`` (the manifest's) is checked here when given.
+
+        ``frame_format`` is what its chunks come out as: ``rgb24``, or ``yuv420p`` converted on
+        the device for an encoder (``engines.colour``).
+        """
         if generator_id is not None and not allow_generator_mismatch:
             self.check_generator_id(generator_id)
         return GeneratorStream(
@@ -122,6 +128,7 @@ class Generator:
             prev_latent_rule=prev_latent_rule,
             init_latent=init_latent,
             allow_generator_mismatch=allow_generator_mismatch,
+            frame_format=frame_format,
         )
 
 
@@ -181,6 +188,7 @@ def load_generator(
     compile_mode: str | None = None,
     fp8_linear: bool = False,
     compile_cache_dir: str | None = None,
+    ahead_of_time: bool = False,
 ) -> Generator:
     """Build a generator by name (``tiny``, ``tiny-taesd``, ``sd-turbo``) from local files only.
 
@@ -188,6 +196,8 @@ def load_generator(
     speed-ups; measured effects are in docs/engines.md. ``backend`` is ``torch``, ``fast``,
     ``tensorrt`` or ``auto`` (TensorRT when installed, else the fast compiled path on CUDA;
     eager PyTorch on the CPU or when the torch switches are given; docs/realtime.md).
+    ``ahead_of_time`` makes the fast backend load its compiled steps from packages cached under
+    ``compile_cache_dir`` (built on first use) instead of compiling in every process.
     """
     if name not in VARIANTS:
         raise ValueError(f"unknown generator {name!r}; expected one of {', '.join(VARIANTS)}")
@@ -212,6 +222,7 @@ def load_generator(
         fp8_linear=fp8_linear,
         compile_cache_dir=compile_cache_dir,
         cache_key=generator_id,
+        ahead_of_time=ahead_of_time,
     )
     encoder = (
         autoencoder.encoder.float().eval().requires_grad_(False)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from engines.backends.base import Backend
+from engines.colour import RGB24, check_frame_format
 from engines.schedule import stream_noise
 from prompts.chunk import PromptChunk, chunk_contexts
 from prompts.keyframe import Keyframe
@@ -110,7 +111,9 @@ class GeneratorStream:
         prev_latent_rule: str,
         init_latent: np.ndarray,
         allow_generator_mismatch: bool = False,
+        frame_format: str = RGB24,
     ) -> None:
+        check_frame_format(frame_format)
         problem = size_problem(width, height)
         if problem is not None:
             raise ValueError(f"stream {problem}")
@@ -131,6 +134,7 @@ class GeneratorStream:
         self.generator = generator
         self.width, self.height = width, height
         self.rule = prev_latent_rule
+        self.frame_format = frame_format  # what decode_chunk / iter_chunk hand out (engines.colour)
         self.weight = float(prev_latent_weight)
         self.allow_generator_mismatch = allow_generator_mismatch
         device = generator.device
@@ -162,7 +166,7 @@ class GeneratorStream:
         return None
 
     def decode_chunk(self, chunk: PromptChunk, prefix: PromptChunk | None = None) -> np.ndarray:
-        """Frames ``[frame_start, frame_end)`` of ``chunk`` as uint8 ``[T, H, W, 3]``."""
+        """Frames ``[frame_start, frame_end)`` of ``chunk``: uint8 ``[T, H, W, 3]``, ``[T, H*3/2, W]`` in yuv420p."""
         run = self._generate_into_sink(chunk, prefix)
         for _ in run:
             pass
@@ -211,7 +215,9 @@ class GeneratorStream:
         """Yields batches as they land, returns the whole chunk's frames."""
         contexts_t = torch.from_numpy(contexts).to(self.generator.device)
         # Frames go to the host as each group finishes (pinned, asynchronous on CUDA).
-        sink = self.generator.backend.frame_sink(chunk.frame_count, self.height, self.width)
+        sink = self.generator.backend.frame_sink(
+            chunk.frame_count, self.frame_format, self.height, self.width
+        )
         for group in groups:
             sink.add(
                 self._run_group(
@@ -238,7 +244,7 @@ class GeneratorStream:
             prev, weight = self._group_input, 1.0  # 1 * input + 0 * noise: the same input, exactly
         # The backend mixes, so a compiled backend can keep the mix inside its captured graph.
         latent_input, x0, frames = self.generator.backend.generate_group(
-            prev, self._noise, weight, contexts
+            prev, self._noise, weight, contexts, self.frame_format
         )
         self._group_input = latent_input
         self._last_x0 = x0[-1:]

@@ -47,6 +47,20 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
+class DefaultsShownFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every command's ``--help`` ends each option with its default, written once, here.
+
+    argparse appends ``(default: VALUE)``; an option whose default is None (its meaning depends
+    on other options: "the generator the ladder names") says its default in its own help text,
+    and flags (default False) are off unless given.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _command_names() -> dict[str, Command]:
     return {command.name: command for command in COMMANDS}
 
@@ -58,7 +72,12 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        sub = subparsers.add_parser(
+            command.name,
+            help=command.help,
+            description=command.help,
+            formatter_class=DefaultsShownFormatter,
+        )
         if command.name == selected:
             importlib.import_module(command.module).add_arguments(sub)
     return parser

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from authoring.presets import PRESETS
 from prompts.stream_model import size_problem
 from promptus.errors import CommandError
 from promptus.options import add_generator_options, add_threads_option, apply_threads
@@ -31,7 +32,10 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") 
         )
         parser.add_argument("--out", required=True, type=Path, help="ladder directory to write")
     parser.add_argument(
-        "--frames", type=int, default=None, help="use only the first N frames of the source"
+        "--frames",
+        type=int,
+        default=None,
+        help="use only the first N frames of the source (default: all)",
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its checkpoints"
@@ -60,13 +64,17 @@ def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
         help="chunk length in seconds (rounded to whole intervals)",
     )
     parser.add_argument(
-        "--preset", default="fast", help="fitting schedule: reference, fast or demo"
+        "--preset",
+        choices=tuple(PRESETS),
+        default="fast",
+        help="fitting schedule (docs/inversion.md)",
     )
     parser.add_argument(
         "--iterations",
         default=None,
         metavar="FIRST,LATER",
-        help="override the preset's iteration budgets (keyframe 0, later keyframes)",
+        help="override the preset's iteration budgets (keyframe 0, later keyframes) "
+        "(default: the preset's)",
     )
     parser.add_argument(
         "--perceptual",
@@ -77,7 +85,8 @@ def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
         "--target-psnr",
         type=float,
         default=None,
-        help="stop a keyframe's fit once its frames reach this PSNR (dB)",
+        help="stop a keyframe's fit once its frames reach this PSNR, dB (default: none, the "
+        "preset's budget decides)",
     )
     parser.add_argument(
         "--cold-start",
@@ -102,14 +111,14 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="where segment tasks run: none (this process), local (a Ray cluster on this "
         "machine's GPUs or cores), auto (the Ray cluster this machine is part of) or "
-        "ray://HOST:PORT; all but none need the extra: pip install '.[cluster]' (default: none)",
+        "ray://HOST:PORT; all but none need the extra: pip install '.[cluster]'",
     )
     group.add_argument(
         "--segment-seconds",
         type=float,
         default=None,
         help="cut every level into closed segments of about this length, fitted independently "
-        f"(0: one open segment per level; default {DEFAULT_SEGMENT_SECONDS:g} with --cluster, "
+        f"(0: one open segment per level) (default: {DEFAULT_SEGMENT_SECONDS:g} with --cluster, "
         "else the single-process path)",
     )
     group.add_argument(

@@ -27,32 +27,29 @@ def add_generator_options(
 ) -> None:
     """``--generator --weights --taesd --device`` (and ``--backend`` for the real-time path)."""
     group = parser.add_argument_group("generator")
-    shown = default if default is not None else "the generator the ladder names"
     names = "; ".join(f"{name}: {variant.summary}" for name, variant in VARIANTS.items())
+    from_ladder = " (default: the generator the ladder names)" if default is FROM_LADDER else ""
     group.add_argument(
-        "--generator",
-        choices=tuple(VARIANTS),
-        default=default,
-        help=f"{names} (default: {shown})",
+        "--generator", choices=tuple(VARIANTS), default=default, help=names + from_ladder
     )
     group.add_argument(
         "--weights",
         type=Path,
         metavar="PATH",
-        help="UNet weights: sd_turbo.safetensors (single-file LDM layout) or a diffusers folder "
-        "(needed by sd-turbo; default: none)",
+        help="UNet weights: sd_turbo.safetensors (single-file LDM layout) or a diffusers folder, "
+        "needed by sd-turbo (default: none)",
     )
     group.add_argument(
         "--taesd",
         type=Path,
         metavar="DIR",
-        help="TAESD weights folder (taesd_encoder/decoder .safetensors or .pth; needed by "
-        "tiny-taesd and sd-turbo; default: none)",
+        help="TAESD weights folder (taesd_encoder/decoder .safetensors or .pth), needed by "
+        "tiny-taesd and sd-turbo (default: none)",
     )
     group.add_argument(
         "--device",
         default="auto",
-        help="auto (CUDA when present, else the CPU), cpu, cuda or cuda:N (default: auto)",
+        help="auto (CUDA when present, else the CPU), cpu, cuda or cuda:N",
     )
     if backend:
         group.add_argument(
@@ -60,8 +57,7 @@ def add_generator_options(
             choices=BACKEND_KINDS,
             default=DEFAULT_BACKEND,
             help="generation backend: auto (TensorRT when installed, else the compiled PyTorch "
-            "path, on CUDA; eager PyTorch on the CPU), torch, fast, tensorrt "
-            f"(docs/realtime.md; default: {DEFAULT_BACKEND})",
+            "path, on CUDA; eager PyTorch on the CPU), torch, fast, tensorrt (docs/realtime.md)",
         )
 
 

@@ -7,9 +7,16 @@ cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 export HF_HUB_OFFLINE=1
 
-# A real PostgreSQL for the telemetry store's tests (scripts/install-system-deps.sh installs it).
+# A real PostgreSQL for the telemetry store's tests (Debian's package, installed by
+# scripts/install-system-deps.sh): a throwaway instance of this run only (own data folder, own
+# port on 127.0.0.1), stopped and deleted when this script exits, whether the tests pass, fail
+# or are interrupted. PROMPTUS_TEST_PG_DSN set by the caller names another one instead.
 if [ -z "${PROMPTUS_TEST_PG_DSN:-}" ]; then
-  if dsn=$(bash scripts/start-test-postgres.sh); then
+  PGTMP=$(mktemp -d "${TMPDIR:-/tmp}/promptus-test-pg.XXXXXX")
+  trap 'bash scripts/stop-test-postgres.sh "$PGTMP"' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  if dsn=$(bash scripts/start-test-postgres.sh "$PGTMP"); then
     export PROMPTUS_TEST_PG_DSN=$dsn
   else
     echo "could not start PostgreSQL: its tests will skip (or fail under PROMPTUS_REQUIRE_SHARED=1)" >&2

@@ -124,7 +124,14 @@ def _examples() -> list[tuple[str, str, str, Any]]:
             "daemon",
             "daemon",
             MediaSegment(
-                level=1, chunk=3, frames=60, generation_ms=181.5, encode_ms=30.25, data=payload
+                level=1,
+                chunk=3,
+                part=0,
+                parts=6,
+                frames=10,
+                generation_ms=30.5,
+                encode_ms=12.25,
+                data=payload,
             ),
         ),  # fmt: skip
         (

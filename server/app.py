@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: ServerSettings) -> web.Application:
-    """The application: `/ws`, `/healthz`, `/metrics` and the web player's static files at `/`."""
+    """The application: `/ws`, `/healthz`, `/channels`, `/metrics` and the web player at `/`."""
     app = web.Application()
     app[settings_key] = settings
     app[catalog_key] = Catalog(settings.media_dir, settings.catalog_poll_s)
@@ -44,6 +44,7 @@ def create_app(settings: ServerSettings) -> web.Application:
     app[viewers_key] = set()
     app.router.add_get("/ws", handle_viewer)
     app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/channels", handle_channels)
     app.router.add_get("/metrics", handle_metrics)
     add_web_player(app, settings.web_dir)
     app.cleanup_ctx.append(catalog_ctx)
@@ -71,6 +72,27 @@ async def handle_healthz(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "ok", "channels": len(app[catalog_key]), "viewers": app[metrics_key].viewers}
     )
+
+
+async def handle_channels(request: web.Request) -> web.Response:
+    """The channels and the generator each one needs (the page lists them for a person to pick)."""
+    catalog = request.app[catalog_key]
+    channels = []
+    for name in catalog.names():
+        channel = catalog.get(name)
+        if channel is None:  # removed between the two calls
+            continue
+        stream = channel.manifest.stream
+        channels.append(
+            {
+                "name": name,
+                "generator": {"id": stream.generator_id, "name": stream.generator_name},
+                "live": stream.live,
+                "seconds": round(stream.frames / stream.fps, 3),
+                "levels": len(channel.manifest.levels),
+            }
+        )
+    return web.json_response({"channels": channels})
 
 
 async def handle_metrics(request: web.Request) -> web.Response:
@@ -117,10 +139,15 @@ async def catalog_ctx(app: web.Application) -> AsyncIterator[None]:
     catalog = app[catalog_key]
     await catalog.refresh()
     log.info(
-        "serving %d channels from %s: %s",
+        "serving %d channels from %s: %s (a daemon plays a channel only with the generator "
+        "named in brackets; /channels lists them)",
         len(catalog),
         catalog.media_dir,
-        ", ".join(catalog.names()),
+        ", ".join(
+            f"{name} [{channel.manifest.stream.generator_id}]"
+            for name in catalog.names()
+            if (channel := catalog.get(name)) is not None
+        ),
     )
     task = asyncio.create_task(catalog.watch(), name="catalog-watch")
     yield

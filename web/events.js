@@ -9,9 +9,9 @@
  * @typedef {{chunk: number, level: number, bytes: number, seconds: number, endS: number, frame: ArrayBuffer, prefixBytes: number, closed: boolean}} ChunkPayload  CHUNK_LOADED
  * @typedef {{code: string, message: string, chunk?: number, level?: number}} RemoteErrorPayload  SERVER_ERROR, DAEMON_ERROR
  * @typedef {{mime: string, data: Uint8Array}} DaemonInitPayload            DAEMON_INIT
- * @typedef {{chunk: number, level: number, frames: number, generationMs: number, encodeMs: number, data: Uint8Array}} SegmentPayload  SEGMENT_GENERATED
+ * @typedef {{chunk: number, level: number, part: number, parts: number, frames: number, generationMs: number, encodeMs: number, data: Uint8Array}} SegmentPayload  SEGMENT_GENERATED (one GOP of a chunk)
  * @typedef {{fps: number, queueDepth: number, device: string, generatorId: string}} DaemonStatusPayload  DAEMON_STATUS
- * @typedef {{chunk: number, level: number}} AppendedPayload                BUFFER_APPENDED
+ * @typedef {{chunk: number, level: number, complete: boolean}} AppendedPayload  BUFFER_APPENDED
  * @typedef {{maxBufferS: number}} BufferFullPayload                        BUFFER_FULL
  * @typedef {{level: number, auto: boolean}} LevelPayload                   LEVEL_SWITCHING
  * @typedef {{startupS: number}} StartupPayload                             PLAYBACK_STARTED

@@ -1,9 +1,11 @@
 /** The page: reads the URL, starts the player and keeps the controls, notices, stats and charts in step. */
 import { ABR_NAMES, createAbr } from './abr/index.js';
 import { Events, Player } from './player.js';
+import { ErrorCode } from './protocol.js';
+import { fetchChannels, renderChannelList } from './ui/channel-list.js';
 import { LiveChart } from './ui/charts.js';
 import { configFromUrl } from './ui/page-config.js';
-import { StatsPanel } from './ui/stats-panel.js';
+import { QUALITY_DIGITS, QUALITY_MEASURES, StatsPanel } from './ui/stats-panel.js';
 
 const RENDER_MS = 250; // stats panel refresh
 const CHART_MS = 1000; // one chart sample per second
@@ -38,9 +40,16 @@ problems.forEach((text, i) => showNotice({ kind: `url-${i}`, text: `URL paramete
 player.on(Events.ERROR, ({ source, message }) => console.warn(`[promptus ${source}] ${message}`));
 
 // --- what the generator's pictures mean --------------------------------------------------
-function renderGeneratorNote(generator) {
+function renderGeneratorNote(generator, blocked = false) {
   const note = $('generator-note');
   if (generator === null) return;
+  if (blocked) {
+    // Nothing is generated: say what the channel needs instead of how its frames are made.
+    note.className = 'note blocked';
+    note.textContent = `Nothing plays: this channel needs generator ${generator.name} (${generator.id})` +
+      `${daemonGenerator ? `, the daemon here runs ${daemonGenerator}` : ''}. The message above says what to do.`;
+    return;
+  }
   const tiny = generator.id.startsWith('tiny');
   note.className = tiny ? 'note tiny' : 'note';
   note.textContent = tiny
@@ -50,9 +59,61 @@ function renderGeneratorNote(generator) {
       'the same page shows the fitted video (see the README).'
     : `Generator ${generator.name} (${generator.id}): frames are generated on this machine from the prompts the server sends.`;
 }
+let generatorMissing = false; // the daemon refused the channel's generator (until it accepts a stream)
 player.on(Events.MANIFEST_LOADED, ({ manifest }) => {
-  renderGeneratorNote(manifest.generator);
+  renderGeneratorNote(manifest.generator, generatorMissing);
   renderLevels(manifest.levels);
+  $('channel-list').hidden = true;
+  listedChannels = null;
+});
+player.on(Events.DAEMON_ERROR, ({ code }) => {
+  if (code !== ErrorCode.GENERATOR_MISMATCH) return;
+  generatorMissing = true;
+  renderGeneratorNote(player.snapshot().generator, true);
+});
+player.on(Events.DAEMON_INIT, () => {
+  generatorMissing = false;
+  renderGeneratorNote(player.snapshot().generator);
+});
+let daemonGenerator = null;
+player.on(Events.DAEMON_STATUS, ({ generatorId }) => {
+  if (generatorId === daemonGenerator) return;
+  daemonGenerator = generatorId; // the note and the channel list name it once known
+  if (generatorMissing) renderGeneratorNote(player.snapshot().generator, true);
+  if (listedChannels !== null) renderChannels(listedChannels);
+});
+
+// --- the channels there are, when the one asked for is not ---------------------------------
+function pickChannel(channel) {
+  if (channel === '' || channel === player.snapshot().channel) return;
+  charts.forEach((c) => c.clear());
+  generatorMissing = false;
+  channelInput.value = channel;
+  player.switchChannel(channel);
+  const url = new URL(location.href);
+  url.searchParams.set('channel', channel);
+  history.replaceState(null, '', url);
+}
+let listedChannels = null; // shown in #channel-list (null: not shown)
+function renderChannels(channels) {
+  listedChannels = channels;
+  renderChannelList($('channel-list'), channels, {
+    onPick: pickChannel,
+    daemonGeneratorId: daemonGenerator,
+    heading: 'Channels on this server (pick one; each plays only with a daemon of its generator):',
+  });
+}
+async function showChannels({ list }) {
+  try {
+    const channels = await fetchChannels(config.serverUrl);
+    $('channel-names').replaceChildren(...channels.map((c) => new Option(c.name)));
+    if (list) renderChannels(channels);
+  } catch (error) {
+    if (list) showNotice({ kind: 'channel-list', text: `Cannot list the server's channels: ${error.message}`, level: 'warn' });
+  }
+}
+player.on(Events.SERVER_ERROR, ({ code }) => {
+  if (code === ErrorCode.UNKNOWN_CHANNEL) showChannels({ list: true });
 });
 
 // --- controls ----------------------------------------------------------------------------
@@ -92,29 +153,28 @@ const channelInput = $('channel');
 channelInput.value = config.channel;
 $('controls').addEventListener('submit', (event) => {
   event.preventDefault();
-  const channel = channelInput.value.trim();
-  if (channel === '' || channel === player.snapshot().channel) return;
-  charts.forEach((c) => c.clear());
-  player.switchChannel(channel);
-  const url = new URL(location.href);
-  url.searchParams.set('channel', channel);
-  history.replaceState(null, '', url);
+  pickChannel(channelInput.value.trim());
 });
 $('retry').addEventListener('click', () => player.retry());
 
 // --- stats and charts --------------------------------------------------------------------
 const panel = new StatsPanel($('stats'));
+const caption = (id) => $(id).parentElement.querySelector('figcaption');
 const charts = [
-  new LiveChart($('chart-buffer'), { color: '#2a7ae2', minMax: 2 }),
-  new LiveChart($('chart-bitrate'), { color: '#d9822b', minMax: 100 }),
-  new LiveChart($('chart-quality'), { color: '#3a9d5d', minMax: 10 }),
+  new LiveChart($('chart-buffer'), { color: '#2a7ae2', title: 'buffer', unit: 's', minMax: 2, caption: caption('chart-buffer') }),
+  new LiveChart($('chart-bitrate'), { color: '#d9822b', title: 'bitrate', unit: 'kbps', digits: 0, minMax: 100, caption: caption('chart-bitrate') }),
+  new LiveChart($('chart-quality'), {
+    color: '#3a9d5d', title: `quality, ${QUALITY_MEASURES.ssim}`, unit: 'dB', digits: QUALITY_DIGITS, minMax: 10, caption: caption('chart-quality'),
+  }),
 ];
 setInterval(() => panel.render(player.snapshot()), RENDER_MS);
 setInterval(() => {
   const s = player.snapshot();
   charts[0].push(s.bufferS);
   charts[1].push(s.level?.kbps ?? null);
+  if (s.qualityMetric !== null) charts[2].setTitle(`quality, ${QUALITY_MEASURES[s.qualityMetric]}`);
   charts[2].push(s.qualityDb);
 }, CHART_MS);
 
 player.start();
+showChannels({ list: false }); // suggestions for the channel field

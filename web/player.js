@@ -8,7 +8,7 @@
  */
 import { EventBus, Events } from './events.js';
 import { createAbr, DEFAULT_ABR } from './abr/index.js';
-import { chunkQualityDb } from './abr/context.js';
+import { chunkQualityDb, chunkQualityMetric } from './abr/context.js';
 import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
 import { DaemonLink } from './controllers/daemon-link.js';
@@ -64,7 +64,10 @@ export class Player {
       loop: this.config.loop,
       manualLevel: this.config.manualLevel,
     });
-    this.notices = new NoticeController(this.bus, { pageOrigin: config.pageOrigin ?? globalThis.location?.origin ?? '' });
+    this.notices = new NoticeController(this.bus, {
+      pageOrigin: config.pageOrigin ?? globalThis.location?.origin ?? '',
+      speed: () => this.daemonSpeed(),
+    });
     this.telemetry = new TelemetryController(this.bus, { server: this.server, snapshot: () => this.snapshot() });
   }
 
@@ -77,7 +80,7 @@ export class Player {
   }
 
   start() {
-    this.notices.registerListeners();
+    this.notices.start();
     this.stream.start(this.config.channel);
     this.telemetry.start();
     this.server.start();
@@ -97,12 +100,33 @@ export class Player {
     this.stream.setManualLevel(level);
   }
 
+  /**
+   * Moves playback to `seconds`. A target past what the stream can seek to now (a finished
+   * stream's end, a live ladder's edge, a looping ladder's next pass) lands on that end, and the
+   * page says so; returns where it lands.
+   */
   seek(seconds) {
-    this.config.video.currentTime = seconds;
+    const video = this.config.video;
+    const ranges = video.seekable;
+    const endS = ranges.length > 0 ? ranges.end(ranges.length - 1) : video.duration;
+    let target = Math.max(0, seconds);
+    let text = null;
+    if (Number.isFinite(endS) && target > endS) {
+      const why = this.stream.manifest?.live ? 'the live edge'
+        : this.stream.timeline?.endless ? 'the end of the next pass of this looping ladder' : 'the end of the stream';
+      text = `Cannot seek to ${seconds.toFixed(1)} s: the stream can be sought up to ${endS.toFixed(1)} s now ` +
+        `(${why}); playing from ${endS.toFixed(1)} s instead.`;
+      target = endS;
+    }
+    this.bus.trigger(Events.NOTICE, { kind: 'seek', text, level: 'warn' });
+    video.currentTime = target;
+    return target;
   }
 
   switchChannel(channel) {
     this.bus.trigger(Events.NOTICE, { kind: 'playback', text: null, level: 'info' });
+    this.bus.trigger(Events.NOTICE, { kind: 'seek', text: null, level: 'info' });
+    this.notices.resetChannel();
     this.config.channel = channel;
     this.stream.switchChannel(channel);
   }
@@ -111,6 +135,37 @@ export class Player {
   retry() {
     this.bus.trigger(Events.NOTICE, { kind: 'playback', text: null, level: 'info' });
     this.stream.retry();
+  }
+
+  /** The daemon's pace against the stream's (the notice controller's input), null before a manifest. */
+  daemonSpeed() {
+    const s = this.stream;
+    if (s.manifest === null) return null;
+    const marks = s.startupMarks;
+    const waiting = marks.chunk !== undefined && marks.segment === undefined && s.daemonReady;
+    return {
+      daemonFps: s.daemonFps.totalWeight > 0 ? s.daemonFps.getEstimate() : null,
+      fps: s.manifest.fps,
+      chunkFrames: s.manifest.chunk_frames,
+      device: s.daemonStatus?.device ?? null,
+      firstChunkWaitS: waiting ? this.config.clock() - s.startS - marks.chunk : null,
+    };
+  }
+
+  /**
+   * Seconds until a chunk of `levelId` is on screen: {seconds, atLeast}; atLeast when no chunk of
+   * that level is buffered yet (it comes after everything buffered). null when it is playing.
+   */
+  #secondsUntilLevel(levelId, playingId, bufferS) {
+    const s = this.stream;
+    if (levelId === null || levelId === playingId || s.timeline === null) return null;
+    const playing = s.playingChunk;
+    let first = null;
+    for (const [virtual, level] of s.chunkLevels) {
+      if (level === levelId && virtual > playing && (first === null || virtual < first)) first = virtual;
+    }
+    if (first === null) return { seconds: bufferS, atLeast: true };
+    return { seconds: Math.max(0, s.timeline.startS(first) - this.config.video.currentTime), atLeast: false };
   }
 
   /** Everything the stats panel, charts, telemetry and tests read. */
@@ -125,15 +180,23 @@ export class Player {
     const chunk = place === null ? null : place.chunk;
     const info = level === null || chunk === null ? undefined : chunkInfo(manifest, levelId, chunk);
     const quality = video.getVideoPlaybackQuality?.();
+    const summary = (l) => ({ id: l.id, name: l.name, rank: l.rank, interval: l.interval, kbps: l.kbps });
+    const chosenId = manifest === null ? null
+      : s.manualLevel !== null ? Math.min(s.manualLevel, manifest.levels.length - 1) : s.lastFetchedLevel;
+    const bufferS = this.buffer.bufferAheadS();
     return {
       channel: s.channel,
       state: s.state,
       abr: this.abrName,
       manualLevel: s.manualLevel,
       levelId,
-      level: level === null ? null : { id: level.id, name: level.name, rank: level.rank, interval: level.interval, kbps: level.kbps },
-      levels: manifest === null ? [] : manifest.levels.map((l) => ({ id: l.id, name: l.name, rank: l.rank, interval: l.interval, kbps: l.kbps })),
+      level: level === null ? null : summary(level),
+      levels: manifest === null ? [] : manifest.levels.map(summary),
+      // the level the player asks for now (manual, else the ABR's last pick) and when it shows
+      chosenLevel: chosenId === null ? null : summary(manifest.levels[chosenId]),
+      chosenOnScreenIn: this.#secondsUntilLevel(chosenId, levelId, bufferS),
       qualityDb: info === undefined || info === null ? null : chunkQualityDb(info),
+      qualityMetric: info === undefined || info === null ? null : chunkQualityMetric(info),
       ssim: info?.ssim ?? null,
       psnr: info?.psnr ?? null,
       chunk,
@@ -143,7 +206,8 @@ export class Player {
       windowStart: manifest === null ? null : windowStart(manifest),
       behindLiveS: s.behindLiveS,
       generator: manifest?.generator ?? null,
-      bufferS: this.buffer.bufferAheadS(),
+      streamFps: manifest?.fps ?? null,
+      bufferS,
       maxBufferS: s.maxBufferS,
       throughputKbps: this.estimator.estimateKbps(),
       daemonFps: s.daemonFpsEstimate,

@@ -29,6 +29,7 @@ from wire.framing import (
 from wire.media import MAX_CHUNK_PAYLOAD_BYTES, MAX_INIT_STATE_BYTES, ChunkMessage
 
 MAX_MEDIA_PAYLOAD_BYTES = 32 * 1024 * 1024  # bytes, fMP4 of one `init` or `segment`
+MAX_CHUNK_FRAMES = 100_000  # frames of one chunk (so also GOP segments of one chunk)
 # The largest frame each end lets its WebSocket library accept (frames above it are cut at the
 # socket with close code 1009; smaller oversize frames get a MESSAGE_TOO_LARGE error).
 MAX_FRAME_DAEMON_RECEIVES = HEADER_LENGTH.size + MAX_HEADER_BYTES + MAX_CHUNK_PAYLOAD_BYTES  # bytes
@@ -70,7 +71,7 @@ class StreamSetup:
             noise_seed=int_field(obj, "noise_seed", maximum=2**32 - 1),
             prev_latent_weight=float_field(obj, "prev_latent_weight", maximum=1.0),
             prev_latent_rule=rule,
-            chunk_frames=int_field(obj, "chunk_frames", minimum=1, maximum=100_000),
+            chunk_frames=int_field(obj, "chunk_frames", minimum=1, maximum=MAX_CHUNK_FRAMES),
         )
 
     @classmethod
@@ -162,22 +163,27 @@ class InitSegment:
 
 @dataclass(frozen=True)
 class MediaSegment:
-    """daemon -> page: one fMP4 media segment (moof+mdat, starts with a keyframe) for a chunk."""
+    """daemon -> page: one GOP of a chunk as an fMP4 media segment (moof+mdat, keyframe first)."""
 
     TYPE: ClassVar[str] = "segment"
     level: int
     chunk: int
-    frames: int
-    generation_ms: float
-    encode_ms: float
+    part: int  # the GOP's index in the chunk
+    parts: int  # GOPs in the chunk: it is complete with part parts - 1
+    frames: int  # frames of this GOP
+    generation_ms: float  # from the chunk's generation start until this GOP's frames were all in
+    encode_ms: float  # encoding this GOP
     data: bytes
 
     @classmethod
     def from_parts(cls, header: dict[str, Any], payload: bytes) -> MediaSegment:
+        parts = int_field(header, "parts", minimum=1, maximum=MAX_CHUNK_FRAMES)
         return cls(
             level=int_field(header, "level"),
             chunk=int_field(header, "chunk"),
-            frames=int_field(header, "frames", maximum=100_000),
+            part=int_field(header, "part", maximum=parts - 1),
+            parts=parts,
+            frames=int_field(header, "frames", maximum=MAX_CHUNK_FRAMES),
             generation_ms=float_field(header, "generation_ms", maximum=1e9),
             encode_ms=float_field(header, "encode_ms", maximum=1e9),
             data=payload,
@@ -189,6 +195,8 @@ class MediaSegment:
                 "type": self.TYPE,
                 "level": self.level,
                 "chunk": self.chunk,
+                "part": self.part,
+                "parts": self.parts,
                 "frames": self.frames,
                 "generation_ms": self.generation_ms,
                 "encode_ms": self.encode_ms,

@@ -20,9 +20,12 @@
  *    the chunk (the protocol's `prefix`); chunk 0 needs none.
  *  - Generation of chunk k starts at max(its download end, the end of chunk k-1's generation,
  *    daemon ready) and lasts chunk frames / daemonFps x a seeded factor in
- *    [1 - daemonJitter, 1 + daemonJitter]; the segment then joins the buffer.
- *  - Playback starts at the first append (startup delay) and stalls whenever the buffer runs
- *    dry before the last chunk has played; it resumes at the next append.
+ *    [1 - daemonJitter, 1 + daemonJitter], at an even pace: the daemon sends one segment per
+ *    GOP of `gopFrames` frames, so GOP g joins the buffer once its last frame is generated
+ *    (encoding overlaps generation and is not modelled). The chunk leaves the daemon with its
+ *    last GOP (that is when the player's count of chunks at the daemon drops).
+ *  - Playback starts at the first append (one GOP: the startup delay) and stalls whenever the
+ *    buffer runs dry before the last chunk has played; it resumes at the next append.
  */
 import { jitter } from './rng.mjs';
 
@@ -33,6 +36,7 @@ export const DEFAULTS = Object.freeze({
   daemonFps: 500, // frames/s the daemon generates (SD-Turbo target per H100)
   daemonJitter: 0.1, // relative spread of generation times
   daemonOpenS: 0.3, // s; from page load until the daemon's init segment is ready
+  gopFrames: 10, // frames per media segment the daemon sends (client_daemon's GOP; fast.py passes it)
   deadlineFactor: 4, // the session is abandoned after deadlineFactor x its media length + 60 s
 });
 
@@ -72,19 +76,21 @@ export function simulateSession({ ladder, link, rule, estimator, daemonFps, rand
   let startupS = null;
   let stallStart = null;
   let playedChunks = 0; // chunks whose video has been appended
-  const appendQueue = []; // {t, k}
+  const appendQueue = []; // {t, k, s, last}: one GOP segment of chunk k, s seconds of video
   const stalls = [];
   const out = {
     level: [], chunk: [], bytes: [], prefixBytes: [], quality: [],
     tReq: [], tDl: [], tApp: [], bufAtReq: [], bufAfterApp: [], dlS: [], deliveryMbps: [],
   };
 
-  const append = (t, k) => {
-    buffer += mediaS(k);
-    pendingS -= mediaS(k);
-    pendingChunks -= 1;
-    playedChunks += 1;
-    out.bufAfterApp[k] = buffer;
+  const append = (t, { k, s, last }) => {
+    buffer += s;
+    pendingS -= s;
+    if (last) {
+      pendingChunks -= 1;
+      playedChunks += 1;
+      out.bufAfterApp[k] = buffer;
+    }
     if (!playing) {
       playing = true;
       if (startupS === null) startupS = t;
@@ -112,9 +118,9 @@ export function simulateSession({ ladder, link, rule, estimator, daemonFps, rand
         buffer -= stop - now;
       }
       now = stop;
-      while (appendQueue.length && appendQueue[0].t <= now) append(now, appendQueue.shift().k);
+      while (appendQueue.length && appendQueue[0].t <= now) append(now, appendQueue.shift());
     }
-    while (appendQueue.length && appendQueue[0].t <= now) append(now, appendQueue.shift().k);
+    while (appendQueue.length && appendQueue[0].t <= now) append(now, appendQueue.shift());
   };
 
   let networkFree = cfg.rttS; // hello -> manifest
@@ -181,6 +187,11 @@ export function simulateSession({ ladder, link, rule, estimator, daemonFps, rand
     const genS = (frames / cfg.daemonFps) * jitter(random, cfg.daemonJitter);
     const genStart = Math.max(tDl, daemonFree);
     const tApp = genStart + genS;
+    const gops = [];
+    for (let first = 0; first < frames; first += cfg.gopFrames) {
+      const end = Math.min(first + cfg.gopFrames, frames);
+      gops.push({ t: genStart + (genS * end) / frames, k, s: (mediaS(k) * (end - first)) / frames, last: end === frames });
+    }
     generated.push({ t: tApp, genS, frames });
     daemonFree = tApp;
 
@@ -193,6 +204,7 @@ export function simulateSession({ ladder, link, rule, estimator, daemonFps, rand
     out.tDl.push(tDl);
     out.tApp.push(tApp);
     out.bufAtReq.push(buffer);
+    out.bufAfterApp.push(null); // set when the segment is appended (stays null if the session is abandoned first)
     out.dlS.push(dlS);
     // What TCP's delivery-rate estimate would see: payload over the time the bytes flowed.
     out.deliveryMbps.push(flowS > 0 ? (bytes * 8) / flowS / 1e6 : 0);
@@ -203,7 +215,7 @@ export function simulateSession({ ladder, link, rule, estimator, daemonFps, rand
     estimator.addSample(dlS, bytes);
     pendingS += mediaS(k);
     pendingChunks += 1;
-    appendQueue.push({ t: tApp, k });
+    appendQueue.push(...gops);
     networkFree = tDl;
     lastLevel = level;
     lastQuality = ladder.qualityDb[level][j];

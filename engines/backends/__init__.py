@@ -7,7 +7,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from engines.backends.base import Backend, BackendOptions, image_to_uint8
+from engines.backends.base import Backend, BackendOptions
 from engines.backends.frame_sink import FrameSink
 from engines.backends.tensorrt_backend import tensorrt_available
 from engines.backends.torch_backend import TorchBackend
@@ -55,7 +55,6 @@ __all__ = [
     "BackendOptions",
     "FrameSink",
     "TorchBackend",
-    "image_to_uint8",
     "make_backend",
     "resolve_backend_kind",
     "tensorrt_available",

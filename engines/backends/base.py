@@ -9,6 +9,7 @@ import torch
 
 from engines.backends.frame_sink import FrameSink
 from engines.backends.host_copy import PinnedFrameSink
+from engines.colour import RGB24, frame_shape, image_to_frames
 from engines.schedule import mix_latent, x0_from_eps
 
 
@@ -29,13 +30,8 @@ class BackendOptions:
         None  # fast backend: persistent Inductor cache (None: the default)
     )
     attention: str = "auto"  # fast backend: SDPA kernel first tried ("auto": PyTorch's order; "cudnn", "flash", "efficient")
+    ahead_of_time: bool = False  # fast backend: AOTInductor step packages cached on disk (a restart loads, not compiles)
     cache_key: str | None = None  # the generator id: keys on-disk engine caches (tensorrt)
-
-
-def image_to_uint8(image: torch.Tensor) -> torch.Tensor:
-    """[B,3,H,W] images in about [-1,1] -> [B,H,W,3] uint8 (on the same device)."""
-    scaled = ((image.float() + 1.0) * 127.5).round_().clamp_(0, 255)
-    return scaled.to(torch.uint8).permute(0, 2, 3, 1)
 
 
 class Backend(ABC):
@@ -67,25 +63,33 @@ class Backend(ABC):
 
     @torch.inference_mode()
     def generate(
-        self, latent_input: torch.Tensor, context: torch.Tensor
+        self, latent_input: torch.Tensor, context: torch.Tensor, frame_format: str = RGB24
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x0 float32 [B,4,h,w], frames uint8 [B,H,W,3]) without autograd: the streaming path."""
+        """(x0 float32 [B,4,h,w], uint8 frames of ``frame_format``) without autograd: the streaming path."""
         x0, image = self.forward(latent_input, context)
-        return x0, image_to_uint8(image)
+        return x0, image_to_frames(image, frame_format)
 
     def generate_group(
-        self, prev: torch.Tensor, noise: torch.Tensor, weight: float, context: torch.Tensor
+        self,
+        prev: torch.Tensor,
+        noise: torch.Tensor,
+        weight: float,
+        context: torch.Tensor,
+        frame_format: str = RGB24,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One stream group: (UNet input [1,4,h,w], x0, frames) for input ``w * prev + (1 - w) * noise``."""
         latent_input = mix_latent(prev, noise, weight)
-        x0, frames = self.generate(latent_input.expand(context.shape[0], -1, -1, -1), context)
+        x0, frames = self.generate(
+            latent_input.expand(context.shape[0], -1, -1, -1), context, frame_format
+        )
         return latent_input, x0, frames
 
-    def frame_sink(self, total: int, height: int, width: int) -> FrameSink:
+    def frame_sink(self, total: int, frame_format: str, height: int, width: int) -> FrameSink:
         """Where a chunk's frames gather on the host (pinned, asynchronous copies on CUDA)."""
+        shape = frame_shape(frame_format, height, width)
         if self.device.type == "cuda":
-            return PinnedFrameSink(total, height, width, self.device)
-        return FrameSink(total, height, width)
+            return PinnedFrameSink(total, shape, self.device)
+        return FrameSink(total, shape)
 
 
 class WholeGroupStepMixin:
@@ -94,9 +98,9 @@ class WholeGroupStepMixin:
 
     @torch.inference_mode()
     def generate(
-        self, latent_input: torch.Tensor, context: torch.Tensor
+        self, latent_input: torch.Tensor, context: torch.Tensor, frame_format: str = RGB24
     ) -> tuple[torch.Tensor, torch.Tensor]:
         _, x0, frames = self.generate_group(  # type: ignore[attr-defined]
-            latent_input, torch.zeros_like(latent_input[:1]), 1.0, context
+            latent_input, torch.zeros_like(latent_input[:1]), 1.0, context, frame_format
         )
         return x0, frames

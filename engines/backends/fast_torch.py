@@ -2,27 +2,48 @@
 
 What one replay does, all on the device: ``w * prev + (1 - w) * noise`` (float32), the UNet at
 t=999 (fp16/bf16, channels_last, SDPA attention, fused QKV projections, optionally float8
-linears), x0 in float32, the decoder and the uint8 conversion into an NHWC frame buffer.
-``torch.compile`` sees the whole step as one graph, so the mix, the x0 arithmetic and the
-decoder's input cast/clamp fuse into neighbouring kernels; its cache lives in a persistent
-folder (``compile_cache``). ``eps``/``decode``/``forward`` stay eager (autograd, inversion).
+linears), x0 in float32, the decoder and the conversion into a uint8 frame buffer (packed RGB,
+or planar YUV 4:2:0 for the encoder: ``engines.colour``). The compiler sees the whole step as
+one graph, so the mix, the x0 arithmetic, the decoder's input cast/clamp and the colour
+conversion fuse into neighbouring kernels. Two ways to compile it: ``torch.compile`` (its
+Inductor cache lives in a persistent folder, ``compile_cache``, but Dynamo traces again in
+every process: about 45 s for SD-Turbo), or ahead of time (``ahead_of_time``: AOTInductor
+packages cached per generator, card and version, ``aot_cache``; a restart loads them in
+seconds, and falls back to ``torch.compile`` with a log line when that fails).
+``eps``/``decode``/``forward`` stay eager (autograd, inversion).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from engines.backends.base import BackendOptions, WholeGroupStepMixin, image_to_uint8
+from engines import colour, schedule
+from engines.backends import fp8
+from engines.backends.aot_cache import (
+    AOT_SUBFOLDER,
+    AotKey,
+    AotStepCache,
+    device_description,
+    source_fingerprint,
+)
+from engines.backends.base import BackendOptions, WholeGroupStepMixin
 from engines.backends.compile_cache import configure_compile_cache
-from engines.backends.fp8 import convert_linears_to_fp8
 from engines.backends.torch_backend import GRAPH_WARMUP_RUNS, TorchBackend
+from engines.colour import RGB24
 from engines.schedule import x0_from_eps
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FAST_COMPILE_MODE = (
     "default"  # Inductor without its own CUDA graphs: we capture the step ourselves
@@ -41,6 +62,9 @@ FALLBACK_ORDER = (
     SDPBackend.CUDNN_ATTENTION,
     SDPBackend.MATH,
 )
+# An ahead-of-time step must reproduce the eager step before it is used: frames at least this
+# close (fp16 compiled vs eager differ by about 0.1 grey level on average; garbage is far below).
+AOT_MIN_PSNR_DB = 40.0
 
 
 @contextlib.contextmanager
@@ -63,9 +87,60 @@ def tune_inductor() -> None:
     )
 
 
+class GroupStep(nn.Module):
+    """One stream group, as one graph: mix -> UNet at ``timestep`` -> x0 (float32) -> decoder -> frame planes.
+
+    The inputs are the captured step's static buffers; the timestep is an input (as a constant,
+    AOTInductor's lowering fails on it). The networks are the backend's (shared parameters).
+    With ``convert_in_graph`` the colour conversion is part of the graph; without it the graph
+    ends at RGB and :meth:`finish` converts after it (still on the device, still captured): the
+    way round a compiler that cannot build the conversion.
+    """
+
+    def __init__(
+        self, backend: TorchBackend, frame_format: str, convert_in_graph: bool = True
+    ) -> None:
+        super().__init__()
+        colour.check_frame_format(frame_format)
+        self.backend = backend
+        self.unet = backend.unet  # registered, so export and load_constants see the parameters
+        self.decoder = backend.decoder
+        self.frame_format = frame_format
+        self.graph_format = frame_format if convert_in_graph else RGB24
+
+    def forward(
+        self,
+        prev: torch.Tensor,
+        noise: torch.Tensor,
+        mix: torch.Tensor,
+        context: torch.Tensor,
+        timestep: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        latent_input = mix[0] * prev + mix[1] * noise
+        batch_input = latent_input.expand(context.shape[0], -1, -1, -1)
+        x0 = x0_from_eps(batch_input, self.backend.unet_eps(batch_input, context, timestep))
+        levels = colour.image_levels(self.backend.decode(x0))
+        return (latent_input[:1], x0, *colour.levels_to_planes(levels, self.graph_format))
+
+    def finish(
+        self, outputs: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The graph's outputs -> (UNet input, x0, frames of ``frame_format`` in one tensor)."""
+        latent_input, x0, *planes = outputs
+        if self.graph_format != self.frame_format:
+            planes = colour.levels_to_planes(
+                planes[0].permute(0, 3, 1, 2).float(), self.frame_format
+            )
+        return latent_input, x0, colour.pack_planes(tuple(planes), self.frame_format)
+
+
 @dataclass
 class _CapturedGroupStep:
-    graph: torch.cuda.CUDAGraph
+    graph: (
+        torch.cuda.CUDAGraph | None
+    )  # None: the step runs uncaptured (its runner could not be captured)
+    runner: Callable[..., Any]
+    timestep: torch.Tensor
     prev: torch.Tensor  # [1 or B, 4, h, w] float32
     noise: torch.Tensor  # [1, 4, h, w] float32
     mix: torch.Tensor  # [2] float32: (w, 1 - w)
@@ -73,10 +148,34 @@ class _CapturedGroupStep:
     latent_input: torch.Tensor
     x0: torch.Tensor
     frames: torch.Tensor
+    compiled: str  # how its step was compiled: "ahead-of-time", "torch.compile" or "eager"
+
+    def run(self) -> None:
+        """One group on the static inputs into the static outputs."""
+        if self.graph is not None:
+            self.graph.replay()
+            return
+        inputs = (self.prev, self.noise, self.mix, self.context, self.timestep)
+        self.latent_input, self.x0, self.frames = self.runner(*inputs)
+
+
+def _finishing(step: GroupStep, graph: Callable[..., Any]) -> Callable[..., Any]:
+    """``graph`` (the step compiled some way) followed by the step's ``finish``."""
+
+    def run(*inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return step.finish(graph(*inputs))
+
+    return run
+
+
+def frames_psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of two uint8 frame tensors (inf when equal)."""
+    mse = float(((a.float() - b.float()) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
-    """CUDA-only: compiled whole-step graph per (batch, size); eager paths as ``TorchBackend``."""
+    """CUDA-only: compiled whole-step graph per (frame format, batch, size); eager paths as ``TorchBackend``."""
 
     specialises_shapes = True
 
@@ -89,6 +188,10 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             raise ValueError("the fast backend needs a CUDA device; use kind='torch' on the CPU")
         if options.dtype not in (torch.float16, torch.bfloat16):
             raise ValueError(f"the fast backend runs float16 or bfloat16, not {options.dtype}")
+        if options.ahead_of_time and options.cache_key is None:
+            raise ValueError(
+                "ahead_of_time needs options.cache_key (the generator id) to key its packages"
+            )
         # The parent casts and places the networks; graphs and compiling are this class's job.
         super().__init__(
             unet, decoder, replace(options, channels_last=True, cuda_graph=False, compile_mode=None)
@@ -107,51 +210,45 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                 raise ValueError(
                     f"float8 linears need compute capability >= 8.9, this GPU has {capability}"
                 )
-            self.fp8_linears = convert_linears_to_fp8(self.unet)
-        self._step_fn = self._step
-        if options.compile_mode != "none":
+            self.fp8_linears = fp8.convert_linears_to_fp8(self.unet)
+        self._aot: AotStepCache | None = None
+        if options.compile_mode != "none" or options.ahead_of_time:
             self.compile_cache = configure_compile_cache(options.compile_cache_dir)
             tune_inductor()
-            # dynamic=False: each (batch, size) specialises; no slower symbolic-shape kernels.
-            self._step_fn = torch.compile(
-                self._step, mode=options.compile_mode or DEFAULT_FAST_COMPILE_MODE, dynamic=False
-            )
-        self._group_graphs: dict[tuple[int, ...], _CapturedGroupStep] = {}
-
-    def _step(
-        self, prev: torch.Tensor, noise: torch.Tensor, mix: torch.Tensor, context: torch.Tensor
-    ):
-        latent_input = mix[0] * prev + mix[1] * noise
-        batch_input = latent_input.expand(context.shape[0], -1, -1, -1)
-        eps = self.eps(batch_input, context)
-        x0 = x0_from_eps(batch_input, eps)
-        frames = image_to_uint8(
-            self.decode(x0)
-        ).contiguous()  # NHWC buffer: one host copy per batch
-        return latent_input[:1], x0, frames
+            if options.ahead_of_time:
+                self._aot = AotStepCache(self.compile_cache / AOT_SUBFOLDER)
+        self._group_graphs: dict[tuple, _CapturedGroupStep] = {}
 
     @torch.inference_mode()
     def generate_group(
-        self, prev: torch.Tensor, noise: torch.Tensor, weight: float, context: torch.Tensor
+        self,
+        prev: torch.Tensor,
+        noise: torch.Tensor,
+        weight: float,
+        context: torch.Tensor,
+        frame_format: str = RGB24,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         count = context.shape[0]
-        step = self._group_graphs.get((*prev.shape, *context.shape)) or self._larger_step(
-            prev, context
-        )
+        key = (frame_format, *prev.shape, *context.shape)
+        step = self._group_graphs.get(key) or self._larger_step(prev, context, frame_format)
         if step is None:
-            step = self._group_graphs[(*prev.shape, *context.shape)] = self._capture(
-                prev, noise, context
-            )
+            step = self._group_graphs[key] = self._capture(prev, noise, context, frame_format)
         step.prev.copy_(prev)
         step.noise.copy_(noise)
         step.mix.copy_(torch.tensor([weight, 1.0 - weight], dtype=torch.float32), non_blocking=True)
         step.context[:count].copy_(context)
         step.context[count:].copy_(context[-1:].expand(step.context.shape[0] - count, -1, -1))
-        step.graph.replay()
+        step.run()
         # Clones: the next replay overwrites the static outputs while callers still hold these.
         return step.latent_input.clone(), step.x0[:count].clone(), step.frames[:count].clone()
 
-    def _larger_step(self, prev: torch.Tensor, context: torch.Tensor) -> _CapturedGroupStep | None:
+    def compiled_how(self, frame_format: str = RGB24) -> list[str]:
+        """How each captured step of ``frame_format`` was compiled (for benchmarks and logs)."""
+        return [step.compiled for key, step in self._group_graphs.items() if key[0] == frame_format]
+
+    def _larger_step(
+        self, prev: torch.Tensor, context: torch.Tensor, frame_format: str
+    ) -> _CapturedGroupStep | None:
         """A captured step for more frames of the same size, to run a short group padded.
 
         A stream's last group is often shorter than its keyframe interval; compiling a graph
@@ -162,29 +259,172 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             return None
         larger = [
             step
-            for step in self._group_graphs.values()
-            if step.prev.shape == prev.shape
+            for key, step in self._group_graphs.items()
+            if key[0] == frame_format
+            and step.prev.shape == prev.shape
             and step.context.shape[1:] == context.shape[1:]
             and step.context.shape[0] > context.shape[0]
         ]
         return min(larger, key=lambda step: step.context.shape[0], default=None)
 
+    def _ways(
+        self, frame_format: str, inputs: tuple[torch.Tensor, ...]
+    ) -> list[tuple[str, Callable[[], Any]]]:
+        """How to build the step, best first: (label, factory of a runner ``inputs -> finished outputs``)."""
+        where = {True: "", False: ", colour conversion after the graph"}
+        steps = {
+            in_graph: GroupStep(self, frame_format, convert_in_graph=in_graph)
+            for in_graph in ([True] if frame_format == RGB24 else [True, False])
+        }
+        ways = []
+        if self._aot is not None:
+            ways += [
+                (f"ahead-of-time{where[k]}", functools.partial(self._aot_runner, step, inputs))
+                for k, step in steps.items()
+            ]
+        if self.options.compile_mode == "none":
+            return ways + [
+                (f"eager{where[k]}", functools.partial(_finishing, step, step))
+                for k, step in steps.items()
+            ]
+        # dynamic=False: each (batch, size) specialises; no slower symbolic-shape kernels.
+        mode = self.options.compile_mode or DEFAULT_FAST_COMPILE_MODE
+        return ways + [
+            (
+                f"torch.compile{where[k]}",
+                functools.partial(_finishing, step, torch.compile(step, mode=mode, dynamic=False)),
+            )
+            for k, step in steps.items()
+        ]
+
+    def _aot_key(self, step: GroupStep, inputs: tuple[torch.Tensor, ...]) -> AotKey:
+        import diffusers
+
+        modules = [sys.modules[__name__], colour, schedule, fp8]
+        return AotKey(
+            generator_id=str(self.options.cache_key),
+            device=device_description(self.device),
+            torch=torch.__version__,
+            cuda=torch.version.cuda,
+            diffusers=diffusers.__version__,
+            code=source_fingerprint(modules),
+            dtype=str(self.options.dtype).removeprefix("torch."),
+            frame_format=step.frame_format,
+            input_shapes=tuple(tuple(t.shape) for t in inputs),
+            options=f"attention={self.options.attention},fp8_linear={self.options.fp8_linear},"
+            f"graph_format={step.graph_format}",
+        )
+
+    def _aot_runner(self, step: GroupStep, inputs: tuple[torch.Tensor, ...]) -> Callable[..., Any]:
+        """The cached ahead-of-time step (built on a miss), checked against the eager step."""
+        assert self._aot is not None
+        key = self._aot_key(step, inputs)
+        failure = self._aot.known_failure(key)
+        if failure is not None:
+            raise RuntimeError(
+                f"building it failed before on this card and version ({failure}); "
+                f"delete {self._aot.paths(key)[1]} to try again"
+            )
+        reference = step.finish(step(*inputs))[2]
+        runner = self._aot.load(key, step)
+        if runner is not None:
+            agreement = frames_psnr_db(step.finish(runner(*inputs))[2], reference)
+            if agreement >= AOT_MIN_PSNR_DB:
+                return _finishing(step, runner)
+            log.warning(
+                "the cached ahead-of-time step disagrees with the eager step (frames at %.1f dB): "
+                "compiling again",
+                agreement,
+            )
+        try:
+            runner = self._aot.build(key, step, inputs)
+            agreement = frames_psnr_db(step.finish(runner(*inputs))[2], reference)
+            if agreement < AOT_MIN_PSNR_DB:
+                raise RuntimeError(
+                    f"the compiled step disagrees with the eager step (frames at {agreement:.1f} dB)"
+                )
+        except Exception as error:
+            self._aot.mark_failed(key, error)  # a restart skips it at once instead of failing again
+            raise
+        return _finishing(step, runner)
+
+    def _first_working_way(
+        self, frame_format: str, inputs: tuple[torch.Tensor, ...]
+    ) -> tuple[Callable[..., Any], str]:
+        """Build the step the best way that works, warmed up (compiled, autotuned) on ``inputs``."""
+        ways = self._ways(frame_format, inputs)
+        for index, (label, make) in enumerate(ways):
+            try:
+                runner = make()
+                for _ in range(GRAPH_WARMUP_RUNS):
+                    runner(*inputs)
+                return runner, label
+            except Exception as error:
+                if index == len(ways) - 1:
+                    raise
+                log.warning(
+                    "the %s step failed (%s: %s); trying it %s",
+                    label,
+                    type(error).__name__,
+                    str(error)[:300],
+                    ways[index + 1][0],
+                )
+        raise AssertionError("unreachable: there is always an eager or compiled way")
+
     def _capture(
-        self, prev: torch.Tensor, noise: torch.Tensor, context: torch.Tensor
+        self, prev: torch.Tensor, noise: torch.Tensor, context: torch.Tensor, frame_format: str
     ) -> _CapturedGroupStep:
         static = [t.to(self.device, torch.float32).clone() for t in (prev, noise)]
         mix = torch.tensor([1.0, 0.0], device=self.device)
         static_context = context.to(self.device, torch.float32).clone()
+        inputs = (*static, mix, static_context, self._timestep)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with attention_kernels(self.options.attention):
             with torch.cuda.stream(side):  # compile + autotune + cuDNN/cuBLAS choices happen here
-                for _ in range(GRAPH_WARMUP_RUNS):
-                    self._step_fn(*static, mix, static_context)
+                runner, compiled = self._first_working_way(frame_format, inputs)
             torch.cuda.current_stream(self.device).wait_stream(side)
+            torch.cuda.synchronize(
+                self.device
+            )  # nothing of the warm-up still running while capturing
             if self._graph_pool is None:
                 self._graph_pool = torch.cuda.graph_pool_handle()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._graph_pool):
-                latent_input, x0, frames = self._step_fn(*static, mix, static_context)
-        return _CapturedGroupStep(graph, *static, mix, static_context, latent_input, x0, frames)
+            graph: torch.cuda.CUDAGraph | None = torch.cuda.CUDAGraph()
+            try:
+                # An AOTInductor runner is C++ the capture cannot vet call by call: relaxed mode.
+                mode = "relaxed" if compiled.startswith("ahead-of-time") else "global"
+                with torch.cuda.graph(graph, pool=self._graph_pool, capture_error_mode=mode):
+                    latent_input, x0, frames = runner(*inputs)
+            except Exception as error:
+                if not compiled.startswith("ahead-of-time"):
+                    raise
+                # its C++ wrapper launches the kernels without Python: little is lost uncaptured
+                log.warning(
+                    "capturing the ahead-of-time step failed (%s: %s); running it uncaptured",
+                    type(error).__name__,
+                    str(error)[:300],
+                )
+                torch.cuda.synchronize(self.device)
+                graph = None
+                latent_input, x0, frames = runner(*inputs)
+        log.info(
+            "captured the %s group step for %d frames of %s (%s%s)",
+            frame_format,
+            context.shape[0],
+            "x".join(map(str, prev.shape[2:])),
+            compiled,
+            "" if graph else ", uncaptured",
+        )
+        how = compiled if graph is not None else f"{compiled}, uncaptured"
+        return _CapturedGroupStep(
+            graph,
+            runner,
+            self._timestep,
+            *static,
+            mix,
+            static_context,
+            latent_input,
+            x0,
+            frames,
+            how,
+        )

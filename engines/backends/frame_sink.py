@@ -9,14 +9,14 @@ import torch
 
 
 class FrameSink:
-    """Collects uint8 frame batches [B,H,W,3] into one host array [T,H,W,3] (the CPU form).
+    """Collects uint8 frame batches [B, *frame_shape] into one host array [T, *frame_shape] (the CPU form).
 
     ``ready`` hands the batches over as their copies land, so a consumer (the encoder) can
     start on the first group of a chunk while later groups are still being generated.
     """
 
-    def __init__(self, total: int, height: int, width: int) -> None:
-        self._frames = self._allocate((total, height, width, 3))
+    def __init__(self, total: int, frame_shape: tuple[int, ...]) -> None:
+        self._frames = self._allocate((total, *frame_shape))
         self._offset = 0
         self._handed = 0  # batches given out by `ready`
         self._batches: list[tuple[int, int]] = []  # (start, count) of every batch added

@@ -17,11 +17,11 @@ class PinnedFrameSink(FrameSink):
     reuses the pinned block of an earlier chunk once that chunk's array is released.
     """
 
-    def __init__(self, total: int, height: int, width: int, device: torch.device) -> None:
+    def __init__(self, total: int, frame_shape: tuple[int, ...], device: torch.device) -> None:
         self._device = device
         self._copy_stream = torch.cuda.Stream(device)
         self._copied: list[torch.cuda.Event] = []  # one per batch, recorded after its copy
-        super().__init__(total, height, width)
+        super().__init__(total, frame_shape)
 
     def _allocate(self, shape: tuple[int, ...]) -> np.ndarray:
         self._host = torch.empty(shape, dtype=torch.uint8, pin_memory=True)

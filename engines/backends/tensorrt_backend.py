@@ -21,6 +21,7 @@ from torch import nn
 
 from engines.backends.base import BackendOptions, WholeGroupStepMixin
 from engines.backends.torch_backend import TorchBackend
+from engines.colour import RGB24, levels_to_yuv420p
 from prompts.stream_model import CONTEXT_SHAPE
 
 ENGINE_CACHE_DIR = Path("~/.cache/promptus/tensorrt")  # default on-disk engine cache
@@ -219,7 +220,12 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
 
     @torch.inference_mode()
     def generate_group(
-        self, prev: torch.Tensor, noise: torch.Tensor, weight: float, context: torch.Tensor
+        self,
+        prev: torch.Tensor,
+        noise: torch.Tensor,
+        weight: float,
+        context: torch.Tensor,
+        frame_format: str = RGB24,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch = context.shape[0]
         if batch > MAX_BATCH:
@@ -235,7 +241,9 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
             step.mix.copy_(torch.tensor([weight, 1.0 - weight]), non_blocking=True)
             step.context.copy_(context)
             _check(cudart.cudaGraphLaunch(step.graph_exec, self._stream.cuda_stream))
-            outputs = step.latent_input[:1].clone(), step.x0.clone(), step.frames.clone()
+            # the graph leaves RGB levels in step.image; planar YUV is converted from them, outside it
+            frames = step.frames.clone() if frame_format == RGB24 else levels_to_yuv420p(step.image)
+            outputs = step.latent_input[:1].clone(), step.x0.clone(), frames
         torch.cuda.current_stream(self.device).wait_stream(self._stream)
         return outputs
 

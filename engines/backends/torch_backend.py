@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from engines.backends.base import Backend, BackendOptions
+from engines.colour import RGB24
 from engines.schedule import ONE_STEP_TIMESTEP
 
 GRAPH_WARMUP_RUNS = 3  # eager runs on a side stream before capture (cuDNN/cuBLAS pick kernels)
@@ -47,7 +48,7 @@ class TorchBackend(Backend):
             self.decoder = torch.compile(self.decoder, mode=options.compile_mode)
         self._memory_format = memory_format
         self._timestep = torch.tensor(ONE_STEP_TIMESTEP, device=options.device, dtype=torch.long)
-        self._graphs: dict[tuple[int, ...], _CapturedStep] = {}
+        self._graphs: dict[tuple, _CapturedStep] = {}
         self._graph_pool = None
 
     def _prepare(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -55,9 +56,15 @@ class TorchBackend(Backend):
         return tensor.contiguous(memory_format=self._memory_format) if tensor.dim() == 4 else tensor
 
     def eps(self, latent_input: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.unet_eps(latent_input, context, self._timestep)
+
+    def unet_eps(
+        self, latent_input: torch.Tensor, context: torch.Tensor, timestep: torch.Tensor
+    ) -> torch.Tensor:
+        """The UNet's eps at ``timestep`` (a device tensor: an input of exported graphs, never a constant)."""
         sample = self._prepare(latent_input)
         out = self.unet(
-            sample, self._timestep, encoder_hidden_states=self._prepare(context), return_dict=False
+            sample, timestep, encoder_hidden_states=self._prepare(context), return_dict=False
         )[0]
         return out.float()
 
@@ -66,30 +73,32 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def generate(
-        self, latent_input: torch.Tensor, context: torch.Tensor
+        self, latent_input: torch.Tensor, context: torch.Tensor, frame_format: str = RGB24
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.options.cuda_graph:
-            return super().generate(latent_input, context)
-        key = (*latent_input.shape, *context.shape)
-        step = self._graphs.get(key) or self._capture(latent_input, context)
+            return super().generate(latent_input, context, frame_format)
+        key = (frame_format, *latent_input.shape, *context.shape)
+        step = self._graphs.get(key) or self._capture(latent_input, context, frame_format)
         self._graphs[key] = step
         step.latent_input.copy_(latent_input)
         step.context.copy_(context)
         step.graph.replay()
         return step.x0.clone(), step.frames.clone()
 
-    def _capture(self, latent_input: torch.Tensor, context: torch.Tensor) -> _CapturedStep:
+    def _capture(
+        self, latent_input: torch.Tensor, context: torch.Tensor, frame_format: str
+    ) -> _CapturedStep:
         static_latent = latent_input.to(self.device, torch.float32).clone()
         static_context = context.to(self.device, torch.float32).clone()
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             for _ in range(GRAPH_WARMUP_RUNS):
-                Backend.generate(self, static_latent, static_context)
+                Backend.generate(self, static_latent, static_context, frame_format)
         torch.cuda.current_stream(self.device).wait_stream(side)
         if self._graph_pool is None:
             self._graph_pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._graph_pool):
-            x0, frames = Backend.generate(self, static_latent, static_context)
+            x0, frames = Backend.generate(self, static_latent, static_context, frame_format)
         return _CapturedStep(graph, static_latent, static_context, x0, frames)

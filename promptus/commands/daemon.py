@@ -29,12 +29,8 @@ def parse_warm_up(text: str) -> tuple[int, int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``promptus daemon``."""
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})"
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
-    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     add_generator_options(parser, backend=True)
     parser.add_argument(
         "--warm-up",
@@ -43,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=parse_warm_up,
         metavar="WxH@FRAMES",
         help="before listening, generate one group of FRAMES frames at WxH so a backend that "
-        "compiles per shape does it now (repeatable; default "
+        "compiles per shape does it now (repeatable) (default: "
         f"{DEFAULT_WARM_UP} for such a backend, none otherwise)",
     )
     parser.add_argument(
@@ -54,14 +50,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compile-mode",
         metavar="MODE",
-        help="torch.compile mode, e.g. default (CUDA; the first chunks wait about a minute)",
+        help="torch.compile mode, e.g. default (CUDA; the first chunks wait about a minute) "
+        "(default: the backend's own choice)",
+    )
+    parser.add_argument(
+        "--ahead-of-time",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="fast backend: load the compiled generation step from the compile cache, built there "
+        "on the first start (per generator, card and torch version), so a restart is ready in "
+        "seconds; each package is first loaded by a throwaway process, and a bad, foreign or "
+        "crashing one is logged, recorded and replaced by torch.compile. Off by default: torch "
+        "2.11's loader crashed on an H100 (docs/realtime.md)",
+    )
+    parser.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        help="compile cache folder (default: $PROMPTUS_COMPILE_CACHE, else ~/.cache/promptus/inductor)",
     )
     parser.add_argument(
         "--allow-origin",
         action="append",
         dest="allow_origins",
         metavar="ORIGIN",
-        help="page origin allowed to connect, e.g. http://127.0.0.1:8080 (repeatable; default: "
+        help="page origin allowed to connect, e.g. http://127.0.0.1:8080 (repeatable) (default: "
         + " and ".join(DEFAULT_ALLOWED_ORIGINS)
         + ")",
     )
@@ -79,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the generator and serve pages until interrupted."""
-    from client_daemon.daemon import Daemon
+    from client_daemon.daemon import ENGINE_FRAME_FORMAT, Daemon
     from client_daemon.muxer import NEAR_LOSSLESS, EncoderSettings
     from client_daemon.run import serve_announced
 
@@ -99,7 +111,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error)) from None
     generator = load_generator_from_args(
-        args, backend=args.backend, cuda_graph=args.cuda_graph, compile_mode=args.compile_mode
+        args,
+        backend=args.backend,
+        cuda_graph=args.cuda_graph,
+        compile_mode=args.compile_mode,
+        compile_cache_dir=args.compile_cache,
+        ahead_of_time=args.ahead_of_time,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     warm_ups = args.warm_ups
@@ -112,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         try:
-            seconds = generator.warm_up(width, height, frames)
+            seconds = generator.warm_up(width, height, frames, ENGINE_FRAME_FORMAT)
         except ValueError as error:
             raise CommandError(f"--warm-up: {error}") from None
         print(f"promptus daemon: warm in {seconds:.1f} s", flush=True)

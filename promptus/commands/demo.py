@@ -20,6 +20,7 @@ import signal
 import time
 from pathlib import Path
 
+from authoring.presets import PRESETS
 from authoring.procedural_clip import render_clip
 from client_daemon.ready import read_ready_file
 from common.processes import Child, first_exited, promptus_command
@@ -58,25 +59,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         type=Path,
         default=DEFAULT_DATA,
-        help="folder for the clip, ladders and telemetry (default demo-data)",
+        help="folder for the clip, ladders and telemetry",
     )
     parser.add_argument(
         "--port",
         type=int,
         default=DEFAULT_SERVER_PORT,
-        help=f"media server port (default {DEFAULT_SERVER_PORT})",
+        help="media server port",
     )
     parser.add_argument(
         "--daemon-port",
         type=int,
         default=DEFAULT_DAEMON_PORT,
-        help=f"daemon port (default {DEFAULT_DAEMON_PORT})",
+        help="daemon port",
     )
     parser.add_argument(
-        "--source", type=Path, help="video file or frame folder to fit instead of the rendered clip"
+        "--source",
+        type=Path,
+        help="video file or frame folder to fit (default: a rendered "
+        f"{CLIP_FRAMES / CLIP_FPS:g} s {CLIP_SIZE}x{CLIP_SIZE} sky clip)",
     )
     parser.add_argument(
-        "--preset", default=None, help="fitting schedule (default: demo for tiny, fast otherwise)"
+        "--preset",
+        choices=tuple(PRESETS),
+        default=None,
+        help="fitting schedule (default: demo for the tiny generators, fast otherwise)",
     )
     parser.add_argument(
         "--rebuild", action="store_true", help="fit the ladder again even if one exists"
@@ -85,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--abr",
         choices=ABR_NAMES,
         default="mpc",
-        help="ABR rule the printed URL selects (default mpc)",
+        help="ABR rule the printed URL selects",
     )
     add_generator_options(parser)
 

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--abr",
         default=DEFAULT_ABRS,
-        help=f"comma-separated rules (default {DEFAULT_ABRS}; also: fixed)",
+        help="comma-separated rules (bba, mpc, throughput, bola, fixed)",
     )
     parser.add_argument(
         "--mode",
@@ -39,21 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "demo-data/<generator>/media/demo, else the built-in synthetic ladder)",
     )
     parser.add_argument("--out", required=True, type=Path, help="run directory to write")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of start points and noise (default 0)"
-    )
-    parser.add_argument(
-        "--session-s", type=float, default=300.0, help="media seconds per session (default 300)"
-    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of start points and noise")
+    parser.add_argument("--session-s", type=float, default=300.0, help="media seconds per session")
     parser.add_argument(
         "--daemon-fps",
         type=float,
         default=500.0,
-        help="daemon generation speed, frames/s (default 500)",
+        help="daemon generation speed, frames/s",
     )
-    parser.add_argument(
-        "--rtt-ms", type=float, default=80.0, help="round trip per request, ms (default 80)"
-    )
+    parser.add_argument("--rtt-ms", type=float, default=80.0, help="round trip per request, ms")
     parser.add_argument(
         "--max-buffer-s",
         type=float,
@@ -64,18 +58,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--puffer-unit",
         choices=("MBps", "Mbps"),
         default="MBps",
-        help="unit of the stored Puffer values (default MBps, i.e. x8; see the traces README)",
+        help="unit of the stored Puffer values (MBps: x8; see the traces README)",
     )
     parser.add_argument(
-        "--sources", default=None, help="only these source folders (comma-separated)"
+        "--sources", default=None, help="only these source folders (comma-separated) (default: all)"
     )
     parser.add_argument(
-        "--limit", type=int, default=None, help="at most this many traces per source"
+        "--limit", type=int, default=None, help="at most this many traces per source (default: all)"
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help="Node worker processes (default: CPU count)"
+        "--workers", type=int, default=None, help="Node worker processes (default: the CPU count)"
     )
-    parser.add_argument("--timeline-trace", default=None, help="trace name for the timeline plot")
+    parser.add_argument(
+        "--timeline-trace",
+        default=None,
+        help="trace name for the timeline plot (default: the trace where the rules differ most)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from authoring.baselines import CLASSIC_CODECS
-    from authoring.evaluation import evaluate, table, write_report
+    from authoring.evaluation import evaluate, report_notes, table, write_report
     from authoring.source import SourceError, load_source
+    from engines.variants import VARIANTS
     from prompts.ladder import Ladder
     from prompts.manifest import ManifestError
 
@@ -83,7 +84,19 @@ def run(args: argparse.Namespace) -> int:
         ladder, reference, generator, codecs=codecs, taesd=taesd, progress=not args.quiet
     )
     title = f"{args.ladder.name}: {stream.width}x{stream.height}, {frames} frames, {stream.generator_id}"
-    write_report(points, args.out, title)
+    about = [
+        f"Promptus rows: the ladder's prompts decoded by generator {generator.name} "
+        f"(`{generator.generator_id}`, --generator {args.generator}) on {generator.device}."
+    ]
+    if not VARIANTS[args.generator].needs_weights:
+        about.append(
+            f"Its UNet has seeded random weights ({args.generator}): the Promptus rows show that "
+            "the pipeline runs end to end, but their figures measure nothing about prompts as a "
+            "codec. Numbers that mean something need --generator sd-turbo with its weights."
+        )
+    notes = report_notes(points, about)
+    write_report(points, args.out, title, notes)
+    print("\n".join(notes) + "\n")
     print(table(points), end="")
     print(f"wrote {args.out / 'rate_quality.md'}, .json, .png")
     return 0

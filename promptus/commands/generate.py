@@ -1,7 +1,8 @@
 """`promptus generate LADDER --level L --out video.mp4`: regenerate a ladder level into an H.264 MP4.
 
-With ``--reference`` (a folder of frames or a video) it also scores every frame (PSNR, SSIM),
-prints the per-frame and mean values and can write them as CSV.
+With ``--reference`` (a folder of frames or a video) it also scores every frame (PSNR, SSIM)
+and prints a summary (mean, worst and best frame); ``--per-frame`` prints every frame's row,
+``--csv`` writes them to a file.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="MP4 file to write (H.264)")
     add_generator_options(parser, default=FROM_LADDER)
     parser.add_argument(
-        "--dtype", choices=DTYPE_NAMES, default=None, help="default float32 on CPU, float16 on CUDA"
+        "--dtype",
+        choices=DTYPE_NAMES,
+        default=None,
+        help="floating-point type (default: float32 on CPU, float16 on CUDA)",
     )
     parser.add_argument(
         "--cuda-graph", action="store_true", help="replay a captured CUDA graph per batch shape"
@@ -41,14 +45,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--channels-last", action="store_true", help="channels_last memory format (CUDA)"
     )
-    parser.add_argument("--crf", type=int, default=18, help="x264 CRF of the output (default 18)")
+    parser.add_argument("--crf", type=int, default=18, help="x264 CRF of the output")
     parser.add_argument(
         "--reference",
         default=None,
-        help="source frames (folder of images or a video) to score against",
+        help="source frames (folder of images or a video) to score against (default: none, "
+        "no scores)",
     )
     parser.add_argument(
-        "--csv", default=None, help="write per-frame PSNR/SSIM to this CSV (needs --reference)"
+        "--csv",
+        default=None,
+        help="write per-frame PSNR/SSIM to this CSV (needs --reference) (default: none)",
+    )
+    parser.add_argument(
+        "--per-frame",
+        action="store_true",
+        help="print every frame's PSNR and SSIM, not just the summary (needs --reference)",
     )
     parser.add_argument(
         "--allow-generator-mismatch",
@@ -67,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
     from prompts.ladder import Ladder
     from prompts.manifest import ManifestError
 
-    if args.csv and not args.reference:
-        raise CommandError("--csv needs --reference")
+    for flag, given in (("--csv", args.csv), ("--per-frame", args.per_frame)):
+        if given and not args.reference:
+            raise CommandError(f"{flag} needs --reference")
     try:
         ladder = Ladder(args.ladder)
         manifest = ladder.manifest
@@ -141,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         f"({generator.name}, {generator.generator_id}, {generator.device})"
     )
     if reference is not None:
-        _report_quality(np.concatenate(decoded), reference, args.csv)
+        _report_quality(np.concatenate(decoded), reference, args.csv, per_frame=args.per_frame)
     return 0
 
 
@@ -161,16 +174,22 @@ def _load_reference(path: str, width: int, height: int, frames: int):
     return source.frames
 
 
-def _report_quality(decoded, reference, csv_path: str | None) -> None:
+def _report_quality(decoded, reference, csv_path: str | None, *, per_frame: bool) -> None:
     from authoring.metrics import psnr_per_frame, ssim_per_frame
 
     reference = reference[: len(decoded)]
     psnr = psnr_per_frame(decoded, reference)
     ssim = ssim_per_frame(decoded, reference)
     print("frame   psnr_db   ssim")
-    for index, (p, s) in enumerate(zip(psnr, ssim, strict=True)):
-        print(f"{index:5d}  {p:8.3f}  {s:.5f}")
+    if per_frame:
+        for index, (p, s) in enumerate(zip(psnr, ssim, strict=True)):
+            print(f"{index:5d}  {p:8.3f}  {s:.5f}")
+    worst, best = int(psnr.argmin()), int(psnr.argmax())
     print(f"mean   {psnr.mean():8.3f}  {ssim.mean():.5f}  ({len(decoded)} frames)")
+    print(f"worst  {psnr[worst]:8.3f}  {ssim[worst]:.5f}  (frame {worst})")
+    print(f"best   {psnr[best]:8.3f}  {ssim[best]:.5f}  (frame {best})")
+    if not per_frame and csv_path is None:
+        print("(--per-frame prints every frame, --csv FILE writes them)")
     if csv_path:
         with open(Path(csv_path), "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)

@@ -12,9 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "folder", help="folder with frame_*.prompt and init.pth (e.g. rank8_interval10)"
     )
     parser.add_argument("--out", required=True, help="ladder directory to write")
-    parser.add_argument(
-        "--fps", type=float, default=30.0, help="frame rate of the video (default 30)"
-    )
+    parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the video")
     parser.add_argument(
         "--chunk-frames",
         type=int,
@@ -24,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--generator-id",
         default=None,
-        help="generator id to record (default: an unverified SD-Turbo id; pass your "
-        "daemon's id when you know the prompts were fitted on its weights)",
+        help="generator id to record; pass your daemon's id (its ready file, or the player's "
+        "notice) when you know the prompts were fitted on its weights (default: an unverified "
+        "SD-Turbo id that no daemon plays)",
     )
 
 

@@ -10,7 +10,11 @@ from promptus.errors import CommandError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="a ladder directory, a level directory or one .chunk file")
-    parser.add_argument("--level", default=None, help="level (id or name) for the summary keys")
+    parser.add_argument(
+        "--level",
+        default=None,
+        help="level (id or name) for the summary keys (default: the highest level)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 

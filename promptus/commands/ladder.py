@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--levels",
         default=DEFAULT_LEVELS,
-        help=f"comma-separated r<rank>n<interval> (default {DEFAULT_LEVELS})",
+        help="comma-separated r<rank>n<interval>",
     )
 
 

@@ -36,14 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--levels",
         default=DEFAULT_LEVELS,
-        help=f"comma-separated r<rank>n<interval> (default {DEFAULT_LEVELS})",
+        help="comma-separated r<rank>n<interval>",
     )
     parser.add_argument(
         "--window-minutes",
         type=float,
         default=DEFAULT_WINDOW_MINUTES,
-        help="DVR window: keep the last M minutes (0: keep everything; "
-        f"default {DEFAULT_WINDOW_MINUTES:g})",
+        help="DVR window: keep the last M minutes (0: keep everything)",
     )
     parser.add_argument(
         "--max-latency",
@@ -51,17 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_LATENCY_S,
         metavar="SECONDS",
         help="a segment of a level not fitted this long after its frames arrived is published "
-        f"as a gap (default {DEFAULT_MAX_LATENCY_S:g})",
+        "as a gap",
     )
     parser.add_argument(
         "--open-timeout",
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="wait this long for a publisher or the first data (default 60)",
+        help="wait this long for a publisher or the first data",
     )
     parser.add_argument(
-        "--max-frames", type=int, default=None, help="end the channel after N frames"
+        "--max-frames",
+        type=int,
+        default=None,
+        help="end the channel after N frames (default: when the feed ends)",
     )
     parser.add_argument(
         "--json",
@@ -69,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="PATH",
         help="at the end, write every publication (chunk, level, latencies, PSNR) and the "
-        "settings as JSON",
+        "settings as JSON (default: none)",
     )
     parser.add_argument(
         "--pace",
@@ -85,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="local",
         help="where fit tasks run: local (a Ray cluster on this machine's GPUs or cores), auto "
         "(the Ray cluster this machine is part of), ray://HOST:PORT, or none (this process, one "
-        "task at a time) (default: local)",
+        "task at a time)",
     )
     group.add_argument(
         "--segment-seconds",
@@ -95,7 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: one chunk)",
     )
     group.add_argument(
-        "--local-cpus", type=int, default=None, help="--cluster local: its CPU slots (default all)"
+        "--local-cpus",
+        type=int,
+        default=None,
+        help="--cluster local: its CPU slots (default: all cores)",
     )
     add_generator_options(parser)
 

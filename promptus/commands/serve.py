@@ -24,12 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="folder of ladder directories; each one is a channel named after its directory",
     )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
-    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port")
     parser.add_argument(
         "--telemetry",
         default=None,
@@ -39,23 +35,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--web", type=Path, default=None, help="web player folder (default: the repo's web/)"
     )
-    parser.add_argument(
-        "--max-viewers", type=int, default=10_000, help="viewers per process (default 10000)"
-    )
-    parser.add_argument(
-        "--rate", type=float, default=20.0, help="messages/s a viewer may sustain (default 20)"
-    )
+    parser.add_argument("--max-viewers", type=int, default=10_000, help="viewers per process")
+    parser.add_argument("--rate", type=float, default=20.0, help="messages/s a viewer may sustain")
     parser.add_argument(
         "--idle-timeout", type=float, default=60.0, help="seconds before a silent viewer is closed"
     )
-    parser.add_argument(
-        "--cache-mb", type=int, default=256, help="chunk cache size in MiB (default 256)"
-    )
+    parser.add_argument("--cache-mb", type=int, default=256, help="chunk cache size in MiB")
     parser.add_argument(
         "--workers",
         type=int,
         default=1,
-        help="server processes sharing the port through SO_REUSEPORT (default 1)",
+        help="server processes sharing the port through SO_REUSEPORT",
     )
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
 

@@ -38,7 +38,7 @@ async def test_abandoned_pages_free_their_gpu_memory() -> None:
                     await page.send_chunk(0, index, data)
                 if not leave_early:
                     for _ in chunks:
-                        await page.segment()
+                        await page.chunk_segments()
 
         await visit(leave_early=False)  # warm-up: kernels, allocator pools
         gc.collect()

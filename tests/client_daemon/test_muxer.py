@@ -1,4 +1,4 @@
-"""H264Muxer with real PyAV: init segment, one keyframe-led segment per chunk, timestamps."""
+"""H264Muxer with real PyAV: init segment, one keyframe-led segment per GOP, handed out early, timestamps."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from client_daemon.mp4 import box_types, segment_decode_time, track_timescale
-from client_daemon.muxer import EncoderSettings, H264Muxer
+from client_daemon.muxer import EncoderSettings, GopSegment, H264Muxer
+from engines.colour import levels_to_yuv420p
 from tests.client_daemon.helpers import MIN_PSNR_VS_YUV420_DB, decode_fmp4, psnr, yuv420_reference
 
 FPS = 30
@@ -93,7 +95,7 @@ def test_fractional_rate_keeps_exact_frame_times() -> None:
 def test_higher_crf_means_fewer_bytes() -> None:
     frames = [moving_pictures(4)]
     fine = H264Muxer(64, 64, FPS, EncoderSettings(crf=4)).media_segment(frames, 0)
-    coarse = H264Muxer(64, 64, FPS, EncoderSettings(crf=30)).media_segment(frames, 0)
+    coarse = H264Muxer(64, 64, FPS, EncoderSettings(crf=30)).media_segment(frames, 0)  # one GOP
     assert box_types(coarse) == ["moof", "mdat"]
     assert len(coarse) < len(fine)
 
@@ -103,7 +105,7 @@ def test_higher_crf_means_fewer_bytes() -> None:
     [
         (
             np.zeros((1, 32, 64, 3), np.uint8),
-            r"frames must be uint8 \[n, 64, 64, 3\], got uint8 \[1, 32, 64, 3\]",
+            r"frames must be uint8 \[n, 64, 64, 3\] \(rgb24\) or \[n, 96, 64\] \(yuv420p\), got uint8 \[1, 32, 64, 3\]",
         ),
         (np.zeros((1, 64, 64, 3), np.float32), "got float32"),
         (np.zeros((64, 64, 3), np.uint8), r"got uint8 \[64, 64, 3\]"),
@@ -134,23 +136,81 @@ def test_a_failing_frame_source_propagates(muxer: H264Muxer) -> None:
         muxer.media_segment(batches(), 0)
 
 
-def test_long_chunks_are_cut_into_parallel_gops_in_one_fragment() -> None:
+def test_long_chunks_are_cut_into_parallel_gops_one_segment_each() -> None:
     settings = EncoderSettings(gop_frames=4, encoders=3, threads=1)
     muxer = H264Muxer(64, 64, FPS, settings)
     frames = moving_pictures(10)
-    segment = muxer.media_segment([frames[:3], frames[3:]], 20)  # GOPs cross batch edges
-    assert box_types(segment) == ["moof", "mdat"]
-    decoded = decode_fmp4(muxer.init_segment() + segment)
+    gops: list[GopSegment] = []
+    muxer.encode_gops([frames[:3], frames[3:]], 20, gops.append)  # GOPs cross batch edges
+    assert [(g.first_frame, g.frames) for g in gops] == [(20, 4), (24, 4), (28, 2)]
+    assert muxer.gop_count(10) == 3
+    timescale = track_timescale(muxer.init_segment())
+    for gop in gops:
+        assert box_types(gop.data) == ["moof", "mdat"] and gop.encode_ms > 0
+        assert segment_decode_time(gop.data) == gop.first_frame * timescale // FPS
+        alone = decode_fmp4(
+            muxer.init_segment() + gop.data
+        )  # each stands alone: a seek may land on it
+        assert alone[0].key and round(alone[0].time_s * FPS) == gop.first_frame
+    decoded = decode_fmp4(muxer.init_segment() + b"".join(g.data for g in gops))
     assert [i for i, f in enumerate(decoded) if f.key] == [0, 4, 8]
     assert [round(f.time_s * FPS) for f in decoded] == list(range(20, 30))
-    serial = decode_fmp4(
-        H264Muxer(64, 64, FPS, EncoderSettings(gop_frames=4, encoders=1)).init_segment()
-        + H264Muxer(64, 64, FPS, EncoderSettings(gop_frames=4, encoders=1)).media_segment(
-            [frames], 20
-        )
-    )
-    for parallel, one in zip(decoded, serial, strict=True):
-        assert psnr(parallel.rgb, one.rgb) > 45  # same pictures, whichever thread encoded them
+    one = H264Muxer(64, 64, FPS, EncoderSettings(gop_frames=4, encoders=1))
+    serial = decode_fmp4(one.init_segment() + one.media_segment([frames], 20))
+    for parallel, alone in zip(decoded, serial, strict=True):
+        assert psnr(parallel.rgb, alone.rgb) > 45  # same pictures, whichever thread encoded them
+
+
+def test_a_gop_is_handed_out_before_the_next_frames_arrive() -> None:
+    """The first GOP's segment goes out while the rest of the chunk is still being generated."""
+    muxer = H264Muxer(64, 64, FPS, EncoderSettings(gop_frames=4, encoders=2, threads=1))
+    frames = moving_pictures(8)
+    first_out = threading.Event()
+    seen_before_rest: list[bool] = []
+
+    def batches():
+        yield frames[:4]
+        seen_before_rest.append(
+            first_out.wait(timeout=60)
+        )  # generation of the rest "takes" until then
+        yield frames[4:]
+
+    delivered: list[GopSegment] = []
+
+    def deliver(gop: GopSegment) -> None:
+        delivered.append(gop)
+        first_out.set()
+
+    muxer.encode_gops(batches(), 0, deliver)
+    assert seen_before_rest == [True]
+    assert [g.first_frame for g in delivered] == [0, 4]
+    assert delivered[0].ready_at <= delivered[1].ready_at
+
+
+def test_planar_yuv_frames_encode_like_rgb_ones() -> None:
+    """Frames converted on the generator's device (engines.colour) give the pictures RGB input gives."""
+    rgb = moving_pictures(4)
+    planar = levels_to_yuv420p(torch.from_numpy(rgb).permute(0, 3, 1, 2).float()).numpy()
+    muxer = H264Muxer(64, 64, FPS)
+    from_rgb = decode_fmp4(muxer.init_segment() + muxer.media_segment([rgb], 0))
+    from_yuv = decode_fmp4(muxer.init_segment() + muxer.media_segment([planar[:1], planar[1:]], 0))
+    for a, b, source in zip(from_rgb, from_yuv, rgb, strict=True):
+        assert psnr(b.rgb, yuv420_reference(source)) >= MIN_PSNR_VS_YUV420_DB
+        assert psnr(a.rgb, b.rgb) > 40  # inputs within one level; crf 10 rounds them apart a little
+
+
+def test_a_failing_gop_stops_the_deliveries() -> None:
+    muxer = H264Muxer(64, 64, FPS, EncoderSettings(gop_frames=2, encoders=2, threads=1))
+    delivered: list[GopSegment] = []
+
+    def batches():
+        yield moving_pictures(2)
+        yield moving_pictures(1, start=2)
+        raise RuntimeError("generation broke")
+
+    with pytest.raises(RuntimeError, match="generation broke"):
+        muxer.encode_gops(batches(), 0, delivered.append)
+    assert [g.first_frame for g in delivered] in ([], [0])  # nothing after the failure point
 
 
 def test_bad_encoder_settings_are_refused() -> None:

@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from client_daemon.muxer import H264Muxer
+from client_daemon.daemon import ENGINE_FRAME_FORMAT
+from client_daemon.mp4 import box_types, segment_sample_count
+from client_daemon.muxer import EncoderSettings, H264Muxer
 from client_daemon.pipeline import Failure, FpsMeter, FrameChannel, Segment, SessionPipeline
 from client_daemon.session import ChunkJob
 from tests.client_daemon.helpers import FPS, SIZE, init_latent, make_chunk, prefix_for
@@ -23,9 +25,17 @@ def generation_thread():
     executor.shutdown(wait=True)
 
 
-def make_pipeline(generator, executor, depth: int = 2) -> SessionPipeline:  # noqa: ANN001
-    stream = generator.open_stream(width=SIZE, height=SIZE, init_latent=init_latent())
-    return SessionPipeline(stream, H264Muxer(SIZE, SIZE, FPS), executor, depth=depth)
+def make_pipeline(  # noqa: ANN201
+    generator,
+    executor,
+    depth: int = 2,
+    gop_frames: int = EncoderSettings.gop_frames,  # noqa: ANN001
+):
+    stream = generator.open_stream(
+        width=SIZE, height=SIZE, init_latent=init_latent(), frame_format=ENGINE_FRAME_FORMAT
+    )
+    muxer = H264Muxer(SIZE, SIZE, FPS, EncoderSettings(gop_frames=gop_frames))
+    return SessionPipeline(stream, muxer, executor, depth=depth)
 
 
 def job(index: int, generator_id: str, *, level: int = 0, prefix: bool = False) -> ChunkJob:
@@ -68,9 +78,25 @@ async def test_outcomes_come_in_order_with_timings(tiny_generator, generation_th
     await outcomes.aclose()
     assert isinstance(first, Segment) and isinstance(second, Segment)
     assert (first.job.index, second.job.index) == (0, 1)
+    assert (first.part, first.parts, first.frames) == (0, 1, 4) and first.last  # 4 frames: one GOP
     assert first.generation_ms > 0 and first.encode_ms > 0
     assert pipeline.queue_depth == 0
     assert pipeline.meter.fps > 0
+
+
+async def test_a_chunk_comes_out_gop_by_gop(tiny_generator, generation_thread) -> None:  # noqa: ANN001
+    pipeline = make_pipeline(tiny_generator, generation_thread, gop_frames=3)
+    await pipeline.submit(job(0, tiny_generator.generator_id))  # 4 frames: GOPs of 3 and 1
+    outcomes = pipeline.outcomes()
+    first, second = await anext(outcomes), await anext(outcomes)
+    await outcomes.aclose()
+    assert [(s.part, s.parts, s.frames, s.last) for s in (first, second)] == [
+        (0, 2, 3, False),
+        (1, 2, 1, True),
+    ]
+    assert box_types(first.data) == ["moof", "mdat"] and segment_sample_count(first.data) == 3
+    assert 0 < first.generation_ms <= second.generation_ms  # the second GOP's frames came later
+    assert pipeline.queue_depth == 0 and pipeline.meter.fps > 0
 
 
 async def test_full_queue_holds_the_page_back(tiny_generator, generation_thread) -> None:  # noqa: ANN001
@@ -118,7 +144,9 @@ async def test_closing_drops_queued_work(tiny_generator) -> None:  # noqa: ANN00
         return iter_chunk(chunk, prefix)
 
     stream.iter_chunk = counting_iter
-    pipeline = SessionPipeline(stream, H264Muxer(SIZE, SIZE, FPS), executor)
+    pipeline = SessionPipeline(
+        stream, H264Muxer(SIZE, SIZE, FPS), executor
+    )  # RGB frames: also taken
     gid = tiny_generator.generator_id
     await pipeline.submit(job(0, gid))
     await pipeline.submit(job(1, gid))

@@ -1,19 +1,23 @@
 """The fast simulator (real Node, the player's real web/abr/ rules) against hand-computed cases.
 
 Model constants of the hand cases: RTT 0.1 s, all link capacity carries payload, no noise,
-daemon at 300 fps (60-frame chunk = 0.2 s), daemon ready at 0.3 s, trace from its start.
+daemon at 300 fps (60-frame chunk = 0.2 s), daemon ready at 0.3 s, trace from its start, one
+media segment per chunk (a 60-frame GOP) unless a case says otherwise.
 Level 0 chunks are 25 000 B (0.2 Mbit), level 1 chunks 250 000 B (2 Mbit), 2 s each.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from emulation.catalog import build_catalog
 from emulation.fast import SimConfig, SimulatorError, run_fast, session_chunks
-from emulation.ladder import SimLadder, synthetic_ladder
+from emulation.ladder import SimLadder, ssim_to_db, synthetic_ladder
+from emulation.metrics import scheme_summary, stream_metrics
 from emulation.traces import Trace
 
 HAND = SimConfig(
@@ -23,6 +27,7 @@ HAND = SimConfig(
     daemon_fps=300.0,
     daemon_jitter=0.0,
     daemon_open_s=0.3,
+    gop_frames=60,
     random_start=False,
 )
 
@@ -107,6 +112,21 @@ def test_slow_daemon_stalls_even_on_a_fast_link() -> None:
     assert sum(e - s for s, e in result.stalls) == pytest.approx(3.0, abs=1e-6)
 
 
+def test_gop_segments_start_playback_one_gop_after_the_download() -> None:
+    """15-frame GOPs: chunk 0 (downloaded at 0.4 s) plays from its first GOP at 0.45 s, not 0.6 s."""
+    config = replace(HAND, session_s=8.0, gop_frames=15)
+    [result] = run_fast(
+        two_level_ladder(), [Trace.constant(1.0, 100.0)], ["fixed"], config, abr_options=fixed(0)
+    )
+    assert result.startup_s == pytest.approx(0.45)
+    assert result.chunks["tApp"] == pytest.approx([0.6, 0.9, 1.2, 1.5])  # whole chunks: as before
+    assert result.chunks["bufAfterApp"][0] == pytest.approx(
+        2.0 - 0.15
+    )  # played 0.15 s of it meanwhile
+    assert result.end_s == pytest.approx(8.45)
+    assert result.stalls == []
+
+
 def test_switch_prefix_rides_in_front_of_a_changed_level() -> None:
     config = replace(HAND, session_s=60.0)
     [result] = run_fast(two_level_ladder(30), [Trace.constant(3.0, 100.0)], ["bba"], config)
@@ -162,3 +182,44 @@ def test_session_length_and_errors() -> None:
         run_fast(ladder, [Trace.constant(0.0, 10.0)], ["bba"])
     with pytest.raises(SimulatorError, match="fixed level must be an integer"):
         run_fast(ladder, [Trace.constant(1.0, 10.0)], ["fixed"], abr_options=fixed(-1))
+
+
+def sky_tiny_ladder() -> SimLadder:
+    """The README's sky-tiny ladder as `promptus ladder` measured it (tiny-taesd, 61 frames at
+    30 fps, 2 s chunks): the last chunk holds one frame and no keyframe (75 B at every level),
+    and the levels' SSIM are near-equal and inverted (r2n10 beats r4n10)."""
+    ssim = np.array([[0.14223, 0.12109], [0.15289, 0.13372], [0.14633, 0.12809]])
+    return SimLadder(
+        name="sky-tiny (measured)",
+        level_names=("r1n10", "r2n10", "r4n10"),
+        chunk_s=np.array([2.0, 1 / 30]),
+        sizes_bytes=np.array([[5290, 75], [10039, 75], [21021, 75]], dtype=np.int64),
+        keyframes=np.array([[7, 0], [7, 0], [7, 0]], dtype=np.int64),
+        quality_db=ssim_to_db(ssim),
+        ssim=ssim,
+        quality_metric="ssim_db",
+        fps=30.0,
+        chunk_frames=60,
+    )
+
+
+@pytest.mark.parametrize("daemon_fps", [500.0, 4.4])
+def test_near_equal_levels_do_not_make_the_rules_oscillate(
+    traces_dir: Path, daemon_fps: float
+) -> None:
+    """Issue 16: BBA and MPC switched ~57 times a minute on this ladder over real traces."""
+    by_source: dict[str, list[Trace]] = {}
+    for entry in build_catalog(traces_dir):
+        if len(by_source.setdefault(entry.source, [])) < 2:
+            by_source[entry.source].append(entry.load())
+    traces = [t for group in by_source.values() for t in group]
+    ladder = sky_tiny_ladder()
+    rules = ["bba", "mpc", "throughput", "bola"]
+    config = SimConfig(session_s=120.0, daemon_fps=daemon_fps)
+    results = run_fast(ladder, traces, rules, config)
+    streams = [stream_metrics(r, ladder) for r in results]
+    for rule in rules:
+        summary = scheme_summary(rule, streams, ssim=True)
+        assert summary.switches_per_min < 1.0, (rule, summary.switches_per_min)
+    if daemon_fps < ladder.fps:  # slower than real time: every rule holds the lowest level
+        assert all(set(r.chunks["level"]) == {0} for r in results)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import re
+import warnings
 
 import av
 import numpy as np
@@ -95,7 +97,12 @@ def test_generate_scores_against_reference(tmp_path, tiny_generator, capsys):
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "mean" in printed and "psnr_db" in printed
+    assert "mean" in printed and "worst" in printed and "psnr_db" in printed
+    frame_row = re.compile(r"^\s*\d+\s+[\d.]+\s+-?[\d.]+$", re.MULTILINE)
+    assert not frame_row.findall(printed)  # a summary by default, not one row per frame
+    assert main(["generate", str(tmp_path / "ladder"), "--out", str(out), "--device", "cpu",
+                 "--reference", str(reference), "--per-frame"]) == 0  # fmt: skip
+    assert len(frame_row.findall(capsys.readouterr().out)) == FRAMES
     with open(table, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert (
@@ -111,8 +118,12 @@ def test_generate_refuses_other_generator_unless_allowed(tmp_path, capsys):
     command = ["generate", str(tmp_path / "ladder"), "--out", str(out), "--device", "cpu"]
     assert main([*command, "--generator", "tiny"]) == 2
     assert "sd-turbo:0123456789abcdef" in capsys.readouterr().err and not out.exists()
-    assert main([*command, "--generator", "tiny", "--allow-generator-mismatch"]) == 0
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
+        assert main([*command, "--generator", "tiny", "--allow-generator-mismatch"]) == 0
+    assert not raised, [str(w.message) for w in raised]  # no Python warning beside our line
     err = capsys.readouterr().err
+    assert err.count("sd-turbo:0123456789abcdef") == 1
     assert err.count("warning: decoding prompts fitted for sd-turbo:0123456789abcdef") == 1
     assert len(decoded_frames(out)) == FRAMES
 
@@ -150,6 +161,9 @@ def test_generate_bad_inputs_are_one_line_errors(tmp_path, capsys):
         )
         == 2
     )
+    command = ["generate", str(tmp_path / "ladder"), "--out", str(tmp_path / "v.mp4")]
+    assert main([*command, "--per-frame"]) == 2
+    assert "--per-frame needs --reference" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -104,7 +104,7 @@ def test_generate_group_mixes_then_generates(tiny_generator):
 
 
 def test_frame_sink_hands_batches_over_once_in_order():
-    sink = FrameSink(5, 2, 3)
+    sink = FrameSink(5, (2, 3, 3))
     sink.add(torch.full((2, 2, 3, 3), 7, dtype=torch.uint8))
     assert [b.max() for b in sink.ready()] == [7]
     sink.add(torch.full((3, 2, 3, 3), 9, dtype=torch.uint8))
@@ -113,7 +113,7 @@ def test_frame_sink_hands_batches_over_once_in_order():
 
 
 def test_frame_sink_gathers_batches_and_counts():
-    sink = FrameSink(5, 2, 3)
+    sink = FrameSink(5, (2, 3, 3))
     sink.add(torch.full((2, 2, 3, 3), 7, dtype=torch.uint8))
     with pytest.raises(RuntimeError, match="2 of 5"):
         sink.result()
@@ -174,7 +174,7 @@ def test_pinned_sink_matches_the_plain_one():
     batches = [
         torch.randint(0, 256, (n, 16, 16, 3), dtype=torch.uint8, device="cuda") for n in (3, 4)
     ]
-    pinned, plain = PinnedFrameSink(7, 16, 16, torch.device("cuda")), FrameSink(7, 16, 16)
+    pinned, plain = PinnedFrameSink(7, (16, 16, 3), torch.device("cuda")), FrameSink(7, (16, 16, 3))
     for batch in batches:
         pinned.add(batch)
         plain.add(batch)
@@ -183,3 +183,31 @@ def test_pinned_sink_matches_the_plain_one():
     for batch, host in zip(batches, handed, strict=True):
         np.testing.assert_array_equal(host, batch.cpu().numpy())
     np.testing.assert_array_equal(pinned.result(), plain.result())
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_ahead_of_time_step_is_cached_and_agrees_with_the_compiled_one(tmp_path, caplog):
+    """First backend builds the package, a second (a restarted daemon) loads it; YUV frames as the eager path."""
+    from engines import load_generator
+    from engines.colour import YUV420P
+
+    def frames(generator):
+        stream = generator.open_stream(
+            width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), frame_format=YUV420P
+        )
+        chunks = make_level_chunks(generator.generator_id, frames=8, interval=4, chunk_frames=8)
+        return stream.decode_chunk(chunks[0]), generator.backend.compiled_how(YUV420P)
+
+    options = dict(
+        device="cuda", backend="fast", compile_cache_dir=str(tmp_path), ahead_of_time=True
+    )
+    built, how = frames(load_generator("tiny", **options))
+    assert how == ["ahead-of-time"]
+    assert len(list((tmp_path / "aot").glob("*.pt2"))) == 1
+    with caplog.at_level("INFO"):
+        loaded, how = frames(load_generator("tiny", **options))
+    assert how == ["ahead-of-time"] and "compiling" not in caplog.text  # loaded, not compiled again
+    np.testing.assert_array_equal(loaded, built)
+    eager, _ = frames(load_generator("tiny", device="cuda", backend="torch", dtype=torch.float16))
+    assert np.abs(built.astype(int) - eager.astype(int)).mean() < 3

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from authoring.baselines import VAEBaseline, classic_at, encode_classic, match_bitrate
+from authoring.evaluation import ffmpeg_with_vmaf
 from promptus.cli import main
 
 FPS = 10.0
@@ -82,6 +83,13 @@ def test_eval_writes_table_json_and_plot(
                  "--taesd", str(taesd_dir), "--codecs", "x264,svt-av1", "--quiet"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "| promptus | r1n3 |" in printed and "| x264 |" in printed and "| vae |" in printed
+    report = (out / "rate_quality.md").read_text()
+    assert "decoded by generator tiny" in report and "measure nothing" in report
+    assert "n/a" not in report
+    if ffmpeg_with_vmaf() is None:  # this machine's FFmpeg: the column is left out, and why
+        assert "VMAF: not measured" in report and "| VMAF |" not in report
+    else:
+        assert "| VMAF |" in report
     points = json.loads((out / "rate_quality.json").read_text())["points"]
     assert {p["method"] for p in points} == {"promptus", "x264", "svt-av1", "vae"}
     assert len(points) == 2 * 4

@@ -349,6 +349,10 @@ async def test_healthz_metrics_and_player(
     async with http.get(server.make_url("/healthz")) as response:
         assert response.status == 200
         assert await response.json() == {"status": "ok", "channels": 1, "viewers": 1}
+    async with http.get(server.make_url("/channels")) as response:
+        listed = (await response.json())["channels"]
+    assert [c["name"] for c in listed] == ["sky"]
+    assert listed[0]["generator"]["id"] and listed[0]["levels"] >= 1 and listed[0]["seconds"] > 0
     async with http.get(server.make_url("/metrics")) as response:
         assert response.content_type == "text/plain"
         text = await response.text()

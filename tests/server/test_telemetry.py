@@ -16,9 +16,7 @@ from server.telemetry import COLUMNS, PostgresBackend, SqliteBackend, Telemetry
 from tests.server.conftest import STREAM, Connect, StartServer
 from wire.media import Stats
 
-PG_DSN_ENV = (
-    "PROMPTUS_TEST_PG_DSN"  # e.g. postgresql://promptus:promptus@127.0.0.1:5432/promptus_test
-)
+PG_DSN_ENV = "PROMPTUS_TEST_PG_DSN"  # set by scripts/run-tests.sh (scripts/start-test-postgres.sh)
 
 
 async def stream_a_session(connect: Connect, server: Any) -> None:

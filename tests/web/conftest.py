@@ -19,7 +19,9 @@ from tests.browser import CHROMIUM
 from tests.browser import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
 from tests.web.stack import (
     CHANNEL,
+    CHUNK_FRAMES,
     REPO_ROOT,
+    STREAM_FPS,
     free_port,
     start_daemon,
     start_server,
@@ -58,14 +60,22 @@ class Stack:
         with urllib.request.urlopen(f"{self.origin}/healthz", timeout=5) as response:
             return int(json.load(response)["channels"])
 
-    def publish(self, name: str, generator_id: str, frames: int) -> None:
+    def publish(
+        self,
+        name: str,
+        generator_id: str,
+        frames: int,
+        *,
+        fps: float = STREAM_FPS,
+        chunk_frames: int = CHUNK_FRAMES,
+    ) -> None:
         """Write a ladder into the media folder and wait until the server's catalog lists it.
 
         The server re-scans the folder every few hundred milliseconds; a page opened before
         that scan would (rightly) be told the channel is unknown.
         """
         before = self.channel_count()
-        write_ladder(self.media / name, generator_id, frames=frames)
+        write_ladder(self.media / name, generator_id, frames, fps=fps, chunk_frames=chunk_frames)
         deadline = time.monotonic() + 15
         while self.channel_count() <= before:
             if time.monotonic() > deadline:

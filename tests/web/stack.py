@@ -28,16 +28,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_ladder(path: Path, generator_id: str, frames: int = STREAM_FRAMES) -> None:
+def write_ladder(
+    path: Path,
+    generator_id: str,
+    frames: int = STREAM_FRAMES,
+    *,
+    fps: float = STREAM_FPS,
+    chunk_frames: int = CHUNK_FRAMES,
+) -> None:
     """A finished ladder of seeded random prompts for ``generator_id`` (the player needs no fitted prompts)."""
     ladders.write_ladder(
         path,
         generator_id,
         levels=LEVELS,
         frames=frames,
-        fps=STREAM_FPS,
+        fps=fps,
         size=STREAM_SIZE,
-        chunk_frames=CHUNK_FRAMES,
+        chunk_frames=chunk_frames,
         init_seed=3,
         # made-up but ordered qualities so the ABR and the stats panel have numbers to show
         qualities=[

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from prompts.legacy import LEGACY_GENERATOR_ID
 from tests.web.conftest import ARTIFACTS, Stack
 from tests.web.stack import (
     CHANNEL,
@@ -51,6 +52,26 @@ def notice_text(page, kind: str) -> str:  # type: ignore[no-untyped-def]
     return locator.inner_text() if locator.count() else ""
 
 
+def stat(page, name: str) -> str:  # type: ignore[no-untyped-def]
+    return page.locator(f"#stats [data-stat={name}]").inner_text()
+
+
+def wait_for_text(page, selector: str, text: str, timeout_s: float = 30) -> None:  # type: ignore[no-untyped-def]
+    """Waits until the element ``selector`` contains ``text``."""
+    page.wait_for_function(
+        "([selector, text]) => document.querySelector(selector)?.textContent.includes(text)",
+        arg=[selector, text],
+        timeout=timeout_s * 1000,
+        polling=100,
+    )
+
+
+def keep_screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A screenshot of the page as a CI artefact (test-artifacts/web/NAME.png)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
 def test_plays_without_stalls_and_keeps_a_screenshot(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
     started = open_player(page, stack, abr="mpc")
     wait_for(page, f"s.currentTime > {started['currentTime'] + 4}")
@@ -87,16 +108,27 @@ def test_plays_without_stalls_and_keeps_a_screenshot(page, stack: Stack) -> None
     )
 
 
-def test_forced_level_switch_keeps_playing(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
-    open_player(page, stack, abr="bba", buffer=SMALL_BUFFER_S)
-    assert snapshot(page)["levelId"] == 0  # BBA starts low: the buffer is under the reservoir
+def test_forced_level_switch_shows_chosen_and_playing_level_apart(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    open_player(page, stack, abr="fixed", fixed="0", buffer="6")
+    wait_for(page, "s.bufferS > 3")
+    # One quality, one unit: the table's SSIM in dB is what the chart plots and names.
+    wait_for_text(page, "#stats [data-stat=quality]", "SSIM 0.800 = 7.0 dB, PSNR 20.0 dB")
+    wait_for_text(page, "#chart-quality + figcaption", "now 7.0 dB")
+    caption = page.inner_text("#chart-quality + figcaption")
+    assert caption.startswith("quality, SSIM in dB") and "axis 0 to 10 dB" in caption
     page.select_option("#level", "2")
+    # At once: level 2 is chosen, level 0 still plays out of the buffer, and the page says when 2 shows.
+    wait_for_text(page, "#stats [data-stat=chosen]", "2: r8n5 (manual); on screen", 5)
+    assert stat(page, "level").startswith("0: r2n15")
+    keep_screenshot(page, "manual-level")
     wait_for(page, "s.levelId === 2 && s.manualLevel === 2", 40)
     switched = snapshot(page)
     wait_for(page, f"s.currentTime > {switched['currentTime'] + 2}")
     after = snapshot(page)
     assert after["levelId"] == 2 and after["stalls"] == 0
-    assert page.locator("#stats [data-stat=level]").inner_text().startswith("2: r8n5")
+    assert stat(page, "level").startswith("2: r8n5") and stat(page, "chosen") == "2: r8n5 (manual)"
+    wait_for_text(page, "#stats [data-stat=quality]", "SSIM 0.900 = 10.0 dB, PSNR 28.0 dB")
+    wait_for_text(page, "#chart-quality + figcaption", "now 10.0 dB")
 
 
 def test_seek_outside_the_buffer_keeps_playing(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
@@ -109,6 +141,13 @@ def test_seek_outside_the_buffer_keeps_playing(page, stack: Stack) -> None:  # t
     assert landed["currentTime"] < 32
     wait_for(page, f"s.currentTime > {landed['currentTime'] + 2}")
     assert snapshot(page)["stalls"] == 0  # waiting for the seek target is not a stall
+    assert notice_text(page, "seek") == ""
+    # Past what a looping 40 s ladder can seek to in its first pass (the end of the second): said so.
+    assert page.evaluate("() => window.promptusPlayer.seek(500)") == pytest.approx(80, abs=0.01)
+    text = notice_text(page, "seek")
+    assert "Cannot seek to 500.0 s" in text and "up to 80.0 s" in text, text
+    wait_for(page, "s.currentTime >= 79.9 && s.bufferS > 0.5", 15)
+    keep_screenshot(page, "seek-past-end")
 
 
 def test_channel_switch_plays_the_other_channel_from_its_start(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
@@ -145,8 +184,46 @@ def test_daemon_missing_or_foreign_origin_or_other_generator_is_explained(
     stack.publish("other", "tiny:0123456789abcdef", frames=2 * STREAM_FPS)
     page.goto(stack.page_url(channel="other"))
     page.wait_for_selector('#notices [data-kind="generator"]', timeout=30_000)
-    assert "does not have the generator" in notice_text(page, "generator")
+    text = notice_text(page, "generator")
+    assert "needs generator tiny:0123456789abcdef" in text, text
+    assert "promptus daemon --generator tiny" in text and "import-legacy" not in text
     assert snapshot(page)["blocked"]["kind"] == "generator_mismatch"
+
+    # An imported legacy ladder keeps the placeholder id no daemon has: the fix is a new import.
+    stack.publish("imported", LEGACY_GENERATOR_ID, frames=2 * STREAM_FPS)
+    page.goto(stack.page_url(channel="imported"))
+    wait_for_text(page, '#notices [data-kind="generator"]', f"--generator-id {stack.generator_id}")
+    text = notice_text(page, "generator")
+    assert "placeholder generator id" in text and "promptus import-legacy" in text, text
+    note = page.inner_text("#generator-note")
+    assert "Nothing plays" in note and "generated on this machine" not in note, note
+    keep_screenshot(page, "imported-channel")
+
+
+def test_unknown_channel_lists_the_channels_to_pick_from(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    page.goto(stack.page_url(channel="no-such-channel"))
+    page.wait_for_selector(f'#channel-list button[data-channel="{CHANNEL}"]', timeout=15_000)
+    assert "no channel 'no-such-channel'" in notice_text(page, "channel")
+    listed = page.inner_text("#channel-list")
+    assert f"tiny ({stack.generator_id})" in listed, listed
+    keep_screenshot(page, "unknown-channel")
+    page.click(f'#channel-list button[data-channel="{CHANNEL}"]')
+    wait_for(page, f"s.channel === '{CHANNEL}' && s.startupS !== null", STARTUP_TIMEOUT_S)
+    assert f"channel={CHANNEL}" in page.url and page.locator("#channel-list").is_hidden()
+    assert notice_text(page, "channel") == ""
+
+
+def test_a_daemon_slower_than_real_time_is_explained(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    # 1000 frames a second: no CPU daemon keeps up with that (the tiny one makes ~150 here).
+    stack.publish("fast-clock", stack.generator_id, frames=900, fps=1000.0, chunk_frames=90)
+    page.goto(stack.page_url(channel="fast-clock"))
+    # From the first chunk on (it takes longer than it plays), then with the measured speed.
+    wait_for_text(page, '#notices [data-kind="speed"]', "frames/s on cpu, slower than real time", 30)
+    text = notice_text(page, "speed")
+    assert "this stream plays 1000 frames/s" in text and "--device cuda" in text, text
+    wait_for(page, "s.daemonFps !== null")
+    wait_for_text(page, "#stats [data-stat=daemon]", "slower than real time (stream: 1000 fps)")
+    keep_screenshot(page, "slow-daemon")
 
 
 def test_telemetry_rows_reach_the_server_database(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]

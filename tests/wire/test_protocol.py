@@ -80,14 +80,18 @@ page_messages = st.one_of(
 )
 daemon_messages = st.one_of(
     st.builds(daemon.InitSegment, mime=short_text, data=blobs),
-    st.builds(
-        daemon.MediaSegment,
-        level=indices,
-        chunk=indices,
-        frames=st.integers(0, 600),
-        generation_ms=finite,
-        encode_ms=finite,
-        data=blobs,
+    st.integers(1, 8).flatmap(
+        lambda parts: st.builds(
+            daemon.MediaSegment,
+            level=indices,
+            chunk=indices,
+            part=st.integers(0, parts - 1),
+            parts=st.just(parts),
+            frames=st.integers(0, 600),
+            generation_ms=finite,
+            encode_ms=finite,
+            data=blobs,
+        )
     ),
     st.builds(
         daemon.Status,
@@ -418,3 +422,19 @@ def test_corrupted_binary_messages_never_escape_as_other_errors(message, data) -
             daemon.parse_page_message(candidate)
         except ProtocolError:
             pass
+
+
+@pytest.mark.parametrize(("part", "parts"), [(2, 2), (0, 0), (-1, 3)])
+def test_a_segment_part_outside_its_chunk_is_refused(part: int, parts: int) -> None:
+    header = {
+        "type": "segment",
+        "level": 0,
+        "chunk": 1,
+        "part": part,
+        "parts": parts,
+        "frames": 10,
+        "generation_ms": 1.0,
+        "encode_ms": 1.0,
+    }
+    message = framing.encode_binary(header, b"moof")
+    assert refusal(daemon.parse_daemon_message, message).code is ErrorCode.BAD_FIELD

@@ -7,8 +7,13 @@
  * of the next chunk, and the rule picks the highest-quality chunk whose size is under the cap
  * (first, i.e. lowest, level on ties). If the daemon cannot generate in real time, the lowest
  * level (see context.js: daemonKeepsUp).
+ *
+ * Switches are not free here (each costs a switch prefix), so the previous level is kept when
+ * it is as good as the choice: when it ties for the smallest or largest size, and when it fits
+ * under the cap and the best option beats its quality by less than SWITCH_MARGIN_DB. (A chunk
+ * holding no keyframe weighs the same at every level: the buffer then says nothing.)
  */
-import { checkContext, daemonKeepsUp, effectiveQuality } from './context.js';
+import { SWITCH_MARGIN_DB, checkContext, daemonKeepsUp, effectiveQuality } from './context.js';
 
 export const LOWER_RESERVOIR = 0.2; // fraction of maxBufferS (3 s of 15 s)
 export const UPPER_RESERVOIR = 0.9; // fraction of maxBufferS (13.5 s of 15 s)
@@ -35,8 +40,10 @@ export class BbaRule {
     const lower = this.lowerReservoir * ctx.maxBufferS;
     const upper = this.upperReservoir * ctx.maxBufferS;
 
-    if (ctx.bufferS < lower) return sizes.indexOf(minSize);
-    if (ctx.bufferS >= upper) return sizes.indexOf(maxSize);
+    const last = ctx.lastLevel ?? null;
+    const keepOr = (level) => (last !== null && sizes[last] === sizes[level] ? last : level);
+    if (ctx.bufferS < lower) return keepOr(sizes.indexOf(minSize));
+    if (ctx.bufferS >= upper) return keepOr(sizes.indexOf(maxSize));
 
     const cap = minSize + ((maxSize - minSize) * (ctx.bufferS - lower)) / (upper - lower);
     let best = sizes.indexOf(minSize);
@@ -49,6 +56,8 @@ export class BbaRule {
         bestQuality = quality;
       }
     });
+    const lastFits = last !== null && last < options.length && options[last].bytes <= cap;
+    if (lastFits && bestQuality - effectiveQuality(options[last]) < SWITCH_MARGIN_DB) return last;
     return best;
   }
 

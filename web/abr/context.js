@@ -38,6 +38,13 @@
 export const SSIM_DB_MAX = 60; // dB; Puffer clamps SSIM dB to [0, 60]
 export const BANDWIDTH_SAFETY = 0.9; // dash.js bandwidthSafetyFactor
 export const GENERATION_SAFETY = 0.9; // the daemon must generate >= fps / 0.9 frames per second
+/**
+ * dB of quality a level switch must buy. Each switch costs a switch prefix (a keyframe of the
+ * new level sent in front of the chunk), and levels of a weak generator can be equal within
+ * measurement noise or inverted chunk by chunk: without this margin BBA and MPC switched on
+ * nearly every chunk of such a ladder for hundredths of a dB (issue 16).
+ */
+export const SWITCH_MARGIN_DB = 0.5;
 
 /** SSIM index -> dB, -10 log10(1 - ssim), clamped to [0, 60] as in Puffer's abr_algo.cc. */
 export function ssimDb(ssim) {
@@ -46,11 +53,18 @@ export function ssimDb(ssim) {
   return Math.min(SSIM_DB_MAX, Math.max(0, db));
 }
 
+/** Which measure chunkQualityDb takes for a manifest chunk entry: 'ssim', 'psnr' or null. */
+export function chunkQualityMetric(chunkInfo) {
+  if (chunkInfo.ssim !== null && chunkInfo.ssim !== undefined) return 'ssim';
+  if (chunkInfo.psnr !== null && chunkInfo.psnr !== undefined) return 'psnr';
+  return null;
+}
+
 /** Quality of a manifest chunk entry in dB: SSIM dB when measured, else PSNR dB, else null. */
 export function chunkQualityDb(chunkInfo) {
-  if (chunkInfo.ssim !== null && chunkInfo.ssim !== undefined) return ssimDb(chunkInfo.ssim);
-  if (chunkInfo.psnr !== null && chunkInfo.psnr !== undefined) return chunkInfo.psnr;
-  return null;
+  const metric = chunkQualityMetric(chunkInfo);
+  if (metric === 'ssim') return ssimDb(chunkInfo.ssim);
+  return metric === 'psnr' ? chunkInfo.psnr : null;
 }
 
 /**

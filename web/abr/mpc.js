@@ -4,7 +4,9 @@
  * QoE of a plan = sum over the next H chunks of
  *     quality_dB - LAMBDA * |quality_dB - previous quality_dB| - MU * stall seconds
  * with LAMBDA = 1, MU = 100 (the paper's settings) and H = 5 (clipped to the chunks the
- * manifest lists ahead). Solved by dynamic programming over a buffer discretised into 100
+ * manifest lists ahead), minus SWITCH_MARGIN_DB for each level switch in the plan (ours: a
+ * switch costs a switch prefix, and a ladder's levels may differ by less than measurement
+ * noise; without it MPC switched on nearly every chunk of such a ladder). Solved by dynamic programming over a buffer discretised into 100
  * steps of maxBufferS (Puffer: 15 s / 100 = 0.15 s), ties to the lower level.
  *
  * Sending time of a chunk = bytes x predicted seconds-per-byte. The prediction is Puffer's:
@@ -20,7 +22,7 @@
  * chunk k), so a chunk's time to playable is max(sending time, chunk_frames / daemon fps).
  * A daemon slower than real time makes every level unsustainable: the lowest level.
  */
-import { checkContext, daemonKeepsUp, effectiveQuality, generationSeconds } from './context.js';
+import { SWITCH_MARGIN_DB, checkContext, daemonKeepsUp, effectiveQuality, generationSeconds } from './context.js';
 
 export const HORIZON = 5; // chunks looked ahead
 export const PAST_WINDOW = 5; // transfers in the throughput prediction and in the error max
@@ -69,12 +71,14 @@ export function maxPredictionError(downloads) {
 
 export class MpcRule {
   /**
-   * @param {{horizon?: number, qualityChangeCoeff?: number, stallCoeff?: number, robust?: boolean}} [options]
+   * @param {{horizon?: number, qualityChangeCoeff?: number, stallCoeff?: number, switchCost?: number, robust?: boolean}} [options]
+   *   switchCost: dB of QoE a level switch costs (0: Puffer's MPC)
    */
   constructor({
     horizon = HORIZON,
     qualityChangeCoeff = QUALITY_CHANGE_COEFF,
     stallCoeff = STALL_COEFF,
+    switchCost = SWITCH_MARGIN_DB,
     robust = true,
   } = {}) {
     if (!Number.isInteger(horizon) || horizon < 1) throw new RangeError(`horizon must be an integer >= 1, got ${horizon}`);
@@ -82,6 +86,7 @@ export class MpcRule {
     this.horizon = horizon;
     this.qualityChangeCoeff = qualityChangeCoeff;
     this.stallCoeff = stallCoeff;
+    this.switchCost = switchCost;
     this.robust = robust;
   }
 
@@ -113,11 +118,13 @@ export class MpcRule {
       let bestFormat = -1;
       let bestValue = 0;
       const current = quality[i][format];
+      const level = i === 0 ? ctx.lastLevel ?? null : format; // step 0 stands for the chunk before
       for (let next = 0; next < levelCount; next++) {
         const rebuffer = sending[i + 1][next] - bufferStep * unit;
         const nextStep = discretize(Math.max(0, -rebuffer) + ctx.chunkDurationS);
         let q = current - this.stallCoeff * Math.max(0, rebuffer) + value(i + 1, nextStep, next);
         if (!(isInit && i === 0)) q -= this.qualityChangeCoeff * Math.abs(current - quality[i + 1][next]);
+        if (level !== null && next !== level) q -= this.switchCost;
         if (bestFormat === -1 || q > bestValue) {
           bestFormat = next;
           bestValue = q;

@@ -83,10 +83,11 @@ export class BufferController {
   }
 
   /**
-   * Appends one media segment; BUFFER_APPENDED {chunk, level} when it is in. `offsetS` shifts
-   * the segment's own timestamps (a looped ladder's later passes, see Timeline).
+   * Appends one media segment (a GOP of a chunk); BUFFER_APPENDED {chunk, level, complete} when
+   * it is in (`complete`: the chunk's last GOP). `offsetS` shifts the segment's own timestamps
+   * (a looped ladder's later passes, see Timeline).
    */
-  appendSegment({ chunk, level, data, offsetS = 0 }) {
+  appendSegment({ chunk, level, data, complete = true, offsetS = 0 }) {
     if (!this.ready) return;
     if (offsetS !== this.offsetS) {
       const sourceBuffer = this.sourceBuffer;
@@ -94,7 +95,7 @@ export class BufferController {
       this.queue.append({ label: 'timestampOffset', execute: () => { sourceBuffer.timestampOffset = offsetS; } });
     }
     this.#appendBytes(`segment of chunk ${chunk}`, data, () => {
-      this.bus.trigger(Events.BUFFER_APPENDED, { chunk, level });
+      this.bus.trigger(Events.BUFFER_APPENDED, { chunk, level, complete });
       this.trimBackBuffer(BACK_BUFFER_S);
     });
   }

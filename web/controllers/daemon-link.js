@@ -81,6 +81,8 @@ export class DaemonLink extends PeerLink {
       this.bus.trigger(Events.SEGMENT_GENERATED, {
         chunk: header.chunk,
         level: header.level,
+        part: header.part,
+        parts: header.parts,
         frames: header.frames,
         generationMs: header.generation_ms,
         encodeMs: header.encode_ms,

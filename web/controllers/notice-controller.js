@@ -1,43 +1,100 @@
 /**
  * Turns link and stream events into the on-page messages a viewer can act on (NOTICE
  * events, one per `kind`; text null clears it): daemon missing, origin refused, generator
- * missing, server unreachable, unknown channel.
+ * missing (with the fix that works for the channel's kind of generator id), a daemon slower
+ * than real time, server unreachable, unknown channel.
  */
+import { daemonKeepsUp } from '../abr/context.js';
 import { Events } from '../events.js';
 import { ErrorCode } from '../protocol.js';
 
 export const DAEMON_COMMAND = 'promptus daemon';
+export const SPEED_CHECK_MS = 1000; // how often the daemon's speed is compared with the stream's
+const WEIGHTS_HASH = /^[0-9a-f]+$/; // the part after "<family>:" of an id made from weights
+
+/**
+ * Whether a generator id names actual weights (`<family>:<hex hash>`, docs/architecture.md)
+ * or is a placeholder no daemon has, like the one `promptus import-legacy` records when it
+ * cannot know the weights.
+ */
+export function namesWeights(generatorId) {
+  const [family, hash] = generatorId.split(':');
+  return Boolean(family) && hash !== undefined && WEIGHTS_HASH.test(hash);
+}
+
+/**
+ * @typedef {object} DaemonSpeed   what the player knows about the daemon's pace (Player.daemonSpeed)
+ * @property {number|null} daemonFps        measured frames/s (null before any segment)
+ * @property {number} fps                   the stream's frame rate
+ * @property {number} chunkFrames
+ * @property {string|null} device           the daemon's device (cpu, cuda:0, ...)
+ * @property {number|null} firstChunkWaitS  seconds the first chunk has been at the daemon without a segment
+ */
 
 export class NoticeController {
-  /** @param {import('../events.js').EventBus} bus @param {{pageOrigin: string}} config */
-  constructor(bus, { pageOrigin }) {
+  /**
+   * @param {import('../events.js').EventBus} bus
+   * @param {{pageOrigin: string, speed?: () => DaemonSpeed|null}} config
+   */
+  constructor(bus, { pageOrigin, speed = () => null }) {
     this.bus = bus;
     this.pageOrigin = pageOrigin;
+    this.speed = speed;
+    this.timer = null;
+    this.generator = null; // {id, name} of the channel (its manifest)
+    this.daemonGeneratorId = null; // from the daemon's status
+    this.mismatch = null; // the daemon's generator_mismatch message, while it stands
+    this.slow = false; // the 'speed' notice is up
+    this.stalled = false;
     this.handlers = {
       [Events.DAEMON_CLOSED]: (p) => this.onDaemonClosed(p),
       [Events.DAEMON_CONNECTED]: () => this.notice('daemon', null),
-      [Events.DAEMON_INIT]: () => this.notice('generator', null),
+      [Events.DAEMON_INIT]: () => this.clearMismatch(),
       [Events.DAEMON_ERROR]: (p) => this.onDaemonError(p),
+      [Events.DAEMON_STATUS]: (p) => this.onDaemonStatus(p),
+      [Events.SEGMENT_GENERATED]: () => this.checkSpeed(),
       [Events.SERVER_CLOSED]: (p) => this.onServerClosed(p),
-      [Events.MANIFEST_LOADED]: () => {
+      [Events.MANIFEST_LOADED]: ({ manifest }) => {
         this.notice('server', null);
         this.notice('channel', null);
+        if (this.generator?.id !== manifest.generator?.id) this.clearMismatch();
+        this.generator = manifest.generator ?? null;
       },
       [Events.SERVER_ERROR]: (p) => this.onServerError(p),
-      [Events.STALL_STARTED]: () => this.notice('stall', 'Waiting for video (stalled)...', 'info'),
-      [Events.STALL_ENDED]: () => this.notice('stall', null),
+      [Events.STALL_STARTED]: () => {
+        this.stalled = true;
+        this.renderStall();
+      },
+      [Events.STALL_ENDED]: () => {
+        this.stalled = false;
+        this.renderStall();
+      },
       [Events.ERROR]: ({ message, fatal }) => {
         if (fatal) this.notice('playback', `Playback stopped: ${message}`);
       },
     };
   }
 
-  registerListeners() {
+  /** Listens to the bus and checks the daemon's pace every second. */
+  start() {
     for (const [event, handler] of Object.entries(this.handlers)) this.bus.on(event, handler);
+    this.timer = setInterval(() => this.checkSpeed(), SPEED_CHECK_MS);
   }
 
-  unregisterListeners() {
+  stop() {
     for (const [event, handler] of Object.entries(this.handlers)) this.bus.off(event, handler);
+    clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Forget the channel's notices (a channel switch). */
+  resetChannel() {
+    this.clearMismatch();
+    this.generator = null;
+    this.slow = false;
+    this.stalled = false;
+    this.notice('speed', null);
+    this.notice('stall', null);
   }
 
   notice(kind, text, level = 'error') {
@@ -57,6 +114,17 @@ export class NoticeController {
     }
   }
 
+  onDaemonStatus({ generatorId }) {
+    const changed = generatorId !== this.daemonGeneratorId;
+    this.daemonGeneratorId = generatorId;
+    if (changed && this.mismatch !== null) this.renderMismatch(); // now with the daemon's id
+  }
+
+  clearMismatch() {
+    this.mismatch = null;
+    this.notice('generator', null);
+  }
+
   onDaemonError({ code, message }) {
     if (code === ErrorCode.FORBIDDEN_ORIGIN) {
       this.notice(
@@ -65,15 +133,77 @@ export class NoticeController {
           `Restart it allowing this page: \`${DAEMON_COMMAND} --allow-origin ${this.pageOrigin}\`.`,
       );
     } else if (code === ErrorCode.GENERATOR_MISMATCH) {
-      this.notice(
-        'generator',
-        `The daemon does not have the generator this channel was made for: ${message}. ` +
-          'Prompts only mean something for the exact weights they were fitted on; start the daemon ' +
-          'with those weights (see the README), then press Retry.',
-      );
+      this.mismatch = message;
+      this.renderMismatch();
     } else if (code === ErrorCode.OPEN_REQUIRED) {
       this.notice('generator', `The daemon did not accept the stream: ${message}`);
     }
+  }
+
+  /** The fix depends on the channel's id: a placeholder needs a new import, real weights a daemon that has them. */
+  renderMismatch() {
+    const needed = this.generator;
+    const daemonId = this.daemonGeneratorId;
+    const daemonRuns = daemonId === null ? '' : ` (the daemon here runs \`${daemonId}\`)`;
+    if (needed !== null && !namesWeights(needed.id)) {
+      const withId = daemonId ?? "YOUR-DAEMON'S-ID";
+      this.notice(
+        'generator',
+        `This channel was imported with the placeholder generator id \`${needed.id}\`: nobody ` +
+          'checked which weights its prompts were fitted on, so no daemon plays it as it is' +
+          `${daemonRuns}. If they were fitted on the weights of the daemon running here, import ` +
+          `them again with its id: \`promptus import-legacy FOLDER --out LADDER --generator-id ${withId}\`. ` +
+          `Otherwise start a daemon with the weights they were fitted on (${needed.name}), then ` +
+          'import them with that daemon\'s id (docs/prompt-format.md).',
+      );
+      return;
+    }
+    const what = needed === null ? '' : ` \`${needed.id}\` (${needed.name})`;
+    const family = needed === null ? 'NAME' : needed.id.split(':')[0];
+    this.notice(
+      'generator',
+      `This channel needs generator${what}${daemonRuns}: ${this.mismatch}. Prompts only mean ` +
+        'something for the exact weights they were fitted on: start the daemon with those weights ' +
+        `(\`${DAEMON_COMMAND} --generator ${family}\` and the weight files, see \`${DAEMON_COMMAND} --help\`), ` +
+        'then press Retry daemon.',
+    );
+  }
+
+  /** The 'speed' notice: the daemon generates slower than the stream plays (the ABR's own rule). */
+  checkSpeed() {
+    const speed = this.speed();
+    let text = null;
+    if (speed !== null) {
+      const device = speed.device ? ` on ${speed.device}` : '';
+      const advice = speed.device === null || speed.device === 'cpu'
+        ? `To play in real time, run the daemon on a GPU (\`${DAEMON_COMMAND} --device cuda\` with this ` +
+          "channel's generator and weights); on a CPU only the `tiny` generator at small sizes keeps up."
+        : 'To play in real time, use a faster backend (`--backend auto`, docs/realtime.md) or a faster GPU.';
+      const consequence = 'the video stalls while it catches up, and the ABR stays on the lowest level ' +
+        '(every level costs the daemon the same work per frame).';
+      if (speed.daemonFps !== null && !daemonKeepsUp({ daemonFps: speed.daemonFps, fps: speed.fps })) {
+        text = `The daemon generates ${speed.daemonFps.toFixed(1)} frames/s${device}, slower than real time: ` +
+          `this stream plays ${speed.fps} frames/s, so ${consequence} ${advice}`;
+      } else if (speed.daemonFps === null && speed.firstChunkWaitS !== null) {
+        // No segment yet: a chunk that takes longer than its own duration (with the margin) is slow.
+        const chunkS = speed.chunkFrames / speed.fps;
+        const atMostFps = speed.chunkFrames / speed.firstChunkWaitS;
+        if (!daemonKeepsUp({ daemonFps: atMostFps, fps: speed.fps })) {
+          text = `The daemon has been generating the first chunk (${chunkS.toFixed(2)} s of video) for ` +
+            `${speed.firstChunkWaitS.toFixed(1)} s${device}: it is slower than real time (this stream plays ` +
+            `${speed.fps} frames/s), so ${consequence} ${advice}`;
+        }
+      }
+    }
+    if (text === null && !this.slow) return;
+    this.slow = text !== null;
+    this.notice('speed', text, 'warn');
+    this.renderStall();
+  }
+
+  renderStall() {
+    const why = this.slow ? ': the daemon generates it slower than real time (see above)' : '...';
+    this.notice('stall', this.stalled ? `Waiting for video (stalled)${why}` : null, 'info');
   }
 
   onServerClosed({ url, retryInMs, everOpened }) {
@@ -88,6 +218,6 @@ export class NoticeController {
   }
 
   destroy() {
-    this.unregisterListeners();
+    this.stop();
   }
 }

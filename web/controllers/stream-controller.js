@@ -3,7 +3,8 @@
  * to fetch next and keeps the pipeline moving:
  *
  *   server `get` -> CHUNK_LOADED -> forwarded to the daemon (after a `seek` when it is not
- *   the chunk the daemon expects) -> SEGMENT_GENERATED -> SourceBuffer -> BUFFER_APPENDED
+ *   the chunk the daemon expects) -> SEGMENT_GENERATED (one per GOP of the chunk, in order)
+ *   -> SourceBuffer -> BUFFER_APPENDED (`complete` with the chunk's last GOP)
  *
  * One `get` in flight at a time (Puffer), at most MAX_CHUNKS_AT_DAEMON chunks generating,
  * and the buffer filled up to maxBufferS (15 s) counting chunks still in the pipeline. It
@@ -39,7 +40,7 @@ export const State = Object.freeze({
 export const TICK_MS = 100; // tick period
 export const MAX_BUFFER_S = 15; // Puffer's buffer cap
 export const STALL_BUFFER_S = 0.1; // below this (or 1.5 frame durations) while playing = stalled
-export const MAX_CHUNKS_AT_DAEMON = 2; // chunks forwarded and not yet back as segments
+export const MAX_CHUNKS_AT_DAEMON = 2; // chunks forwarded and not yet wholly back as segments
 export const ABR_HORIZON = 5; // upcoming chunks described to the ABR
 export const DOWNLOAD_HISTORY = 8; // transfers kept for the ABR
 export const DAEMON_FPS_HALF_LIFE_S = 4; // seconds of generation
@@ -111,7 +112,7 @@ export class StreamController {
     this.fetchChunk = 0; // next virtual chunk to ask the server for
     this.appendedThrough = -1; // last virtual chunk of the current run that is in the buffer
     this.inflight = null; // {virtual, chunk, level, prefix} of the `get` we wait for
-    this.atDaemon = []; // [{virtual, chunk, level}] forwarded, segment not back yet (daemon order)
+    this.atDaemon = []; // [{virtual, chunk, level, partsBack, framesBack}] forwarded, not wholly back (daemon order)
     this.daemonNext = null; // ladder chunk the daemon expects next (null: unknown, send a seek)
     this.discontinuity = true; // the next chunk needs its switch prefix
     this.lastFetchedLevel = null;
@@ -281,7 +282,7 @@ export class StreamController {
     if (!this.daemon.forwardChunk(frame)) return;
     this.#mark('chunk');
     this.daemonNext = chunk + 1;
-    this.atDaemon.push({ virtual: expected.virtual, chunk, level });
+    this.atDaemon.push({ virtual: expected.virtual, chunk, level, partsBack: 0, framesBack: 0 });
     this.server.ack(chunk, level);
     this.fetchChunk = expected.virtual + 1;
     this.discontinuity = false;
@@ -291,21 +292,30 @@ export class StreamController {
     this.tick();
   }
 
-  onSegment({ chunk, level, frames, generationMs, data }) {
-    // The daemon answers in order: the first matching entry is this one; older ones were dropped.
+  onSegment({ chunk, level, part, parts, frames, generationMs, data }) {
+    // The daemon answers in order, GOP by GOP: the first matching entry is this one; older ones were dropped.
     const index = this.atDaemon.findIndex((entry) => entry.chunk === chunk && entry.level === level);
     if (index < 0) return; // from before a seek or resync
-    const [entry] = this.atDaemon.splice(0, index + 1).slice(-1);
+    this.atDaemon.splice(0, index);
+    const entry = this.atDaemon[0];
+    if (part !== entry.partsBack) return; // not the next GOP of this chunk (cannot happen in order)
+    entry.partsBack += 1;
+    entry.framesBack += frames;
+    const complete = part === parts - 1;
+    if (complete) {
+      this.atDaemon.shift();
+      // the last part's generation time covers the whole chunk
+      if (generationMs > 0) this.daemonFps.sample(generationMs / 1000, entry.framesBack / (generationMs / 1000));
+    }
     this.#mark('segment');
-    if (generationMs > 0 && frames > 0) this.daemonFps.sample(generationMs / 1000, frames / (generationMs / 1000));
-    this.buffer.appendSegment({ chunk: entry.virtual, level, data, offsetS: this.timeline.offsetS(entry.virtual) });
+    this.buffer.appendSegment({ chunk: entry.virtual, level, data, complete, offsetS: this.timeline.offsetS(entry.virtual) });
   }
 
-  onBufferAppended({ chunk, level }) {
+  onBufferAppended({ chunk, level, complete }) {
     this.#mark('append');
     this.chunkLevels.set(chunk, level);
     this.#updateSeekable();
-    if (chunk === this.appendedThrough + 1) this.appendedThrough = chunk;
+    if (complete && chunk === this.appendedThrough + 1) this.appendedThrough = chunk;
     while (this.skipped.has(this.appendedThrough + 1)) this.appendedThrough += 1;
     if (!this.playRequested) {
       this.playRequested = true;
@@ -410,8 +420,7 @@ export class StreamController {
       this.state = State.GENERATING;
       return;
     }
-    const pipelineS = this.atDaemon.length * this.chunkDurationS;
-    if (this.startupS !== null && this.buffer.bufferAheadS() + pipelineS + this.chunkDurationS > this.maxBufferS) {
+    if (this.startupS !== null && this.buffer.bufferAheadS() + this.#pipelineS() + this.chunkDurationS > this.maxBufferS) {
       this.state = State.BUFFER_FULL;
       return;
     }
@@ -446,7 +455,7 @@ export class StreamController {
     const manifest = this.manifest;
     return {
       nowS,
-      bufferS: this.buffer.bufferAheadS() + this.atDaemon.length * this.chunkDurationS,
+      bufferS: this.buffer.bufferAheadS() + this.#pipelineS(),
       maxBufferS: this.maxBufferS,
       chunkDurationS: this.chunkDurationS,
       chunkFrames: manifest.chunk_frames,
@@ -460,6 +469,12 @@ export class StreamController {
       daemonFps: this.daemonFpsEstimate,
       rebuffering: this.stallStartS !== null,
     };
+  }
+
+  /** Seconds of video at the daemon not yet back as segments (a chunk's GOPs come back one by one). */
+  #pipelineS() {
+    const { fps } = this.manifest;
+    return this.atDaemon.reduce((sum, entry) => sum + Math.max(0, this.chunkDurationS - entry.framesBack / fps), 0);
   }
 
   #trackStalls(now) {

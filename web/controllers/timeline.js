@@ -37,6 +37,11 @@ export class Timeline {
     return this.split(virtual).pass * this.passS;
   }
 
+  /** Seconds on the video clock where `virtual` starts. */
+  startS(virtual) {
+    return this.offsetS(virtual) + (this.split(virtual).chunk * this.chunkFrames) / this.fps;
+  }
+
   /** The virtual chunk playing at `timeS`. */
   atTime(timeS) {
     const pass = this.endless ? Math.max(0, Math.floor(timeS / this.passS)) : 0;

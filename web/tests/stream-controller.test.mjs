@@ -50,9 +50,10 @@ function setup({ loop = false, rule = 'chunk-reset', live = null } = {}) {
     attach: () => {},
     flush: () => log.push('flush'),
     appendInit: () => Promise.resolve(),
-    appendSegment: ({ chunk, level, offsetS }) => {
+    appendSegment: ({ chunk, level, complete, offsetS }) => {
       if (offsetS !== 0) log.push(`offset ${offsetS}`);
-      bus.trigger(Events.BUFFER_APPENDED, { chunk, level });
+      if (!complete) log.push(`part of ${chunk}`);
+      bus.trigger(Events.BUFFER_APPENDED, { chunk, level, complete });
     },
     setDuration: () => {},
     setSeekableEnd: () => {},
@@ -69,8 +70,14 @@ function setup({ loop = false, rule = 'chunk-reset', live = null } = {}) {
   stream.resetChannel('c');
   const loaded = (chunk, level, prefixBytes = 0, closed = false) =>
     bus.trigger(Events.CHUNK_LOADED, { chunk, level, bytes: 1000, prefixBytes, closed, seconds: 0.1, endS: 0, frame: `c${chunk}L${level}` });
-  const generated = (chunk, level) =>
-    bus.trigger(Events.SEGMENT_GENERATED, { chunk, level, frames: 10, generationMs: 100, encodeMs: 1, data: new Uint8Array(1) });
+  // a chunk's GOPs come back one segment each: `parts` segments of 10 / parts frames
+  const generated = (chunk, level, parts = 1, only = parts) => {
+    for (let part = 0; part < only; part++) {
+      bus.trigger(Events.SEGMENT_GENERATED, {
+        chunk, level, part, parts, frames: 10 / parts, generationMs: 100 * (part + 1) / parts, encodeMs: 1, data: new Uint8Array(1),
+      });
+    }
+  };
   const start = async () => {
     bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: live ?? { ...manifest, prev_latent_rule: rule } });
     bus.trigger(Events.INIT_STATE_LOADED, { channel: 'c', data: new Uint8Array(4) });
@@ -274,4 +281,33 @@ test('a closed chunk answers a request for the prefix without one (it holds its 
   loaded(3, 0, 0, true);
   assert.deepEqual(log.slice(-3), ['seek 3', 'forward c3L0', 'get 4 L0']);
   assert.equal(video.currentTime, 0);
+});
+
+test('a chunk comes back GOP by GOP: the first GOP starts playback, the chunk counts as in once its last GOP is', async () => {
+  const { bus, log, stream, video, loaded, generated, start } = setup();
+  await start();
+  loaded(0, 0);
+  loaded(1, 0);
+  generated(0, 0, 2, 1); // the first of chunk 0's two GOPs
+  assert.equal(video.paused, false); // playback starts on one GOP
+  assert.equal(stream.appendedThrough, -1);
+  assert.equal(stream.atDaemon.length, 2);
+  assert.equal(stream.abrContext().bufferS, 1.5); // half of chunk 0 and all of chunk 1 still at the daemon
+  bus.trigger(Events.SEGMENT_GENERATED, { chunk: 0, level: 0, part: 1, parts: 2, frames: 5, generationMs: 50, encodeMs: 1, data: new Uint8Array(1) });
+  assert.equal(stream.appendedThrough, 0);
+  assert.equal(stream.daemonFpsEstimate, 200); // 10 frames in the last part's 50 ms
+  assert.equal(log.at(-1), 'get 2 L0'); // a place at the daemon is free again
+  assert.deepEqual(log.filter((l) => l.startsWith('part')), ['part of 0']);
+});
+
+test('a daemon error after some GOPs of a chunk refetches that chunk', async () => {
+  const { bus, log, stream, loaded, generated, start } = setup();
+  await start();
+  loaded(0, 0);
+  generated(0, 0);
+  loaded(1, 0);
+  generated(1, 0, 4, 2); // two of four GOPs, then the encoder fails
+  bus.trigger(Events.DAEMON_ERROR, { code: 'generation_failed', message: 'encoding failed' });
+  assert.equal(stream.appendedThrough, 0);
+  assert.equal(log.at(-1), 'get 1 L0 +prefix');
 });

@@ -1,6 +1,41 @@
 /** Fills the stats table from a player snapshot. */
+import { daemonKeepsUp } from '../abr/context.js';
 
 const fmt = (value, digits, unit = '') => (value === null || value === undefined || !Number.isFinite(value) ? '-' : `${value.toFixed(digits)}${unit}`);
+
+/** Digits the page shows quality in dB with (table and chart alike). */
+export const QUALITY_DIGITS = 1;
+
+/** What a chunk's quality in dB is (web/abr/context.js: chunkQualityMetric), for the chart's title. */
+export const QUALITY_MEASURES = Object.freeze({ ssim: 'SSIM in dB, -10 log10(1 - SSIM)', psnr: 'PSNR' });
+
+/** "2: r8n5" */
+export const levelName = (level) => `${level.id}: ${level.name}`;
+
+/** The level asked for now, and when it will be on screen if another one is playing. */
+export function chosenLevelText(s) {
+  if (s.chosenLevel === null) return '-';
+  const how = s.manualLevel !== null ? 'manual' : `auto, ${s.abr}`;
+  const when = s.chosenOnScreenIn;
+  let shows = '';
+  if (when !== null) {
+    shows = when.atLeast
+      ? `; on screen after the ${when.seconds.toFixed(1)} s buffered at other levels`
+      : `; on screen in ${when.seconds.toFixed(1)} s (buffered video plays first)`;
+  }
+  return `${levelName(s.chosenLevel)} (${how})${shows}`;
+}
+
+/** "SSIM 0.900 = 10.0 dB, PSNR 28.0 dB": the index and the dB the quality chart plots, one unit each. */
+export function qualityText(s) {
+  const parts = [];
+  if (s.ssim !== null) {
+    const db = s.qualityMetric === 'ssim' ? ` = ${fmt(s.qualityDb, QUALITY_DIGITS, ' dB')}` : '';
+    parts.push(`SSIM ${s.ssim.toFixed(3)}${db}`);
+  }
+  if (s.psnr !== null) parts.push(`PSNR ${s.psnr.toFixed(QUALITY_DIGITS)} dB`);
+  return parts.length > 0 ? parts.join(', ') : 'not measured';
+}
 
 export class StatsPanel {
   /** @param {HTMLElement} table element holding td[data-stat] cells */
@@ -14,15 +49,18 @@ export class StatsPanel {
       if (this.cells[key] && this.cells[key].textContent !== text) this.cells[key].textContent = text;
     };
     set('state', s.blocked ? `blocked (${s.blocked.kind})` : s.state);
-    set('level', level === null ? '-' : `${level.id}: ${level.name}${s.manualLevel !== null ? ' (manual)' : ''}, ${s.levels.length} levels`);
+    set('level', level === null ? '-' : `${levelName(level)} (of ${s.levels.length} levels)`);
+    set('chosen', chosenLevelText(s));
     set('rank', level === null ? '-' : `r${level.rank} / N${level.interval}`);
     set('kbps', level === null ? '-' : fmt(level.kbps, 1, ' kbps'));
-    const measured = [s.ssim === null ? null : `SSIM ${s.ssim.toFixed(3)}`, s.psnr === null ? null : `PSNR ${s.psnr.toFixed(1)} dB`];
-    set('quality', measured.some((m) => m !== null) ? measured.filter((m) => m !== null).join(', ') : 'not measured');
+    set('quality', qualityText(s));
     set('buffer', `${fmt(s.bufferS, 2, ' s')} of ${fmt(s.maxBufferS, 0, ' s')}`);
     set('throughput', fmt(s.throughputKbps, 0, ' kbps'));
     const device = s.daemonDevice ? ` on ${s.daemonDevice}` : '';
-    set('daemon', s.daemonConnected ? `${fmt(s.daemonFps, 1, ' fps')}${device}` : 'not connected');
+    const slow = s.daemonFps !== null && s.streamFps !== null && !daemonKeepsUp({ daemonFps: s.daemonFps, fps: s.streamFps })
+      ? `, slower than real time (stream: ${s.streamFps} fps)`
+      : '';
+    set('daemon', s.daemonConnected ? `${fmt(s.daemonFps, 1, ' fps')}${device}${slow}` : 'not connected');
     set('stalls', `${s.stalls} (${fmt(s.stallS, 2, ' s')})`);
     set('startup', fmt(s.startupS, 3, ' s'));
     const length = Number.isFinite(s.duration) ? fmt(s.duration, 2, ' s') : s.live ? 'live' : 'looping';

@@ -1,0 +1,323 @@
+"""Ahead-of-time compiled group steps (AOTInductor), cached on disk so that a restart skips compiling.
+
+``torch.compile`` re-runs Dynamo and AOT tracing of the whole UNet in every process (about 45 s
+for SD-Turbo even with a warm Inductor cache). An AOTInductor package holds the compiled step
+(kernels and their C++ wrapper); loading it takes a fraction of a second. The weights stay out
+of the package: the live module's parameters are handed to the loaded model (``load_constants``),
+so the package is small and never a second copy of the weights.
+
+A package is keyed by everything that changes the code it holds: the generator id (architecture
+and weights), the card and its compute capability, torch, CUDA and diffusers versions, the
+step's own source, dtype, frame format, input shapes and backend options. Next to each package,
+a JSON file records that key and the package's SHA-256. A package whose record is missing,
+names another key or another checksum, or that fails to load, is logged and rebuilt; never
+trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from common.atomic import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+AOT_SUBFOLDER = "aot"  # under the compile cache folder
+PACKAGE_SUFFIX = ".pt2"
+RECORD_SUFFIX = ".json"
+RECORD_FORMAT = "promptus-aot-step"
+HASH_BLOCK_BYTES = 1 << 22
+FOLDED_PREFIX = "_FOLDED_CONST_"  # AOTInductor's name for constants it derives from the weights
+# Weights stay out of the package, and nothing derived from them is folded in at compile time
+# (without runtime folding, a folded bias is baked in and the loaded weights only partly used).
+PACKAGE_CONFIG = {
+    "aot_inductor.package_constants_in_so": False,
+    "aot_inductor.use_runtime_constant_folding": True,
+}
+# Where this torch has it: compile the C++ wrapper without optimising. It only launches kernels,
+# and a captured CUDA graph replays them without it; optimising it is most of the compile time.
+OPTIONAL_PACKAGE_CONFIG = {"aot_inductor.compile_wrapper_opt_level": "O0"}
+# A package is first loaded by a throwaway process: torch 2.11's loader segfaulted on an H100
+# (2026-11-27, docs/realtime.md), and a crash must take the probe down, never the daemon.
+PROBE_TIMEOUT_S = 300.0
+PROBE_CODE = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1])"
+
+
+def probe_load(package: Path) -> str | None:
+    """Load ``package`` in a child process; why that failed (a crash, an error), or None."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", PROBE_CODE, str(package)],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"loading it took over {PROBE_TIMEOUT_S:.0f} s in a probe process"
+    if done.returncode == 0:
+        return None
+    how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit {done.returncode}"
+    return f"loading it ended a probe process ({how}): {done.stderr.strip()[-300:]}"
+
+
+@dataclass(frozen=True)
+class AotKey:
+    """What a compiled step depends on; equal keys mean the package is valid for this process."""
+
+    generator_id: str
+    device: str  # card name and compute capability, or "cpu"
+    torch: str
+    cuda: str | None
+    diffusers: str
+    code: str  # fingerprint of the step's source files
+    dtype: str
+    frame_format: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    options: str  # backend options that change the graph (attention kernel, fp8 linears)
+
+    def fields(self) -> dict[str, Any]:
+        """The key as JSON-compatible fields (tuples as lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    def file_stem(self) -> str:
+        """A readable, unique file name: generator, shape, format, then a hash of everything."""
+        digest = hashlib.sha256(json.dumps(self.fields(), sort_keys=True).encode()).hexdigest()[:16]
+        shapes = "_".join("x".join(map(str, shape)) for shape in self.input_shapes if shape)
+        readable = f"{self.generator_id}-{self.frame_format}-{shapes}"
+        return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', readable)[:96]}-{digest}"
+
+
+def device_description(device: torch.device) -> str:
+    """``NVIDIA H100 80GB HBM3 sm90`` for a CUDA device, ``cpu`` otherwise."""
+    if device.type != "cuda":
+        return device.type
+    major, minor = torch.cuda.get_device_capability(device)
+    return f"{torch.cuda.get_device_name(device)} sm{major}{minor}"
+
+
+def source_fingerprint(modules: Sequence[Any]) -> str:
+    """SHA-256 prefix of the source of ``modules``: a code change invalidates every package."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()[:16]
+
+
+def package_config() -> dict[str, Any]:
+    """Inductor settings of every package (the optional ones where this torch knows them)."""
+    known = torch._inductor.config.get_config_copy()
+    return {**PACKAGE_CONFIG, **{k: v for k, v in OPTIONAL_PACKAGE_CONFIG.items() if k in known}}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_BLOCK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def module_constants(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and buffers of ``module`` by fully qualified name (what AOTInductor calls constants)."""
+    return {**dict(module.named_parameters()), **dict(module.named_buffers())}
+
+
+class AotStepCache:
+    """Compiled step packages in ``root`` (``<compile cache>/aot``), loaded or built on demand."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def paths(self, key: AotKey) -> tuple[Path, Path]:
+        """(package, record) of ``key``."""
+        stem = key.file_stem()
+        return self.root / f"{stem}{PACKAGE_SUFFIX}", self.root / f"{stem}{RECORD_SUFFIX}"
+
+    def known_failure(self, key: AotKey) -> str | None:
+        """Why building ``key`` failed before (recorded by :meth:`mark_failed`), or None."""
+        _, record_path = self.paths(key)
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if isinstance(record, dict) and record.get("key") == key.fields() and "failed" in record:
+            return str(record["failed"])
+        return None
+
+    def mark_failed(self, key: AotKey, error: BaseException) -> None:
+        """Record that ``key`` cannot be built here, so the next start does not try for a minute again."""
+        _, record_path = self.paths(key)
+        self.root.mkdir(parents=True, exist_ok=True)
+        reason = f"{type(error).__name__}: {str(error)[:500]}"
+        atomic_write_json(
+            record_path, {"format": RECORD_FORMAT, "key": key.fields(), "failed": reason}
+        )
+        log.warning(
+            "building the ahead-of-time step %s failed (%s); recorded in %s",
+            key.file_stem(),
+            reason,
+            record_path,
+        )
+
+    def load(self, key: AotKey, module: nn.Module) -> Callable[..., Any] | None:
+        """The cached step of ``key`` with ``module``'s weights, or None (the reason is logged)."""
+        package, record_path = self.paths(key)
+        if not package.exists() and not record_path.exists():
+            log.info(
+                "no ahead-of-time step cached at %s: compiling it (once per card and version)",
+                package,
+            )
+            return None
+        try:
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            log.warning(
+                "ahead-of-time cache record %s is unreadable (%s): compiling again",
+                record_path,
+                error,
+            )
+            return None
+        if (
+            not isinstance(record, dict)
+            or record.get("format") != RECORD_FORMAT
+            or record.get("key") != key.fields()
+        ):
+            log.warning(
+                "ahead-of-time cache record %s was made for another generator, card or version: "
+                "compiling again",
+                record_path,
+            )
+            return None
+        if "failed" in record:
+            log.info(
+                "ahead-of-time step %s is recorded as failing to build: %s",
+                package.name,
+                record["failed"],
+            )
+            return None
+        try:
+            checksum = file_sha256(package)
+        except OSError as error:
+            log.warning(
+                "ahead-of-time package %s is unreadable (%s): compiling again", package, error
+            )
+            return None
+        if checksum != record.get("sha256"):
+            log.warning(
+                "ahead-of-time package %s is corrupted (SHA-256 %s..., the record says %s...): "
+                "compiling again",
+                package,
+                checksum[:12],
+                str(record.get("sha256"))[:12],
+            )
+            return None
+        if not record.get("probed"):
+            self._probe(key, package, record)
+        try:
+            return _load_package(package, module)
+        except Exception as error:  # noqa: BLE001 - any loader failure means: do not trust it
+            log.warning(
+                "ahead-of-time package %s does not load (%s: %s): compiling again",
+                package,
+                type(error).__name__,
+                str(error)[:300],
+            )
+            return None
+
+    def build(
+        self,
+        key: AotKey,
+        module: nn.Module,
+        example_inputs: tuple[torch.Tensor, ...],
+    ) -> Callable[..., Any]:
+        """Export and compile ``module`` for ``example_inputs``' shapes, store it under ``key``, load it."""
+        package, record_path = self.paths(key)
+        self.root.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        with torch.inference_mode(False), torch.no_grad():
+            inputs = tuple(
+                t.clone() for t in example_inputs
+            )  # plain tensors, not inference-mode ones
+            exported = torch.export.export(module, inputs, strict=False)
+            exported_s = time.perf_counter() - started
+            temporary = package.with_name(f".{package.name}.{os.getpid()}.tmp{PACKAGE_SUFFIX}")
+            try:
+                torch._inductor.aoti_compile_and_package(
+                    exported,
+                    package_path=str(temporary),
+                    inductor_configs=package_config(),
+                )
+                os.replace(temporary, package)
+            finally:
+                temporary.unlink(missing_ok=True)
+        atomic_write_json(
+            record_path,
+            {
+                "format": RECORD_FORMAT,
+                "key": key.fields(),
+                "sha256": file_sha256(package),
+                "export_s": round(exported_s, 1),
+                "compile_s": round(time.perf_counter() - started - exported_s, 1),
+            },
+        )
+        log.info(
+            "compiled the ahead-of-time step %s in %.1f s (export %.1f s)",
+            package.name,
+            time.perf_counter() - started,
+            exported_s,
+        )
+        self._probe(key, package, json.loads(record_path.read_text(encoding="utf-8")))
+        return _load_package(package, module)
+
+    def _probe(self, key: AotKey, package: Path, record: dict[str, Any]) -> None:
+        """Load ``package`` in a throwaway process first; RuntimeError (and recorded) if it fails."""
+        failure = probe_load(package)
+        if failure is not None:
+            error = RuntimeError(failure)
+            self.mark_failed(key, error)
+            raise error
+        _, record_path = self.paths(key)
+        atomic_write_json(record_path, {**record, "probed": True})
+
+
+def _load_package(package: Path, module: nn.Module) -> Callable[..., Any]:
+    """Load a package and give it ``module``'s weights (shared, not copied, where torch allows)."""
+    load = torch._inductor.aoti_load_package
+    # run_single_threaded: no inter-call event bookkeeping, which a CUDA-graph capture would trip over
+    extra = (
+        {"run_single_threaded": True}
+        if "run_single_threaded" in inspect.signature(load).parameters
+        else {}
+    )
+    compiled = load(str(package), **extra)
+    constants = module_constants(module)
+    # constants folded from the weights are computed by the loaded model on its first run
+    wanted = [name for name in compiled.get_constant_fqns() if not name.startswith(FOLDED_PREFIX)]
+    missing = [name for name in wanted if name not in constants]
+    if missing:  # a constant nobody provides would be a null pointer at run time, not an error
+        raise KeyError(f"the package needs weights the module lacks: {', '.join(missing[:5])}")
+    shared = (
+        {"user_managed": True}
+        if "user_managed" in inspect.signature(compiled.load_constants).parameters
+        else {}
+    )
+    compiled.load_constants(
+        {name: constants[name] for name in wanted}, check_full_update=True, **shared
+    )
+    return compiled
