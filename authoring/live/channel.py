@@ -107,6 +107,7 @@ class _Pump:
         self.completed: queue.Queue[Completed] = queue.Queue()
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self.failed: BaseException | None = None  # the runner itself broke (not one task)
         self._thread = threading.Thread(target=self._run, name="live-pump", daemon=True)
         self._thread.start()
 
@@ -115,13 +116,17 @@ class _Pump:
         self._wake.set()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(TICK_S)
-            self._wake.clear()
-            for done in self.runner.as_completed():
-                self.completed.put(done)
-                if self._stop.is_set():
-                    return
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(TICK_S)
+                self._wake.clear()
+                for done in self.runner.as_completed():
+                    self.completed.put(done)
+                    if self._stop.is_set():
+                        return
+        except Exception as error:  # noqa: BLE001 - handed to the driver, or shutdown noise
+            if not self._stop.is_set():
+                self.failed = error
 
     def stop(self) -> None:
         self._stop.set()
@@ -203,6 +208,8 @@ class LiveChannel:
         self._pump = pump
         try:
             while not self._finished():
+                if pump.failed is not None:
+                    raise LiveError(f"the task runner failed: {pump.failed}") from pump.failed
                 self._take_arrivals()
                 try:
                     done = pump.completed.get(timeout=TICK_S)
