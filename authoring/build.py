@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -18,20 +19,22 @@ from typing import Any
 
 import numpy as np
 
+from authoring.batched import StepOptions
 from authoring.checkpoint import load_checkpoint, save_checkpoint
-from authoring.fit import FitState, LevelConfig, LevelFitter, SpanResult
-from authoring.initial import initial_latent
+from authoring.fit import Factors, FitState, LevelConfig, LevelFitter, SpanResult
+from authoring.initial import initial_latent, sd_vae_initial_latent
 from authoring.levels import LevelSpec, chunk_frames_for
 from authoring.losses import FitLoss, LossWeights, perceptual_term
 from authoring.metrics import psnr_per_frame, quality
-from authoring.presets import FitPreset
+from authoring.plan import KeyframeSpan
+from authoring.presets import FitPreset, check_perceptual
 from authoring.source import SourceVideo
 from common.errors import UserError
 from prompts.chunk import PromptChunk, make_prefix
 from prompts.ladder import MANIFEST_NAME, LadderWriter, split_into_chunks
 from prompts.manifest import Manifest, StreamInfo
 from prompts.stream_model import (
-    CHUNK_RESET,
+    CHAINED,
     NOISE_SEED,
     PREV_LATENT_WEIGHT,
     check_generator,
@@ -52,10 +55,19 @@ class FitOptions:
     """Settings shared by every level of one build."""
 
     preset: FitPreset
-    perceptual: str = "ms-ssim"  # "ms-ssim", "none" or "vgg:PATH"
+    perceptual: str = "ms-ssim"  # "ms-ssim", "none", "vgg:PATH" or "vgg19:PATH"
     loss_weights: LossWeights = LossWeights()
     warm_start: bool = True
     seed: int = 0
+    prev_latent_rule: str | None = None  # None: the preset's
+    vae_weights: Path | None = None  # SD VAE for the preset's "sd-vae" initial latent
+    step_options: StepOptions = StepOptions()  # how batched steps run (not part of the result)
+    amortised_start: bool = True  # start keyframes from the generator's prompt encoder (nano)
+
+    @property
+    def rule(self) -> str:
+        """The stream's previous-latent rule."""
+        return self.prev_latent_rule or self.preset.prev_latent_rule
 
 
 def checkpoint_path(out: Path, level: LevelSpec) -> Path:
@@ -134,6 +146,25 @@ def latent_targets_for(
     return torch.cat(batches).float().cpu().numpy()
 
 
+def stream_initial_latent(
+    generator: Any, frame: np.ndarray, options: FitOptions, latent_targets: np.ndarray | None
+) -> np.ndarray:
+    """The stream's initial latent: the preset's ``sd-vae`` posterior sample when the weights
+    hold an SD VAE (else a note and the TAESD encoding), the TAESD encoding otherwise."""
+    if options.preset.init_latent == "sd-vae":
+        latent = sd_vae_initial_latent(
+            options.vae_weights, frame, options.seed, str(generator.device)
+        )
+        if latent is not None:
+            return latent
+        print(
+            "note: no SD VAE in the generator's weights; the stream starts from the TAESD "
+            "encoding of frame 0 instead of the release's VAE posterior sample",
+            file=sys.stderr,
+        )
+    return latent_targets[:1] if latent_targets is not None else initial_latent(generator, frame)
+
+
 def fit_level(
     generator: Any,
     source: SourceVideo,
@@ -146,19 +177,37 @@ def fit_level(
     out: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    initial: Callable[[KeyframeSpan, FitState], Factors | None] | None = None,
 ) -> FittedLevel:
-    """Fit one level; with ``out`` it checkpoints after every keyframe (and resumes from it)."""
+    """Fit one level; with ``out`` it checkpoints after every keyframe (and resumes from it).
+
+    The per-level entry point: frames (``source``), level (``level``, ``chunk_frames``),
+    options, and a start (``init_latent``; a resumed checkpoint; ``initial(span, state)``
+    giving any keyframe's starting factors, e.g. a prompt encoder's guess) -> keyframes.
+    """
     from tqdm import tqdm
 
+    check_perceptual(options.preset, options.perceptual)
     config = LevelConfig(
         rank=level.rank, interval=level.interval, chunk_frames=chunk_frames,
         noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT,
-        warm_start=options.warm_start, seed=options.seed,
+        warm_start=options.warm_start, seed=options.seed, prev_latent_rule=options.rule,
     )  # fmt: skip
-    loss = FitLoss(perceptual_term(options.perceptual), options.loss_weights)
+    loss = FitLoss(perceptual_term(options.perceptual), options.loss_weights, options.preset.clamp)
+    predictor = None
+    if options.amortised_start and options.preset.algorithm != "sequential":
+        from authoring.nano_prompt_encoder import factor_predictor_for
+
+        predictor = factor_predictor_for(generator, source.frames)
+    if predictor is None and options.preset.first_iterations == 0:
+        raise BuildError(
+            f"preset {options.preset.name!r} only keeps a prompt encoder's factors, and generator "
+            f"{generator.name!r} has none (use --generator nano, or another preset)"
+        )
     fitter = LevelFitter(
-        generator, source.frames, init_latent, config, options.preset, loss, latent_targets
-    )
+        generator, source.frames, init_latent, config, options.preset, loss, latent_targets,
+        step_options=options.step_options, predict_factors=predictor,
+    )  # fmt: skip
     print_ = fingerprint(source, generator.generator_id, config, options)
     state = FitState()
     path = checkpoint_path(out, level) if out is not None else None
@@ -177,7 +226,7 @@ def fit_level(
         total=len(fitter.spans), initial=len(state.keyframes), desc=f"fit {level.name}",
         unit="kf", disable=not progress, dynamic_ncols=True,
     ) as bar:  # fmt: skip
-        fitter.fit(state, on_keyframe=on_keyframe, progress=bar)
+        fitter.fit(state, on_keyframe=on_keyframe, progress=bar, initial=initial)
     return fitted
 
 
@@ -272,12 +321,9 @@ def build_ladder(
                 f"level {level.name}: interval {level.interval} is longer than the video ({frames} frames)"
             )
 
+    check_perceptual(options.preset, options.perceptual)
     latent_targets = latent_targets_for(generator, source.frames, options.preset, progress)
-    init_latent = (
-        latent_targets[:1]
-        if latent_targets is not None
-        else initial_latent(generator, source.frames[0])
-    )
+    init_latent = stream_initial_latent(generator, source.frames[0], options, latent_targets)
 
     def fit_with(worker: Any, level: LevelSpec) -> FittedLevel:
         return fit_level(
@@ -290,7 +336,7 @@ def build_ladder(
     stream_info = StreamInfo(
         fps=source.fps, width=width, height=height, frames=frames, chunk_frames=chunk_frames,
         generator_id=generator.generator_id, generator_name=generator.name,
-        noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT, prev_latent_rule=CHUNK_RESET,
+        noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT, prev_latent_rule=options.rule,
     )  # fmt: skip
     writer = LadderWriter(out, stream_info, [(lv.name, lv.rank, lv.interval) for lv in levels])
     writer.write_init_state(init_latent)
@@ -302,8 +348,21 @@ def build_ladder(
     ]
     decoder = generator.open_stream(
         width=width, height=height, noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT,
-        prev_latent_rule=CHUNK_RESET, init_latent=init_latent,
+        prev_latent_rule=options.rule, init_latent=init_latent,
     )  # fmt: skip
+    if options.rule == CHAINED and measure_quality:
+        # A chained stream cannot be decoded cold from a middle chunk: a resumed level's
+        # frames come from decoding all its chunks in order.
+        for lv, chunks in zip(levels, chunked, strict=True):
+            fitted = fits[lv.name]
+            if not fitted.known.all():
+                stream = generator.open_stream(
+                    width=width, height=height, noise_seed=NOISE_SEED,
+                    prev_latent_weight=PREV_LATENT_WEIGHT, prev_latent_rule=CHAINED,
+                    init_latent=init_latent,
+                )  # fmt: skip
+                fitted.frames[:] = np.concatenate([stream.decode_chunk(c) for c in chunks])
+                fitted.known[:] = True
     from tqdm import tqdm
 
     with tqdm(

@@ -1,11 +1,17 @@
 """The fitting loop: one level's keyframes, one after another, each over the frames it shapes.
 
-Per keyframe: U (77 x r) and V (r x 1024) are fake-quantised to 8 bits every step, the
-interval's frames are generated in one batch (``gen.forward`` is differentiable w.r.t. the
-context), the loss is MSE + perceptual + |c| with extra weight on the previous step's worst
-frame, and Adam's learning rate halves when a patience window brings no new best. The best
-(quantised) factors become the keyframe; the frames are then regenerated exactly as a decoder
-will, and that regeneration's x0 feeds the previous-latent term of the next group.
+Per keyframe: U (77 x r) and V (r x 1024) are fake-quantised to 8 bits every step and the
+interval's frames are scored (MSE + perceptual + |c|). Two ways to make an iteration:
+
+* ``batched`` (``reference``, ``fast``, ``demo``): the interval (or a random subset of it) in
+  one batch, extra weight on the worst frame, Adam's learning rate halved when a patience
+  window brings no new best; the steps run on the device (``authoring.batched``:
+  CUDA graphs, ``torch.compile``, phases at half resolution or on latents);
+* ``sequential`` (``paper``): the original release's loop, one step per frame plus extra steps
+  on the worst (``authoring.sequential``).
+
+The best (quantised) factors become the keyframe; the frames are then regenerated exactly as a
+decoder will, and that regeneration's x0 feeds the previous-latent term of the next group.
 """
 
 from __future__ import annotations
@@ -19,13 +25,35 @@ from typing import Any
 import numpy as np
 import torch
 
+from authoring.batched import (
+    BatchedOptimiser,
+    PhaseSchedule,
+    StackedProblem,
+    StepOptions,
+    eps_x0,
+    stacked_contexts,
+)
 from authoring.losses import FitLoss, psnr_from_mse
 from authoring.plan import KeyframeSpan, keyframe_spans
 from authoring.presets import FitPreset
+from authoring.sequential import SequentialFit
 from engines.schedule import mix_latent, stream_noise, x0_from_eps
-from prompts.keyframe import Keyframe, compose_context, interpolate_context
+from prompts.keyframe import Keyframe, interpolate_context
 from prompts.quant import fake_quantize, quantize_tensor
-from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, NOISE_SEED, PREV_LATENT_WEIGHT
+from prompts.stream_model import (
+    CHAINED,
+    CHUNK_RESET,
+    CONTEXT_DIM,
+    CONTEXT_TOKENS,
+    NOISE_SEED,
+    PREV_LATENT_RULES,
+    PREV_LATENT_WEIGHT,
+)
+
+Factors = tuple[np.ndarray, np.ndarray]  # float U [77, r], V [r, 1024]
+
+# (keyframe's frame index, previous latent [1, 4, h, w], rank) -> starting (U [77, r], V [r, 1024])
+FactorPredictor = Callable[[int, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
@@ -38,13 +66,16 @@ class LevelConfig:
     noise_seed: int = NOISE_SEED
     prev_latent_weight: float = PREV_LATENT_WEIGHT
     warm_start: bool = True
-    seed: int = 0  # seeds the random initialisation of cold-started keyframes
+    seed: int = 0  # seeds random initialisations (cold starts, frame subsets)
+    prev_latent_rule: str = CHUNK_RESET  # or CHAINED (the original release's)
 
     def __post_init__(self) -> None:
         if self.rank < 1:
             raise ValueError(f"rank must be at least 1, got {self.rank}")
         if self.interval < 1:
             raise ValueError(f"interval must be at least 1, got {self.interval}")
+        if self.prev_latent_rule not in PREV_LATENT_RULES:
+            raise ValueError(f"unknown previous-latent rule {self.prev_latent_rule!r}")
 
     @property
     def name(self) -> str:
@@ -93,21 +124,6 @@ def frames_to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-@dataclass
-class _SpanProblem:
-    """Fixed tensors of one keyframe's objective."""
-
-    n: int  # frames optimised
-    targets: torch.Tensor  # [n, 3, H, W] in [-1, 1]
-    latent_targets: torch.Tensor | None  # [n, 4, h, w] encoder latents of the targets
-    weights: torch.Tensor  # [n, 1, 1] weight s/N of this keyframe in each frame
-    prev_u: torch.Tensor | None  # previous keyframe's dequantised factors (None for keyframe 0)
-    prev_v: torch.Tensor | None
-    group_in: torch.Tensor  # UNet input of the frames before the keyframe's own
-    fixed_last_in: torch.Tensor | None  # UNet input of the keyframe's own frame when it is fixed
-    rate_anchor: bool  # penalise distance from the previous keyframe (the delta coder's prediction)
-
-
 class LevelFitter:
     """Fits the keyframes of one level of one stream to its source frames."""
 
@@ -120,29 +136,50 @@ class LevelFitter:
         preset: FitPreset,
         loss: FitLoss,
         latent_targets: np.ndarray | None = None,
+        step_options: StepOptions | None = None,
+        predict_factors: FactorPredictor | None = None,
     ) -> None:
-        """``latent_targets`` (encoder latents of ``frames``) enable the preset's latent phase."""
+        """``latent_targets`` (encoder latents of ``frames``) enable the preset's latent phase;
+        ``step_options`` choose how batched steps run (CUDA graph, compile, autocast);
+        ``predict_factors`` (a prompt encoder, e.g. nano's) gives every keyframe its starting factors."""
         self.gen = generator
+        self.predict_factors = predict_factors
         self.frames = frames
         self.config = config
         self.preset = preset
         self.device = torch.device(generator.device)
         self.loss = loss.to(self.device)
-        self.spans = keyframe_spans(len(frames), config.interval, config.chunk_frames)
+        self.spans = keyframe_spans(
+            len(frames), config.interval, config.chunk_frames, config.prev_latent_rule
+        )
         height, width = frames.shape[1:3]
         self._noise = torch.from_numpy(stream_noise(config.noise_seed, height, width)).to(
             self.device
         )
-        self.init_input = self.unet_input(
-            torch.from_numpy(np.ascontiguousarray(init_latent, np.float32))
+        self.init_latent = torch.from_numpy(np.ascontiguousarray(init_latent, np.float32)).to(
+            self.device
         )
+        self.init_input = self.unet_input(self.init_latent)
         self.latent_targets = (
             torch.from_numpy(latent_targets).to(self.device) if latent_targets is not None else None
         )
+        self.optimiser = BatchedOptimiser(
+            self._forward, eps_x0(self.gen.backend.eps), self.loss, self.loss.latent,
+            step_options or StepOptions(), seed=config.seed,
+        )  # fmt: skip
+
+    @property
+    def chained(self) -> bool:
+        return self.config.prev_latent_rule == CHAINED
 
     def unet_input(self, prev_latent: torch.Tensor) -> torch.Tensor:
         """A group's UNet input ``w * prev + (1 - w) * noise``, as the stream decoder mixes it."""
         return mix_latent(prev_latent.to(self.device), self._noise, self.config.prev_latent_weight)
+
+    def _unmix(self, unet_input: torch.Tensor) -> torch.Tensor:
+        """``prev`` of a group input ``w * prev + (1 - w) * noise``."""
+        weight = self.config.prev_latent_weight
+        return (unet_input.to(self.device) - (1.0 - weight) * self._noise) / weight
 
     def _forward(
         self, latents: torch.Tensor, contexts: torch.Tensor
@@ -152,220 +189,233 @@ class LevelFitter:
         return x0.float(), image.float()
 
     def _x0(self, latents: torch.Tensor, contexts: torch.Tensor) -> torch.Tensor:
-        """x0 alone (UNet, no decoder): the cheap objective of the latent phase."""
+        """x0 alone (UNet, no decoder)."""
         eps = self.gen.backend.eps(latents.to(self.device), contexts.to(self.device))
         return x0_from_eps(latents, eps)
 
-    def _initial_factors(
-        self, span: KeyframeSpan, state: FitState
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if span.index > 0 and self.config.warm_start and state.factors is not None:
-            u, v = (torch.from_numpy(a.copy()) for a in state.factors)
-        else:
-            rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + span.index)
-            u = torch.rand(CONTEXT_TOKENS, self.config.rank, generator=rng)
-            v = torch.rand(self.config.rank, CONTEXT_DIM, generator=rng)
-        return u.to(self.device), v.to(self.device)
-
-    def fit_span(self, span: KeyframeSpan, state: FitState) -> SpanResult:
-        """Fit keyframe ``span.index`` given the fitted keyframes before it."""
-        started = time.perf_counter()
-        first = span.index == 0
-        problem = self._problem(span, state)
-        u, v = self._initial_factors(span, state)
-        lr = self.preset.lr if (first or not self.config.warm_start) else self.preset.warm_lr
-        budget = self.preset.first_iterations if first else self.preset.later_iterations
-        latent_budget = (
-            round(budget * self.preset.latent_fraction) if self.latent_targets is not None else 0
-        )
-        iterations = 0
-        best_loss = math.inf
-        for phase, phase_budget in (("latent", latent_budget), ("pixel", budget - latent_budget)):
-            if phase_budget <= 0:
-                continue
-            u, v, best_loss, used = self._optimise(
-                problem, u, v, lr, phase_budget, phase == "latent", first
+    def initial_factors(self, span: KeyframeSpan, state: FitState) -> Factors:
+        """Where a keyframe's fit starts: a prompt encoder's prediction when the fitter has one,
+        else the previous keyframe's float factors (warm start), else ``torch.rand`` seeded by
+        the level's seed and the keyframe number."""
+        if self.predict_factors is not None:
+            # The previous latent of the frames before the keyframe: the init latent for keyframe
+            # 0, else the one the group starting at the previous keyframe was mixed from.
+            prev = (
+                self.init_latent
+                if span.index == 0
+                else self._unmix(torch.from_numpy(state.group_input))
             )
-            iterations += used
+            u, v = self.predict_factors(span.end, prev, self.config.rank)
+            return u.detach().cpu().numpy(), v.detach().cpu().numpy()
+        if span.index > 0 and not self._starts_cold(span) and state.factors is not None:
+            return state.factors[0].copy(), state.factors[1].copy()
+        rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + span.index)
+        u = torch.rand(CONTEXT_TOKENS, self.config.rank, generator=rng)
+        v = torch.rand(self.config.rank, CONTEXT_DIM, generator=rng)
+        return u.numpy(), v.numpy()
 
+    def _starts_cold(self, span: KeyframeSpan) -> bool:
+        """Fitted from random factors: keyframe 0 or a cold start, unless a prompt encoder
+        predicts the start (then every keyframe gets a later keyframe's budget and step)."""
+        if self.predict_factors is not None:
+            return False
+        return span.index == 0 or not self.config.warm_start or self.preset.cold_start
+
+    def _learning_rate(self, span: KeyframeSpan) -> float:
+        return self.preset.lr if self._starts_cold(span) else self.preset.warm_lr
+
+    def _first_budget(self, span: KeyframeSpan) -> bool:
+        """Keyframe 0 fitted from random factors takes the preset's first-keyframe budget."""
+        return span.index == 0 and self.predict_factors is None
+
+    def fit_span(
+        self, span: KeyframeSpan, state: FitState, initial: Factors | None = None
+    ) -> SpanResult:
+        """Fit keyframe ``span.index`` given the fitted keyframes before it, starting from
+        ``initial`` (float U, V) when given, else from ``initial_factors``."""
+        started = time.perf_counter()
+        u0, v0 = initial if initial is not None else self.initial_factors(span, state)
+        u = torch.from_numpy(np.ascontiguousarray(u0, np.float32)).to(self.device)
+        v = torch.from_numpy(np.ascontiguousarray(v0, np.float32)).to(self.device)
+        if self.preset.algorithm == "sequential":
+            u, v, ranges, best_loss, iterations = self._fit_sequential(span, state, u, v)
+        else:
+            u, v, best_loss, iterations = self._fit_batched(span, state, u, v)
+            ranges = (None, None)
         factors = (u.cpu().numpy(), v.cpu().numpy())
-        keyframe = Keyframe(span.end, quantize_tensor(factors[0]), quantize_tensor(factors[1]))
+        keyframe = Keyframe(
+            span.end, quantize_tensor(factors[0], ranges[0]), quantize_tensor(factors[1], ranges[1])
+        )
         decoded_start, decoded, mse, group_input, last_x0 = self.regenerate(span, keyframe, state)
         stats = KeyframeStats(
             frame=span.end,
             iterations=iterations,
             seconds=time.perf_counter() - started,
-            loss=best_loss,
+            loss=best_loss if iterations else mse,  # no step ran (encoder preset): the MSE
             psnr=psnr_from_mse(mse),
         )
         return SpanResult(keyframe, factors, stats, decoded_start, decoded, group_input, last_x0)
 
-    def _problem(self, span: KeyframeSpan, state: FitState) -> _SpanProblem:
-        """The fixed tensors of one keyframe's objective."""
+    # -- the batched engine ----------------------------------------------------------------
+
+    def _fit_batched(
+        self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, float, int]:
+        """Phases (coarse, latent, pixel), each from the previous phase's best factors."""
+        preset = self.preset
+        first = self._first_budget(span)
+        budget = preset.first_iterations if first else preset.later_iterations
+        latent = round(budget * preset.latent_fraction) if self.latent_targets is not None else 0
+        coarse = min(round(budget * preset.coarse_fraction), budget - latent)
+        problem = self.problem(span, state)
+        lr = self._learning_rate(span)
+        iterations, best_loss = 0, math.inf
+        u, v = u[None], v[None]
+        phases = (("coarse", coarse), ("latent", latent), ("pixel", budget - coarse - latent))
+        for phase, phase_budget in phases:
+            if phase_budget <= 0:
+                continue
+            schedule = self.schedule(span, phase_budget, lr, final=phase == "pixel")
+            result = self.optimiser.run(
+                problem.coarse() if phase == "coarse" else problem, u, v, schedule,
+                latent=phase == "latent",
+            )  # fmt: skip
+            u, v, best_loss = result.u, result.v, result.loss[0]
+            iterations += result.steps
+        return u[0], v[0], best_loss, iterations
+
+    def schedule(self, span: KeyframeSpan, budget: int, lr: float, final: bool) -> PhaseSchedule:
+        """The preset's learning-rate and stopping rules for one phase of one keyframe."""
+        preset = self.preset
+        first = self._first_budget(span)
+        target = preset.target_psnr if final else None
+        return PhaseSchedule(
+            budget=budget, lr=[lr], min_lr=preset.min_lr,
+            patience=preset.first_patience if first else preset.later_patience,
+            improvement=preset.improvement, stop_after_plateaus=preset.stop_after_plateaus,
+            worst_frame_extra=preset.worst_frame_extra, frames_per_step=preset.frames_per_step,
+            cosine=preset.cosine, target_mse=None if target is None else 4.0 / 10 ** (target / 10),
+        )  # fmt: skip
+
+    def problem(self, span: KeyframeSpan, state: FitState) -> StackedProblem:
+        """The fixed tensors of one keyframe's objective (a stack of one)."""
         device = self.device
-        n = len(span.frames)
-        if span.index == 0:
-            prev_u = prev_v = None
-        else:
+        prev_u = prev_v = None
+        if span.index > 0:
             pu, pv = state.keyframes[-1].factors()
             prev_u, prev_v = torch.from_numpy(pu).to(device), torch.from_numpy(pv).to(device)
-        group_in = (
-            self.init_input if span.index == 0 else torch.from_numpy(state.group_input).to(device)
-        )
-        # The keyframe's own frame starts the next group: init latent on a chunk start, else the
-        # x0 of the frame before it (a batch frame; for n == 1 the previous keyframe's frame).
-        # While optimising, that x0 comes from the previous iteration, detached, so the whole
-        # span is one batch; the final regeneration uses the exact value.
-        fixed_last_in = self.init_input if span.end_starts_chunk or span.index == 0 else None
-        if fixed_last_in is None and n == 1:
-            fixed_last_in = self.unet_input(torch.from_numpy(state.last_x0))
+        group_in, last_in, last_fixed = self._inputs(span, state)
+        targets = frames_to_tensor(self.frames[span.frames], device)
         latent_targets = (
             self.latent_targets[span.frames] if self.latent_targets is not None else None
         )
-        return _SpanProblem(
-            n=n,
-            targets=frames_to_tensor(self.frames[span.frames], device),
-            latent_targets=latent_targets,
-            weights=torch.tensor(span.weights, device=device).view(n, 1, 1),
-            prev_u=prev_u,
-            prev_v=prev_v,
-            group_in=group_in,
-            fixed_last_in=fixed_last_in,
-            rate_anchor=prev_u is not None
-            and self.config.warm_start
-            and self.preset.delta_penalty > 0,
-        )
+        anchored = prev_u is not None and self.config.warm_start and not self.preset.cold_start
+        rate = self.preset.delta_penalty if anchored else 0.0
+        return StackedProblem(
+            targets=targets[None],
+            latent_targets=None if latent_targets is None else latent_targets[None],
+            weights=torch.tensor(span.weights, device=device)[None],
+            prev_u=None if prev_u is None else prev_u[None],
+            prev_v=None if prev_v is None else prev_v[None],
+            group_in=group_in, last_in=last_in,
+            last_fixed=torch.tensor([last_fixed], device=device),
+            noise=self._noise, prev_weight=self.config.prev_latent_weight,
+            rate_weight=torch.tensor([rate], device=device),
+        )  # fmt: skip
+
+    def _inputs(
+        self, span: KeyframeSpan, state: FitState
+    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """(UNet input of frames before the keyframe's own, input of the keyframe's own frame,
+        whether the latter is fixed) under the level's previous-latent rule.
+
+        ``chunk-reset``: the frames of ``[p_{k-1}, p_k)`` share the group input; frame ``p_k``
+        starts the next group: the init latent on a chunk start, else the x0 of ``p_k - 1``
+        (taken from the latest step while optimising, so the span stays one batch; for a span
+        of one frame that is the previous keyframe's frame, known exactly).
+        ``chained``: the frames ``(p_{k-1}, p_k]`` form one group on the x0 of ``p_{k-1}``.
+        """
+        if span.index == 0:
+            return self.init_input, self.init_input, True
+        if self.chained:
+            group = self.unet_input(torch.from_numpy(state.last_x0))
+            return group, group, True
+        group = torch.from_numpy(state.group_input).to(self.device)
+        if span.end_starts_chunk:
+            return group, self.init_input, True
+        if len(span.frames) == 1:
+            return group, self.unet_input(torch.from_numpy(state.last_x0)), True
+        return group, group, False
 
     def objective(
         self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor
     ) -> torch.Tensor:
         """Per-frame pixel loss of the span for factors (U, V), the keyframe's own frame fed the
-        exact x0 of the frame before it (the loop uses the previous iteration's)."""
-        problem = self._problem(span, state)
-        contexts = self._contexts(
-            fake_quantize(u), fake_quantize(v), problem.prev_u, problem.prev_v, problem.weights
-        )
-        last_in = problem.fixed_last_in
-        if last_in is None:
-            last_in = self.unet_input(self._x0_before_end(contexts, problem.group_in))
-        latents = torch.cat([problem.group_in.expand(problem.n - 1, -1, -1, -1), last_in], 0)
+        exact x0 of the frame before it (the loop uses the latest step's)."""
+        problem = self.problem(span, state)
+        qu, qv = fake_quantize(u), fake_quantize(v)
+        contexts = stacked_contexts(qu[None], qv[None], problem, problem.weights)[0]
+        last_in = problem.last_in
+        if not bool(problem.last_fixed[0]):
+            last_in = self.unet_input(self._x0(problem.group_in, contexts[-2:-1]))
+        n = len(span.frames)
+        latents = torch.cat([problem.group_in.expand(n - 1, -1, -1, -1), last_in], 0)
         _, images = self._forward(latents, contexts)
-        return self.loss(images, problem.targets, contexts)
+        assert problem.targets is not None
+        return self.loss(images, problem.targets[0], contexts)
 
-    def _optimise(
-        self,
-        problem: _SpanProblem,
-        u0: torch.Tensor,
-        v0: torch.Tensor,
-        lr: float,
-        budget: int,
-        latent: bool,
-        first: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor, float, int]:
-        """Adam on (U, V) for at most ``budget`` iterations; returns the best factors, loss, iterations."""
-        preset = self.preset
-        n = problem.n
-        u = u0.clone().requires_grad_(True)
-        v = v0.clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([u, v], lr=lr)
-        patience = preset.first_patience if first else preset.later_patience
-        stale_x0: torch.Tensor | None = None
-        best_loss, best_mse = math.inf, math.inf
-        best_u, best_v = u0.clone(), v0.clone()
-        checkpoint_loss = math.inf
-        plateaus, worst, iterations = 0, -1, 0
-        for iteration in range(budget):
-            iterations = iteration + 1
-            qu, qv = fake_quantize(u), fake_quantize(v)
-            contexts = self._contexts(qu, qv, problem.prev_u, problem.prev_v, problem.weights)
-            last_in = problem.fixed_last_in
-            if last_in is None:
-                if stale_x0 is None:
-                    stale_x0 = self._x0_before_end(contexts, problem.group_in)
-                last_in = self.unet_input(stale_x0)
-            latents = torch.cat([problem.group_in.expand(n - 1, -1, -1, -1), last_in], 0)
-            if latent:
-                x0 = self._x0(latents, contexts)
-                assert problem.latent_targets is not None
-                per_frame = self.loss.latent(x0, problem.latent_targets, contexts)
-            else:
-                x0, images = self._forward(latents, contexts)
-                per_frame = self.loss(images, problem.targets, contexts)
-            weights = torch.ones(n, device=self.device)
-            if worst >= 0:
-                weights[worst] += preset.worst_frame_extra
-            total = (per_frame * weights).sum() / weights.sum()
-            if problem.rate_anchor:
-                # Rate term: the chunk codec codes a warm-started keyframe as its difference
-                # from the previous one, so small moves are cheap and idle ones free.
-                assert problem.prev_u is not None and problem.prev_v is not None
-                drift = (u - problem.prev_u).abs().mean() + (v - problem.prev_v).abs().mean()
-                total = total + preset.delta_penalty * drift
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
+    # -- the release's sequential loop -------------------------------------------------------
 
+    def _fit_sequential(
+        self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple, float, int]:
+        """One Adam step per frame, in order, plus two on the worst (``SequentialFit``)."""
+        problem = self.problem(span, state)
+        n = len(span.frames)
+        stale: dict[str, torch.Tensor] = {}
+
+        def frame_loss(j: int, qu: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
+            s = problem.weights[:, j : j + 1]
+            context = stacked_contexts(qu[None], qv[None], problem, s)[0]
+            if j < n - 1 or bool(problem.last_fixed[0]):
+                latent = problem.group_in if j < n - 1 else problem.last_in
+            else:  # the keyframe's own frame on the x0 of the frame just before it
+                if "x0" not in stale:
+                    stale["x0"] = self._x0(problem.group_in, problem_context(n - 2, qu, qv))
+                latent = self.unet_input(stale["x0"])
+            x0, image = self._forward(latent, context)
+            if j == n - 2:
+                stale["x0"] = x0.detach()
+            assert problem.targets is not None
+            return self.loss(image, problem.targets[0, j : j + 1], context)[0]
+
+        def problem_context(j: int, qu: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                mean_loss = float(per_frame.mean())
-                worst = int(per_frame.argmax())
-                if n >= 2:
-                    stale_x0 = x0[n - 2 : n - 1].detach()
-                if mean_loss < best_loss:
-                    best_loss = mean_loss
-                    if not latent:
-                        best_mse = float((images.clamp(-1, 1) - problem.targets).pow(2).mean())
-                    best_u, best_v = u.detach().clone(), v.detach().clone()
-            optimizer.step()
+                s = problem.weights[:, j : j + 1]
+                return stacked_contexts(qu[None], qv[None], problem, s)[0].detach()
 
-            if (
-                not latent
-                and preset.target_psnr is not None
-                and psnr_from_mse(best_mse) >= preset.target_psnr
-            ):
-                break
-            if iterations % patience == 0:
-                if best_loss < checkpoint_loss * (1 - preset.improvement):
-                    checkpoint_loss = best_loss
-                    plateaus = 0
-                elif lr > preset.min_lr:
-                    lr = max(lr / 2, preset.min_lr)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                else:
-                    plateaus += 1
-                    if preset.stop_after_plateaus and plateaus >= preset.stop_after_plateaus:
-                        break
-        return best_u, best_v, best_loss, iterations
+        first = span.index == 0
+        budget = self.preset.first_iterations if first else self.preset.later_iterations
+        result = SequentialFit(frame_loss, n, self._learning_rate(span)).run(u, v, budget)
+        ranges = (result.u_range, result.v_range) if self.preset.running_range else (None, None)
+        return result.u, result.v, ranges, result.loss, result.iterations
 
-    def _contexts(
-        self,
-        qu: torch.Tensor,
-        qv: torch.Tensor,
-        prev_u: torch.Tensor | None,
-        prev_v: torch.Tensor | None,
-        s: torch.Tensor,
-    ) -> torch.Tensor:
-        """Contexts ``[n, 77, 1024]`` of the span's frames from this keyframe's quantised factors."""
-        if prev_u is None or prev_v is None:
-            return compose_context(qu, qv).unsqueeze(0)
-        one = 1.0 - s
-        return compose_context(one * prev_u + s * qu, one * prev_v + s * qv)
-
-    def _x0_before_end(self, contexts: torch.Tensor, group_in: torch.Tensor) -> torch.Tensor:
-        """x0 of frame ``p_k - 1`` (in the span's first group) under the given contexts, no grad."""
-        with torch.no_grad():
-            return self._x0(group_in, contexts[-2:-1].detach())
+    # -- exact regeneration ----------------------------------------------------------------
 
     @torch.no_grad()
     def regenerate(
         self, span: KeyframeSpan, keyframe: Keyframe, state: FitState
     ) -> tuple[int, np.ndarray, float, np.ndarray, np.ndarray]:
-        """Regenerate with the decoder's own batches: the group ``[p_{k-1}, p_k)`` in one call,
-        then frame ``p_k`` (the first frame of the next group).
+        """Regenerate with the decoder's own batches.
 
         Returns (first final frame, final frames, MSE of the span's frames, next group input,
-        x0 of p_k). Frame ``p_k`` alone is final only when it is the stream's last frame; else it
-        becomes final with the next keyframe's group.
+        x0 of p_k). ``chunk-reset``: the group ``[p_{k-1}, p_k)`` in one call, then frame
+        ``p_k`` (the first frame of the next group), final only when it is the stream's last
+        frame (else with the next keyframe's group). ``chained``: the group ``(p_{k-1}, p_k]``,
+        cut where a chunk starts as the decoder cuts it; all final.
         """
+        if self.chained and span.index > 0:
+            return self._regenerate_chained(span, keyframe, state)
         backend = self.gen.backend
         last_span = span.index == len(self.spans) - 1
         decoded_start, decoded = span.end, []
@@ -385,25 +435,47 @@ class LevelFitter:
         end_ctx = torch.from_numpy(keyframe.context()[None]).to(self.device)
         x0_end, end_frame = backend.generate(end_input, end_ctx)
         span_frames = np.concatenate(decoded + [end_frame.cpu().numpy()])[-len(span.frames) :]
-        if last_span:
+        if last_span or (self.chained and span.index == 0):
             decoded.append(end_frame.cpu().numpy())
-        targets = self.frames[span.frames].astype(np.float64)
-        mse = float(((span_frames.astype(np.float64) - targets) / 127.5).__pow__(2).mean())
         final = (
             np.concatenate(decoded) if decoded else np.zeros((0, *self.frames.shape[1:]), np.uint8)
         )
-        return decoded_start, final, mse, end_input.cpu().numpy(), x0_end.float().cpu().numpy()
+        return (decoded_start, final, self._mse(span, span_frames), end_input.cpu().numpy(),
+                x0_end.float().cpu().numpy())  # fmt: skip
+
+    def _regenerate_chained(
+        self, span: KeyframeSpan, keyframe: Keyframe, state: FitState
+    ) -> tuple[int, np.ndarray, float, np.ndarray, np.ndarray]:
+        previous = state.keyframes[-1]
+        group_in = self.unet_input(torch.from_numpy(state.last_x0))
+        cuts = [f for f in span.frames if f % self.config.chunk_frames == 0 and f != span.frames[0]]
+        pieces, x0 = [], None
+        for part in np.split(np.array(span.frames), [f - span.frames[0] for f in cuts]):
+            ctx = np.stack([interpolate_context(previous, keyframe, int(f)) for f in part])
+            latents = group_in.expand(len(part), -1, -1, -1)
+            x0, frames = self.gen.backend.generate(latents, torch.from_numpy(ctx).to(self.device))
+            pieces.append(frames.cpu().numpy())
+        assert x0 is not None
+        span_frames = np.concatenate(pieces)
+        return (span.frames[0], span_frames, self._mse(span, span_frames), group_in.cpu().numpy(),
+                x0[-1:].float().cpu().numpy())  # fmt: skip
+
+    def _mse(self, span: KeyframeSpan, span_frames: np.ndarray) -> float:
+        targets = self.frames[span.frames].astype(np.float64)
+        return float(((span_frames.astype(np.float64) - targets) / 127.5).__pow__(2).mean())
 
     def fit(
         self,
         state: FitState | None = None,
         on_keyframe: Callable[[FitState, SpanResult], None] | None = None,
         progress: Any = None,
+        initial: Callable[[KeyframeSpan, FitState], Factors | None] | None = None,
     ) -> FitState:
-        """Fit every keyframe not yet in ``state``; ``on_keyframe`` runs after each (checkpointing)."""
+        """Fit every keyframe not yet in ``state``; ``on_keyframe`` runs after each (checkpointing);
+        ``initial(span, state)`` may give a keyframe's starting factors (None: the default)."""
         state = state or FitState()
         for span in self.spans[len(state.keyframes) :]:
-            result = self.fit_span(span, state)
+            result = self.fit_span(span, state, initial(span, state) if initial else None)
             state.keyframes.append(result.keyframe)
             state.stats.append(result.stats)
             state.factors = result.factors

@@ -1,8 +1,10 @@
-"""The stream's initial latent: the generator's TAESD encoding of frame 0 (as the reference does)."""
+"""The stream's initial latent: the generator's TAESD encoding of frame 0, or (the paper preset)
+a sample of the SD VAE's posterior of frame 0, as the original release makes it."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,3 +32,43 @@ def initial_latent(generator: Any, frame: np.ndarray) -> np.ndarray:
         )
         return np.zeros((1, 4, height // 8, width // 8), np.float32)
     return latent.detach().float().cpu().numpy().astype(np.float32)
+
+
+def vae_posterior_latent(vae: Any, frame: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The original release's initial latent: ``scaling_factor`` (0.18215 for SD 2.x) times a
+    sample of the SD VAE's posterior of a ``uint8 [H, W, 3]`` frame, drawn with a CPU
+    generator seeded by ``seed``. Returns ``float32 [1, 4, H/8, W/8]``."""
+    import torch
+
+    parameter = next(vae.parameters())
+    image = (
+        torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    )
+    with torch.no_grad():
+        posterior = vae.encode(image.to(parameter.device, parameter.dtype)).latent_dist
+        sample = posterior.sample(generator=torch.Generator().manual_seed(seed))
+    latent = float(vae.config.scaling_factor) * sample.float()
+    return latent.cpu().numpy().astype(np.float32)
+
+
+def sd_vae_initial_latent(
+    weights: str | Path | None,
+    frame: np.ndarray,
+    seed: int = 0,
+    device: str = "cpu",
+    config_name: str | None = None,
+) -> np.ndarray | None:
+    """``vae_posterior_latent`` with the SD VAE of the generator's weights (``sd_turbo.safetensors``,
+    ``first_stage_model.*``, or a diffusers folder's ``vae/``); None when they hold no VAE.
+    ``config_name``: the shipped VAE config (default SD-Turbo's)."""
+    from engines.errors import WeightsFormatError, WeightsNotFoundError
+    from engines.model_configs import SDTURBO_VAE
+    from engines.sdturbo import load_vae
+
+    if weights is None:
+        return None
+    try:
+        vae = load_vae(weights, config_name or SDTURBO_VAE).to(device).eval()
+    except (WeightsNotFoundError, WeightsFormatError):
+        return None
+    return vae_posterior_latent(vae, frame, seed)

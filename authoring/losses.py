@@ -6,6 +6,7 @@ interval's worst frame. Images are in the generator's range, about [-1, 1].
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,10 @@ SSIM_C2 = 0.03**2
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
+@functools.cache
 def gaussian_window(channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The separable SSIM window, made once per (channels, device, dtype): a CUDA graph being
+    captured cannot copy a fresh host tensor to the device."""
     coords = torch.arange(SSIM_WINDOW, dtype=torch.float64) - (SSIM_WINDOW - 1) / 2
     g = torch.exp(-(coords**2) / (2 * SSIM_SIGMA**2))
     g = (g / g.sum()).to(device=device, dtype=dtype)
@@ -59,11 +63,17 @@ def ms_ssim_scales(height: int, width: int) -> int:
     return scales
 
 
+@functools.cache
+def ms_ssim_exponents(scales: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The per-scale exponents for ``scales`` scales, normalised to sum to 1 (made once)."""
+    weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], device=device, dtype=dtype)
+    return weights / weights.sum()
+
+
 def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-image MS-SSIM of two ``[B, C, H, W]`` batches in [0, 1] (scales adapt to the size)."""
     scales = ms_ssim_scales(x.shape[-2], x.shape[-1])
-    weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], device=x.device, dtype=x.dtype)
-    weights = weights / weights.sum()
+    weights = ms_ssim_exponents(scales, x.device, x.dtype)
     window = gaussian_window(x.shape[1], x.device, x.dtype)
     factors = []
     for scale in range(scales):
@@ -91,6 +101,30 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def conv_from_state(
+    state: dict[str, torch.Tensor], path: str | Path, index: int, shape: tuple[int, int] | None
+) -> torch.nn.Conv2d:
+    """The 3x3 convolution ``features.{index}`` of a torchvision-layout VGG state dict.
+
+    ``shape`` (in, out) is checked when given; otherwise the widths are read from the file.
+    """
+    keys = (f"features.{index}.weight", f"features.{index}.bias")
+    for key in keys:
+        if key not in state:
+            raise ValueError(f"VGG weights file {path} lacks {key}")
+    weight, bias = state[keys[0]].float(), state[keys[1]].float()
+    if weight.dim() != 4 or weight.shape[2:] != (3, 3) or bias.shape != weight.shape[:1]:
+        raise ValueError(
+            f"VGG weights file {path}: {keys[0]} has shape {tuple(weight.shape)}, not a 3x3 conv"
+        )
+    if shape is not None and tuple(weight.shape[1::-1]) != shape:
+        raise ValueError(f"VGG weights file {path}: {keys[0]} has shape {tuple(weight.shape)}")
+    conv = torch.nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+    conv.weight.data.copy_(weight)
+    conv.bias.data.copy_(bias)
+    return conv
+
+
 class VGGFeatureLoss(torch.nn.Module):
     """Perceptual loss on VGG16 features (relu1_2, relu2_2, relu3_3) from a user's weights file.
 
@@ -108,18 +142,7 @@ class VGGFeatureLoss(torch.nn.Module):
                 self.plan.append("pool")
                 continue
             index, cin, cout = layer  # type: ignore[misc]
-            conv = torch.nn.Conv2d(cin, cout, 3, padding=1)
-            for name in ("weight", "bias"):
-                key = f"features.{index}.{name}"
-                if key not in state:
-                    raise ValueError(f"VGG weights file {weights_path} lacks {key}")
-                tensor = state[key].float()
-                if tensor.shape != getattr(conv, name).shape:
-                    raise ValueError(
-                        f"VGG weights file {weights_path}: {key} has shape {tuple(tensor.shape)}"
-                    )
-                getattr(conv, name).data.copy_(tensor)
-            self.convs.append(conv)
+            self.convs.append(conv_from_state(state, weights_path, index, (cin, cout)))
             self.plan.append("conv")
         self.requires_grad_(False)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
@@ -148,6 +171,63 @@ class VGGFeatureLoss(torch.nn.Module):
         return torch.stack(losses, 0).mean(0)
 
 
+# VGG19 "features", torchvision numbering: the 16 convolutions; a 2x2 max-pool follows
+# convolutions 2, 4, 8 and 12 (1-based).
+VGG19_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+VGG19_POOL_AFTER = frozenset({1, 3, 7, 11})  # 0-based positions in VGG19_CONV_INDICES
+
+
+class VGG19PreReluLoss(torch.nn.Module):
+    """The original release's perceptual term: VGG19, the mean over its 16 convolutions of the
+    per-frame MSE between their outputs (taken before the ReLU that follows each), inputs
+    normalised with the ImageNet mean/std *as they are*, i.e. on [-1, 1] images.
+
+    Weights come only from the user's torchvision-layout file (``features.N.weight/bias``,
+    safetensors or a ``torch.save`` dict read with ``weights_only=True``); nothing is ever
+    downloaded. Channel widths are read from the file (64 ... 512 in a real VGG19), so a small
+    file of the same layout also loads (tests use one).
+    """
+
+    def __init__(self, weights_path: str | Path) -> None:
+        super().__init__()
+        state = load_state_dict(weights_path)
+        self.convs = torch.nn.ModuleList()
+        channels = 3
+        for index in VGG19_CONV_INDICES:
+            conv = conv_from_state(state, weights_path, index, None)
+            if conv.in_channels != channels:
+                raise ValueError(
+                    f"VGG weights file {weights_path}: features.{index}.weight takes "
+                    f"{conv.in_channels} channels, the layer before gives {channels}"
+                )
+            channels = conv.out_channels
+            self.convs.append(conv)
+        self.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The 16 pre-ReLU convolution outputs of images in [-1, 1]."""
+        x = (x - self.mean) / self.std
+        outputs = []
+        for position, conv in enumerate(self.convs):
+            x = conv(x)
+            outputs.append(x)
+            x = F.relu(x)
+            if position in VGG19_POOL_AFTER:
+                x = F.max_pool2d(x, 2)
+        return outputs
+
+    def forward(self, image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        losses = [
+            (a - b).pow(2).flatten(1).mean(1)
+            for a, b in zip(
+                self.features(image.float()), self.features(target.float()), strict=True
+            )
+        ]
+        return torch.stack(losses, 0).mean(0)
+
+
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A tensor dict from safetensors or a ``torch.save`` file (never unpickles objects)."""
     path = Path(path)
@@ -164,14 +244,19 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def perceptual_term(spec: str) -> PerceptualTerm:
-    """``"ms-ssim"`` (default, no weights), ``"none"`` or ``"vgg:PATH"`` (VGG16 weights file)."""
+    """``"ms-ssim"`` (default, no weights), ``"none"``, ``"vgg:PATH"`` (VGG16 weights file) or
+    ``"vgg19:PATH"`` (the original release's VGG19 term, weights file)."""
     if spec == "ms-ssim":
         return ms_ssim_loss
     if spec == "none":
         return lambda image, target: torch.zeros(image.shape[0], device=image.device)
     if spec.startswith("vgg:"):
         return VGGFeatureLoss(spec[4:])
-    raise ValueError(f"unknown perceptual term {spec!r} (use ms-ssim, none or vgg:PATH)")
+    if spec.startswith("vgg19:"):
+        return VGG19PreReluLoss(spec[6:])
+    raise ValueError(
+        f"unknown perceptual term {spec!r} (use ms-ssim, none, vgg:PATH or vgg19:PATH)"
+    )
 
 
 @dataclass(frozen=True)
@@ -184,11 +269,18 @@ class LossWeights:
 
 
 class FitLoss:
-    """Per-frame fitting loss ``mse * MSE + perceptual * P + context_l1 * mean|c|``."""
+    """Per-frame fitting loss ``mse * MSE + perceptual * P + context_l1 * mean|c|``.
 
-    def __init__(self, perceptual: PerceptualTerm, weights: LossWeights) -> None:
+    ``clamp``: score the image clamped to [-1, 1] (what a viewer sees); the original release
+    scores the raw decoder output (``clamp=False``, the paper preset).
+    """
+
+    def __init__(
+        self, perceptual: PerceptualTerm, weights: LossWeights, clamp: bool = True
+    ) -> None:
         self.perceptual = perceptual
         self.weights = weights
+        self.clamp = clamp
 
     def to(self, device: torch.device) -> FitLoss:
         if isinstance(self.perceptual, torch.nn.Module):
@@ -200,7 +292,7 @@ class FitLoss:
     ) -> torch.Tensor:
         # Compare what a viewer sees: decoded frames are clamped to [-1, 1] before becoming
         # pixels, and a generator may overshoot that range (the tiny one does, a lot).
-        image = image.float().clamp(-1.0, 1.0)
+        image = image.float().clamp(-1.0, 1.0) if self.clamp else image.float()
         per_frame = self.weights.mse * (image - target).pow(2).flatten(1).mean(1)
         if self.weights.perceptual:
             per_frame = per_frame + self.weights.perceptual * self.perceptual(image, target)

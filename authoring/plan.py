@@ -57,12 +57,18 @@ def check_level_geometry(frames: int, interval: int, chunk_frames: int) -> None:
         )
 
 
-def keyframe_spans(frames: int, interval: int, chunk_frames: int) -> list[KeyframeSpan]:
-    """One span per keyframe of a level, in fitting order."""
+def keyframe_spans(
+    frames: int, interval: int, chunk_frames: int, rule: str = "chunk-reset"
+) -> list[KeyframeSpan]:
+    """One span per keyframe of a level, in fitting order.
+
+    Under the ``chained`` rule no later frame restarts from the init latent.
+    """
     check_level_geometry(frames, interval, chunk_frames)
     positions = keyframe_positions(frames, interval)
     spans = [KeyframeSpan(0, 0, 0, True)]
     for k in range(1, len(positions)):
         end = positions[k]
-        spans.append(KeyframeSpan(k, positions[k - 1], end, end % chunk_frames == 0))
+        resets = rule != "chained" and end % chunk_frames == 0
+        spans.append(KeyframeSpan(k, positions[k - 1], end, resets))
     return spans

@@ -1,4 +1,5 @@
-"""Fitting schedules: ``reference`` (the original release's iteration counts), ``fast`` and ``demo``."""
+"""Fitting schedules: ``paper`` (the original release's algorithm), ``reference`` (its batched
+equivalent), ``fast`` (the operator default) and ``demo``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,20 @@ class FitPreset:
     )
     worst_frame_extra: float = 2.0  # extra weight on the previous iteration's worst frame
     improvement: float = 1e-4  # relative loss drop that counts as an improvement
+    # How an iteration is made: "batched" (the interval in one batch, our engine) or
+    # "sequential" (one Adam step per frame plus extra steps on the worst, the release's).
+    algorithm: str = "batched"
+    frames_per_step: int = 0  # batched: frames scored per step, a random subset (0: all)
+    coarse_fraction: float = 0.0  # batched: share of each budget fitted at half resolution first
+    cosine: bool = False  # batched: learning rate follows a cosine to min_lr over each phase
+    clamp: bool = True  # score images clamped to [-1, 1] (the release scores raw outputs)
+    cold_start: bool = False  # every keyframe from torch.rand, whatever the level's warm_start
+    running_range: bool = False  # sequential: fake quantisation on a running min/max
+    init_latent: str = (
+        "taesd"  # "taesd" encoding of frame 0, or "sd-vae" (0.18215 x a posterior sample)
+    )
+    prev_latent_rule: str = "chunk-reset"  # the stream's rule; "chained" is the release's
+    perceptual: str | None = None  # a required perceptual term kind ("vgg19"), None: any
 
     def with_target(self, target_psnr: float | None) -> FitPreset:
         """The same schedule with another quality target."""
@@ -49,21 +64,40 @@ PRESETS: dict[str, FitPreset] = {
         first_patience=300, later_patience=20, lr=0.1, warm_lr=0.1, min_lr=0.001,
         stop_after_plateaus=0, target_psnr=None,
     ),
-    # Operator default: a tenth of the budget, a gentler step from the warm start plus the rate
-    # term (1.4x fewer coded bytes per keyframe at equal PSNR, docs/inversion.md), stop on a
-    # plateau at the smallest learning rate; with a faithful encoder (TAESD) the first half of
-    # each budget fits x0 to the encoded frames, skipping the decoder's forward and backward.
+    # Operator default: 50 steps of a cosine from a gentle warm-start rate, plus the rate term
+    # (fewer coded bytes per keyframe at equal PSNR). On planted clips it matches the old
+    # 150-step plateau schedule within a dB at a third of the steps (docs/inversion.md).
     "fast": FitPreset(
-        name="fast", first_iterations=1000, later_iterations=150,
-        first_patience=50, later_patience=10, lr=0.1, warm_lr=0.01, min_lr=0.001,
-        stop_after_plateaus=2, target_psnr=None, latent_fraction=0.5, delta_penalty=0.03,
+        name="fast", first_iterations=1000, later_iterations=50,
+        first_patience=50, later_patience=10, lr=0.1, warm_lr=0.01, min_lr=1e-4,
+        stop_after_plateaus=0, target_psnr=None, delta_penalty=0.03, cosine=True,
     ),
     # Seconds-scale ladders for `promptus demo` and CPU runs: with a faithful encoder the whole
     # budget is spent on the latent objective (no decoder backward pass, 20-40x cheaper on CPU).
+    # The original release, step for step (docs/inversion.md lists each point): per iteration one
+    # Adam step per frame in order plus two more on the worst frame, VGG19 perceptual term, raw
+    # images, running-range quantiser, torch.rand starts, lr halved (Adam re-created) whenever an
+    # iteration does not improve at all, "chained" previous latents, SD-VAE initial latent.
+    "paper": FitPreset(
+        name="paper", first_iterations=10000, later_iterations=1500,
+        first_patience=1, later_patience=1, lr=0.1, warm_lr=0.1, min_lr=0.0,
+        stop_after_plateaus=0, target_psnr=None, improvement=0.0, algorithm="sequential",
+        clamp=False, cold_start=True, running_range=True, init_latent="sd-vae",
+        prev_latent_rule="chained", perceptual="vgg19",
+    ),
     "demo": FitPreset(
         name="demo", first_iterations=80, later_iterations=12,
         first_patience=10, later_patience=4, lr=0.1, warm_lr=0.03, min_lr=0.005,
         stop_after_plateaus=1, target_psnr=None, latent_fraction=1.0,
+    ),
+    # The prompt encoder's factors as they come (nano, whose encoder was trained with the
+    # generator): no refinement, so a ladder costs one encoder pass and the regeneration. On the
+    # held-out demo clip the demo preset's 12 latent-objective steps lowered r8n10 from 20.6 to
+    # 18.1 dB (the objective is not nano's pixel error), docs/inversion.md.
+    "encoder": FitPreset(
+        name="encoder", first_iterations=0, later_iterations=0,
+        first_patience=1, later_patience=1, lr=0.0, warm_lr=0.0, min_lr=0.0,
+        stop_after_plateaus=1, target_psnr=None,
     ),
 }  # fmt: skip
 
@@ -74,3 +108,13 @@ def get_preset(name: str) -> FitPreset:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
+
+
+def check_perceptual(preset: FitPreset, spec: str) -> None:
+    """Refuse a perceptual term the preset cannot run with (ValueError naming the fix)."""
+    if preset.perceptual == "vgg19" and not spec.startswith("vgg19:"):
+        raise ValueError(
+            f"preset {preset.name} scores frames with the original release's VGG19 term: pass "
+            "--perceptual vgg19:PATH, a local torchvision-layout VGG19 weights file "
+            "(features.N.weight/bias, .safetensors or .pth); nothing is downloaded"
+        )

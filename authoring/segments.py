@@ -154,6 +154,21 @@ def segment_chunks(
     return chunks
 
 
+def check_segment_options(options: Any) -> None:
+    """Refuse fit options that closed segments cannot honour (``authoring.build.BuildError``):
+    segments restart from the title's TAESD initial latent under the chunk-reset rule, while the
+    ``paper`` preset keeps the release's chained rule and SD-VAE latent."""
+    from authoring.build import BuildError
+    from prompts.stream_model import CHUNK_RESET
+
+    if options.rule != CHUNK_RESET or options.preset.init_latent != "taesd":
+        raise BuildError(
+            f"preset {options.preset.name} (previous-latent rule {options.rule}, initial latent "
+            f"{options.preset.init_latent}) cannot be fitted in closed segments: fit it without "
+            "--cluster/--segment-seconds"
+        )
+
+
 def fit_segment(
     frames: np.ndarray,
     segment: Segment,
@@ -177,6 +192,7 @@ def fit_segment(
     from authoring.source import SourceVideo
     from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT
 
+    check_segment_options(options)
     started = time.perf_counter()
     expected = segment.fit_end - segment.first_frame
     if len(frames) != expected:

@@ -22,6 +22,8 @@ from engines.errors import WeightsFormatError, WeightsNotFoundError
 # Recorded ids of the tiny variants (checked by tests/engines/test_identity.py). They change
 # only when the tiny configs, TINY_WEIGHT_SEED, the seeding procedure or the TAESD file change.
 TINY_GENERATOR_ID = "tiny:cf453d3083e17c42"
+# The shipped nano weights (engines/weights/nano.safetensors); changes whenever they are retrained.
+NANO_GENERATOR_ID = "nano:0019db7cddb2c750"
 TINY_TAESD_GENERATOR_ID = (
     "tiny-taesd:dd571f578f45f6db"  # with ../shared/models/taesd (bf16, sha256 d903e7cc...)
 )
@@ -44,6 +46,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Generator",
     "GeneratorStream",
+    "NANO_GENERATOR_ID",
     "TINY_GENERATOR_ID",
     "TINY_TAESD_GENERATOR_ID",
     "WeightsFormatError",

@@ -163,6 +163,10 @@ def _load_networks(
 ) -> tuple[nn.Module, nn.Module]:
     if name == "tiny":
         return build_tiny_unet(), build_tiny_autoencoder()
+    if name == "nano":
+        from engines.nano import load_nano
+
+        return load_nano()
     if taesd is None:
         raise WeightsNotFoundError("<--taesd not given>", TAESD_HOW_TO_OBTAIN)
     autoencoder = load_taesd(taesd)
@@ -202,6 +206,8 @@ def load_generator(
     if name not in VARIANTS:
         raise ValueError(f"unknown generator {name!r}; expected one of {', '.join(VARIANTS)}")
     variant = VARIANTS[name]
+    if variant.float32_only:
+        dtype = torch.float32
     unet, autoencoder = _load_networks(name, weights, taesd)
     generator_id = compute_generator_id(
         variant.family,

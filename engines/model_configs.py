@@ -14,6 +14,8 @@ TAESD = "taesd"
 TINY_UNET = "tiny_unet"
 TINY_AUTOENCODER = "tiny_autoencoder"
 TINY_VAE = "tiny_vae"
+NANO_UNET = "nano_unet"
+NANO_AUTOENCODER = "nano_autoencoder"
 
 
 @cache

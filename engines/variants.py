@@ -7,7 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engines.model_configs import SDTURBO_UNET, TAESD, TINY_AUTOENCODER, TINY_UNET
+from engines.model_configs import (
+    NANO_AUTOENCODER,
+    NANO_UNET,
+    SDTURBO_UNET,
+    TAESD,
+    TINY_AUTOENCODER,
+    TINY_UNET,
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,7 @@ class Variant:
     needs_weights: bool  # --weights (a UNet checkpoint) is required
     needs_taesd: bool  # --taesd (the TAESD folder) is required
     summary: str  # one line for --help and for pages
+    float32_only: bool = False  # runs in float32 on every device, whatever dtype is asked for
 
 
 VARIANTS: dict[str, Variant] = {
@@ -38,6 +46,14 @@ VARIANTS: dict[str, Variant] = {
     "sd-turbo": Variant(
         "sd-turbo", "sd-turbo + taesd", SDTURBO_UNET, TAESD, (512, 512), True, True,
         "SD-Turbo UNet + TAESD, the production generator (needs --weights and --taesd, a GPU)",
+    ),
+    # Trained here (docs/engines.md, "The nano generator"); weights ship with the project. Its UNet
+    # recovers the previous latent from the mixed input (a division by w = 0.05), which half
+    # precision cannot carry: float32 everywhere.
+    "nano": Variant(
+        "nano", "nano", NANO_UNET, NANO_AUTOENCODER, (192, 192), False, False,
+        "small UNet + decoder trained here, shipped weights, real pictures on two CPU cores",
+        float32_only=True,
     ),
 }  # fmt: skip
 DEFAULT_GENERATOR = "tiny"  # every command's default: runs anywhere, nothing to download

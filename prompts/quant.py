@@ -74,24 +74,46 @@ def scale_and_zero_point(min_value: float, max_value: float) -> tuple[np.float32
     return scale, zero_point
 
 
-def quantize_tensor(values: np.ndarray | torch.Tensor) -> QuantizedTensor:
-    """Quantise a float tensor (numpy or torch) to 8 bits with its own scale and zero point."""
+def quantize_tensor(
+    values: np.ndarray | torch.Tensor, value_range: tuple[float, float] | None = None
+) -> QuantizedTensor:
+    """Quantise a float tensor (numpy or torch) to 8 bits with its own scale and zero point.
+
+    ``value_range`` (low, high) replaces the tensor's own min/max, e.g. the running range a
+    quantiser kept over a whole fit; values outside it saturate.
+    """
     array = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
     array = array.astype(np.float32, copy=False)
     if not np.all(np.isfinite(array)):
         raise ValueError("cannot quantize a tensor with NaN or infinite values")
-    scale, zero_point = scale_and_zero_point(array.min(), array.max())
+    low, high = (array.min(), array.max()) if value_range is None else value_range
+    scale, zero_point = scale_and_zero_point(low, high)
     q = np.clip(np.round(zero_point + array / scale), QMIN, QMAX).astype(np.uint8)
     return QuantizedTensor(q, float(scale), float(zero_point))
 
 
-def fake_quantize(values: torch.Tensor) -> torch.Tensor:
-    """Quantise-dequantise in the forward pass, identity gradient (straight-through)."""
+def fake_quantize(
+    values: torch.Tensor,
+    low: torch.Tensor | None = None,
+    high: torch.Tensor | None = None,
+    dims: tuple[int, ...] | None = None,
+) -> torch.Tensor:
+    """Quantise-dequantise in the forward pass, identity gradient (straight-through).
+
+    The range is the tensor's own min/max, or over ``dims`` only (one range per remaining
+    index, e.g. per stacked keyframe), or the given ``low``/``high`` (a running range).
+    Everything stays on the tensor's device (no host synchronisation).
+    """
     import torch
 
     with torch.no_grad():
-        low = torch.clamp(values.min(), max=0.0)
-        high = torch.clamp(values.max(), min=0.0)
+        if low is None or high is None:
+            if dims is None:
+                low, high = values.min(), values.max()
+            else:
+                low, high = values.amin(dim=dims, keepdim=True), values.amax(dim=dims, keepdim=True)
+        low = torch.clamp(low, max=0.0)
+        high = torch.clamp(high, min=0.0)
         scale = torch.where(
             high > low,
             torch.clamp((high - low) / (QMAX - QMIN), min=float(MIN_SCALE)),

@@ -79,7 +79,15 @@ def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--perceptual",
         default="ms-ssim",
-        help="perceptual loss term: ms-ssim, none or vgg:PATH (VGG16 weights file)",
+        help="perceptual loss term: ms-ssim, none, vgg:PATH (VGG16 weights file) or vgg19:PATH "
+        "(VGG19 weights file, the release's term; --preset paper needs it)",
+    )
+    parser.add_argument(
+        "--prev-latent-rule",
+        choices=("chunk-reset", "chained"),
+        default=None,
+        help="previous-latent rule of the stream (default: the preset's; chained is the "
+        "release's and gives up random access)",
     )
     parser.add_argument(
         "--target-psnr",
@@ -92,6 +100,11 @@ def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
         "--cold-start",
         action="store_true",
         help="start every keyframe from random factors instead of the previous keyframe",
+    )
+    parser.add_argument(
+        "--no-prompt-encoder",
+        action="store_true",
+        help="nano: do not start keyframes from its prompt encoder's factors (fit from scratch)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of random (cold) initialisations")
     parser.add_argument(
@@ -145,22 +158,23 @@ def fit_options(args: argparse.Namespace) -> Any:
     """The ``FitOptions`` the arguments name, or CommandError (before anything loads)."""
     from authoring.build import FitOptions
     from authoring.losses import perceptual_term
-    from authoring.presets import get_preset
+    from authoring.presets import check_perceptual, get_preset
 
     try:
         preset = get_preset(args.preset).with_target(args.target_psnr)
         if args.iterations is not None:
             preset = preset.with_budgets(*parse_budgets(args.iterations))
-        perceptual_term(
-            args.perceptual
-        )  # a missing or malformed weights file fails here, before fitting
+        check_perceptual(preset, args.perceptual)
+        perceptual_term(args.perceptual)  # a missing or malformed weights file fails here
     except (ValueError, RuntimeError) as error:
         raise CommandError(str(error)) from None
     if args.chunk_seconds <= 0:
         raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
     return FitOptions(
-        preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start, seed=args.seed
-    )
+        preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start,
+        seed=args.seed, prev_latent_rule=args.prev_latent_rule, vae_weights=args.weights,
+        amortised_start=not args.no_prompt_encoder,
+    )  # fmt: skip
 
 
 def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]:
@@ -259,14 +273,20 @@ def segmented(args: argparse.Namespace) -> bool:
 def run_titles(args: argparse.Namespace, jobs: list[Any], levels: list[Any]) -> list[Any]:
     """Fit ``jobs`` (``authoring.catalog.TitleJob``) segment by segment on the ``--cluster``
     runner; a ``TitleReport`` per job. Nothing loads a generator in this process."""
+    from authoring.build import BuildError
     from authoring.catalog import DEFAULT_SEGMENT_SECONDS, CatalogSettings, build_titles
     from authoring.cluster import open_runner
     from authoring.runner import TaskResources
+    from authoring.segments import check_segment_options
     from authoring.tasks import GeneratorSpec
     from engines.variants import VARIANTS
     from promptus.options import check_weights_given
 
     options = fit_options(args)
+    try:
+        check_segment_options(options)
+    except BuildError as error:
+        raise CommandError(str(error)) from None
     check_weights_given(args)
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads must be at least 1, got {args.threads}")

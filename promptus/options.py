@@ -1,8 +1,9 @@
 """The generator option group, written once for every command that loads a generator.
 
-One rule for defaults: a command that makes prompts or plays them (``demo``, ``daemon``,
-``invert``, ``ladder``) defaults to ``DEFAULT_GENERATOR``, which runs on any CPU with nothing
-to download; a command that reads a finished ladder (``generate``, ``eval``) defaults to the
+One rule for defaults: a command that makes prompts or plays them (``daemon``, ``invert``,
+``ladder``) defaults to ``DEFAULT_GENERATOR``, which runs on any CPU with nothing to download;
+``demo`` defaults to ``nano`` (also CPU and nothing to download, and its pictures mean
+something); a command that reads a finished ladder (``generate``, ``eval``) defaults to the
 generator the ladder names. ``--device`` defaults to ``auto`` everywhere.
 """
 

@@ -45,6 +45,7 @@ from client_daemon.daemon import ENGINE_FRAME_FORMAT, Daemon
 from client_daemon.muxer import EncoderSettings, H264Muxer
 from client_daemon.settings import DaemonSettings
 from common.atomic import atomic_write_json
+from engines.variants import VARIANTS
 from prompts.chunk import PromptChunk, encode_chunk
 from prompts.init_state import encode_init_state
 from prompts.keyframe import Keyframe, keyframe_positions
@@ -92,7 +93,6 @@ def random_sdturbo(args: argparse.Namespace, seed: int = 0) -> Any:
     from engines.model_configs import SDTURBO_UNET, TAESD
     from engines.sdturbo import build_unet
     from engines.taesd import build_autoencoder_tiny
-    from engines.variants import VARIANTS
 
     torch.manual_seed(seed)
     resolved = resolve_device(args.device)
@@ -409,7 +409,7 @@ def print_table(records: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--generator", choices=("tiny", "tiny-taesd", "sd-turbo"), default="tiny")
+    parser.add_argument("--generator", choices=tuple(VARIANTS), default="tiny")
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--taesd", type=Path)
     parser.add_argument(

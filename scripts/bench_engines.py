@@ -3,8 +3,9 @@
     # GPU: SD-Turbo's real architecture with seeded random weights (speed does not depend on values)
     python scripts/bench_engines.py
     python scripts/bench_engines.py --weights sd_turbo.safetensors --taesd models/taesd
-    # CPU: the tiny generator at its native size
+    # CPU: the tiny generator (or nano, with its shipped weights) at its native size
     python scripts/bench_engines.py --generator tiny --device cpu --options cpu-fp32 --batches 10
+    taskset -c 0,1 python scripts/bench_engines.py --generator nano --device cpu --options cpu-fp32 --batches 10 --threads 2
 
 Prints a table (with the card's name) and writes JSON under docs/benchmarks/.
 """
@@ -28,6 +29,7 @@ from engines.backends import BackendOptions, make_backend
 from engines.generator import Generator, build_tiny_autoencoder, build_tiny_unet
 from engines.identity import compute_generator_id
 from engines.model_configs import SDTURBO_UNET, TAESD, architecture_config
+from engines.nano import load_nano
 from engines.sdturbo import build_unet, load_unet
 from engines.seeded import fill_seeded_
 from engines.taesd import build_autoencoder_tiny, load_taesd
@@ -65,10 +67,15 @@ STREAM_INTERVAL = 10  # keyframe interval: 6 groups of 10 frames per chunk
 
 
 def build_networks(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, str]:
-    if args.generator == "tiny":
-        unet, autoencoder = build_tiny_unet(), build_tiny_autoencoder()
-        unet_config, decoder_config = VARIANTS["tiny"].unet_config, VARIANTS["tiny"].decoder_config
-        family = "tiny"
+    if args.generator in ("tiny", "nano"):
+        unet, autoencoder = (
+            (build_tiny_unet(), build_tiny_autoencoder())
+            if args.generator == "tiny"
+            else load_nano()
+        )
+        variant = VARIANTS[args.generator]
+        unet_config, decoder_config = variant.unet_config, variant.decoder_config
+        family = args.generator
     else:
         unet = (
             load_unet(args.weights)
@@ -182,7 +189,7 @@ def print_table(rows: list[dict], card: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--generator", choices=("sd-turbo", "tiny"), default="sd-turbo")
+    parser.add_argument("--generator", choices=("sd-turbo", "tiny", "nano"), default="sd-turbo")
     parser.add_argument(
         "--weights", default=None, help="sd_turbo.safetensors or LDM checkpoint (default: seeded)"
     )

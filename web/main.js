@@ -51,13 +51,23 @@ function renderGeneratorNote(generator, blocked = false) {
     return;
   }
   const tiny = generator.id.startsWith('tiny');
+  const nano = generator.id.startsWith('nano');
   note.className = tiny ? 'note tiny' : 'note';
-  note.textContent = tiny
-    ? `Generator ${generator.name} (${generator.id}): the tiny test generator has seeded random weights, ` +
+  const where = 'frames are generated on this machine from the prompts the server sends';
+  if (tiny) {
+    note.textContent = `Generator ${generator.name} (${generator.id}): the tiny test generator has seeded random weights, ` +
       'so its pictures carry no meaning. They are real frames from the same code path as SD-Turbo ' +
       '(prompts -> one UNet step -> decoder -> H.264 -> this video element). With SD-Turbo weights on a GPU ' +
-      'the same page shows the fitted video (see the README).'
-    : `Generator ${generator.name} (${generator.id}): frames are generated on this machine from the prompts the server sends.`;
+      'the same page shows the fitted video (see the README).';
+  } else if (nano) {
+    note.textContent = `Generator ${generator.name} (${generator.id}): ${where}. nano is the project's own small ` +
+      'generator (a 1.5M-parameter UNet step with cross-attention on the prompt, and a small decoder) that ' +
+      'two CPU cores run in real time, trained here on openly licensed footage. The shipped weights are a first, ' +
+      'short training run (4.5 GPU-minutes): expect colours and rough layout, not detail. SD-Turbo stays the ' +
+      'production generator.';
+  } else {
+    note.textContent = `Generator ${generator.name} (${generator.id}): ${where}.`;
+  }
 }
 let generatorMissing = false; // the daemon refused the channel's generator (until it accepts a stream)
 player.on(Events.MANIFEST_LOADED, ({ manifest }) => {

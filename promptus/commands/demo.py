@@ -1,11 +1,13 @@
 """``promptus demo``: build (or reuse) a demo ladder, start the daemon and the server, print the URL.
 
-On a fresh machine with no GPU and no download: a procedurally rendered clip (moving sun,
-drifting clouds) is fitted by ``promptus ladder`` for the tiny generator (seeded weights, so
-its pictures carry no meaning), then ``promptus daemon`` and ``promptus serve`` run until
-Ctrl-C. Everything is kept under ``demo-data/`` (git-ignored) and reused on the next run.
-With ``--generator sd-turbo --weights ... --taesd ... --device cuda`` the same command fits
-and plays the clip (or ``--source VIDEO``) with SD-Turbo.
+On a fresh machine with no GPU and no download: the shipped clip (``promptus/demo_clip/``, an
+openly licensed excerpt the generator never trained on) is fitted by ``promptus ladder`` for
+the nano generator (trained here, weights shipped; its prompt encoder starts every keyframe),
+then ``promptus daemon`` and ``promptus serve`` run until Ctrl-C. Everything is kept under
+``demo-data/`` (git-ignored) and reused on the next run. ``--generator tiny`` plays a procedural
+clip through the tiny generator (seeded weights: the mechanics, no meaning); with
+``--generator sd-turbo --weights ... --taesd ... --device cuda`` the same command fits and plays
+the clip (or ``--source VIDEO``) with SD-Turbo.
 
 The heavy work runs in child processes (the real commands), so this process imports
 neither torch nor PyAV; the daemon loads its generator while the ladder is being fitted.
@@ -24,7 +26,6 @@ from authoring.presets import PRESETS
 from authoring.procedural_clip import render_clip
 from client_daemon.ready import read_ready_file
 from common.processes import Child, first_exited, promptus_command
-from engines.variants import DEFAULT_GENERATOR
 from prompts.stream_model import GeneratorMismatchError, check_generator
 from promptus.errors import CommandError
 from promptus.options import add_generator_options, check_weights_given
@@ -33,8 +34,12 @@ CHANNEL = "demo"  # the channel the player opens by default
 DEFAULT_DATA = Path("demo-data")
 DEFAULT_SERVER_PORT = 8080
 DEFAULT_DAEMON_PORT = 9090
-# The tiny demo clip: 3 s of 64x64 at 30 fps (three 1 s chunks, looped by the player). Small
-# enough to fit on two CPU cores in about a minute with the `demo` preset.
+DEMO_GENERATOR = "nano"  # the demo's default: real pictures on two CPU cores, nothing to download
+# The shipped clip (licence and attribution beside it), fitted at its own 192x192 and 24 fps.
+DEMO_CLIP = Path(__file__).resolve().parent.parent / "demo_clip" / "caminandes-llama-192.mp4"
+DEMO_CLIP_SIZE = 192  # pixels
+# The tiny generators' procedural clip: 3 s of 64x64 at 30 fps (three 1 s chunks, looped by the
+# player). Small enough to fit on two CPU cores in about a minute with the `demo` preset.
 CLIP_FRAMES = 90
 CLIP_SIZE = 64  # pixels
 CLIP_FPS = 30
@@ -48,7 +53,7 @@ ABR_NAMES = ("bba", "mpc", "throughput", "bola", "fixed")
 CHILD_ENV = {"OMP_NUM_THREADS": "1"}
 
 
-def demo_ladder_dir(data: Path = DEFAULT_DATA, generator: str = DEFAULT_GENERATOR) -> Path:
+def demo_ladder_dir(data: Path = DEFAULT_DATA, generator: str = DEMO_GENERATOR) -> Path:
     """Where the demo keeps the finished ladder of ``generator`` (the emulator's default ladder)."""
     return data / generator / "media" / CHANNEL
 
@@ -76,14 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source",
         type=Path,
-        help="video file or frame folder to fit (default: a rendered "
-        f"{CLIP_FRAMES / CLIP_FPS:g} s {CLIP_SIZE}x{CLIP_SIZE} sky clip)",
+        help="video file or frame folder to fit (default: the shipped clip; the tiny generators: a "
+        f"rendered {CLIP_FRAMES / CLIP_FPS:g} s {CLIP_SIZE}x{CLIP_SIZE} sky clip)",
     )
     parser.add_argument(
         "--preset",
         choices=tuple(PRESETS),
         default=None,
-        help="fitting schedule (default: demo for the tiny generators, fast otherwise)",
+        help="fitting schedule (default: encoder for nano, demo for the tiny generators, fast otherwise)",
     )
     parser.add_argument(
         "--rebuild", action="store_true", help="fit the ladder again even if one exists"
@@ -94,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="mpc",
         help="ABR rule the printed URL selects",
     )
-    add_generator_options(parser)
+    add_generator_options(parser, default=DEMO_GENERATOR)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,12 +146,10 @@ def run(args: argparse.Namespace) -> int:
         )
         children.append(server)
         server.wait_for_http(f"{page_origin}/healthz", START_TIMEOUT_S)
-        meaningless = " (seeded random weights: its pictures carry no meaning)"
         print(
             f"\npromptus demo: ready in {time.monotonic() - started:.0f} s\n"
             f"  open {_page_url(args, page_origin)}\n"
-            f"  generator {generator_id}"
-            + (meaningless if args.generator.startswith("tiny") else "")
+            f"  generator {generator_id}{GENERATOR_NOTES.get(args.generator, '')}"
             + f"\n  telemetry in {telemetry}\n  Ctrl-C to stop\n",
             flush=True,
         )
@@ -157,6 +160,15 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for child in reversed(children):
             child.stop()
+
+
+# Seconds-scale fits on two CPU cores (authoring/presets.py); other generators get `fast`.
+DEMO_PRESETS = {"tiny": "demo", "tiny-taesd": "demo", "nano": "encoder"}
+GENERATOR_NOTES = {
+    "tiny": " (seeded random weights: its pictures carry no meaning)",
+    "tiny-taesd": " (seeded random UNet: its pictures carry no meaning)",
+    "nano": " (trained here; a short first run: colours and rough layout; docs/engines.md)",
+}
 
 
 def _child(name: str, args: list[str], *, echo: bool = True) -> Child:
@@ -193,7 +205,10 @@ def _build_ladder(
 ) -> None:
     """Fits the ladder with `promptus ladder` into build/, then moves it into media/ (never served half-built)."""
     source = args.source
-    if source is None:
+    procedural = source is None and args.generator.startswith("tiny")
+    if source is None and not procedural:
+        source = DEMO_CLIP
+    if procedural:
         source = home / "clip"
         if not source.is_dir() or len(list(source.glob("*.png"))) != CLIP_FRAMES:
             shutil.rmtree(source, ignore_errors=True)
@@ -203,11 +218,13 @@ def _build_ladder(
             )
             render_clip(source, CLIP_FRAMES, CLIP_SIZE)
     build = home / "build" / CHANNEL
-    preset = args.preset or ("demo" if args.generator.startswith("tiny") else "fast")
+    preset = args.preset or DEMO_PRESETS.get(args.generator, "fast")
     command = ["ladder", str(source), "--out", str(build), *_generator_args(args)]
     command += ["--preset", preset, "--levels", DEMO_LEVELS, "--chunk-seconds", str(CHUNK_SECONDS)]
-    if args.source is None:
+    if procedural:
         command += ["--size", str(CLIP_SIZE), "--fps", str(CLIP_FPS)]
+    elif args.source is None:
+        command += ["--size", str(DEMO_CLIP_SIZE)]
     if build.exists() and not args.rebuild:
         command.append("--resume")  # an interrupted earlier build continues
     elif build.exists():

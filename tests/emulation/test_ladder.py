@@ -15,9 +15,8 @@ from emulation.ladder import (
     ssim_to_db,
     synthetic_ladder,
 )
-from engines.variants import DEFAULT_GENERATOR
 from prompts.manifest import ManifestError
-from promptus.commands.demo import demo_ladder_dir
+from promptus.commands.demo import DEMO_GENERATOR, demo_ladder_dir
 from tests.emulation.ladder_factory import CHUNK_FRAMES, FPS, LEVELS, build_ladder
 
 
@@ -66,7 +65,7 @@ def test_default_is_the_demo_ladder_when_promptus_demo_built_one(
     monkeypatch.chdir(tmp_path)
     # the folder `promptus demo` writes (demo-data/<generator>/media/demo) is the one looked at
     path = demo_ladder_dir()
-    assert path == Path("demo-data") / DEFAULT_GENERATOR / "media" / "demo"
+    assert path == Path("demo-data") / DEMO_GENERATOR / "media" / "demo"
     ladder, note = default_ladder(path)
     assert ladder.synthetic and ladder.name == SYNTHETIC_NAME and "run `promptus demo` once" in note
     build_ladder(path, "tiny:0", chunks=3)

@@ -82,7 +82,7 @@ def test_url_and_child_commands() -> None:
     daemon_args = build_parser("daemon").parse_args(
         command
     )  # the real `promptus daemon` parser accepts it
-    assert daemon_args.generator == "tiny" and daemon_args.device == "auto"
+    assert daemon_args.generator == demo.DEMO_GENERATOR == "nano" and daemon_args.device == "auto"
     assert daemon_args.ready_file == Path("ready.json")
     assert daemon_args.allow_origins == ["http://127.0.0.1:8080", "http://localhost:8080"]
     gpu = parse("--generator", "sd-turbo", "--weights", "w.safetensors", "--taesd", "taesd")

@@ -58,10 +58,12 @@ def test_every_option_with_a_value_says_its_default_once(command: str) -> None:
 
 def test_commands_that_make_or_play_prompts_default_to_the_cpu_generator() -> None:
     from engines.variants import DEFAULT_GENERATOR
+    from promptus.commands.demo import DEMO_GENERATOR
 
     for name in ("demo", "daemon", "invert", "ladder"):
         (generator,) = [a for a in _subparser(name)._actions if "--generator" in a.option_strings]
-        assert generator.default == DEFAULT_GENERATOR, name
+        # The demo shows real pictures: the trained nano generator (also CPU, nothing to download).
+        assert generator.default == (DEMO_GENERATOR if name == "demo" else DEFAULT_GENERATOR), name
     for name in ("generate", "eval"):  # they read a ladder: its generator
         (generator,) = [a for a in _subparser(name)._actions if "--generator" in a.option_strings]
         assert generator.default is None and "the ladder names" in generator.help, name
