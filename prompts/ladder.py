@@ -2,13 +2,17 @@
 
 Layout: ``manifest.json``, ``init.bin`` and ``<level name>/<index:05d>.chunk``. Every file
 is written atomically, and a chunk file lands before the manifest that announces it, so a
-server that re-reads the manifest of a live ladder never announces a missing chunk.
+server that re-reads the manifest of a live ladder never announces a missing chunk. A live
+ladder may slide its window: a chunk file is removed only a grace period after the manifest
+stopped naming it (viewers that read the older manifest may still ask for it), and the chunk
+just before the window stays (it serves the switch prefix of the window's first chunk).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from prompts.manifest import ChunkInfo, LevelInfo, Manifest, StreamInfo, load_ma
 
 MANIFEST_NAME = "manifest.json"
 INIT_STATE_NAME = "init.bin"
+RETIRE_GRACE_S = 10.0  # s a chunk file outlives the last manifest that named it
 
 
 def chunk_relpath(level_name: str, index: int) -> str:
@@ -92,6 +97,9 @@ class LadderWriter:
         path: str | Path,
         stream: StreamInfo,
         levels: Sequence[tuple[str, int, int]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        retire_grace_s: float = RETIRE_GRACE_S,
     ) -> None:
         """``levels`` lists (name, rank, interval) in ascending bitrate order."""
         self.path = Path(path)
@@ -101,6 +109,9 @@ class LadderWriter:
             for i, (name, rank, interval) in enumerate(levels)
         )
         self.manifest = Manifest(stream=replace(stream, live=True), levels=infos)
+        self.clock = clock
+        self.retire_grace_s = retire_grace_s
+        self._retired: list[tuple[float, Path]] = []  # (removal time, chunk file)
         Manifest.from_json(self._document_with_placeholder())  # validate names and intervals now
 
     @classmethod
@@ -109,6 +120,9 @@ class LadderWriter:
         writer = cls.__new__(cls)
         writer.path = Path(path)
         writer.manifest = load_manifest(writer.path / MANIFEST_NAME)
+        writer.clock = time.monotonic
+        writer.retire_grace_s = RETIRE_GRACE_S
+        writer._retired = []
         return writer
 
     def _document_with_placeholder(self) -> dict:
@@ -131,11 +145,7 @@ class LadderWriter:
         self, level_id: int, chunk: PromptChunk, quality: dict[str, float] | None = None
     ) -> int:
         """Write the next chunk of a level; returns its size in bytes."""
-        level = self.manifest.levels[level_id]
-        if chunk.index != len(level.chunks):
-            raise ValueError(
-                f"level {level.name}: expected chunk {len(level.chunks)}, got {chunk.index}"
-            )
+        level = self._next_cell(level_id, chunk.index)
         if (chunk.rank, chunk.interval, chunk.level) != (level.rank, level.interval, level_id):
             raise ValueError(f"chunk does not belong to level {level.name}")
         if (chunk.frame_start, chunk.frame_end) != self.manifest.stream.chunk_range(chunk.index):
@@ -157,24 +167,93 @@ class LadderWriter:
         self._write_manifest()
         return len(data)
 
+    def append_gap(self, level_id: int, index: int) -> None:
+        """Publish chunk ``index`` of a level as a gap: no file, players skip it (live only)."""
+        if not self.manifest.stream.live:
+            raise ValueError("only a live ladder can have gaps")
+        level = self._next_cell(level_id, index)
+        info = ChunkInfo(index=index, bytes=0, keyframes=0, gap=True)
+        self.manifest = self.manifest.with_level(
+            self._with_rate(replace(level, chunks=level.chunks + (info,)))
+        )
+        self._write_manifest()
+
+    def grow(self, frames: int) -> None:
+        """A live stream now has ``frames`` frames (it never shrinks below what is published)."""
+        stream = self.manifest.stream
+        if not stream.live:
+            raise ValueError("a finished ladder cannot grow")
+        if frames < stream.frames:
+            raise ValueError(f"a live stream cannot shrink from {stream.frames} to {frames} frames")
+        self.manifest = replace(self.manifest, stream=replace(stream, frames=frames))
+
+    def slide_window(self, first: int) -> None:
+        """Start the window at chunk ``first``: the manifest stops naming older chunks, and their
+        files (but the one just before the window) are removed ``retire_grace_s`` later."""
+        manifest = self.manifest
+        if not manifest.window_start <= first <= manifest.chunk_count:
+            raise ValueError(
+                f"window start {first} outside {manifest.window_start}..{manifest.chunk_count}"
+            )
+        if first == manifest.window_start:
+            return
+        due = self.clock() + self.retire_grace_s
+        for level in manifest.levels:
+            # chunk window_start - 1 stayed for the old window's prefix; first - 1 stays now
+            for index in range(max(0, manifest.window_start - 1), first - 1):
+                self._retired.append((due, self.path / chunk_relpath(level.name, index)))
+        levels = tuple(
+            self._with_rate(replace(level, chunks=level.chunks[first - manifest.window_start :]))
+            for level in manifest.levels
+        )
+        self.manifest = replace(manifest, levels=levels, window_start=first)
+        self._write_manifest()
+
+    def remove_retired(self, *, everything: bool = False) -> int:
+        """Delete chunk files whose grace period ended (all of them with ``everything``)."""
+        now = self.clock()
+        kept: list[tuple[float, Path]] = []
+        removed = 0
+        for when, path in self._retired:
+            if everything or when <= now:
+                path.unlink(missing_ok=True)  # a gap never had a file
+                removed += 1
+            else:
+                kept.append((when, path))
+        self._retired = kept
+        return removed
+
     def finish(self) -> Manifest:
         """Mark the ladder complete (no longer live)."""
         self.manifest = replace(self.manifest, stream=replace(self.manifest.stream, live=False))
         self._write_manifest()
+        self.remove_retired(everything=True)
         return self.manifest
 
+    def _next_cell(self, level_id: int, index: int) -> LevelInfo:
+        """The level, after checking that ``index`` is the next chunk it publishes."""
+        level = self.manifest.levels[level_id]
+        expected = self.manifest.window_start + len(level.chunks)
+        if index != expected:
+            raise ValueError(f"level {level.name}: expected chunk {expected}, got {index}")
+        return level
+
     def _with_rate(self, level: LevelInfo) -> LevelInfo:
+        """The level's rate over the chunks it lists (the window of a live ladder; gaps left out)."""
         stream = self.manifest.stream
+        chunks = [c for c in level.chunks if not c.gap]
         frames = sum(
-            stream.chunk_range(c.index)[1] - stream.chunk_range(c.index)[0] for c in level.chunks
+            stream.chunk_range(c.index)[1] - stream.chunk_range(c.index)[0] for c in chunks
         )
         seconds = frames / stream.fps
-        kbps = sum(c.bytes for c in level.chunks) * 8 / 1000 / seconds if seconds else 0.0
+        kbps = sum(c.bytes for c in chunks) * 8 / 1000 / seconds if seconds else 0.0
         return replace(level, kbps=kbps)
 
     def _write_manifest(self) -> None:
-        published = min(len(level.chunks) for level in self.manifest.levels)
-        self.manifest = replace(self.manifest, chunk_count=published)
+        manifest = self.manifest
+        published = min(manifest.window_start + len(level.chunks) for level in manifest.levels)
+        self.manifest = replace(manifest, chunk_count=published)
         document = self._document_with_placeholder()
         Manifest.from_json(document)  # never publish an invalid manifest
         atomic_write_json(self.path / MANIFEST_NAME, document)
+        self.remove_retired()

@@ -16,7 +16,8 @@ from common.errors import UserError
 from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_RULES, PREV_LATENT_WEIGHT
 
 FORMAT = "promptus-ladder"
-VERSION = 1
+VERSION = 2  # written; 2 added the live window (`window_start`) and gap chunks
+READABLE_VERSIONS = (1, 2)
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024  # 8 MiB
 
 
@@ -32,6 +33,8 @@ class ChunkInfo:
     psnr: float | None = None
     ssim: float | None = None
     vmaf: float | None = None
+    # a live channel published nothing for this chunk of this level (no file; players skip it)
+    gap: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,19 @@ class Manifest:
     levels: tuple[LevelInfo, ...]
     init_state: dict[str, Any] = field(default_factory=dict)
     chunk_count: int = 0
+    # first chunk still served: a live channel's DVR window is [window_start, chunk_count);
+    # ``levels[].chunks`` list exactly the chunks from window_start on
+    window_start: int = 0
+
+    def chunk_info(self, level_id: int, index: int) -> ChunkInfo | None:
+        """The facts of chunk ``index`` of a level, None when it is not listed (outside the window)."""
+        position = index - self.window_start
+        chunks = self.levels[level_id].chunks
+        return chunks[position] if 0 <= position < len(chunks) else None
+
+    def in_window(self, index: int) -> bool:
+        """Whether chunk ``index`` is published and still inside the window."""
+        return self.window_start <= index < self.chunk_count
 
     def level(self, key: int | str) -> LevelInfo:
         """A level by id (int or digit string) or by name."""
@@ -93,6 +109,7 @@ class Manifest:
             "frames": s.frames,
             "chunk_frames": s.chunk_frames,
             "chunk_count": self.chunk_count,
+            "window_start": self.window_start,
             "live": s.live,
             "generator": {"id": s.generator_id, "name": s.generator_name},
             "noise_seed": s.noise_seed,
@@ -110,7 +127,7 @@ class Manifest:
                         {
                             k: v
                             for k, v in vars(chunk).items()
-                            if v is not None or k in ("psnr", "ssim")
+                            if (v is not None or k in ("psnr", "ssim")) and (k != "gap" or v)
                         }
                         for chunk in level.chunks
                     ],
@@ -125,7 +142,7 @@ class Manifest:
         doc = _require(document, dict, "manifest")
         if doc.get("format") != FORMAT:
             raise ManifestError(f"format must be {FORMAT!r}, got {doc.get('format')!r}")
-        if doc.get("version") != VERSION:
+        if doc.get("version") not in READABLE_VERSIONS:
             raise ManifestError(f"unsupported manifest version {doc.get('version')!r}")
         generator = _require(doc.get("generator"), dict, "generator")
         stream = StreamInfo(
@@ -144,18 +161,12 @@ class Manifest:
         if stream.prev_latent_rule not in PREV_LATENT_RULES:
             raise ManifestError(f"prev_latent_rule must be one of {PREV_LATENT_RULES}")
         chunk_count = _integer(doc, "chunk_count", low=0, high=stream.chunk_count)
+        window_start = _integer(doc, "window_start", low=0, high=chunk_count, default=0)
         levels = []
         for position, raw in enumerate(_require(doc.get("levels"), list, "levels")):
             level_doc = _require(raw, dict, f"levels[{position}]")
             chunks = tuple(
-                ChunkInfo(
-                    index=_integer(c, "index", low=0, high=10**9),
-                    bytes=_integer(c, "bytes", low=1, high=10**9),
-                    keyframes=_integer(c, "keyframes", low=0, high=10**6),
-                    psnr=_optional_number(c, "psnr"),
-                    ssim=_optional_number(c, "ssim"),
-                    vmaf=_optional_number(c, "vmaf"),
-                )
+                _chunk_info(c)
                 for c in (
                     _require(item, dict, f"levels[{position}].chunks[]")
                     for item in _require(level_doc.get("chunks", []), list, "chunks")
@@ -178,15 +189,21 @@ class Manifest:
                     f"level {level.name}: chunk_frames {stream.chunk_frames} is not a multiple "
                     f"of interval {level.interval}"
                 )
-            if [c.index for c in chunks] != list(range(len(chunks))):
-                raise ManifestError(f"level {level.name}: chunk indices must be 0..n-1 in order")
+            if [c.index for c in chunks] != list(range(window_start, window_start + len(chunks))):
+                raise ManifestError(
+                    f"level {level.name}: chunk indices must be {window_start}..n-1 in order"
+                )
             levels.append(level)
         if not levels:
             raise ManifestError("a ladder needs at least one level")
         init_state = _require(doc.get("init_state"), dict, "init_state")
         _string(init_state, "file")
         return cls(
-            stream=stream, levels=tuple(levels), init_state=init_state, chunk_count=chunk_count
+            stream=stream,
+            levels=tuple(levels),
+            init_state=init_state,
+            chunk_count=chunk_count,
+            window_start=window_start,
         )
 
     def with_level(self, level: LevelInfo) -> Manifest:
@@ -228,8 +245,24 @@ def _require(value: Any, kind: type, name: str) -> Any:
     return value
 
 
-def _integer(doc: dict[str, Any], key: str, *, low: int, high: int) -> int:
-    value = doc.get(key)
+def _chunk_info(doc: dict[str, Any]) -> ChunkInfo:
+    gap = _require(doc.get("gap", False), bool, "gap")
+    size = _integer(doc, "bytes", low=0 if gap else 1, high=0 if gap else 10**9)
+    return ChunkInfo(
+        index=_integer(doc, "index", low=0, high=10**9),
+        bytes=size,
+        keyframes=_integer(doc, "keyframes", low=0, high=0 if gap else 10**6),
+        psnr=_optional_number(doc, "psnr"),
+        ssim=_optional_number(doc, "ssim"),
+        vmaf=_optional_number(doc, "vmaf"),
+        gap=gap,
+    )
+
+
+def _integer(
+    doc: dict[str, Any], key: str, *, low: int, high: int, default: int | None = None
+) -> int:
+    value = doc.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ManifestError(f"{key} must be an integer, got {value!r}")
     if not low <= value <= high:

@@ -36,6 +36,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("import-legacy", "convert the original release's .prompt files into a ladder"),
     Command("inspect", "describe a prompt chunk, level or ladder (keyframes, rank, bytes, kbps)"),
     Command("generate", "regenerate a ladder level into an H.264 MP4 (optionally score it)"),
+    Command("live", "turn a live feed into a live prompt ladder (a channel with a DVR window)"),
     Command("serve", "run the media server that publishes prompt ladders over WebSocket"),
     Command("daemon", "run the local generation daemon (prompt chunks -> fMP4)"),
     Command("invert", "fit one level of prompts to a video (inversion)"),

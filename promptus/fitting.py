@@ -32,16 +32,27 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") 
         )
         parser.add_argument("--out", required=True, type=Path, help="ladder directory to write")
     parser.add_argument(
-        "--size",
-        type=int,
-        default=None,
-        help="output size in pixels, a multiple of 64 (default: the generator's native size)",
-    )
-    parser.add_argument(
         "--frames",
         type=int,
         default=None,
         help="use only the first N frames of the source (default: all)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its checkpoints"
+    )
+    add_schedule_arguments(parser)
+    add_cluster_arguments(parser)
+    add_generator_options(parser)
+
+
+def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
+    """Size, rate, chunks and the fitting schedule (``fit_options`` reads them): every command
+    that fits prompts, the live one included."""
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="output size in pixels, a multiple of 64 (default: the generator's native size)",
     )
     parser.add_argument(
         "--fps", type=float, default=None, help="frame rate (default: the video's, 30 for a folder)"
@@ -97,15 +108,10 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") 
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of random (cold) initialisations")
     parser.add_argument(
-        "--resume", action="store_true", help="continue an interrupted run from its checkpoints"
-    )
-    parser.add_argument(
         "--no-quality", action="store_true", help="skip measuring per-chunk PSNR/SSIM"
     )
     add_threads_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_cluster_arguments(parser)
-    add_generator_options(parser)
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:

@@ -54,13 +54,14 @@ SETUP = StreamSetup(
 )
 MANIFEST = {
     "format": "promptus-ladder",
-    "version": 1,
+    "version": 2,
     "fps": 29.97,
     "width": 192,
     "height": 128,
     "frames": 150,
     "chunk_frames": 60,
     "chunk_count": 3,
+    "window_start": 0,
     "live": False,
     "generator": {"id": "tiny:cf453d3083e17c42", "name": "tiny"},
     "noise_seed": NOISE_SEED,
@@ -89,7 +90,8 @@ def _examples() -> list[tuple[str, str, str, Any]]:
                 throughput_kbps=1234.5,
                 daemon_fps=61.5,
                 event="rebuffer",
-                extra={"behind_live_s": 2.5},
+                behind_live_s=2.5,
+                extra={"position_s": 12.5},
             ),
         ),  # fmt: skip
         ("manifest", "media", "server", ManifestMessage(channel="sky", manifest=MANIFEST)),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prompts.ladder import MANIFEST_NAME
-from prompts.manifest import MAX_MANIFEST_BYTES, Manifest, ManifestError
+from prompts.manifest import MAX_MANIFEST_BYTES, ChunkInfo, Manifest, ManifestError
 from wire.media import CHANNEL_PATTERN, ManifestMessage
 
 log = logging.getLogger(__name__)
@@ -156,19 +156,28 @@ class Catalog:
 
 
 def extends(old: Manifest, new: Manifest) -> bool:
-    """True when ``new`` keeps every chunk ``old`` published (a live ladder that grew or finished)."""
-    if replace(old.stream, live=new.stream.live) != new.stream or old.init_state != new.init_state:
+    """True when ``new`` keeps every chunk of ``old`` that it still lists: a live ladder that
+    grew, slid its window or finished (published chunks never change in place)."""
+    grown = replace(old.stream, live=new.stream.live, frames=new.stream.frames)
+    if grown != new.stream or old.init_state != new.init_state:
+        return False
+    if new.stream.frames < old.stream.frames or new.window_start < old.window_start:
         return False
     if new.chunk_count < old.chunk_count or len(new.levels) != len(old.levels):
         return False
-    for before, after in zip(old.levels, new.levels, strict=True):
+    kept = range(new.window_start, old.chunk_count)
+    for level_id, (before, after) in enumerate(zip(old.levels, new.levels, strict=True)):
         if (before.name, before.rank, before.interval) != (after.name, after.rank, after.interval):
             return False
-        published = old.chunk_count
-        facts = [(c.index, c.bytes, c.keyframes) for c in before.chunks[:published]]
-        if facts != [(c.index, c.bytes, c.keyframes) for c in after.chunks[:published]]:
+        if [_facts(old.chunk_info(level_id, i)) for i in kept] != [
+            _facts(new.chunk_info(level_id, i)) for i in kept
+        ]:
             return False
     return True
+
+
+def _facts(info: ChunkInfo | None) -> tuple[int, int, int, bool] | None:
+    return None if info is None else (info.index, info.bytes, info.keyframes, info.gap)
 
 
 def _stamp_of(status: os.stat_result) -> FileStamp:

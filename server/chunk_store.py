@@ -41,9 +41,12 @@ class ChunkStore:
     async def chunk_message(self, channel: Channel, level: int, index: int, prefix: bool) -> bytes:
         """The `chunk` message for chunk ``index`` of ``level`` (+ switch prefix if asked and j > 0).
 
-        The caller checks that ``level`` and ``index`` exist in the channel's manifest.
+        The caller checks that ``level`` and ``index`` exist in the channel's manifest (inside
+        its window, not a gap).
         """
         info = channel.manifest.levels[level]
+        cell = channel.manifest.chunk_info(level, index)
+        assert cell is not None and not cell.gap
         with_prefix = prefix and index > 0
         key: ChunkKey = (channel.name, channel.content, level, index, with_prefix)
         return await self._get(
@@ -54,7 +57,7 @@ class ChunkStore:
                 info.name,
                 level,
                 index,
-                info.chunks[index].bytes,
+                cell.bytes,
                 with_prefix,
             ),
         )

@@ -299,7 +299,11 @@ class Telemetry:
         )
 
     def report(self, session_id: str, stats: Stats, at: float | None = None) -> None:
-        extra = json.dumps(stats.extra, separators=(",", ":")) if stats.extra else None
+        # a live viewer's distance to the live edge travels with the free-form fields
+        fields = stats.extra
+        if stats.behind_live_s is not None:
+            fields = {**fields, "behind_live_s": stats.behind_live_s}
+        extra = json.dumps(fields, separators=(",", ":")) if fields else None
         self._put(
             "reports",
             (

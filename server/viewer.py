@@ -190,23 +190,38 @@ class Viewer:
                 ErrorCode.UNKNOWN_LEVEL,
                 f"level {get.level} does not exist (levels 0..{len(levels) - 1})",
             )
-        total = channel.manifest.stream.chunk_count
+        manifest = channel.manifest
+        total = manifest.stream.chunk_count
+        if get.chunk < manifest.window_start:
+            raise ProtocolError(
+                ErrorCode.OUTSIDE_WINDOW,
+                f"chunk {get.chunk} has left the live window (it starts at chunk "
+                f"{manifest.window_start}; the live edge is {channel.chunk_count})",
+            )
         if get.chunk >= channel.chunk_count:
+            # a live feed's manifest counts only the frames known so far: near the edge, wait
+            if channel.live and get.chunk < channel.chunk_count + self.settings.live_ahead_chunks:
+                raise ProtocolError(
+                    ErrorCode.NOT_AVAILABLE,
+                    f"chunk {get.chunk} is not published yet (live edge: "
+                    f"{channel.chunk_count} chunks); retry",
+                )
             if get.chunk >= total or not channel.live:
                 raise ProtocolError(
                     ErrorCode.UNKNOWN_CHUNK,
                     f"chunk {get.chunk} does not exist (the stream has {total} chunks, "
                     f"{channel.chunk_count} published)",
                 )
-            if get.chunk < channel.chunk_count + self.settings.live_ahead_chunks:
-                raise ProtocolError(
-                    ErrorCode.NOT_AVAILABLE,
-                    f"chunk {get.chunk} is not published yet (live edge: "
-                    f"{channel.chunk_count} chunks); retry",
-                )
             raise ProtocolError(
                 ErrorCode.BEYOND_LIVE_EDGE,
                 f"chunk {get.chunk} is far beyond the live edge ({channel.chunk_count} chunks)",
+            )
+        cell = manifest.chunk_info(get.level, get.chunk)
+        assert cell is not None  # inside the window and published
+        if cell.gap:
+            raise ProtocolError(
+                ErrorCode.GAP,
+                f"chunk {get.chunk} of level {get.level} is a gap in this live channel; skip it",
             )
         requested_at = time.time()
         try:
@@ -215,7 +230,7 @@ class Viewer:
             log.error("channel %s: %s", channel.name, error)
             raise ProtocolError(ErrorCode.INTERNAL, str(error)) from None
         await self.send(wire)
-        size = levels[get.level].chunks[get.chunk].bytes
+        size = cell.bytes
         prefix_bytes = len(wire) - HEADER_LENGTH.size - HEADER_LENGTH.unpack_from(wire)[0] - size
         self.metrics.chunks_served_total += 1
         self.metrics.bytes_sent_total += len(wire)

@@ -6,7 +6,7 @@
  * @typedef {{url: string, code: number, reason: string, retryInMs: number|null, everOpened: boolean}} LinkClosedPayload
  * @typedef {{channel: string, manifest: object}} ManifestPayload           MANIFEST_LOADED
  * @typedef {{channel: string, data: Uint8Array}} InitStatePayload          INIT_STATE_LOADED
- * @typedef {{chunk: number, level: number, bytes: number, seconds: number, endS: number, frame: ArrayBuffer, prefixBytes: number}} ChunkPayload  CHUNK_LOADED
+ * @typedef {{chunk: number, level: number, bytes: number, seconds: number, endS: number, frame: ArrayBuffer, prefixBytes: number, closed: boolean}} ChunkPayload  CHUNK_LOADED
  * @typedef {{code: string, message: string, chunk?: number, level?: number}} RemoteErrorPayload  SERVER_ERROR, DAEMON_ERROR
  * @typedef {{mime: string, data: Uint8Array}} DaemonInitPayload            DAEMON_INIT
  * @typedef {{chunk: number, level: number, part: number, parts: number, frames: number, generationMs: number, encodeMs: number, data: Uint8Array}} SegmentPayload  SEGMENT_GENERATED (one GOP of a chunk)

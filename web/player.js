@@ -12,6 +12,7 @@ import { chunkQualityDb, chunkQualityMetric } from './abr/context.js';
 import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
 import { DaemonLink } from './controllers/daemon-link.js';
+import { chunkInfo, windowStart } from './controllers/live-window.js';
 import { NoticeController } from './controllers/notice-controller.js';
 import { ServerLink } from './controllers/server-link.js';
 import { StreamController, MAX_BUFFER_S } from './controllers/stream-controller.js';
@@ -177,7 +178,7 @@ export class Player {
     const level = levelId === null ? null : manifest.levels[levelId];
     const place = manifest === null ? null : s.timeline.split(s.playingChunk);
     const chunk = place === null ? null : place.chunk;
-    const chunkInfo = level?.chunks?.[chunk];
+    const info = level === null || chunk === null ? undefined : chunkInfo(manifest, levelId, chunk);
     const quality = video.getVideoPlaybackQuality?.();
     const summary = (l) => ({ id: l.id, name: l.name, rank: l.rank, interval: l.interval, kbps: l.kbps });
     const chosenId = manifest === null ? null
@@ -194,14 +195,16 @@ export class Player {
       // the level the player asks for now (manual, else the ABR's last pick) and when it shows
       chosenLevel: chosenId === null ? null : summary(manifest.levels[chosenId]),
       chosenOnScreenIn: this.#secondsUntilLevel(chosenId, levelId, bufferS),
-      qualityDb: chunkInfo === undefined || chunkInfo === null ? null : chunkQualityDb(chunkInfo),
-      qualityMetric: chunkInfo === undefined || chunkInfo === null ? null : chunkQualityMetric(chunkInfo),
-      ssim: chunkInfo?.ssim ?? null,
-      psnr: chunkInfo?.psnr ?? null,
+      qualityDb: info === undefined || info === null ? null : chunkQualityDb(info),
+      qualityMetric: info === undefined || info === null ? null : chunkQualityMetric(info),
+      ssim: info?.ssim ?? null,
+      psnr: info?.psnr ?? null,
       chunk,
       pass: place === null ? null : place.pass,
       chunkCount: manifest?.chunk_count ?? null,
       live: manifest?.live ?? null,
+      windowStart: manifest === null ? null : windowStart(manifest),
+      behindLiveS: s.behindLiveS,
       generator: manifest?.generator ?? null,
       streamFps: manifest?.fps ?? null,
       bufferS,

@@ -25,6 +25,8 @@ export const ErrorCode = Object.freeze({
   UNKNOWN_CHUNK: 'unknown_chunk',
   NOT_AVAILABLE: 'not_available',
   BEYOND_LIVE_EDGE: 'beyond_live_edge',
+  OUTSIDE_WINDOW: 'outside_window',
+  GAP: 'gap',
   RATE_LIMITED: 'rate_limited',
   SERVER_FULL: 'server_full',
   IDLE_TIMEOUT: 'idle_timeout',
@@ -113,6 +115,16 @@ export function decodeControl(text, maxChars = MAX_MANIFEST_CHARS) {
     throw new ProtocolError('text message must be a JSON object with a string "type"');
   }
   return message;
+}
+
+/**
+ * Whether prompt-chunk bytes say "closed" in their header (format version 2, flag bit 1): the
+ * chunk holds its own first keyframe, so it decodes without a switch prefix and the server sends
+ * none (prompts/chunk.py is_closed_chunk).
+ */
+export function isClosedChunk(bytes) {
+  const magic = [0x50, 0x52, 0x4d, 0x43]; // "PRMC"
+  return bytes.length >= 8 && magic.every((byte, i) => bytes[i] === byte) && bytes[4] === 2 && (bytes[5] & 0x02) !== 0;
 }
 
 /** Checks a `chunk` header against its payload (sizes must add up exactly). */

@@ -19,6 +19,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_CHUNK = "unknown_chunk"  # chunk index outside a finished ladder
     NOT_AVAILABLE = "not_available"  # live: chunk not published yet, retry soon
     BEYOND_LIVE_EDGE = "beyond_live_edge"  # live: chunk far beyond the live edge
+    OUTSIDE_WINDOW = "outside_window"  # live: chunk older than the channel's window start
+    GAP = "gap"  # live: nothing was published for this chunk of this level; skip it
     RATE_LIMITED = "rate_limited"  # too many messages per second; the message was dropped
     SERVER_FULL = "server_full"  # maximum number of viewers reached; connection closes
     IDLE_TIMEOUT = "idle_timeout"  # nothing received for too long; connection closes

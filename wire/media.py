@@ -130,8 +130,11 @@ class Stats:
 
     TYPE: ClassVar[str] = "stats"
     KNOWN: ClassVar[frozenset[str]] = frozenset(
-        {"type", "buffer_s", "stalls", "stall_s", "level", "throughput_kbps", "daemon_fps", "event"}
-    )
+        {
+            "type", "buffer_s", "stalls", "stall_s", "level", "throughput_kbps", "daemon_fps",
+            "event", "behind_live_s",
+        }
+    )  # fmt: skip
     buffer_s: float
     stalls: int
     stall_s: float
@@ -139,6 +142,9 @@ class Stats:
     throughput_kbps: float | None = None
     daemon_fps: float | None = None
     event: str = "timer"
+    # live channels: seconds between the playhead and the live edge (the end of the newest
+    # published chunk); null on finished ladders
+    behind_live_s: float | None = None
     extra: dict[str, str | int | float | bool | None] = field(default_factory=dict)
 
     @classmethod
@@ -168,6 +174,7 @@ class Stats:
             throughput_kbps=optional_float_field(obj, "throughput_kbps"),
             daemon_fps=optional_float_field(obj, "daemon_fps", maximum=1e6),
             event=event,
+            behind_live_s=optional_float_field(obj, "behind_live_s", maximum=1e9),
             extra=extra,
         )
 
@@ -183,6 +190,7 @@ class Stats:
                 "throughput_kbps": self.throughput_kbps,
                 "daemon_fps": self.daemon_fps,
                 "event": self.event,
+                "behind_live_s": self.behind_live_s,
             }
         )
 

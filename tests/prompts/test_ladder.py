@@ -1,11 +1,12 @@
 import json
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from prompts.init_state import InitStateError, encode_init_state, parse_init_state
-from prompts.ladder import Ladder, LadderWriter
+from prompts.ladder import RETIRE_GRACE_S, Ladder, LadderWriter
 from prompts.manifest import Manifest, ManifestError, StreamInfo, load_manifest
 from tests.prompts.factories import chunk_of
 
@@ -80,7 +81,10 @@ def test_writer_refuses_out_of_order_or_foreign_chunks(tmp_path):
     ("change", "message"),
     [
         (lambda d: d.update(format="other"), "format"),
-        (lambda d: d.update(version=2), "unsupported manifest version"),
+        (lambda d: d.update(version=3), "unsupported manifest version"),
+        (lambda d: d.update(window_start=2), "window_start=2 outside"),
+        (lambda d: d.update(window_start=1), "chunk indices must be 1..n-1"),
+        (lambda d: d["levels"][0]["chunks"][0].update(gap=True), "bytes=.* outside 0..0"),
         (lambda d: d.update(fps="30"), "fps must be a finite number"),
         (lambda d: d.update(frames=0), "frames=0 outside"),
         (lambda d: d["levels"][0].update(name="../etc"), "not a safe directory name"),
@@ -96,6 +100,59 @@ def test_manifest_validation_names_the_field(tmp_path, change, message):
     change(document)
     with pytest.raises(ManifestError, match=message):
         Manifest.from_json(document)
+
+
+def test_version_1_manifests_still_read(tmp_path):
+    write_ladder(tmp_path, chunks=2).finish()
+    document = json.loads((tmp_path / "manifest.json").read_text())
+    assert document["version"] == 2 and document["window_start"] == 0
+    del document["window_start"]
+    document["version"] = 1
+    old = Manifest.from_json(document)
+    assert old.window_start == 0 and old == load_manifest(tmp_path)
+
+
+def test_live_window_slides_and_removes_files_after_a_grace(tmp_path):
+    now = [0.0]
+    stream = replace(STREAM, frames=20)
+    writer = LadderWriter(tmp_path, stream, [("r2n10", 2, 10)], clock=lambda: now[0])
+    writer.write_init_state(np.zeros((1, 4, 8, 8), np.float32))
+    for index in range(6):
+        writer.grow(20 * (index + 1))
+        writer.append_chunk(0, chunk_of(index, rank=2, frames=20 * (index + 1)))
+    writer.slide_window(3)
+    manifest = load_manifest(tmp_path)
+    assert (manifest.window_start, manifest.chunk_count) == (3, 6)
+    assert [c.index for c in manifest.levels[0].chunks] == [3, 4, 5]
+    assert manifest.chunk_info(0, 2) is None and manifest.chunk_info(0, 3).index == 3
+    files = lambda: sorted(int(p.stem) for p in (tmp_path / "r2n10").glob("*.chunk"))  # noqa: E731
+    assert files() == [0, 1, 2, 3, 4, 5]  # still named by the manifest viewers read a moment ago
+    now[0] = RETIRE_GRACE_S + 1
+    writer.remove_retired()
+    assert files() == [2, 3, 4, 5]  # chunk 2 serves the switch prefix of chunk 3
+    writer.slide_window(5)
+    now[0] += RETIRE_GRACE_S + 1
+    writer.remove_retired()
+    assert files() == [4, 5]
+    with pytest.raises(ValueError, match="window start 2 outside"):
+        writer.slide_window(2)
+
+
+def test_gap_chunks_have_no_file_and_do_not_count_in_the_rate(tmp_path):
+    writer = LadderWriter(tmp_path, STREAM, [("r2n10", 2, 10), ("r4n10", 4, 10)])
+    writer.write_init_state(np.zeros((1, 4, 8, 8), np.float32))
+    writer.append_chunk(0, chunk_of(0, rank=2, frames=61))
+    writer.append_gap(1, 0)
+    writer.append_gap(0, 1)
+    manifest = load_manifest(tmp_path)
+    assert manifest.chunk_count == 1  # level 1 has chunk 0 (a gap); level 0 has 0 and 1
+    gap = manifest.chunk_info(1, 0)
+    assert gap.gap and gap.bytes == 0 and not (tmp_path / "r4n10" / "00000.chunk").exists()
+    assert manifest.levels[1].kbps == 0.0 and manifest.levels[0].kbps > 0
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    writer.finish()
+    with pytest.raises(ValueError, match="only a live ladder"):
+        writer.append_gap(1, 1)
 
 
 def test_manifest_that_is_not_json(tmp_path):

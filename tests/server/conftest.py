@@ -34,10 +34,15 @@ STREAM = StreamInfo(
 LEVELS = (("r2n10", 2, 10), ("r2n5", 2, 5))  # (name, rank, interval), ascending bitrate
 
 
-def append_chunk(writer: LadderWriter, index: int, seed: int = 0) -> None:
-    """Write chunk ``index`` of every level (random rank-2 keyframes, seeded per level)."""
+def append_chunk(
+    writer: LadderWriter, index: int, seed: int = 0, level_ids: tuple[int, ...] | None = None
+) -> None:
+    """Write chunk ``index`` of every level, or of ``level_ids`` (random rank-2 keyframes,
+    seeded per level)."""
     stream = writer.manifest.stream
     for level_id, (_, rank, interval) in enumerate(LEVELS):
+        if level_ids is not None and level_id not in level_ids:
+            continue
         chunk = chunk_of(
             index,
             chunk_frames=stream.chunk_frames,

@@ -13,10 +13,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from prompts.chunk import encode_chunk, make_prefix, parse_chunk
+from prompts.chunk import PromptChunk, encode_chunk, make_prefix, parse_chunk
 from prompts.ladder import Ladder
 from server.client import ServerClosed, ServerError, ViewerClient
-from server.keys import metrics_key
+from server.keys import catalog_key, metrics_key
+from tests.prompts.factories import random_keyframe
 from tests.server.conftest import (
     STREAM,
     Connect,
@@ -196,6 +197,47 @@ async def test_far_beyond_the_live_edge(
     await expect_error(viewer, ErrorCode.BEYOND_LIVE_EDGE)
     await viewer.ws.send_str(Get(chunk=11, level=0).encode())
     await expect_error(viewer, ErrorCode.UNKNOWN_CHUNK)
+
+
+async def test_live_window_and_gaps(
+    start_server: StartServer, connect: Connect, media: Path
+) -> None:
+    """Chunks before the window are refused, a gap is refused, the chunk after a gap is closed
+    (needs no prefix), and a sliding window keeps the cache generation."""
+    stream = replace(STREAM, frames=20)
+    writer = write_ladder(media / "feed", chunks=1, finish=False, stream=stream)
+    for index in (1, 2):
+        writer.grow(20 * (index + 1))
+        append_chunk(writer, index)
+    writer.grow(80)
+    writer.append_gap(0, 3)
+    append_chunk(writer, 3, level_ids=(1,))  # level 1 has chunk 3; level 0's is a gap
+    writer.grow(100)
+    # the chunk after the gap starts cold: it holds the keyframe at its own first frame
+    closed = PromptChunk(
+        generator_id=STREAM.generator_id, level=0, index=4, frame_start=80, frame_end=100,
+        interval=10, rank=2, keyframes=tuple(random_keyframe(f, 2) for f in (80, 90, 99)),
+    )  # fmt: skip
+    writer.append_chunk(0, closed)
+    append_chunk(writer, 4, level_ids=(1,))
+    server = await start_server()
+    viewer = await connect(server)
+    manifest, _ = await viewer.hello("feed")
+    assert manifest["version"] == 2 and manifest["chunk_count"] == 5
+    content = server.app[catalog_key].get("feed").content
+    await viewer.ws.send_str(Get(chunk=3, level=0).encode())
+    await expect_error(viewer, ErrorCode.GAP)
+    assert (await viewer.get(3, 1, prefix=True)).prefix  # the other level has chunk 3
+    after_gap = await viewer.get(4, 0, prefix=True)
+    assert after_gap.prefix == b"" and parse_chunk(after_gap.data).closed
+    writer.slide_window(2)
+    await rescanned(server)
+    await viewer.ws.send_str(Get(chunk=1, level=0).encode())
+    resent = await viewer.receive()
+    assert isinstance(resent, ManifestMessage) and resent.manifest["window_start"] == 2
+    await expect_error(viewer, ErrorCode.OUTSIDE_WINDOW)
+    assert (await viewer.get(2, 0, prefix=True)).prefix  # chunk 1's file stays for this prefix
+    assert server.app[catalog_key].get("feed").content == content  # a slide is no rewrite
 
 
 async def test_new_channel_appears_without_restart(

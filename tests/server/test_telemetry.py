@@ -38,7 +38,7 @@ async def stream_a_session(connect: Connect, server: Any) -> None:
             extra={"startup_s": 0.4},
         )
     )
-    await viewer.stats(Stats(buffer_s=4.0, stalls=1, stall_s=0.25, level=1))
+    await viewer.stats(Stats(buffer_s=4.0, stalls=1, stall_s=0.25, level=1, behind_live_s=6.5))
     await asyncio.sleep(0.1)  # let the server read the reports before we leave
     await viewer.close()
 
@@ -64,6 +64,8 @@ def check_rows(sessions: list[dict], deliveries: list[dict], reports: list[dict]
     startup = min(reports, key=lambda r: r["at"])
     assert startup["daemon_fps"] == 61.0 and startup["throughput_kbps"] == 900.0
     assert startup["extra"] == '{"startup_s":0.4}'
+    later = max(reports, key=lambda r: r["at"])
+    assert later["extra"] == '{"behind_live_s":6.5}'  # a live viewer's distance to the edge
 
 
 async def wait_until_written(server: Any, rows: int) -> None:

@@ -191,6 +191,17 @@ def test_stats_keeps_short_unknown_scalars_only() -> None:
     stats = media.parse_client_message(text)
     assert isinstance(stats, media.Stats)
     assert stats.extra == {"startup_s": 0.8} and stats.throughput_kbps is None
+    assert stats.behind_live_s is None
+
+
+def test_stats_behind_live_is_a_non_negative_number_or_null() -> None:
+    base = {"type": "stats", "buffer_s": 1.0, "stalls": 0, "stall_s": 0.0, "level": 0}
+    stats = media.parse_client_message(json.dumps({**base, "behind_live_s": 4.25}))
+    assert isinstance(stats, media.Stats) and stats.behind_live_s == 4.25
+    assert media.parse_client_message(stats.encode()) == stats
+    for bad in (-1, "far", True):
+        with pytest.raises(ProtocolError, match="behind_live_s"):
+            media.parse_client_message(json.dumps({**base, "behind_live_s": bad}))
 
 
 # ----------------------------------------------------------------------------- refusals

@@ -27,6 +27,7 @@ export class BufferController {
     this.durationS = NaN;
     this.offsetS = 0; // timestampOffset of the SourceBuffer
     this.seekableEndS = null; // end of the live seekable range last set
+    this.seekableStartS = null; // and its start
   }
 
   /** A fresh MediaSource on the video element (start, channel switch, decode error). */
@@ -46,6 +47,7 @@ export class BufferController {
     this.mime = null;
     this.offsetS = 0;
     this.seekableEndS = null;
+    this.seekableStartS = null;
     if (this.objectUrl !== null) {
       this.video.removeAttribute('src');
       this.video.load();
@@ -113,15 +115,16 @@ export class BufferController {
 
   /**
    * With an endless duration (live or looped ladder) the element may only seek inside
-   * [0, endS]: MediaSource.setLiveSeekableRange (without it the element clamps seeks to the
-   * buffered data).
+   * [startS, endS] (a live channel's window): MediaSource.setLiveSeekableRange (without it the
+   * element clamps seeks to the buffered data).
    */
-  setSeekableEnd(endS) {
+  setSeekableEnd(endS, startS = 0) {
     const mediaSource = this.mediaSource;
     if (mediaSource === null || mediaSource.readyState !== 'open' || typeof mediaSource.setLiveSeekableRange !== 'function') return;
-    if (this.seekableEndS === endS) return;
+    if (this.seekableEndS === endS && this.seekableStartS === startS) return;
     this.seekableEndS = endS;
-    mediaSource.setLiveSeekableRange(0, endS);
+    this.seekableStartS = startS;
+    mediaSource.setLiveSeekableRange(startS, endS);
   }
 
   /** Removes what lies more than `keepS` behind the playhead. */

@@ -96,6 +96,7 @@ export class ServerLink extends PeerLink {
         level: header.level,
         bytes: payload.length,
         prefixBytes: header.prefix_bytes,
+        closed: protocol.isClosedChunk(payload.subarray(header.prefix_bytes)),
         seconds: request === null ? 0 : endS - request.sentS,
         endS,
         frame: buffer, // forwarded to the daemon unchanged

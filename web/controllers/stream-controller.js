@@ -14,13 +14,17 @@
  * chunk not yet in the buffer.
  *
  * Chunk positions are *virtual* chunks of the Timeline (a looped ladder goes on endlessly);
- * the server and the daemon only ever see ladder chunk indices.
+ * the server and the daemon only ever see ladder chunk indices. A live channel is played
+ * inside its window (live-window.js): a viewer joins near the live edge, seeks are clamped to
+ * the window, a viewer that fell out of it jumps back to the edge, and gap chunks are skipped
+ * (another level's chunk when one level has a gap; a jump over the hole when all have).
  */
 import { Events } from '../events.js';
 import { Ewma } from '../abr/ewma.js';
 import { chunkQualityDb, levelsFromManifest } from '../abr/context.js';
 import { Timeline } from './timeline.js';
 import { ErrorCode } from '../protocol.js';
+import { availableLevel, behindLiveS, chunkInfo, clampSeek, liveStartChunk, seekableRange, windowStart } from './live-window.js';
 
 export const State = Object.freeze({
   WAITING_MANIFEST: 'waiting for the server',
@@ -43,7 +47,7 @@ export const DAEMON_FPS_HALF_LIFE_S = 4; // seconds of generation
 export const RETRY_NOT_AVAILABLE_S = 0.5; // live chunk not published yet: ask again after
 export const RETRY_BUSY_S = 1; // daemon busy: resync after
 export const RETRY_ERROR_S = 2; // a `get` refused for another reason: ask again after
-export const LIVE_START_BEHIND = 2; // chunks behind a live ladder's edge to start at
+export const GAP_JUMP_S = 0.25; // the playhead this close (or two frames) to a skipped gap jumps over it
 export const SEEK_RESUME_BUFFER_S = 1; // after a seek outside the buffer, play on once this much is buffered
 
 export class StreamController {
@@ -114,6 +118,7 @@ export class StreamController {
     this.lastFetchedLevel = null;
     this.lastQuality = null;
     this.chunkLevels = new Map(); // virtual chunk -> level, of what went into the buffer
+    this.skipped = new Set(); // virtual chunks skipped as gaps (no level has them)
     this.downloads = [];
     this.daemonFps = new Ewma(DAEMON_FPS_HALF_LIFE_S);
     this.retryAtS = 0;
@@ -189,7 +194,7 @@ export class StreamController {
     this.manifest = manifest;
     this.timeline = new Timeline(manifest, this.loop);
     if (first) {
-      const start = manifest.live ? Math.max(0, manifest.chunk_count - LIVE_START_BEHIND) : 0;
+      const start = manifest.live ? liveStartChunk(manifest) : windowStart(manifest);
       this.#restartRunAt(start);
       this.buffer.setDuration(this.timeline.endless || manifest.live ? Infinity : this.timeline.passS);
     }
@@ -248,8 +253,11 @@ export class StreamController {
   onServerError({ code, message, chunk, level }) {
     const answersInflight = this.inflight !== null && chunk === this.inflight.chunk && level === this.inflight.level;
     if (answersInflight) this.inflight = null;
-    if (code === ErrorCode.NOT_AVAILABLE || code === ErrorCode.RATE_LIMITED) {
+    if (code === ErrorCode.NOT_AVAILABLE || code === ErrorCode.RATE_LIMITED || code === ErrorCode.GAP) {
+      // a gap: the manifest that says so came first, so the retry picks another level or skips
       this.retryAtS = this.clock() + RETRY_NOT_AVAILABLE_S;
+    } else if (code === ErrorCode.OUTSIDE_WINDOW) {
+      this.#jumpToLiveEdge();
     } else if (code === ErrorCode.UNKNOWN_CHANNEL) {
       this.#block(code, message);
     } else {
@@ -260,10 +268,11 @@ export class StreamController {
     this.tick();
   }
 
-  onChunkLoaded({ chunk, level, bytes, seconds, endS, frame, prefixBytes }) {
+  onChunkLoaded({ chunk, level, bytes, seconds, endS, frame, prefixBytes, closed = false }) {
     const expected = this.inflight;
     if (expected === null || expected.chunk !== chunk || expected.level !== level) return; // stale (seek, resync)
-    if (expected.prefix && prefixBytes === 0) return; // an older answer without the prefix we need
+    // an older answer without the prefix we need (a closed chunk needs none: it never has one)
+    if (expected.prefix && prefixBytes === 0 && !closed) return;
     this.inflight = null;
     this.downloads.push({ bytes, seconds, endS });
     if (this.downloads.length > DOWNLOAD_HISTORY) this.downloads.shift();
@@ -279,7 +288,7 @@ export class StreamController {
     this.discontinuity = false;
     if (level !== this.lastFetchedLevel) this.bus.trigger(Events.LEVEL_SWITCHING, { level, auto: this.manualLevel === null });
     this.lastFetchedLevel = level;
-    this.lastQuality = chunkQualityDb(this.manifest.levels[level].chunks[chunk] ?? {});
+    this.lastQuality = chunkQualityDb(chunkInfo(this.manifest, level, chunk) ?? {});
     this.tick();
   }
 
@@ -307,8 +316,11 @@ export class StreamController {
     this.chunkLevels.set(chunk, level);
     this.#updateSeekable();
     if (complete && chunk === this.appendedThrough + 1) this.appendedThrough = chunk;
+    while (this.skipped.has(this.appendedThrough + 1)) this.appendedThrough += 1;
     if (!this.playRequested) {
       this.playRequested = true;
+      // a live viewer starts near the edge, far from 0 s: the playhead goes where the data is
+      if (!this.buffer.isBuffered(this.video.currentTime)) this.video.currentTime = this.#chunkStartS(chunk);
       this.#watchFirstFrame();
       this.video.play().catch((error) => this.bus.trigger(Events.NOTICE, {
         kind: 'autoplay', level: 'warn', text: `Press play to start (${error.message})`,
@@ -324,6 +336,11 @@ export class StreamController {
   onVideoSeeking() {
     if (this.manifest === null) return;
     const target = this.video.currentTime;
+    const allowed = clampSeek(this.manifest, target);
+    if (allowed !== target) {
+      this.video.currentTime = allowed; // outside a live window: a new seek, to its border
+      return;
+    }
     if (this.buffer.isBuffered(target)) return;
     const virtual = this.timeline.atTime(target);
     if (this.manifest.prev_latent_rule === 'chained' && this.timeline.split(virtual).chunk !== 0) {
@@ -335,6 +352,7 @@ export class StreamController {
     }
     this.buffer.flush();
     this.chunkLevels.clear();
+    this.skipped.clear();
     this.abr.reset();
     this.ended = false;
     this.#restartRunAt(virtual);
@@ -366,6 +384,7 @@ export class StreamController {
       return;
     }
     const now = this.clock();
+    this.#jumpOverGap();
     this.#trackStalls(now);
     this.#resumeAfterSeek();
     if (this.blockedReason !== null) {
@@ -389,6 +408,10 @@ export class StreamController {
       this.state = State.FETCHING;
       return;
     }
+    if (this.manifest.live && this.fetchChunk < windowStart(this.manifest)) {
+      this.#jumpToLiveEdge(); // paused or slow for longer than the window lasts
+      return;
+    }
     if (!timeline.has(this.fetchChunk) || (this.manifest.live && this.fetchChunk >= this.manifest.chunk_count)) {
       this.state = this.manifest.live ? State.WAITING_LIVE_EDGE : State.GENERATING;
       return;
@@ -408,6 +431,10 @@ export class StreamController {
   #fetchNext(now) {
     const virtual = this.fetchChunk;
     const { chunk } = this.timeline.split(virtual);
+    if (availableLevel(this.manifest, chunk, 0) === null) {
+      this.#skipGap(virtual);
+      return;
+    }
     let level;
     if (this.manualLevel !== null) {
       level = Math.min(this.manualLevel, this.manifest.levels.length - 1);
@@ -416,6 +443,7 @@ export class StreamController {
       if (context.upcoming.length === 0) return; // the manifest does not describe this chunk yet
       level = this.abr.chooseLevel(context);
     }
+    level = availableLevel(this.manifest, chunk, level);
     const prefix = chunk > 0 && (this.discontinuity || level !== this.lastFetchedLevel);
     if (!this.server.requestChunk(chunk, level, prefix)) return;
     this.inflight = { virtual, chunk, level, prefix };
@@ -499,7 +527,10 @@ export class StreamController {
     const upcoming = [];
     for (let virtual = this.fetchChunk; virtual < this.fetchChunk + ABR_HORIZON && this.timeline.has(virtual); virtual++) {
       const { chunk } = this.timeline.split(virtual);
-      const options = this.manifest.levels.map((level) => level.chunks[chunk]);
+      // a level with a gap there is offered as the level it would fall back to
+      const levels = this.manifest.levels.map((level) => availableLevel(this.manifest, chunk, level.id));
+      if (levels.includes(null)) break; // a chunk every level lacks is skipped, not chosen
+      const options = levels.map((level) => chunkInfo(this.manifest, level, chunk));
       if (options.some((info) => info === undefined)) break; // a live ladder's edge
       upcoming.push(options.map((info) => ({ bytes: info.bytes, quality: chunkQualityDb(info) })));
     }
@@ -514,8 +545,46 @@ export class StreamController {
       const pass = timeline.split(Math.max(this.appendedThrough, this.playingChunk ?? 0)).pass;
       this.buffer.setSeekableEnd((pass + 2) * timeline.passS);
     } else if (manifest.live) {
-      this.buffer.setSeekableEnd((manifest.chunk_count * manifest.chunk_frames) / manifest.fps);
+      const [startS, endS] = seekableRange(manifest);
+      this.buffer.setSeekableEnd(endS, startS);
     }
+  }
+
+  /** Seconds the playhead is behind a live channel's edge (null when not live). */
+  get behindLiveS() {
+    return this.manifest === null ? null : behindLiveS(this.manifest, this.video.currentTime);
+  }
+
+  /** No level has this chunk: go on with the next one (it needs its prefix, the daemon a seek). */
+  #skipGap(virtual) {
+    this.skipped.add(virtual);
+    if (this.appendedThrough === virtual - 1) this.appendedThrough = virtual;
+    this.fetchChunk = virtual + 1;
+    this.discontinuity = true;
+    this.tick();
+  }
+
+  /** The playhead reached a skipped gap: continue where the buffer goes on after it. */
+  #jumpOverGap() {
+    if (this.skipped.size === 0 || this.video.seeking || this.timeline === null) return;
+    // the element halts on the last frame before a hole: look a little more than a frame ahead
+    const ahead = Math.max(GAP_JUMP_S, 2 / this.manifest.fps);
+    let next = this.timeline.atTime(this.video.currentTime + ahead);
+    if (!this.skipped.has(next)) return;
+    while (this.skipped.has(next)) next += 1;
+    const targetS = this.#chunkStartS(next);
+    if (this.buffer.isBuffered(targetS)) this.video.currentTime = targetS;
+  }
+
+  /** Fell out of a live window: start again near the live edge (through the seek path). */
+  #jumpToLiveEdge() {
+    if (this.manifest === null || !this.manifest.live) return;
+    this.video.currentTime = this.#chunkStartS(liveStartChunk(this.manifest));
+  }
+
+  #chunkStartS(virtual) {
+    const { chunk } = this.timeline.split(virtual);
+    return this.timeline.offsetS(virtual) + (chunk * this.manifest.chunk_frames) / this.manifest.fps;
   }
 
   #mark(name) {

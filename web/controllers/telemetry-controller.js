@@ -50,6 +50,7 @@ export class TelemetryController {
       level: s.levelId,
       throughput_kbps: s.throughputKbps === null ? null : round(s.throughputKbps, 1),
       daemon_fps: s.daemonFps === null ? null : round(s.daemonFps, 2),
+      behind_live_s: s.behindLiveS === null ? null : round(s.behindLiveS, 3),
       startup_s: s.startupS === null ? null : round(s.startupS, 3),
       chunk: s.chunk,
       decoded_frames: s.decodedFrames,

@@ -12,7 +12,8 @@ export class Timeline {
     this.chunkFrames = manifest.chunk_frames;
     this.fps = manifest.fps;
     this.frames = manifest.frames;
-    this.endless = Boolean(loop) && !manifest.live && manifest.chunk_count > 0;
+    // a finished live channel keeps only its last window: it cannot start over at chunk 0
+    this.endless = Boolean(loop) && !manifest.live && manifest.chunk_count > 0 && !(manifest.window_start > 0);
   }
 
   /** Seconds of one pass through the ladder. */

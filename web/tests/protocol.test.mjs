@@ -82,3 +82,11 @@ test('timeline: a looped ladder repeats on one continuous clock; without loop it
   assert.ok(once.has(2) && !once.has(3));
   assert.equal(new Timeline({ ...manifest, live: true }, true).endless, false);
 });
+
+test('a closed chunk is told by its header: format version 2 with flag bit 1', () => {
+  const header = (version, flags) => new Uint8Array([0x50, 0x52, 0x4d, 0x43, version, flags, 1, 4]);
+  assert.equal(protocol.isClosedChunk(header(2, 0x02)), true);
+  assert.equal(protocol.isClosedChunk(header(1, 0x00)), false);
+  assert.equal(protocol.isClosedChunk(header(2, 0x01)), false); // a switch prefix
+  assert.equal(protocol.isClosedChunk(new Uint8Array([0x50, 0x52])), false);
+});

@@ -30,7 +30,7 @@ class FakeVideo extends EventTarget {
   }
 }
 
-function setup({ loop = false, rule = 'chunk-reset' } = {}) {
+function setup({ loop = false, rule = 'chunk-reset', live = null } = {}) {
   const bus = new EventBus();
   const log = [];
   let buffered = 0;
@@ -59,16 +59,17 @@ function setup({ loop = false, rule = 'chunk-reset' } = {}) {
     setSeekableEnd: () => {},
     endOfStream: () => log.push('end'),
     bufferAheadS: () => buffered,
-    isBuffered: () => false,
+    isBuffered: (time) => bufferedAt(time),
   };
+  let bufferedAt = () => false;
   const video = new FakeVideo();
   const stream = new StreamController(bus, {
     video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => 0, loop,
   });
   stream.registerListeners();
   stream.resetChannel('c');
-  const loaded = (chunk, level, prefixBytes = 0) =>
-    bus.trigger(Events.CHUNK_LOADED, { chunk, level, bytes: 1000, prefixBytes, seconds: 0.1, endS: 0, frame: `c${chunk}L${level}` });
+  const loaded = (chunk, level, prefixBytes = 0, closed = false) =>
+    bus.trigger(Events.CHUNK_LOADED, { chunk, level, bytes: 1000, prefixBytes, closed, seconds: 0.1, endS: 0, frame: `c${chunk}L${level}` });
   // a chunk's GOPs come back one segment each: `parts` segments of 10 / parts frames
   const generated = (chunk, level, parts = 1, only = parts) => {
     for (let part = 0; part < only; part++) {
@@ -78,12 +79,13 @@ function setup({ loop = false, rule = 'chunk-reset' } = {}) {
     }
   };
   const start = async () => {
-    bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: { ...manifest, prev_latent_rule: rule } });
+    bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: live ?? { ...manifest, prev_latent_rule: rule } });
     bus.trigger(Events.INIT_STATE_LOADED, { channel: 'c', data: new Uint8Array(4) });
     bus.trigger(Events.DAEMON_INIT, { mime: 'video/mp4', data: new Uint8Array(1) });
     await new Promise((resolve) => setImmediate(resolve));
   };
-  return { bus, log, stream, video, loaded, generated, start, setBuffered: (s) => { buffered = s; } };
+  const setBufferedAt = (predicate) => { bufferedAt = predicate; };
+  return { bus, log, stream, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt };
 }
 
 test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two chunks', async () => {
@@ -194,6 +196,91 @@ test('a legacy chained stream cannot resync mid-stream: it stops and says why', 
   assert.equal(stream.state, State.BLOCKED);
   assert.equal(stream.blockedReason.kind, 'chained');
   assert.deepEqual(fatal, [false, true]);
+});
+
+/** A live manifest: window [start, count), 2 levels, `gaps` = {level: [chunk, ...]}. */
+function liveManifest({ start = 0, count = 6, gaps = {} } = {}) {
+  return {
+    ...manifest, frames: count * 10, chunk_count: count, window_start: start, live: true,
+    levels: manifest.levels.map((level) => ({
+      ...level,
+      chunks: Array.from({ length: count - start }, (_, i) => {
+        const index = start + i;
+        const gap = (gaps[level.id] ?? []).includes(index);
+        return gap ? { index, bytes: 0, keyframes: 0, psnr: null, ssim: null, gap: true } : { index, bytes: 1000, psnr: null, ssim: null };
+      }),
+    })),
+  };
+}
+
+test('live: a viewer joins three chunks behind the edge, and never before the window', async () => {
+  const near = setup({ live: liveManifest({ start: 3, count: 10 }) });
+  await near.start();
+  assert.equal(near.log.at(-1), 'get 7 L0 +prefix');
+  near.loaded(7, 0, 500);
+  near.generated(7, 0);
+  assert.equal(near.video.currentTime, 7); // the playhead moves to the first appended chunk
+  const young = setup({ live: liveManifest({ start: 3, count: 4 }) });
+  await young.start();
+  assert.equal(young.log.at(-1), 'get 3 L0 +prefix');
+  assert.equal(young.stream.behindLiveS, 4); // playhead at 0 s, edge at 4 chunks x 1 s
+});
+
+test('live: a gap of the chosen level falls back to another level; a chunk no level has is skipped', async () => {
+  const { bus, log, stream, loaded, start } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
+  stream.setManualLevel(0);
+  await start(); // joins at chunk 3: level 0 has a gap there, level 1 has it
+  assert.equal(log.at(-1), 'get 3 L1 +prefix');
+  loaded(3, 1, 500);
+  assert.equal(log.at(-1), 'get 5 L0 +prefix'); // chunk 4 is a gap in every level: skipped
+  assert.ok(stream.skipped.has(4));
+  loaded(5, 0, 500);
+  assert.ok(log.includes('forward c3L1'));
+  assert.deepEqual(log.slice(-2), ['seek 5', 'forward c5L0']);
+  bus.trigger(Events.SERVER_ERROR, { code: 'gap', message: 'gap', chunk: 5, level: 0 });
+  assert.equal(stream.retryAtS, 0.5); // retried (after the manifest that explains it)
+});
+
+test('live: the playhead jumps over a skipped gap once what follows is buffered', async () => {
+  const { stream, video, loaded, generated, start, setBufferedAt } = setup({ live: liveManifest({ count: 6, gaps: { 0: [4], 1: [4] } }) });
+  await start();
+  loaded(3, 0, 500);
+  generated(3, 0);
+  loaded(5, 0, 500);
+  generated(5, 0);
+  assert.equal(stream.appendedThrough, 5); // the skipped chunk counts as done
+  setBufferedAt((time) => time >= 5);
+  video.currentTime = 3.9; // 0.1 s before the gap
+  stream.tick();
+  assert.equal(video.currentTime, 5);
+});
+
+test('live: seeks are clamped to the window; a viewer behind the window jumps to the edge', async () => {
+  const { bus, log, stream, video, start } = setup({ live: liveManifest({ start: 2, count: 8 }) });
+  await start();
+  video.currentTime = 0.5; // before the window
+  video.dispatchEvent(new Event('seeking'));
+  assert.equal(video.currentTime, 2);
+  video.dispatchEvent(new Event('seeking'));
+  assert.equal(log.at(-1), 'get 2 L0 +prefix');
+  bus.trigger(Events.SERVER_ERROR, { code: 'outside_window', message: 'left', chunk: 2, level: 0 });
+  assert.equal(video.currentTime, 5); // the live start: three chunks behind the edge
+  bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: liveManifest({ start: 7, count: 12 }) });
+  stream.inflight = null;
+  stream.fetchChunk = 6; // slow: the window moved past what it wanted next
+  stream.tick();
+  assert.equal(video.currentTime, 9);
+});
+
+test('a closed chunk answers a request for the prefix without one (it holds its own keyframe)', async () => {
+  const { log, loaded, start, video } = setup({ live: liveManifest({ count: 6 }) });
+  await start();
+  assert.equal(log.at(-1), 'get 3 L0 +prefix');
+  loaded(3, 0, 0); // an open chunk without the prefix: a stale answer, dropped
+  assert.equal(log.at(-1), 'get 3 L0 +prefix');
+  loaded(3, 0, 0, true);
+  assert.deepEqual(log.slice(-3), ['seek 3', 'forward c3L0', 'get 4 L0']);
+  assert.equal(video.currentTime, 0);
 });
 
 test('a chunk comes back GOP by GOP: the first GOP starts playback, the chunk counts as in once its last GOP is', async () => {

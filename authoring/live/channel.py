@@ -1,0 +1,397 @@
+"""The rolling fit of a live channel: the feed's segments become tasks, their chunks a live ladder.
+
+Three threads: the *ingest* thread reads the feed and cuts segments (``cutter``); the *pump*
+thread collects finished tasks from the runner (Ray, or this process); the driver (the caller's
+thread) submits one task per (segment, level), publishes each level's segments in order,
+and watches the clock:
+
+- **deadline**: a (segment, level) not fitted within ``max_latency_s`` of the moment its last
+  frame was captured is published as a *gap* (its task cancelled), so one slow level or a
+  stuck task never holds back the channel;
+- **retry**: a task that fails is submitted again while its deadline allows (a worker that
+  dies is also re-run by Ray itself, resuming from the segment's checkpoint);
+- **degrade**: a level whose results arrive late (more than ``degrade_at`` of the deadline)
+  gets half the iteration budget for its next segments (down to 1/8), and recovers step by
+  step once it is back under ``recover_at``.
+
+Each publication (chunk, level) is reported with its latency: capture of the chunk's first
+frame to publication.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from authoring.levels import LevelSpec
+from authoring.live.cutter import LiveSegment, SegmentCutter
+from authoring.live.feed import CapturedFrame
+from authoring.live.publisher import LivePublisher, Publication
+from authoring.runner import Completed, TaskHandle, TaskResources, TaskRunner
+from authoring.tasks import TaskOutput, checkpoint_dir_for, fit_segment_task, prepare_title
+from common.errors import UserError
+from prompts.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = ".fit"  # inside the channel directory (never served: not a level name)
+MAX_DEGRADE_STEPS = 3  # budgets go down to 1/8
+TICK_S = 0.1  # s between deadline checks when nothing happens
+
+
+class LiveError(UserError, RuntimeError):
+    """The channel cannot go on (the feed failed, the generator could not be prepared)."""
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    channel: str
+    media: Path
+    levels: tuple[LevelSpec, ...]
+    options: Any  # authoring.build.FitOptions
+    chunk_frames: int
+    segment_chunks: int = 1
+    window_chunks: int | None = None  # None: keep every chunk
+    max_latency_s: float = 60.0  # a (segment, level) not fitted by then becomes a gap
+    retries: int = 2  # submissions again of a task that failed (before its deadline)
+    degrade_at: float = 0.5  # of max_latency_s: later results halve the level's budget
+    recover_at: float = 0.25  # of max_latency_s: earlier results restore it step by step
+    measure_quality: bool = True
+
+    @property
+    def path(self) -> Path:
+        return self.media / self.channel
+
+
+@dataclass
+class _Cell:
+    """One (segment, level): its task, attempts, and outcome."""
+
+    handle: TaskHandle | None = None
+    attempts: int = 0
+    step: int = 0  # degrade step of the running attempt
+    done: bool = False
+    result: Any = None  # SegmentResult, or None for a gap
+
+
+@dataclass
+class LiveSummary:
+    """What a run published."""
+
+    publications: list[Publication] = field(default_factory=list)
+    gaps: int = 0
+    retries: int = 0
+    degraded: list[tuple[str, int]] = field(default_factory=list)  # (level, step) changes
+    manifest: Manifest | None = None
+
+
+@dataclass(frozen=True)
+class _Tag:
+    segment: int
+    level_id: int
+    step: int
+
+
+class _Pump:
+    """Moves completed tasks from the runner to a queue the driver can wait on with a timeout."""
+
+    def __init__(self, runner: TaskRunner) -> None:
+        self.runner = runner
+        self.completed: queue.Queue[Completed] = queue.Queue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.failed: BaseException | None = None  # the runner itself broke (not one task)
+        self._thread = threading.Thread(target=self._run, name="live-pump", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """Something was submitted: look for completions again."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(TICK_S)
+                self._wake.clear()
+                for done in self.runner.as_completed():
+                    self.completed.put(done)
+                    if self._stop.is_set():
+                        return
+        except Exception as error:  # noqa: BLE001 - handed to the driver, or shutdown noise
+            if not self._stop.is_set():
+                self.failed = error
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=1.0)
+
+
+class LiveChannel:
+    """Runs one live channel from a feed until the feed ends (or ``stop()``)."""
+
+    def __init__(
+        self,
+        settings: LiveSettings,
+        *,
+        runner: TaskRunner,
+        loader: Any,
+        resources: TaskResources,
+        fps: float,
+        size: int,
+        report: Callable[[Publication], None] = lambda publication: None,
+        note: Callable[[str], None] = log.info,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.loader = loader
+        self.resources = resources
+        self.fps = fps
+        self.size = size
+        self.report = report
+        self.note = note
+        self.clock = clock
+        self.summary = LiveSummary()
+        self.publisher: LivePublisher | None = None
+        self._init_latent: Any = None
+        self._segments: dict[int, LiveSegment] = {}
+        self._cells: dict[tuple[int, int], _Cell] = {}
+        self._next: list[int] = [0] * len(settings.levels)  # next segment to publish, per level
+        self._steps: list[int] = [0] * len(settings.levels)  # degrade step, per level
+        self._arrived: queue.Queue[LiveSegment | BaseException | None] = queue.Queue()
+        self._arrived_count = 0  # segments the feed delivered so far
+        self._segment_count: int | None = None  # known once the feed ended
+        self._stop = threading.Event()
+        self._prepare: TaskHandle | None = None
+        self._waiting: list[LiveSegment] = []  # arrived before the init latent was known
+
+    # --- the feed -------------------------------------------------------------------------
+
+    def _ingest(self, frames: Iterable[CapturedFrame]) -> None:
+        levels = list(self.settings.levels)
+        cutter = SegmentCutter(self.settings.chunk_frames, self.settings.segment_chunks, levels)
+        try:
+            for frame in frames:
+                if self._stop.is_set():
+                    break
+                segment = cutter.add(frame)
+                if segment is not None:
+                    self._arrived.put(segment)
+            if not self._stop.is_set():
+                last = cutter.finish()
+                if last is not None:
+                    self._arrived.put(last)
+        except BaseException as error:  # the driver reports it
+            self._arrived.put(error)
+        self._arrived.put(None)
+
+    def stop(self) -> None:
+        """End the channel as if the feed ended now (from another thread)."""
+        self._stop.set()
+
+    # --- the driver -----------------------------------------------------------------------
+
+    def run(self, frames: Iterable[CapturedFrame]) -> LiveSummary:
+        """Ingest, fit and publish until the feed ends; returns what was published."""
+        ingest = threading.Thread(target=self._ingest, args=(frames,), name="live-ingest")
+        ingest.daemon = True
+        ingest.start()
+        pump = _Pump(self.runner)
+        self._pump = pump
+        try:
+            while not self._finished():
+                if pump.failed is not None:
+                    raise LiveError(f"the task runner failed: {pump.failed}") from pump.failed
+                self._take_arrivals()
+                try:
+                    done = pump.completed.get(timeout=TICK_S)
+                except queue.Empty:
+                    done = None
+                if done is not None:
+                    self._on_completed(done)
+                self._check_deadlines()
+                self._publish_ready()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: finish the ladder with what is published
+            self.note("interrupted: finishing the ladder with the chunks published so far")
+        finally:
+            self._stop.set()
+            for cell in self._cells.values():
+                if cell.handle is not None and not cell.done:
+                    self.runner.cancel(cell.handle)
+            pump.stop()
+        if self.publisher is not None:
+            self.summary.manifest = self.publisher.finish()
+            shutil.rmtree(self.settings.path / CHECKPOINT_DIR, ignore_errors=True)
+        return self.summary
+
+    def _finished(self) -> bool:
+        if self._stop.is_set():
+            return True
+        count = self._segment_count
+        return count is not None and all(n >= count for n in self._next)
+
+    def _take_arrivals(self) -> None:
+        while True:
+            try:
+                item = self._arrived.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, BaseException):
+                if isinstance(item, UserError):
+                    raise item
+                raise LiveError(f"the feed failed: {item}") from item
+            if item is None:
+                self._segment_count = self._arrived_count
+                if self._segment_count == 0:
+                    raise LiveError("the feed ended before one segment was complete")
+                continue
+            self._segments[item.index] = item
+            self._arrived_count += 1
+            if self._init_latent is None:
+                self._waiting.append(item)
+                if self._prepare is None:
+                    self._prepare = self.runner.submit(
+                        prepare_title, item.frames, self.loader, self.resources,
+                        name=f"prepare {self.settings.channel}", resources=self.resources,
+                    )  # fmt: skip
+                    self._pump.notify()
+            else:
+                self._submit_segment(item)
+
+    def _submit_segment(self, segment: LiveSegment) -> None:
+        for level_id in range(len(self.settings.levels)):
+            self._submit(
+                segment, level_id, self._cells.setdefault((segment.index, level_id), _Cell())
+            )
+
+    def _submit(self, segment: LiveSegment, level_id: int, cell: _Cell) -> None:
+        settings = self.settings
+        level = settings.levels[level_id]
+        step = self._steps[level_id]
+        options = settings.options
+        if step:
+            preset = options.preset
+            preset = preset.with_budgets(
+                max(1, preset.first_iterations >> step), max(1, preset.later_iterations >> step)
+            )
+            options = replace(options, preset=preset)
+        cell.attempts += 1
+        cell.step = step
+        cell.handle = self.runner.submit(
+            fit_segment_task, segment.channel_frames,
+            segment.for_level(settings.channel, level, level_id),
+            self.loader, options, self._init_latent, settings.path / CHECKPOINT_DIR,
+            self.resources, settings.measure_quality,
+            name=f"fit {settings.channel}/{level.name}/{segment.index}",
+            resources=self.resources, tag=_Tag(segment.index, level_id, step),
+        )  # fmt: skip
+        self._pump.notify()
+
+    def _on_completed(self, done: Completed) -> None:
+        if done.handle is self._prepare:
+            self._on_prepared(done)
+            return
+        tag: _Tag = done.handle.tag
+        cell = self._cells.get((tag.segment, tag.level_id))
+        if cell is None or cell.done or done.handle is not cell.handle:
+            return  # already published as a gap (deadline), or an attempt superseded
+        segment = self._segments[tag.segment]
+        level = self.settings.levels[tag.level_id]
+        if not done.ok:
+            deadline = segment.ready_at + self.settings.max_latency_s
+            if cell.attempts <= self.settings.retries and self.clock() < deadline:
+                self.note(f"{level.name} segment {tag.segment} failed ({done.error}); retrying")
+                self.summary.retries += 1
+                self._submit(segment, tag.level_id, cell)
+            else:
+                self.note(f"{level.name} segment {tag.segment} failed ({done.error}): a gap")
+                self._gap(tag.segment, tag.level_id, cell)
+            return
+        output: TaskOutput = done.value
+        cell.done, cell.result = True, output.value
+        self._adapt(tag.level_id, self.clock() - segment.ready_at)
+
+    def _on_prepared(self, done: Completed) -> None:
+        if not done.ok:
+            raise LiveError(f"cannot prepare the generator: {done.error}")
+        output: TaskOutput = done.value
+        setup = output.value
+        self._init_latent = setup.init_latent
+        settings = self.settings
+        self.publisher = LivePublisher(
+            settings.path, fps=self.fps, size=self.size, chunk_frames=settings.chunk_frames,
+            levels=settings.levels, generator_id=setup.generator_id,
+            generator_name=setup.generator_name, init_latent=setup.init_latent,
+            window_chunks=settings.window_chunks, clock=self.clock,
+        )  # fmt: skip
+        self.note(f"generator {setup.generator_name} ({setup.generator_id}) on {output.device}")
+        for segment in self._waiting:
+            self._submit_segment(segment)
+        self._waiting = []
+
+    def _adapt(self, level_id: int, lag_s: float) -> None:
+        """Degrade a level whose results come late; restore it once they are early again."""
+        limit = self.settings.max_latency_s
+        if lag_s > self.settings.degrade_at * limit:
+            self._set_step(level_id, +1, f"results {lag_s:.1f} s after capture")
+        elif lag_s < self.settings.recover_at * limit:
+            self._set_step(level_id, -1, f"results {lag_s:.1f} s after capture")
+
+    def _set_step(self, level_id: int, change: int, why: str) -> None:
+        step = min(MAX_DEGRADE_STEPS, max(0, self._steps[level_id] + change))
+        if step == self._steps[level_id]:
+            return
+        self._steps[level_id] = step
+        name = self.settings.levels[level_id].name
+        self.summary.degraded.append((name, step))
+        self.note(f"{name}: iteration budget 1/{2**step} from now on ({why})")
+
+    def _gap(self, segment_index: int, level_id: int, cell: _Cell) -> None:
+        if cell.handle is not None and not cell.done:
+            self.runner.cancel(cell.handle)
+        cell.done, cell.result = True, None
+        self.summary.gaps += 1
+        self._set_step(level_id, +1, f"segment {segment_index} became a gap")
+
+    def _check_deadlines(self) -> None:
+        now = self.clock()
+        for (segment_index, level_id), cell in self._cells.items():
+            if cell.done:
+                continue
+            if now > self._segments[segment_index].ready_at + self.settings.max_latency_s:
+                level = self.settings.levels[level_id].name
+                self.note(f"{level} segment {segment_index} missed its deadline: a gap")
+                self._gap(segment_index, level_id, cell)
+
+    def _publish_ready(self) -> None:
+        if self.publisher is None:
+            return
+        for level_id in range(len(self.settings.levels)):
+            while True:
+                key = (self._next[level_id], level_id)
+                cell = self._cells.get(key)
+                if cell is None or not cell.done:
+                    break
+                segment = self._segments[key[0]]
+                for publication in self.publisher.publish(level_id, segment, cell.result):
+                    self.summary.publications.append(publication)
+                    self.report(publication)
+                segment_for = segment.for_level(
+                    self.settings.channel, self.settings.levels[level_id], level_id
+                )
+                shutil.rmtree(
+                    checkpoint_dir_for(self.settings.path / CHECKPOINT_DIR, segment_for),
+                    ignore_errors=True,
+                )
+                del self._cells[key]
+                self._next[level_id] += 1
+                if all(n > key[0] for n in self._next):
+                    del self._segments[key[0]]  # every level published it

@@ -1,0 +1,161 @@
+"""The rolling fit of a live channel with the tiny generator on CPU: a paced frame-folder feed
+becomes a live ladder; the window slides; a failed task is retried; a missed deadline becomes a
+gap; a Ray worker killed mid-task is re-run and the ladder is complete."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from authoring.build import FitOptions
+from authoring.cluster import open_runner
+from authoring.levels import LevelSpec
+from authoring.live.channel import CHECKPOINT_DIR, LiveChannel, LiveSettings, LiveSummary
+from authoring.live.feed import Feed, FeedOptions
+from authoring.presets import get_preset
+from authoring.procedural_clip import render_clip
+from authoring.runner import TaskResources
+from authoring.tasks import GeneratorSpec
+from prompts.ladder import Ladder
+from prompts.manifest import load_manifest
+
+pytestmark = pytest.mark.slow
+
+SIZE = 64
+FPS = 10
+CHUNK_FRAMES = 5
+LEVELS = (LevelSpec(2, 5), LevelSpec(4, 5))
+
+
+def settings(media: Path, **overrides: object) -> LiveSettings:
+    options = FitOptions(preset=get_preset("demo").with_budgets(2, 1), perceptual="none")
+    values: dict[str, object] = {
+        "channel": "cam", "media": media, "levels": LEVELS, "options": options,
+        "chunk_frames": CHUNK_FRAMES, **overrides,
+    }  # fmt: skip
+    return LiveSettings(**values)  # type: ignore[arg-type]
+
+
+def run_channel(
+    live: LiveSettings,
+    frames: Path,
+    runner_name: str = "none",
+    note: Callable[[str], None] = lambda text: None,
+) -> tuple[LiveChannel, LiveSummary]:
+    feed = Feed(str(frames), FeedOptions(size=SIZE, fps=FPS))
+    runner = open_runner(runner_name, local_cpus=2)
+    try:
+        channel = LiveChannel(
+            live, runner=runner, loader=GeneratorSpec("tiny"), resources=TaskResources(cpus=1),
+            fps=FPS, size=SIZE, note=note,
+        )  # fmt: skip
+        return channel, channel.run(iter(feed))
+    finally:
+        runner.close()
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("feed")
+    render_clip(folder, 31, SIZE)  # 3.1 s at 10 fps: six segments of one 5-frame chunk
+    return folder
+
+
+def test_a_paced_feed_becomes_a_finished_live_ladder_with_a_sliding_window(
+    tmp_path: Path, frames: Path
+) -> None:
+    live = settings(tmp_path, window_chunks=2)
+    # a file where segment 1 of r2n5 checkpoints: its first attempt fails writing there
+    blocker = live.path / CHECKPOINT_DIR / "r2n5-0001"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("in the way")
+    notes: list[str] = []
+
+    def note(text: str) -> None:
+        notes.append(text)
+        if "failed" in text:
+            blocker.unlink(missing_ok=True)  # the disk recovered: the retry can succeed
+
+    _, summary = run_channel(live, frames, note=note)
+    assert summary.retries == 1 and any("retrying" in n for n in notes), notes
+    assert summary.gaps == 0
+    manifest = summary.manifest
+    assert manifest is not None and not manifest.stream.live
+    assert manifest.chunk_count == 6 and manifest.stream.frames == 30  # frame 30 only closes
+    assert (manifest.window_start, [lv.name for lv in manifest.levels]) == (4, ["r2n5", "r4n5"])
+    assert [c.index for c in manifest.levels[1].chunks] == [4, 5]
+    ladder = Ladder(live.path)
+    assert load_manifest(live.path) == manifest
+    files = sorted(p.name for p in (live.path / "r4n5").iterdir())
+    assert files == ["00003.chunk", "00004.chunk", "00005.chunk"]  # 3 serves chunk 4's prefix
+    assert ladder.chunk_path(0, 4).stat().st_size == manifest.levels[0].chunks[0].bytes
+    # every chunk and level was reported with its latency, in order per level
+    for level in ("r2n5", "r4n5"):
+        published = [p for p in summary.publications if p.level == level]
+        assert [p.chunk for p in published] == list(range(6))
+        assert all(p.latency_s >= p.wait_s > 0 for p in published)
+        assert all(p.psnr is not None for p in published)
+    assert not (live.path / CHECKPOINT_DIR).exists()
+
+
+def test_a_missed_deadline_becomes_a_gap_and_the_channel_goes_on(
+    tmp_path: Path, frames: Path
+) -> None:
+    live = settings(tmp_path, levels=LEVELS[:1], max_latency_s=0.05)
+    _, summary = run_channel(live, frames)
+    manifest = summary.manifest
+    assert manifest is not None and manifest.chunk_count == 6 and not manifest.stream.live
+    gaps = [c.index for c in manifest.levels[0].chunks if c.gap]
+    assert summary.gaps == len(gaps) >= 1
+    assert all(not (live.path / "r2n5" / f"{i:05d}.chunk").exists() for i in gaps)
+    assert summary.degraded and summary.degraded[0] == ("r2n5", 1)  # late: half the budget
+
+
+def ray_fit_workers() -> list[int]:
+    """PIDs of Ray workers running a live fit task now (Ray titles them ``ray::<task name>``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if command.startswith(b"ray::fit cam/"):
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_killed_ray_worker_is_rerun_and_the_ladder_is_complete(tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    frames = tmp_path / "feed"
+    render_clip(frames, 16, SIZE)  # three segments
+    options = FitOptions(preset=get_preset("demo").with_budgets(16, 8), perceptual="none")
+    live = settings(tmp_path / "media", levels=LEVELS[:1], options=options, max_latency_s=600)
+    killed: list[int] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 240
+        while not killed and time.monotonic() < deadline:
+            # a worker that wrote a keyframe checkpoint is mid-task: kill it there
+            if any((live.path / CHECKPOINT_DIR).glob("r2n5-*/.fit/*.safetensors")):
+                for pid in ray_fit_workers()[:1]:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    _, summary = run_channel(live, frames, runner_name="local")
+    thread.join(timeout=5)
+    assert killed, "no Ray fit worker was found mid-task"
+    manifest = summary.manifest
+    assert manifest is not None and manifest.chunk_count == 3
+    assert summary.gaps == 0 and summary.retries == 0  # Ray re-ran the task, not the driver
+    assert all(not c.gap for c in manifest.levels[0].chunks)

@@ -1,0 +1,164 @@
+"""Live ingest: paced folders and files, resampling to the channel rate, cutting into segments,
+an RTMP publish from Debian's ffmpeg, and the sources PyAV's FFmpeg lacks."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from authoring.levels import LevelSpec
+from authoring.live.cutter import SegmentCutter
+from authoring.live.feed import CapturedFrame, Feed, FeedError, FeedOptions
+from authoring.procedural_clip import render_clip
+from tests.live.helpers import ffmpeg, free_port
+
+
+def write_video(path: Path, frames: int, fps: int, size: tuple[int, int]) -> None:
+    """An H.264 file whose frame i is filled with the value i (so the test can tell frames apart)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "10", "preset": "ultrafast"}
+        for index in range(frames):
+            pixels = np.full((size[1], size[0], 3), index * 8, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_a_folder_is_paced_at_its_frame_rate(tmp_path: Path) -> None:
+    render_clip(tmp_path, 8, 64)
+    started = time.time()
+    frames = list(Feed(str(tmp_path), FeedOptions(size=64, fps=20)))
+    assert [f.index for f in frames] == list(range(8))
+    assert frames[0].image.shape == (64, 64, 3) and frames[0].image.dtype == np.uint8
+    # frame i is delivered at start + i / fps, not as fast as it decodes
+    offsets = [f.captured_at - started for f in frames]
+    assert offsets[-1] >= 7 / 20 - 0.02
+    assert all(later >= earlier for earlier, later in zip(offsets, offsets[1:], strict=False))
+
+
+def test_a_file_is_resampled_to_the_channel_rate_scaled_and_cropped(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    write_video(video, frames=20, fps=20, size=(192, 128))
+    feed = Feed(str(video), FeedOptions(size=64, fps=10, pace=False))
+    assert feed.fps == 10 and "192x128" in feed.description
+    frames = list(feed)
+    assert len(frames) == 10  # every other source frame: 20 fps -> 10 fps
+    levels = [round(float(f.image.mean()) / 8) for f in frames]
+    assert levels == list(range(0, 20, 2))
+    assert frames[0].image.shape == (64, 64, 3)
+
+
+def test_frames_become_segments_one_frame_after_their_last_chunk() -> None:
+    cutter = SegmentCutter(chunk_frames=5, segment_chunks=2, levels=[LevelSpec(2, 5)])
+    image = np.zeros((64, 64, 3), np.uint8)
+    segments = [cutter.add(CapturedFrame(i, image, 100.0 + i)) for i in range(26)]
+    ready = [s for s in segments if s is not None]
+    assert [(s.first_chunk, s.end_chunk, len(s.frames)) for s in ready] == [(0, 2, 11), (2, 4, 11)]
+    assert segments.index(ready[0]) == 10  # frame 10 (the next segment's first) completes it
+    assert ready[1].ready_at == 120.0 and ready[1].chunk_captured_at(3) == 115.0
+    last = cutter.finish()  # frames 20..25: one interval and one frame, enough for r2n5
+    assert last is not None and last.final and (last.first_chunk, last.end_chunk) == (4, 6)
+    assert last.total_frames == 26 and len(last.frames) == 6
+    frames = last.channel_frames  # what a catalogue task slices by frame number
+    assert frames[20:26] is not None and np.array_equal(frames[21:23], last.frames[1:3])
+    with pytest.raises(IndexError):
+        frames[19:22]
+    short = SegmentCutter(chunk_frames=5, segment_chunks=1, levels=[LevelSpec(2, 5)])
+    for i in range(8):
+        short.add(CapturedFrame(i, image, float(i)))
+    assert short.finish() is None  # frames 5..7: shorter than an interval plus one, dropped
+
+
+def test_sources_that_cannot_work_are_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(FeedError, match="no SRT"):
+        Feed("srt://127.0.0.1:9000", FeedOptions(size=64))
+    with pytest.raises(FeedError, match="does not exist"):
+        Feed(str(tmp_path / "missing.mp4"), FeedOptions(size=64))
+    with pytest.raises(FeedError, match="multiple of 64"):
+        Feed(str(tmp_path), FeedOptions(size=100))
+    with pytest.raises(FeedError, match="holds no images"):
+        Feed(str(tmp_path), FeedOptions(size=64))
+    started = time.monotonic()
+    with pytest.raises(FeedError, match="cannot open rtmp"):
+        Feed(f"rtmp://127.0.0.1:{free_port()}/live/none", FeedOptions(size=64, open_timeout_s=1))
+    assert time.monotonic() - started < 10
+
+
+def test_an_rtmp_publish_from_ffmpeg_is_ingested() -> None:
+    publisher_command = ffmpeg()
+    url = f"rtmp://127.0.0.1:{free_port()}/live/test"
+    publisher: list[subprocess.Popen[bytes]] = []
+
+    def publish() -> None:
+        time.sleep(0.5)  # the feed listens first
+        publisher.append(
+            subprocess.Popen(
+                [
+                    publisher_command,
+                    "-loglevel",
+                    "error",
+                    "-re",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc=size=160x120:rate=10",
+                    "-t",
+                    "3",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-tune",
+                    "zerolatency",
+                    "-g",
+                    "10",
+                    "-f",
+                    "flv",
+                    url,
+                ],
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        )
+
+    thread = threading.Thread(target=publish)
+    thread.start()
+    try:
+        feed = Feed(url, FeedOptions(size=64, open_timeout_s=30))
+        assert feed.fps == 10 and not feed.pace and "h264 160x120" in feed.description
+        frames = list(feed)
+    finally:
+        thread.join()
+        for process in publisher:
+            process.wait(timeout=30)
+    assert 25 <= len(frames) <= 31  # 3 s at 10 fps, then the publisher hangs up: the feed ends
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert frames[-1].image.shape == (64, 64, 3) and frames[-1].image.std() > 10  # a test pattern
+
+
+def test_an_mpeg_ts_stream_over_udp_is_ingested_until_it_stops() -> None:
+    publisher_command = ffmpeg()
+    url = f"udp://127.0.0.1:{free_port()}"
+    send = [
+        publisher_command, "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+        "testsrc=size=160x120:rate=10", "-t", "2", "-c:v", "libx264", "-preset", "ultrafast",
+        "-tune", "zerolatency", "-g", "10", "-f", "mpegts", url,
+    ]  # fmt: skip
+    sender = threading.Timer(0.5, subprocess.run, args=(send,), kwargs={"timeout": 30})
+    sender.start()
+    try:
+        feed = Feed(url, FeedOptions(size=64, open_timeout_s=30, read_timeout_s=2))
+        frames = list(feed)  # ends 2 s after the last datagram
+    finally:
+        sender.join()
+    assert feed.fps == 10 and "h264 160x120" in feed.description
+    assert 15 <= len(frames) <= 21 and frames[-1].image.shape == (64, 64, 3)
