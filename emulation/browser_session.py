@@ -16,7 +16,7 @@ import time
 
 CHROMIUM = "/usr/bin/chromium"
 SAMPLE_S = 0.25  # s between two snapshots (Puffer's client-info timer)
-PAGE_TIMEOUT_MS = 30_000
+PAGE_TIMEOUT_MS = 120_000  # ms; the page (about 150 KB of modules) takes 30 s on a 40 kbit/s link
 SNAPSHOT_FIELDS = (
     "state",
     "levelId",
