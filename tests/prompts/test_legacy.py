@@ -1,3 +1,4 @@
+import functools
 import json
 import shutil
 import subprocess
@@ -46,17 +47,16 @@ def test_dequantized_factors_equal_the_original_code_bit_for_bit(imported):
         for c in ladder.manifest.levels[0].chunks
         for k in parse_chunk(ladder.chunk_bytes(0, c.index)).keyframes
     ]
+    load = functools.partial(torch.load, weights_only=True, map_location="cpu")
     for keyframe in keyframes:
-        original = torch.load(
-            source / f"frame_{keyframe.frame:05d}.prompt", weights_only=True, map_location="cpu"
-        )
+        original = load(source / f"frame_{keyframe.frame:05d}.prompt")
         for name, ours in (("U", keyframe.u), ("V", keyframe.v)):
             # what the original release computes: scale * (q - zero_point), float32
             expected = original[f"{name}_scale"] * (
                 original[name].float() - original[f"{name}_zero_point"]
             )
             assert torch.equal(torch.from_numpy(ours.dequantize()), expected)
-    init = torch.load(source / "init.pth", weights_only=True, map_location="cpu")
+    init = load(source / "init.pth")
     assert torch.equal(torch.from_numpy(ladder.init_state()), init.float())
 
 
