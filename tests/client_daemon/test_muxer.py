@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -219,17 +218,16 @@ def test_bad_encoder_settings_are_refused() -> None:
 
 
 def test_close_ends_the_encoder_threads() -> None:
-    def encoder_threads() -> int:
-        return sum(t.name.startswith("promptus-x264") for t in threading.enumerate())
+    def encoder_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("promptus-x264")}
 
-    before = encoder_threads()
+    before = encoder_threads()  # other tests' pools may still be winding down
     with H264Muxer(64, 64, FPS, EncoderSettings(encoders=2, gop_frames=4)) as muxer:
         muxer.media_segment([moving_pictures(12)], 0)  # three GOPs: the pool encodes them
-        assert encoder_threads() > before
-    for _ in range(100):  # the pool's threads exit once their queue is closed
-        if encoder_threads() == before:
-            break
-        time.sleep(0.05)
-    assert encoder_threads() == before
+        ours = encoder_threads() - before
+        assert ours
+    for thread in ours:  # the pool's threads exit once their queue is closed
+        thread.join(timeout=5.0)
+    assert not any(thread.is_alive() for thread in ours)
     with pytest.raises(RuntimeError):
         muxer.media_segment([moving_pictures(4)], 0)  # closed: encodes nothing more
