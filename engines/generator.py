@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from engines.backends import Backend, BackendOptions, make_backend
+from engines.backends.base import DEFAULT_MAX_BATCH
 from engines.colour import RGB24
 from engines.errors import WeightsNotFoundError
 from engines.identity import compute_generator_id
@@ -82,6 +83,7 @@ class Generator:
             raise ValueError(f"warm-up {width}x{height}@{frames}: {problem}")
         started = time.perf_counter()
         latent = torch.zeros(latent_shape(width, height), device=self.device)
+        frames = min(frames, self.backend.max_batch)  # streams run longer groups in such slices
         context = torch.zeros(frames, self.context_tokens, self.context_dim, device=self.device)
         _, _, images = self.backend.generate_group(latent, latent, 0.5, context, frame_format)
         images.cpu()  # waits for the device
@@ -193,11 +195,13 @@ def load_generator(
     fp8_linear: bool = False,
     compile_cache_dir: str | None = None,
     ahead_of_time: bool = False,
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> Generator:
     """Build a generator by name (``tiny``, ``tiny-taesd``, ``sd-turbo``) from local files only.
 
     ``channels_last``, ``cuda_graph`` and ``compile_mode`` (a ``torch.compile`` mode) are CUDA
-    speed-ups; measured effects are in docs/engines.md. ``backend`` is ``torch``, ``fast``,
+    speed-ups; measured effects are in docs/engines.md. ``max_batch`` bounds the frames of one
+    UNet call (longer generation groups run in slices of it). ``backend`` is ``torch``, ``fast``,
     ``tensorrt`` or ``auto`` (TensorRT when installed, else the fast compiled path on CUDA;
     eager PyTorch on the CPU or when the torch switches are given; docs/realtime.md).
     ``ahead_of_time`` makes the fast backend load its compiled steps from packages cached under
@@ -229,6 +233,7 @@ def load_generator(
         compile_cache_dir=compile_cache_dir,
         cache_key=generator_id,
         ahead_of_time=ahead_of_time,
+        max_batch=max_batch,
     )
     encoder = (
         autoencoder.encoder.float().eval().requires_grad_(False)

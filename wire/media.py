@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from prompts.chunk import MAX_CHUNK_BYTES
+from prompts.init_state import MAX_INIT_STATE_BYTES  # init.bin (`init_state` here, `open` to the daemon)
 from wire.errors import ErrorCode, ProtocolError
 from wire.framing import (
     MAX_CONTROL_BYTES,
@@ -30,7 +31,6 @@ from wire.framing import (
 
 MAX_MANIFEST_MESSAGE_BYTES = 8 * 1024 * 1024  # bytes, server -> browser `manifest` text
 MAX_CHUNK_PAYLOAD_BYTES = 2 * MAX_CHUNK_BYTES  # bytes, switch prefix + chunk of one `chunk`
-MAX_INIT_STATE_BYTES = 4 * 1024 * 1024  # bytes, init.bin (`init_state` here, `open` to the daemon)
 MAX_EXTRA_STATS_FIELDS = 16  # unknown scalar fields of `stats` kept for telemetry
 # The largest frame the server lets its WebSocket library accept (frames above it are cut at
 # the socket with close code 1009; smaller oversize frames get a MESSAGE_TOO_LARGE error).
