@@ -10,15 +10,15 @@ import torch
 from torch import nn
 
 from engines.backends import Backend, BackendOptions, make_backend
-from engines.backends.base import DEFAULT_MAX_BATCH
 from engines.colour import RGB24
 from engines.errors import WeightsNotFoundError
 from engines.identity import compute_generator_id
+from engines.memory import release_memory
 from engines.model_configs import TINY_AUTOENCODER, TINY_UNET, architecture_config
 from engines.seeded import fill_seeded_
 from engines.stream import GeneratorStream
 from engines.taesd import TAESD_HOW_TO_OBTAIN, build_autoencoder_tiny, load_taesd
-from engines.variants import VARIANTS, Variant
+from engines.variants import DEFAULT_MAX_BATCH, VARIANTS, Variant
 from prompts.stream_model import (
     CHUNK_RESET,
     CONTEXT_DIM,
@@ -96,6 +96,11 @@ class Generator:
             raise WeightsNotFoundError("taesd_encoder.safetensors", TAESD_HOW_TO_OBTAIN)
         encoder_param = next(self.encoder.parameters())
         return self.encoder(image.to(encoder_param.device, encoder_param.dtype)).float()
+
+    def release_memory(self) -> None:
+        """Return memory freed by a failed or abandoned generation to the system (and, on CUDA,
+        PyTorch's cached blocks), so the process goes back to its idle size."""
+        release_memory(self.device)
 
     def check_generator_id(self, generator_id: str) -> None:
         """Raise ``GeneratorMismatchError`` unless ``generator_id`` names this generator."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from prompts.chunk import MAX_CHUNK_BYTES
-from prompts.init_state import MAX_INIT_STATE_BYTES  # init.bin (`init_state` here, `open` to the daemon)
+from prompts.init_state import MAX_INIT_STATE_BYTES
 from wire.errors import ErrorCode, ProtocolError
 from wire.framing import (
     MAX_CONTROL_BYTES,

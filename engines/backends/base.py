@@ -11,10 +11,7 @@ from engines.backends.frame_sink import FrameSink
 from engines.backends.host_copy import PinnedFrameSink
 from engines.colour import RGB24, frame_shape, image_to_frames
 from engines.schedule import mix_latent, x0_from_eps
-
-# Frames per UNet call: a longer generation group runs in slices of this many, so memory stays
-# bounded whatever a stream's keyframe interval. Real groups (intervals of 5-10 frames) fit one.
-DEFAULT_MAX_BATCH = 16
+from engines.variants import DEFAULT_MAX_BATCH
 
 
 @dataclass(frozen=True)

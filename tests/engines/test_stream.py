@@ -183,7 +183,9 @@ def test_bad_stream_parameters(tiny_generator):
 
 
 @pytest.mark.parametrize(("rule", "frames"), [(CHUNK_RESET, 24), (CHAINED, 17)])
-def test_long_groups_run_in_slices_with_the_same_frames_and_x0(tiny_generator, monkeypatch, rule, frames):
+def test_long_groups_run_in_slices_with_the_same_frames_and_x0(
+    tiny_generator, monkeypatch, rule, frames
+):
     """A group longer than the backend's batch runs in slices: same frames, same carried x0.
 
     (CPU BLAS kernels may round differently for batches under 8, so the slices here are 8.)
@@ -194,7 +196,9 @@ def test_long_groups_run_in_slices_with_the_same_frames_and_x0(tiny_generator, m
     whole = open_stream(tiny_generator, rule)
     expected = whole.decode_chunk(chunks[0])
     options = tiny_generator.backend.options
-    monkeypatch.setattr(tiny_generator.backend, "options", dataclasses.replace(options, max_batch=8))
+    monkeypatch.setattr(
+        tiny_generator.backend, "options", dataclasses.replace(options, max_batch=8)
+    )
     sliced = open_stream(tiny_generator, rule)
     items = list(sliced.iter_slices(chunks[0]))
     assert [sum(b.shape[0] for b in item) for item in items] == (
