@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from server.telemetry import COLUMNS, PostgresBackend, SqliteBackend, Telemetry
+from server.telemetry import Telemetry
+from server.telemetry_db import COLUMNS, PostgresBackend, SqliteBackend
 from tests.server.conftest import STREAM, Connect, StartServer
 from wire.media import Stats
 
