@@ -43,7 +43,7 @@ class ServerSettings:
         240  # rows one connection may add a minute (sessions, reports, deliveries)
     )
     telemetry_retention_s: float = 30 * 24 * 3600  # rows older than this are deleted
-    telemetry_max_bytes: int = 1024 * 1024 * 1024  # the oldest rows go when the data exceed it
+    telemetry_max_bytes: int = 1_000_000_000  # the oldest rows go when the data exceed it
     telemetry_prune_s: float = 60.0  # how often retention and the size cap are enforced
     server_id: str = "0"  # recorded with each session (several processes behind one port)
     # monotonic seconds for rate limits and idle timers (tests pass a clock they move by hand)
