@@ -20,7 +20,7 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_BLOCK = 1024 * 1024
 
 
-class MediaFileError(UserError):
+class MediaFileError(UserError, OSError):
     """A ladder file is missing, not a regular file inside the media folder, or of the wrong size."""
 
 
