@@ -277,7 +277,7 @@ class PostgresBackend:
         so their size is only the cheap first look: under the cap nothing is scanned."""
         async with self._pool.acquire() as connection:
             files = await connection.fetchval(
-                " + ".join(f"pg_total_relation_size('{table}')" for table in COLUMNS)
+                "SELECT " + " + ".join(f"pg_total_relation_size('{table}')" for table in COLUMNS)
             )
             if files is None or files <= self.scan_above_bytes:
                 return int(files or 0)
