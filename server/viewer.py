@@ -172,7 +172,8 @@ class Viewer:
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED,
                 f"hellos from this address asked for more manifest bytes than its budget of "
-                f"{self.settings.manifest_bytes_per_s:g} bytes/s; retry in {wait_s:.0f} s",
+                f"{self.settings.manifest_bytes_per_s / 2**20:g} MiB/s; retry in "
+                f"{max(1.0, wait_s):.0f} s",
             )
         self.end_session()
         self.channel = channel
