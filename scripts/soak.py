@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -409,6 +410,7 @@ def main() -> int:
         if server is not None:
             server.stop()
         daemon.stop()
+        shutil.rmtree(work, ignore_errors=True)
     record = {
         "command": "python " + " ".join(sys.argv),
         "machine": f"{platform.node()} {os.cpu_count()} CPUs, load average at the end "

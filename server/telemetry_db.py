@@ -109,19 +109,25 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
+# The time a row is "as old as", for retention: a session counts from its end (or, still open,
+# its start), so the session row of a long viewing outlives the reports of its first hours.
+AGE_OF = {**TIME_COLUMNS, "sessions": "COALESCE(ended_at, started_at)"}
+
+
 def delete_statements(mark: Callable[[int], str]) -> list[str]:
-    """DELETE of every row older than the cutoff (parameter 1), per table. A session goes when
-    it ended (or, still open, started) before the cutoff."""
+    """DELETE of every row older than the cutoff (parameter 1), per table; a session row goes
+    only once none of its reports and deliveries is left (the report needs it for them)."""
     return [
         f"DELETE FROM reports WHERE at < {mark(1)}",
         f"DELETE FROM deliveries WHERE requested_at < {mark(1)}",
-        f"DELETE FROM sessions WHERE COALESCE(ended_at, started_at) < {mark(1)}",
+        f"DELETE FROM sessions WHERE {AGE_OF['sessions']} < {mark(1)}"
+        " AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.session_id = sessions.id)"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.session_id = sessions.id)",
     ]
 
 
 SPAN_QUERY = " UNION ALL ".join(
-    f"SELECT MIN({column}) AS low, MAX({column}) AS high FROM {table}"
-    for table, column in TIME_COLUMNS.items()
+    f"SELECT MIN({age}) AS low, MAX({age}) AS high FROM {table}" for table, age in AGE_OF.items()
 )
 
 
