@@ -98,34 +98,33 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-chunk-frames",
         type=int,
         default=Budget.max_chunk_frames,
-        help=f"frames per chunk a stream may have (default {Budget.max_chunk_frames})",
+        help="frames per chunk a stream may have",
     )
     group.add_argument(
         "--max-group-frames",
         type=int,
         default=Budget.max_group_frames,
-        help="frames between consecutive keyframes, one generation group "
-        f"(default {Budget.max_group_frames})",
+        help="frames between consecutive keyframes, one generation group",
     )
     group.add_argument(
         "--max-chunk-megapixels",
         type=float,
         default=Budget.max_chunk_pixels / 1e6,
-        help="chunk frames x width x height, in millions of pixels "
-        f"(default {Budget.max_chunk_pixels / 1e6:g}: 240 frames of 512x512)",
+        help="chunk frames x width x height, in millions of pixels (the default: 240 frames "
+        "of 512x512)",
     )
     group.add_argument(
         "--max-sessions",
         type=int,
         default=Budget.max_sessions,
-        help=f"streams generated at once; more pages get 'busy' (default {Budget.max_sessions})",
+        help="streams generated at once; more pages get 'busy'",
     )
     group.add_argument(
         "--max-batch",
         type=int,
         default=DEFAULT_MAX_BATCH,
         help="frames per UNet call; longer groups run in slices of it, and pages take turns "
-        f"slice by slice (default {DEFAULT_MAX_BATCH})",
+        "slice by slice",
     )
 
 

@@ -58,42 +58,39 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=defaults.max_per_address,
         help="WebSockets one client address may hold (IPv6: one /64); 0 = no limit, e.g. "
-        f"behind a proxy that limits per address (default {defaults.max_per_address})",
+        "behind a proxy that limits per address",
     )
     group.add_argument(
         "--manifest-mb-per-s",
         type=float,
         default=defaults.manifest_bytes_per_s / 2**20,
         help="MiB of manifests per second the hellos of one address may cost, bursts of two "
-        f"largest manifests (default {defaults.manifest_bytes_per_s / 2**20:g})",
+        "largest manifests",
     )
     group.add_argument(
         "--telemetry-rows-per-min",
         type=int,
         default=defaults.telemetry_rows_per_min,
-        help="telemetry rows one connection may add per minute; more are counted, not "
-        f"written (default {defaults.telemetry_rows_per_min})",
+        help="telemetry rows one connection may add per minute; more are counted, not written",
     )
     group.add_argument(
         "--telemetry-days",
         type=float,
         default=defaults.telemetry_retention_s / 86400,
-        help="telemetry rows older than this are deleted "
-        f"(default {defaults.telemetry_retention_s / 86400:g})",
+        help="telemetry rows older than this are deleted",
     )
     group.add_argument(
         "--telemetry-max-mb",
         type=float,
         default=defaults.telemetry_max_bytes / 1e6,
-        help="size cap of the telemetry data; the oldest rows go above it "
-        f"(default {defaults.telemetry_max_bytes / 1e6:g})",
+        help="size cap of the telemetry data; the oldest rows go above it",
     )
     group.add_argument(
         "--telemetry-prune-every",
         type=float,
         default=defaults.telemetry_prune_s,
         metavar="S",
-        help=f"seconds between retention runs (default {defaults.telemetry_prune_s:g})",
+        help="seconds between retention runs",
     )
 
 

@@ -18,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     report = actions.add_parser(
         "report",
+        formatter_class=parser.formatter_class,
         help="per ABR: stall ratio, mean quality, variation, startup, with intervals and a plot",
         description="Puffer-style report of the sessions in a telemetry database (the metric "
         "code of promptus emulate); writes summary.csv/json, sessions.csv and a plot",
@@ -26,11 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     report.add_argument(
         "--days", type=float, default=None, help="only sessions of the last DAYS (default: all)"
     )
-    report.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})"
-    )
+    report.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     prune = actions.add_parser(
         "prune",
+        formatter_class=parser.formatter_class,
         help="delete rows past the retention window and the oldest ones over the size cap",
         description="Enforce the retention policy once (a running server does it every minute)",
     )
@@ -42,13 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--days",
         type=float,
         default=defaults.telemetry_retention_s / DAY_S,
-        help=f"keep this many days (default {defaults.telemetry_retention_s / DAY_S:g})",
+        help="keep this many days",
     )
     prune.add_argument(
         "--max-mb",
         type=float,
         default=defaults.telemetry_max_bytes / 1e6,
-        help=f"size cap of the data in MB (default {defaults.telemetry_max_bytes / 1e6:g})",
+        help="size cap of the data in MB",
     )
 
 
