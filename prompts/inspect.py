@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from common.errors import UserError
 from prompts.chunk import PromptChunk, parse_chunk
-from prompts.init_state import parse_init_state
-from prompts.ladder import Ladder, chunk_relpath
+from prompts.ladder import Ladder, chunk_relpath, verify_init_state
 from prompts.manifest import Manifest, load_manifest
-from prompts.stream_model import latent_shape
 
 
 @dataclass
@@ -70,30 +67,14 @@ def _parse_file(path: Path, expected_bytes: int | None = None) -> tuple[PromptCh
         raise LadderDefect(f"{path}: {error}") from None
 
 
-def verify_init_state(ladder: Path, manifest: Manifest) -> None:
-    """The init state file against the manifest: size, sha256, format and latent shape."""
-    info = manifest.init_state
-    path = ladder / str(info["file"])
+def _verify_init_state(ladder: Path, manifest: Manifest) -> None:
+    path = ladder / str(manifest.init_state["file"])
     try:
-        data = path.read_bytes()
+        verify_init_state(path.read_bytes(), manifest)
     except OSError as error:
         raise LadderDefect(f"{path}: {error.strerror}") from None
-    if info.get("bytes") is not None and len(data) != info["bytes"]:
-        raise LadderDefect(f"{path}: {len(data)} bytes, the manifest says {info['bytes']}")
-    digest = hashlib.sha256(data).hexdigest()
-    if info.get("sha256") is not None and digest != info["sha256"]:
-        raise LadderDefect(f"{path}: sha256 {digest} is not the manifest's {info['sha256']}")
-    try:
-        latent = parse_init_state(data)
-    except ValueError as error:
+    except ValueError as error:  # ManifestError, InitStateError
         raise LadderDefect(f"{path}: {error}") from None
-    stream = manifest.stream
-    expected = latent_shape(stream.width, stream.height)
-    if latent.shape != expected:
-        raise LadderDefect(
-            f"{path}: a latent of shape {list(latent.shape)}, a {stream.width}x{stream.height} "
-            f"stream needs {list(expected)}"
-        )
 
 
 def inspect_path(path: str | Path) -> tuple[list[LevelReport], Manifest | None]:
@@ -106,7 +87,7 @@ def inspect_path(path: str | Path) -> tuple[list[LevelReport], Manifest | None]:
     if (target / "manifest.json").is_file():
         ladder = Ladder(target)
         manifest = ladder.manifest
-        verify_init_state(target, manifest)
+        _verify_init_state(target, manifest)
         reports = []
         for level in manifest.levels:
             parsed = [

@@ -29,7 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +42,9 @@ from client_daemon.client import DaemonClient, DaemonError  # noqa: E402
 from client_daemon.ready import read_ready_file  # noqa: E402
 from common.processes import Child, promptus_command  # noqa: E402
 from prompts.chunk import PromptChunk, encode_chunk  # noqa: E402
-from prompts.keyframe import Keyframe, keyframe_positions  # noqa: E402
-from prompts.ladder import LadderWriter  # noqa: E402
-from prompts.manifest import StreamInfo  # noqa: E402
-from prompts.quant import quantize_tensor  # noqa: E402
+from prompts.ladder import Ladder  # noqa: E402
+from tests.ladders import write_ladder  # noqa: E402
+from tests.prompts.factories import random_keyframe  # noqa: E402
 from wire.daemon import StreamSetup  # noqa: E402
 from wire.media import ChunkMessage  # noqa: E402
 
@@ -65,43 +64,22 @@ START_TIMEOUT_S = 180.0
 # ----------------------------------------------------------------------------- the ladder
 
 
-def keyframe(position: int, rng: np.random.RandomState) -> Keyframe:
-    return Keyframe(
-        position,
-        quantize_tensor(rng.standard_normal((77, RANK)).astype(np.float32)),
-        quantize_tensor(rng.standard_normal((RANK, 1024)).astype(np.float32)),
-    )
-
-
 def build_ladder(path: Path, generator_id: str) -> None:
     """One level of random keyframes for ``generator_id`` (the pictures mean nothing)."""
-    frames = STREAM_CHUNKS * CHUNK_FRAMES
-    stream = StreamInfo(
+    write_ladder(
+        path,
+        generator_id,
+        levels=[("r4n10", RANK, INTERVAL)],
+        frames=STREAM_CHUNKS * CHUNK_FRAMES,
         fps=FPS,
-        width=SIZE,
-        height=SIZE,
-        frames=frames,
+        size=SIZE,
         chunk_frames=CHUNK_FRAMES,
-        generator_id=generator_id,
-        generator_name="tiny",
     )
-    writer = LadderWriter(path, stream, [("r4n10", RANK, INTERVAL)])
-    rng = np.random.RandomState(0)
-    writer.write_init_state(rng.standard_normal((1, 4, SIZE // 8, SIZE // 8)).astype(np.float32))
-    positions = keyframe_positions(frames, INTERVAL)
-    for index in range(STREAM_CHUNKS):
-        start, end = stream.chunk_range(index)
-        held = [p for p in positions if start < p <= end or (index == 0 and p == 0)]
-        keyframes = tuple(keyframe(p, rng) for p in held)
-        chunk = PromptChunk(generator_id, 0, index, start, end, INTERVAL, RANK, keyframes)
-        writer.append_chunk(0, chunk)
-    writer.finish()
 
 
 def hostile_chunk(generator_id: str) -> bytes:
     """Chunk 0 of a HOSTILE_GROUP-frame stream with keyframes only at its ends."""
-    rng = np.random.RandomState(1)
-    keyframes = (keyframe(0, rng), keyframe(HOSTILE_GROUP, rng))
+    keyframes = (random_keyframe(0, RANK), random_keyframe(HOSTILE_GROUP, RANK))
     return encode_chunk(
         PromptChunk(generator_id, 0, 0, 0, HOSTILE_GROUP, HOSTILE_GROUP, RANK, keyframes)
     )
@@ -194,28 +172,16 @@ async def page(
                 await asyncio.sleep(1.0)
 
 
-async def hostile_page(
-    daemon_url: str, generator_id: str, window: list[Window], stop: float
-) -> None:
+async def hostile_page(daemon_url: str, ladder: Ladder, window: list[Window], stop: float) -> None:
     """Chunks of the longest group the budget allows, back to back."""
-    request = hostile_chunk(generator_id)
-    setup = StreamSetup(
-        generator_id=generator_id,
-        width=SIZE,
-        height=SIZE,
-        fps=FPS,
-        noise_seed=88,
-        prev_latent_weight=0.05,
-        prev_latent_rule="chunk-reset",
-        chunk_frames=HOSTILE_GROUP,
+    request = hostile_chunk(ladder.manifest.stream.generator_id)
+    setup = replace(
+        StreamSetup.from_manifest(ladder.manifest.to_json()), chunk_frames=HOSTILE_GROUP
     )
-    from prompts.init_state import encode_init_state
-
-    init = encode_init_state(np.zeros((1, 4, SIZE // 8, SIZE // 8), np.float32))
     while time.time() < stop:
         try:
             async with await DaemonClient.connect(daemon_url) as daemon:
-                await daemon.open(setup, init)
+                await daemon.open(setup, ladder.init_state_bytes())
                 while time.time() < stop:
                     await daemon.seek(0)
                     await daemon.send_chunk(0, 0, request)
@@ -260,14 +226,14 @@ def p99_ms(values: list[float]) -> float | None:
 
 
 async def measure(args: argparse.Namespace, server: Child, daemon: Child, urls, db: Path) -> dict:  # noqa: ANN001
-    server_url, daemon_url, generator_id = urls
+    server_url, daemon_url, ladder = urls
     window = [Window()]
     started = time.time()
     stop = started + args.minutes * 60
     clients = [
         *(viewer(server_url, window, stop, seed) for seed in range(args.viewers)),
         *(page(server_url, daemon_url, window, stop, seed) for seed in range(args.pages)),
-        *(hostile_page(daemon_url, generator_id, window, stop) for _ in range(args.hostile_pages)),
+        *(hostile_page(daemon_url, ladder, window, stop) for _ in range(args.hostile_pages)),
     ]
     tasks = [asyncio.create_task(c) for c in clients]
     samples = []
@@ -404,7 +370,7 @@ def main() -> int:
             + ["--telemetry-prune-every", "10", "--max-per-address", "0"],
         )
         server.wait_for_http(f"http://127.0.0.1:{port}/healthz", START_TIMEOUT_S)
-        urls = (f"ws://127.0.0.1:{port}/ws", announced.url, announced.generator_id)
+        urls = (f"ws://127.0.0.1:{port}/ws", announced.url, Ladder(media / CHANNEL))
         result = asyncio.run(measure(args, server, daemon, urls, db))
     finally:
         if server is not None:

@@ -12,7 +12,6 @@ skipped (or keeps its last good state); the others keep serving.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
@@ -21,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from common.threads import in_daemon_thread
-from prompts.init_state import MAX_INIT_STATE_BYTES, parse_init_state
-from prompts.ladder import MANIFEST_NAME
+from prompts.init_state import MAX_INIT_STATE_BYTES
+from prompts.ladder import MANIFEST_NAME, verify_init_state
 from prompts.manifest import MAX_MANIFEST_BYTES, ChunkInfo, Manifest, ManifestError
-from prompts.stream_model import latent_shape
 from server.media_files import read_media_file
 from wire.media import CHANNEL_PATTERN, ManifestMessage
 
@@ -185,8 +183,8 @@ class Catalog:
         )
 
     def _check_init_state(self, path: Path, manifest: Manifest) -> None:
-        """The init state the daemon will get: a regular file of the manifest's size and hash,
-        parsable, of the stream's latent shape."""
+        """The init state the daemon will get: a regular file inside the media folder, as the
+        manifest describes it and of the stream's latent shape."""
         info = manifest.init_state
         data = read_media_file(
             path / str(info["file"]),
@@ -194,17 +192,10 @@ class Catalog:
             limit=MAX_INIT_STATE_BYTES,
             expected=info.get("bytes"),
         )
-        digest = info.get("sha256")
-        if digest is not None and hashlib.sha256(data).hexdigest() != digest:
-            raise ManifestError(f"{info['file']} does not match the manifest's sha256")
-        latent = parse_init_state(data)
-        stream = manifest.stream
-        expected = latent_shape(stream.width, stream.height)
-        if latent.shape != expected:
-            raise ManifestError(
-                f"{info['file']} holds a latent of shape {list(latent.shape)}, a "
-                f"{stream.width}x{stream.height} stream needs {list(expected)}"
-            )
+        try:
+            verify_init_state(data, manifest)
+        except ValueError as error:  # ManifestError, InitStateError
+            raise ManifestError(f"{info['file']}: {error}") from None
 
 
 def extends(old: Manifest, new: Manifest) -> bool:

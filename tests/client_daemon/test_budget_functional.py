@@ -13,16 +13,14 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from client_daemon.client import DaemonClient, DaemonError
 from client_daemon.ready import read_ready_file
 from common.processes import Child
 from prompts.chunk import PromptChunk, encode_chunk
-from prompts.keyframe import Keyframe
-from prompts.quant import quantize_tensor
 from tests.client_daemon.helpers import make_chunk, open_message
+from tests.prompts.factories import random_keyframe
 from tests.web.stack import START_TIMEOUT_S, promptus_child
 from wire.errors import ErrorCode
 
@@ -56,21 +54,15 @@ def process_status(pid: int) -> tuple[float, int]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"])
 
 
-def wide_keyframe(frame: int, tokens: int, dim: int) -> Keyframe:
-    rng = np.random.RandomState(frame)
-    return Keyframe(
-        frame,
-        quantize_tensor(rng.standard_normal((tokens, 1)).astype(np.float32)),
-        quantize_tensor(rng.standard_normal((1, dim)).astype(np.float32)),
-    )
-
-
 def long_chunk(generator_id: str, frames: int, tokens: int = 77, dim: int = 1024) -> PromptChunk:
     """Chunk 0 of a stream of ``frames``-frame chunks, keyframes only at its two ends: one
     generation group of ``frames`` frames (~150 bytes on the wire)."""
     return PromptChunk(
         generator_id, 0, 0, 0, frames, frames, 1,
-        (wide_keyframe(0, tokens, dim), wide_keyframe(frames, tokens, dim)),
+        (
+            random_keyframe(0, 1, tokens=tokens, dim=dim),
+            random_keyframe(frames, 1, tokens=tokens, dim=dim),
+        ),
     )  # fmt: skip
 
 
