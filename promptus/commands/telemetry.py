@@ -61,7 +61,8 @@ def _database_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--media",
         type=Path,
-        help="the server's media folder: channel qualities come from its manifests",
+        help="the server's media folder: channel qualities come from its manifests "
+        "(default: none: quality and bitrate unknown)",
     )
 
 
