@@ -24,7 +24,7 @@ class Budget:
 
     max_chunk_frames: int = 240  # frames of one chunk (8 s at 30 fps)
     max_group_frames: int = 60  # frames between consecutive keyframes (one generation group)
-    max_chunk_pixels: int = 240 * 512 * 512  # chunk frames x width x height (189 MB as RGB)
+    max_chunk_pixels: int = 240 * 512 * 512  # chunk frames x width x height (94 MB as yuv420p)
     max_sessions: int = 4  # streams generated at once; another page's `open` gets `busy`
 
     def __post_init__(self) -> None:
