@@ -104,7 +104,11 @@ class Backend(Protocol):
     async def write(self, batch: Batch) -> None: ...
     async def delete_before(self, cutoff: float) -> int: ...
     async def size_bytes(self) -> int: ...
-    async def time_span(self) -> tuple[float, float] | None: ...
+    async def time_span(self) -> tuple[float, float] | None:
+        """(oldest, newest) time of the reports and deliveries (of the sessions when only they
+        are left); None when empty."""
+        ...
+
     async def fetch(self, table: str, since: float) -> list[dict[str, Any]]: ...
     async def close(self) -> None: ...
 
@@ -126,9 +130,14 @@ def delete_statements(mark: Callable[[int], str]) -> list[str]:
     ]
 
 
-SPAN_QUERY = " UNION ALL ".join(
-    f"SELECT MIN({age}) AS low, MAX({age}) AS high FROM {table}" for table, age in AGE_OF.items()
+# The span the size cap cuts into: the rows that carry the volume (a long session's row would
+# pin the span's start while its old reports are long gone); the sessions when only they are left.
+ROWS_SPAN_QUERY = " UNION ALL ".join(
+    f"SELECT MIN({age}) AS low, MAX({age}) AS high FROM {table}"
+    for table, age in AGE_OF.items()
+    if table != "sessions"
 )
+SESSIONS_SPAN_QUERY = f"SELECT MIN({AGE_OF['sessions']}), MAX({AGE_OF['sessions']}) FROM sessions"
 
 
 class SqliteBackend:
@@ -190,8 +199,10 @@ class SqliteBackend:
         return int((pages - free) * db.execute("PRAGMA page_size").fetchone()[0])
 
     def _time_span(self) -> tuple[float, float] | None:
-        rows = self._connection().execute(SPAN_QUERY).fetchall()
-        return _span(rows)
+        db = self._connection()
+        return _span(db.execute(ROWS_SPAN_QUERY).fetchall()) or _span(
+            db.execute(SESSIONS_SPAN_QUERY).fetchall()
+        )
 
     def _fetch(self, table: str, since: float) -> list[dict[str, Any]]:
         db = self._connection()
@@ -298,8 +309,11 @@ class PostgresBackend:
 
     async def time_span(self) -> tuple[float, float] | None:
         async with self._pool.acquire() as connection:
-            rows = await connection.fetch(SPAN_QUERY)
-        return _span([(row["low"], row["high"]) for row in rows])
+            for query in (ROWS_SPAN_QUERY, SESSIONS_SPAN_QUERY):
+                span = _span([(row[0], row[1]) for row in await connection.fetch(query)])
+                if span is not None:
+                    return span
+        return None
 
     async def fetch(self, table: str, since: float) -> list[dict[str, Any]]:
         column = TIME_COLUMNS[table]

@@ -27,7 +27,7 @@ ROWS_PER_MIN = 60
 RETENTION_S = 6.0
 MAX_MB = 0.25
 VIEWERS = 20
-REPORTS_A_DAY = 150  # enough rows that the data dwarf the databases' empty size
+REPORTS_A_DAY = 60  # enough rows that the data dwarf the databases' empty size
 
 
 def full_size_stats() -> str:
@@ -129,18 +129,29 @@ async def test_row3_retention_and_the_size_cap_in_both_databases(database: str) 
                 session, Stats(buffer_s=1, stalls=0, stall_s=0, level=0), at=at + second
             )
         telemetry.session_ended(session, at=at + REPORTS_A_DAY)
+    # a viewing that lasts all hundred days: its session row is the oldest row of all
+    telemetry.session_started(
+        "long", channel="sky", user_agent=None, abr="bba", generator_id="g", server_id="0",
+        at=now - 99 * 86400 - 60,
+    )  # fmt: skip
+    for day in range(100):
+        for second in range(REPORTS_A_DAY):
+            at = now - (99 - day) * 86400 + 200 + second
+            telemetry.report("long", Stats(buffer_s=1, stalls=0, stall_s=0, level=0), at=at)
     await telemetry.flush()
     backend = telemetry.backend
     assert backend is not None
     kept = await enforce(backend, Retention(max_age_s=30 * 86400 - 1800, max_bytes=10**9), now=now)
-    assert kept.deleted == 70 * (1 + REPORTS_A_DAY)
+    assert kept.deleted == 70 * (1 + 2 * REPORTS_A_DAY)
     sessions = await backend.fetch("sessions", 0.0)
-    assert [s["id"] for s in sessions] == [f"s{d:03d}" for d in range(70, 100)]
+    # the long viewing keeps its row while its recent reports are kept
+    assert [s["id"] for s in sessions] == ["long"] + [f"s{d:03d}" for d in range(70, 100)]
     small = (await backend.size_bytes()) // 3
     capped = await enforce(backend, Retention(max_age_s=10**9, max_bytes=small), now=now)
     assert capped.size_bytes <= small and capped.deleted > 0
     left = [s["id"] for s in await backend.fetch("sessions", 0.0)]
-    assert left and left[-1] == "s099" and left == sorted(left)  # the oldest went first
+    days = [s for s in left if s != "long"]
+    assert days and days[-1] == "s099" and days == sorted(days)  # the oldest went first
     await telemetry.close()
 
 
