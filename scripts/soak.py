@@ -38,7 +38,7 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from client_daemon.client import DaemonClient, DaemonError  # noqa: E402
+from client_daemon.client import DaemonClient  # noqa: E402
 from client_daemon.ready import read_ready_file  # noqa: E402
 from common.processes import Child, promptus_command  # noqa: E402
 from prompts.chunk import PromptChunk, encode_chunk  # noqa: E402
@@ -110,7 +110,7 @@ def full_size_stats() -> str:
 async def viewer(url: str, window: list[Window], stop: float, seed: int) -> None:
     import aiohttp
 
-    from server.client import ServerError, ViewerClient
+    from server.client import ViewerClient
 
     stats = full_size_stats()
     rng = np.random.default_rng(seed)
@@ -131,7 +131,7 @@ async def viewer(url: str, window: list[Window], stop: float, seed: int) -> None
                     chunk = (chunk + 1) % STREAM_CHUNKS
                     due += CHUNK_FRAMES / FPS
                 await client.close()
-            except (ServerError, TimeoutError, OSError) as error:
+            except Exception as error:  # noqa: BLE001 - every failure is counted
                 window[0].error(f"viewer {type(error).__name__}")
                 await asyncio.sleep(1.0)
 
@@ -142,7 +142,7 @@ async def page(
     """A browser page: chunks from the server, forwarded unchanged to the daemon."""
     import aiohttp
 
-    from server.client import ServerError, ViewerClient
+    from server.client import ViewerClient
 
     async with aiohttp.ClientSession() as http:
         while time.time() < stop:
@@ -160,14 +160,14 @@ async def page(
                         await daemon.websocket.send(
                             ChunkMessage(CHANNEL, 0, chunk, message.data, message.prefix).encode()
                         )
-                        await daemon.segment()
+                        await daemon.chunk_segments()
                         window[0].page_s.append(time.monotonic() - sent)
                         chunk = (chunk + 1) % STREAM_CHUNKS
                         if chunk == 0:
                             await daemon.seek(0)
                         due += PAGE_PERIOD_S
                 await server.close()
-            except (ServerError, DaemonError, TimeoutError, OSError) as error:
+            except Exception as error:  # noqa: BLE001 - every failure is counted
                 window[0].error(f"page {type(error).__name__}")
                 await asyncio.sleep(1.0)
 
@@ -185,8 +185,8 @@ async def hostile_page(daemon_url: str, ladder: Ladder, window: list[Window], st
                 while time.time() < stop:
                     await daemon.seek(0)
                     await daemon.send_chunk(0, 0, request)
-                    await daemon.segment()
-        except (DaemonError, TimeoutError, OSError) as error:
+                    await daemon.chunk_segments()
+        except Exception as error:  # noqa: BLE001 - every failure is counted
             window[0].error(f"hostile {type(error).__name__}")
             await asyncio.sleep(1.0)
 
@@ -254,6 +254,7 @@ async def measure(args: argparse.Namespace, server: Child, daemon: Child, urls, 
                     "page_segments": len(done.page_s),
                     "page_p99_ms": p99_ms(done.page_s),
                     "errors": done.errors,
+                    "load_1m": os.getloadavg()[0],  # the machine is shared: what else ran
                 }
             )
             bar.update(round(time.time() - started) - bar.n)

@@ -91,7 +91,7 @@ async def test_row1_the_budget_is_checked_before_anything_is_allocated(daemon) -
     child, url, gid = daemon
     async with await open_stream(url, gid) as warm:  # a normal chunk first: the idle level
         await warm.send_chunk(0, 0, encode_chunk(make_chunk(0, gid)))
-        await warm.segment()
+        await warm.chunk_segments()
     await asyncio.sleep(0.5)
     idle_mib, idle_threads = process_status(child.pid)
 
@@ -122,7 +122,7 @@ async def test_row1_the_budget_is_checked_before_anything_is_allocated(daemon) -
 
     async with await open_stream(url, gid) as after:  # the daemon still serves, memory is back
         await after.send_chunk(0, 0, encode_chunk(make_chunk(0, gid)))
-        await after.segment()
+        await after.chunk_segments()
     await asyncio.sleep(0.5)
     rss_mib, threads = process_status(child.pid)
     assert rss_mib <= idle_mib + RSS_SLACK_MIB, (idle_mib, rss_mib)
@@ -142,9 +142,9 @@ async def test_row1_pages_take_turns_slice_by_slice(daemon) -> None:  # noqa: AN
         await asyncio.sleep(0.3)  # the hostile chunk holds the generation thread
         await polite.send_chunk(0, 0, encode_chunk(make_chunk(0, gid)))
         polite_sent = time.monotonic()
-        await polite.segment()
+        await polite.chunk_segments()
         polite_s = time.monotonic() - polite_sent
-        await hostile.segment()
+        await hostile.chunk_segments()  # the whole chunk: 6 GOP segments
         hostile_s = time.monotonic() - started
     assert polite_s < 0.5 * hostile_s, (polite_s, hostile_s)  # before: about the whole of it
 
