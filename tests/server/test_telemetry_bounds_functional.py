@@ -51,7 +51,7 @@ async def flood_stats(port: int, seconds: float) -> None:
             await viewer.hello("sky", abr="flood")
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            await asyncio.gather(*(viewer.send(text) for viewer in viewers))
+            await asyncio.gather(*(viewer.ws.send_str(text) for viewer in viewers))
             await asyncio.sleep(1 / 15)
         for viewer in viewers:
             await viewer.close()
