@@ -25,7 +25,7 @@ from tests.server.conftest import write_ladder
 from tests.server.raw_socket import masked_frame, raw_websocket, read_until_closed, server_frames
 from tests.server.serve_process import running_server
 from wire.errors import ErrorCode
-from wire.media import Hello
+from wire.media import Hello, Stats
 
 MAX_PER_ADDRESS = 4
 BIG_MANIFEST_BYTES = 7_000_000  # row 5: a 50-byte hello answered with 7 MB
@@ -279,6 +279,10 @@ async def test_row7_the_python_client_raises_server_closed_after_kill_9(tmp_path
             client = await viewer(port, http)
             await client.hello("sky")
             child.kill()
+            report = Stats(buffer_s=1, stalls=0, stall_s=0, level=0)
             with pytest.raises(ServerClosed):
-                for _ in range(3):  # the first send may still land in the socket buffer
-                    await client.get(0, 0)
+                for _ in range(20):  # sends only: the first may still land in a socket buffer
+                    await client.stats(report)
+                    await asyncio.sleep(0.1)
+            with pytest.raises(ServerClosed):
+                await client.get(0, 0)
