@@ -15,6 +15,7 @@ from common.errors import UserError
 from prompts.chunk import MAX_CHUNK_BYTES, encode_chunk, is_closed_chunk, make_prefix, parse_chunk
 from prompts.init_state import MAX_INIT_STATE_BYTES
 from prompts.ladder import chunk_relpath
+from prompts.manifest import ChunkInfo
 from server.catalog import Channel
 from server.media_files import MediaFileError, read_media_file
 from wire.media import InitStateMessage, encode_chunk_message
@@ -58,7 +59,7 @@ class ChunkStore:
                 level,
                 index,
                 cell.bytes,
-                _previous_bytes(channel, level, index) if with_prefix else None,
+                channel.manifest.chunk_info(level, index - 1) if with_prefix else None,
                 with_prefix,
             ),
         )
@@ -99,19 +100,14 @@ class ChunkStore:
             self.cached_bytes -= len(evicted)
 
 
-def _read_chunk(channel: Channel, level_name: str, index: int, expected: int) -> bytes:
+def _read_chunk(channel: Channel, level_name: str, index: int, expected: int | None) -> bytes:
+    """A chunk file of exactly ``expected`` bytes (when the manifest still lists it), else of
+    at most the chunk format's limit."""
     path = channel.path / chunk_relpath(level_name, index)
     try:
         return read_media_file(path, channel.root, limit=MAX_CHUNK_BYTES, expected=expected)
     except MediaFileError as error:
         raise ChunkReadError(f"chunk {index} of level {level_name}: {error}") from None
-
-
-def _previous_bytes(channel: Channel, level: int, index: int) -> int | None:
-    """The size of chunk ``index - 1`` of ``level``, or None when it is not there to read (out
-    of a live ladder's window, or a gap)."""
-    previous = channel.manifest.chunk_info(level, index - 1)
-    return None if previous is None or previous.gap else previous.bytes
 
 
 def _build_chunk_message(
@@ -120,22 +116,23 @@ def _build_chunk_message(
     level: int,
     index: int,
     expected: int,
-    previous_expected: int | None,
+    previous: ChunkInfo | None,
     with_prefix: bool,
 ) -> bytes:
-    """The `chunk` message; with the switch prefix (made of chunk ``index - 1``, of
-    ``previous_expected`` bytes) when asked and the chunk is not closed."""
+    """The `chunk` message; with the switch prefix (the last keyframe of chunk ``index - 1``,
+    whose manifest entry is ``previous``) when asked and the chunk is not closed. A chunk that
+    slid out of a live window is no longer listed; its file stays a while for this prefix."""
     data = _read_chunk(channel, level_name, index, expected)
     prefix = b""
     if with_prefix and not is_closed_chunk(data):  # a closed chunk holds its own keyframe
-        if previous_expected is None:
+        if previous is not None and previous.gap:
             raise ChunkReadError(
-                f"switch prefix of chunk {index} (level {level_name}): chunk {index - 1} is "
-                "not published (outside the window or a gap)"
+                f"switch prefix of chunk {index} (level {level_name}): chunk {index - 1} is a gap"
             )
-        previous = _read_chunk(channel, level_name, index - 1, previous_expected)
+        size = previous.bytes if previous is not None else None
+        data_before = _read_chunk(channel, level_name, index - 1, size)
         try:
-            prefix = encode_chunk(make_prefix(parse_chunk(previous)))
+            prefix = encode_chunk(make_prefix(parse_chunk(data_before)))
         except ValueError as error:  # ChunkFormatError is a ValueError
             raise ChunkReadError(
                 f"switch prefix of chunk {index} (level {level_name}): {error}"

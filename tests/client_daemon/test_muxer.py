@@ -222,6 +222,10 @@ def test_close_ends_the_encoder_threads() -> None:
     def encoder_threads() -> int:
         return sum(t.name.startswith("promptus-x264") for t in threading.enumerate())
 
+    for _ in range(100):  # muxers closed by earlier tests may still be ending their threads
+        if encoder_threads() == 0:
+            break
+        time.sleep(0.05)
     before = encoder_threads()
     with H264Muxer(64, 64, FPS, EncoderSettings(encoders=2, gop_frames=4)) as muxer:
         muxer.media_segment([moving_pictures(12)], 0)  # three GOPs: the pool encodes them
