@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from client_daemon.muxer import H264Muxer
 from client_daemon.pipeline import EngineStream, SessionPipeline
+from client_daemon.scheduler import SliceScheduler
 from client_daemon.session import Session
 from client_daemon.settings import DaemonSettings
 from client_daemon.transport import PageConnection
@@ -39,11 +39,15 @@ class Generator(Protocol):
 
     generator_id: str
     name: str
+    context_tokens: int
+    context_dim: int
 
     @property
     def device(self) -> Any: ...
 
     def open_stream(self, **stream: Any) -> EngineStream: ...
+
+    def release_memory(self) -> None: ...
 
 
 def describe_device(device: Any) -> str:
@@ -63,9 +67,10 @@ class Daemon:
         self.generator = generator
         self.settings = settings or DaemonSettings()
         self.device_name = describe_device(generator.device)
-        # one thread drives the generator: pages take turns on the GPU, chunk by chunk
-        self._generation = ThreadPoolExecutor(1, thread_name_prefix="promptus-generate")
+        # one thread drives the generator: pages take turns on the GPU, slice by slice
+        self._generation = SliceScheduler(after_failure=generator.release_memory)
         self._server: Server | None = None
+        self.sessions = 0  # streams open now, at most settings.budget.max_sessions
 
     async def __aenter__(self) -> Daemon:
         await self.start()
@@ -113,10 +118,25 @@ class Daemon:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        self._generation.shutdown(wait=False, cancel_futures=True)
+        self._generation.shutdown()
 
     async def _serve_page(self, websocket: ServerConnection) -> None:
         await PageConnection(websocket, self).run()
+
+    def claim_session(self) -> None:
+        """Count one more open stream; `busy` when the budget's max_sessions are open."""
+        limit = self.settings.budget.max_sessions
+        if self.sessions >= limit:
+            raise ProtocolError(
+                ErrorCode.BUSY,
+                f"this daemon already generates {limit} streams (promptus daemon --max-sessions); "
+                "close another player or try again later",
+            )
+        self.sessions += 1
+
+    def release_session(self) -> None:
+        """A stream closed (its page left or failed to open)."""
+        self.sessions -= 1
 
     async def open_stream(self, request: Open) -> tuple[Session, SessionPipeline, bytes, str]:
         """Check an `open` and build its session: (session, pipeline, init segment, MIME)."""
@@ -125,6 +145,10 @@ class Daemon:
             check_generator(setup.generator_id, self.generator.generator_id, "stream")
         except GeneratorMismatchError as error:
             raise ProtocolError(ErrorCode.GENERATOR_MISMATCH, str(error)) from None
+        budget = self.settings.budget
+        problem = budget.stream_problem(setup.width, setup.height, setup.chunk_frames)
+        if problem is not None:
+            raise ProtocolError(ErrorCode.BAD_FIELD, problem)
         try:
             init_latent = parse_init_state(request.init_state)
         except InitStateError as error:
@@ -136,7 +160,6 @@ class Daemon:
                 f"init state has shape {list(init_latent.shape)}, a {setup.width}x{setup.height} "
                 f"stream needs {list(expected)}",
             )
-        loop = asyncio.get_running_loop()
         open_engine_stream = functools.partial(
             self.generator.open_stream,
             width=setup.width,
@@ -148,10 +171,15 @@ class Daemon:
             frame_format=ENGINE_FRAME_FORMAT,
         )
         try:
-            stream = await loop.run_in_executor(self._generation, open_engine_stream)
+            stream = await self._generation.call(open_engine_stream)
         except ValueError as error:
             raise ProtocolError(ErrorCode.BAD_FIELD, f"cannot open the stream: {error}") from None
         muxer = H264Muxer(setup.width, setup.height, setup.fps, self.settings.encoder)
-        init_segment = await loop.run_in_executor(None, muxer.init_segment)
+        init_segment = await asyncio.get_running_loop().run_in_executor(None, muxer.init_segment)
         pipeline = SessionPipeline(stream, muxer, self._generation, depth=self.settings.queue_depth)
-        return Session(setup), pipeline, init_segment, muxer.mime()
+        session = Session(
+            setup,
+            context_shape=(self.generator.context_tokens, self.generator.context_dim),
+            max_group_frames=budget.max_group_frames,
+        )
+        return session, pipeline, init_segment, muxer.mime()

@@ -1,7 +1,8 @@
 """One page's pipeline off the event loop: chunk -> generation (GPU thread) -> encoding -> outcomes.
 
-Generation runs on the daemon's single generation thread (shared by every page, so pages
-take turns chunk by chunk); encoding runs on this page's own encoder thread. Frames pass
+Generation runs on the daemon's single generation thread (shared by every page, which take
+turns slice by slice: ``client_daemon.scheduler``); encoding runs on this page's own encoder
+thread. Frames pass
 between them batch by batch through a :class:`FrameChannel`, so encoding chunk ``j``
 overlaps generating chunk ``j+1`` and the rest of chunk ``j`` itself: each GOP of a chunk
 becomes its own media segment, handed to the page as soon as it (and the GOPs before it) is
@@ -18,8 +19,8 @@ import logging
 import queue
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,11 +41,18 @@ FPS_WINDOW_CHUNKS = 8  # chunks averaged by the fps meter
 class EngineStream(Protocol):
     """What the pipeline needs from ``engines``' open stream."""
 
-    def iter_chunk(
+    def iter_slices(
         self, chunk: PromptChunk, prefix: PromptChunk | None = None
-    ) -> Iterator[np.ndarray]:
-        """Frames (uint8, the stream's frame format) of the chunk, batch by batch as they are ready."""
+    ) -> Iterator[list[np.ndarray]]:
+        """The chunk one slice at a time: each item lists the frame batches (uint8, the
+        stream's frame format) that reached the host meanwhile."""
         ...
+
+
+class Scheduler(Protocol):
+    """The daemon's generation thread (``client_daemon.scheduler.SliceScheduler``)."""
+
+    def submit(self, steps: Generator[Any, None, Any]) -> asyncio.Future[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -150,13 +158,13 @@ class SessionPipeline:
         self,
         stream: EngineStream,
         muxer: SegmentMuxer,
-        generation_executor: Executor,
+        scheduler: Scheduler,
         *,
         depth: int = QUEUE_DEPTH,
     ) -> None:
         self._stream = stream
         self._muxer = muxer
-        self._generation_executor = generation_executor
+        self._scheduler = scheduler
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="promptus-encode")
         self._jobs: asyncio.Queue[ChunkJob] = asyncio.Queue(maxsize=depth)
         # one chunk may wait here (generated or generating) while the previous is encoded
@@ -200,9 +208,7 @@ class SessionPipeline:
             job = await self._jobs.get()
             self._busy += 1
             channel = FrameChannel()
-            generation = loop.run_in_executor(
-                self._generation_executor, self._generate, job, channel
-            )
+            generation = self._scheduler.submit(self._generate(job, channel))
             generation.add_done_callback(_release_on_cancel(channel))
             parts: asyncio.Queue[GopSegment | _End] = asyncio.Queue()
             encoding = loop.run_in_executor(self._encoder, self._encode, job, channel, parts, loop)
@@ -212,16 +218,21 @@ class SessionPipeline:
             # the next chunk's generation starts once this one's frames are out (engine order)
             await asyncio.wait([generation])
 
-    def _generate(self, job: ChunkJob, channel: FrameChannel) -> float:
-        """Generation thread: the chunk's frames into ``channel``; returns milliseconds."""
+    def _generate(self, job: ChunkJob, channel: FrameChannel) -> Generator[None, None, float]:
+        """Generation thread, one slice per step: the chunk's frames into ``channel``; returns
+        milliseconds (other pages' slices run between the steps)."""
         started = channel.started_at = time.perf_counter()
         try:
             count = 0
-            for batch in self._stream.iter_chunk(job.chunk, job.prefix):
-                count += batch.shape[0]
+            for landed in self._stream.iter_slices(job.chunk, job.prefix):
+                for batch in landed:
+                    count += batch.shape[0]
+                    if count > job.frames:
+                        break
+                    channel.put(batch)  # the encoder starts on it while later slices generate
                 if count > job.frames:
                     break
-                channel.put(batch)  # the encoder starts on it while later groups generate
+                yield
             if count != job.frames:
                 raise RuntimeError(f"engine returned {count} frames or more, expected {job.frames}")
         except BaseException as error:

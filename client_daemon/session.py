@@ -43,10 +43,15 @@ def _bad_chunk(message: str) -> ProtocolError:
 
 
 class Session:
-    """Order and continuity rules of one opened stream."""
+    """Order and continuity rules of one opened stream, and the daemon's budget for its chunks:
+    the context shape of the daemon's generator and the longest generation group it runs."""
 
-    def __init__(self, setup: StreamSetup) -> None:
+    def __init__(
+        self, setup: StreamSetup, *, context_shape: tuple[int, int], max_group_frames: int
+    ) -> None:
         self.setup = setup
+        self.context_shape = context_shape
+        self.max_group_frames = max_group_frames
         self._last: tuple[int, int] | None = None  # (level, chunk) of the last accepted chunk
         self._continuous = False  # the engine holds the keyframe that starts the next chunk
         self._seek_to: int | None = None
@@ -81,6 +86,7 @@ class Session:
             self._parse(message.prefix, f"switch prefix of {where}") if message.prefix else None
         )
         self._check_identity(chunk, message, where)
+        self._check_groups(chunk, where)
         self._check_order(chunk, where)
         switching = self._last is not None and self._last[0] != chunk.level
         if prefix is not None:
@@ -96,12 +102,27 @@ class Session:
         self._seek_to = None
         return ChunkJob(message.level, chunk, prefix, time.perf_counter())
 
-    @staticmethod
-    def _parse(data: bytes, what: str) -> PromptChunk:
+    def _parse(self, data: bytes, what: str) -> PromptChunk:
         try:
-            return parse_chunk(data)
+            # claims over the budget are refused from the header, before anything is inflated
+            return parse_chunk(
+                data, context_shape=self.context_shape, max_frames=self.setup.chunk_frames
+            )
         except ChunkFormatError as error:
             raise _bad_chunk(f"{what} is not a valid prompt chunk: {error}") from None
+
+    def _check_groups(self, chunk: PromptChunk, where: str) -> None:
+        """No generation group longer than the budget: groups run between keyframes, so no two
+        consecutive keyframes (the chunk's first and last frame included) may lie further apart."""
+        marks = sorted({chunk.frame_start, chunk.frame_end, *(k.frame for k in chunk.keyframes)})
+        gaps = [(b - a, a, b) for a, b in zip(marks, marks[1:], strict=False)]
+        longest, start, end = max(gaps, key=lambda gap: gap[0])  # the first longest
+        if longest > self.max_group_frames:
+            raise _bad_chunk(
+                f"{where} has no keyframe between frames {start} and {end} ({longest} frames); "
+                f"this daemon generates at most {self.max_group_frames} frames between keyframes "
+                "(promptus daemon --max-group-frames)"
+            )
 
     def _check_identity(self, chunk: PromptChunk, message: ChunkMessage, where: str) -> None:
         try:

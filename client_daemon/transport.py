@@ -64,6 +64,10 @@ class SessionHost(Protocol):
     @property
     def generator_id(self) -> str: ...
 
+    def claim_session(self) -> None: ...
+
+    def release_session(self) -> None: ...
+
     async def open_stream(self, request: Open) -> tuple[Session, SessionPipeline, bytes, str]: ...
 
 
@@ -144,19 +148,29 @@ class PageConnection:
             submit.cancel()
 
     async def _open(self, request: Open) -> None:
-        session_parts = await self.daemon.open_stream(request)
-        await self._end_session()
+        replacing = self._active is not None  # another `open` on this page keeps its slot
+        if not replacing:
+            self.daemon.claim_session()
+        try:
+            session_parts = await self.daemon.open_stream(request)
+        except BaseException:
+            if not replacing:
+                self.daemon.release_session()
+            raise
+        await self._end_session(release=False)
         session, pipeline, init_segment, mime = session_parts
         sender = asyncio.create_task(self._send_outcomes(session, pipeline))
         self._active = _ActiveSession(session, pipeline, sender)
         await self.websocket.send(InitSegment(mime, init_segment).encode())
 
-    async def _end_session(self) -> None:
+    async def _end_session(self, *, release: bool = True) -> None:
         if self._active is not None:
             self._active.sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._active.sender
             self._active = None
+            if release:
+                self.daemon.release_session()
 
     async def _send_outcomes(self, session: Session, pipeline: SessionPipeline) -> None:
         with contextlib.suppress(ConnectionClosed):  # the page left: stop, dropping its work

@@ -16,6 +16,7 @@ the namespaces deleted). Metrics come from the page's own player snapshots.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,9 +122,9 @@ def full_session(
     """
     media = workdir / "media"
     media.mkdir(parents=True, exist_ok=True)
-    link = media / CHANNEL
-    if not link.exists():
-        link.symlink_to(Path(ladder_dir).resolve(), target_is_directory=True)
+    channel = media / CHANNEL
+    if not channel.exists():  # a copy: the server reads no file that resolves outside its media
+        shutil.copytree(Path(ladder_dir), channel)
     offset = (trace_seed(seed, trace) / 2**32) * trace.duration_s
     logs = workdir / f"{_safe(trace.name)}.{abr}.log"
     children: list[Child] = []
@@ -314,7 +315,7 @@ def run_full(args: object, ladder: SimLadder, traces: Sequence[Trace], abrs: Seq
     started = time.perf_counter()
     # SIGTERM unwinds like Ctrl-C, so the namespaces' teardown runs.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    workdir = out / "stack"  # media link and one log per session (kept for post-mortems)
+    workdir = out / "stack"  # media copy and one log per session (kept for post-mortems)
     bar = tqdm(
         total=len(traces) * len(abrs),
         unit="session",

@@ -13,11 +13,12 @@ from engines.backends import Backend, BackendOptions, make_backend
 from engines.colour import RGB24
 from engines.errors import WeightsNotFoundError
 from engines.identity import compute_generator_id
+from engines.memory import release_memory
 from engines.model_configs import TINY_AUTOENCODER, TINY_UNET, architecture_config
 from engines.seeded import fill_seeded_
 from engines.stream import GeneratorStream
 from engines.taesd import TAESD_HOW_TO_OBTAIN, build_autoencoder_tiny, load_taesd
-from engines.variants import VARIANTS, Variant
+from engines.variants import DEFAULT_MAX_BATCH, VARIANTS, Variant
 from prompts.stream_model import (
     CHUNK_RESET,
     CONTEXT_DIM,
@@ -82,6 +83,7 @@ class Generator:
             raise ValueError(f"warm-up {width}x{height}@{frames}: {problem}")
         started = time.perf_counter()
         latent = torch.zeros(latent_shape(width, height), device=self.device)
+        frames = min(frames, self.backend.max_batch)  # streams run longer groups in such slices
         context = torch.zeros(frames, self.context_tokens, self.context_dim, device=self.device)
         _, _, images = self.backend.generate_group(latent, latent, 0.5, context, frame_format)
         images.cpu()  # waits for the device
@@ -94,6 +96,11 @@ class Generator:
             raise WeightsNotFoundError("taesd_encoder.safetensors", TAESD_HOW_TO_OBTAIN)
         encoder_param = next(self.encoder.parameters())
         return self.encoder(image.to(encoder_param.device, encoder_param.dtype)).float()
+
+    def release_memory(self) -> None:
+        """Return memory freed by a failed or abandoned generation to the system (and, on CUDA,
+        PyTorch's cached blocks), so the process goes back to its idle size."""
+        release_memory(self.device)
 
     def check_generator_id(self, generator_id: str) -> None:
         """Raise ``GeneratorMismatchError`` unless ``generator_id`` names this generator."""
@@ -193,11 +200,13 @@ def load_generator(
     fp8_linear: bool = False,
     compile_cache_dir: str | None = None,
     ahead_of_time: bool = False,
+    max_batch: int = DEFAULT_MAX_BATCH,
 ) -> Generator:
     """Build a generator by name (``tiny``, ``tiny-taesd``, ``sd-turbo``) from local files only.
 
     ``channels_last``, ``cuda_graph`` and ``compile_mode`` (a ``torch.compile`` mode) are CUDA
-    speed-ups; measured effects are in docs/engines.md. ``backend`` is ``torch``, ``fast``,
+    speed-ups; measured effects are in docs/engines.md. ``max_batch`` bounds the frames of one
+    UNet call (longer generation groups run in slices of it). ``backend`` is ``torch``, ``fast``,
     ``tensorrt`` or ``auto`` (TensorRT when installed, else the fast compiled path on CUDA;
     eager PyTorch on the CPU or when the torch switches are given; docs/realtime.md).
     ``ahead_of_time`` makes the fast backend load its compiled steps from packages cached under
@@ -229,6 +238,7 @@ def load_generator(
         compile_cache_dir=compile_cache_dir,
         cache_key=generator_id,
         ahead_of_time=ahead_of_time,
+        max_batch=max_batch,
     )
     encoder = (
         autoencoder.encoder.float().eval().requires_grad_(False)

@@ -17,7 +17,7 @@ import torch
 from engines.backends.base import Backend
 from engines.colour import RGB24, check_frame_format
 from engines.schedule import stream_noise
-from prompts.chunk import PromptChunk, chunk_contexts
+from prompts.chunk import PromptChunk, frame_contexts
 from prompts.keyframe import Keyframe
 from prompts.stream_model import (
     CHAINED,
@@ -48,13 +48,14 @@ CONTINUE = "continue"  # same UNet input as the group in progress (chained, acro
 
 
 class _SinkRun:
-    """Iterating gives a chunk's frame batches as they land; afterwards ``value`` holds them all."""
+    """Iterating runs a chunk slice by slice (each item: the frame batches that landed meanwhile);
+    afterwards ``value`` holds all its frames."""
 
-    def __init__(self, run: Iterator[np.ndarray]) -> None:
+    def __init__(self, run: Iterator[list[np.ndarray]]) -> None:
         self._run = run
         self.value: np.ndarray | None = None
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def __iter__(self) -> Iterator[list[np.ndarray]]:
         self.value = yield from self._run
 
 
@@ -181,6 +182,21 @@ class GeneratorStream:
         to the host has landed, so an encoder can work on the first groups of a chunk while
         the GPU generates the last. Consume it to the end: the stream's state advances then.
         """
+        for landed in self.iter_slices(chunk, prefix):
+            yield from landed
+
+    def iter_slices(
+        self, chunk: PromptChunk, prefix: PromptChunk | None = None
+    ) -> Iterator[list[np.ndarray]]:
+        """The chunk run one slice at a time: a slice is at most ``backend.max_batch`` frames of
+        one generation group, so memory is bounded by the batch size whatever the interval.
+
+        Each item lists the frame batches that reached the host while that slice ran (on the
+        CPU exactly its frames; on CUDA maybe none yet, and the rest with the last item).
+        Between items a caller may run another stream's slice (the daemon's fair scheduler).
+        Checks that need no generation (identity, order, keyframe coverage, context shape) are
+        made before the first slice.
+        """
         yield from self._generate_into_sink(chunk, prefix)
 
     def _generate_into_sink(self, chunk: PromptChunk, prefix: PromptChunk | None) -> _SinkRun:
@@ -193,55 +209,57 @@ class GeneratorStream:
                 "legacy (chained) streams decode from chunk 0 in order"
             )
         previous = self._previous_keyframe(chunk, prefix)
-        contexts = chunk_contexts(chunk, previous)
         expected = (self.generator.context_tokens, self.generator.context_dim)
-        if chunk.frame_count and contexts.shape[1:] != expected:
-            raise ValueError(
-                f"chunk contexts are {contexts.shape[1:]}, this generator takes {expected}"
-            )
+        if chunk.frame_count and chunk.keyframes:
+            shape = (chunk.keyframes[0].tokens, chunk.keyframes[0].dim)
+            if shape != expected:
+                raise ValueError(f"chunk contexts are {shape}, this generator takes {expected}")
+        # validates the keyframes the whole chunk needs, without building any context yet
+        frame_contexts(chunk, previous, chunk.frame_start, chunk.frame_start)
         known = [k.frame for k in chunk.keyframes] + ([previous.frame] if previous else [])
         groups = generation_groups(
             self.rule, chunk.frame_start, chunk.frame_end, known, chunk.interval
         )
-        return _SinkRun(self._run_groups(chunk, previous, contexts, groups))
+        return _SinkRun(self._run_slices(chunk, previous, groups))
 
-    def _run_groups(
-        self,
-        chunk: PromptChunk,
-        previous: Keyframe | None,
-        contexts: np.ndarray,
-        groups: list[Group],
-    ) -> Iterator[np.ndarray]:
-        """Yields batches as they land, returns the whole chunk's frames."""
-        contexts_t = torch.from_numpy(contexts).to(self.generator.device)
-        # Frames go to the host as each group finishes (pinned, asynchronous on CUDA).
+    def _run_slices(
+        self, chunk: PromptChunk, previous: Keyframe | None, groups: list[Group]
+    ) -> Iterator[list[np.ndarray]]:
+        """Yields the landed batches after each slice, returns the whole chunk's frames."""
+        step = self.generator.backend.max_batch
+        slices = [(g, s, min(s + step, g.end)) for g in groups for s in range(g.start, g.end, step)]
+        # Frames go to the host as each slice finishes (pinned, asynchronous on CUDA).
         sink = self.generator.backend.frame_sink(
             chunk.frame_count, self.frame_format, self.height, self.width
         )
-        for group in groups:
-            sink.add(
-                self._run_group(
-                    group,
-                    contexts_t[group.start - chunk.frame_start : group.end - chunk.frame_start],
-                )
-            )
-            yield from sink.ready()
+        for position, (group, start, stop) in enumerate(slices):
+            contexts = torch.from_numpy(frame_contexts(chunk, previous, start, stop))
+            sink.add(self._run_slice(group, start, contexts.to(self.generator.device)))
+            last = position == len(slices) - 1
+            if last:
+                self._finish_chunk(chunk, previous)
+            yield list(sink.ready(wait=last))
+        if not slices:
+            self._finish_chunk(chunk, previous)
+        return sink.result()
+
+    def _finish_chunk(self, chunk: PromptChunk, previous: Keyframe | None) -> None:
         self._last_chunk = (chunk.level, chunk.index)
         self._last_keyframe = chunk.keyframes[-1] if chunk.keyframes else previous
         self._next_chained_index = chunk.index + 1
-        yield from sink.ready(wait=True)
-        return sink.result()
 
-    def _run_group(self, group: Group, contexts: torch.Tensor) -> torch.Tensor:
-        if group.source == FROM_INIT:
+    def _run_slice(self, group: Group, start: int, contexts: torch.Tensor) -> torch.Tensor:
+        """Frames ``[start, start + len(contexts))`` of ``group``: every slice of a group gets
+        the group's one UNet input (a later slice continues it, as a chained group does)."""
+        if start > group.start:
+            prev, weight = self._continued_input(), 1.0
+        elif group.source == FROM_INIT:
             prev, weight = self._init, self.weight
         elif group.source == FROM_PREVIOUS:
             assert self._last_x0 is not None, "a later group always follows a generated frame"
             prev, weight = self._last_x0, self.weight
         else:
-            if self._group_input is None:
-                raise ValueError("chained stream continues a group that was never started")
-            prev, weight = self._group_input, 1.0  # 1 * input + 0 * noise: the same input, exactly
+            prev, weight = self._continued_input(), 1.0
         # The backend mixes, so a compiled backend can keep the mix inside its captured graph.
         latent_input, x0, frames = self.generator.backend.generate_group(
             prev, self._noise, weight, contexts, self.frame_format
@@ -249,3 +267,10 @@ class GeneratorStream:
         self._group_input = latent_input
         self._last_x0 = x0[-1:]
         return frames
+
+    def _continued_input(self) -> torch.Tensor:
+        """The UNet input of the group in progress (mixed with weight 1: 1 * input + 0 * noise
+        is the same input, exactly)."""
+        if self._group_input is None:
+            raise ValueError("chained stream continues a group that was never started")
+        return self._group_input

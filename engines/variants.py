@@ -60,3 +60,6 @@ DEFAULT_GENERATOR = "tiny"  # every command's default: runs anywhere, nothing to
 
 BACKEND_KINDS = ("auto", "torch", "fast", "tensorrt")
 DEFAULT_BACKEND = "auto"  # TensorRT when installed, else the compiled PyTorch path, on CUDA
+# Frames per UNet call: a longer generation group runs in slices of this many, so memory stays
+# bounded whatever a stream's keyframe interval. Real groups (intervals of 5-10 frames) fit one.
+DEFAULT_MAX_BATCH = 16

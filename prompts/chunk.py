@@ -219,8 +219,19 @@ class _Reader:
         return layout.unpack(self.take(layout.size, what))
 
 
-def parse_chunk(data: bytes, *, max_bytes: int = MAX_CHUNK_BYTES) -> PromptChunk:
-    """Parse and validate a chunk; raises ``ChunkFormatError`` naming the defect."""
+def parse_chunk(
+    data: bytes,
+    *,
+    max_bytes: int = MAX_CHUNK_BYTES,
+    context_shape: tuple[int, int] | None = None,
+    max_frames: int | None = None,
+) -> PromptChunk:
+    """Parse and validate a chunk; raises ``ChunkFormatError`` naming the defect.
+
+    A reader that runs the chunk passes what it can run: ``context_shape`` (its generator's
+    tokens x dim) and ``max_frames``; a chunk claiming more is refused from its header, before
+    any plane is inflated or any context built.
+    """
     data = bytes(data)
     if len(data) > max_bytes:
         raise ChunkFormatError(f"size over limit: {len(data)} bytes > {max_bytes}")
@@ -246,6 +257,7 @@ def parse_chunk(data: bytes, *, max_bytes: int = MAX_CHUNK_BYTES) -> PromptChunk
     )
     if count > MAX_KEYFRAMES:
         raise ChunkFormatError(f"size over limit: {count} keyframes > {MAX_KEYFRAMES}")
+    _check_claims(frame_start, frame_end, count, (tokens, dim), context_shape, max_frames)
     records = [reader.unpack(_KEYFRAME, f"keyframe record {i}") for i in range(count)]
     (payload_length,) = reader.unpack(_U32, "payload length")
     if payload_length > max_bytes:
@@ -341,6 +353,29 @@ def is_closed_chunk(data: bytes) -> bool:
     )
 
 
+def _check_claims(
+    frame_start: int,
+    frame_end: int,
+    count: int,
+    shape: tuple[int, int],
+    context_shape: tuple[int, int] | None,
+    max_frames: int | None,
+) -> None:
+    """Header checks that bound what parsing and decoding the chunk may allocate."""
+    if frame_end < frame_start:
+        raise ChunkFormatError(f"frame range [{frame_start}, {frame_end}) is reversed")
+    frames = frame_end - frame_start
+    if count > frames + 1:  # strictly increasing positions inside [frame_start, frame_end]
+        raise ChunkFormatError(f"{count} keyframes cannot lie in {frames} frames")
+    if max_frames is not None and frames > max_frames:
+        raise ChunkFormatError(f"size over limit: {frames} frames > {max_frames}")
+    if context_shape is not None and count and shape != tuple(context_shape):
+        raise ChunkFormatError(
+            f"contexts of {shape[0]}x{shape[1]}, this generator takes "
+            f"{context_shape[0]}x{context_shape[1]}"
+        )
+
+
 def make_prefix(chunk: PromptChunk) -> PromptChunk:
     """The switch prefix of the next chunk: this chunk's last keyframe, alone."""
     if not chunk.keyframes:
@@ -351,13 +386,21 @@ def make_prefix(chunk: PromptChunk) -> PromptChunk:
     )
 
 
-def chunk_contexts(chunk: PromptChunk, previous: Keyframe | None) -> np.ndarray:
-    """Contexts of every frame of the chunk, float32 ``[frames, tokens, dim]``.
+def frame_contexts(
+    chunk: PromptChunk, previous: Keyframe | None, start: int, stop: int
+) -> np.ndarray:
+    """Contexts of frames ``[start, stop)`` of the chunk, float32 ``[stop - start, tokens, dim]``.
 
     ``previous`` is the keyframe at ``frame_start`` held by the previous chunk of the same
     level (known from sequence, or sent as the switch prefix); it is needed unless the chunk
-    holds a keyframe at its first frame.
+    holds a keyframe at its first frame. The keyframes the *whole* chunk needs are checked
+    whatever range is asked, so an empty range validates a chunk without building anything.
     """
+    if not chunk.frame_start <= start <= stop <= chunk.frame_end:
+        raise ValueError(
+            f"frames [{start}, {stop}) are not inside chunk {chunk.index}'s "
+            f"[{chunk.frame_start}, {chunk.frame_end})"
+        )
     keyframes = list(chunk.keyframes)
     if previous is not None and (not keyframes or keyframes[0].frame > previous.frame):
         if previous.rank != chunk.rank:
@@ -377,19 +420,21 @@ def chunk_contexts(chunk: PromptChunk, previous: Keyframe | None) -> np.ndarray:
             f"chunk {chunk.index} needs the keyframe at frame {chunk.frame_start} "
             "(the previous chunk's last keyframe, or a switch prefix)"
         )
+    last = keyframes[-1].frame
+    if last < chunk.frame_end - 1:  # checked for the whole chunk, whatever range is asked
+        raise ChunkFormatError(
+            f"chunk {chunk.index} lacks the keyframe after frame {last} needed for frame {last + 1}"
+        )
+    if start == stop:
+        return np.zeros((0, keyframes[0].tokens, keyframes[0].dim), dtype=np.float32)
     contexts = []
     position = 0
-    for frame in range(chunk.frame_start, chunk.frame_end):
+    for frame in range(start, stop):
         while position + 1 < len(keyframes) and keyframes[position + 1].frame <= frame:
             position += 1
         current = keyframes[position]
         if frame == current.frame:
             contexts.append(current.context())
-            continue
-        if position + 1 >= len(keyframes):
-            raise ChunkFormatError(
-                f"chunk {chunk.index} lacks the keyframe after frame {current.frame} "
-                f"needed for frame {frame}"
-            )
-        contexts.append(interpolate_context(current, keyframes[position + 1], frame))
+        else:
+            contexts.append(interpolate_context(current, keyframes[position + 1], frame))
     return np.stack(contexts).astype(np.float32, copy=False)

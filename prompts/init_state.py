@@ -8,6 +8,7 @@ states bit-exact; float16 halves what a new stream sends.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 
@@ -19,6 +20,7 @@ MAGIC = b"PRIS"
 VERSION = 1
 DTYPES = {0: np.dtype("<f4"), 1: np.dtype("<f2")}
 MAX_ELEMENTS = 4 * 256 * 256  # a 2048x2048 stream's latent; anything larger is refused
+MAX_INIT_STATE_BYTES = 4 * 1024 * 1024  # bytes of one init.bin (far above MAX_ELEMENTS as float32)
 MAX_NDIM = 4
 _HEADER = struct.Struct("<4sBBBB")
 _U32 = struct.Struct("<I")
@@ -70,7 +72,7 @@ def parse_init_state(data: bytes) -> np.ndarray:
         raise InitStateError("truncated init state header")
     shape = struct.unpack_from(f"<{ndim}I", data, offset)
     offset += 4 * ndim
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # Python integers: 65535^4 must not wrap around as int64 would
     if count == 0 or count > MAX_ELEMENTS:
         raise InitStateError(f"size over limit: shape {shape}")
     (length,) = _U32.unpack_from(data, offset)

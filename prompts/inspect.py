@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common.errors import UserError
 from prompts.chunk import PromptChunk, parse_chunk
-from prompts.ladder import Ladder, chunk_relpath
+from prompts.ladder import Ladder, chunk_relpath, verify_init_state
 from prompts.manifest import Manifest, load_manifest
 
 
@@ -49,26 +50,49 @@ def _report(name: str, parsed: list[tuple[PromptChunk, int]], fps: float | None)
     )
 
 
-def _parse_file(path: Path) -> tuple[PromptChunk, int]:
-    data = path.read_bytes()
+class LadderDefect(UserError, ValueError):
+    """A file the manifest names is missing, unreadable or not what the manifest says."""
+
+
+def _parse_file(path: Path, expected_bytes: int | None = None) -> tuple[PromptChunk, int]:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise LadderDefect(f"{path}: {error.strerror}") from None
+    if expected_bytes is not None and len(data) != expected_bytes:
+        raise LadderDefect(f"{path}: {len(data)} bytes, the manifest says {expected_bytes}")
     try:
         return parse_chunk(data), len(data)
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise LadderDefect(f"{path}: {error}") from None
+
+
+def _verify_init_state(ladder: Path, manifest: Manifest) -> None:
+    path = ladder / str(manifest.init_state["file"])
+    try:
+        verify_init_state(path.read_bytes(), manifest)
+    except OSError as error:
+        raise LadderDefect(f"{path}: {error.strerror}") from None
+    except ValueError as error:  # ManifestError, InitStateError
+        raise LadderDefect(f"{path}: {error}") from None
 
 
 def inspect_path(path: str | Path) -> tuple[list[LevelReport], Manifest | None]:
-    """Parse every chunk under ``path`` (validating each) and summarise per level."""
+    """Parse every chunk under ``path`` (validating each) and summarise per level; a ladder's
+    files are also checked against its manifest (chunk sizes, the init state's size, sha256
+    and shape): any difference raises ``LadderDefect``."""
     target = Path(path)
     if target.is_file():
         return [_report(target.name, [_parse_file(target)], None)], None
     if (target / "manifest.json").is_file():
         ladder = Ladder(target)
         manifest = ladder.manifest
+        _verify_init_state(target, manifest)
         reports = []
         for level in manifest.levels:
             parsed = [
-                _parse_file(target / chunk_relpath(level.name, c.index)) for c in level.chunks
+                _parse_file(target / chunk_relpath(level.name, c.index), c.bytes)
+                for c in level.chunks
             ]
             if parsed:
                 reports.append(_report(level.name, parsed, manifest.stream.fps))

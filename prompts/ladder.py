@@ -22,7 +22,15 @@ from common.atomic import atomic_write_bytes, atomic_write_json
 from prompts.chunk import PromptChunk, encode_chunk
 from prompts.init_state import encode_init_state, parse_init_state
 from prompts.keyframe import Keyframe
-from prompts.manifest import ChunkInfo, LevelInfo, Manifest, StreamInfo, load_manifest
+from prompts.manifest import (
+    ChunkInfo,
+    LevelInfo,
+    Manifest,
+    ManifestError,
+    StreamInfo,
+    load_manifest,
+)
+from prompts.stream_model import latent_shape
 
 MANIFEST_NAME = "manifest.json"
 INIT_STATE_NAME = "init.bin"
@@ -63,6 +71,27 @@ def split_into_chunks(
             )
         )
     return chunks
+
+
+def verify_init_state(data: bytes, manifest: Manifest) -> np.ndarray:
+    """The init state in ``data`` checked against ``manifest``: its size and sha256 (when the
+    manifest records them), its format, and the latent shape of the stream. ``ManifestError``
+    for a mismatch, ``InitStateError`` for bytes that are not an init state."""
+    info = manifest.init_state
+    if info.get("bytes") is not None and len(data) != info["bytes"]:
+        raise ManifestError(f"{len(data)} bytes, the manifest says {info['bytes']}")
+    digest = hashlib.sha256(data).hexdigest()
+    if info.get("sha256") is not None and digest != info["sha256"]:
+        raise ManifestError(f"sha256 {digest} is not the manifest's {info['sha256']}")
+    latent = parse_init_state(data)
+    stream = manifest.stream
+    expected = latent_shape(stream.width, stream.height)
+    if latent.shape != expected:
+        raise ManifestError(
+            f"a latent of shape {list(latent.shape)}, a {stream.width}x{stream.height} "
+            f"stream needs {list(expected)}"
+        )
+    return latent
 
 
 class Ladder:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.atomic import atomic_directory, check_new_output
 from common.errors import UserError
 from prompts.keyframe import Keyframe, keyframe_positions
 from prompts.ladder import LadderWriter, default_chunk_frames, split_into_chunks
@@ -141,8 +142,15 @@ def import_legacy(
     fps: float = 30.0,
     chunk_frames: int | None = None,
     generator_id: str = LEGACY_GENERATOR_ID,
+    replace: bool = False,
 ) -> Manifest:
-    """Write a one-level ladder (rule ``chained``) from the original release's prompts."""
+    """Write a one-level ladder (rule ``chained``) from the original release's prompts.
+
+    The ladder is built in a new directory beside ``out`` and renamed into place: a
+    non-empty ``out`` is refused unless ``replace`` (then no stale file of it survives), a
+    symlinked ``out`` always (``common.atomic.OutputExistsError``).
+    """
+    check_new_output(Path(out), replace=replace)  # before the slow part
     legacy = read_legacy_folder(folder)
     chunk_frames = chunk_frames or default_chunk_frames(legacy.interval, fps)
     if chunk_frames % legacy.interval:
@@ -163,8 +171,10 @@ def import_legacy(
         prev_latent_rule=CHAINED,
     )
     name = f"r{legacy.rank}n{legacy.interval}"
-    writer = LadderWriter(out, stream, [(name, legacy.rank, legacy.interval)])
-    writer.write_init_state(legacy.init_latent, dtype="float32")
-    for chunk in split_into_chunks(legacy.keyframes, stream, level=0, interval=legacy.interval):
-        writer.append_chunk(0, chunk)
-    return writer.finish()
+    with atomic_directory(out, replace=replace) as building:
+        writer = LadderWriter(building, stream, [(name, legacy.rank, legacy.interval)])
+        writer.write_init_state(legacy.init_latent, dtype="float32")
+        chunks = split_into_chunks(legacy.keyframes, stream, level=0, interval=legacy.interval)
+        for chunk in chunks:
+            writer.append_chunk(0, chunk)
+        return writer.finish()

@@ -8,17 +8,28 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from common.errors import UserError
-from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_RULES, PREV_LATENT_WEIGHT
+from prompts.chunk import MAX_CHUNK_BYTES, MAX_GENERATOR_ID
+from prompts.init_state import MAX_INIT_STATE_BYTES
+from prompts.stream_model import (
+    CHUNK_RESET,
+    NOISE_SEED,
+    PREV_LATENT_RULES,
+    PREV_LATENT_WEIGHT,
+    size_problem,
+)
 
 FORMAT = "promptus-ladder"
 VERSION = 2  # written; 2 added the live window (`window_start`) and gap chunks
 READABLE_VERSIONS = (1, 2)
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024  # 8 MiB
+MAX_CHUNK_FRAMES = 100_000  # frames of one chunk (the daemon's own budget is far lower)
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class ManifestError(UserError, ValueError):
@@ -147,10 +158,10 @@ class Manifest:
         generator = _require(doc.get("generator"), dict, "generator")
         stream = StreamInfo(
             fps=_number(doc, "fps", low=1e-3, high=1000),
-            width=_integer(doc, "width", low=8, high=8192),
-            height=_integer(doc, "height", low=8, high=8192),
+            width=_integer(doc, "width", low=1, high=8192),
+            height=_integer(doc, "height", low=1, high=8192),
             frames=_integer(doc, "frames", low=1, high=10**9),
-            chunk_frames=_integer(doc, "chunk_frames", low=1, high=10**6),
+            chunk_frames=_integer(doc, "chunk_frames", low=1, high=MAX_CHUNK_FRAMES),
             generator_id=_string(generator, "id"),
             generator_name=_string(generator, "name"),
             noise_seed=_integer(doc, "noise_seed", low=0, high=2**32 - 1),
@@ -160,6 +171,11 @@ class Manifest:
         )
         if stream.prev_latent_rule not in PREV_LATENT_RULES:
             raise ManifestError(f"prev_latent_rule must be one of {PREV_LATENT_RULES}")
+        problem = size_problem(stream.width, stream.height)
+        if problem is not None:
+            raise ManifestError(f"width and height: {problem}")
+        if len(stream.generator_id.encode("utf-8")) > MAX_GENERATOR_ID:
+            raise ManifestError(f"generator.id is longer than {MAX_GENERATOR_ID} bytes")
         chunk_count = _integer(doc, "chunk_count", low=0, high=stream.chunk_count)
         window_start = _integer(doc, "window_start", low=0, high=chunk_count, default=0)
         levels = []
@@ -189,15 +205,12 @@ class Manifest:
                     f"level {level.name}: chunk_frames {stream.chunk_frames} is not a multiple "
                     f"of interval {level.interval}"
                 )
-            if [c.index for c in chunks] != list(range(window_start, window_start + len(chunks))):
-                raise ManifestError(
-                    f"level {level.name}: chunk indices must be {window_start}..n-1 in order"
-                )
+            _check_chunk_list(level, stream, chunk_count, window_start)
             levels.append(level)
         if not levels:
             raise ManifestError("a ladder needs at least one level")
         init_state = _require(doc.get("init_state"), dict, "init_state")
-        _string(init_state, "file")
+        _check_init_state(init_state)
         return cls(
             stream=stream,
             levels=tuple(levels),
@@ -210,6 +223,48 @@ class Manifest:
         levels = list(self.levels)
         levels[level.id] = level
         return replace(self, levels=tuple(levels))
+
+
+def _check_chunk_list(
+    level: LevelInfo, stream: StreamInfo, chunk_count: int, window_start: int
+) -> None:
+    """What the server and the daemon rely on: every published chunk of the window is listed,
+    none beyond the stream, and no chunk claims more keyframes than it has frames (plus the
+    one at its end)."""
+    chunks = level.chunks
+    end = window_start + len(chunks)
+    if [c.index for c in chunks] != list(range(window_start, end)):
+        raise ManifestError(
+            f"level {level.name}: chunk indices must be {window_start}..n-1 in order"
+        )
+    if end < chunk_count:
+        raise ManifestError(
+            f"level {level.name} lists chunks up to {end}, chunk_count says {chunk_count} "
+            "are published"
+        )
+    if end > stream.chunk_count:
+        raise ManifestError(
+            f"level {level.name} lists chunks up to {end}, the stream has {stream.chunk_count}"
+        )
+    for chunk in chunks:
+        start, end = stream.chunk_range(chunk.index)
+        if chunk.keyframes > end - start + 1:
+            raise ManifestError(
+                f"level {level.name} chunk {chunk.index}: {chunk.keyframes} keyframes in "
+                f"{end - start} frames"
+            )
+
+
+def _check_init_state(init_state: dict[str, Any]) -> None:
+    """``file`` is a plain name inside the ladder; ``bytes`` and ``sha256``, when given, are sane."""
+    name = _string(init_state, "file")
+    if not _safe_name(name):
+        raise ManifestError(f"init_state.file {name!r} is not a plain file name in the ladder")
+    if init_state.get("bytes") is not None:
+        _integer(init_state, "bytes", low=1, high=MAX_INIT_STATE_BYTES)
+    digest = init_state.get("sha256")
+    if digest is not None and (not isinstance(digest, str) or not SHA256_HEX.fullmatch(digest)):
+        raise ManifestError("init_state.sha256 must be 64 lowercase hex digits")
 
 
 def load_manifest(path: str | Path) -> Manifest:
@@ -247,11 +302,11 @@ def _require(value: Any, kind: type, name: str) -> Any:
 
 def _chunk_info(doc: dict[str, Any]) -> ChunkInfo:
     gap = _require(doc.get("gap", False), bool, "gap")
-    size = _integer(doc, "bytes", low=0 if gap else 1, high=0 if gap else 10**9)
+    size = _integer(doc, "bytes", low=0 if gap else 1, high=0 if gap else MAX_CHUNK_BYTES)
     return ChunkInfo(
         index=_integer(doc, "index", low=0, high=10**9),
         bytes=size,
-        keyframes=_integer(doc, "keyframes", low=0, high=0 if gap else 10**6),
+        keyframes=_integer(doc, "keyframes", low=0, high=0 if gap else MAX_CHUNK_FRAMES + 1),
         psnr=_optional_number(doc, "psnr"),
         ssim=_optional_number(doc, "ssim"),
         vmaf=_optional_number(doc, "vmaf"),

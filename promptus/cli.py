@@ -44,6 +44,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("catalog", "fit a ladder for each of many titles, segment-parallel on a Ray cluster"),
     Command("eval", "rate-quality of a ladder next to x264, x265, SVT-AV1 and a VAE baseline"),
     Command("emulate", "run ABR algorithms against network traces (fast simulation or full stack)"),
+    Command("telemetry", "report on real sessions (Puffer-style) or prune the telemetry database"),
 )
 
 

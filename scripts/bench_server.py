@@ -246,6 +246,8 @@ def run_once(
             str(port),
             "--max-viewers",
             str(viewers + 100),
+            "--max-per-address",  # every simulated viewer comes from 127.0.0.1
+            "0",
             "--telemetry",
             str(media / "telemetry.sqlite3"),
             *server_args,

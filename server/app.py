@@ -10,9 +10,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from server.addresses import AddressLimits
 from server.catalog import Catalog
 from server.chunk_store import ChunkStore
 from server.keys import (
+    addresses_key,
     catalog_key,
     chunk_store_key,
     metrics_key,
@@ -20,12 +22,18 @@ from server.keys import (
     telemetry_key,
 )
 from server.metrics import Metrics
+from server.retention import Retention
 from server.settings import ServerSettings
-from server.telemetry import Telemetry, open_backend
+from server.telemetry import Telemetry
+from server.telemetry_db import open_backend
 from server.viewer import handle_viewer, viewers_key
 from wire.errors import ErrorCode
 
 log = logging.getLogger(__name__)
+
+SERVER_HEADER = (
+    "promptus"  # the `Server:` of every response: no versions to look vulnerabilities up by
+)
 
 
 def create_app(settings: ServerSettings) -> web.Application:
@@ -35,12 +43,22 @@ def create_app(settings: ServerSettings) -> web.Application:
     app[catalog_key] = Catalog(settings.media_dir, settings.catalog_poll_s)
     app[chunk_store_key] = ChunkStore(settings.cache_bytes)
     app[telemetry_key] = Telemetry(
-        open_backend(settings.telemetry),
+        open_backend(settings.telemetry, max_bytes=settings.telemetry_max_bytes),
         flush_s=settings.telemetry_flush_s,
         max_rows=settings.telemetry_queue_rows,
         close_timeout_s=settings.telemetry_close_timeout_s,
+        retention=Retention(
+            max_age_s=settings.telemetry_retention_s,
+            max_bytes=settings.telemetry_max_bytes,
+            every_s=settings.telemetry_prune_s,
+        ),
     )
     app[metrics_key] = Metrics()
+    app[addresses_key] = AddressLimits(
+        max_sockets=settings.max_per_address,
+        manifest_bytes_per_s=settings.manifest_bytes_per_s,
+        manifest_burst_bytes=settings.manifest_burst_bytes,
+    )
     app[viewers_key] = set()
     app.router.add_get("/ws", handle_viewer)
     app.router.add_get("/healthz", handle_healthz)
@@ -50,7 +68,13 @@ def create_app(settings: ServerSettings) -> web.Application:
     app.cleanup_ctx.append(catalog_ctx)
     app.cleanup_ctx.append(telemetry_ctx)
     app.on_shutdown.append(notify_viewers)
+    app.on_response_prepare.append(hide_server_version)
     return app
+
+
+async def hide_server_version(request: web.Request, response: web.StreamResponse) -> None:
+    """``Server: promptus`` instead of aiohttp's ``Python/3.x aiohttp/3.x``."""
+    response.headers["Server"] = SERVER_HEADER
 
 
 def add_web_player(app: web.Application, web_dir: Path) -> None:
@@ -67,10 +91,16 @@ def add_web_player(app: web.Application, web_dir: Path) -> None:
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
-    """Liveness: 200 with the number of channels and viewers."""
+    """Liveness: 200 with the number of channels and viewers, and the ladders refused."""
     app = request.app
+    catalog = app[catalog_key]
     return web.json_response(
-        {"status": "ok", "channels": len(app[catalog_key]), "viewers": app[metrics_key].viewers}
+        {
+            "status": "ok",
+            "channels": len(catalog),
+            "viewers": app[metrics_key].viewers,
+            "bad_channels": dict(sorted(catalog.problems.items())),
+        }
     )
 
 
@@ -99,9 +129,26 @@ async def handle_metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
     app = request.app
     store, telemetry, catalog = app[chunk_store_key], app[telemetry_key], app[catalog_key]
+    addresses = app[addresses_key]
     text = app[metrics_key].render(
         {
             "promptus_channels": ("Channels in the catalog.", lambda: len(catalog)),
+            "promptus_bad_channels": (
+                "Ladders refused by the last catalog scan (reasons in /healthz).",
+                lambda: len(catalog.problems),
+            ),
+            "promptus_client_addresses": (
+                "Client addresses with sockets or a spent manifest budget.",
+                lambda: len(addresses),
+            ),
+            "promptus_refused_sockets_per_address": (
+                "Sockets refused by the per-address limit since start.",
+                lambda: addresses.refused_sockets,
+            ),
+            "promptus_refused_manifests": (
+                "Hellos refused by their address's manifest byte budget since start.",
+                lambda: addresses.refused_manifests,
+            ),
             "promptus_cache_bytes": (
                 "Bytes of encoded chunk messages cached.",
                 lambda: store.cached_bytes,
@@ -123,6 +170,18 @@ async def handle_metrics(request: web.Request) -> web.Response:
             "promptus_telemetry_failures": (
                 "Failed telemetry writes since start.",
                 lambda: telemetry.failures,
+            ),
+            "promptus_telemetry_throttled_rows": (
+                "Telemetry rows not written: over a connection's rows per minute.",
+                lambda: telemetry.throttled,
+            ),
+            "promptus_telemetry_pruned_rows": (
+                "Telemetry rows deleted by retention and the size cap since start.",
+                lambda: telemetry.pruned,
+            ),
+            "promptus_telemetry_bytes": (
+                "Size of the telemetry data at the last prune.",
+                lambda: telemetry.size_bytes,
             ),
         }
     )

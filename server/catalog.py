@@ -1,10 +1,12 @@
 """The catalog of channels: one ladder directory per channel under the media folder.
 
-It re-scans the folder every few hundred milliseconds (off the event loop), so new
-channels and new chunks of live ladders appear without a restart. A manifest is re-read
-only when its file changed; a manifest that fails validation is logged and the channel
-keeps its last good state (ladder writers replace manifests atomically, so this only
-happens when someone writes a broken one by hand).
+It re-scans the folder every few hundred milliseconds (off the event loop, on a daemon
+thread that shutdown never waits for), so new channels and new chunks of live ladders
+appear without a restart. A manifest is re-read only when its file changed, through
+``server.media_files`` (a regular file inside the media folder, read bounded), and
+validated against everything the server and the daemon rely on, its init state included.
+A channel that fails is logged, listed in ``problems`` (``/healthz``, ``/metrics``) and
+skipped (or keeps its last good state); the others keep serving.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from prompts.ladder import MANIFEST_NAME
+from common.threads import in_daemon_thread
+from prompts.init_state import MAX_INIT_STATE_BYTES
+from prompts.ladder import MANIFEST_NAME, verify_init_state
 from prompts.manifest import MAX_MANIFEST_BYTES, ChunkInfo, Manifest, ManifestError
+from server.media_files import read_media_file
 from wire.media import CHANNEL_PATTERN, ManifestMessage
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,7 @@ class Channel:
 
     name: str
     path: Path
+    root: Path  # the media folder, resolved: every file the channel reads resolves inside it
     manifest: Manifest
     document: dict[str, Any]  # manifest.json exactly as published
     message: str  # the encoded `manifest` message (built once per version, sent to many)
@@ -56,12 +62,15 @@ class Catalog:
 
     def __init__(self, media_dir: Path, poll_s: float) -> None:
         self.media_dir = Path(media_dir)
+        self.root = self.media_dir.resolve()
         self.poll_s = poll_s
         self._channels: dict[str, Channel] = {}
         self._versions = 0
         self.scans = 0  # completed scans of the folder
         self._lock = asyncio.Lock()
-        self._refused: dict[Path, FileStamp] = {}  # manifests already logged as invalid
+        # manifests already refused (logged once per file version): stamp and reason
+        self._refused: dict[Path, tuple[FileStamp, str]] = {}
+        self.problems: dict[str, str] = {}  # channel -> why its ladder is refused, last scan
 
     def get(self, name: str) -> Channel | None:
         """The channel ``name`` as of the last refresh."""
@@ -74,10 +83,10 @@ class Catalog:
         return len(self._channels)
 
     async def refresh(self) -> None:
-        """Re-scan the media folder in a worker thread and publish the result."""
+        """Re-scan the media folder on a daemon thread and publish the result."""
         async with self._lock:
             current = dict(self._channels)
-            scanned = await asyncio.to_thread(self._scan, current)
+            scanned, problems = await in_daemon_thread(self._scan, current, name="catalog-scan")
             for name, channel in scanned.items():
                 known = current.get(name)
                 if channel is not known:
@@ -98,6 +107,7 @@ class Catalog:
             for name in current.keys() - scanned.keys():
                 log.info("channel %s removed", name)
             self._channels = scanned
+            self.problems = problems
             self.scans += 1
 
     async def watch(self) -> None:
@@ -109,50 +119,83 @@ class Catalog:
                 log.exception("catalog scan of %s failed", self.media_dir)
             await asyncio.sleep(self.poll_s)
 
-    def _scan(self, current: dict[str, Channel]) -> dict[str, Channel]:
+    def _scan(self, current: dict[str, Channel]) -> tuple[dict[str, Channel], dict[str, str]]:
         found: dict[str, Channel] = {}
+        problems: dict[str, str] = {}
         with os.scandir(self.media_dir) as entries:
             for entry in entries:
                 if CHANNEL_PATTERN.fullmatch(entry.name) is None or not entry.is_dir():
                     continue
-                channel = self._load(entry.name, Path(entry.path), current.get(entry.name))
+                channel, problem = self._load(entry.name, Path(entry.path), current.get(entry.name))
                 if channel is not None:
                     found[entry.name] = channel
-        return found
+                if problem is not None:
+                    problems[entry.name] = problem
+        # forget refusals of ladders that are gone (the dict stays as small as the folder)
+        self._refused = {
+            path: refusal
+            for path, refusal in self._refused.items()
+            if path.parent.name in found or path.parent.name in problems
+        }
+        return found, problems
 
-    def _load(self, name: str, path: Path, known: Channel | None) -> Channel | None:
+    def _load(
+        self, name: str, path: Path, known: Channel | None
+    ) -> tuple[Channel | None, str | None]:
+        """The channel of ladder ``path`` (or its last good state) and, if refused, why."""
         manifest_path = path / MANIFEST_NAME
         try:
             status = manifest_path.stat()
         except OSError:
-            return None  # not a ladder (yet)
+            return None, None  # not a ladder (yet)
         stamp = _stamp_of(status)
         if known is not None and known.stamp == stamp:
-            return known
-        if self._refused.get(manifest_path) == stamp:
-            return known
+            return known, None
+        refused = self._refused.get(manifest_path)
+        if refused is not None and refused[0] == stamp:
+            return known, refused[1]
         try:
-            if status.st_size > MAX_MANIFEST_BYTES:
-                raise ManifestError(
-                    f"manifest of {status.st_size} bytes is over {MAX_MANIFEST_BYTES}"
-                )
-            document = json.loads(manifest_path.read_bytes())
+            document = json.loads(
+                read_media_file(manifest_path, self.root, limit=MAX_MANIFEST_BYTES)
+            )
             manifest = Manifest.from_json(document)
-        except (OSError, ValueError) as error:  # ManifestError and JSON errors are ValueErrors
-            log.warning("channel %s: manifest refused: %s", name, error)
-            self._refused[manifest_path] = stamp
-            return known
+            self._check_init_state(path, manifest)
+        except (OSError, ValueError) as error:  # ManifestError, MediaFileError, JSON errors
+            reason = f"ladder refused: {error}"
+            log.warning("channel %s: %s", name, reason)
+            self._refused[manifest_path] = (stamp, reason)
+            return known, reason
+        self._refused.pop(manifest_path, None)
         message = ManifestMessage(channel=name, manifest=document).encode()
-        return Channel(
-            name,
-            path,
-            manifest,
-            document,
-            message,
-            version=0,
-            stamp=stamp,
-            init_stamp=_stamp(path / str(manifest.init_state["file"])),
+        return (
+            Channel(
+                name,
+                path,
+                self.root,
+                manifest,
+                document,
+                message,
+                version=0,
+                stamp=stamp,
+                init_stamp=_stamp(path / str(manifest.init_state["file"])),
+            ),
+            None,
         )
+
+    def _check_init_state(self, path: Path, manifest: Manifest) -> None:
+        """The init state the daemon will get: a regular file inside the media folder, as the
+        manifest describes it and of the stream's latent shape."""
+        info = manifest.init_state
+        data = read_media_file(
+            path / str(info["file"]),
+            self.root,
+            limit=MAX_INIT_STATE_BYTES,
+            expected=info.get("bytes"),
+        )
+        try:
+            verify_init_state(data, manifest)
+        except ValueError as error:  # ManifestError, InitStateError
+            raise ManifestError(f"{info['file']}: {error}") from None
 
 
 def extends(old: Manifest, new: Manifest) -> bool:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 
 from common.errors import UserError
-from prompts.chunk import encode_chunk, is_closed_chunk, make_prefix, parse_chunk
+from prompts.chunk import MAX_CHUNK_BYTES, encode_chunk, is_closed_chunk, make_prefix, parse_chunk
+from prompts.init_state import MAX_INIT_STATE_BYTES
 from prompts.ladder import chunk_relpath
+from prompts.manifest import ChunkInfo
 from server.catalog import Channel
-from wire.media import MAX_INIT_STATE_BYTES, InitStateMessage, encode_chunk_message
+from server.media_files import MediaFileError, read_media_file
+from wire.media import InitStateMessage, encode_chunk_message
 
 # (channel, its content generation, level, chunk index, with prefix)
 ChunkKey = tuple[str, int, int, int, bool]
@@ -52,12 +54,12 @@ class ChunkStore:
         return await self._get(
             key,
             lambda: _build_chunk_message(
-                channel.name,
-                channel.path,
+                channel,
                 info.name,
                 level,
                 index,
                 cell.bytes,
+                channel.manifest.chunk_info(level, index - 1) if with_prefix else None,
                 with_prefix,
             ),
         )
@@ -98,52 +100,49 @@ class ChunkStore:
             self.cached_bytes -= len(evicted)
 
 
-def _read_chunk(ladder: Path, level_name: str, index: int, expected: int) -> bytes:
-    path = ladder / chunk_relpath(level_name, index)
+def _read_chunk(channel: Channel, level_name: str, index: int, expected: int | None) -> bytes:
+    """A chunk file of exactly ``expected`` bytes (when the manifest still lists it), else of
+    at most the chunk format's limit."""
+    path = channel.path / chunk_relpath(level_name, index)
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ChunkReadError(
-            f"chunk {index} of level {level_name}: cannot read: {error.strerror}"
-        ) from None
-    if len(data) != expected:
-        raise ChunkReadError(
-            f"chunk {index} of level {level_name} has {len(data)} bytes, "
-            f"the manifest says {expected}"
-        )
-    return data
+        return read_media_file(path, channel.root, limit=MAX_CHUNK_BYTES, expected=expected)
+    except MediaFileError as error:
+        raise ChunkReadError(f"chunk {index} of level {level_name}: {error}") from None
 
 
 def _build_chunk_message(
-    channel: str,
-    ladder: Path,
+    channel: Channel,
     level_name: str,
     level: int,
     index: int,
     expected: int,
+    previous: ChunkInfo | None,
     with_prefix: bool,
 ) -> bytes:
-    data = _read_chunk(ladder, level_name, index, expected)
+    """The `chunk` message; with the switch prefix (the last keyframe of chunk ``index - 1``,
+    whose manifest entry is ``previous``) when asked and the chunk is not closed. A chunk that
+    slid out of a live window is no longer listed; its file stays a while for this prefix."""
+    data = _read_chunk(channel, level_name, index, expected)
     prefix = b""
     if with_prefix and not is_closed_chunk(data):  # a closed chunk holds its own keyframe
-        previous = ladder / chunk_relpath(level_name, index - 1)
+        if previous is not None and previous.gap:
+            raise ChunkReadError(
+                f"switch prefix of chunk {index} (level {level_name}): chunk {index - 1} is a gap"
+            )
+        size = previous.bytes if previous is not None else None
+        data_before = _read_chunk(channel, level_name, index - 1, size)
         try:
-            prefix = encode_chunk(make_prefix(parse_chunk(previous.read_bytes())))
-        except (OSError, ValueError) as error:  # ChunkFormatError is a ValueError
+            prefix = encode_chunk(make_prefix(parse_chunk(data_before)))
+        except ValueError as error:  # ChunkFormatError is a ValueError
             raise ChunkReadError(
                 f"switch prefix of chunk {index} (level {level_name}): {error}"
             ) from None
-    return encode_chunk_message(channel, level, index, data, prefix)
+    return encode_chunk_message(channel.name, level, index, data, prefix)
 
 
 def _build_init_state_message(channel: Channel, file_name: str) -> bytes:
-    path = channel.path / file_name
     try:
-        if path.resolve().parent != channel.path.resolve():
-            raise ChunkReadError(f"init_state file {file_name!r} is outside the ladder")
-        data = path.read_bytes()
-    except OSError as error:
-        raise ChunkReadError(f"init state {file_name}: cannot read: {error.strerror}") from None
-    if len(data) > MAX_INIT_STATE_BYTES:
-        raise ChunkReadError(f"init state of {len(data)} bytes is over {MAX_INIT_STATE_BYTES}")
+        data = read_media_file(channel.path / file_name, channel.root, limit=MAX_INIT_STATE_BYTES)
+    except MediaFileError as error:
+        raise ChunkReadError(f"init state: {error}") from None
     return InitStateMessage(channel=channel.name, data=data).encode()

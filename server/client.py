@@ -39,7 +39,7 @@ class ServerError(UserError):
 
 
 class ServerClosed(UserError):
-    """The server closed the WebSocket."""
+    """The server closed the WebSocket, or the connection is gone (the server crashed)."""
 
 
 class ViewerClient:
@@ -59,9 +59,19 @@ class ViewerClient:
         )
         return cls(ws)
 
+    async def send(self, text: str) -> None:
+        """Send one control message; ServerClosed when the connection is gone."""
+        try:
+            await self.ws.send_str(text)
+        except (aiohttp.ClientError, ConnectionError) as error:
+            raise ServerClosed(f"the connection is gone: {error}") from None
+
     async def receive(self, timeout: float | None = 10.0) -> ServerMessage:
         """The next server message (any kind); raises ServerClosed when the socket closes."""
-        message = await self.ws.receive(timeout=timeout)
+        try:
+            message = await self.ws.receive(timeout=timeout)
+        except (aiohttp.ClientError, ConnectionError) as error:
+            raise ServerClosed(f"the connection is gone: {error}") from None
         if message.type is aiohttp.WSMsgType.TEXT:
             parsed = parse_server_message(message.data)
         elif message.type is aiohttp.WSMsgType.BINARY:
@@ -95,7 +105,7 @@ class ViewerClient:
         version: int = PROTOCOL_VERSION,
     ) -> tuple[dict[str, Any], bytes]:
         """Join ``channel``: returns (manifest, init.bin bytes)."""
-        await self.ws.send_str(
+        await self.send(
             Hello(channel=channel, version=version, abr=abr, user_agent=user_agent).encode()
         )
         first = await self.receive()
@@ -112,15 +122,15 @@ class ViewerClient:
         self, chunk: int, level: int, *, prefix: bool = False, ack: bool = True
     ) -> ChunkMessage:
         """Fetch one chunk (and acknowledge it)."""
-        await self.ws.send_str(Get(chunk=chunk, level=level, prefix=prefix).encode())
+        await self.send(Get(chunk=chunk, level=level, prefix=prefix).encode())
         message = await self.answer()
         assert isinstance(message, ChunkMessage), f"expected chunk, got {message.TYPE}"
         if ack:
-            await self.ws.send_str(Ack(chunk=chunk, level=level).encode())
+            await self.send(Ack(chunk=chunk, level=level).encode())
         return message
 
     async def stats(self, stats: Stats) -> None:
-        await self.ws.send_str(stats.encode())
+        await self.send(stats.encode())
 
     async def close(self) -> None:
         await self.ws.close()

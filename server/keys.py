@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.addresses import AddressLimits
 from server.catalog import Catalog
 from server.chunk_store import ChunkStore
 from server.metrics import Metrics
@@ -11,6 +12,7 @@ from server.settings import ServerSettings
 from server.telemetry import Telemetry
 
 settings_key = web.AppKey("settings", ServerSettings)
+addresses_key = web.AppKey("addresses", AddressLimits)
 catalog_key = web.AppKey("catalog", Catalog)
 chunk_store_key = web.AppKey("chunk_store", ChunkStore)
 telemetry_key = web.AppKey("telemetry", Telemetry)

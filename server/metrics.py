@@ -19,11 +19,15 @@ class Metrics:
     chunks_served_total: int = 0
     prefixes_served_total: int = 0
     dropped_messages_total: int = 0  # over the rate limit
+    unmasked_frames_total: int = 0  # connections closed for an unmasked client frame
     messages_total: Counter[str] = field(default_factory=Counter)
     errors_total: Counter[str] = field(default_factory=Counter)
 
     def count_error(self, code: ErrorCode) -> None:
         self.errors_total[str(code)] += 1
+
+    def count_unmasked(self) -> None:
+        self.unmasked_frames_total += 1
 
     def render(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> str:
         """Prometheus text: our counters plus ``gauges`` (name -> (help, read function))."""
@@ -62,8 +66,14 @@ class Metrics:
         metric(
             "promptus_dropped_messages_total",
             "counter",
-            "Client messages dropped by the rate limit.",
+            "Client messages (pings and pongs too) dropped by the rate limit.",
             [("", self.dropped_messages_total)],
+        )
+        metric(
+            "promptus_unmasked_frames_total",
+            "counter",
+            "Connections closed (1002) for an unmasked client frame.",
+            [("", self.unmasked_frames_total)],
         )
         metric(
             "promptus_messages_total",

@@ -28,14 +28,24 @@ def tune_gc() -> None:
     gc.freeze()
 
 
+def hide_library_version(name: str) -> None:
+    """Responses aiohttp makes on its own (``400 Bad Request`` for bytes that are not HTTP)
+    never reach the app's ``on_response_prepare``; they take their ``Server:`` from this module
+    global, so in a server process it names no versions either."""
+    import aiohttp.web_response
+
+    aiohttp.web_response.SERVER_SOFTWARE = name
+
+
 def serve(
     settings: ServerSettings, host: str, port: int, *, reuse_port: bool, access_log: bool
 ) -> None:
     """Run one server process until SIGINT/SIGTERM (graceful shutdown tells the viewers)."""
     from aiohttp import web
 
-    from server.app import create_app
+    from server.app import SERVER_HEADER, create_app
 
+    hide_library_version(SERVER_HEADER)
     app = create_app(settings)
 
     async def freeze_startup_objects(app: web.Application) -> None:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from prompts.manifest import MAX_MANIFEST_BYTES
+
 REPO_WEB_DIR = Path(__file__).resolve().parents[1] / "web"  # the browser player's static files
 TELEMETRY_FILE_NAME = "telemetry.sqlite3"
 
@@ -20,6 +22,11 @@ class ServerSettings:
     # SQLite file path, a postgresql:// DSN, or None for no telemetry
     telemetry: str | None = None
     max_viewers: int = 10_000  # concurrent WebSockets per process
+    max_per_address: int = 8  # concurrent WebSockets per client address (0: no limit)
+    # bytes of manifests the hellos of one address may make the server send (a hello is ~50
+    # bytes, a manifest up to MAX_MANIFEST_BYTES): sustained per second, and at once
+    manifest_bytes_per_s: float = 1024 * 1024
+    manifest_burst_bytes: float = 2 * MAX_MANIFEST_BYTES
     rate_per_s: float = 20.0  # messages per second a connection may sustain
     rate_burst: int = 40  # messages a connection may send at once
     idle_timeout_s: float = 60.0  # close a connection silent this long (Puffer: 60 s)
@@ -32,6 +39,12 @@ class ServerSettings:
     telemetry_flush_s: float = 0.5  # telemetry batch interval
     telemetry_queue_rows: int = 200_000  # rows buffered while the database is slow or down
     telemetry_close_timeout_s: float = 5.0  # shutdown waits this long for the last telemetry flush
+    telemetry_rows_per_min: int = (
+        240  # rows one connection may add a minute (sessions, reports, deliveries)
+    )
+    telemetry_retention_s: float = 30 * 24 * 3600  # rows older than this are deleted
+    telemetry_max_bytes: int = 1_000_000_000  # the oldest rows go when the data exceed it
+    telemetry_prune_s: float = 60.0  # how often retention and the size cap are enforced
     server_id: str = "0"  # recorded with each session (several processes behind one port)
     # monotonic seconds for rate limits and idle timers (tests pass a clock they move by hand)
     clock: Callable[[], float] = time.monotonic

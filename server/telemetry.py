@@ -12,198 +12,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from server.retention import Retention, enforce
+from server.telemetry_db import FLUSH_TIMEOUT_S, Backend, Batch
 from wire.media import Stats
 
 log = logging.getLogger(__name__)
 
-FLUSH_TIMEOUT_S = 10.0  # a database connect or statement slower than this fails (and is retried)
 RETRY_MAX_S = 30.0  # longest wait between attempts while the database is down
-
-# One schema for both databases: (table, column definitions). Times are Unix seconds.
-SCHEMA: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    (
-        "sessions",
-        (
-            ("id", "TEXT PRIMARY KEY"),
-            ("server_id", "TEXT"),
-            ("channel", "TEXT NOT NULL"),
-            ("started_at", "DOUBLE PRECISION NOT NULL"),
-            ("ended_at", "DOUBLE PRECISION"),
-            ("user_agent", "TEXT"),
-            ("abr", "TEXT"),
-            ("generator_id", "TEXT"),
-        ),
-    ),
-    (
-        "deliveries",
-        (
-            ("session_id", "TEXT NOT NULL"),
-            ("channel", "TEXT NOT NULL"),
-            ("level", "INTEGER NOT NULL"),
-            ("chunk", "INTEGER NOT NULL"),
-            ("bytes", "BIGINT NOT NULL"),
-            ("prefix_bytes", "BIGINT NOT NULL"),
-            ("requested_at", "DOUBLE PRECISION NOT NULL"),
-            ("sent_at", "DOUBLE PRECISION NOT NULL"),
-            ("acked_at", "DOUBLE PRECISION"),
-        ),
-    ),
-    (
-        "reports",
-        (
-            ("session_id", "TEXT NOT NULL"),
-            ("at", "DOUBLE PRECISION NOT NULL"),
-            ("event", "TEXT NOT NULL"),
-            ("buffer_s", "DOUBLE PRECISION NOT NULL"),
-            ("stalls", "INTEGER NOT NULL"),
-            ("stall_s", "DOUBLE PRECISION NOT NULL"),
-            ("level", "INTEGER NOT NULL"),
-            ("throughput_kbps", "DOUBLE PRECISION"),
-            ("daemon_fps", "DOUBLE PRECISION"),
-            ("extra", "TEXT"),
-        ),
-    ),
-)
-INDEXES = (("deliveries", "session_id"), ("reports", "session_id"))
-COLUMNS = {table: tuple(name for name, _ in columns) for table, columns in SCHEMA}
-
-
-def schema_statements() -> list[str]:
-    """CREATE statements valid in both SQLite and PostgreSQL."""
-    statements = [
-        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{n} {t}' for n, t in columns)})"
-        for table, columns in SCHEMA
-    ]
-    statements += [f"CREATE INDEX IF NOT EXISTS {t}_{c}_idx ON {t} ({c})" for t, c in INDEXES]
-    return statements
-
-
-@dataclass
-class Batch:
-    """Rows to insert per table, then session end times to set."""
-
-    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: {t: [] for t in COLUMNS})
-    ended: list[tuple[Any, ...]] = field(default_factory=list)  # (ended_at, session id)
-
-    def __len__(self) -> int:
-        return sum(map(len, self.rows.values())) + len(self.ended)
-
-
-class Backend(Protocol):
-    """A database the flush task writes batches to."""
-
-    async def open(self) -> None: ...
-    async def write(self, batch: Batch) -> None: ...
-    async def close(self) -> None: ...
-
-
-class SqliteBackend:
-    """SQLite file; the connection lives in one dedicated thread (WAL, several processes may share it)."""
-
-    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0) -> None:
-        self.path = Path(path)
-        self.busy_timeout_s = busy_timeout_s  # wait this long for another process's write lock
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telemetry-sqlite")
-        self._db: sqlite3.Connection | None = None
-
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-
-    def _open(self) -> None:
-        db = sqlite3.connect(self.path, timeout=self.busy_timeout_s, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        for statement in schema_statements():
-            db.execute(statement)
-        db.commit()
-        self._db = db
-
-    def _write(self, batch: Batch) -> None:
-        assert self._db is not None
-        with self._db:  # one transaction
-            for table, rows in batch.rows.items():
-                if rows:
-                    columns = COLUMNS[table]
-                    marks = ", ".join("?" for _ in columns)
-                    self._db.executemany(
-                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
-                    )
-            if batch.ended:
-                self._db.executemany("UPDATE sessions SET ended_at = ? WHERE id = ?", batch.ended)
-
-    def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    async def open(self) -> None:
-        await self._call(self._open)
-
-    async def write(self, batch: Batch) -> None:
-        await self._call(self._write, batch)
-
-    async def close(self) -> None:
-        await self._call(self._close)
-        self._thread.shutdown(wait=False)
-
-
-class PostgresBackend:
-    """PostgreSQL through an asyncpg pool."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self._pool: Any = None
-
-    async def open(self) -> None:
-        import asyncpg  # only deployments that give a DSN need it loaded
-
-        self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=2, command_timeout=FLUSH_TIMEOUT_S
-        )
-        async with self._pool.acquire() as connection:
-            for statement in schema_statements():
-                await connection.execute(statement)
-
-    async def write(self, batch: Batch) -> None:
-        # cancelling an asyncpg transaction rolls it back, so a timed-out batch is retried whole
-        await asyncio.wait_for(self._write(batch), FLUSH_TIMEOUT_S)
-
-    async def _write(self, batch: Batch) -> None:
-        async with self._pool.acquire() as connection, connection.transaction():
-            for table, rows in batch.rows.items():
-                if rows:
-                    columns = COLUMNS[table]
-                    marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-                    await connection.executemany(
-                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows
-                    )
-            if batch.ended:
-                await connection.executemany(
-                    "UPDATE sessions SET ended_at = $1 WHERE id = $2", batch.ended
-                )
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-
-
-def open_backend(target: str | None) -> Backend | None:
-    """SQLite for a path, PostgreSQL for a ``postgres://``/``postgresql://`` DSN, None for off."""
-    if target is None:
-        return None
-    if target.startswith(("postgres://", "postgresql://")):
-        return PostgresBackend(target)
-    return SqliteBackend(Path(target))
 
 
 class Telemetry:
@@ -216,15 +35,21 @@ class Telemetry:
         flush_s: float = 0.5,
         max_rows: int = 200_000,
         close_timeout_s: float = 5.0,
+        retention: Retention | None = None,
     ) -> None:
         self.backend = backend
         self.flush_s = flush_s
         self.max_rows = max_rows
         self.close_timeout_s = close_timeout_s  # shutdown waits this long for the last flush
+        self.retention = retention  # enforced by the flush task (None: keep everything)
         self._queue: deque[tuple[str, tuple[Any, ...]]] = deque()
         self._wake = asyncio.Event()
+        self._next_prune = 0.0  # time.monotonic() of the next retention run
         self.written = 0
         self.dropped = 0
+        self.throttled = 0  # rows a connection sent over its rows per minute (counted by viewers)
+        self.pruned = 0  # rows deleted by retention and the size cap
+        self.size_bytes = 0  # the data's size after the last retention run
         self.failures = 0
         self.connected = False
 
@@ -376,6 +201,7 @@ class Telemetry:
             self._wake.clear()
             try:
                 await self.flush()
+                await self.prune_when_due()
                 delay = self.flush_s
             except asyncio.CancelledError:
                 raise
@@ -388,6 +214,21 @@ class Telemetry:
                     delay,
                     error,
                 )
+
+    async def prune_when_due(self) -> None:
+        """Enforce the retention window and the size cap (at most every ``retention.every_s``)."""
+        if self.retention is None or self.backend is None or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + self.retention.every_s
+        result = await enforce(self.backend, self.retention)
+        self.pruned += result.deleted
+        self.size_bytes = result.size_bytes
+        if result.deleted:
+            log.info(
+                "telemetry: %d old rows deleted, %.1f MB left",
+                result.deleted,
+                result.size_bytes / 1e6,
+            )
 
     async def close(self) -> None:
         """Last flush (bounded by self.close_timeout_s), then close the backend."""

@@ -11,11 +11,15 @@ import logging
 import time
 import uuid
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
+from server.addresses import address_key
 from server.catalog import Channel
 from server.chunk_store import ChunkReadError
+from server.frame_guard import MaskedFramesOnly
 from server.keys import (
+    addresses_key,
     catalog_key,
     chunk_store_key,
     metrics_key,
@@ -42,20 +46,25 @@ class SlowClient(Exception):
 class Viewer:
     """State of one connection: its channel, telemetry session and rate limit."""
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, address: str) -> None:
         app = request.app
         self.request = request
         self.ws = ws
+        self.address = address  # the key of the per-address limits
         self.settings = app[settings_key]
         self.catalog = app[catalog_key]
         self.store = app[chunk_store_key]
         self.telemetry = app[telemetry_key]
         self.metrics = app[metrics_key]
+        self.addresses = app[addresses_key]
         self.channel: Channel | None = None
         self.sent_version = -1
         self.session_id: str | None = None
+        self.recorded = False  # whether the session's row was written (its other rows follow it)
         self.clock = self.settings.clock
         self.bucket = TokenBucket(self.settings.rate_per_s, self.settings.rate_burst, self.clock())
+        rows = self.settings.telemetry_rows_per_min
+        self.rows = TokenBucket(rows / 60.0, max(1, rows // 4), self.clock())
         self.last_heard = self.clock()
         self.last_rate_error = -RATE_ERROR_INTERVAL_S
         # (chunk, level) -> (requested_at, sent_at, chunk bytes, prefix bytes)
@@ -79,6 +88,8 @@ class Viewer:
             if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 if not await self.on_frame(message.data):
                     return
+            elif message.type in (WSMsgType.PING, WSMsgType.PONG):
+                await self.on_control(message)
             elif message.type is WSMsgType.ERROR:
                 # aiohttp already closed the socket (e.g. 1009 for a frame over the socket limit)
                 log.info("viewer socket error: %s", message.data)
@@ -87,6 +98,15 @@ class Viewer:
                 return
             else:  # CLOSE, CLOSING, CLOSED
                 return
+
+    async def on_control(self, message: aiohttp.WSMessage) -> None:
+        """Pings and pongs share the message rate: a ping within it is answered, others are
+        dropped unanswered (no amplification, no reply per ping of a flood)."""
+        if not self.bucket.allow(self.clock()):
+            self.metrics.dropped_messages_total += 1
+            return
+        if message.type is WSMsgType.PING:
+            await self.ws.pong(message.data)
 
     async def on_frame(self, data: str | bytes) -> bool:
         """Answer one frame; False when the connection was closed because of it."""
@@ -114,7 +134,9 @@ class Viewer:
             if isinstance(message, Get):
                 await self.on_get(message)
             elif isinstance(message, Stats):
-                self.telemetry.report(self.require_session(), message)
+                session_id = self.require_session()
+                if self.recorded and self.may_record():
+                    self.telemetry.report(session_id, message)
             elif isinstance(message, Ack):
                 self.on_ack(message)
         except ProtocolError as error:
@@ -145,17 +167,27 @@ class Viewer:
             raise ProtocolError(
                 ErrorCode.UNKNOWN_CHANNEL, f"no channel {hello.channel!r} on this server"
             )
+        wait_s = self.addresses.spend_manifest(self.address, len(channel.message), self.clock())
+        if wait_s is not None:
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"hellos from this address asked for more manifest bytes than its budget of "
+                f"{self.settings.manifest_bytes_per_s / 2**20:g} MiB/s; retry in "
+                f"{max(1.0, wait_s):.0f} s",
+            )
         self.end_session()
         self.channel = channel
         self.session_id = uuid.uuid4().hex
-        self.telemetry.session_started(
-            self.session_id,
-            channel=channel.name,
-            user_agent=hello.user_agent,
-            abr=hello.abr,
-            generator_id=channel.manifest.stream.generator_id,
-            server_id=self.settings.server_id,
-        )
+        self.recorded = self.may_record()
+        if self.recorded:
+            self.telemetry.session_started(
+                self.session_id,
+                channel=channel.name,
+                user_agent=hello.user_agent,
+                abr=hello.abr,
+                generator_id=channel.manifest.stream.generator_id,
+                server_id=self.settings.server_id,
+            )
         await self.send(channel.message)
         self.sent_version = channel.version
         try:
@@ -243,9 +275,18 @@ class Viewer:
         if (ack.chunk, ack.level) in self.pending:  # an ack for nothing we sent is ignored
             self.record_delivery((ack.chunk, ack.level), acked_at=time.time())
 
+    def may_record(self) -> bool:
+        """Whether this connection may add a telemetry row now (its rows per minute)."""
+        if self.rows.allow(self.clock()):
+            return True
+        self.telemetry.throttled += 1
+        return False
+
     def record_delivery(self, key: tuple[int, int], acked_at: float | None) -> None:
         requested_at, sent_at, size, prefix_bytes = self.pending.pop(key)
         assert self.channel is not None and self.session_id is not None
+        if not (self.recorded and self.may_record()):
+            return
         self.telemetry.delivery(
             self.session_id,
             channel=self.channel.name,
@@ -264,7 +305,8 @@ class Viewer:
             return
         for key in list(self.pending):
             self.record_delivery(key, acked_at=None)
-        self.telemetry.session_ended(self.session_id)
+        if self.recorded:
+            self.telemetry.session_ended(self.session_id)
         self.session_id = None
 
     async def send(self, data: str | bytes) -> None:
@@ -314,15 +356,31 @@ async def handle_viewer(request: web.Request) -> web.WebSocketResponse:
     """The `/ws` route."""
     app = request.app
     settings, metrics, viewers = app[settings_key], app[metrics_key], app[viewers_key]
-    # compress=False: chunks are already entropy-coded, deflating them per viewer only burns CPU
-    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_SERVER_RECEIVES, compress=False)
+    # compress=False: chunks are already entropy-coded, deflating them per viewer only burns CPU;
+    # autoping=False: pings share the viewer's message rate (Viewer.on_control)
+    ws = web.WebSocketResponse(
+        max_msg_size=MAX_FRAME_SERVER_RECEIVES, compress=False, autoping=False
+    )
     await ws.prepare(request)
+    # from here on every client frame must be masked (bytes that arrived with the handshake
+    # itself were already handed to aiohttp; a browser never sends any)
+    MaskedFramesOnly.install(request.transport, on_refused=metrics.count_unmasked)
     if len(viewers) >= settings.max_viewers:
         metrics.count_error(ErrorCode.SERVER_FULL)
         limit = f"this server is at its limit of {settings.max_viewers} viewers"
         await say_goodbye(ws, request.transport, ErrorCode.SERVER_FULL, limit)
         return ws
-    viewer = Viewer(request, ws)
+    address = address_key(request.remote)
+    limits = app[addresses_key]
+    if not limits.admit(address, settings.clock()):
+        metrics.count_error(ErrorCode.SERVER_FULL)
+        limit = (
+            f"this address already has {limits.max_sockets} connections, the limit per address "
+            f"(the server holds {len(viewers)} of {settings.max_viewers})"
+        )
+        await say_goodbye(ws, request.transport, ErrorCode.SERVER_FULL, limit)
+        return ws
+    viewer = Viewer(request, ws, address)
     viewers.add(viewer)
     metrics.viewers += 1
     metrics.connections_total += 1
@@ -337,6 +395,7 @@ async def handle_viewer(request: web.Request) -> web.WebSocketResponse:
     finally:
         viewers.discard(viewer)
         metrics.viewers -= 1
+        limits.leave(address, settings.clock())
         viewer.end_session()
     return ws
 

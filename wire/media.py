@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from prompts.chunk import MAX_CHUNK_BYTES
+from prompts.init_state import MAX_INIT_STATE_BYTES
 from wire.errors import ErrorCode, ProtocolError
 from wire.framing import (
     MAX_CONTROL_BYTES,
@@ -30,8 +31,11 @@ from wire.framing import (
 
 MAX_MANIFEST_MESSAGE_BYTES = 8 * 1024 * 1024  # bytes, server -> browser `manifest` text
 MAX_CHUNK_PAYLOAD_BYTES = 2 * MAX_CHUNK_BYTES  # bytes, switch prefix + chunk of one `chunk`
-MAX_INIT_STATE_BYTES = 4 * 1024 * 1024  # bytes, init.bin (`init_state` here, `open` to the daemon)
 MAX_EXTRA_STATS_FIELDS = 16  # unknown scalar fields of `stats` kept for telemetry
+MAX_EXTRA_KEY_CHARS = 64  # characters of a kept field's name
+MAX_EXTRA_STRING_CHARS = 128  # characters of a kept string value
+MAX_EXTRA_INTEGER = 2**53  # |value| of a kept integer (JavaScript's exact integers)
+MAX_EXTRA_STATS_BYTES = 1024  # bytes of the kept fields as JSON; fields beyond are dropped
 # The largest frame the server lets its WebSocket library accept (frames above it are cut at
 # the socket with close code 1009; smaller oversize frames get a MESSAGE_TOO_LARGE error).
 MAX_FRAME_SERVER_RECEIVES = 1024 * 1024  # bytes
@@ -155,17 +159,16 @@ class Stats:
                 f"'event' must be one of {', '.join(STATS_EVENTS)}, got {str(event)[:40]!r}"
             )
         extra: dict[str, str | int | float | bool | None] = {}
+        size = 2  # the braces of the JSON object
         for key, value in obj.items():
             if key in cls.KNOWN or len(extra) >= MAX_EXTRA_STATS_FIELDS:
                 continue
-            # unknown fields are kept for telemetry only when short scalars
-            if len(key) <= 64 and (
-                value is None
-                or isinstance(value, bool | int)
-                or (isinstance(value, float) and math.isfinite(value))
-                or (isinstance(value, str) and len(value) <= 128)
-            ):
-                extra[key] = value
+            # unknown fields are kept for telemetry only when short scalars, within a byte bound
+            if len(key) <= MAX_EXTRA_KEY_CHARS and _short_scalar(value):
+                cost = len(encode_json({key: value})) - 1  # "key":value and a comma
+                if size + cost <= MAX_EXTRA_STATS_BYTES:
+                    extra[key] = value
+                    size += cost
         return cls(
             buffer_s=float_field(obj, "buffer_s", maximum=1e6),
             stalls=int_field(obj, "stalls"),
@@ -193,6 +196,18 @@ class Stats:
                 "behind_live_s": self.behind_live_s,
             }
         )
+
+
+def _short_scalar(value: object) -> bool:
+    """A value telemetry may store: null, a boolean, a bounded integer, a finite number or a
+    short string."""
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -MAX_EXTRA_INTEGER <= value <= MAX_EXTRA_INTEGER
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= MAX_EXTRA_STRING_CHARS
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from engines.backends.frame_sink import FrameSink
 from engines.backends.host_copy import PinnedFrameSink
 from engines.colour import RGB24, frame_shape, image_to_frames
 from engines.schedule import mix_latent, x0_from_eps
+from engines.variants import DEFAULT_MAX_BATCH
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class BackendOptions:
     attention: str = "auto"  # fast backend: SDPA kernel first tried ("auto": PyTorch's order; "cudnn", "flash", "efficient")
     ahead_of_time: bool = False  # fast backend: AOTInductor step packages cached on disk (a restart loads, not compiles)
     cache_key: str | None = None  # the generator id: keys on-disk engine caches (tensorrt)
+    max_batch: int = DEFAULT_MAX_BATCH  # frames per UNet call; longer groups run in slices
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
 
 
 class Backend(ABC):
@@ -45,6 +51,11 @@ class Backend(ABC):
     @property
     def device(self) -> torch.device:
         return torch.device(self.options.device)
+
+    @property
+    def max_batch(self) -> int:
+        """The most frames one ``generate_group`` call is given (streams slice longer groups)."""
+        return self.options.max_batch
 
     @abstractmethod
     def eps(self, latent_input: torch.Tensor, context: torch.Tensor) -> torch.Tensor:

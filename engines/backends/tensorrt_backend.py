@@ -179,6 +179,11 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
         self._steps: dict[tuple[int, ...], _GraphStep] = {}
         self._stream = torch.cuda.Stream(self.device)
 
+    @property
+    def max_batch(self) -> int:
+        """Never above the engines' optimisation profile."""
+        return min(self.options.max_batch, MAX_BATCH)
+
     def _engines_for(self, height: int, width: int) -> tuple[_Engine, _Engine]:
         if (height, width) in self._engines:
             return self._engines[(height, width)]

@@ -8,7 +8,8 @@ import logging
 import re
 from pathlib import Path
 
-from client_daemon.settings import DEFAULT_ALLOWED_ORIGINS, DEFAULT_PORT, DaemonSettings
+from client_daemon.settings import DEFAULT_ALLOWED_ORIGINS, DEFAULT_PORT, Budget, DaemonSettings
+from engines.variants import DEFAULT_MAX_BATCH
 from promptus.errors import CommandError
 from promptus.options import add_generator_options, load_generator_from_args
 
@@ -80,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--crf", type=int, help="x264 constant rate factor (default: near-lossless)"
     )
+    add_budget_arguments(parser)
     parser.add_argument(
         "--ready-file",
         type=Path,
@@ -87,6 +89,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="once listening, write a JSON announcement here (url, port, generator id, device); "
         "removed on exit (default: none)",
     )
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """What pages may make the daemon allocate (docs/daemon.md, "Budget")."""
+    group = parser.add_argument_group("budget (checked before anything is allocated)")
+    group.add_argument(
+        "--max-chunk-frames",
+        type=int,
+        default=Budget.max_chunk_frames,
+        help="frames per chunk a stream may have",
+    )
+    group.add_argument(
+        "--max-group-frames",
+        type=int,
+        default=Budget.max_group_frames,
+        help="frames between consecutive keyframes, one generation group",
+    )
+    group.add_argument(
+        "--max-chunk-megapixels",
+        type=float,
+        default=Budget.max_chunk_pixels / 1e6,
+        help="chunk frames x width x height, in millions of pixels (the default: 240 frames "
+        "of 512x512)",
+    )
+    group.add_argument(
+        "--max-sessions",
+        type=int,
+        default=Budget.max_sessions,
+        help="streams generated at once; more pages get 'busy'",
+    )
+    group.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_BATCH,
+        help="frames per UNet call; longer groups run in slices of it, and pages take turns "
+        "slice by slice",
+    )
+
+
+def budget_from_args(args: argparse.Namespace) -> Budget:
+    """The Budget the options give (CommandError when one is below 1)."""
+    try:
+        return Budget(
+            max_chunk_frames=args.max_chunk_frames,
+            max_group_frames=args.max_group_frames,
+            max_chunk_pixels=round(args.max_chunk_megapixels * 1e6),
+            max_sessions=args.max_sessions,
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,9 +156,12 @@ def run(args: argparse.Namespace) -> int:
         if "://" not in origin or origin.endswith("/"):
             raise CommandError(f"--allow-origin {origin!r} is not an origin like http://host:port")
     encoder = NEAR_LOSSLESS if args.crf is None else EncoderSettings(crf=args.crf)
+    if args.max_batch < 1:
+        raise CommandError(f"--max-batch must be at least 1, got {args.max_batch}")
+    budget = budget_from_args(args)
     try:
         settings = DaemonSettings(
-            host=args.host, port=args.port, allowed_origins=origins, encoder=encoder
+            host=args.host, port=args.port, allowed_origins=origins, encoder=encoder, budget=budget
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
@@ -117,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         compile_mode=args.compile_mode,
         compile_cache_dir=args.compile_cache,
         ahead_of_time=args.ahead_of_time,
+        max_batch=args.max_batch,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     warm_ups = args.warm_ups

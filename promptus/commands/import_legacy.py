@@ -11,7 +11,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "folder", help="folder with frame_*.prompt and init.pth (e.g. rank8_interval10)"
     )
-    parser.add_argument("--out", required=True, help="ladder directory to write")
+    parser.add_argument("--out", required=True, help="ladder directory to write (new, or empty)")
+    parser.add_argument(
+        "--force", action="store_true", help="replace a non-empty --out (no stale file survives)"
+    )
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the video")
     parser.add_argument(
         "--chunk-frames",
@@ -38,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
             fps=args.fps,
             chunk_frames=args.chunk_frames,
             generator_id=args.generator_id or LEGACY_GENERATOR_ID,
+            replace=args.force,
         )
     except (LegacyImportError, ValueError, OSError) as error:
         raise CommandError(str(error)) from None

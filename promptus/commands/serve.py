@@ -7,12 +7,8 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from promptus.errors import CommandError
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_PORT = 8080
 
@@ -48,6 +44,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="server processes sharing the port through SO_REUSEPORT",
     )
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    add_limit_arguments(parser)
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """Per-address limits and the telemetry bounds (docs/server.md, "Limits and bad input")."""
+    from server.settings import ServerSettings
+
+    defaults = ServerSettings(media_dir=Path("."))
+    group = parser.add_argument_group("limits")
+    group.add_argument(
+        "--max-per-address",
+        type=int,
+        default=defaults.max_per_address,
+        help="WebSockets one client address may hold (IPv6: one /64); 0 = no limit, e.g. "
+        "behind a proxy that limits per address",
+    )
+    group.add_argument(
+        "--manifest-mb-per-s",
+        type=float,
+        default=defaults.manifest_bytes_per_s / 2**20,
+        help="MiB of manifests per second the hellos of one address may cost, bursts of two "
+        "largest manifests",
+    )
+    group.add_argument(
+        "--telemetry-rows-per-min",
+        type=int,
+        default=defaults.telemetry_rows_per_min,
+        help="telemetry rows one connection may add per minute; more are counted, not written",
+    )
+    group.add_argument(
+        "--telemetry-days",
+        type=float,
+        default=defaults.telemetry_retention_s / 86400,
+        help="telemetry rows older than this are deleted",
+    )
+    group.add_argument(
+        "--telemetry-max-mb",
+        type=float,
+        default=defaults.telemetry_max_bytes / 1e6,
+        help="size cap of the telemetry data; the oldest rows go above it",
+    )
+    group.add_argument(
+        "--telemetry-prune-every",
+        type=float,
+        default=defaults.telemetry_prune_s,
+        metavar="S",
+        help="seconds between retention runs",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,9 +107,16 @@ def run(args: argparse.Namespace) -> int:
         or args.rate <= 0
         or args.idle_timeout <= 0
         or args.cache_mb < 0
+        or args.max_per_address < 0
+        or args.manifest_mb_per_s <= 0
+        or args.telemetry_rows_per_min < 1
+        or args.telemetry_days <= 0
+        or args.telemetry_max_mb <= 0
+        or args.telemetry_prune_every <= 0
     ):
         raise CommandError(
-            "--workers, --max-viewers, --rate, --idle-timeout must be positive, --cache-mb >= 0"
+            "--workers, --max-viewers, --rate, --idle-timeout, --manifest-mb-per-s and the "
+            "--telemetry-* limits must be positive, --cache-mb and --max-per-address >= 0"
         )
     telemetry = args.telemetry
     if telemetry is None:
@@ -84,6 +135,12 @@ def run(args: argparse.Namespace) -> int:
         rate_burst=max(1, int(2 * args.rate)),
         idle_timeout_s=args.idle_timeout,
         cache_bytes=args.cache_mb * 1024 * 1024,
+        max_per_address=args.max_per_address,
+        manifest_bytes_per_s=args.manifest_mb_per_s * 2**20,
+        telemetry_rows_per_min=args.telemetry_rows_per_min,
+        telemetry_retention_s=args.telemetry_days * 86400,
+        telemetry_max_bytes=int(args.telemetry_max_mb * 1e6),
+        telemetry_prune_s=args.telemetry_prune_every,
     )
     if args.web is not None:
         settings = replace(settings, web_dir=args.web.resolve())

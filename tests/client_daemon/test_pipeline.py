@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from client_daemon.daemon import ENGINE_FRAME_FORMAT
 from client_daemon.mp4 import box_types, segment_sample_count
 from client_daemon.muxer import EncoderSettings, H264Muxer
 from client_daemon.pipeline import Failure, FpsMeter, FrameChannel, Segment, SessionPipeline
+from client_daemon.scheduler import SliceScheduler
 from client_daemon.session import ChunkJob
 from tests.client_daemon.helpers import FPS, SIZE, init_latent, make_chunk, prefix_for
 from wire.errors import ErrorCode
@@ -20,9 +20,9 @@ from wire.errors import ErrorCode
 
 @pytest.fixture
 def generation_thread():
-    executor = ThreadPoolExecutor(1)
-    yield executor
-    executor.shutdown(wait=True)
+    scheduler = SliceScheduler()
+    yield scheduler
+    scheduler.shutdown(wait=True)
 
 
 def make_pipeline(  # noqa: ANN201
@@ -132,20 +132,20 @@ async def test_engine_failures_become_errors_and_the_pipeline_goes_on(
 
 
 async def test_closing_drops_queued_work(tiny_generator) -> None:  # noqa: ANN001
-    executor = ThreadPoolExecutor(1)
+    scheduler = SliceScheduler()
     gate = threading.Event()
-    executor.submit(gate.wait)  # the generation thread is busy with another page's chunk
+    scheduler.call(gate.wait)  # the generation thread is busy with another page's work
     stream = tiny_generator.open_stream(width=SIZE, height=SIZE, init_latent=init_latent())
     generated: list[int] = []
-    iter_chunk = stream.iter_chunk
+    iter_slices = stream.iter_slices
 
     def counting_iter(chunk, prefix):  # noqa: ANN001, ANN202
         generated.append(chunk.index)
-        return iter_chunk(chunk, prefix)
+        return iter_slices(chunk, prefix)
 
-    stream.iter_chunk = counting_iter
+    stream.iter_slices = counting_iter
     pipeline = SessionPipeline(
-        stream, H264Muxer(SIZE, SIZE, FPS), executor
+        stream, H264Muxer(SIZE, SIZE, FPS), scheduler
     )  # RGB frames: also taken
     gid = tiny_generator.generator_id
     await pipeline.submit(job(0, gid))
@@ -158,6 +158,7 @@ async def test_closing_drops_queued_work(tiny_generator) -> None:  # noqa: ANN00
     with pytest.raises(asyncio.CancelledError):
         await consumer
     await outcomes.aclose()
+    await asyncio.sleep(0)  # the cancellations reach the scheduler's queue
     gate.set()
-    executor.shutdown(wait=True)  # nothing left stuck on the generation thread
+    scheduler.shutdown(wait=True)  # nothing left stuck on the generation thread
     assert generated == [], "queued chunks of a page that left must never be generated"

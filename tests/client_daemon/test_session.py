@@ -8,12 +8,17 @@ import pytest
 
 from client_daemon.session import Session
 from prompts.chunk import encode_chunk
+from prompts.stream_model import CONTEXT_SHAPE
 from tests.client_daemon.helpers import make_chunk, prefix_for, stream_setup
-from wire.daemon import Seek
+from wire.daemon import Seek, StreamSetup
 from wire.errors import ErrorCode, ProtocolError
 from wire.media import ChunkMessage
 
 GEN = "tiny:0123"
+
+
+def new_session(setup: StreamSetup, max_group_frames: int = 60) -> Session:
+    return Session(setup, context_shape=CONTEXT_SHAPE, max_group_frames=max_group_frames)
 
 
 def message(
@@ -33,7 +38,7 @@ def refused(session: Session, msg: ChunkMessage, code: ErrorCode, text: str) -> 
 
 
 def test_chunks_in_order_need_no_prefix() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     jobs = [session.accept_chunk(message(i)) for i in range(4)]
     assert [(j.level, j.index, j.frames, j.prefix) for j in jobs] == [
         (0, 0, 4, None),
@@ -44,7 +49,7 @@ def test_chunks_in_order_need_no_prefix() -> None:
 
 
 def test_level_switch_needs_the_prefix_of_the_new_level() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     session.accept_chunk(message(0))
     refused(session, message(1, level=1), ErrorCode.BAD_CHUNK, "needs the switch prefix")
     job = session.accept_chunk(message(1, level=1, prefix=True))
@@ -53,7 +58,7 @@ def test_level_switch_needs_the_prefix_of_the_new_level() -> None:
 
 
 def test_prefix_of_another_level_is_refused() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     session.accept_chunk(message(0))
     msg = message(1, level=1)
     msg = dataclasses.replace(msg, prefix=encode_chunk(prefix_for(1, GEN, level=0)))
@@ -61,7 +66,7 @@ def test_prefix_of_another_level_is_refused() -> None:
 
 
 def test_prefix_must_be_a_prefix_at_the_chunk_start() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     session.accept_chunk(message(0))
     whole = dataclasses.replace(
         message(1, level=1), prefix=encode_chunk(make_chunk(0, GEN, level=1))
@@ -74,7 +79,7 @@ def test_prefix_must_be_a_prefix_at_the_chunk_start() -> None:
 
 
 def test_out_of_order_chunk_names_the_expected_one() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     session.accept_chunk(message(0))
     refused(
         session,
@@ -87,7 +92,7 @@ def test_out_of_order_chunk_names_the_expected_one() -> None:
 
 
 def test_first_chunk_must_be_zero_unless_a_seek_says_otherwise() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     refused(session, message(2), ErrorCode.BAD_CHUNK, "cannot start the session")
     session.accept_seek(Seek(chunk=2))
     refused(session, message(2), ErrorCode.BAD_CHUNK, "needs the switch prefix")
@@ -98,7 +103,7 @@ def test_first_chunk_must_be_zero_unless_a_seek_says_otherwise() -> None:
 
 
 def test_seek_backwards_then_continue() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     for i in range(3):
         session.accept_chunk(message(i))
     session.accept_seek(Seek(chunk=0))
@@ -108,7 +113,7 @@ def test_seek_backwards_then_continue() -> None:
 
 
 def test_a_failed_chunk_makes_the_next_one_need_its_prefix() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     session.accept_chunk(message(0))
     session.break_continuity()
     refused(session, message(1), ErrorCode.BAD_CHUNK, "after a seek or a failed chunk")
@@ -116,7 +121,7 @@ def test_a_failed_chunk_makes_the_next_one_need_its_prefix() -> None:
 
 
 def test_chained_streams_cannot_seek_away_from_zero() -> None:
-    session = Session(stream_setup(GEN, rule="chained"))
+    session = new_session(stream_setup(GEN, rule="chained"))
     with pytest.raises(ProtocolError, match="'chained' rule") as caught:
         session.accept_seek(Seek(chunk=3))
     assert caught.value.code == ErrorCode.BAD_FIELD
@@ -124,12 +129,12 @@ def test_chained_streams_cannot_seek_away_from_zero() -> None:
 
 
 def test_wrong_generator_is_a_mismatch() -> None:
-    session = Session(stream_setup("tiny:other"))
+    session = new_session(stream_setup("tiny:other"))
     refused(session, message(0), ErrorCode.GENERATOR_MISMATCH, f"made for generator '{GEN}'")
 
 
 def test_header_and_payload_must_agree() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     msg = dataclasses.replace(message(0), chunk=1)
     refused(
         session,
@@ -140,10 +145,8 @@ def test_header_and_payload_must_agree() -> None:
 
 
 def test_chunk_frames_must_fit_the_stream() -> None:
-    session = Session(dataclasses.replace(stream_setup(GEN), chunk_frames=3))
-    refused(
-        session, message(0), ErrorCode.BAD_CHUNK, "with 3 frames per chunk it must start at frame 0"
-    )
+    session = new_session(dataclasses.replace(stream_setup(GEN), chunk_frames=3))
+    refused(session, message(0), ErrorCode.BAD_CHUNK, "size over limit: 4 frames > 3")
 
 
 @pytest.mark.parametrize(
@@ -155,14 +158,14 @@ def test_chunk_frames_must_fit_the_stream() -> None:
     ],
 )
 def test_corrupt_chunk_is_a_bad_chunk(mangle, defect: str) -> None:  # noqa: ANN001
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     msg = message(0)
     refused(session, dataclasses.replace(msg, data=mangle(msg.data)), ErrorCode.BAD_CHUNK, defect)
     session.accept_chunk(msg)  # the session is unharmed
 
 
 def test_corrupt_prefix_is_a_bad_chunk() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     session.accept_chunk(message(0))
     msg = message(1, level=1, prefix=True)
     refused(
@@ -174,13 +177,13 @@ def test_corrupt_prefix_is_a_bad_chunk() -> None:
 
 
 def test_a_prefix_sent_alone_is_refused() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     lone = dataclasses.replace(message(0), data=encode_chunk(prefix_for(1, GEN)))
     refused(session, lone, ErrorCode.BAD_CHUNK, "holds a switch prefix")
 
 
 def test_closed_chunk_needs_no_prefix_after_a_switch_or_seek() -> None:
-    session = Session(stream_setup(GEN))
+    session = new_session(stream_setup(GEN))
     session.accept_chunk(message(0))
     own_start = make_chunk(0, GEN, level=1).keyframes[0]  # any keyframe, moved to frame 4
     chunk = make_chunk(1, GEN, level=1)
@@ -190,3 +193,12 @@ def test_closed_chunk_needs_no_prefix_after_a_switch_or_seek() -> None:
     assert job.chunk.closed and job.prefix is None
     session.accept_seek(Seek(chunk=1))
     assert session.accept_chunk(closed).index == 1
+
+
+def test_the_budget_is_checked_from_the_header_before_decoding() -> None:
+    session = new_session(stream_setup(GEN), max_group_frames=1)
+    refused(session, message(0), ErrorCode.BAD_CHUNK, "no keyframe between frames 0 and 2")
+    wide = Session(stream_setup(GEN), context_shape=(77, 2048), max_group_frames=60)
+    refused(wide, message(0), ErrorCode.BAD_CHUNK, "this generator takes 77x2048")
+    long = message(0, frame_end=5)  # the stream's chunks hold 4 frames
+    refused(new_session(stream_setup(GEN)), long, ErrorCode.BAD_CHUNK, "5 frames > 4")

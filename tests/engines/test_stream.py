@@ -180,3 +180,30 @@ def test_bad_stream_parameters(tiny_generator):
         make_level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)[0]
     )
     assert bad.frame_count == 8
+
+
+@pytest.mark.parametrize(("rule", "frames"), [(CHUNK_RESET, 24), (CHAINED, 17)])
+def test_long_groups_run_in_slices_with_the_same_frames_and_x0(
+    tiny_generator, monkeypatch, rule, frames
+):
+    """A group longer than the backend's batch runs in slices: same frames, same carried x0.
+
+    (CPU BLAS kernels may round differently for batches under 8, so the slices here are 8.)
+    """
+    chunks = make_level_chunks(
+        tiny_generator.generator_id, frames=frames, interval=16, chunk_frames=frames
+    )
+    whole = open_stream(tiny_generator, rule)
+    expected = whole.decode_chunk(chunks[0])
+    options = tiny_generator.backend.options
+    monkeypatch.setattr(
+        tiny_generator.backend, "options", dataclasses.replace(options, max_batch=8)
+    )
+    sliced = open_stream(tiny_generator, rule)
+    items = list(sliced.iter_slices(chunks[0]))
+    assert [sum(b.shape[0] for b in item) for item in items] == (
+        [8, 8, 7, 1] if rule == CHUNK_RESET else [1, 8, 8]
+    )
+    np.testing.assert_array_equal(np.concatenate([b for item in items for b in item]), expected)
+    assert torch.equal(sliced._last_x0, whole._last_x0)
+    assert torch.equal(sliced._group_input, whole._group_input)

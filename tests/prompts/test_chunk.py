@@ -14,8 +14,8 @@ from prompts.chunk import (
     MAX_CHUNK_BYTES,
     ChunkFormatError,
     PromptChunk,
-    chunk_contexts,
     encode_chunk,
+    frame_contexts,
     is_closed_chunk,
     make_prefix,
     parse_chunk,
@@ -170,23 +170,23 @@ def test_trailing_bytes_are_refused(real_chunk_bytes):
 def test_contexts_need_the_previous_keyframe_and_accept_a_prefix():
     first, second = chunk_of(0), chunk_of(1)
     with pytest.raises(ChunkFormatError, match="needs the keyframe at frame 20"):
-        chunk_contexts(second, None)
+        frame_contexts(second, None, 20, 20)
     prefix = parse_chunk(encode_chunk(make_prefix(first)))
     assert prefix.is_prefix and prefix.keyframes[0].frame == 20
-    contexts = chunk_contexts(second, prefix.keyframes[0])
+    contexts = frame_contexts(second, prefix.keyframes[0], 20, 40)
     assert contexts.shape == (20, 77, 1024)
     np.testing.assert_array_equal(contexts[0], first.keyframes[-1].context())
     np.testing.assert_array_equal(
         contexts[5], interpolate_context(first.keyframes[-1], second.keyframes[0], 25)
     )
     with pytest.raises(ChunkFormatError, match="prefix keyframe is at frame 10"):
-        chunk_contexts(second, first.keyframes[1])
+        frame_contexts(second, first.keyframes[1], 20, 40)
 
 
 def test_first_chunk_decodes_alone_and_last_chunk_uses_the_short_interval():
-    assert chunk_contexts(chunk_of(0), None).shape == (20, 77, 1024)
+    assert frame_contexts(chunk_of(0), None, 0, 20).shape == (20, 77, 1024)
     last = chunk_of(3, frames=63)  # frames 60..62, final keyframe at 62
-    contexts = chunk_contexts(last, chunk_of(2, frames=63).keyframes[-1])
+    contexts = frame_contexts(last, chunk_of(2, frames=63).keyframes[-1], 60, 63)
     assert contexts.shape == (3, 77, 1024)
     np.testing.assert_array_equal(contexts[-1], last.keyframes[-1].context())
 
@@ -233,8 +233,28 @@ def test_closed_flag_must_match_the_keyframes() -> None:
 def test_closed_chunk_decodes_without_prefix() -> None:
     chunk = _closed_chunk()
     with pytest.raises(ChunkFormatError, match="needs the keyframe"):
-        chunk_contexts(chunk_of(2), None)
-    cold = chunk_contexts(chunk, None)
+        frame_contexts(chunk_of(2), None, 40, 40)
+    cold = frame_contexts(chunk, None, 40, 60)
     # A prefix (the previous chunk's last keyframe) is ignored: the chunk's own keyframe wins.
-    assert np.array_equal(chunk_contexts(chunk, make_prefix(chunk_of(1)).keyframes[0]), cold)
+    prefix = make_prefix(chunk_of(1)).keyframes[0]
+    assert np.array_equal(frame_contexts(chunk, prefix, 40, 60), cold)
     assert np.array_equal(cold[0], chunk.keyframes[0].context())
+
+
+def test_a_range_of_contexts_equals_that_slice_of_the_whole_chunk():
+    chunk, previous = chunk_of(1), chunk_of(0).keyframes[-1]
+    whole = frame_contexts(chunk, previous, 20, 40)
+    np.testing.assert_array_equal(frame_contexts(chunk, previous, 27, 33), whole[7:13])
+    assert frame_contexts(chunk, previous, 25, 25).shape == (0, 77, 1024)
+    gap = PromptChunk("g:1", 0, 1, 20, 40, 10, 2, (random_keyframe(30, rank=2),))
+    with pytest.raises(ChunkFormatError, match="lacks the keyframe after frame 30"):
+        frame_contexts(gap, random_keyframe(20, rank=2), 20, 21)  # checked for the whole chunk
+
+
+def test_a_reader_refuses_claims_it_cannot_run_before_inflating():
+    data = encode_chunk(chunk_of(0))
+    assert parse_chunk(data, context_shape=(77, 1024), max_frames=20).index == 0
+    with pytest.raises(ChunkFormatError, match="this generator takes 4x8"):
+        parse_chunk(data, context_shape=(4, 8))
+    with pytest.raises(ChunkFormatError, match="20 frames > 10"):
+        parse_chunk(data, max_frames=10)

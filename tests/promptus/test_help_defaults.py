@@ -35,17 +35,37 @@ def _takes_a_value(action: argparse.Action) -> bool:
     return bool(action.option_strings) and action.nargs != 0 and not action.required
 
 
-@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
+def _actions_of(parser: argparse.ArgumentParser) -> list[argparse._SubParsersAction]:
+    return [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+
+
+def _help_targets() -> list[str]:
+    """Every command, and each action of a command made of actions (``telemetry report``)."""
+    targets = []
+    for command in COMMANDS:
+        actions = _actions_of(_subparser(command.name))
+        names = [f"{command.name} {name}" for a in actions for name in a.choices]
+        targets += names or [command.name]
+    return targets
+
+
+def _parser_of(target: str) -> argparse.ArgumentParser:
+    command, *action = target.split()
+    parser = _subparser(command)
+    return _actions_of(parser)[0].choices[action[0]] if action else parser
+
+
+@pytest.mark.parametrize("command", _help_targets())
 def test_every_option_with_a_value_says_its_default_once(command: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "promptus", command, "--help"],
+        [sys.executable, "-m", "promptus", *command.split(), "--help"],
         capture_output=True,
         text=True,
         check=True,
         env={**os.environ, "COLUMNS": "1000"},  # one line per option: nothing wraps
     )
     blocks = _help_blocks(result.stdout)
-    options = [a for a in _subparser(command)._actions if _takes_a_value(a)]
+    options = [a for a in _parser_of(command)._actions if _takes_a_value(a)]
     assert options, f"{command} has no options with a value?"
     for action in options:
         flag = action.option_strings[-1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -20,6 +21,7 @@ from server.app import create_app
 from server.client import ViewerClient
 from server.keys import catalog_key
 from server.settings import ServerSettings
+from server.telemetry_db import COLUMNS
 from tests.prompts.factories import chunk_of
 
 STREAM = StreamInfo(
@@ -164,3 +166,31 @@ class HandClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+PG_DSN_ENV = "PROMPTUS_TEST_PG_DSN"  # set by scripts/run-tests.sh (scripts/start-test-postgres.sh)
+
+
+@pytest.fixture
+async def pg_dsn() -> AsyncIterator[str]:
+    """A reachable PostgreSQL with empty telemetry tables, or a skip naming the reason."""
+    import asyncpg
+
+    dsn = os.environ.get(PG_DSN_ENV)
+    try:
+        if not dsn:
+            raise LookupError(f"{PG_DSN_ENV} is not set (see docs/server.md)")
+        connection = await asyncpg.connect(dsn, timeout=5)
+    except (LookupError, OSError, asyncpg.PostgresError, TimeoutError) as error:
+        reason = f"no PostgreSQL reachable for this test: {error}"
+        if (
+            os.environ.get("PROMPTUS_REQUIRE_SHARED") == "1"
+        ):  # CI starts one: skipping would hide a failure
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    try:
+        for table in COLUMNS:
+            await connection.execute(f"DROP TABLE IF EXISTS {table}")
+        yield dsn
+    finally:
+        await connection.close()

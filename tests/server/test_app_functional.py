@@ -348,7 +348,12 @@ async def test_healthz_metrics_and_player(
     await expect_error(viewer, ErrorCode.UNKNOWN_LEVEL)
     async with http.get(server.make_url("/healthz")) as response:
         assert response.status == 200
-        assert await response.json() == {"status": "ok", "channels": 1, "viewers": 1}
+        assert await response.json() == {
+            "status": "ok",
+            "channels": 1,
+            "viewers": 1,
+            "bad_channels": {},
+        }
     async with http.get(server.make_url("/channels")) as response:
         listed = (await response.json())["channels"]
     assert [c["name"] for c in listed] == ["sky"]

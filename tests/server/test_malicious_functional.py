@@ -6,10 +6,8 @@ After each attack an ordinary viewer must still stream the whole ladder correctl
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import random
-import struct
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -18,6 +16,7 @@ from prompts.ladder import Ladder
 from server.client import ServerClosed, ViewerClient
 from server.keys import settings_key
 from tests.server.conftest import STREAM, Connect, StartServer
+from tests.server.raw_socket import masked_frame, raw_websocket, read_until_closed
 from wire.errors import ErrorCode
 from wire.framing import ErrorMessage
 from wire.media import MAX_FRAME_SERVER_RECEIVES, Get
@@ -33,46 +32,6 @@ async def assert_streams_correctly(connect: Connect, server: TestServer) -> None
             message = await viewer.get(index, level, prefix=index > 0)
             assert message.data == ladder.chunk_bytes(level, index)
     await viewer.close()
-
-
-async def raw_websocket(server: TestServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A hand-made WebSocket handshake on a plain TCP socket (so we can send anything after it)."""
-    reader, writer = await asyncio.open_connection(server.host, server.port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        (
-            f"GET /ws HTTP/1.1\r\nHost: {server.host}:{server.port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    await writer.drain()
-    status = await reader.readuntil(b"\r\n\r\n")
-    assert status.startswith(b"HTTP/1.1 101"), status
-    return reader, writer
-
-
-def masked_frame(
-    opcode: int, payload: bytes, *, fin: bool = True, length_override: int | None = None
-) -> bytes:
-    """A client frame (masked, as RFC 6455 requires), optionally lying about its length."""
-    length = len(payload) if length_override is None else length_override
-    head = bytes([(0x80 if fin else 0) | opcode])
-    if length < 126:
-        head += bytes([0x80 | length])
-    elif length < 65536:
-        head += bytes([0x80 | 126]) + struct.pack(">H", length)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack(">Q", length)
-    mask = os.urandom(4)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-async def read_until_closed(reader: asyncio.StreamReader, timeout: float = 5.0) -> bytes:
-    data = b""
-    async with asyncio.timeout(timeout):
-        while chunk := await reader.read(65536):
-            data += chunk
-    return data
 
 
 async def test_frame_over_the_socket_limit_is_cut(
@@ -92,7 +51,7 @@ async def test_frame_announcing_a_huge_length_is_cut(
     start_server: StartServer, connect: Connect
 ) -> None:
     server = await start_server()
-    reader, writer = await raw_websocket(server)
+    reader, writer = await raw_websocket(server.host, server.port)
     writer.write(masked_frame(0x2, b"x" * 10, length_override=2**62))
     await writer.drain()
     await read_until_closed(reader)  # the server hangs up instead of waiting for 4 EiB
@@ -104,11 +63,11 @@ async def test_garbage_after_the_handshake(start_server: StartServer, connect: C
     server = await start_server()
     rng = random.Random(5)
     for _ in range(5):
-        reader, writer = await raw_websocket(server)
+        reader, writer = await raw_websocket(server.host, server.port)
         writer.write(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 3000))))
         await writer.drain()
         writer.close()
-    reader, writer = await raw_websocket(server)
+    reader, writer = await raw_websocket(server.host, server.port)
     writer.write(
         masked_frame(0x1, b'{"type":"get"', fin=False) + masked_frame(0x9, b"p" * 200)
     )  # oversized ping
@@ -135,7 +94,7 @@ async def test_garbage_instead_of_http(start_server: StartServer, connect: Conne
 
 async def test_invalid_utf8_text_frame(start_server: StartServer, connect: Connect) -> None:
     server = await start_server()
-    reader, writer = await raw_websocket(server)
+    reader, writer = await raw_websocket(server.host, server.port)
     writer.write(masked_frame(0x1, b'{"type":"\xff\xfe"}'))
     await writer.drain()
     await read_until_closed(reader)  # aiohttp closes with 1007 (invalid data)
@@ -211,7 +170,7 @@ async def test_client_that_never_reads_is_dropped(
     """A viewer that requests chunks but never reads them fills the socket; the server must not wait forever."""
     caplog.set_level("INFO", logger="server.viewer")
     server = await start_server(send_timeout_s=0.5, rate_per_s=100_000.0, rate_burst=100_000)
-    reader, writer = await raw_websocket(server)
+    reader, writer = await raw_websocket(server.host, server.port)
     writer.write(masked_frame(0x1, b'{"type":"hello","version":1,"channel":"sky"}'))
     request = masked_frame(0x1, Get(chunk=1, level=1).encode().encode())
     for _ in range(5000):  # about 50 MB of answers, far beyond the socket buffers

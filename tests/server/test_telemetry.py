@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from server.telemetry import COLUMNS, PostgresBackend, SqliteBackend, Telemetry
+from server.telemetry import Telemetry
+from server.telemetry_db import COLUMNS, PostgresBackend, SqliteBackend
 from tests.server.conftest import STREAM, Connect, StartServer
 from wire.media import Stats
-
-PG_DSN_ENV = "PROMPTUS_TEST_PG_DSN"  # set by scripts/run-tests.sh (scripts/start-test-postgres.sh)
 
 
 async def stream_a_session(connect: Connect, server: Any) -> None:
@@ -90,31 +87,6 @@ async def test_rows_land_in_sqlite(
         db.row_factory = sqlite3.Row
         tables = {t: [dict(r) for r in db.execute(f"SELECT * FROM {t}")] for t in COLUMNS}
     check_rows(tables["sessions"], tables["deliveries"], tables["reports"])
-
-
-@pytest.fixture
-async def pg_dsn() -> AsyncIterator[str]:
-    """A reachable PostgreSQL with empty telemetry tables, or a skip naming the reason."""
-    import asyncpg
-
-    dsn = os.environ.get(PG_DSN_ENV)
-    try:
-        if not dsn:
-            raise LookupError(f"{PG_DSN_ENV} is not set (see docs/server.md)")
-        connection = await asyncpg.connect(dsn, timeout=5)
-    except (LookupError, OSError, asyncpg.PostgresError, TimeoutError) as error:
-        reason = f"no PostgreSQL reachable for this test: {error}"
-        if (
-            os.environ.get("PROMPTUS_REQUIRE_SHARED") == "1"
-        ):  # CI starts one: skipping would hide a failure
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    try:
-        for table in COLUMNS:
-            await connection.execute(f"DROP TABLE IF EXISTS {table}")
-        yield dsn
-    finally:
-        await connection.close()
 
 
 async def test_rows_land_in_postgresql(

@@ -204,6 +204,21 @@ def test_stats_behind_live_is_a_non_negative_number_or_null() -> None:
             media.parse_client_message(json.dumps({**base, "behind_live_s": bad}))
 
 
+def test_stored_extra_fields_are_bounded_numbers_included() -> None:
+    """What telemetry keeps of one `stats`: bounded integers, at most MAX_EXTRA_STATS_BYTES."""
+    fields = {f"k{i:02d}_" + "x" * 60: "y" * 128 for i in range(16)}  # ~3 KB of short strings
+    fields |= {"huge": 10**4000, "big": 2**53 + 1, "fine": -(2**53)}
+    stats = media.Stats.from_fields(
+        {"type": "stats", "buffer_s": 1, "stalls": 0, "stall_s": 0, "level": 0, **fields}
+    )
+    assert "huge" not in stats.extra and "big" not in stats.extra
+    stored = json.dumps(stats.extra, separators=(",", ":"))
+    assert len(stored) <= media.MAX_EXTRA_STATS_BYTES
+    assert len(stats.extra) == 6 and stats.extra["fine"] == -(
+        2**53
+    )  # five long ones fit, and "fine"
+
+
 # ----------------------------------------------------------------------------- refusals
 
 

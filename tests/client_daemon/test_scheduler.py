@@ -1,0 +1,74 @@
+"""The generation thread's fair share: slices of every page's work in turn, cancellation, release."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator
+
+import pytest
+
+from client_daemon.scheduler import SliceScheduler
+
+SLICE_S = 0.005  # each slice "generates" this long
+
+
+def work(name: str, slices: int, log: list[str]) -> Generator[None, None, str]:
+    for _ in range(slices):
+        log.append(name)
+        time.sleep(SLICE_S)
+        yield
+    return name
+
+
+async def test_a_long_job_does_not_hold_a_short_one_back_more_than_a_slice() -> None:
+    log: list[str] = []
+    released: list[int] = []
+    scheduler = SliceScheduler(after_failure=lambda: released.append(1))
+    try:
+        hostile = scheduler.submit(work("hostile", 50, log))
+        while not log:  # the hostile job holds the thread
+            await asyncio.sleep(0.001)
+        polite = scheduler.submit(work("polite", 3, log))
+        assert await polite == "polite"
+        first = log.index("polite")
+        assert first <= 2, log[:first]  # it waited for at most the slice under way (and one more)
+        assert log[first : first + 5] == ["polite", "hostile", "polite", "hostile", "polite"]
+        assert await hostile == "hostile"
+        assert released == []
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+async def test_cancelled_work_stops_at_the_next_slice_and_memory_is_released() -> None:
+    log: list[str] = []
+    released: list[int] = []
+    scheduler = SliceScheduler(after_failure=lambda: released.append(1))
+    try:
+        endless = scheduler.submit(work("endless", 10**9, log))
+        while len(log) < 3:
+            await asyncio.sleep(0.001)
+        endless.cancel()
+        assert await scheduler.call(len, "ok") == 2  # the thread is free again
+        ran = len(log)
+        await asyncio.sleep(0.05)
+        assert len(log) == ran and released == [1]
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+async def test_a_failure_reaches_the_future_and_releases_memory() -> None:
+    released: list[int] = []
+    scheduler = SliceScheduler(after_failure=lambda: released.append(1))
+
+    def failing() -> Generator[None, None, None]:
+        yield
+        raise MemoryError("out of memory in slice 2")
+
+    try:
+        with pytest.raises(MemoryError, match="slice 2"):
+            await scheduler.submit(failing())
+        assert released == [1]
+        assert await scheduler.call(sum, [1, 2]) == 3
+    finally:
+        scheduler.shutdown(wait=True)
