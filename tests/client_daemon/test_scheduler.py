@@ -29,10 +29,12 @@ async def test_a_long_job_does_not_hold_a_short_one_back_more_than_a_slice() -> 
         hostile = scheduler.submit(work("hostile", 50, log))
         while not log:  # the hostile job holds the thread
             await asyncio.sleep(0.001)
+        queued_at = len(log)  # hostile slices begun so far (a loaded machine may let several run)
         polite = scheduler.submit(work("polite", 3, log))
         assert await polite == "polite"
         first = log.index("polite")
-        assert first <= 2, log[:first]  # it waited for at most the slice under way (and one more)
+        waited = first - queued_at  # at most the slice under way (and one begun meanwhile)
+        assert waited <= 2, log[:first]
         assert log[first : first + 5] == ["polite", "hostile", "polite", "hostile", "polite"]
         assert await hostile == "hostile"
         assert released == []
