@@ -35,6 +35,8 @@
  * @property {boolean} rebuffering       true while playback is stalled waiting for video
  */
 
+import { chunkInfo } from '../controllers/live-window.js';
+
 export const SSIM_DB_MAX = 60; // dB; Puffer clamps SSIM dB to [0, 60]
 export const BANDWIDTH_SAFETY = 0.9; // dash.js bandwidthSafetyFactor
 export const GENERATION_SAFETY = 0.9; // the daemon must generate >= fps / 0.9 frames per second
@@ -122,15 +124,16 @@ export function levelsFromManifest(manifest) {
 
 /**
  * ChunkOption[][] for chunks `first`, `first + 1`, ... (at most `count`), stopping at the first
- * chunk some level does not list yet (a live ladder's edge).
+ * chunk some level does not list (before a live window's start, or past its edge) or publishes
+ * as a gap. Chunks are found by index, not by position: a live window lists `window_start` on.
  */
 export function upcomingFromManifest(manifest, first, count) {
   const upcoming = [];
   for (let index = first; index < first + count; index++) {
     const options = [];
     for (const level of manifest.levels) {
-      const info = level.chunks[index];
-      if (info === undefined || info.index !== index) return upcoming;
+      const info = chunkInfo(manifest, level.id, index);
+      if (info === undefined || info.index !== index || info.gap === true) return upcoming;
       options.push({ bytes: info.bytes, quality: chunkQualityDb(info) });
     }
     upcoming.push(options);

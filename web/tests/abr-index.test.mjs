@@ -40,3 +40,19 @@ test('upcoming options from a manifest stop at a live edge', () => {
   assert.ok(Math.abs(upcoming[0][0].quality - 10) < 1e-12);
   assert.equal(upcoming[0][1].quality, null);
 });
+
+test('upcoming options of a live window are found by chunk index and stop at a gap', () => {
+  const chunk = (index, bytes, gap = false) => ({ index, bytes, ssim: null, psnr: 30, ...(gap ? { gap } : {}) });
+  const manifest = {
+    live: true,
+    window_start: 7, // chunks 0-6 left the window: chunks[0] is chunk 7
+    levels: [
+      { id: 0, kbps: 100, chunks: [chunk(7, 10), chunk(8, 11), chunk(9, 12), chunk(10, 13)] },
+      { id: 1, kbps: 200, chunks: [chunk(7, 20), chunk(8, 21), chunk(9, 0, true), chunk(10, 23)] },
+    ],
+  };
+  assert.deepEqual(upcomingFromManifest(manifest, 6, 5), []); // before the window
+  const upcoming = upcomingFromManifest(manifest, 7, 5);
+  assert.deepEqual(upcoming.map((options) => options.map((o) => o.bytes)), [[10, 20], [11, 21]]);
+  assert.deepEqual(upcomingFromManifest(manifest, 10, 5).map((options) => options[1].bytes), [23]);
+});
