@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from aiohttp import web
 
@@ -27,6 +26,7 @@ from server.settings import ServerSettings
 from server.telemetry import Telemetry
 from server.telemetry_db import open_backend
 from server.viewer import handle_viewer, viewers_key
+from server.web_files import add_web_player
 from wire.errors import ErrorCode
 
 log = logging.getLogger(__name__)
@@ -75,19 +75,6 @@ def create_app(settings: ServerSettings) -> web.Application:
 async def hide_server_version(request: web.Request, response: web.StreamResponse) -> None:
     """``Server: promptus`` instead of aiohttp's ``Python/3.x aiohttp/3.x``."""
     response.headers["Server"] = SERVER_HEADER
-
-
-def add_web_player(app: web.Application, web_dir: Path) -> None:
-    """`/` serves ``web_dir/index.html``, other paths the files under ``web_dir``."""
-    index = web_dir / "index.html"
-
-    async def handle_index(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(index)  # stats the file off the event loop; 404 when absent
-
-    app.router.add_get("/", handle_index)
-    if web_dir.is_dir():
-        # aiohttp's static route refuses paths that leave web_dir (.., symlinks out)
-        app.router.add_static("/", web_dir, follow_symlinks=False)
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
