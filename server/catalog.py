@@ -76,8 +76,9 @@ class Catalog:
         """The channel ``name`` as of the last refresh."""
         return self._channels.get(name)
 
-    def names(self) -> list[str]:
-        return sorted(self._channels)
+    def channels(self) -> list[Channel]:
+        """The channels as of the last refresh, by name."""
+        return [self._channels[name] for name in sorted(self._channels)]
 
     def __len__(self) -> int:
         return len(self._channels)

@@ -20,7 +20,7 @@ async def test_only_ladder_directories_with_valid_names_are_channels(media: Path
     (media / "file.txt").write_text("x")
     catalog = Catalog(media, poll_s=1)
     await catalog.refresh()
-    assert catalog.names() == ["sky"]
+    assert [channel.name for channel in catalog.channels()] == ["sky"]
     sky = catalog.get("sky")
     assert sky is not None and sky.chunk_count == 4 and not sky.live
     assert json.loads(sky.message)["manifest"] == sky.document
