@@ -111,8 +111,11 @@ class Ladder:
     def chunk_bytes(self, level: int | str, index: int) -> bytes:
         return self.chunk_path(level, index).read_bytes()
 
+    def init_state_path(self) -> Path:
+        return self.path / str(self.manifest.init_state["file"])
+
     def init_state_bytes(self) -> bytes:
-        return (self.path / self.manifest.init_state["file"]).read_bytes()
+        return self.init_state_path().read_bytes()
 
     def init_state(self) -> np.ndarray:
         return parse_init_state(self.init_state_bytes())
