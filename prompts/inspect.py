@@ -7,7 +7,7 @@ from pathlib import Path
 
 from common.errors import UserError
 from prompts.chunk import PromptChunk, parse_chunk
-from prompts.ladder import Ladder, chunk_relpath, verify_init_state
+from prompts.ladder import Ladder, verify_init_state
 from prompts.manifest import Manifest, load_manifest
 
 
@@ -67,10 +67,10 @@ def _parse_file(path: Path, expected_bytes: int | None = None) -> tuple[PromptCh
         raise LadderDefect(f"{path}: {error}") from None
 
 
-def _verify_init_state(ladder: Path, manifest: Manifest) -> None:
-    path = ladder / str(manifest.init_state["file"])
+def _verify_init_state(ladder: Ladder) -> None:
+    path = ladder.init_state_path()
     try:
-        verify_init_state(path.read_bytes(), manifest)
+        verify_init_state(path.read_bytes(), ladder.manifest)
     except OSError as error:
         raise LadderDefect(f"{path}: {error.strerror}") from None
     except ValueError as error:  # ManifestError, InitStateError
@@ -87,12 +87,11 @@ def inspect_path(path: str | Path) -> tuple[list[LevelReport], Manifest | None]:
     if (target / "manifest.json").is_file():
         ladder = Ladder(target)
         manifest = ladder.manifest
-        _verify_init_state(target, manifest)
+        _verify_init_state(ladder)
         reports = []
         for level in manifest.levels:
             parsed = [
-                _parse_file(target / chunk_relpath(level.name, c.index), c.bytes)
-                for c in level.chunks
+                _parse_file(ladder.chunk_path(level.id, c.index), c.bytes) for c in level.chunks
             ]
             if parsed:
                 reports.append(_report(level.name, parsed, manifest.stream.fps))

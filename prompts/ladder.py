@@ -111,8 +111,11 @@ class Ladder:
     def chunk_bytes(self, level: int | str, index: int) -> bytes:
         return self.chunk_path(level, index).read_bytes()
 
+    def init_state_path(self) -> Path:
+        return self.path / str(self.manifest.init_state["file"])
+
     def init_state_bytes(self) -> bytes:
-        return (self.path / self.manifest.init_state["file"]).read_bytes()
+        return self.init_state_path().read_bytes()
 
     def init_state(self) -> np.ndarray:
         return parse_init_state(self.init_state_bytes())
@@ -131,28 +134,35 @@ class LadderWriter:
         retire_grace_s: float = RETIRE_GRACE_S,
     ) -> None:
         """``levels`` lists (name, rank, interval) in ascending bitrate order."""
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
         infos = tuple(
             LevelInfo(id=i, name=name, rank=rank, interval=interval, kbps=0.0)
             for i, (name, rank, interval) in enumerate(levels)
         )
-        self.manifest = Manifest(stream=replace(stream, live=True), levels=infos)
-        self.clock = clock
-        self.retire_grace_s = retire_grace_s
-        self._retired: list[tuple[float, Path]] = []  # (removal time, chunk file)
+        manifest = Manifest(stream=replace(stream, live=True), levels=infos)
+        self._setup(directory, manifest, clock, retire_grace_s)
         Manifest.from_json(self._document_with_placeholder())  # validate names and intervals now
 
     @classmethod
     def resume(cls, path: str | Path) -> LadderWriter:
         """Continue writing an existing ladder (for example after an interrupted run)."""
         writer = cls.__new__(cls)
-        writer.path = Path(path)
-        writer.manifest = load_manifest(writer.path / MANIFEST_NAME)
-        writer.clock = time.monotonic
-        writer.retire_grace_s = RETIRE_GRACE_S
-        writer._retired = []
+        directory = Path(path)
+        writer._setup(
+            directory, load_manifest(directory / MANIFEST_NAME), time.monotonic, RETIRE_GRACE_S
+        )
         return writer
+
+    def _setup(
+        self, path: Path, manifest: Manifest, clock: Callable[[], float], retire_grace_s: float
+    ) -> None:
+        """The state of a writer of ``manifest`` in ``path`` (a new ladder or a resumed one)."""
+        self.path = path
+        self.manifest = manifest
+        self.clock = clock
+        self.retire_grace_s = retire_grace_s
+        self._retired: list[tuple[float, Path]] = []  # (removal time, chunk file)
 
     def _document_with_placeholder(self) -> dict:
         document = self.manifest.to_json()

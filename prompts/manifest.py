@@ -98,10 +98,6 @@ class Manifest:
         chunks = self.levels[level_id].chunks
         return chunks[position] if 0 <= position < len(chunks) else None
 
-    def in_window(self, index: int) -> bool:
-        """Whether chunk ``index`` is published and still inside the window."""
-        return self.window_start <= index < self.chunk_count
-
     def level(self, key: int | str) -> LevelInfo:
         """A level by id (int or digit string) or by name."""
         for level in self.levels:

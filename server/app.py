@@ -95,14 +95,11 @@ async def handle_channels(request: web.Request) -> web.Response:
     """The channels and the generator each one needs (the page lists them for a person to pick)."""
     catalog = request.app[catalog_key]
     channels = []
-    for name in catalog.names():
-        channel = catalog.get(name)
-        if channel is None:  # removed between the two calls
-            continue
+    for channel in catalog.channels():
         stream = channel.manifest.stream
         channels.append(
             {
-                "name": name,
+                "name": channel.name,
                 "generator": {"id": stream.generator_id, "name": stream.generator_name},
                 "live": stream.live,
                 "seconds": round(stream.frames / stream.fps, 3),
@@ -190,9 +187,8 @@ async def catalog_ctx(app: web.Application) -> AsyncIterator[None]:
         len(catalog),
         catalog.media_dir,
         ", ".join(
-            f"{name} [{channel.manifest.stream.generator_id}]"
-            for name in catalog.names()
-            if (channel := catalog.get(name)) is not None
+            f"{channel.name} [{channel.manifest.stream.generator_id}]"
+            for channel in catalog.channels()
         ),
     )
     task = asyncio.create_task(catalog.watch(), name="catalog-watch")

@@ -76,8 +76,9 @@ class Catalog:
         """The channel ``name`` as of the last refresh."""
         return self._channels.get(name)
 
-    def names(self) -> list[str]:
-        return sorted(self._channels)
+    def channels(self) -> list[Channel]:
+        """The channels as of the last refresh, by name."""
+        return [self._channels[name] for name in sorted(self._channels)]
 
     def __len__(self) -> int:
         return len(self._channels)
@@ -159,7 +160,10 @@ class Catalog:
                 read_media_file(manifest_path, self.root, limit=MAX_MANIFEST_BYTES)
             )
             manifest = Manifest.from_json(document)
-            self._check_init_state(path, manifest)
+            # stamped before it is read: a change while it is checked shows at the next look
+            init_stamp = _stamp(path / str(manifest.init_state["file"]))
+            if not _same_init_state(known, manifest, init_stamp):
+                self._check_init_state(path, manifest)
         except (OSError, ValueError) as error:  # ManifestError, MediaFileError, JSON errors
             reason = f"ladder refused: {error}"
             log.warning("channel %s: %s", name, reason)
@@ -177,7 +181,7 @@ class Catalog:
                 message,
                 version=0,
                 stamp=stamp,
-                init_stamp=_stamp(path / str(manifest.init_state["file"])),
+                init_stamp=init_stamp,
             ),
             None,
         )
@@ -196,6 +200,21 @@ class Catalog:
             verify_init_state(data, manifest)
         except ValueError as error:  # ManifestError, InitStateError
             raise ManifestError(f"{info['file']}: {error}") from None
+
+
+def _same_init_state(
+    known: Channel | None, manifest: Manifest, init_stamp: FileStamp | None
+) -> bool:
+    """True when ``known`` already checked this init state: the same unchanged file, described
+    alike, for a stream of the same size (a live ladder's manifest changes far more often)."""
+    return (
+        known is not None
+        and init_stamp is not None
+        and known.init_stamp == init_stamp
+        and known.manifest.init_state == manifest.init_state
+        and (known.manifest.stream.width, known.manifest.stream.height)
+        == (manifest.stream.width, manifest.stream.height)
+    )
 
 
 def extends(old: Manifest, new: Manifest) -> bool:

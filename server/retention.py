@@ -38,7 +38,6 @@ class Pruned:
 
     deleted: int  # rows
     size_bytes: int  # the data's size afterwards
-    steps: int  # deletions made for the size cap
 
 
 async def enforce(backend: Backend, retention: Retention, now: float | None = None) -> Pruned:
@@ -60,4 +59,4 @@ async def enforce(backend: Backend, retention: Retention, now: float | None = No
         deleted += await backend.delete_before(cutoff)
         size = await backend.size_bytes()
         steps += 1
-    return Pruned(deleted=deleted, size_bytes=size, steps=steps)
+    return Pruned(deleted=deleted, size_bytes=size)

@@ -30,6 +30,9 @@ class ServerSettings:
     rate_per_s: float = 20.0  # messages per second a connection may sustain
     rate_burst: int = 40  # messages a connection may send at once
     idle_timeout_s: float = 60.0  # close a connection silent this long (Puffer: 60 s)
+    # at most this long between looks at the idle timer (None: wait out the whole remaining
+    # timeout; tests that move `clock` by hand set a short step)
+    idle_check_s: float | None = None
     send_timeout_s: float = 30.0  # close a connection that does not take our data this long
     cache_bytes: int = 256 * 1024 * 1024  # bound of the encoded-chunk cache
     catalog_poll_s: float = 0.5  # how often the catalog looks for new channels and chunks

@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 MAX_PENDING_ACKS = 64  # deliveries remembered for their ack; older ones are logged as unacked
 RATE_ERROR_INTERVAL_S = 1.0  # at most one rate_limited reply per second (no amplification)
 CLOSE_NOTICE_TIMEOUT_S = 2.0  # time given to the farewell `error` of a closing connection
-IDLE_CHECK_S = 1.0  # s; the idle timer is checked against the clock at least this often
 
 
 class SlowClient(Exception):
@@ -79,7 +78,9 @@ class Viewer:
                     ErrorCode.IDLE_TIMEOUT, f"no message for {self.settings.idle_timeout_s:g} s"
                 )
                 return
-            wait_s = min(self.settings.idle_timeout_s - silent_for, IDLE_CHECK_S)
+            wait_s = self.settings.idle_timeout_s - silent_for
+            if self.settings.idle_check_s is not None:
+                wait_s = min(wait_s, self.settings.idle_check_s)
             try:
                 message = await self.ws.receive(timeout=wait_s)
             except TimeoutError:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from prompts.init_state import MAX_INIT_STATE_BYTES
+from prompts.manifest import MAX_CHUNK_FRAMES
 from prompts.stream_model import PREV_LATENT_RULES, size_problem
 from wire.errors import ErrorCode, ProtocolError
 from wire.framing import (
@@ -26,10 +28,9 @@ from wire.framing import (
     parse_text,
     str_field,
 )
-from wire.media import MAX_CHUNK_PAYLOAD_BYTES, MAX_INIT_STATE_BYTES, ChunkMessage
+from wire.media import MAX_CHUNK_PAYLOAD_BYTES, ChunkMessage
 
 MAX_MEDIA_PAYLOAD_BYTES = 32 * 1024 * 1024  # bytes, fMP4 of one `init` or `segment`
-MAX_CHUNK_FRAMES = 100_000  # frames of one chunk (so also GOP segments of one chunk)
 # The largest frame each end lets its WebSocket library accept (frames above it are cut at the
 # socket with close code 1009; smaller oversize frames get a MESSAGE_TOO_LARGE error).
 MAX_FRAME_DAEMON_RECEIVES = HEADER_LENGTH.size + MAX_HEADER_BYTES + MAX_CHUNK_PAYLOAD_BYTES  # bytes
@@ -177,6 +178,7 @@ class MediaSegment:
 
     @classmethod
     def from_parts(cls, header: dict[str, Any], payload: bytes) -> MediaSegment:
+        # at most one GOP segment per frame of the chunk
         parts = int_field(header, "parts", minimum=1, maximum=MAX_CHUNK_FRAMES)
         return cls(
             level=int_field(header, "level"),

@@ -308,7 +308,7 @@ async def test_viewer_limit(start_server: StartServer, connect: Connect) -> None
 
 async def test_idle_viewer_is_closed(start_server: StartServer, connect: Connect) -> None:
     clock = HandClock()
-    server = await start_server(idle_timeout_s=60.0, clock=clock)
+    server = await start_server(idle_timeout_s=60.0, idle_check_s=1.0, clock=clock)
     viewer = await connect(server)
     await viewer.hello("sky")
     await viewer.get(0, 0, ack=False)  # answered: the server heard it before the clock moves

@@ -6,6 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
+from prompts.manifest import Manifest
 from server.catalog import Catalog
 from tests.server.conftest import append_chunk, write_ladder
 
@@ -17,7 +20,7 @@ async def test_only_ladder_directories_with_valid_names_are_channels(media: Path
     (media / "file.txt").write_text("x")
     catalog = Catalog(media, poll_s=1)
     await catalog.refresh()
-    assert catalog.names() == ["sky"]
+    assert [channel.name for channel in catalog.channels()] == ["sky"]
     sky = catalog.get("sky")
     assert sky is not None and sky.chunk_count == 4 and not sky.live
     assert json.loads(sky.message)["manifest"] == sky.document
@@ -73,3 +76,30 @@ async def test_content_generation_survives_growth_but_not_a_rewrite(media: Path)
     await catalog.refresh()
     rewritten = catalog.get("live")
     assert rewritten is not None and rewritten.content != grown.content
+
+
+async def test_init_state_is_checked_again_only_when_it_may_differ(
+    media: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = write_ladder(media / "live", chunks=1, finish=False)
+    catalog = Catalog(media, poll_s=1)
+    checked: list[str] = []
+    check = Catalog._check_init_state
+
+    def counting(self: Catalog, path: Path, manifest: Manifest) -> None:
+        if path.name == "live":
+            checked.append(path.name)
+        check(self, path, manifest)
+
+    monkeypatch.setattr(Catalog, "_check_init_state", counting)
+    await catalog.refresh()
+    append_chunk(writer, 1)  # the manifest changes, init.bin does not
+    await catalog.refresh()
+    assert checked == ["live"]
+    init = media / "live" / str(writer.manifest.init_state["file"])
+    copy = init.with_name("init.copy")
+    copy.write_bytes(init.read_bytes())
+    copy.replace(init)  # the same bytes in a new file (another inode): checked again
+    append_chunk(writer, 2)
+    await catalog.refresh()
+    assert checked == ["live", "live"]
