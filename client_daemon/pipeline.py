@@ -228,13 +228,13 @@ class SessionPipeline:
                 for batch in landed:
                     count += batch.shape[0]
                     if count > job.frames:
-                        break
+                        raise RuntimeError(_frame_count_error(count, job.frames))
                     channel.put(batch)  # the encoder starts on it while later slices generate
-                if count > job.frames:
-                    break
+                if count == job.frames:
+                    break  # the last GOP closes now, not after one more round of other pages
                 yield
             if count != job.frames:
-                raise RuntimeError(f"engine returned {count} frames or more, expected {job.frames}")
+                raise RuntimeError(_frame_count_error(count, job.frames))
         except BaseException as error:
             channel.close(error)
             raise
@@ -297,6 +297,10 @@ class SessionPipeline:
         log.error("encoding chunk %d of level %d failed", job.index, job.level, exc_info=item.error)
         reason = item.error or RuntimeError(f"{index} of {parts} GOPs encoded")
         yield Failure(job, ProtocolError(ErrorCode.GENERATION_FAILED, f"encoding failed: {reason}"))
+
+
+def _frame_count_error(count: int, expected: int) -> str:
+    return f"engine returned {count} frames or more, expected {expected}"
 
 
 def _drop(future: asyncio.Future[Any]) -> None:
