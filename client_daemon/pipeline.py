@@ -29,6 +29,7 @@ import numpy as np
 from client_daemon.muxer import GopSegment, SegmentMuxer
 from client_daemon.session import ChunkJob
 from client_daemon.settings import QUEUE_DEPTH
+from common.threads import call_in_loop
 from prompts.chunk import ChunkFormatError, PromptChunk
 from prompts.stream_model import GeneratorMismatchError
 from wire.errors import ErrorCode, ProtocolError
@@ -251,8 +252,7 @@ class SessionPipeline:
         """Encoder thread: the chunk's GOP segments into ``parts`` as each is done, then the end."""
 
         def put(item: GopSegment | _End) -> None:
-            with contextlib.suppress(RuntimeError):  # the daemon is shutting down: nobody listens
-                loop.call_soon_threadsafe(parts.put_nowait, item)
+            call_in_loop(loop, parts.put_nowait, item)  # dropped if the daemon is shutting down
 
         try:
             self._muxer.encode_gops(channel, job.chunk.frame_start, put)
