@@ -71,7 +71,6 @@ class SliceScheduler:
         self._wake = threading.Condition()
         self._closed = False
         self._after_failure = after_failure
-        self.slices = 0  # slices run so far (all work)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -128,8 +127,6 @@ class SliceScheduler:
                 self._release()  # before the page hears of it: memory is back to idle by then
                 work.settle(error=error)
                 continue
-            finally:
-                self.slices += 1
             with self._wake:
                 if not self._closed:
                     self._queue.append(work)  # to the back: everyone else's slice comes first
