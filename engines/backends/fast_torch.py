@@ -34,6 +34,7 @@ from engines.backends.aot_cache import (
     AOT_SUBFOLDER,
     AotKey,
     AotStepCache,
+    RecordedBuildFailure,
     device_description,
     source_fingerprint,
 )
@@ -343,6 +344,8 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                 raise RuntimeError(
                     f"the compiled step disagrees with the eager step (frames at {agreement:.1f} dB)"
                 )
+        except RecordedBuildFailure:
+            raise  # the cache's probe recorded it
         except Exception as error:
             self._aot.mark_failed(key, error)  # a restart skips it at once instead of failing again
             raise
