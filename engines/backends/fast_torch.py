@@ -128,11 +128,10 @@ class GroupStep(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The graph's outputs -> (UNet input, x0, frames of ``frame_format`` in one tensor)."""
         latent_input, x0, *planes = outputs
-        if self.graph_format != self.frame_format:
-            planes = colour.levels_to_planes(
-                planes[0].permute(0, 3, 1, 2).float(), self.frame_format
-            )
-        return latent_input, x0, colour.pack_planes(tuple(planes), self.frame_format)
+        if self.graph_format == self.frame_format:
+            return latent_input, x0, colour.pack_planes(tuple(planes), self.frame_format)
+        # the graph ended at RGB (convert_in_graph off), so the frames are yuv420p
+        return latent_input, x0, colour.levels_to_yuv420p(planes[0].permute(0, 3, 1, 2).float())
 
 
 @dataclass
