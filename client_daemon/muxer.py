@@ -299,10 +299,9 @@ class _Container:
 
         started = time.perf_counter()
         muxer = self._muxer
-        codec_context = av.CodecContext.create("libx264", "w")
-        muxer._configure(codec_context)
-        # as in the muxer's own stream: SPS/PPS in the avcC, not repeated in the samples
-        codec_context.flags |= av.codec.context.Flags.global_header
+        # the stream's own x264, opened by start_encoding (SPS/PPS in the avcC, global header)
+        stream = self._stream
+        time_base = stream.codec_context.time_base
         packets = []
         pixel_format = (
             "rgb24" if frames[0].ndim == 3 else "yuv420p"
@@ -310,12 +309,10 @@ class _Container:
         for offset, pixels in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(pixels, format=pixel_format)
             frame.pts = first_frame + offset
-            frame.time_base = codec_context.time_base
-            packets.extend(codec_context.encode(frame))
-        packets.extend(codec_context.encode(None))  # drain
-        for packet in packets:
-            packet.stream = self._stream
-            self._container.mux(packet)
+            frame.time_base = time_base
+            packets.extend(stream.encode(frame))
+        packets.extend(stream.encode(None))  # drain
+        self._container.mux(packets)
         self._container.close()  # writes the GOP's moof+mdat (frag_custom)
         init, segment = split_init(self._sink.getvalue())
         # every encoder must describe the stream exactly as the init segment the page has

@@ -29,6 +29,7 @@ import numpy as np
 from client_daemon.muxer import GopSegment, SegmentMuxer
 from client_daemon.session import ChunkJob
 from client_daemon.settings import QUEUE_DEPTH
+from common.threads import call_in_loop
 from prompts.chunk import ChunkFormatError, PromptChunk
 from prompts.stream_model import GeneratorMismatchError
 from wire.errors import ErrorCode, ProtocolError
@@ -228,13 +229,13 @@ class SessionPipeline:
                 for batch in landed:
                     count += batch.shape[0]
                     if count > job.frames:
-                        break
+                        raise RuntimeError(_frame_count_error(count, job.frames))
                     channel.put(batch)  # the encoder starts on it while later slices generate
-                if count > job.frames:
-                    break
+                if count == job.frames:
+                    break  # the last GOP closes now, not after one more round of other pages
                 yield
             if count != job.frames:
-                raise RuntimeError(f"engine returned {count} frames or more, expected {job.frames}")
+                raise RuntimeError(_frame_count_error(count, job.frames))
         except BaseException as error:
             channel.close(error)
             raise
@@ -251,8 +252,7 @@ class SessionPipeline:
         """Encoder thread: the chunk's GOP segments into ``parts`` as each is done, then the end."""
 
         def put(item: GopSegment | _End) -> None:
-            with contextlib.suppress(RuntimeError):  # the daemon is shutting down: nobody listens
-                loop.call_soon_threadsafe(parts.put_nowait, item)
+            call_in_loop(loop, parts.put_nowait, item)  # dropped if the daemon is shutting down
 
         try:
             self._muxer.encode_gops(channel, job.chunk.frame_start, put)
@@ -297,6 +297,10 @@ class SessionPipeline:
         log.error("encoding chunk %d of level %d failed", job.index, job.level, exc_info=item.error)
         reason = item.error or RuntimeError(f"{index} of {parts} GOPs encoded")
         yield Failure(job, ProtocolError(ErrorCode.GENERATION_FAILED, f"encoding failed: {reason}"))
+
+
+def _frame_count_error(count: int, expected: int) -> str:
+    return f"engine returned {count} frames or more, expected {expected}"
 
 
 def _drop(future: asyncio.Future[Any]) -> None:

@@ -12,12 +12,13 @@ next slice, so a failure never leaves the daemon above its idle memory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
+
+from common.threads import call_in_loop, settle_future
 
 log = logging.getLogger(__name__)
 
@@ -43,23 +44,12 @@ class _Work:
 
     def settle(self, result: Any = None, error: BaseException | None = None) -> None:
         """Report the end on the future's event loop (from the generation thread)."""
-
-        def report() -> None:
-            if self.future.done():
-                return
-            if error is not None:
-                self.future.set_exception(error)
-            else:
-                self.future.set_result(result)
-
-        with contextlib.suppress(RuntimeError):  # the event loop is already closed
-            self.loop.call_soon_threadsafe(report)
+        settle_future(self.future, result, error)
 
     def abandon(self) -> None:
         """Stop the work where it is (its cleanup runs) and cancel its future."""
         self.steps.close()
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.future.cancel)
+        call_in_loop(self.loop, self.future.cancel)
 
 
 def single_step(fn: Callable[..., T], *args: Any) -> Steps[T]:
@@ -81,7 +71,6 @@ class SliceScheduler:
         self._wake = threading.Condition()
         self._closed = False
         self._after_failure = after_failure
-        self.slices = 0  # slices run so far (all work)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -138,8 +127,6 @@ class SliceScheduler:
                 self._release()  # before the page hears of it: memory is back to idle by then
                 work.settle(error=error)
                 continue
-            finally:
-                self.slices += 1
             with self._wake:
                 if not self._closed:
                     self._queue.append(work)  # to the back: everyone else's slice comes first

@@ -58,6 +58,10 @@ PROBE_TIMEOUT_S = 300.0
 PROBE_CODE = "import sys, torch; torch._inductor.aoti_load_package(sys.argv[1])"
 
 
+class RecordedBuildFailure(RuntimeError):
+    """A build failure :class:`AotStepCache` has already recorded (and warned of)."""
+
+
 def probe_load(package: Path) -> str | None:
     """Load ``package`` in a child process; why that failed (a crash, an error), or None."""
     try:
@@ -266,30 +270,28 @@ class AotStepCache:
                 os.replace(temporary, package)
             finally:
                 temporary.unlink(missing_ok=True)
-        atomic_write_json(
-            record_path,
-            {
-                "format": RECORD_FORMAT,
-                "key": key.fields(),
-                "sha256": file_sha256(package),
-                "export_s": round(exported_s, 1),
-                "compile_s": round(time.perf_counter() - started - exported_s, 1),
-            },
-        )
+        record = {
+            "format": RECORD_FORMAT,
+            "key": key.fields(),
+            "sha256": file_sha256(package),
+            "export_s": round(exported_s, 1),
+            "compile_s": round(time.perf_counter() - started - exported_s, 1),
+        }
+        atomic_write_json(record_path, record)
         log.info(
             "compiled the ahead-of-time step %s in %.1f s (export %.1f s)",
             package.name,
             time.perf_counter() - started,
             exported_s,
         )
-        self._probe(key, package, json.loads(record_path.read_text(encoding="utf-8")))
+        self._probe(key, package, record)
         return _load_package(package, module)
 
     def _probe(self, key: AotKey, package: Path, record: dict[str, Any]) -> None:
-        """Load ``package`` in a throwaway process first; RuntimeError (and recorded) if it fails."""
+        """Load ``package`` in a throwaway process first; RecordedBuildFailure if it fails."""
         failure = probe_load(package)
         if failure is not None:
-            error = RuntimeError(failure)
+            error = RecordedBuildFailure(failure)
             self.mark_failed(key, error)
             raise error
         _, record_path = self.paths(key)

@@ -34,6 +34,7 @@ from engines.backends.aot_cache import (
     AOT_SUBFOLDER,
     AotKey,
     AotStepCache,
+    RecordedBuildFailure,
     device_description,
     source_fingerprint,
 )
@@ -127,11 +128,10 @@ class GroupStep(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The graph's outputs -> (UNet input, x0, frames of ``frame_format`` in one tensor)."""
         latent_input, x0, *planes = outputs
-        if self.graph_format != self.frame_format:
-            planes = colour.levels_to_planes(
-                planes[0].permute(0, 3, 1, 2).float(), self.frame_format
-            )
-        return latent_input, x0, colour.pack_planes(tuple(planes), self.frame_format)
+        if self.graph_format == self.frame_format:
+            return latent_input, x0, colour.pack_planes(tuple(planes), self.frame_format)
+        # the graph ended at RGB (convert_in_graph off), so the frames are yuv420p
+        return latent_input, x0, colour.levels_to_yuv420p(planes[0].permute(0, 3, 1, 2).float())
 
 
 @dataclass
@@ -343,6 +343,8 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                 raise RuntimeError(
                     f"the compiled step disagrees with the eager step (frames at {agreement:.1f} dB)"
                 )
+        except RecordedBuildFailure:
+            raise  # the cache's probe recorded it
         except Exception as error:
             self._aot.mark_failed(key, error)  # a restart skips it at once instead of failing again
             raise
