@@ -21,12 +21,11 @@ import numpy as np
 
 from authoring.batched import StepOptions
 from authoring.checkpoint import load_checkpoint, save_checkpoint
-from authoring.fit import Factors, FitState, LevelConfig, LevelFitter, SpanResult
+from authoring.fit import FitState, LevelConfig, LevelFitter, SpanResult
 from authoring.initial import initial_latent, sd_vae_initial_latent
 from authoring.levels import LevelSpec, chunk_frames_for
 from authoring.losses import FitLoss, LossWeights, perceptual_term
 from authoring.metrics import psnr_per_frame, quality
-from authoring.plan import KeyframeSpan
 from authoring.presets import FitPreset, check_perceptual
 from authoring.source import SourceVideo
 from common.errors import UserError
@@ -177,13 +176,11 @@ def fit_level(
     out: Path | None = None,
     resume: bool = False,
     progress: bool = True,
-    initial: Callable[[KeyframeSpan, FitState], Factors | None] | None = None,
 ) -> FittedLevel:
     """Fit one level; with ``out`` it checkpoints after every keyframe (and resumes from it).
 
     The per-level entry point: frames (``source``), level (``level``, ``chunk_frames``),
-    options, and a start (``init_latent``; a resumed checkpoint; ``initial(span, state)``
-    giving any keyframe's starting factors, e.g. a prompt encoder's guess) -> keyframes.
+    options, and a start (``init_latent``; a resumed checkpoint) -> keyframes.
     """
     from tqdm import tqdm
 
@@ -226,7 +223,7 @@ def fit_level(
         total=len(fitter.spans), initial=len(state.keyframes), desc=f"fit {level.name}",
         unit="kf", disable=not progress, dynamic_ncols=True,
     ) as bar:  # fmt: skip
-        fitter.fit(state, on_keyframe=on_keyframe, progress=bar, initial=initial)
+        fitter.fit(state, on_keyframe=on_keyframe, progress=bar)
     return fitted
 
 

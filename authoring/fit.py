@@ -228,13 +228,11 @@ class LevelFitter:
         """Keyframe 0 fitted from random factors takes the preset's first-keyframe budget."""
         return span.index == 0 and self.predict_factors is None
 
-    def fit_span(
-        self, span: KeyframeSpan, state: FitState, initial: Factors | None = None
-    ) -> SpanResult:
+    def fit_span(self, span: KeyframeSpan, state: FitState) -> SpanResult:
         """Fit keyframe ``span.index`` given the fitted keyframes before it, starting from
-        ``initial`` (float U, V) when given, else from ``initial_factors``."""
+        ``initial_factors``."""
         started = time.perf_counter()
-        u0, v0 = initial if initial is not None else self.initial_factors(span, state)
+        u0, v0 = self.initial_factors(span, state)
         u = torch.from_numpy(np.ascontiguousarray(u0, np.float32)).to(self.device)
         v = torch.from_numpy(np.ascontiguousarray(v0, np.float32)).to(self.device)
         if self.preset.algorithm == "sequential":
@@ -469,13 +467,11 @@ class LevelFitter:
         state: FitState | None = None,
         on_keyframe: Callable[[FitState, SpanResult], None] | None = None,
         progress: Any = None,
-        initial: Callable[[KeyframeSpan, FitState], Factors | None] | None = None,
     ) -> FitState:
-        """Fit every keyframe not yet in ``state``; ``on_keyframe`` runs after each (checkpointing);
-        ``initial(span, state)`` may give a keyframe's starting factors (None: the default)."""
+        """Fit every keyframe not yet in ``state``; ``on_keyframe`` runs after each (checkpointing)."""
         state = state or FitState()
         for span in self.spans[len(state.keyframes) :]:
-            result = self.fit_span(span, state, initial(span, state) if initial else None)
+            result = self.fit_span(span, state)
             state.keyframes.append(result.keyframe)
             state.stats.append(result.stats)
             state.factors = result.factors
