@@ -30,7 +30,6 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from engines.schedule import x0_from_eps
 from prompts.keyframe import compose_context
 from prompts.quant import fake_quantize
 
@@ -519,8 +518,3 @@ def _copy_problem(into: StackedProblem, source: StackedProblem) -> None:
             target.copy_(value)
         elif value != target:
             raise ValueError(f"stacked problem field {name} changed: {target} -> {value}")
-
-
-def eps_x0(eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LatentForward:
-    """The latent-phase forward: x0 from the UNet alone."""
-    return lambda latents, contexts: x0_from_eps(latents, eps(latents, contexts))

@@ -30,7 +30,6 @@ from authoring.batched import (
     PhaseSchedule,
     StackedProblem,
     StepOptions,
-    eps_x0,
     stacked_contexts,
 )
 from authoring.losses import FitLoss, psnr_from_mse
@@ -164,7 +163,7 @@ class LevelFitter:
             torch.from_numpy(latent_targets).to(self.device) if latent_targets is not None else None
         )
         self.optimiser = BatchedOptimiser(
-            self._forward, eps_x0(self.gen.backend.eps), self.loss, self.loss.latent,
+            self._forward, self._x0, self.loss, self.loss.latent,
             step_options or StepOptions(), seed=config.seed,
         )  # fmt: skip
 
