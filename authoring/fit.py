@@ -36,6 +36,7 @@ from authoring.losses import FitLoss, psnr_from_mse
 from authoring.plan import KeyframeSpan, keyframe_spans
 from authoring.presets import FitPreset
 from authoring.sequential import SequentialFit
+from authoring.source import frames_to_tensor
 from engines.schedule import mix_latent, stream_noise, x0_from_eps
 from prompts.keyframe import Keyframe, interpolate_context
 from prompts.quant import fake_quantize, quantize_tensor
@@ -115,12 +116,6 @@ class SpanResult:
     decoded: np.ndarray  # uint8 [m, H, W, 3]: frames now final, exactly as a decoder makes them
     group_input: np.ndarray
     last_x0: np.ndarray
-
-
-def frames_to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
-    """``uint8 [B, H, W, 3]`` frames to float ``[B, 3, H, W]`` in [-1, 1]."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
-    return tensor.permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 class LevelFitter:

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from authoring.nano_prompt_encoder import PromptEncoder
 from authoring.nano_training.stream_sim import simulate_stream
+from authoring.source import frames_to_tensor
 from engines.nano import (
     NanoAutoencoder,
     NanoUNet,
@@ -114,10 +115,7 @@ class ClipBank:
 
     @staticmethod
     def _cut(frames: torch.Tensor, top: int, left: int, size: int, flip: bool) -> torch.Tensor:
-        cut = (
-            frames[:, top : top + size, left : left + size].permute(0, 3, 1, 2).float() / 127.5
-            - 1.0
-        )
+        cut = frames_to_tensor(frames[:, top : top + size, left : left + size])
         return cut.flip(-1) if flip else cut
 
 
