@@ -23,7 +23,7 @@ from authoring.batched import StepOptions
 from authoring.checkpoint import load_checkpoint, save_checkpoint
 from authoring.fit import FitState, LevelConfig, LevelFitter, SpanResult
 from authoring.initial import initial_latent, sd_vae_initial_latent
-from authoring.levels import LevelSpec, chunk_frames_for
+from authoring.levels import CHECKPOINT_DIR, LevelSpec, chunk_frames_for
 from authoring.losses import FitLoss, LossWeights, perceptual_term
 from authoring.metrics import psnr_per_frame, quality
 from authoring.presets import FitPreset, check_perceptual
@@ -40,7 +40,6 @@ from prompts.stream_model import (
     size_problem,
 )
 
-CHECKPOINT_DIR = ".fit"  # inside the ladder directory; removed when the ladder is complete
 ENCODE_BATCH = 8  # frames per encoder call
 FAITHFUL_ENCODER_PSNR = 20.0  # dB; below this the latent phase is skipped
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from authoring.build import CHECKPOINT_DIR, FitOptions
-from authoring.levels import LevelSpec, chunk_frames_for
+from authoring.build import FitOptions
+from authoring.levels import CHECKPOINT_DIR, LevelSpec, chunk_frames_for
 from authoring.runner import Completed, TaskResources, TaskRunner
 from authoring.segments import Segment, SegmentResult, cut_segments, segment_chunks_for
 from authoring.tasks import GeneratorLoader, TaskOutput, TitleSetup, fit_segment_task, prepare_title

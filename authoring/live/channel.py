@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from authoring.levels import LevelSpec
+from authoring.levels import CHECKPOINT_DIR, LevelSpec
 from authoring.live.cutter import LiveSegment, SegmentCutter
 from authoring.live.feed import CapturedFrame
 from authoring.live.publisher import LivePublisher, Publication
@@ -41,7 +41,6 @@ from prompts.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = ".fit"  # inside the channel directory (never served: not a level name)
 MAX_DEGRADE_STEPS = 3  # budgets go down to 1/8
 TICK_S = 0.1  # s between deadline checks when nothing happens
 
