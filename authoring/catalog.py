@@ -22,7 +22,7 @@ import numpy as np
 
 from authoring.build import FitOptions
 from authoring.levels import CHECKPOINT_DIR, LevelSpec, chunk_frames_for
-from authoring.runner import Completed, TaskResources, TaskRunner
+from authoring.runner import Completed, TaskResources, TaskRunner, first_line
 from authoring.segments import Segment, SegmentResult, cut_segments, segment_chunks_for
 from authoring.tasks import GeneratorLoader, TaskOutput, TitleSetup, fit_segment_task, prepare_title
 from common.errors import UserError
@@ -131,11 +131,6 @@ def _load_title(job: TitleJob, settings: CatalogSettings) -> _Title:
     return title
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
-
-
 def assemble_ladder(
     out: Path,
     setup: TitleSetup,
@@ -227,7 +222,7 @@ def build_titles(
                 continue
             if not done.ok:
                 where = segment.name if segment is not None else "preparing"
-                fail(title, f"{where}: {_one_line(done.error)}")
+                fail(title, f"{where}: {first_line(done.error)}")
                 finished += 1
             else:
                 try:
@@ -235,7 +230,7 @@ def build_titles(
                         title, segment, done, settings, runner, loader, resources, bar
                     )
                 except (OSError, ValueError, UserError) as error:  # e.g. writing its ladder
-                    fail(title, _one_line(error))
+                    fail(title, first_line(error))
                     finished += 1
             bar.set_postfix(titles=f"{finished}/{len(titles)}", refresh=False)
     return reports
