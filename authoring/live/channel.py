@@ -75,7 +75,6 @@ class _Cell:
 
     handle: TaskHandle | None = None
     attempts: int = 0
-    step: int = 0  # degrade step of the running attempt
     done: bool = False
     result: Any = None  # SegmentResult, or None for a gap
 
@@ -95,7 +94,6 @@ class LiveSummary:
 class _Tag:
     segment: int
     level_id: int
-    step: int
 
 
 class _Pump:
@@ -283,14 +281,13 @@ class LiveChannel:
             )
             options = replace(options, preset=preset)
         cell.attempts += 1
-        cell.step = step
         cell.handle = self.runner.submit(
             fit_segment_task, segment.channel_frames,
             segment.for_level(settings.channel, level, level_id),
             self.loader, options, self._init_latent, settings.path / CHECKPOINT_DIR,
             self.resources, settings.measure_quality,
             name=f"fit {settings.channel}/{level.name}/{segment.index}",
-            resources=self.resources, tag=_Tag(segment.index, level_id, step),
+            resources=self.resources, tag=_Tag(segment.index, level_id),
         )  # fmt: skip
         self._pump.notify()
 
