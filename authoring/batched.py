@@ -162,7 +162,6 @@ class PhaseResult:
     u: torch.Tensor  # [S, 77, r] best factors
     v: torch.Tensor
     loss: list[float]  # best mean per-frame loss
-    mse: list[float]  # pixel MSE (images clamped to [-1, 1]) at the best factors (inf: latent)
     steps: int
 
 
@@ -457,7 +456,7 @@ class _Compiled:
                 break
         return PhaseResult(
             self.best_u.detach().clone(), self.best_v.detach().clone(),
-            self.best_loss.tolist(), self.best_mse.tolist(), steps,
+            self.best_loss.tolist(), steps,
         )  # fmt: skip
 
     def _capture(self) -> None:
