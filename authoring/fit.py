@@ -32,7 +32,7 @@ from authoring.batched import (
     StepOptions,
     stacked_contexts,
 )
-from authoring.losses import FitLoss, psnr_from_mse
+from authoring.losses import FitLoss, mse_from_psnr, psnr_from_mse
 from authoring.plan import KeyframeSpan, keyframe_spans
 from authoring.presets import FitPreset
 from authoring.sequential import SequentialFit
@@ -286,7 +286,7 @@ class LevelFitter:
             patience=preset.first_patience if first else preset.later_patience,
             improvement=preset.improvement, stop_after_plateaus=preset.stop_after_plateaus,
             worst_frame_extra=preset.worst_frame_extra, frames_per_step=preset.frames_per_step,
-            cosine=preset.cosine, target_mse=None if target is None else 4.0 / 10 ** (target / 10),
+            cosine=preset.cosine, target_mse=None if target is None else mse_from_psnr(target),
         )  # fmt: skip
 
     def problem(self, span: KeyframeSpan, state: FitState) -> StackedProblem:
