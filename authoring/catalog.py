@@ -23,16 +23,19 @@ import numpy as np
 from authoring.build import FitOptions
 from authoring.levels import CHECKPOINT_DIR, LevelSpec, chunk_frames_for
 from authoring.runner import Completed, TaskResources, TaskRunner, first_line
-from authoring.segments import Segment, SegmentResult, cut_segments, segment_chunks_for
+from authoring.segments import (
+    DEFAULT_SEGMENT_SECONDS,
+    Segment,
+    SegmentResult,
+    cut_segments,
+    segment_chunks_for,
+)
 from authoring.tasks import GeneratorLoader, TaskOutput, TitleSetup, fit_segment_task, prepare_title
 from common.errors import UserError
 from prompts.ladder import MANIFEST_NAME, LadderWriter
 from prompts.manifest import Manifest, StreamInfo
 from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT, size_problem
 
-DEFAULT_SEGMENT_SECONDS = (
-    30.0  # closed-segment length: seams cost ~2% bytes, ~5% GPU (docs/authoring.md)
-)
 SEGMENTS_DIR = "segments"  # under the ladder's checkpoint directory
 
 
