@@ -268,6 +268,27 @@ def _check_same_stream(out: Path, width: int, height: int, generator_id: str) ->
     check_generator(stream.generator_id, generator_id, f"the ladder in {out}")
 
 
+def check_source_fits(
+    source: SourceVideo, levels: Sequence[LevelSpec], chunk_seconds: float
+) -> int:
+    """The chunk length in frames for ``levels``; BuildError when the frame size, the chunk
+    length or a level's keyframe interval does not fit the source."""
+    frames, height, width = source.frames.shape[:3]
+    problem = size_problem(width, height)
+    if problem is not None:
+        raise BuildError(f"frame {problem}")
+    try:
+        chunk_frames = chunk_frames_for(levels, source.fps, chunk_seconds)
+    except ValueError as error:
+        raise BuildError(str(error)) from None
+    for level in levels:
+        if frames > 1 and level.interval > frames - 1:
+            raise BuildError(
+                f"level {level.name}: interval {level.interval} is longer than the video ({frames} frames)"
+            )
+    return chunk_frames
+
+
 def decode_cold(stream: Any, chunk: PromptChunk, previous: PromptChunk | None) -> np.ndarray:
     """Decode a chunk as a viewer joining there would: fresh state plus the switch prefix."""
     prefix = make_prefix(previous) if previous is not None and previous.keyframes else None
@@ -304,18 +325,7 @@ def build_ladder(
                 f"{out} already holds a ladder; pass --resume to continue it or choose another --out"
             )
         _check_same_stream(out, width, height, generator.generator_id)
-    problem = size_problem(width, height)
-    if problem is not None:
-        raise BuildError(f"frame {problem}")
-    try:
-        chunk_frames = chunk_frames_for(levels, source.fps, chunk_seconds)
-    except ValueError as error:
-        raise BuildError(str(error)) from None
-    for level in levels:
-        if frames > 1 and level.interval > frames - 1:
-            raise BuildError(
-                f"level {level.name}: interval {level.interval} is longer than the video ({frames} frames)"
-            )
+    chunk_frames = check_source_fits(source, levels, chunk_seconds)
 
     check_perceptual(options.preset, options.perceptual)
     latent_targets = latent_targets_for(generator, source.frames, options.preset, progress)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from authoring.build import FitOptions
-from authoring.levels import CHECKPOINT_DIR, LevelSpec, chunk_frames_for
+from authoring.build import FitOptions, check_source_fits
+from authoring.levels import CHECKPOINT_DIR, LevelSpec
 from authoring.runner import Completed, TaskResources, TaskRunner, first_line
 from authoring.segments import (
     DEFAULT_SEGMENT_SECONDS,
@@ -34,7 +34,7 @@ from authoring.tasks import GeneratorLoader, TaskOutput, TitleSetup, fit_segment
 from common.errors import UserError
 from prompts.ladder import MANIFEST_NAME, LadderWriter
 from prompts.manifest import Manifest, StreamInfo
-from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT, size_problem
+from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT
 
 SEGMENTS_DIR = "segments"  # under the ladder's checkpoint directory
 
@@ -112,17 +112,7 @@ def _load_title(job: TitleJob, settings: CatalogSettings) -> _Title:
         source = load_source(
             job.source, settings.size, max_frames=settings.max_frames, fps=settings.fps
         )
-        count, height, width = source.frames.shape[:3]
-        problem = size_problem(width, height)
-        if problem is not None:
-            raise ValueError(f"frame {problem}")
-        title.chunk_frames = chunk_frames_for(settings.levels, source.fps, settings.chunk_seconds)
-        for level in settings.levels:
-            if count > 1 and level.interval > count - 1:
-                raise ValueError(
-                    f"level {level.name}: interval {level.interval} is longer than the video "
-                    f"({count} frames)"
-                )
+        title.chunk_frames = check_source_fits(source, settings.levels, settings.chunk_seconds)
     except (SourceError, ValueError) as error:
         raise TitleError(f"{job.name}: {error}") from None
     if (job.out / MANIFEST_NAME).exists() and not settings.resume:
