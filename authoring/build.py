@@ -83,6 +83,7 @@ def fingerprint(
         "preset": asdict(options.preset),
         "perceptual": options.perceptual,
         "loss_weights": asdict(options.loss_weights),
+        "amortised_start": options.amortised_start,  # prompt-encoder warm start or not
     }
 
 
