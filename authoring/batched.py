@@ -30,7 +30,6 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from engines.schedule import x0_from_eps
 from prompts.keyframe import compose_context
 from prompts.quant import fake_quantize
 
@@ -163,7 +162,6 @@ class PhaseResult:
     u: torch.Tensor  # [S, 77, r] best factors
     v: torch.Tensor
     loss: list[float]  # best mean per-frame loss
-    mse: list[float]  # pixel MSE (images clamped to [-1, 1]) at the best factors (inf: latent)
     steps: int
 
 
@@ -458,7 +456,7 @@ class _Compiled:
                 break
         return PhaseResult(
             self.best_u.detach().clone(), self.best_v.detach().clone(),
-            self.best_loss.tolist(), self.best_mse.tolist(), steps,
+            self.best_loss.tolist(), steps,
         )  # fmt: skip
 
     def _capture(self) -> None:
@@ -519,8 +517,3 @@ def _copy_problem(into: StackedProblem, source: StackedProblem) -> None:
             target.copy_(value)
         elif value != target:
             raise ValueError(f"stacked problem field {name} changed: {target} -> {value}")
-
-
-def eps_x0(eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LatentForward:
-    """The latent-phase forward: x0 from the UNet alone."""
-    return lambda latents, contexts: x0_from_eps(latents, eps(latents, contexts))

@@ -21,12 +21,11 @@ import numpy as np
 
 from authoring.batched import StepOptions
 from authoring.checkpoint import load_checkpoint, save_checkpoint
-from authoring.fit import Factors, FitState, LevelConfig, LevelFitter, SpanResult
+from authoring.fit import FitState, LevelConfig, LevelFitter, SpanResult
 from authoring.initial import initial_latent, sd_vae_initial_latent
-from authoring.levels import LevelSpec, chunk_frames_for
+from authoring.levels import CHECKPOINT_DIR, LevelSpec, chunk_frames_for
 from authoring.losses import FitLoss, LossWeights, perceptual_term
 from authoring.metrics import psnr_per_frame, quality
-from authoring.plan import KeyframeSpan
 from authoring.presets import FitPreset, check_perceptual
 from authoring.source import SourceVideo
 from common.errors import UserError
@@ -41,7 +40,6 @@ from prompts.stream_model import (
     size_problem,
 )
 
-CHECKPOINT_DIR = ".fit"  # inside the ladder directory; removed when the ladder is complete
 ENCODE_BATCH = 8  # frames per encoder call
 FAITHFUL_ENCODER_PSNR = 20.0  # dB; below this the latent phase is skipped
 
@@ -85,6 +83,7 @@ def fingerprint(
         "preset": asdict(options.preset),
         "perceptual": options.perceptual,
         "loss_weights": asdict(options.loss_weights),
+        "amortised_start": options.amortised_start,  # prompt-encoder warm start or not
     }
 
 
@@ -177,13 +176,11 @@ def fit_level(
     out: Path | None = None,
     resume: bool = False,
     progress: bool = True,
-    initial: Callable[[KeyframeSpan, FitState], Factors | None] | None = None,
 ) -> FittedLevel:
     """Fit one level; with ``out`` it checkpoints after every keyframe (and resumes from it).
 
     The per-level entry point: frames (``source``), level (``level``, ``chunk_frames``),
-    options, and a start (``init_latent``; a resumed checkpoint; ``initial(span, state)``
-    giving any keyframe's starting factors, e.g. a prompt encoder's guess) -> keyframes.
+    options, and a start (``init_latent``; a resumed checkpoint) -> keyframes.
     """
     from tqdm import tqdm
 
@@ -226,7 +223,7 @@ def fit_level(
         total=len(fitter.spans), initial=len(state.keyframes), desc=f"fit {level.name}",
         unit="kf", disable=not progress, dynamic_ncols=True,
     ) as bar:  # fmt: skip
-        fitter.fit(state, on_keyframe=on_keyframe, progress=bar, initial=initial)
+        fitter.fit(state, on_keyframe=on_keyframe, progress=bar)
     return fitted
 
 
@@ -272,6 +269,27 @@ def _check_same_stream(out: Path, width: int, height: int, generator_id: str) ->
     check_generator(stream.generator_id, generator_id, f"the ladder in {out}")
 
 
+def check_source_fits(
+    source: SourceVideo, levels: Sequence[LevelSpec], chunk_seconds: float
+) -> int:
+    """The chunk length in frames for ``levels``; BuildError when the frame size, the chunk
+    length or a level's keyframe interval does not fit the source."""
+    frames, height, width = source.frames.shape[:3]
+    problem = size_problem(width, height)
+    if problem is not None:
+        raise BuildError(f"frame {problem}")
+    try:
+        chunk_frames = chunk_frames_for(levels, source.fps, chunk_seconds)
+    except ValueError as error:
+        raise BuildError(str(error)) from None
+    for level in levels:
+        if frames > 1 and level.interval > frames - 1:
+            raise BuildError(
+                f"level {level.name}: interval {level.interval} is longer than the video ({frames} frames)"
+            )
+    return chunk_frames
+
+
 def decode_cold(stream: Any, chunk: PromptChunk, previous: PromptChunk | None) -> np.ndarray:
     """Decode a chunk as a viewer joining there would: fresh state plus the switch prefix."""
     prefix = make_prefix(previous) if previous is not None and previous.keyframes else None
@@ -308,18 +326,7 @@ def build_ladder(
                 f"{out} already holds a ladder; pass --resume to continue it or choose another --out"
             )
         _check_same_stream(out, width, height, generator.generator_id)
-    problem = size_problem(width, height)
-    if problem is not None:
-        raise BuildError(f"frame {problem}")
-    try:
-        chunk_frames = chunk_frames_for(levels, source.fps, chunk_seconds)
-    except ValueError as error:
-        raise BuildError(str(error)) from None
-    for level in levels:
-        if frames > 1 and level.interval > frames - 1:
-            raise BuildError(
-                f"level {level.name}: interval {level.interval} is longer than the video ({frames} frames)"
-            )
+    chunk_frames = check_source_fits(source, levels, chunk_seconds)
 
     check_perceptual(options.preset, options.perceptual)
     latent_targets = latent_targets_for(generator, source.frames, options.preset, progress)

@@ -20,19 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from authoring.build import CHECKPOINT_DIR, FitOptions
-from authoring.levels import LevelSpec, chunk_frames_for
-from authoring.runner import Completed, TaskResources, TaskRunner
-from authoring.segments import Segment, SegmentResult, cut_segments, segment_chunks_for
+from authoring.build import FitOptions, check_source_fits
+from authoring.levels import CHECKPOINT_DIR, LevelSpec
+from authoring.runner import Completed, TaskResources, TaskRunner, first_line
+from authoring.segments import (
+    DEFAULT_SEGMENT_SECONDS,
+    Segment,
+    SegmentResult,
+    cut_segments,
+    segment_chunks_for,
+)
 from authoring.tasks import GeneratorLoader, TaskOutput, TitleSetup, fit_segment_task, prepare_title
 from common.errors import UserError
 from prompts.ladder import MANIFEST_NAME, LadderWriter
 from prompts.manifest import Manifest, StreamInfo
-from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT, size_problem
+from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT
 
-DEFAULT_SEGMENT_SECONDS = (
-    30.0  # closed-segment length: seams cost ~2% bytes, ~5% GPU (docs/authoring.md)
-)
 SEGMENTS_DIR = "segments"  # under the ladder's checkpoint directory
 
 
@@ -109,17 +112,7 @@ def _load_title(job: TitleJob, settings: CatalogSettings) -> _Title:
         source = load_source(
             job.source, settings.size, max_frames=settings.max_frames, fps=settings.fps
         )
-        count, height, width = source.frames.shape[:3]
-        problem = size_problem(width, height)
-        if problem is not None:
-            raise ValueError(f"frame {problem}")
-        title.chunk_frames = chunk_frames_for(settings.levels, source.fps, settings.chunk_seconds)
-        for level in settings.levels:
-            if count > 1 and level.interval > count - 1:
-                raise ValueError(
-                    f"level {level.name}: interval {level.interval} is longer than the video "
-                    f"({count} frames)"
-                )
+        title.chunk_frames = check_source_fits(source, settings.levels, settings.chunk_seconds)
     except (SourceError, ValueError) as error:
         raise TitleError(f"{job.name}: {error}") from None
     if (job.out / MANIFEST_NAME).exists() and not settings.resume:
@@ -129,11 +122,6 @@ def _load_title(job: TitleJob, settings: CatalogSettings) -> _Title:
         )
     title.frames, title.fps = source.frames, source.fps
     return title
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
 
 
 def assemble_ladder(
@@ -227,7 +215,7 @@ def build_titles(
                 continue
             if not done.ok:
                 where = segment.name if segment is not None else "preparing"
-                fail(title, f"{where}: {_one_line(done.error)}")
+                fail(title, f"{where}: {first_line(done.error)}")
                 finished += 1
             else:
                 try:
@@ -235,7 +223,7 @@ def build_titles(
                         title, segment, done, settings, runner, loader, resources, bar
                     )
                 except (OSError, ValueError, UserError) as error:  # e.g. writing its ladder
-                    fail(title, _one_line(error))
+                    fail(title, first_line(error))
                     finished += 1
             bar.set_postfix(titles=f"{finished}/{len(titles)}", refresh=False)
     return reports

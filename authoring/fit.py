@@ -30,13 +30,13 @@ from authoring.batched import (
     PhaseSchedule,
     StackedProblem,
     StepOptions,
-    eps_x0,
     stacked_contexts,
 )
-from authoring.losses import FitLoss, psnr_from_mse
+from authoring.losses import FitLoss, mse_from_psnr, psnr_from_mse
 from authoring.plan import KeyframeSpan, keyframe_spans
 from authoring.presets import FitPreset
 from authoring.sequential import SequentialFit
+from authoring.source import frames_to_tensor
 from engines.schedule import mix_latent, stream_noise, x0_from_eps
 from prompts.keyframe import Keyframe, interpolate_context
 from prompts.quant import fake_quantize, quantize_tensor
@@ -118,12 +118,6 @@ class SpanResult:
     last_x0: np.ndarray
 
 
-def frames_to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
-    """``uint8 [B, H, W, 3]`` frames to float ``[B, 3, H, W]`` in [-1, 1]."""
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
-    return tensor.permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
 class LevelFitter:
     """Fits the keyframes of one level of one stream to its source frames."""
 
@@ -164,7 +158,7 @@ class LevelFitter:
             torch.from_numpy(latent_targets).to(self.device) if latent_targets is not None else None
         )
         self.optimiser = BatchedOptimiser(
-            self._forward, eps_x0(self.gen.backend.eps), self.loss, self.loss.latent,
+            self._forward, self._x0, self.loss, self.loss.latent,
             step_options or StepOptions(), seed=config.seed,
         )  # fmt: skip
 
@@ -228,13 +222,11 @@ class LevelFitter:
         """Keyframe 0 fitted from random factors takes the preset's first-keyframe budget."""
         return span.index == 0 and self.predict_factors is None
 
-    def fit_span(
-        self, span: KeyframeSpan, state: FitState, initial: Factors | None = None
-    ) -> SpanResult:
+    def fit_span(self, span: KeyframeSpan, state: FitState) -> SpanResult:
         """Fit keyframe ``span.index`` given the fitted keyframes before it, starting from
-        ``initial`` (float U, V) when given, else from ``initial_factors``."""
+        ``initial_factors``."""
         started = time.perf_counter()
-        u0, v0 = initial if initial is not None else self.initial_factors(span, state)
+        u0, v0 = self.initial_factors(span, state)
         u = torch.from_numpy(np.ascontiguousarray(u0, np.float32)).to(self.device)
         v = torch.from_numpy(np.ascontiguousarray(v0, np.float32)).to(self.device)
         if self.preset.algorithm == "sequential":
@@ -294,7 +286,7 @@ class LevelFitter:
             patience=preset.first_patience if first else preset.later_patience,
             improvement=preset.improvement, stop_after_plateaus=preset.stop_after_plateaus,
             worst_frame_extra=preset.worst_frame_extra, frames_per_step=preset.frames_per_step,
-            cosine=preset.cosine, target_mse=None if target is None else 4.0 / 10 ** (target / 10),
+            cosine=preset.cosine, target_mse=None if target is None else mse_from_psnr(target),
         )  # fmt: skip
 
     def problem(self, span: KeyframeSpan, state: FitState) -> StackedProblem:
@@ -469,13 +461,11 @@ class LevelFitter:
         state: FitState | None = None,
         on_keyframe: Callable[[FitState, SpanResult], None] | None = None,
         progress: Any = None,
-        initial: Callable[[KeyframeSpan, FitState], Factors | None] | None = None,
     ) -> FitState:
-        """Fit every keyframe not yet in ``state``; ``on_keyframe`` runs after each (checkpointing);
-        ``initial(span, state)`` may give a keyframe's starting factors (None: the default)."""
+        """Fit every keyframe not yet in ``state``; ``on_keyframe`` runs after each (checkpointing)."""
         state = state or FitState()
         for span in self.spans[len(state.keyframes) :]:
-            result = self.fit_span(span, state, initial(span, state) if initial else None)
+            result = self.fit_span(span, state)
             state.keyframes.append(result.keyframe)
             state.stats.append(result.stats)
             state.factors = result.factors

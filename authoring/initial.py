@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from authoring.source import frames_to_tensor
+
 
 def initial_latent(generator: Any, frame: np.ndarray) -> np.ndarray:
     """``float32 [1, 4, H/8, W/8]`` latent of a ``uint8 [H, W, 3]`` frame.
@@ -16,13 +18,9 @@ def initial_latent(generator: Any, frame: np.ndarray) -> np.ndarray:
     Without encoder weights (a ``--taesd`` holding only the decoder) the stream starts from a
     zero latent instead; that is a valid stream, only the first frames' fit starts farther off.
     """
-    import torch
-
     from engines import WeightsNotFoundError
 
-    image = (
-        torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-    )
+    image = frames_to_tensor(frame[None])
     try:
         latent = generator.encode(image)
     except WeightsNotFoundError:
@@ -41,9 +39,7 @@ def vae_posterior_latent(vae: Any, frame: np.ndarray, seed: int = 0) -> np.ndarr
     import torch
 
     parameter = next(vae.parameters())
-    image = (
-        torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-    )
+    image = frames_to_tensor(frame[None])
     with torch.no_grad():
         posterior = vae.encode(image.to(parameter.device, parameter.dtype)).latent_dist
         sample = posterior.sample(generator=torch.Generator().manual_seed(seed))

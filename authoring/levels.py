@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS
 
 _LEVEL = re.compile(r"^r(\d+)n(\d+)$")
+# Fit checkpoints inside a ladder or live channel directory (never served: not a level name);
+# removed when the work is complete.
+CHECKPOINT_DIR = ".fit"
 
 
 @dataclass(frozen=True)

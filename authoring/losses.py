@@ -317,3 +317,8 @@ def psnr_from_mse(mse: float, peak_to_peak: float = 2.0) -> float:
     if mse <= 0:
         return math.inf
     return 10 * math.log10(peak_to_peak**2 / mse)
+
+
+def mse_from_psnr(psnr: float, peak_to_peak: float = 2.0) -> float:
+    """The MSE, on images of the given range (2 for [-1, 1]), that has this PSNR in dB."""
+    return peak_to_peak**2 / 10 ** (psnr / 10)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from authoring.source import frames_to_tensor
 from engines.nano import POSITION_CHANNELS, ResidualBlock, position_channels
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, LATENT_CHANNELS
 
@@ -96,11 +97,9 @@ class NanoFactorPredictor:
     def __call__(
         self, frame: int, prev: torch.Tensor, rank: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        image = (
-            torch.from_numpy(self.frames[frame : frame + 1]).permute(0, 3, 1, 2).float() / 127.5
-            - 1.0
+        target = self.generator.encode(frames_to_tensor(self.frames[frame : frame + 1])).to(
+            self.generator.device
         )
-        target = self.generator.encode(image).to(self.generator.device)
         u, v = nested_factors(*self.encoder(target, prev.to(target.device).float()), rank)
         return u[0], v[0]
 

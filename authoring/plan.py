@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prompts.keyframe import keyframe_positions
+from prompts.stream_model import CHAINED, CHUNK_RESET
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def check_level_geometry(frames: int, interval: int, chunk_frames: int) -> None:
 
 
 def keyframe_spans(
-    frames: int, interval: int, chunk_frames: int, rule: str = "chunk-reset"
+    frames: int, interval: int, chunk_frames: int, rule: str = CHUNK_RESET
 ) -> list[KeyframeSpan]:
     """One span per keyframe of a level, in fitting order.
 
@@ -69,6 +70,6 @@ def keyframe_spans(
     spans = [KeyframeSpan(0, 0, 0, True)]
     for k in range(1, len(positions)):
         end = positions[k]
-        resets = rule != "chained" and end % chunk_frames == 0
+        resets = rule != CHAINED and end % chunk_frames == 0
         spans.append(KeyframeSpan(k, positions[k - 1], end, resets))
     return spans

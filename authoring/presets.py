@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from prompts.stream_model import CHAINED, CHUNK_RESET
+
 
 @dataclass(frozen=True)
 class FitPreset:
@@ -40,7 +42,7 @@ class FitPreset:
     init_latent: str = (
         "taesd"  # "taesd" encoding of frame 0, or "sd-vae" (0.18215 x a posterior sample)
     )
-    prev_latent_rule: str = "chunk-reset"  # the stream's rule; "chained" is the release's
+    prev_latent_rule: str = CHUNK_RESET  # the stream's rule; CHAINED is the release's
     perceptual: str | None = None  # a required perceptual term kind ("vgg19"), None: any
 
     def with_target(self, target_psnr: float | None) -> FitPreset:
@@ -83,7 +85,7 @@ PRESETS: dict[str, FitPreset] = {
         first_patience=1, later_patience=1, lr=0.1, warm_lr=0.1, min_lr=0.0,
         stop_after_plateaus=0, target_psnr=None, improvement=0.0, algorithm="sequential",
         clamp=False, cold_start=True, running_range=True, init_latent="sd-vae",
-        prev_latent_rule="chained", perceptual="vgg19",
+        prev_latent_rule=CHAINED, perceptual="vgg19",
     ),
     "demo": FitPreset(
         name="demo", first_iterations=80, later_iterations=12,

@@ -19,7 +19,14 @@ from urllib.parse import urlparse
 
 import ray
 
-from authoring.runner import ClusterError, Completed, TaskHandle, TaskResources
+from authoring.runner import (
+    DEFAULT_RETRIES,
+    ClusterError,
+    Completed,
+    TaskHandle,
+    TaskResources,
+    first_line,
+)
 
 PROBE_SECONDS = 3.0  # a ray:// address that does not answer a TCP connect in this time is dead
 
@@ -46,7 +53,7 @@ class RayRunner:
         *,
         local_cpus: int | None = None,
         local_gpus: int | None = None,
-        retries: int = 3,
+        retries: int = DEFAULT_RETRIES,
     ) -> None:
         if ray.is_initialized():
             ray.shutdown()
@@ -64,10 +71,9 @@ class RayRunner:
         except ClusterError:
             raise
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
-            first = (
-                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            )
-            raise ClusterError(f"cannot use the Ray cluster --cluster {cluster}: {first}") from None
+            raise ClusterError(
+                f"cannot use the Ray cluster --cluster {cluster}: {first_line(error)}"
+            ) from None
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
         self.cpus = int(resources.get("CPU", 0))

@@ -31,6 +31,12 @@ class ClusterError(UserError, RuntimeError):
     """The cluster cannot be used (unknown address, unreachable, Ray not installed)."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type's name when the message is empty."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
 @dataclass(frozen=True)
 class TaskResources:
     """What one task asks for: whole GPUs, or CPU slots (its torch threads)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -12,8 +13,23 @@ from PIL import Image
 from common.errors import UserError
 from prompts.stream_model import size_problem
 
+if TYPE_CHECKING:
+    import torch
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DEFAULT_FOLDER_FPS = 30.0  # frames per second assumed for a folder of images
+
+
+def frames_to_tensor(
+    frames: np.ndarray | torch.Tensor, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """``uint8 [B, H, W, 3]`` frames (array or tensor) to float ``[B, 3, H, W]`` in [-1, 1],
+    on ``device`` (None: where they are)."""
+    import torch
+
+    if not isinstance(frames, torch.Tensor):
+        frames = torch.from_numpy(np.ascontiguousarray(frames))
+    return frames.to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 class SourceError(UserError, ValueError):

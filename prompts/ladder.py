@@ -47,16 +47,26 @@ def default_chunk_frames(interval: int, fps: float, seconds: float = 2.0) -> int
 
 
 def split_into_chunks(
-    keyframes: tuple[Keyframe, ...], stream: StreamInfo, *, level: int, interval: int
+    keyframes: Sequence[Keyframe],
+    stream: StreamInfo,
+    *,
+    level: int,
+    interval: int,
+    first_chunk: int = 0,
+    end_chunk: int | None = None,
 ) -> list[PromptChunk]:
-    """Cut a level's keyframes into chunks by the rule of docs/architecture.md."""
+    """Cut a level's keyframes into chunks ``[first_chunk, end_chunk)`` (default: all) by the
+    rule of docs/architecture.md: chunk ``j`` holds the keyframes in ``(start, start + L]``,
+    and the first chunk also the keyframe at its first frame (which makes it closed)."""
     chunks = []
-    for index in range(stream.chunk_count):
+    end_chunk = stream.chunk_count if end_chunk is None else end_chunk
+    for index in range(first_chunk, end_chunk):
         start, end = stream.chunk_range(index)
         held = tuple(
             k
             for k in keyframes
-            if start < k.frame <= start + stream.chunk_frames or (index == 0 and k.frame == 0)
+            if start < k.frame <= start + stream.chunk_frames
+            or (index == first_chunk and k.frame == start)
         )
         chunks.append(
             PromptChunk(

@@ -116,7 +116,7 @@ def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     """``--cluster`` and ``--segment-seconds``: segment-parallel fitting (docs/authoring.md)."""
-    from authoring.catalog import DEFAULT_SEGMENT_SECONDS
+    from authoring.segments import DEFAULT_SEGMENT_SECONDS
 
     group = parser.add_argument_group("segments and cluster")
     group.add_argument(
@@ -274,10 +274,10 @@ def run_titles(args: argparse.Namespace, jobs: list[Any], levels: list[Any]) -> 
     """Fit ``jobs`` (``authoring.catalog.TitleJob``) segment by segment on the ``--cluster``
     runner; a ``TitleReport`` per job. Nothing loads a generator in this process."""
     from authoring.build import BuildError
-    from authoring.catalog import DEFAULT_SEGMENT_SECONDS, CatalogSettings, build_titles
+    from authoring.catalog import CatalogSettings, build_titles
     from authoring.cluster import open_runner
     from authoring.runner import TaskResources
-    from authoring.segments import check_segment_options
+    from authoring.segments import DEFAULT_SEGMENT_SECONDS, check_segment_options
     from authoring.tasks import GeneratorSpec
     from engines.variants import VARIANTS
     from promptus.options import check_weights_given

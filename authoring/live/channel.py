@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from authoring.levels import LevelSpec
+from authoring.levels import CHECKPOINT_DIR, LevelSpec
 from authoring.live.cutter import LiveSegment, SegmentCutter
 from authoring.live.feed import CapturedFrame
 from authoring.live.publisher import LivePublisher, Publication
@@ -41,7 +41,6 @@ from prompts.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = ".fit"  # inside the channel directory (never served: not a level name)
 MAX_DEGRADE_STEPS = 3  # budgets go down to 1/8
 TICK_S = 0.1  # s between deadline checks when nothing happens
 
@@ -76,7 +75,6 @@ class _Cell:
 
     handle: TaskHandle | None = None
     attempts: int = 0
-    step: int = 0  # degrade step of the running attempt
     done: bool = False
     result: Any = None  # SegmentResult, or None for a gap
 
@@ -96,7 +94,6 @@ class LiveSummary:
 class _Tag:
     segment: int
     level_id: int
-    step: int
 
 
 class _Pump:
@@ -284,14 +281,13 @@ class LiveChannel:
             )
             options = replace(options, preset=preset)
         cell.attempts += 1
-        cell.step = step
         cell.handle = self.runner.submit(
             fit_segment_task, segment.channel_frames,
             segment.for_level(settings.channel, level, level_id),
             self.loader, options, self._init_latent, settings.path / CHECKPOINT_DIR,
             self.resources, settings.measure_quality,
             name=f"fit {settings.channel}/{level.name}/{segment.index}",
-            resources=self.resources, tag=_Tag(segment.index, level_id, step),
+            resources=self.resources, tag=_Tag(segment.index, level_id),
         )  # fmt: skip
         self._pump.notify()
 

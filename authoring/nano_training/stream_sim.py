@@ -19,8 +19,6 @@ from engines.nano import NanoDecoder, NanoUNet
 from prompts.keyframe import compose_context
 from prompts.quant import fake_quantize
 
-_batched_fake_quantize = torch.vmap(fake_quantize)
-
 
 @dataclass
 class SimulatedStream:
@@ -35,7 +33,7 @@ def keyframe_factors(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fake-quantised rank-``rank`` factors of a batch of keyframes."""
     u, v = nested_factors(*encoder(target, prev), rank)
-    return _batched_fake_quantize(u), _batched_fake_quantize(v)
+    return fake_quantize(u, dims=(1, 2)), fake_quantize(v, dims=(1, 2))  # per keyframe
 
 
 def interpolated_contexts(

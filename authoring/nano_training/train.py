@@ -28,8 +28,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
+from authoring.losses import psnr_from_mse
 from authoring.nano_prompt_encoder import PromptEncoder
 from authoring.nano_training.stream_sim import simulate_stream
+from authoring.source import frames_to_tensor
 from engines.nano import (
     NanoAutoencoder,
     NanoUNet,
@@ -114,10 +116,7 @@ class ClipBank:
 
     @staticmethod
     def _cut(frames: torch.Tensor, top: int, left: int, size: int, flip: bool) -> torch.Tensor:
-        cut = (
-            frames[:, top : top + size, left : left + size].permute(0, 3, 1, 2).float() / 127.5
-            - 1.0
-        )
+        cut = frames_to_tensor(frames[:, top : top + size, left : left + size])
         return cut.flip(-1) if flip else cut
 
 
@@ -270,18 +269,16 @@ class NanoTrainer:
             for m in OPTIMIZER_MOMENTS
             if (folder / f"adam_{m}.safetensors").is_file()
         }
+        state = json.loads((folder / CHECKPOINT_STATE).read_text())
         if len(moments) == len(OPTIMIZER_MOMENTS):
-            state = json.loads((folder / CHECKPOINT_STATE).read_text())
             for key, parameter in parameters.items():
                 if key in moments["exp_avg"]:
                     self.optimizer.state[parameter] = {
                         "step": torch.tensor(float(state["step"])),
                         **{m: moments[m][key].to(self.device) for m in OPTIMIZER_MOMENTS},
                     }
-        self.step = json.loads((folder / CHECKPOINT_STATE).read_text())["step"]
-        self.config.history = json.loads((folder / CHECKPOINT_STATE).read_text())["config"].get(
-            "history", []
-        )
+        self.step = state["step"]
+        self.config.history = state["config"].get("history", [])
 
     def export(self, generator_file: Path, prompt_encoder_file: Path) -> None:
         """The shipped weight files, float16: the generator's and the prompt encoder's."""
@@ -296,5 +293,5 @@ class NanoTrainer:
 
 
 def _psnr(mse: float) -> float:
-    """PSNR in dB of an MSE between images in [-1, 1]."""
-    return round(10 * math.log10(4.0 / max(mse, 1e-12)), 3)
+    """PSNR in dB of an MSE between images in [-1, 1], rounded and finite (for the history)."""
+    return round(psnr_from_mse(max(mse, 1e-12)), 3)

@@ -86,14 +86,13 @@ def fitted(tiny: Any, planted: tuple[np.ndarray, np.ndarray]) -> tuple[Any, list
     original = LevelFitter.fit
 
     def recording_fit(
-        self: LevelFitter, state: Any = None, on_keyframe: Any = None, progress: Any = None,
-        initial: Any = None,
-    ) -> FitState:  # fmt: skip
+        self: LevelFitter, state: Any = None, on_keyframe: Any = None, progress: Any = None
+    ) -> FitState:
         def record(current: FitState, result: Any) -> None:
             snapshots.append(copy.deepcopy(current))
             on_keyframe(current, result)
 
-        return original(self, state, on_keyframe=record, progress=progress, initial=initial)
+        return original(self, state, on_keyframe=record, progress=progress)
 
     LevelFitter.fit = recording_fit  # type: ignore[method-assign]
     try:
@@ -208,11 +207,11 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(
     original = LevelFitter.fit_span
     calls = {"n": 0}
 
-    def dying_fit_span(self: LevelFitter, span: Any, state: Any, initial: Any = None) -> Any:
+    def dying_fit_span(self: LevelFitter, span: Any, state: Any) -> Any:
         if calls["n"] == 2:
             raise KeyboardInterrupt  # the operator's ^C after two keyframes were checkpointed
         calls["n"] += 1
-        return original(self, span, state, initial)
+        return original(self, span, state)
 
     LevelFitter.fit_span = dying_fit_span  # type: ignore[method-assign]
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from authoring.build import FitOptions, fingerprint
+from authoring.fit import LevelConfig
 from authoring.levels import LevelSpec, chunk_frames_for, parse_levels
 from authoring.losses import (
     FitLoss,
@@ -21,7 +24,7 @@ from authoring.losses import (
 from authoring.metrics import psnr_per_frame, quality, ssim_per_frame
 from authoring.plan import keyframe_spans
 from authoring.presets import get_preset
-from authoring.source import SourceError, load_source
+from authoring.source import SourceError, SourceVideo, load_source
 
 torch.set_num_threads(1)
 
@@ -186,3 +189,12 @@ def test_source_video_file(tmp_path: Path) -> None:
     source = load_source(path, 64)
     assert source.frames.shape == (5, 64, 64, 3)
     assert source.fps == 25.0
+
+
+def test_fingerprint_tells_apart_fits_with_and_without_the_prompt_encoder() -> None:
+    # A --resume after toggling --no-prompt-encoder must not mix keyframes started two ways.
+    source = SourceVideo(np.zeros((3, 64, 64, 3), np.uint8), 30.0)
+    config = LevelConfig(rank=2, interval=2, chunk_frames=2)
+    options = FitOptions(get_preset("fast"))
+    with_encoder = fingerprint(source, "g", config, options)
+    assert with_encoder != fingerprint(source, "g", config, replace(options, amortised_start=False))
