@@ -21,10 +21,10 @@
  */
 import { Events } from '../events.js';
 import { Ewma } from '../abr/ewma.js';
-import { chunkQualityDb, levelsFromManifest } from '../abr/context.js';
+import { chunkInfo, chunkQualityDb, levelsFromManifest, windowStart } from '../abr/context.js';
 import { Timeline } from './timeline.js';
 import { ErrorCode } from '../protocol.js';
-import { availableLevel, behindLiveS, chunkInfo, clampSeek, liveStartChunk, seekableRange, windowStart } from './live-window.js';
+import { availableLevel, behindLiveS, clampSeek, liveStartChunk, seekableRange } from './live-window.js';
 
 export const State = Object.freeze({
   WAITING_MANIFEST: 'waiting for the server',
