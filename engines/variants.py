@@ -30,6 +30,7 @@ class Variant:
     needs_taesd: bool  # --taesd (the TAESD folder) is required
     summary: str  # one line for --help and for pages
     float32_only: bool = False  # runs in float32 on every device, whatever dtype is asked for
+    seeded_weights: bool = False  # its UNet is seeded random weights: pictures carry no meaning
 
 
 VARIANTS: dict[str, Variant] = {
@@ -37,11 +38,13 @@ VARIANTS: dict[str, Variant] = {
     "tiny": Variant(
         "tiny", "tiny", TINY_UNET, TINY_AUTOENCODER, (192, 192), False, False,
         "seeded random weights, CPU, no download (pictures carry no meaning)",
+        seeded_weights=True,
     ),
     # Tiny UNet + the real TAESD decoder: real decoding for tests, too slow for real time on CPU.
     "tiny-taesd": Variant(
         "tiny-taesd", "tiny + taesd", TINY_UNET, TAESD, (256, 256), False, True,
         "tiny UNet + the real TAESD decoder (needs --taesd)",
+        seeded_weights=True,
     ),
     "sd-turbo": Variant(
         "sd-turbo", "sd-turbo + taesd", SDTURBO_UNET, TAESD, (512, 512), True, True,

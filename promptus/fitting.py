@@ -114,14 +114,17 @@ def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--cluster`` and ``--segment-seconds``: segment-parallel fitting (docs/authoring.md)."""
+def add_cluster_arguments(
+    parser: argparse.ArgumentParser, default: str = "none", segments_help: str | None = None
+) -> None:
+    """``--cluster`` (``default``: where tasks run) and ``--segment-seconds`` (``segments_help``
+    when the command cuts segments its own way): segment-parallel fitting (docs/authoring.md)."""
     from authoring.segments import DEFAULT_SEGMENT_SECONDS
 
     group = parser.add_argument_group("segments and cluster")
     group.add_argument(
         "--cluster",
-        default="none",
+        default=default,
         help="where segment tasks run: none (this process), local (a Ray cluster on this "
         "machine's GPUs or cores), auto (the Ray cluster this machine is part of) or "
         "ray://HOST:PORT; all but none need the extra: pip install '.[cluster]'",
@@ -130,7 +133,8 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         "--segment-seconds",
         type=float,
         default=None,
-        help="cut every level into closed segments of about this length, fitted independently "
+        help=segments_help
+        or "cut every level into closed segments of about this length, fitted independently "
         f"(0: one open segment per level) (default: {DEFAULT_SEGMENT_SECONDS:g} with --cluster, "
         "else the single-process path)",
     )

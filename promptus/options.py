@@ -107,6 +107,26 @@ def generator_for_ladder(generator_id: str) -> str:
     return family
 
 
+DEFAULT_LEVELS = "r2n10,r4n10,r8n10,r16n5"
+
+
+def add_levels_option(parser: argparse.ArgumentParser) -> None:
+    """``--levels``: the ladder's levels (``ladder``, ``catalog``, ``live``)."""
+    parser.add_argument(
+        "--levels", default=DEFAULT_LEVELS, help="comma-separated r<rank>n<interval>"
+    )
+
+
+def levels_from_args(args: argparse.Namespace) -> list[Any]:
+    """The ``LevelSpec`` list ``--levels`` names (CommandError naming a bad entry)."""
+    from authoring.levels import parse_levels
+
+    try:
+        return parse_levels(args.levels)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """``--threads``: torch's CPU threads."""
     parser.add_argument(

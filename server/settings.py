@@ -11,6 +11,7 @@ from prompts.manifest import MAX_MANIFEST_BYTES
 
 REPO_WEB_DIR = Path(__file__).resolve().parents[1] / "web"  # the browser player's static files
 TELEMETRY_FILE_NAME = "telemetry.sqlite3"
+DAY_S = 24 * 3600  # telemetry retention is set in days on the command line
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class ServerSettings:
     telemetry_rows_per_min: int = (
         240  # rows one connection may add a minute (sessions, reports, deliveries)
     )
-    telemetry_retention_s: float = 30 * 24 * 3600  # rows older than this are deleted
+    telemetry_retention_s: float = 30 * DAY_S  # rows older than this are deleted
     telemetry_max_bytes: int = 1_000_000_000  # the oldest rows go when the data exceed it
     telemetry_prune_s: float = 60.0  # how often retention and the size cap are enforced
     server_id: str = "0"  # recorded with each session (several processes behind one port)

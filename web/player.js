@@ -8,11 +8,10 @@
  */
 import { EventBus, Events } from './events.js';
 import { createAbr, DEFAULT_ABR } from './abr/index.js';
-import { chunkQualityDb, chunkQualityMetric } from './abr/context.js';
+import { chunkInfo, chunkQualityDb, chunkQualityMetric, windowStart } from './abr/context.js';
 import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
 import { DaemonLink } from './controllers/daemon-link.js';
-import { chunkInfo, windowStart } from './controllers/live-window.js';
 import { NoticeController } from './controllers/notice-controller.js';
 import { ServerLink } from './controllers/server-link.js';
 import { StreamController, MAX_BUFFER_S } from './controllers/stream-controller.js';

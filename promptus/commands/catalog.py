@@ -6,19 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from promptus.commands.ladder import DEFAULT_LEVELS
 from promptus.errors import EXIT_USER_ERROR, CommandError, report
+from promptus.options import add_levels_option, levels_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from promptus.fitting import add_fit_arguments
 
     add_fit_arguments(parser, sources="many")
-    parser.add_argument(
-        "--levels",
-        default=DEFAULT_LEVELS,
-        help="comma-separated r<rank>n<interval>",
-    )
+    add_levels_option(parser)
 
 
 def title_names(sources: list[str]) -> list[str]:
@@ -62,13 +58,9 @@ def summary_table(reports: list) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from authoring.catalog import TitleJob
-    from authoring.levels import parse_levels
     from promptus.fitting import run_titles
 
-    try:
-        levels = parse_levels(args.levels)
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    levels = levels_from_args(args)
     jobs = [
         TitleJob(name, Path(source), args.out / name)
         for name, source in zip(title_names(args.sources), args.sources, strict=True)

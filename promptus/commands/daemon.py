@@ -110,8 +110,8 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-chunk-megapixels",
         type=float,
         default=Budget.max_chunk_pixels / 1e6,
-        help="chunk frames x width x height, in millions of pixels (the default: 240 frames "
-        "of 512x512)",
+        help="largest chunk a stream may ask for: frames x width x height, in millions of "
+        "pixels (240 frames of 512x512 = 62.9)",
     )
     group.add_argument(
         "--max-sessions",

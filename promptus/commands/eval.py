@@ -36,11 +36,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def seeded_weights_note(generator: str) -> str | None:
+    """The report's warning for a generator whose UNet is seeded random weights (else None)."""
+    from engines.variants import VARIANTS
+
+    if not VARIANTS[generator].seeded_weights:
+        return None
+    return (
+        f"Its UNet has seeded random weights ({generator}): the Promptus rows show that "
+        "the pipeline runs end to end, but their figures measure nothing about prompts as a "
+        "codec. Numbers that mean something need a trained generator (nano, or sd-turbo with "
+        "its weights)."
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from authoring.baselines import CLASSIC_CODECS
     from authoring.evaluation import evaluate, report_notes, table, write_report
     from authoring.source import SourceError, load_source
-    from engines.variants import VARIANTS
     from prompts.ladder import Ladder
     from prompts.manifest import ManifestError
 
@@ -88,12 +101,9 @@ def run(args: argparse.Namespace) -> int:
         f"Promptus rows: the ladder's prompts decoded by generator {generator.name} "
         f"(`{generator.generator_id}`, --generator {args.generator}) on {generator.device}."
     ]
-    if not VARIANTS[args.generator].needs_weights:
-        about.append(
-            f"Its UNet has seeded random weights ({args.generator}): the Promptus rows show that "
-            "the pipeline runs end to end, but their figures measure nothing about prompts as a "
-            "codec. Numbers that mean something need --generator sd-turbo with its weights."
-        )
+    note = seeded_weights_note(args.generator)
+    if note is not None:
+        about.append(note)
     notes = report_notes(points, about)
     write_report(points, args.out, title, notes)
     print("\n".join(notes) + "\n")

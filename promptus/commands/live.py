@@ -13,15 +13,15 @@ import statistics
 import sys
 from pathlib import Path
 
-from promptus.commands.ladder import DEFAULT_LEVELS
 from promptus.errors import CommandError
+from promptus.options import add_levels_option, levels_from_args
 
 DEFAULT_WINDOW_MINUTES = 10.0
 DEFAULT_MAX_LATENCY_S = 60.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from promptus.fitting import add_schedule_arguments
+    from promptus.fitting import add_cluster_arguments, add_schedule_arguments
     from promptus.options import add_generator_options
 
     parser.add_argument(
@@ -33,11 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--channel", required=True, help="channel name (its ladder directory)")
     parser.add_argument("--media", required=True, type=Path, help="the media folder to publish in")
-    parser.add_argument(
-        "--levels",
-        default=DEFAULT_LEVELS,
-        help="comma-separated r<rank>n<interval>",
-    )
+    add_levels_option(parser)
     parser.add_argument(
         "--window-minutes",
         type=float,
@@ -81,33 +77,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "yes, network feeds no)",
     )
     add_schedule_arguments(parser)
-    group = parser.add_argument_group("segments and cluster")
-    group.add_argument(
-        "--cluster",
+    add_cluster_arguments(
+        parser,
         default="local",
-        help="where fit tasks run: local (a Ray cluster on this machine's GPUs or cores), auto "
-        "(the Ray cluster this machine is part of), ray://HOST:PORT, or none (this process, one "
-        "task at a time)",
-    )
-    group.add_argument(
-        "--segment-seconds",
-        type=float,
-        default=None,
-        help="closed segments of about this length, one task per segment and level "
+        segments_help="closed segments of about this length, one task per segment and level "
         "(default: one chunk)",
-    )
-    group.add_argument(
-        "--local-cpus",
-        type=int,
-        default=None,
-        help="--cluster local: its CPU slots (default: all cores)",
     )
     add_generator_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from authoring.cluster import open_runner
-    from authoring.levels import chunk_frames_for, parse_levels
+    from authoring.levels import chunk_frames_for
     from authoring.live.channel import LiveChannel, LiveSettings
     from authoring.live.feed import Feed, FeedOptions
     from authoring.live.publisher import window_chunks_for
@@ -119,10 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from promptus.options import check_weights_given
     from wire.media import CHANNEL_PATTERN
 
-    try:
-        levels = parse_levels(args.levels)
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    levels = levels_from_args(args)
     if CHANNEL_PATTERN.fullmatch(args.channel) is None:
         raise CommandError(f"--channel {args.channel!r}: letters, digits, '.', '_', '-' (<= 64)")
     for flag, value in (("--max-latency", args.max_latency), ("--open-timeout", args.open_timeout)):

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     """Per-address limits and the telemetry bounds (docs/server.md, "Limits and bad input")."""
-    from server.settings import ServerSettings
+    from server.settings import DAY_S, ServerSettings
 
     defaults = ServerSettings(media_dir=Path("."))
     group = parser.add_argument_group("limits")
@@ -76,7 +76,7 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--telemetry-days",
         type=float,
-        default=defaults.telemetry_retention_s / 86400,
+        default=defaults.telemetry_retention_s / DAY_S,
         help="telemetry rows older than this are deleted",
     )
     group.add_argument(
@@ -96,7 +96,7 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from server.run import serve, serve_workers
-    from server.settings import TELEMETRY_FILE_NAME, ServerSettings
+    from server.settings import DAY_S, TELEMETRY_FILE_NAME, ServerSettings
 
     media = args.media.resolve()
     if not media.is_dir():
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         max_per_address=args.max_per_address,
         manifest_bytes_per_s=args.manifest_mb_per_s * 2**20,
         telemetry_rows_per_min=args.telemetry_rows_per_min,
-        telemetry_retention_s=args.telemetry_days * 86400,
+        telemetry_retention_s=args.telemetry_days * DAY_S,
         telemetry_max_bytes=int(args.telemetry_max_mb * 1e6),
         telemetry_prune_s=args.telemetry_prune_every,
     )

@@ -11,7 +11,6 @@ from pathlib import Path
 from promptus.errors import CommandError
 
 DEFAULT_OUT = Path("runs/telemetry-report")
-DAY_S = 24 * 3600
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="Enforce the retention policy once (a running server does it every minute)",
     )
     _database_arguments(prune)
-    from server.settings import ServerSettings
+    from server.settings import DAY_S, ServerSettings
 
     defaults = ServerSettings(media_dir=Path("."))
     prune.add_argument(
@@ -106,6 +105,7 @@ async def _open(target: str, max_bytes: int = 0):  # noqa: ANN202
 
 async def _prune(target: str, args: argparse.Namespace) -> int:
     from server.retention import Retention, enforce
+    from server.settings import DAY_S
 
     try:
         retention = Retention(max_age_s=args.days * DAY_S, max_bytes=int(args.max_mb * 1e6))
@@ -127,6 +127,7 @@ async def _report(target: str, args: argparse.Namespace) -> int:
     from common.atomic import atomic_write_json
     from emulation.report import headline_table, plot_stall_vs_quality, write_csv
     from emulation.telemetry_report import channel_facts, load_sessions, summarise
+    from server.settings import DAY_S
 
     since = time.time() - args.days * DAY_S if args.days is not None else 0.0
     backend = await _open(target)

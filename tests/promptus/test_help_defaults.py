@@ -71,6 +71,7 @@ def test_every_option_with_a_value_says_its_default_once(command: str) -> None:
         flag = action.option_strings[-1]
         (block,) = [b for b in blocks if b.split(" ", 1)[0].rstrip(",") in action.option_strings]
         assert block.count("(default: ") == 1, f"promptus {command} {flag}: {block!r}"
+        assert block.count("default: ") == 1, f"promptus {command} {flag} says a default twice"
         if action.default is not None:
             shown = ",".join(action.default) if isinstance(action.default, list) else action.default
             assert f"(default: {shown})" in block, f"promptus {command} {flag}: {block!r}"

@@ -35,8 +35,6 @@
  * @property {boolean} rebuffering       true while playback is stalled waiting for video
  */
 
-import { chunkInfo } from '../controllers/live-window.js';
-
 export const SSIM_DB_MAX = 60; // dB; Puffer clamps SSIM dB to [0, 60]
 export const BANDWIDTH_SAFETY = 0.9; // dash.js bandwidthSafetyFactor
 export const GENERATION_SAFETY = 0.9; // the daemon must generate >= fps / 0.9 frames per second
@@ -120,6 +118,17 @@ export function checkContext(ctx) {
 /** LevelSummary list of a manifest (manifest.json content, levels ascending kbps). */
 export function levelsFromManifest(manifest) {
   return manifest.levels.map((level) => ({ id: level.id, kbps: level.kbps }));
+}
+
+/** First chunk a live window still lists (0 for a finished ladder, or a manifest written before the window existed). */
+export function windowStart(manifest) {
+  return manifest.window_start ?? 0;
+}
+
+/** The manifest's facts of chunk `index` of level `levelId` (a live window lists `window_start` on); undefined when not listed. */
+export function chunkInfo(manifest, levelId, index) {
+  const position = index - windowStart(manifest);
+  return position < 0 ? undefined : manifest.levels[levelId]?.chunks[position];
 }
 
 /**

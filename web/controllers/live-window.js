@@ -2,21 +2,13 @@
  * A live channel's window, read from its manifest (docs/prompt-format.md): chunks
  * `[window_start, chunk_count)` are served, older ones have left the DVR window, and a chunk
  * of a level may be a *gap* (published as nothing: the page skips it). A finished ladder is a
- * window starting at 0 without gaps. Pure.
+ * window starting at 0 without gaps. Pure. The window's start and a chunk's facts by index
+ * (`windowStart`, `chunkInfo`) are manifest readers the ABR shares: they live in abr/context.js.
  */
 
+import { chunkInfo, windowStart } from '../abr/context.js';
+
 export const LIVE_START_BEHIND = 3; // chunks behind a live ladder's edge to start at (HLS: three targets)
-
-/** First chunk the server still serves (0 for manifests written before the window existed). */
-export function windowStart(manifest) {
-  return manifest.window_start ?? 0;
-}
-
-/** The manifest's facts of chunk `index` of level `levelId`, undefined when not listed. */
-export function chunkInfo(manifest, levelId, index) {
-  const position = index - windowStart(manifest);
-  return position < 0 ? undefined : manifest.levels[levelId]?.chunks[position];
-}
 
 /** Whether chunk `index` of `levelId` is a gap (nothing published for it). */
 export function isGap(manifest, levelId, index) {

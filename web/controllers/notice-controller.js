@@ -52,7 +52,6 @@ export class NoticeController {
       [Events.DAEMON_INIT]: () => this.clearMismatch(),
       [Events.DAEMON_ERROR]: (p) => this.onDaemonError(p),
       [Events.DAEMON_STATUS]: (p) => this.onDaemonStatus(p),
-      [Events.SEGMENT_GENERATED]: () => this.checkSpeed(),
       [Events.SERVER_CLOSED]: (p) => this.onServerClosed(p),
       [Events.MANIFEST_LOADED]: ({ manifest }) => {
         this.notice('server', null);

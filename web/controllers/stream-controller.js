@@ -21,10 +21,10 @@
  */
 import { Events } from '../events.js';
 import { Ewma } from '../abr/ewma.js';
-import { chunkQualityDb, levelsFromManifest } from '../abr/context.js';
+import { chunkInfo, chunkQualityDb, levelsFromManifest, windowStart } from '../abr/context.js';
 import { Timeline } from './timeline.js';
 import { ErrorCode } from '../protocol.js';
-import { availableLevel, behindLiveS, chunkInfo, clampSeek, liveStartChunk, seekableRange, windowStart } from './live-window.js';
+import { availableLevel, behindLiveS, clampSeek, liveStartChunk, seekableRange } from './live-window.js';
 
 export const State = Object.freeze({
   WAITING_MANIFEST: 'waiting for the server',
@@ -320,7 +320,7 @@ export class StreamController {
     if (!this.playRequested) {
       this.playRequested = true;
       // a live viewer starts near the edge, far from 0 s: the playhead goes where the data is
-      if (!this.buffer.isBuffered(this.video.currentTime)) this.video.currentTime = this.#chunkStartS(chunk);
+      if (!this.buffer.isBuffered(this.video.currentTime)) this.video.currentTime = this.timeline.startS(chunk);
       this.#watchFirstFrame();
       this.video.play().catch((error) => this.bus.trigger(Events.NOTICE, {
         kind: 'autoplay', level: 'warn', text: `Press play to start (${error.message})`,
@@ -572,19 +572,14 @@ export class StreamController {
     let next = this.timeline.atTime(this.video.currentTime + ahead);
     if (!this.skipped.has(next)) return;
     while (this.skipped.has(next)) next += 1;
-    const targetS = this.#chunkStartS(next);
+    const targetS = this.timeline.startS(next);
     if (this.buffer.isBuffered(targetS)) this.video.currentTime = targetS;
   }
 
   /** Fell out of a live window: start again near the live edge (through the seek path). */
   #jumpToLiveEdge() {
     if (this.manifest === null || !this.manifest.live) return;
-    this.video.currentTime = this.#chunkStartS(liveStartChunk(this.manifest));
-  }
-
-  #chunkStartS(virtual) {
-    const { chunk } = this.timeline.split(virtual);
-    return this.timeline.offsetS(virtual) + (chunk * this.manifest.chunk_frames) / this.manifest.fps;
+    this.video.currentTime = this.timeline.startS(liveStartChunk(this.manifest));
   }
 
   #mark(name) {
