@@ -9,13 +9,6 @@ import pytest
 
 from promptus.cli import COMMANDS
 
-# promptus/fitting.py's add_cluster_arguments imports authoring.catalog (for
-# DEFAULT_SEGMENT_SECONDS), which imports torch; a fix is under way on another branch.
-_FITTING_IMPORTS_TORCH = pytest.mark.xfail(
-    strict=False, reason="add_cluster_arguments imports authoring.catalog, which imports torch"
-)
-_XFAIL = {"ladder", "invert", "catalog", "live"}
-
 _PROBE = """
 import contextlib, io, sys
 from promptus.cli import main
@@ -25,13 +18,7 @@ print(sorted(name for name in sys.modules if name == "torch" or name.startswith(
 """
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        pytest.param(c.name, marks=_FITTING_IMPORTS_TORCH) if c.name in _XFAIL else c.name
-        for c in COMMANDS
-    ],
-)
+@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
 def test_help_imports_no_torch(command: str) -> None:
     result = subprocess.run(
         [sys.executable, "-c", _PROBE, command], capture_output=True, text=True, check=True
