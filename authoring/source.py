@@ -28,7 +28,10 @@ def frames_to_tensor(
     import torch
 
     if not isinstance(frames, torch.Tensor):
-        frames = torch.from_numpy(np.ascontiguousarray(frames))
+        array = np.ascontiguousarray(frames)
+        if not array.flags.writeable:  # Ray hands tasks read-only arrays; torch warns on those
+            array = array.copy()
+        frames = torch.from_numpy(array)
     return frames.to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 

@@ -75,6 +75,40 @@ def cluster():  # type: ignore[no-untyped-def]
     runner.close()
 
 
+# The two tests below read the command's stderr: they come before the module's Ray cluster
+# starts, whose workers' log lines reach this process's stderr whenever they arrive.
+def test_dead_cluster_address_is_one_line(titles, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["catalog", str(titles["a"]), "--out", str(tmp_path), "--generator", "tiny",
+            "--size", "64", "--quiet", "--cluster", f"ray://127.0.0.1:{port}"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [
+        f"promptus catalog: cannot reach the Ray cluster at ray://127.0.0.1:{port}: Connection refused"
+    ]
+    assert main([*argv[:-1], "nowhere"]) == 2
+    assert "expected none, local, auto or ray://HOST:PORT" in capsys.readouterr().err
+
+
+def test_catalog_command_prints_the_summary_and_names_failures(titles, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    argv = ["catalog", str(titles["a"]), str(titles["missing"]), "--out", str(tmp_path),
+            "--generator", "tiny", "--size", "64", "--fps", "10", "--chunk-seconds", "1",
+            "--segment-seconds", "1", "--levels", "r1n5", "--preset", "demo",
+            "--iterations", "2,1", "--threads", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert lines[0].split() == ["title", "levels", "kbps", "PSNR", "dB", "GPU-s", "status"]
+    assert lines[1].split()[:2] == ["a", "1"] and lines[1].endswith("ok (2 segments)")
+    assert lines[2].split()[0] == "missing" and lines[2].endswith("failed")
+    assert err.strip().splitlines() == [
+        f"promptus catalog: missing: source {titles['missing']} does not exist"
+    ]
+    assert (tmp_path / "a" / "manifest.json").exists()
+
+
 def test_catalogue_on_two_workers_matches_one_process(cluster, titles, sequential, tmp_path):  # type: ignore[no-untyped-def]
     assert cluster.cpus == 2 and cluster.gpus == 0
     jobs = [TitleJob(n, titles[n], tmp_path / n) for n in ("a", "missing", "b", "corrupt")]
@@ -136,35 +170,3 @@ def test_worker_killed_mid_task_resumes_from_its_checkpoint(cluster, titles, seq
     assert killed, "no segment worker was caught mid-task"
     assert report.ok, report.error
     assert tree_bytes(out) == sequential["a"]
-
-
-def test_dead_cluster_address_is_one_line(titles, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    argv = ["catalog", str(titles["a"]), "--out", str(tmp_path), "--generator", "tiny",
-            "--size", "64", "--quiet", "--cluster", f"ray://127.0.0.1:{port}"]  # fmt: skip
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.splitlines() == [
-        f"promptus catalog: cannot reach the Ray cluster at ray://127.0.0.1:{port}: Connection refused"
-    ]
-    assert main([*argv[:-1], "nowhere"]) == 2
-    assert "expected none, local, auto or ray://HOST:PORT" in capsys.readouterr().err
-
-
-def test_catalog_command_prints_the_summary_and_names_failures(titles, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    argv = ["catalog", str(titles["a"]), str(titles["missing"]), "--out", str(tmp_path),
-            "--generator", "tiny", "--size", "64", "--fps", "10", "--chunk-seconds", "1",
-            "--segment-seconds", "1", "--levels", "r1n5", "--preset", "demo",
-            "--iterations", "2,1", "--threads", "1", "--quiet"]  # fmt: skip
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
-    lines = out.strip().splitlines()
-    assert lines[0].split() == ["title", "levels", "kbps", "PSNR", "dB", "GPU-s", "status"]
-    assert lines[1].split()[:2] == ["a", "1"] and lines[1].endswith("ok (2 segments)")
-    assert lines[2].split()[0] == "missing" and lines[2].endswith("failed")
-    assert err.strip().splitlines() == [
-        f"promptus catalog: missing: source {titles['missing']} does not exist"
-    ]
-    assert (tmp_path / "a" / "manifest.json").exists()
