@@ -344,6 +344,7 @@ def build_ladder(
         fps=source.fps, width=width, height=height, frames=frames, chunk_frames=chunk_frames,
         generator_id=generator.generator_id, generator_name=generator.name,
         noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT, prev_latent_rule=options.rule,
+        latent=generator.latent_geometry,
     )  # fmt: skip
     writer = LadderWriter(out, stream_info, [(lv.name, lv.rank, lv.interval) for lv in levels])
     writer.write_init_state(init_latent)

@@ -138,7 +138,7 @@ def assemble_ladder(
     count, height, width = frames.shape[:3]
     stream = StreamInfo(
         fps=fps, width=width, height=height, frames=count, chunk_frames=chunk_frames,
-        generator_id=setup.generator_id, generator_name=setup.generator_name,
+        generator_id=setup.generator_id, generator_name=setup.generator_name, latent=setup.latent,
         noise_seed=NOISE_SEED, prev_latent_weight=PREV_LATENT_WEIGHT, prev_latent_rule=CHUNK_RESET,
     )  # fmt: skip
     by_chunk = {

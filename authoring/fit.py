@@ -147,9 +147,9 @@ class LevelFitter:
             len(frames), config.interval, config.chunk_frames, config.prev_latent_rule
         )
         height, width = frames.shape[1:3]
-        self._noise = torch.from_numpy(stream_noise(config.noise_seed, height, width)).to(
-            self.device
-        )
+        self._noise = torch.from_numpy(
+            stream_noise(config.noise_seed, height, width, generator.latent_geometry)
+        ).to(self.device)
         self.init_latent = torch.from_numpy(np.ascontiguousarray(init_latent, np.float32)).to(
             self.device
         )

@@ -13,7 +13,8 @@ from authoring.source import frames_to_tensor
 
 
 def initial_latent(generator: Any, frame: np.ndarray) -> np.ndarray:
-    """``float32 [1, 4, H/8, W/8]`` latent of a ``uint8 [H, W, 3]`` frame.
+    """The generator's ``float32`` latent of a ``uint8 [H, W, 3]`` frame (``[1, 4, H/8, W/8]``
+    for SD's geometry; ``generator.latent_geometry`` in general).
 
     Without encoder weights (a ``--taesd`` holding only the decoder) the stream starts from a
     zero latent instead; that is a valid stream, only the first frames' fit starts farther off.
@@ -28,7 +29,7 @@ def initial_latent(generator: Any, frame: np.ndarray) -> np.ndarray:
         print(
             "note: no TAESD encoder weights; the stream starts from a zero latent", file=sys.stderr
         )
-        return np.zeros((1, 4, height // 8, width // 8), np.float32)
+        return np.zeros(generator.latent_geometry.shape(width, height), np.float32)
     return latent.detach().float().cpu().numpy().astype(np.float32)
 
 

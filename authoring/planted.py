@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from prompts.stream_model import CHUNK_RESET, CONTEXT_DIM, CONTEXT_TOKENS, latent_shape
+from prompts.stream_model import CHUNK_RESET, CONTEXT_DIM, CONTEXT_TOKENS
 
 PLANTED_DRIFT = 0.08  # std of the factor change between keyframes of a planted clip
 
@@ -56,13 +56,13 @@ def planted_clip(
     from prompts.manifest import StreamInfo
 
     keyframes = planted_keyframes(frames, interval, rank, seed, drift)
-    init = np.zeros(latent_shape(size, size), np.float32)
+    init = np.zeros(generator.latent_geometry.shape(size, size), np.float32)
     # Chunk boundaries reset the previous-latent term; a ladder cut the same way fits exactly.
     span = chunk_frames or -(-frames // interval) * interval
     stream = StreamInfo(
         fps=30.0, width=size, height=size, frames=frames, chunk_frames=span,
         generator_id=generator.generator_id, generator_name=generator.name,
-        prev_latent_rule=prev_latent_rule,
+        prev_latent_rule=prev_latent_rule, latent=generator.latent_geometry,
     )  # fmt: skip
     decoder = generator.open_stream(
         width=size, height=size, init_latent=init, prev_latent_rule=prev_latent_rule

@@ -17,6 +17,7 @@ import numpy as np
 
 from authoring.runner import TaskResources
 from authoring.segments import Segment, SegmentResult, fit_segment
+from prompts.stream_model import LatentGeometry
 
 
 class GeneratorLoader(Protocol):
@@ -61,6 +62,7 @@ class TitleSetup:
     init_latent: np.ndarray
     generator_id: str
     generator_name: str
+    latent: LatentGeometry  # the generator's latent geometry (the manifest records it)
 
 
 _loaded: tuple[Any, Any] | None = None  # ((loader, device), generator) of this worker
@@ -95,7 +97,10 @@ def prepare_title(
 
     started, device = _start(resources)
     generator = worker_generator(loader, resources.device)
-    setup = TitleSetup(initial_latent(generator, frames[0]), generator.generator_id, generator.name)
+    setup = TitleSetup(
+        initial_latent(generator, frames[0]), generator.generator_id, generator.name,
+        generator.latent_geometry,
+    )  # fmt: skip
     return TaskOutput(setup, time.perf_counter() - started, device)
 
 

@@ -23,7 +23,7 @@ from client_daemon.settings import DaemonSettings
 from client_daemon.transport import PageConnection
 from engines.colour import YUV420P
 from prompts.init_state import InitStateError, parse_init_state
-from prompts.stream_model import GeneratorMismatchError, check_generator, latent_shape
+from prompts.stream_model import GeneratorMismatchError, check_generator
 from wire.daemon import MAX_FRAME_DAEMON_RECEIVES, Open
 from wire.errors import ErrorCode, ProtocolError
 
@@ -153,7 +153,7 @@ class Daemon:
             init_latent = parse_init_state(request.init_state)
         except InitStateError as error:
             raise ProtocolError(ErrorCode.BAD_FIELD, f"init state: {error}") from None
-        expected = latent_shape(setup.width, setup.height)
+        expected = self.generator.latent_geometry.shape(setup.width, setup.height)
         if init_latent.shape != expected:
             raise ProtocolError(
                 ErrorCode.BAD_FIELD,

@@ -25,8 +25,8 @@ from prompts.stream_model import (
     CONTEXT_TOKENS,
     NOISE_SEED,
     PREV_LATENT_WEIGHT,
+    LatentGeometry,
     check_generator,
-    latent_shape,
     size_problem,
 )
 
@@ -56,6 +56,11 @@ class Generator:
         return self.variant.native_size
 
     @property
+    def latent_geometry(self) -> LatentGeometry:
+        """Channels and pixels per cell of this generator's latents (init state, noise, x0)."""
+        return self.variant.latent
+
+    @property
     def device(self) -> torch.device:
         return self.backend.device
 
@@ -82,7 +87,7 @@ class Generator:
         if problem is not None:
             raise ValueError(f"warm-up {width}x{height}@{frames}: {problem}")
         started = time.perf_counter()
-        latent = torch.zeros(latent_shape(width, height), device=self.device)
+        latent = torch.zeros(self.latent_geometry.shape(width, height), device=self.device)
         frames = min(frames, self.backend.max_batch)  # streams run longer groups in such slices
         context = torch.zeros(frames, self.context_tokens, self.context_dim, device=self.device)
         _, _, images = self.backend.generate_group(latent, latent, 0.5, context, frame_format)
@@ -217,6 +222,7 @@ def load_generator(
     variant = VARIANTS[name]
     if variant.float32_only:
         dtype = torch.float32
+    channels_last = channels_last or variant.channels_last
     unet, autoencoder = _load_networks(name, weights, taesd)
     generator_id = compute_generator_id(
         variant.family,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from engines.model_configs import SDTURBO_SCHEDULER, load_config
-from prompts.stream_model import latent_shape
+from prompts.stream_model import LatentGeometry
 
 # The one timestep of one-step SD-Turbo ("trailing" spacing puts the single step at the end).
 ONE_STEP_TIMESTEP = 999
@@ -43,9 +43,10 @@ def x0_from_eps(latent_input: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return X0_INPUT_SCALE * latent_input.float() - X0_EPS_SCALE * eps.float()
 
 
-def stream_noise(noise_seed: int, height: int, width: int) -> np.ndarray:
-    """The stream's fixed noise: RandomState(seed) normals, 1x4x(H/8)x(W/8), float64 cast to float32."""
-    shape = latent_shape(width, height)
+def stream_noise(noise_seed: int, height: int, width: int, geometry: LatentGeometry) -> np.ndarray:
+    """The stream's fixed noise: RandomState(seed) normals in the latent shape of ``geometry``
+    (1x4x(H/8)x(W/8) for SD's), float64 cast to float32."""
+    shape = geometry.shape(width, height)
     return np.random.RandomState(noise_seed).standard_normal(shape).astype(np.float32)
 
 

@@ -23,8 +23,8 @@ from prompts.stream_model import (
     CHAINED,
     CHUNK_RESET,
     PREV_LATENT_RULES,
+    LatentGeometry,
     check_generator,
-    latent_shape,
     size_problem,
 )
 
@@ -36,6 +36,7 @@ class StreamGenerator(Protocol):
     backend: Backend
     context_tokens: int
     context_dim: int
+    latent_geometry: LatentGeometry
 
     @property
     def device(self) -> torch.device: ...
@@ -124,7 +125,7 @@ class GeneratorStream:
             )
         if not 0.0 <= prev_latent_weight <= 1.0:
             raise ValueError(f"prev_latent_weight {prev_latent_weight} outside [0, 1]")
-        expected = latent_shape(width, height)
+        expected = generator.latent_geometry.shape(width, height)
         init = np.asarray(init_latent, dtype=np.float32)
         if init.shape != expected:
             raise ValueError(
@@ -139,7 +140,9 @@ class GeneratorStream:
         self.weight = float(prev_latent_weight)
         self.allow_generator_mismatch = allow_generator_mismatch
         device = generator.device
-        self._noise = torch.from_numpy(stream_noise(noise_seed, height, width)).to(device)
+        self._noise = torch.from_numpy(
+            stream_noise(noise_seed, height, width, generator.latent_geometry)
+        ).to(device)
         self._init = torch.from_numpy(init.copy()).to(device)
         self._last_chunk: tuple[int, int] | None = None  # (level, index) decoded last
         self._last_keyframe: Keyframe | None = None  # its last keyframe

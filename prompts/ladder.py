@@ -30,7 +30,6 @@ from prompts.manifest import (
     StreamInfo,
     load_manifest,
 )
-from prompts.stream_model import latent_shape
 
 MANIFEST_NAME = "manifest.json"
 INIT_STATE_NAME = "init.bin"
@@ -95,7 +94,7 @@ def verify_init_state(data: bytes, manifest: Manifest) -> np.ndarray:
         raise ManifestError(f"sha256 {digest} is not the manifest's {info['sha256']}")
     latent = parse_init_state(data)
     stream = manifest.stream
-    expected = latent_shape(stream.width, stream.height)
+    expected = stream.latent.shape(stream.width, stream.height)
     if latent.shape != expected:
         raise ManifestError(
             f"a latent of shape {list(latent.shape)}, a {stream.width}x{stream.height} "

@@ -21,6 +21,8 @@ from prompts.stream_model import (
     NOISE_SEED,
     PREV_LATENT_RULES,
     PREV_LATENT_WEIGHT,
+    SD_LATENT,
+    LatentGeometry,
     size_problem,
 )
 
@@ -71,6 +73,7 @@ class StreamInfo:
     prev_latent_weight: float = PREV_LATENT_WEIGHT
     prev_latent_rule: str = CHUNK_RESET
     live: bool = False
+    latent: LatentGeometry = SD_LATENT  # the generator's latent geometry (init state, noise)
 
     @property
     def chunk_count(self) -> int:
@@ -122,6 +125,7 @@ class Manifest:
             "noise_seed": s.noise_seed,
             "prev_latent_weight": s.prev_latent_weight,
             "prev_latent_rule": s.prev_latent_rule,
+            "latent": {"channels": s.latent.channels, "factor": s.latent.factor},
             "init_state": dict(self.init_state),
             "levels": [
                 {
@@ -164,6 +168,7 @@ class Manifest:
             prev_latent_weight=_number(doc, "prev_latent_weight", low=0.0, high=1.0),
             prev_latent_rule=_string(doc, "prev_latent_rule"),
             live=_require(doc.get("live", False), bool, "live"),
+            latent=_latent_geometry(doc),
         )
         if stream.prev_latent_rule not in PREV_LATENT_RULES:
             raise ManifestError(f"prev_latent_rule must be one of {PREV_LATENT_RULES}")
@@ -279,6 +284,20 @@ def load_manifest(path: str | Path) -> Manifest:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ManifestError(f"{target} is not valid JSON: {error}") from None
     return Manifest.from_json(document)
+
+
+def _latent_geometry(doc: dict[str, Any]) -> LatentGeometry:
+    """The ``latent`` field (absent in manifests written before it existed: SD's geometry)."""
+    if "latent" not in doc:
+        return SD_LATENT
+    latent = _require(doc["latent"], dict, "latent")
+    try:
+        return LatentGeometry(
+            channels=_integer(latent, "channels", low=1, high=2**16),
+            factor=_integer(latent, "factor", low=1, high=2**16),
+        )
+    except ValueError as error:
+        raise ManifestError(f"latent: {error}") from None
 
 
 def _safe_name(name: str) -> bool:

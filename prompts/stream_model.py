@@ -6,6 +6,8 @@ the wire protocol import it from here (``docs/architecture.md``, "Stream model")
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from common.errors import UserError
 
 # The generation state of a stream (design section 2): the UNet input of a group of frames is
@@ -23,16 +25,35 @@ CONTEXT_TOKENS = 77
 CONTEXT_DIM = 1024
 CONTEXT_SHAPE = (CONTEXT_TOKENS, CONTEXT_DIM)
 
-# Latents: LATENT_CHANNELS x H/LATENT_FACTOR x W/LATENT_FACTOR; stream sizes are multiples of
-# SIZE_MULTIPLE pixels (latents are 1/8 of the frame, the UNet's deepest level 1/64).
-LATENT_FACTOR = 8  # pixels per latent cell
-LATENT_CHANNELS = 4
+# Latents: a generator's latent geometry says how many channels it has and how many pixels one
+# cell covers; a stream's latents are ``channels x H/factor x W/factor``. SD-Turbo and TAESD (and
+# the tiny generators, which share their shapes) use SD_LATENT; a generator of our own may declare
+# another (engines/variants.py), and a manifest records the one its prompts were fitted with.
+# Stream sizes are multiples of SIZE_MULTIPLE pixels (the UNet's deepest level is 1/64 of a frame).
 SIZE_MULTIPLE = 64  # pixels
+LATENT_FACTORS = (1, 2, 4, 8, 16)  # pixels per latent cell a geometry may use (each divides 64)
+MAX_LATENT_CHANNELS = 64
 
 
-def latent_shape(width: int, height: int) -> tuple[int, int, int, int]:
-    """The shape of one frame's latent, ``1 x C x H/8 x W/8``."""
-    return (1, LATENT_CHANNELS, height // LATENT_FACTOR, width // LATENT_FACTOR)
+@dataclass(frozen=True)
+class LatentGeometry:
+    """Channels of a latent and the pixels per latent cell (its downsampling factor)."""
+
+    channels: int
+    factor: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.channels <= MAX_LATENT_CHANNELS:
+            raise ValueError(f"latent channels must be 1..{MAX_LATENT_CHANNELS}, got {self.channels}")
+        if self.factor not in LATENT_FACTORS:
+            raise ValueError(f"latent factor must be one of {LATENT_FACTORS}, got {self.factor}")
+
+    def shape(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The shape of one frame's latent, ``1 x C x H/factor x W/factor``."""
+        return (1, self.channels, height // self.factor, width // self.factor)
+
+
+SD_LATENT = LatentGeometry(channels=4, factor=8)  # SD's VAE and TAESD: 4 x H/8 x W/8
 
 
 def size_problem(width: int, height: int) -> str | None:

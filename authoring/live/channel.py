@@ -325,7 +325,7 @@ class LiveChannel:
         self.publisher = LivePublisher(
             settings.path, fps=self.fps, size=self.size, chunk_frames=settings.chunk_frames,
             levels=settings.levels, generator_id=setup.generator_id,
-            generator_name=setup.generator_name, init_latent=setup.init_latent,
+            generator_name=setup.generator_name, latent=setup.latent, init_latent=setup.init_latent,
             window_chunks=settings.window_chunks, clock=self.clock,
         )  # fmt: skip
         self.note(f"generator {setup.generator_name} ({setup.generator_id}) on {output.device}")

@@ -20,7 +20,7 @@ from authoring.segments import SegmentResult
 from common.errors import UserError
 from prompts.ladder import MANIFEST_NAME, LadderWriter
 from prompts.manifest import Manifest, StreamInfo
-from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT
+from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT, LatentGeometry
 
 
 class ChannelExistsError(UserError, FileExistsError):
@@ -59,6 +59,7 @@ class LivePublisher:
         levels: Sequence[LevelSpec],
         generator_id: str,
         generator_name: str,
+        latent: LatentGeometry,
         init_latent: np.ndarray,
         window_chunks: int | None,
         clock: Callable[[], float] = time.time,
@@ -75,6 +76,7 @@ class LivePublisher:
             fps=fps, width=size, height=size, frames=1, chunk_frames=chunk_frames,
             generator_id=generator_id, generator_name=generator_name, noise_seed=NOISE_SEED,
             prev_latent_weight=PREV_LATENT_WEIGHT, prev_latent_rule=CHUNK_RESET, live=True,
+            latent=latent,
         )  # fmt: skip
         self.writer = LadderWriter(path, stream, [(lv.name, lv.rank, lv.interval) for lv in levels])
         self.writer.write_init_state(init_latent)

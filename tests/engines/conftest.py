@@ -7,7 +7,7 @@ import numpy as np
 from prompts.chunk import PromptChunk
 from prompts.keyframe import Keyframe, keyframe_positions
 from prompts.quant import quantize_tensor
-from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, latent_shape
+from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, SD_LATENT
 
 TEST_SIZE = 64  # pixels: the smallest stream size; keeps every test fast on two cores
 
@@ -45,4 +45,6 @@ def make_level_chunks(
 
 
 def init_latent(size: int = TEST_SIZE, seed: int = 1) -> np.ndarray:
-    return np.random.RandomState(seed).standard_normal(latent_shape(size, size)).astype(np.float32)
+    return (
+        np.random.RandomState(seed).standard_normal(SD_LATENT.shape(size, size)).astype(np.float32)
+    )

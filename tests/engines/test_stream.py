@@ -12,7 +12,7 @@ import torch
 from engines.schedule import mix_latent, stream_noise
 from engines.stream import CONTINUE, FROM_INIT, FROM_PREVIOUS, Group, generation_groups
 from prompts.chunk import ChunkFormatError, make_prefix
-from prompts.stream_model import CHAINED, CHUNK_RESET, GeneratorMismatchError
+from prompts.stream_model import CHAINED, CHUNK_RESET, SD_LATENT, GeneratorMismatchError
 from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
 
 
@@ -56,7 +56,7 @@ def test_chained_groups_end_on_keyframes_and_cross_chunks():
 
 
 def test_noise_is_numpy_randomstate():
-    noise = stream_noise(88, 64, 128)
+    noise = stream_noise(88, 64, 128, SD_LATENT)
     expected = np.random.RandomState(88).standard_normal((1, 4, 8, 16)).astype(np.float32)
     assert noise.dtype == np.float32 and np.array_equal(noise, expected)
 
@@ -90,7 +90,7 @@ def test_first_frame_matches_forward_with_mixed_init(tiny_generator):
     frames = open_stream(tiny_generator).decode_chunk(chunk)
     latent = mix_latent(
         torch.from_numpy(init_latent()),
-        torch.from_numpy(stream_noise(88, TEST_SIZE, TEST_SIZE)),
+        torch.from_numpy(stream_noise(88, TEST_SIZE, TEST_SIZE, SD_LATENT)),
         0.05,
     )
     context = torch.from_numpy(chunk.keyframes[0].context()).unsqueeze(0)

@@ -148,8 +148,9 @@ def _direct_span_losses(
 ) -> torch.Tensor:
     """The stream model frame by frame from frame 0, straight from docs/architecture.md."""
     from engines.schedule import stream_noise
+    from prompts.stream_model import SD_LATENT
 
-    noise = torch.from_numpy(stream_noise(88, SIZE, SIZE))
+    noise = torch.from_numpy(stream_noise(88, SIZE, SIZE, SD_LATENT))
     by_frame = {k.frame: k for k in keyframes}
     positions = sorted(by_frame)
     loss = FitLoss(perceptual_term("ms-ssim"), LossWeights())
