@@ -3,63 +3,71 @@
 Trained jointly with the nano generator (scripts/train_nano.py), it predicts the low-rank
 factors of a keyframe in one forward pass: ``U`` (77 x R) and ``V`` (R x 1024) for
 ``R = MAX_RANK``, nested so that the first ``r`` columns of ``U`` and rows of ``V`` serve the
-level of rank ``r``. The fitting loop starts from its factors and refines them for a few
-steps instead of from random ones (docs/inversion.md, "Warm start for nano").
+level of rank ``r``. Nano reads each context row as a 32x32 map over the frame
+(``engines.nano``), so the rows of ``V`` are maps made at that grid and ``U`` mixes them into
+the 77 rows. The fitting loop starts from its factors and refines them for a few steps instead
+of from random ones (docs/inversion.md, "Warm start for nano").
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from authoring.source import frames_to_tensor
-from engines.nano import POSITION_CHANNELS, ResidualBlock, position_channels
-from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, LATENT_CHANNELS
+from engines.nano import (
+    CONTEXT_GRID,
+    NANO_LATENT,
+    POSITION_CHANNELS,
+    ResidualBlock,
+    position_channels,
+    resize,
+)
+from prompts.stream_model import CONTEXT_TOKENS
 
 MAX_RANK = 16  # the nested factors serve every rank up to this
-FEATURES = 96  # width of the encoder's feature map and token features
-V_BASIS = 64  # V's rows are combinations of this many learned 1024-vectors
+FEATURES = 64  # width of the encoder's latent-size features
+GRID_FEATURES = 128  # width of its features on the 32x32 context grid
 PROMPT_ENCODER_WEIGHTS = Path(__file__).with_name("weights") / "nano_prompt_encoder.safetensors"
 
 
 class PromptEncoder(nn.Module):
-    """Latents ``[B, 4, h, w]`` of the target frame and of the previous frame -> ``U [B, 77, R]``, ``V [B, R, 1024]``."""
+    """Latents ``[B, C, h, w]`` of the target frame and of the previous frame -> nested
+    ``U [B, 77, R]``, ``V [B, R, 1024]`` whose rank-r context is the sum of their first r terms
+    (``nested_factors`` scales them into the stored ``U V / sqrt(r)`` form)."""
 
     def __init__(self) -> None:
         super().__init__()
-        width = FEATURES
+        channels = NANO_LATENT.channels
         self.stem = nn.Sequential(
-            nn.Conv2d(2 * LATENT_CHANNELS + POSITION_CHANNELS, width // 2, 3, padding=1), nn.ReLU(),
-            ResidualBlock(width // 2), ResidualBlock(width // 2),
-            nn.Conv2d(width // 2, width, 3, stride=2, padding=1), nn.ReLU(),
-            ResidualBlock(width), ResidualBlock(width),
+            nn.Conv2d(2 * channels + POSITION_CHANNELS, FEATURES, 3, padding=1), nn.ReLU(),
+            ResidualBlock(FEATURES), ResidualBlock(FEATURES),
         )  # fmt: skip
-        self.token_queries = nn.Parameter(torch.randn(CONTEXT_TOKENS, width) / width**0.5)
-        self.keys = nn.Linear(width, width)
-        self.values = nn.Linear(width, width)
-        self.u_head = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, MAX_RANK))
-        self.v_head = nn.Sequential(
-            nn.Linear(width, width), nn.ReLU(), nn.Linear(width, MAX_RANK * V_BASIS)
+        self.grid = nn.Sequential(
+            nn.Conv2d(FEATURES, GRID_FEATURES, 3, padding=1), nn.ReLU(),
+            ResidualBlock(GRID_FEATURES), ResidualBlock(GRID_FEATURES), ResidualBlock(GRID_FEATURES),
+        )  # fmt: skip
+        self.v_head = nn.Conv2d(GRID_FEATURES, MAX_RANK, 1)
+        self.u_head = nn.Sequential(
+            nn.Linear(2 * GRID_FEATURES, GRID_FEATURES),
+            nn.ReLU(),
+            nn.Linear(GRID_FEATURES, CONTEXT_TOKENS * MAX_RANK),
         )
-        self.v_basis = nn.Parameter(torch.randn(V_BASIS, CONTEXT_DIM) / V_BASIS**0.5)
 
     def forward(
         self, target: torch.Tensor, prev: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         batch, _, height, width = target.shape
-        positions = position_channels(height, width, target.device).expand(batch, -1, -1, -1)
-        features = (
-            self.stem(torch.cat([target, prev, positions], 1)).flatten(2).transpose(1, 2)
-        )  # [B, n, C]
-        tokens = F.scaled_dot_product_attention(
-            self.token_queries.expand(batch, -1, -1), self.keys(features), self.values(features)
-        )
-        u = self.u_head(tokens + self.token_queries)
-        coefficients = self.v_head(features.mean(1)).view(batch, MAX_RANK, V_BASIS)
-        return u, coefficients @ self.v_basis
+        positions = position_channels(height, width, target.device).to(target.dtype)
+        features = self.stem(torch.cat([target, prev, positions.expand(batch, -1, -1, -1)], 1))
+        grid = self.grid(resize(features, (CONTEXT_GRID, CONTEXT_GRID)))
+        v = self.v_head(grid).flatten(2)  # [B, R, 1024]
+        pooled = torch.cat([grid.mean((2, 3)), grid.amax((2, 3))], 1)
+        u = self.u_head(pooled).view(batch, CONTEXT_TOKENS, MAX_RANK)
+        return u, v
 
 
 def load_prompt_encoder(path: str | Path = PROMPT_ENCODER_WEIGHTS) -> PromptEncoder:
@@ -78,10 +86,12 @@ def load_prompt_encoder(path: str | Path = PROMPT_ENCODER_WEIGHTS) -> PromptEnco
 def nested_factors(
     u: torch.Tensor, v: torch.Tensor, rank: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The rank-``rank`` level's factors: the first ``rank`` columns of U and rows of V."""
+    """The rank-``rank`` level's factors in the stored form: the first ``rank`` columns of U
+    (times ``sqrt(rank)``, so that ``U V / sqrt(rank)`` is the sum of the first ``rank`` terms
+    whatever the rank) and the first ``rank`` rows of V."""
     if not 1 <= rank <= MAX_RANK:
         raise ValueError(f"the nano prompt encoder serves ranks 1..{MAX_RANK}, not {rank}")
-    return u[..., :rank], v[..., :rank, :]
+    return u[..., :rank] * math.sqrt(rank), v[..., :rank, :]
 
 
 class NanoFactorPredictor:

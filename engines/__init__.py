@@ -23,7 +23,7 @@ from engines.errors import WeightsFormatError, WeightsNotFoundError
 # only when the tiny configs, TINY_WEIGHT_SEED, the seeding procedure or the TAESD file change.
 TINY_GENERATOR_ID = "tiny:cf453d3083e17c42"
 # The shipped nano weights (engines/weights/nano.safetensors); changes whenever they are retrained.
-NANO_GENERATOR_ID = "nano:0019db7cddb2c750"
+NANO_GENERATOR_ID = "nano:e0109e0bebabb793"
 TINY_TAESD_GENERATOR_ID = (
     "tiny-taesd:dd571f578f45f6db"  # with ../shared/models/taesd (bf16, sha256 d903e7cc...)
 )

@@ -1,15 +1,17 @@
-"""The nano generator's networks: a small UNet step with cross-attention and its own autoencoder.
+"""The nano generator's networks: a small convolutional step that reads the prompt as a picture,
+and its own autoencoder.
 
-The UNet keeps SD-Turbo's interface (the mixed latent ``w * prev + (1 - w) * noise`` and the
-77x1024 context in, epsilon at t=999 out, x0 by the shared fp32 rule), but it knows the
-stream's fixed noise: it recovers ``prev`` from its input exactly, adds Fourier position
-channels, predicts ``x0 = prev + delta(prev, position, context)`` with a diffusers
-``UNet2DConditionModel`` and hands that back as the epsilon which the x0 rule turns into
-``x0`` again. The previous frame then carries the picture and the prompt carries the change.
+The step keeps SD-Turbo's interface (the mixed latent ``w * prev + (1 - w) * noise`` and the
+77x1024 context in, epsilon at t=999 out, x0 by the shared fp32 rule), but it reads the context
+differently: each of its 77 rows is taken as a ``CONTEXT_GRID`` x ``CONTEXT_GRID`` map laid over
+the frame (1024 = 32 x 32). A rank-r prompt ``U V / sqrt(r)`` is then r spatial maps (the rows of
+V) mixed into 77 channels by U, so the prompt is a low-resolution picture of the keyframe's
+content: more rank, more maps, more detail. The step recovers ``prev`` from its input exactly
+(it knows the stream's fixed noise), reads the maps and predicts ``x0 = prev + delta``.
 
-The autoencoder maps RGB to the stream's 4-channel, 1/8-size latents and back; its decoder does
-its work at 1/2 size and reaches full size by a pixel shuffle, which keeps two CPU cores above
-30 frames a second at 192x192 (docs/engines.md).
+The autoencoder maps RGB to nano's own latent geometry (``NANO_LATENT``: 8 channels at 1/4
+size, declared by the variant) and back; the decoder reaches full size by two pixel shuffles,
+which keeps two CPU cores well above 30 frames a second at 192x192 (docs/engines.md).
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from engines.model_configs import NANO_AUTOENCODER, NANO_UNET, architecture_config
-from engines.schedule import ONE_STEP_TIMESTEP, X0_EPS_SCALE, X0_INPUT_SCALE, stream_noise
-from prompts.stream_model import LATENT_CHANNELS, LATENT_FACTOR, NOISE_SEED, PREV_LATENT_WEIGHT
+from engines.schedule import X0_EPS_SCALE, X0_INPUT_SCALE, stream_noise
+from engines.variants import NANO_LATENT
+from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, NOISE_SEED, PREV_LATENT_WEIGHT
 
+CONTEXT_GRID = math.isqrt(CONTEXT_DIM)  # each context row is a 32x32 map over the frame
 POSITION_FREQUENCIES = (1.0, 2.0, 4.0)  # sin/cos of pi*f*x and pi*f*y, x and y in [-1, 1]
 POSITION_CHANNELS = 4 * len(POSITION_FREQUENCIES)
 
@@ -46,67 +50,138 @@ def position_channels(height: int, width: int, device: torch.device | str = "cpu
     return torch.stack(features)[None]
 
 
+def context_maps(context: torch.Tensor) -> torch.Tensor:
+    """Context ``[B, 77, 1024]`` -> ``[B, 77, 32, 32]``: each row as a map over the frame."""
+    return context.reshape(context.shape[0], CONTEXT_TOKENS, CONTEXT_GRID, CONTEXT_GRID)
+
+
+def resize(features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resampling of a feature map to ``size`` (antialiased when it shrinks)."""
+    if tuple(features.shape[-2:]) == tuple(size):
+        return features
+    shrinks = size[0] < features.shape[-2] or size[1] < features.shape[-1]
+    # Antialiased resampling has float32 kernels only (bfloat16 under autocast has none).
+    resized = F.interpolate(
+        features.float(), size=size, mode="bilinear", align_corners=False, antialias=shrinks
+    )
+    return resized.to(features.dtype)
+
+
 class ResidualBlock(nn.Module):
-    """Two 3x3 convolutions with a ReLU between them, added to the input."""
+    """Two 3x3 convolutions with a ReLU between them, added to the input. The second starts at
+    zero, so a new block is the identity: a trained network grown by blocks keeps its function
+    and training continues from it (scripts/train_nano.py --resume)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.relu(self.conv1(x)))
 
 
-class NanoDecoder(nn.Module):
-    """Latent ``[B, 4, h, w]`` -> image ``[B, 3, 8h, 8w]`` in about [-1, 1].
+def _blocks(channels: int, count: int) -> nn.Sequential:
+    return nn.Sequential(*[ResidualBlock(channels) for _ in range(count)])
 
-    Levels at 1, 2 and 4 times the latent size (``channels[i]`` wide, ``blocks[i]`` residual
-    blocks each, pixel-shuffle upsampling between them); a last convolution makes the 2x2
-    sub-pixels of the full-size image.
+
+class NanoStep(nn.Module):
+    """``(prev [B, C, h, w], context [B, 77, 1024]) -> x0 [B, C, h, w]``.
+
+    Two resolutions: the latent's own (``skip_channels`` wide) and half of it (``mid_channels``,
+    ``mid_blocks`` residual blocks). The context maps are read at their 32x32 grid
+    (``context_channels``), upsampled to 64x64 by a learned pixel shuffle for the full-size path
+    and resampled onto the half-size one, so the prompt reaches the full-size path directly and
+    the half-size path with room to combine it with ``prev``.
     """
 
-    def __init__(self, channels: list[int], blocks: list[int]) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
-        if len(channels) != 3 or len(blocks) != 3:
-            raise ValueError("the nano decoder has three levels (1x, 2x, 4x the latent size)")
-        layers: list[nn.Module] = [nn.Conv2d(LATENT_CHANNELS, channels[0], 3, padding=1), nn.ReLU()]
-        for level, (width, count) in enumerate(zip(channels, blocks, strict=True)):
-            layers += [ResidualBlock(width) for _ in range(count)]
-            if level < 2:
-                layers += [
-                    nn.Conv2d(width, 4 * channels[level + 1], 3, padding=1),
-                    nn.PixelShuffle(2),
-                    nn.ReLU(),
-                ]
-        layers += [nn.Conv2d(channels[2], 3 * 4, 3, padding=1), nn.PixelShuffle(2)]
-        self.layers = nn.Sequential(*layers)
+        channels, skip, mid = (
+            config["latent_channels"],
+            config["skip_channels"],
+            config["mid_channels"],
+        )
+        ctx = config["context_channels"]
+        self.latent_in = nn.Conv2d(channels + POSITION_CHANNELS, skip, 3, padding=1)
+        self.latent_block = ResidualBlock(skip)
+        self.context_in = nn.Conv2d(CONTEXT_TOKENS, ctx, 1)
+        self.context_blocks = _blocks(ctx, config["context_blocks"])
+        # The maps reach the full-size path through a learned 2x upsampling (sub-cell detail
+        # that several maps describe together), then a resampling onto the latent grid.
+        self.context_up = nn.Conv2d(ctx, 4 * skip, 3, padding=1)
+        self.down = nn.Conv2d(skip, mid - ctx, 3, stride=2, padding=1)
+        self.mix = nn.Conv2d(mid, mid, 3, padding=1)
+        self.mid_blocks = _blocks(mid, config["mid_blocks"])
+        self.up = nn.Conv2d(mid, 4 * skip, 3, padding=1)
+        self.out_block = ResidualBlock(skip)
+        self.latent_out = nn.Conv2d(skip, channels, 3, padding=1)
+        nn.init.zeros_(self.latent_out.weight)  # x0 = prev until trained
+        nn.init.zeros_(self.latent_out.bias)
+        self._positions: dict[tuple, torch.Tensor] = {}
+
+    def positions(self, like: torch.Tensor) -> torch.Tensor:
+        key = (*like.shape[-2:], like.device, like.dtype)
+        if key not in self._positions:
+            self._positions[key] = position_channels(*like.shape[-2:], like.device).to(like.dtype)
+        return self._positions[key]
+
+    def forward(self, prev: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = prev.shape
+        if height % 2 or width % 2:
+            raise ValueError(f"the nano step needs an even latent size, got {height}x{width}")
+        positions = self.positions(prev).expand(batch, -1, -1, -1)
+        full = F.relu(self.latent_in(torch.cat([prev, positions], 1)))
+        maps = self.context_blocks(F.relu(self.context_in(context_maps(context).to(prev.dtype))))
+        fine = F.pixel_shuffle(self.context_up(maps), 2)  # [B, skip, 64, 64]
+        full = self.latent_block(full + resize(fine, (height, width)))
+        half = F.relu(self.down(full))
+        half = torch.cat([half, resize(maps, half.shape[-2:])], 1)
+        half = self.mid_blocks(F.relu(self.mix(half)))
+        full = full + F.relu(F.pixel_shuffle(self.up(half), 2))
+        return prev + self.latent_out(self.out_block(full))
+
+
+class NanoDecoder(nn.Module):
+    """Latent ``[B, C, h, w]`` -> image ``[B, 3, 4h, 4w]`` in about [-1, 1].
+
+    Levels at 1 and 2 times the latent size (``channels[i]`` wide, ``blocks[i]`` residual blocks),
+    a pixel shuffle between them and a last convolution that makes the 2x2 sub-pixels of the
+    full-size image: no convolution runs at full size.
+    """
+
+    def __init__(self, latent_channels: int, channels: list[int], blocks: list[int]) -> None:
+        super().__init__()
+        if len(channels) != 2 or len(blocks) != 2:
+            raise ValueError("the nano decoder has two levels (1x, 2x the latent size)")
+        self.layers = nn.Sequential(
+            nn.Conv2d(latent_channels, channels[0], 3, padding=1), nn.ReLU(),
+            _blocks(channels[0], blocks[0]),
+            nn.Conv2d(channels[0], 4 * channels[1], 3, padding=1), nn.PixelShuffle(2), nn.ReLU(),
+            _blocks(channels[1], blocks[1]),
+            nn.Conv2d(channels[1], 3 * 4, 3, padding=1), nn.PixelShuffle(2),
+        )  # fmt: skip
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return self.layers(latent)
 
 
 class NanoEncoder(nn.Module):
-    """Image ``[B, 3, H, W]`` in [-1, 1] -> latent ``[B, 4, H/8, W/8]``: the decoder's mirror."""
+    """Image ``[B, 3, H, W]`` in [-1, 1] -> latent ``[B, C, H/4, W/4]``: the decoder's mirror."""
 
-    def __init__(self, channels: list[int], blocks: list[int]) -> None:
+    def __init__(self, latent_channels: int, channels: list[int], blocks: list[int]) -> None:
         super().__init__()
-        if len(channels) != 3 or len(blocks) != 3:
-            raise ValueError("the nano encoder has three levels (4x, 2x, 1x the latent size)")
-        layers: list[nn.Module] = [
-            nn.PixelUnshuffle(2),
-            nn.Conv2d(3 * 4, channels[2], 3, padding=1),
-            nn.ReLU(),
-        ]
-        for level in (2, 1, 0):
-            layers += [ResidualBlock(channels[level]) for _ in range(blocks[level])]
-            if level > 0:
-                layers += [
-                    nn.Conv2d(channels[level], channels[level - 1], 3, stride=2, padding=1),
-                    nn.ReLU(),
-                ]
-        layers += [nn.Conv2d(channels[0], LATENT_CHANNELS, 3, padding=1)]
-        self.layers = nn.Sequential(*layers)
+        if len(channels) != 2 or len(blocks) != 2:
+            raise ValueError("the nano encoder has two levels (2x, 1x the latent size)")
+        self.layers = nn.Sequential(
+            nn.PixelUnshuffle(2), nn.Conv2d(3 * 4, channels[1], 3, padding=1), nn.ReLU(),
+            _blocks(channels[1], blocks[1]),
+            nn.Conv2d(channels[1], channels[0], 3, stride=2, padding=1), nn.ReLU(),
+            _blocks(channels[0], blocks[0]),
+            nn.Conv2d(channels[0], latent_channels, 3, padding=1),
+        )  # fmt: skip
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.layers(image)
@@ -117,17 +192,18 @@ class NanoAutoencoder(nn.Module):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
+        channels = config["latent_channels"]
         self.encoder: NanoEncoder | None = NanoEncoder(
-            config["encoder_channels"], config["encoder_blocks"]
+            channels, config["encoder_channels"], config["encoder_blocks"]
         )
-        self.decoder = NanoDecoder(config["decoder_channels"], config["decoder_blocks"])
+        self.decoder = NanoDecoder(channels, config["decoder_channels"], config["decoder_blocks"])
 
 
 class NanoUNet(nn.Module):
     """A UNet call (``unet(sample, t, encoder_hidden_states=c, return_dict=False)[0]`` is epsilon)
     that predicts x0 as a residual on the previous latent it recovers from its input."""
 
-    def __init__(self, core: nn.Module, *, noise_seed: int, prev_latent_weight: float) -> None:
+    def __init__(self, core: NanoStep, *, noise_seed: int, prev_latent_weight: float) -> None:
         super().__init__()
         if not 0.0 < prev_latent_weight < 1.0:
             raise ValueError(
@@ -136,35 +212,26 @@ class NanoUNet(nn.Module):
         self.core = core
         self.noise_seed = noise_seed
         self.prev_latent_weight = prev_latent_weight
-        self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._noise: dict[tuple, torch.Tensor] = {}
 
-    def _fixed_inputs(self, sample: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(stream noise, position channels) for this latent size, on the sample's device."""
+    def noise(self, sample: torch.Tensor) -> torch.Tensor:
+        """The stream noise for this latent size, on the sample's device."""
         _, _, height, width = sample.shape
         key = (height, width, sample.device)
-        if key not in self._cache:
-            noise = stream_noise(self.noise_seed, height * LATENT_FACTOR, width * LATENT_FACTOR)
-            self._cache[key] = (
-                torch.from_numpy(np.ascontiguousarray(noise)).to(sample.device),
-                position_channels(height, width, sample.device),
-            )
-        return self._cache[key]
+        if key not in self._noise:
+            factor = NANO_LATENT.factor
+            noise = stream_noise(self.noise_seed, height * factor, width * factor, NANO_LATENT)
+            self._noise[key] = torch.from_numpy(np.ascontiguousarray(noise)).to(sample.device)
+        return self._noise[key]
 
     def unmix(self, sample: torch.Tensor) -> torch.Tensor:
         """``prev`` from ``w * prev + (1 - w) * noise`` (float32; exact up to rounding)."""
-        noise, _ = self._fixed_inputs(sample)
         weight = self.prev_latent_weight
-        return (sample.float() - (1.0 - weight) * noise) / weight
+        return (sample.float() - (1.0 - weight) * self.noise(sample)) / weight
 
     def predict_x0(self, prev: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """x0 from the previous latent and the context (the part training optimises)."""
-        _, positions = self._fixed_inputs(prev)
-        features = torch.cat([prev, positions.expand(prev.shape[0], -1, -1, -1)], 1)
-        timestep = torch.full(
-            (prev.shape[0],), ONE_STEP_TIMESTEP, device=prev.device, dtype=torch.long
-        )
-        delta = self.core(features, timestep, encoder_hidden_states=context, return_dict=False)[0]
-        return prev + delta.float()
+        return self.core(prev, context).float()
 
     def forward(
         self,
@@ -190,21 +257,25 @@ NANO_HOW_TO_OBTAIN = (
 UNET_PREFIX, DECODER_PREFIX, ENCODER_PREFIX = "unet.", "decoder.", "encoder."
 
 
+def _config(name: str) -> dict[str, Any]:
+    config = architecture_config(name)
+    if config["latent_channels"] != NANO_LATENT.channels:
+        raise ValueError(f"engines/configs/{name}.json disagrees with NANO_LATENT's channels")
+    return config
+
+
 def build_nano_unet(
     noise_seed: int = NOISE_SEED, prev_latent_weight: float = PREV_LATENT_WEIGHT
 ) -> NanoUNet:
-    """The nano UNet with torch's initial weights, its output layer zeroed (x0 = prev at first)."""
-    from diffusers import UNet2DConditionModel
-
-    core = UNet2DConditionModel.from_config(architecture_config(NANO_UNET))
-    nn.init.zeros_(core.conv_out.weight)
-    nn.init.zeros_(core.conv_out.bias)
-    return NanoUNet(core, noise_seed=noise_seed, prev_latent_weight=prev_latent_weight)
+    """The nano step with torch's initial weights, its output layer zeroed (x0 = prev at first)."""
+    return NanoUNet(
+        NanoStep(_config(NANO_UNET)), noise_seed=noise_seed, prev_latent_weight=prev_latent_weight
+    )
 
 
 def build_nano_autoencoder() -> NanoAutoencoder:
     """The nano autoencoder with torch's initial weights."""
-    return NanoAutoencoder(architecture_config(NANO_AUTOENCODER))
+    return NanoAutoencoder(_config(NANO_AUTOENCODER))
 
 
 def nano_state_dict(unet: NanoUNet, autoencoder: NanoAutoencoder) -> dict[str, torch.Tensor]:
@@ -216,16 +287,13 @@ def nano_state_dict(unet: NanoUNet, autoencoder: NanoAutoencoder) -> dict[str, t
     return state
 
 
-def load_nano(path: str | Path = NANO_WEIGHTS) -> tuple[NanoUNet, NanoAutoencoder]:
-    """The nano UNet and autoencoder from a weight file, strictly (float32 whatever the file holds)."""
-    from engines.errors import WeightsFormatError, WeightsNotFoundError
-    from engines.weight_files import read_state_dict
+def load_nano_state(
+    unet: NanoUNet, autoencoder: NanoAutoencoder, state: dict[str, torch.Tensor], source: Path
+) -> None:
+    """Copy a weight file's tensors into the networks, strictly (``WeightsFormatError`` if they
+    do not fit the architecture)."""
+    from engines.errors import WeightsFormatError
 
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsNotFoundError(path, NANO_HOW_TO_OBTAIN)
-    state = {k: v.float() for k, v in read_state_dict(path).items()}
-    unet, autoencoder = build_nano_unet(), build_nano_autoencoder()
     parts = (
         (unet.core, UNET_PREFIX),
         (autoencoder.decoder, DECODER_PREFIX),
@@ -233,16 +301,28 @@ def load_nano(path: str | Path = NANO_WEIGHTS) -> tuple[NanoUNet, NanoAutoencode
     )
     used = 0
     for module, prefix in parts:
-        part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        part = {k[len(prefix) :]: v.float() for k, v in state.items() if k.startswith(prefix)}
         try:
             module.load_state_dict(part, strict=True)
         except RuntimeError as error:
             raise WeightsFormatError(
-                f"{path} does not fit the nano architecture: {error}"
+                f"{source} does not fit the nano architecture: {error}"
             ) from None
         used += len(part)
     if used != len(state):
         raise WeightsFormatError(
-            f"{path} holds {len(state) - used} tensors the nano architecture does not have"
+            f"{source} holds {len(state) - used} tensors the nano architecture does not have"
         )
+
+
+def load_nano(path: str | Path = NANO_WEIGHTS) -> tuple[NanoUNet, NanoAutoencoder]:
+    """The nano UNet and autoencoder from a weight file, strictly (float32 whatever the file holds)."""
+    from engines.errors import WeightsNotFoundError
+    from engines.weight_files import read_state_dict
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(path, NANO_HOW_TO_OBTAIN)
+    unet, autoencoder = build_nano_unet(), build_nano_autoencoder()
+    load_nano_state(unet, autoencoder, read_state_dict(path), path)
     return unet.eval(), autoencoder.eval()

@@ -127,12 +127,15 @@ def stream_chunk(generator_id: str, rank: int = 8) -> PromptChunk:
 
 
 def measure_option(name: str, unet, decoder, ident: str, args: argparse.Namespace) -> list[dict]:
-    options = BackendOptions(device=args.device, **OPTIONS[name])
+    variant = VARIANTS[args.generator]
+    settings = dict(OPTIONS[name])
+    settings["channels_last"] = settings.get("channels_last", False) or variant.channels_last
+    options = BackendOptions(device=args.device, **settings)
     backend = make_backend(copy.deepcopy(unet), copy.deepcopy(decoder), options)
     rows = []
-    h, w = args.size // 8, args.size // 8
+    latent_shape = variant.latent.shape(args.size, args.size)
     for batch in args.batches:
-        latent = torch.randn(1, 4, h, w, device=args.device).expand(batch, -1, -1, -1)
+        latent = torch.randn(latent_shape, device=args.device).expand(batch, -1, -1, -1)
         context = torch.randn(batch, *CONTEXT_SHAPE, device=args.device)
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
@@ -155,7 +158,7 @@ def measure_option(name: str, unet, decoder, ident: str, args: argparse.Namespac
     )
     chunk = stream_chunk(ident)
     stream = generator.open_stream(
-        width=args.size, height=args.size, init_latent=np.zeros((1, 4, h, w), dtype=np.float32)
+        width=args.size, height=args.size, init_latent=np.zeros(latent_shape, dtype=np.float32)
     )
     seconds, runs = time_runs(lambda: stream.decode_chunk(chunk), args.device)
     rows.append(

@@ -1,13 +1,18 @@
 """Train (or continue training) the nano generator and its prompt encoder; export the shipped weights.
 
-    python scripts/prepare_nano_data.py SOURCES --out runs/nano-data/train.npz      # once
+    python scripts/prepare_nano_data.py SOURCES --out runs/nano-data/train.npz \\
+        --heldout-out runs/nano-data/heldout.npz                                      # once
+    # a first run, split over device calls (the cosine spans --schedule-minutes):
     python scripts/train_nano.py --data runs/nano-data/train.npz --heldout runs/nano-data/heldout.npz \\
-        --minutes 4 --checkpoint runs/nano-ckpt [--resume] --export   # on a GPU
+        --checkpoint runs/nano-ckpt --minutes 8 --schedule-minutes 24 --autoencoder-minutes 2
+    python scripts/train_nano.py ... --checkpoint runs/nano-ckpt --resume --minutes 8 ...
+    # a later session, from the shipped weights alone (no optimiser state):
+    python scripts/train_nano.py ... --from-shipped --minutes 20 --lr 5e-4 --export
 
-Prints one JSON line per log interval (losses, PSNRs, held-out PSNR of the prompt encoder's
-factors at r8n10) and writes the checkpoint folder; ``--export`` then writes
-engines/weights/nano.safetensors and authoring/weights/nano_prompt_encoder.safetensors
-(or the paths ``--export-dir`` names).
+Prints one JSON line per log interval (losses, PSNRs, held-out PSNRs: the autoencoder alone,
+the start latent redrawn, and the prompt encoder's factors at r1/r2/r4/r8 n10) and writes the
+checkpoint folder; ``--export`` then writes engines/weights/nano.safetensors and
+authoring/weights/nano_prompt_encoder.safetensors (or the paths ``--export-dir`` names).
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from authoring.nano_prompt_encoder import PROMPT_ENCODER_WEIGHTS
 from authoring.nano_training.data import read_frame_pack
 from authoring.nano_training.train import ClipBank, NanoTrainer, TrainConfig
 from engines.nano import NANO_WEIGHTS
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(","))
 
 
 def main() -> int:
@@ -44,13 +53,35 @@ def main() -> int:
         required=True,
         help="checkpoint folder (written; read with --resume)",
     )
-    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    start.add_argument(
+        "--from-shipped",
+        action="store_true",
+        help="start from the shipped weight files (no optimiser state): continue an earlier session",
+    )
     parser.add_argument("--minutes", type=float, default=3.0, help="wall-clock training time")
+    parser.add_argument(
+        "--schedule-minutes",
+        type=float,
+        default=None,
+        help="length of the learning-rate cosine across resumed runs (default: this run's)",
+    )
+    parser.add_argument(
+        "--autoencoder-minutes",
+        type=float,
+        default=0.0,
+        help="train the autoencoder alone for the schedule's first minutes (its ceiling)",
+    )
     parser.add_argument("--batch", type=int, default=TrainConfig.batch)
     parser.add_argument(
-        "--groups", type=int, default=TrainConfig.groups, help="keyframe intervals per sample"
+        "--sizes",
+        type=_sizes,
+        default=TrainConfig.sizes,
+        help="crop sizes drawn per step (a,b,...)",
     )
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--warmup-steps", type=int, default=TrainConfig.warmup_steps)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
@@ -61,7 +92,7 @@ def main() -> int:
     parser.add_argument(
         "--export-dir", type=Path, default=None, help="write them here instead of into the package"
     )
-    parser.add_argument("--log-every", type=float, default=20.0, help="seconds between log lines")
+    parser.add_argument("--log-every", type=float, default=30.0, help="seconds between log lines")
     parser.add_argument(
         "--samples",
         type=Path,
@@ -72,17 +103,20 @@ def main() -> int:
 
     device = torch.device(args.device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = (
-            False  # autotuning every new shape cost a third of a 3-minute run
-        )
+        torch.backends.cudnn.benchmark = True  # few shapes (crop sizes x clip lengths)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    config = TrainConfig(minutes=args.minutes, batch=args.batch, groups=args.groups,
-                         lr=args.lr, seed=args.seed, log_every_s=args.log_every)  # fmt: skip
+    config = TrainConfig(minutes=args.minutes, schedule_minutes=args.schedule_minutes,
+                         autoencoder_minutes=args.autoencoder_minutes, batch=args.batch,
+                         sizes=args.sizes, lr=args.lr, warmup_steps=args.warmup_steps,
+                         seed=args.seed, log_every_s=args.log_every)  # fmt: skip
     trainer = NanoTrainer(config, device)
     if args.resume:
         trainer.load(args.checkpoint)
-        print(f"resumed at step {trainer.step}", flush=True)
+        print(f"resumed at step {trainer.step} ({config.elapsed_minutes:.1f} min)", flush=True)
+    elif args.from_shipped:
+        trainer.load_weights(NANO_WEIGHTS, PROMPT_ENCODER_WEIGHTS)
+        print(f"started from {NANO_WEIGHTS} and {PROMPT_ENCODER_WEIGHTS}", flush=True)
     bank = ClipBank(read_frame_pack(args.data), device, random.Random(args.seed + trainer.step))
     print(f"{len(bank.clips)} training clips, {sum(len(c) for c in bank.clips)} frames", flush=True)
     evaluate = None
@@ -92,8 +126,7 @@ def main() -> int:
 
         def evaluate() -> dict:
             return {
-                f"heldout_{name}_r8n10": trainer.evaluate_clip(frames)
-                for name, frames in heldout.items()
+                f"heldout_{name}": trainer.evaluate_clip(frames) for name, frames in heldout.items()
             }
 
     trainer.train(bank, evaluate, log=lambda line: print(line, flush=True))
@@ -116,7 +149,7 @@ def write_samples(trainer: NanoTrainer, frames: torch.Tensor, path: Path) -> Non
     from PIL import Image
 
     images = trainer.generated_clip(frames)
-    picks = [0, 15, 45, 89]
+    picks = [i for i in (0, 15, 45, 89) if i < len(frames)]
 
     def to_row(t):
         return np.concatenate(

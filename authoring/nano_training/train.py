@@ -1,17 +1,27 @@
-"""Training the nano generator end to end: autoencoder, UNet step and prompt encoder together.
+"""Training the nano generator end to end: autoencoder, step and prompt encoder together.
 
-Each step samples short clips (random crops, flips, frame strides), encodes every frame, runs
-the stream model over them (``stream_sim.simulate_stream``: keyframe factors from the prompt
-encoder, 8-bit fake-quantised, nested ranks, interpolation between keyframes, the
-previous-latent rule) and minimises
+Each step samples short clips (random crops, flips, time reversal, frame strides, colour gains),
+encodes every frame, runs the stream model over them (``stream_sim.simulate_stream``: keyframe
+factors from the prompt encoder, 8-bit fake-quantised, each clip at its own nested rank,
+interpolation between keyframes, the previous-latent rule) and minimises
 
     MSE(generated frames, frames) + AUTOENCODER_WEIGHT * MSE(decoder(encoder(frames)), frames)
     + LATENT_WEIGHT * MSE(x0, encoder(frames))
 
-so that the decoder reconstructs, the UNet continues a stream from its previous latent and the
-prompt, and the x0 of a fitted prompt lies near the encoder's latent of its frame (what the
-``demo`` preset's latent objective relies on). Runs are bounded in minutes and resume from a
-checkpoint folder; ``export`` writes the shipped float16 weight files.
+so that the decoder reconstructs, the step draws each frame from the prompt and the previous
+latent, and the x0 of a fitted prompt lies near the encoder's latent of its frame (what the
+``demo`` preset's latent objective relies on).
+
+The shortcut that ruined the first run (the step redrew the stream's start latent and the
+prompt carried nothing) is trained against directly: a clip's init latent is mostly another
+clip's frame or a distant frame of its own (``INIT_SOURCES``), as a chunk start in a real stream
+is, so only the prompt can say what the first frames show; every rank is trained in every batch,
+so each rank's extra maps must add detail.
+
+Runs are bounded in minutes; the learning-rate schedule spans ``schedule_minutes`` across runs
+(the checkpoint records the minutes done), so a run split over several device calls follows one
+cosine. A run resumes from a checkpoint folder (weights and Adam moments) or from the shipped
+float16 weight files alone (``load_weights``); ``export`` writes the shipped files.
 """
 
 from __future__ import annotations
@@ -19,7 +29,10 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,38 +50,46 @@ from engines.nano import (
     NanoUNet,
     build_nano_autoencoder,
     build_nano_unet,
+    load_nano_state,
     nano_state_dict,
 )
 
 AUTOENCODER_WEIGHT = 0.5
 LATENT_WEIGHT = 0.1
 LATENT_SIZE_WEIGHT = 1e-4  # keeps latents near unit scale (init states travel as float16)
-INIT_SAME_FRAME, INIT_SAME_CLIP = (
-    0.3,
-    0.65,
-)  # where a sample's init latent comes from (else another clip)
+# Where a clip's init latent comes from: (probability, source). "start": its own first frame (a
+# stream's first chunk); "same clip": another frame of the clip (a later chunk); "other clip":
+# a frame of another clip (a later chunk after a cut). Every chunk of a real stream starts from
+# the stream's first frame, so most chunks start far from what they show.
+INIT_SOURCES = ((0.15, "start"), (0.35, "same clip"), (0.50, "other clip"))
+COLOUR_GAIN = 0.15  # per-channel gains drawn from 1 +- this (colour augmentation)
 CHECKPOINT_MODEL, CHECKPOINT_STATE = "model.safetensors", "state.json"
 OPTIMIZER_MOMENTS = ("exp_avg", "exp_avg_sq")
+AUTOENCODER_FRAMES = 8  # frames per clip while the autoencoder trains alone
+EVAL_RANKS = (1, 2, 4, 8)
+EVAL_INTERVAL = 10
+EVAL_CHUNK_FRAMES = 20  # the demo's 1 s chunks at 24 fps (promptus/commands/demo.py)
 
 
 @dataclass
 class TrainConfig:
     """What a training run does; saved with each checkpoint."""
 
-    minutes: float = 3.0
-    sizes: tuple[int, ...] = (
-        128,
-        128,
-        192,
-    )  # square crop, drawn per step (the networks are convolutional)
-    batch: int = 24
-    groups: int = 2  # keyframe intervals per sample (a sample is groups * interval + 1 frames)
-    intervals: tuple[int, ...] = (10,)  # drawn per step
-    ranks: tuple[int, ...] = (1, 2, 4, 8, 8, 16)  # drawn per step
+    minutes: float = 3.0  # wall-clock budget of this run
+    schedule_minutes: float | None = None  # the cosine's length across runs (None: this run's)
+    autoencoder_minutes: float = 0.0  # first minutes of the schedule train the autoencoder alone
+    sizes: tuple[int, ...] = (192, 192, 128)  # square crop, drawn per step
+    batch: int = 16
+    groups: tuple[int, ...] = (2, 2, 3, 5)  # keyframe intervals per sample, drawn per step
+    intervals: tuple[int, ...] = (10, 10, 5)  # drawn per step
+    ranks: tuple[int, ...] = (1, 2, 4, 8, 8, 16)  # drawn per clip
     lr: float = 2e-3
-    warmup_steps: int = 100
+    min_lr_fraction: float = 0.05  # the cosine ends at this fraction of lr
+    warmup_steps: int = 200
     seed: int = 0
-    log_every_s: float = 20.0
+    log_every_s: float = 30.0
+    channels_last: bool = True
+    elapsed_minutes: float = 0.0  # training minutes done before this run (from the checkpoint)
     history: list[dict] = field(default_factory=list)
 
 
@@ -94,19 +115,32 @@ class ClipBank:
             clip = self.rng.choices(candidates, weights=[math.sqrt(len(c)) for c in candidates])[0]
             start = self.rng.randrange(len(clip) - (length - 1) * stride)
             indices = torch.arange(length, device=clip.device) * stride + start
-            draw = self.rng.random()
-            if draw < INIT_SAME_FRAME:
-                init_clip, init_index = clip, start
-            elif draw < INIT_SAME_FRAME + INIT_SAME_CLIP:
-                init_clip, init_index = clip, self.rng.randrange(len(clip))
-            else:
-                init_clip = self.rng.choice(self.clips)
-                init_index = self.rng.randrange(len(init_clip))
+            if self.rng.random() < 0.5:
+                indices = indices.flip(0)  # played backwards
+            init_clip, init_index = self._init_frame(clip, int(indices[0]))
             flip = self.rng.random() < 0.5
-            clips.append(self._cut(clip[indices], *self._corner(clip, size), size, flip))
+            gains = torch.tensor(
+                [1 + self.rng.uniform(-COLOUR_GAIN, COLOUR_GAIN) for _ in range(3)],
+                device=clip.device,
+            ).view(1, 3, 1, 1)
+            clips.append(self._cut(clip[indices], *self._corner(clip, size), size, flip, gains))
             init = init_clip[init_index : init_index + 1]
-            inits.append(self._cut(init, *self._corner(init_clip, size), size, flip)[0])
+            inits.append(self._cut(init, *self._corner(init_clip, size), size, flip, gains)[0])
         return torch.stack(clips), torch.stack(inits)
+
+    def _init_frame(self, clip: torch.Tensor, first: int) -> tuple[torch.Tensor, int]:
+        draw, source = self.rng.random(), INIT_SOURCES[-1][1]
+        for probability, name in INIT_SOURCES:
+            if draw < probability:
+                source = name
+                break
+            draw -= probability
+        if source == "start":
+            return clip, first
+        if source == "same clip":
+            return clip, self.rng.randrange(len(clip))
+        other = self.rng.choice(self.clips)
+        return other, self.rng.randrange(len(other))
 
     def _corner(self, clip: torch.Tensor, size: int) -> tuple[int, int]:
         """(top, left) of a random ``size`` square inside the clip's frames."""
@@ -115,8 +149,11 @@ class ClipBank:
         )
 
     @staticmethod
-    def _cut(frames: torch.Tensor, top: int, left: int, size: int, flip: bool) -> torch.Tensor:
+    def _cut(
+        frames: torch.Tensor, top: int, left: int, size: int, flip: bool, gains: torch.Tensor
+    ) -> torch.Tensor:
         cut = frames_to_tensor(frames[:, top : top + size, left : left + size])
+        cut = ((cut + 1) * gains - 1).clamp(-1, 1)
         return cut.flip(-1) if flip else cut
 
 
@@ -130,10 +167,14 @@ class NanoTrainer:
         self.unet: NanoUNet = build_nano_unet().to(device).train()
         self.autoencoder: NanoAutoencoder = build_nano_autoencoder().to(device).train()
         self.prompts = PromptEncoder().to(device).train()
+        if config.channels_last:
+            for module in self._modules().values():
+                module.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.AdamW(
             self._named_parameters().values(), lr=config.lr, weight_decay=0.0
         )
         self.step = 0
+        self._fresh_adam_step = 0
 
     def _modules(self) -> dict[str, torch.nn.Module]:
         assert self.autoencoder.encoder is not None
@@ -147,54 +188,99 @@ class NanoTrainer:
             for key, p in module.named_parameters()
         }
 
+    def _layout(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.config.channels_last and tensor.dim() == 4:
+            return tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
+
     def losses(
-        self, frames: torch.Tensor, init_frames: torch.Tensor, rank: int, interval: int
+        self,
+        frames: torch.Tensor,
+        init_frames: torch.Tensor,
+        ranks: torch.Tensor,
+        interval: int,
+        *,
+        stream: bool = True,
     ) -> dict[str, torch.Tensor]:
-        """The training objective's terms for one batch (``total`` is what is minimised)."""
+        """The training objective's terms for one batch (``total`` is what is minimised);
+        ``stream=False`` trains the autoencoder alone."""
         encoder, decoder = self.autoencoder.encoder, self.autoencoder.decoder
         assert encoder is not None
         batch, length = frames.shape[:2]
-        latents = encoder(frames.flatten(0, 1))
-        init = encoder(init_frames)
+        flat = self._layout(frames.flatten(0, 1))
+        latents = encoder(flat)
         reconstruction = decoder(latents)
-        latents = latents.view(batch, length, *latents.shape[1:])
-        stream = simulate_stream(
-            self.unet, decoder, self.prompts, latents, init, rank=rank, interval=interval
-        )
         terms = {
-            "stream": F.mse_loss(stream.images.float(), frames),
-            "autoencoder": F.mse_loss(reconstruction.float().view_as(frames), frames),
-            "latent": F.mse_loss(stream.x0.float(), latents.detach().float()),
+            "autoencoder": F.mse_loss(reconstruction.float(), flat),
             "latent_size": latents.float().pow(2).mean(),
         }
+        if not stream:
+            terms["total"] = terms["autoencoder"] + LATENT_SIZE_WEIGHT * terms["latent_size"]
+            return terms
+        # The autoencoder learns from its own term alone: the stream reads its latents and
+        # decodes through it with its weights held, so the step and the prompt encoder learn
+        # to reach its latent space instead of bending it (and its ceiling stays measurable).
+        with torch.no_grad():
+            init = encoder(self._layout(init_frames))
+        latents = latents.detach().view(batch, length, *latents.shape[1:])
+        simulated = simulate_stream(
+            self.unet, _held(decoder), self.prompts, latents, init, ranks=ranks, interval=interval
+        )
+        terms["stream"] = F.mse_loss(simulated.images.float(), frames)
+        terms["latent"] = F.mse_loss(simulated.x0.float(), latents.float())
         terms["total"] = (terms["stream"] + AUTOENCODER_WEIGHT * terms["autoencoder"]
                           + LATENT_WEIGHT * terms["latent"] + LATENT_SIZE_WEIGHT * terms["latent_size"])  # fmt: skip
         return terms
 
-    def _learning_rate(self, fraction: float) -> float:
-        warmup = min(1.0, (self.step + 1) / self.config.warmup_steps)
-        return self.config.lr * warmup * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
+    def _schedule_minutes(self) -> float:
+        return self.config.schedule_minutes or (self.config.elapsed_minutes + self.config.minutes)
 
-    def train(self, bank: ClipBank, evaluate=None, log=print) -> None:
+    def learning_rate(self, minutes_done: float) -> float:
+        """Warm-up (from the step where Adam started afresh), then a cosine over the schedule
+        down to ``min_lr_fraction`` of ``lr``."""
+        config = self.config
+        warmup = min(1.0, (self.step - self._fresh_adam_step + 1) / config.warmup_steps)
+        fraction = min(1.0, minutes_done / self._schedule_minutes())
+        floor = config.min_lr_fraction
+        cosine = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * fraction))
+        return config.lr * warmup * cosine
+
+    def train(
+        self,
+        bank: ClipBank,
+        evaluate: Callable[[], dict] | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
         """Train for ``config.minutes`` of wall time; ``evaluate()`` (-> dict) runs at each log line."""
+        from tqdm import tqdm
+
         config = self.config
         rng = random.Random(config.seed + self.step)
         started = last_log = time.monotonic()
         budget = config.minutes * 60
         running: dict[str, float] = {}
+        bar = tqdm(total=round(budget), unit="s", desc="nano training", file=sys.stderr,
+                   mininterval=10.0, bar_format="{l_bar}{bar}| {n}/{total} s [{elapsed}<{remaining}{postfix}]")  # fmt: skip
+        steps_at_start = self.step
+        if not self.optimizer.state:  # new, or resumed without Adam's moments: warm up again
+            self._fresh_adam_step = self.step
         while (elapsed := time.monotonic() - started) < budget:
-            interval, rank, size = (
+            minutes_done = config.elapsed_minutes + elapsed / 60
+            stream = minutes_done >= config.autoencoder_minutes
+            interval, groups, size = (
                 rng.choice(config.intervals),
-                rng.choice(config.ranks),
+                rng.choice(config.groups),
                 rng.choice(config.sizes),
             )
-            frames, init_frames = bank.sample(config.batch, config.groups * interval + 1, size)
+            ranks = torch.tensor([rng.choice(config.ranks) for _ in range(config.batch)])
+            length = groups * interval + 1 if stream else AUTOENCODER_FRAMES
+            frames, init_frames = bank.sample(config.batch, length, size)
             with torch.autocast(
                 self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"
             ):
-                terms = self.losses(frames, init_frames, rank, interval)
+                terms = self.losses(frames, init_frames, ranks, interval, stream=stream)
             for group in self.optimizer.param_groups:
-                group["lr"] = self._learning_rate(elapsed / budget)
+                group["lr"] = self.learning_rate(minutes_done)
             self.optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             torch.nn.utils.clip_grad_norm_(self._named_parameters().values(), 1.0)
@@ -203,44 +289,80 @@ class NanoTrainer:
             for key, value in terms.items():
                 value = float(value.detach())
                 running[key] = 0.9 * running.get(key, value) + 0.1 * value
+            bar.n = min(round(elapsed), bar.total)
+            bar.set_postfix_str(
+                f"{(self.step - steps_at_start) / max(elapsed, 1e-6):.1f} steps/s", refresh=False
+            )
+            bar.update(0)
             if time.monotonic() - last_log >= config.log_every_s or self.step == 1:
                 last_log = time.monotonic()
-                row = {"step": self.step, "minutes": round(elapsed / 60, 2), "lr": self._learning_rate(elapsed / budget),
-                       "stream_psnr": _psnr(running["stream"]), "autoencoder_psnr": _psnr(running["autoencoder"]),
+                row = {"step": self.step, "minutes": round(minutes_done, 2),
+                       "lr": round(self.learning_rate(minutes_done), 6), "phase": "stream" if stream else "autoencoder",
+                       **{f"{k}_psnr": _psnr(v) for k, v in running.items() if k in ("stream", "autoencoder")},
                        **{k: round(v, 5) for k, v in running.items()}}  # fmt: skip
                 if evaluate is not None:
                     row |= evaluate()
                 config.history.append(row)
                 log(json.dumps(row))
+        bar.close()
+        config.elapsed_minutes += (time.monotonic() - started) / 60
 
-    def evaluate_clip(
-        self, frames: torch.Tensor, *, rank: int = 8, interval: int = 10, chunk_frames: int = 30
-    ) -> float:
-        """PSNR (dB) of the prompt encoder's factors, without refinement, over one held-out clip
-        ``[T, 3, S, S]`` in [-1, 1] streamed from its frame 0 (init latent) in chunks."""
-        images = self.generated_clip(
-            frames, rank=rank, interval=interval, chunk_frames=chunk_frames
-        )
+    @torch.no_grad()
+    def evaluate_clip(self, frames: torch.Tensor) -> dict[str, float]:
+        """Held-out PSNRs (dB) of one clip ``[T, 3, S, S]`` in [-1, 1] streamed from its frame 0
+        in the demo's chunks: the autoencoder alone, the start latent redrawn for every frame,
+        and the prompt encoder's factors (no refinement) at each rank of ``EVAL_RANKS``."""
+        scores = {"autoencoder": self._psnr_of(self._reconstruct(frames), frames)}
+        encoder = self.autoencoder.encoder
+        assert encoder is not None
+        with self._evaluating():
+            start = self.autoencoder.decoder(encoder(self._layout(frames[:1]))).float()
+        scores["start_redrawn"] = self._psnr_of(start.expand_as(frames), frames)
+        for rank in EVAL_RANKS:
+            scores[f"r{rank}n{EVAL_INTERVAL}"] = self._psnr_of(
+                self.generated_clip(frames, rank=rank), frames
+            )
+        return scores
+
+    def _reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
+        encoder = self.autoencoder.encoder
+        assert encoder is not None
+        with self._evaluating():
+            return self.autoencoder.decoder(encoder(self._layout(frames))).float()
+
+    @staticmethod
+    def _psnr_of(images: torch.Tensor, frames: torch.Tensor) -> float:
         return _psnr(F.mse_loss(images.clamp(-1, 1), frames).item())
 
     @torch.no_grad()
     def generated_clip(
-        self, frames: torch.Tensor, *, rank: int = 8, interval: int = 10, chunk_frames: int = 30
+        self,
+        frames: torch.Tensor,
+        *,
+        rank: int = 8,
+        interval: int = EVAL_INTERVAL,
+        chunk_frames: int = EVAL_CHUNK_FRAMES,
     ) -> torch.Tensor:
-        """The frames ``[T, 3, S, S]`` regenerated from the prompt encoder's factors (see ``evaluate_clip``)."""
-        modules = self._modules()
-        for module in modules.values():
+        """The frames ``[T, 3, S, S]`` regenerated from the prompt encoder's factors, streamed
+        from frame 0's latent (the init latent) with a chunk reset every ``chunk_frames``."""
+        encoder = self.autoencoder.encoder
+        assert encoder is not None
+        with self._evaluating():
+            latents = encoder(self._layout(frames))[None]
+            stream = simulate_stream(self.unet, self.autoencoder.decoder, self.prompts, latents, latents[:, 0],
+                                     ranks=rank, interval=interval, chunk_frames=chunk_frames)  # fmt: skip
+        return stream.images[0].float()
+
+    @contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """Every network in eval mode for the block, back in training mode after it."""
+        for module in self._modules().values():
             module.eval()
         try:
-            encoder = self.autoencoder.encoder
-            assert encoder is not None
-            latents = encoder(frames)[None]
-            stream = simulate_stream(self.unet, self.autoencoder.decoder, self.prompts, latents, latents[:, 0],
-                                     rank=rank, interval=interval, chunk_frames=chunk_frames)  # fmt: skip
+            yield
         finally:
-            for module in modules.values():
+            for module in self._modules().values():
                 module.train()
-        return stream.images[0].float()
 
     def save(self, folder: Path) -> None:
         """Checkpoint: float32 weights, Adam moments (two files) and the config with its history."""
@@ -258,12 +380,22 @@ class NanoTrainer:
         (folder / CHECKPOINT_STATE).write_text(json.dumps(state, indent=1))
 
     def load(self, folder: Path) -> None:
-        """Continue from a checkpoint written by ``save`` (weights, Adam moments, step count)."""
+        """Continue from a checkpoint written by ``save`` (weights, Adam moments, step count,
+        minutes trained). Tensors the checkpoint lacks (an architecture grown since) start from
+        torch's initial values and are named on stderr."""
         parameters = self._named_parameters()
         weights = load_file(folder / CHECKPOINT_MODEL)
+        fresh = [
+            k for k, p in parameters.items() if k not in weights or weights[k].shape != p.shape
+        ]
+        if len(fresh) == len(parameters):
+            raise ValueError(f"{folder} holds no weight of this architecture")
         with torch.no_grad():
             for key, parameter in parameters.items():
-                parameter.copy_(weights[key])
+                if key not in fresh:
+                    parameter.copy_(weights[key])
+        if fresh:  # the architecture grew since the checkpoint: these start from torch's init
+            print(f"{len(fresh)} tensors start fresh: {', '.join(fresh)}", file=sys.stderr)
         moments = {
             m: load_file(folder / f"adam_{m}.safetensors")
             for m in OPTIMIZER_MOMENTS
@@ -272,13 +404,25 @@ class NanoTrainer:
         state = json.loads((folder / CHECKPOINT_STATE).read_text())
         if len(moments) == len(OPTIMIZER_MOMENTS):
             for key, parameter in parameters.items():
-                if key in moments["exp_avg"]:
+                if key in moments["exp_avg"] and key not in fresh:
                     self.optimizer.state[parameter] = {
                         "step": torch.tensor(float(state["step"])),
                         **{m: moments[m][key].to(self.device) for m in OPTIMIZER_MOMENTS},
                     }
         self.step = state["step"]
         self.config.history = state["config"].get("history", [])
+        self.config.elapsed_minutes = state["config"].get("elapsed_minutes", 0.0)
+
+    def load_weights(self, generator_file: Path, prompt_encoder_file: Path) -> None:
+        """Start from shipped weight files (float16; no optimiser state): a new session's run
+        continues the last one's training from what it exported."""
+        from engines.weight_files import read_state_dict
+
+        load_nano_state(
+            self.unet, self.autoencoder, read_state_dict(generator_file), generator_file
+        )
+        prompt_state = {k: v.float() for k, v in read_state_dict(prompt_encoder_file).items()}
+        self.prompts.load_state_dict(prompt_state, strict=True)
 
     def export(self, generator_file: Path, prompt_encoder_file: Path) -> None:
         """The shipped weight files, float16: the generator's and the prompt encoder's."""
@@ -290,6 +434,12 @@ class NanoTrainer:
         prompt_encoder_file.parent.mkdir(parents=True, exist_ok=True)
         save_file(half(nano_state_dict(self.unet, self.autoencoder)), generator_file)
         save_file(half(self.prompts.state_dict()), prompt_encoder_file)
+
+
+def _held(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``module`` as a function of its input only: gradients reach the input, not its weights."""
+    weights = {name: p.detach() for name, p in module.named_parameters()}
+    return lambda x: torch.func.functional_call(module, weights, (x,))
 
 
 def _psnr(mse: float) -> float:

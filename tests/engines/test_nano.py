@@ -11,6 +11,7 @@ from engines import load_generator
 from engines.errors import WeightsFormatError
 from engines.nano import NANO_WEIGHTS, load_nano
 from engines.schedule import mix_latent, stream_noise, x0_from_eps
+from engines.variants import NANO_LATENT
 from prompts.keyframe import Keyframe
 from prompts.ladder import split_into_chunks
 from prompts.manifest import StreamInfo
@@ -31,6 +32,7 @@ def test_shipped_weights_are_small_and_named_by_their_hash(nano) -> None:
     assert nano.generator_id == engines.NANO_GENERATOR_ID
     assert nano.native_size == (192, 192)
     assert nano.encoder is not None
+    assert nano.latent_geometry == NANO_LATENT
 
 
 def test_nano_runs_in_float32_whatever_dtype_is_asked(nano) -> None:
@@ -41,8 +43,8 @@ def test_nano_runs_in_float32_whatever_dtype_is_asked(nano) -> None:
 def test_the_unet_recovers_the_previous_latent_and_returns_its_x0(nano) -> None:
     """x0 through the shared rule equals the residual prediction on the unmixed previous latent."""
     rng = np.random.default_rng(0)
-    prev = torch.from_numpy(rng.normal(0, 0.3, (1, 4, 24, 24)).astype(np.float32))
-    noise = torch.from_numpy(stream_noise(NOISE_SEED, 192, 192))
+    prev = torch.from_numpy(rng.normal(0, 0.3, NANO_LATENT.shape(192, 192)).astype(np.float32))
+    noise = torch.from_numpy(stream_noise(NOISE_SEED, 192, 192, NANO_LATENT))
     mixed = mix_latent(prev, noise, PREV_LATENT_WEIGHT).expand(3, -1, -1, -1)
     context = torch.from_numpy(rng.normal(0, 0.2, (3, 77, 1024)).astype(np.float32))
     unet = nano.backend.unet
@@ -73,3 +75,15 @@ def test_a_foreign_weight_file_is_refused(tmp_path) -> None:
     save_file({"unet.conv_in.weight": torch.zeros(1)}, bad)
     with pytest.raises(WeightsFormatError, match="nano architecture"):
         load_nano(bad)
+
+
+def test_frames_depend_on_the_prompt(nano) -> None:
+    """The context is the carrier: other keyframe factors give another picture from the same
+    previous latent (the first nano redrew its input whatever the prompt said)."""
+    rng = np.random.default_rng(4)
+    prev = torch.from_numpy(rng.normal(0, 0.5, NANO_LATENT.shape(64, 64)).astype(np.float32))
+    contexts = torch.from_numpy(rng.normal(0, 0.5, (2, 77, 1024)).astype(np.float32))
+    with torch.no_grad():
+        x0 = nano.backend.unet.predict_x0(prev.expand(2, -1, -1, -1), contexts)
+        images = nano.backend.decode(x0)
+    assert (images[0] - images[1]).abs().mean() > 0.05
