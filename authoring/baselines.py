@@ -1,4 +1,5 @@
-"""Baselines for ``promptus eval``: classic codecs through PyAV and the paper's TAESD-latent "VAE" codec.
+"""Baselines for ``promptus eval``: classic codecs through PyAV, the paper's TAESD-latent "VAE"
+codec, and a thumbnail codec (the floor any learned prompt must clear at the same bytes).
 
 Classic codecs are matched to a target bitrate by a CRF search (ABR rate control overshoots
 badly on clips of a few seconds); bitrates count the coded packets only, as a prompt level's
@@ -27,6 +28,7 @@ CLASSIC_CODECS: dict[str, tuple[str, str, tuple[int, int], dict[str, str]]] = {
 GOP_SECONDS = 2.0  # one intra frame per chunk length, as a streaming encoder would
 VAE_BITS = (2, 3, 4, 5, 6, 8)  # quantisation depths tried by the VAE baseline
 VAE_INTERVALS = (1, 2, 3, 5, 10, 15, 30)  # latent keyframe spacings tried (frames)
+THUMBNAIL_HEADER_BYTES = 4  # a thumbnail keyframe's width and height (uint16 each)
 
 
 @dataclass(frozen=True)
@@ -164,3 +166,50 @@ class VAEBaseline:
             kbps, latents = self.quantized(bits, n)
             clips.append(CodedClip("vae", f"{bits} bit, every {n}", kbps, self.decode(latents)))
         return max(clips, key=lambda c: score(c.frames))
+
+
+def _crossfade(keyframes: dict[int, np.ndarray], count: int) -> np.ndarray:
+    """Frames ``0 .. count-1`` blended linearly between the float keyframes at ``keyframes``'
+    positions (which include 0 and ``count - 1``), as prompts interpolate between keyframes."""
+    positions = sorted(keyframes)
+    out = np.empty((count, *keyframes[positions[0]].shape), np.float32)
+    for a, b in zip(positions, positions[1:] + [positions[-1]], strict=True):
+        for f in range(a, max(b, a + 1)):
+            w = np.float32(0.0 if b == a else (f - a) / (b - a))
+            out[f] = (1 - w) * keyframes[a] + w * keyframes[b]
+    return out
+
+
+def thumbnail_clip(frames: np.ndarray, fps: float, interval: int, side: int) -> CodedClip:
+    """Every ``interval``-th frame (and the last) shrunk to ``side`` pixels on its short side,
+    8-bit RGB, DEFLATE-coded like prompt chunks; decoded by bicubic upscaling and a linear
+    cross-fade between keyframes. Bitrate: the coded thumbnails and their size headers."""
+    from PIL import Image
+
+    count, height, width = frames.shape[:3]
+    scale = side / min(height, width)
+    small = (max(1, round(width * scale)), max(1, round(height * scale)))
+    positions = sorted(set(range(0, count, interval)) | {count - 1})
+    coded, restored = 0, {}
+    for p in positions:
+        thumb = Image.fromarray(frames[p]).resize(small, Image.BICUBIC)
+        coded += len(entropy.deflate(np.asarray(thumb).tobytes())) + THUMBNAIL_HEADER_BYTES
+        restored[p] = np.asarray(thumb.resize((width, height), Image.BICUBIC), np.float32)
+    decoded = np.clip(np.round(_crossfade(restored, count)), 0, 255).astype(np.uint8)
+    kbps = coded * 8 / 1000 / (count / fps)
+    return CodedClip("thumbnail", f"{small[0]}x{small[1]} every {interval}", kbps, decoded)
+
+
+def thumbnail_at(frames: np.ndarray, fps: float, interval: int, target_kbps: float) -> CodedClip:
+    """The largest thumbnail (every ``interval`` frames) whose bitrate stays within
+    ``target_kbps``; the smallest one when none does."""
+    low, high = 1, min(frames.shape[1:3])
+    best = thumbnail_clip(frames, fps, interval, low)
+    while low <= high:
+        side = (low + high) // 2
+        clip = thumbnail_clip(frames, fps, interval, side)
+        if clip.kbps <= target_kbps:
+            best, low = clip, side + 1
+        else:
+            high = side - 1
+    return best

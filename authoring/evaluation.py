@@ -1,4 +1,6 @@
-"""Rate-quality of a prompt ladder next to x264, x265, SVT-AV1 and the TAESD-latent "VAE" baseline.
+"""Rate-quality of a prompt ladder next to x264, x265, SVT-AV1, the TAESD-latent "VAE" baseline
+and two floors of our own: a thumbnail codec at each level's bitrate and the stream's start
+latent redrawn for every frame (what a prompt that carries nothing shows).
 
 Every level is regenerated in sequence with the ladder's generator and scored against the
 reference frames; each baseline is coded at each level's measured bitrate on the same frames.
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from authoring.baselines import CLASSIC_CODECS, VAEBaseline, classic_at
+from authoring.baselines import CLASSIC_CODECS, CodedClip, VAEBaseline, classic_at, thumbnail_at
 from authoring.metrics import psnr_per_frame, ssim_per_frame
 from common.atomic import atomic_write_bytes, atomic_write_json
 from prompts.ladder import Ladder
@@ -37,7 +39,7 @@ VAE_TRIES = 2  # VAE settings decoded per bitrate (each is a full TAESD decode o
 class RatePoint:
     """One row of the table: a coded version of the reference and its quality."""
 
-    method: str  # "promptus", "x264", "x265", "svt-av1", "vae"
+    method: str  # "promptus", "x264", "x265", "svt-av1", "vae", "thumbnail", "start-latent"
     setting: str  # level name, CRF, or VAE setting
     kbps: float
     psnr: float
@@ -100,6 +102,11 @@ def score(
     )  # fmt: skip
 
 
+def score_clip(clip: CodedClip, reference: np.ndarray, fps: float, ffmpeg: str | None) -> RatePoint:
+    """``score`` of a baseline's encode (its codec names the method)."""
+    return score(clip.codec, clip.setting, clip.kbps, clip.frames, reference, fps, ffmpeg)
+
+
 def decode_level(generator: Any, ladder: Ladder, level_id: int) -> np.ndarray:
     """All frames of one level, decoded in sequence as a viewer who never switches sees them."""
     from prompts.chunk import parse_chunk
@@ -114,6 +121,24 @@ def decode_level(generator: Any, ladder: Ladder, level_id: int) -> np.ndarray:
         parse_chunk(ladder.chunk_bytes(level_id, i)) for i in range(ladder.manifest.chunk_count)
     ]
     return np.concatenate([stream.decode_chunk(chunk) for chunk in chunks])
+
+
+def start_latent_clip(generator: Any, ladder: Ladder, count: int) -> CodedClip:
+    """The stream's init latent decoded by the generator and shown for all ``count`` frames: a
+    ladder whose prompts carried nothing could do this well. Its bitrate is the init state's
+    bytes (sent once) over the clip's duration."""
+    import torch
+
+    from engines.colour import RGB24, image_to_frames
+
+    latent = torch.from_numpy(ladder.init_state()).to(generator.device)
+    with torch.inference_mode():
+        frame = image_to_frames(generator.backend.decode(latent), RGB24)[0].cpu().numpy()
+    seconds = count / ladder.manifest.stream.fps
+    kbps = len(ladder.init_state_bytes()) * 8 / 1000 / seconds
+    return CodedClip(
+        "start-latent", "init latent, every frame", kbps, np.repeat(frame[None], count, 0)
+    )
 
 
 def evaluate(
@@ -135,8 +160,11 @@ def evaluate(
     ffmpeg = ffmpeg_with_vmaf()
     vae = VAEBaseline(taesd, reference, fps) if taesd is not None else None
     points = []
-    steps = len(manifest.levels) * (1 + len(codecs) + (vae is not None))
+    steps = 1 + len(manifest.levels) * (2 + len(codecs) + (vae is not None))
     with tqdm(total=steps, desc="eval", unit="run", disable=not progress) as bar:
+        start = start_latent_clip(generator, ladder, len(reference))
+        points.append(score_clip(start, reference, fps, ffmpeg))
+        bar.update(1)
         for level in manifest.levels:
             decoded = decode_level(generator, ladder, level.id)
             points.append(
@@ -144,20 +172,22 @@ def evaluate(
             )
             bar.update(1)
             for codec in codecs:
-                clip = classic_at(codec, reference, fps, level.kbps)
                 points.append(
-                    score(codec, clip.setting, clip.kbps, clip.frames, reference, fps, ffmpeg)
+                    score_clip(
+                        classic_at(codec, reference, fps, level.kbps), reference, fps, ffmpeg
+                    )
                 )
                 bar.update(1)
+            thumbnail = thumbnail_at(reference, fps, level.interval, level.kbps)
+            points.append(score_clip(thumbnail, reference, fps, ffmpeg))
+            bar.update(1)
             if vae is not None:
                 clip = vae.at(
                     level.kbps,
                     lambda f: float(psnr_per_frame(f, reference).mean()),
                     tries=VAE_TRIES,
                 )
-                points.append(
-                    score("vae", clip.setting, clip.kbps, clip.frames, reference, fps, ffmpeg)
-                )
+                points.append(score_clip(clip, reference, fps, ffmpeg))
                 bar.update(1)
     return points
 

@@ -91,8 +91,15 @@ def test_eval_writes_table_json_and_plot(
     else:
         assert "| VMAF |" in report
     points = json.loads((out / "rate_quality.json").read_text())["points"]
-    assert {p["method"] for p in points} == {"promptus", "x264", "svt-av1", "vae"}
-    assert len(points) == 2 * 4
+    assert {p["method"] for p in points} == {
+        "promptus",
+        "x264",
+        "svt-av1",
+        "vae",
+        "thumbnail",
+        "start-latent",
+    }
+    assert len(points) == 1 + 2 * 5  # the start latent once; per level: promptus, 2 codecs, vae, thumbnail
     assert (out / "rate_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "rate_quality.md").read_text().startswith("# ladder")
 
