@@ -45,6 +45,13 @@ class FitPreset:
     prev_latent_rule: str = CHUNK_RESET  # the stream's rule; CHAINED is the release's
     perceptual: str | None = None  # a required perceptual term kind ("vgg19"), None: any
 
+    def __post_init__(self) -> None:
+        if self.algorithm == "sequential" and self.target_psnr is not None:
+            raise ValueError(
+                f"preset {self.name} runs the original release's loop, which never stops early: "
+                "--target-psnr does not apply to it"
+            )
+
     def with_target(self, target_psnr: float | None) -> FitPreset:
         """The same schedule with another quality target."""
         return replace(self, target_psnr=target_psnr)

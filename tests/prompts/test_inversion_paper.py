@@ -107,6 +107,12 @@ def test_one_iteration_matches_the_hand_computed_sequence() -> None:
     assert result.lr == 0.025 and result.iterations == 3
 
 
+def test_paper_preset_refuses_a_quality_target() -> None:
+    with pytest.raises(ValueError, match="never stops early"):
+        PRESETS["paper"].with_target(30.0)
+    assert PRESETS["paper"].with_target(None) == PRESETS["paper"]
+
+
 def test_running_range_quantiser_keeps_the_widest_range() -> None:
     running = RunningRange()
     x = torch.tensor([[0.2, -0.1], [0.4, 0.3]])
