@@ -21,12 +21,13 @@ import numpy as np
 
 from authoring.batched import StepOptions
 from authoring.checkpoint import load_checkpoint, save_checkpoint
-from authoring.fit import FitState, LevelConfig, LevelFitter, SpanResult
+from authoring.fit import FitState, InitialFactors, LevelConfig, LevelFitter, SpanResult
 from authoring.initial import initial_latent, sd_vae_initial_latent
 from authoring.levels import CHECKPOINT_DIR, LevelSpec, chunk_frames_for
 from authoring.losses import FitLoss, LossWeights, perceptual_term
 from authoring.metrics import psnr_per_frame, quality
 from authoring.presets import FitPreset, check_perceptual
+from authoring.sequential import StepHook
 from authoring.source import SourceVideo
 from common.errors import UserError
 from prompts.chunk import PromptChunk, make_prefix
@@ -176,11 +177,16 @@ def fit_level(
     out: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    initial: InitialFactors | None = None,
+    on_step: StepHook | None = None,
 ) -> FittedLevel:
     """Fit one level; with ``out`` it checkpoints after every keyframe (and resumes from it).
 
     The per-level entry point: frames (``source``), level (``level``, ``chunk_frames``),
-    options, and a start (``init_latent``; a resumed checkpoint) -> keyframes.
+    options (``options.seed`` seeds random starts), and a start (``init_latent``; a resumed
+    checkpoint; ``initial(span, state)``, any keyframe's starting float factors or None for
+    the default) -> keyframes. ``on_step`` sees every optimiser step of a sequential preset
+    (``LevelFitter.fit_span``). ``initial`` is not part of the checkpoint's fingerprint.
     """
     from tqdm import tqdm
 
@@ -223,7 +229,7 @@ def fit_level(
         total=len(fitter.spans), initial=len(state.keyframes), desc=f"fit {level.name}",
         unit="kf", disable=not progress, dynamic_ncols=True,
     ) as bar:  # fmt: skip
-        fitter.fit(state, on_keyframe=on_keyframe, progress=bar)
+        fitter.fit(state, on_keyframe=on_keyframe, progress=bar, initial=initial, on_step=on_step)
     return fitted
 
 

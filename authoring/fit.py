@@ -7,8 +7,9 @@ interval's frames are scored (MSE + perceptual + |c|). Two ways to make an itera
   one batch, extra weight on the worst frame, Adam's learning rate halved when a patience
   window brings no new best; the steps run on the device (``authoring.batched``:
   CUDA graphs, ``torch.compile``, phases at half resolution or on latents);
-* ``sequential`` (``paper``): the original release's loop, one step per frame plus extra steps
-  on the worst (``authoring.sequential``).
+* ``sequential`` (``paper``): the original release's loop, one step per frame, the previous
+  iteration's worst frame stepped three times in a row, its learning-rate windows
+  (``authoring.sequential``).
 
 The best (quantised) factors become the keyframe; the frames are then regenerated exactly as a
 decoder will, and that regeneration's x0 feeds the previous-latent term of the next group.
@@ -35,7 +36,7 @@ from authoring.batched import (
 from authoring.losses import FitLoss, mse_from_psnr, psnr_from_mse
 from authoring.plan import KeyframeSpan, keyframe_spans
 from authoring.presets import FitPreset
-from authoring.sequential import SequentialFit
+from authoring.sequential import EXTRA_WORST_STEPS, SequentialFit, SequentialSchedule, StepHook
 from authoring.source import frames_to_tensor
 from engines.schedule import mix_latent, stream_noise, x0_from_eps
 from prompts.keyframe import Keyframe, interpolate_context
@@ -103,6 +104,10 @@ class FitState:
     factors: tuple[np.ndarray, np.ndarray] | None = None  # float U, V of the last keyframe
     group_input: np.ndarray | None = None  # UNet input of the group starting at the last keyframe
     last_x0: np.ndarray | None = None  # x0 latent of the last keyframe's frame
+
+
+# (the keyframe's span, the state before it) -> its starting float factors, or None: the default
+InitialFactors = Callable[[KeyframeSpan, FitState], Factors | None]
 
 
 @dataclass
@@ -222,15 +227,39 @@ class LevelFitter:
         """Keyframe 0 fitted from random factors takes the preset's first-keyframe budget."""
         return span.index == 0 and self.predict_factors is None
 
-    def fit_span(self, span: KeyframeSpan, state: FitState) -> SpanResult:
-        """Fit keyframe ``span.index`` given the fitted keyframes before it, starting from
-        ``initial_factors``."""
+    def fit_span(
+        self,
+        span: KeyframeSpan,
+        state: FitState,
+        initial: Factors | None = None,
+        on_step: StepHook | None = None,
+    ) -> SpanResult:
+        """Fit keyframe ``span.index`` from an explicit start, for one keyframe or to compare
+        implementations step by step.
+
+        The start: ``state`` (the keyframes before, the last one the interpolation's fixed
+        end; ``state.last_x0`` under ``chained`` and ``state.group_input`` under
+        ``chunk-reset`` the previous latent; the fitter's init latent for keyframe 0),
+        ``initial`` the starting float factors (None: ``initial_factors``) and the level's
+        seed. ``on_step`` receives every optimiser step (sequential presets only; the batched
+        engine steps on the device and reports no steps).
+        """
         started = time.perf_counter()
-        u0, v0 = self.initial_factors(span, state)
+        if on_step is not None and self.preset.algorithm != "sequential":
+            raise ValueError(
+                f"preset {self.preset.name}: the step trace follows the sequential loop only"
+            )
+        u0, v0 = self.initial_factors(span, state) if initial is None else initial
+        rank = self.config.rank
+        if np.shape(u0) != (CONTEXT_TOKENS, rank) or np.shape(v0) != (rank, CONTEXT_DIM):
+            raise ValueError(
+                f"initial factors of keyframe {span.index} are {np.shape(u0)} and "
+                f"{np.shape(v0)}, the level needs {(CONTEXT_TOKENS, rank)} and {(rank, CONTEXT_DIM)}"
+            )
         u = torch.from_numpy(np.ascontiguousarray(u0, np.float32)).to(self.device)
         v = torch.from_numpy(np.ascontiguousarray(v0, np.float32)).to(self.device)
         if self.preset.algorithm == "sequential":
-            u, v, ranges, best_loss, iterations = self._fit_sequential(span, state, u, v)
+            u, v, ranges, best_loss, iterations = self._fit_sequential(span, state, u, v, on_step)
         else:
             u, v, best_loss, iterations = self._fit_batched(span, state, u, v)
             ranges = (None, None)
@@ -359,14 +388,20 @@ class LevelFitter:
     # -- the release's sequential loop -------------------------------------------------------
 
     def _fit_sequential(
-        self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor
+        self,
+        span: KeyframeSpan,
+        state: FitState,
+        u: torch.Tensor,
+        v: torch.Tensor,
+        on_step: StepHook | None,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple, float, int]:
-        """One Adam step per frame, in order, plus two on the worst (``SequentialFit``)."""
+        """The release's loop (``SequentialFit``) over the span's frames."""
         problem = self.problem(span, state)
         n = len(span.frames)
         stale: dict[str, torch.Tensor] = {}
 
-        def frame_loss(j: int, qu: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
+        def frame_loss(frame: int, qu: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
+            j = frame - span.frames[0]
             s = problem.weights[:, j : j + 1]
             context = stacked_contexts(qu[None], qv[None], problem, s)[0]
             if j < n - 1 or bool(problem.last_fixed[0]):
@@ -386,11 +421,25 @@ class LevelFitter:
                 s = problem.weights[:, j : j + 1]
                 return stacked_contexts(qu[None], qv[None], problem, s)[0].detach()
 
-        first = span.index == 0
-        budget = self.preset.first_iterations if first else self.preset.later_iterations
-        result = SequentialFit(frame_loss, n, self._learning_rate(span)).run(u, v, budget)
+        schedule = self.sequential_schedule(span)
+        fit = SequentialFit(frame_loss, span.frames, schedule, on_step, keyframe=span.index)
+        result = fit.run(u, v)
         ranges = (result.u_range, result.v_range) if self.preset.running_range else (None, None)
         return result.u, result.v, ranges, result.loss, result.iterations
+
+    def sequential_schedule(self, span: KeyframeSpan) -> SequentialSchedule:
+        """The preset's budget and learning-rate rule for one keyframe's sequential loop;
+        keyframe 0 gets no extra steps on its worst frame (the release's ``f_id > 0``)."""
+        preset = self.preset
+        first = self._first_budget(span)
+        return SequentialSchedule(
+            iterations=preset.first_iterations if first else preset.later_iterations,
+            lr=self._learning_rate(span),
+            patience=preset.first_patience if first else preset.later_patience,
+            min_lr=preset.min_lr,
+            extra_steps=0 if span.index == 0 else EXTRA_WORST_STEPS,
+            improvement=preset.improvement,
+        )
 
     # -- exact regeneration ----------------------------------------------------------------
 
@@ -461,11 +510,16 @@ class LevelFitter:
         state: FitState | None = None,
         on_keyframe: Callable[[FitState, SpanResult], None] | None = None,
         progress: Any = None,
+        initial: InitialFactors | None = None,
+        on_step: StepHook | None = None,
     ) -> FitState:
-        """Fit every keyframe not yet in ``state``; ``on_keyframe`` runs after each (checkpointing)."""
+        """Fit every keyframe not yet in ``state``; ``on_keyframe`` runs after each (checkpointing),
+        ``initial`` may give any keyframe's starting factors, ``on_step`` sees every step
+        (``fit_span``)."""
         state = state or FitState()
         for span in self.spans[len(state.keyframes) :]:
-            result = self.fit_span(span, state)
+            start = initial(span, state) if initial is not None else None
+            result = self.fit_span(span, state, start, on_step)
             state.keyframes.append(result.keyframe)
             state.stats.append(result.stats)
             state.factors = result.factors

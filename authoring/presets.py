@@ -1,5 +1,6 @@
-"""Fitting schedules: ``paper`` (the original release's algorithm), ``reference`` (its batched
-equivalent), ``fast`` (the operator default) and ``demo``."""
+"""Fitting schedules: ``paper`` (the original release's algorithm), ``reference`` (its budgets
+and windows on our batched engine, not an equivalent), ``fast`` (the operator default),
+``demo`` and ``encoder``."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ class FitPreset:
     worst_frame_extra: float = 2.0  # extra weight on the previous iteration's worst frame
     improvement: float = 1e-4  # relative loss drop that counts as an improvement
     # How an iteration is made: "batched" (the interval in one batch, our engine) or
-    # "sequential" (one Adam step per frame plus extra steps on the worst, the release's).
+    # "sequential" (one Adam step per frame plus extra steps on the worst, the release's; of
+    # the schedule's fields it reads the budgets, patience, lr, warm_lr, min_lr, improvement
+    # and running_range, and it refuses a target_psnr: the release never stops early).
     algorithm: str = "batched"
     frames_per_step: int = 0  # batched: frames scored per step, a random subset (0: all)
     coarse_fraction: float = 0.0  # batched: share of each budget fitted at half resolution first
@@ -44,6 +47,13 @@ class FitPreset:
     )
     prev_latent_rule: str = CHUNK_RESET  # the stream's rule; CHAINED is the release's
     perceptual: str | None = None  # a required perceptual term kind ("vgg19"), None: any
+
+    def __post_init__(self) -> None:
+        if self.algorithm == "sequential" and self.target_psnr is not None:
+            raise ValueError(
+                f"preset {self.name} runs the original release's loop, which never stops early: "
+                "--target-psnr does not apply to it"
+            )
 
     def with_target(self, target_psnr: float | None) -> FitPreset:
         """The same schedule with another quality target."""
@@ -74,19 +84,21 @@ PRESETS: dict[str, FitPreset] = {
         first_patience=50, later_patience=10, lr=0.1, warm_lr=0.01, min_lr=1e-4,
         stop_after_plateaus=0, target_psnr=None, delta_penalty=0.03, cosine=True,
     ),
-    # Seconds-scale ladders for `promptus demo` and CPU runs: with a faithful encoder the whole
-    # budget is spent on the latent objective (no decoder backward pass, 20-40x cheaper on CPU).
     # The original release, step for step (docs/inversion.md lists each point): per iteration one
-    # Adam step per frame in order plus two more on the worst frame, VGG19 perceptual term, raw
-    # images, running-range quantiser, torch.rand starts, lr halved (Adam re-created) whenever an
-    # iteration does not improve at all, "chained" previous latents, SD-VAE initial latent.
+    # Adam step per frame in order, the previous iteration's worst frame three in a row (not on
+    # keyframe 0), VGG19 perceptual term, raw images, running-range quantiser, torch.rand starts,
+    # lr halved (floor 0.001) and Adam re-created when a window of 300 / 20 iterations brings no
+    # new best, the factors the best iteration's last step scored stored, "chained" previous
+    # latents, SD-VAE initial latent.
     "paper": FitPreset(
         name="paper", first_iterations=10000, later_iterations=1500,
-        first_patience=1, later_patience=1, lr=0.1, warm_lr=0.1, min_lr=0.0,
+        first_patience=300, later_patience=20, lr=0.1, warm_lr=0.1, min_lr=0.001,
         stop_after_plateaus=0, target_psnr=None, improvement=0.0, algorithm="sequential",
         clamp=False, cold_start=True, running_range=True, init_latent="sd-vae",
         prev_latent_rule=CHAINED, perceptual="vgg19",
     ),
+    # Seconds-scale ladders for `promptus demo` and CPU runs: with a faithful encoder the whole
+    # budget is spent on the latent objective (no decoder backward pass, 20-40x cheaper on CPU).
     "demo": FitPreset(
         name="demo", first_iterations=80, later_iterations=12,
         first_patience=10, later_patience=4, lr=0.1, warm_lr=0.03, min_lr=0.005,

@@ -1,32 +1,44 @@
-"""The original release's optimisation loop (``--preset paper``), written from its description.
+"""The original release's optimisation loop (``--preset paper``), step for step.
 
-One *iteration* over an interval of n frames:
+Written from a reading of the release's ``inversion.py`` (JiangkaiWu/Promptus); what it does,
+for one keyframe whose interval holds the frames ``f_1 .. f_n`` (keyframe 0: frame 0 alone):
 
-1. for each frame j = 0 .. n-1 in order: update the running quantiser ranges with the current
-   (U, V), score frame j alone on the fake-quantised factors, backpropagate, one Adam step;
-2. the frame whose loss was highest in that sweep gets ``extra_steps`` (two) more such steps;
-3. the iteration's loss is the mean of the n sweep losses (each taken at a different state of
-   U, V); if it is below the best so far, the factors as they stand now and the quantiser
-   ranges become the best; otherwise the learning rate halves and Adam is created anew
-   (moments and step count reset).
+1. *Sweep.* An iteration steps the frames in order, one Adam step each: update the running
+   quantiser ranges with the current (U, V), score the frame alone on the fake-quantised
+   factors, backpropagate, ``Adam.step``.
+2. *Worst frame* (``extra_steps`` = 2; none for keyframe 0, as in the release). The frame
+   whose first loss of iteration i was highest is stepped ``1 + extra_steps`` times in a row
+   *at its place in the sweep of iteration i + 1*: with n = 5 and frame 5 worst the next sweep
+   is ``1, 2, 3, 4, 5, 5, 5``. Iteration 0 has no extra steps; ties go to the earlier frame.
+3. *Best.* The iteration's loss is the mean over the frames of each frame's first loss in the
+   sweep (each taken at another state of U, V). Below the best so far (strictly), it becomes
+   the best and the factors *that the sweep's last step scored* (before that step's update),
+   with the ranges that quantised them, are what the keyframe stores.
+4. *Learning rate.* Every ``patience`` iterations (the release: 300 for keyframe 0, 20 after)
+   the best is compared with the best at the previous check: no new best in that window
+   halves the rate, floored at ``min_lr`` (0.001), and re-creates Adam (moments and step count
+   reset) -- at the floor too, where the rate stays. A new best only moves the reference.
+   ``improvement`` is the relative margin that counts as new (the release's: 0, strict).
 
-The fake quantiser keeps a *running* min/max over the whole fit of a keyframe (the range
-only grows), and the stored keyframe is quantised with the range recorded with the best.
-Nothing here knows about generators: ``frame_loss(j, qu, qv)`` scores one frame.
+The fake quantiser keeps a *running* min/max over the whole fit of a keyframe (the range only
+grows). Nothing here knows about generators: ``frame_loss(frame, qu, qv)`` scores one frame.
+``on_step`` sees every step (``StepRecord``), so two implementations can be compared step by
+step from the same start.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from prompts.quant import fake_quantize
 
 FrameLoss = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
-EXTRA_WORST_STEPS = 2  # the release's extra steps on the interval's worst frame
+EXTRA_WORST_STEPS = 2  # the release's extra steps on the previous iteration's worst frame
+LR_DECAY = 0.5  # the release halves the rate after a window without a new best
 
 
 class RunningRange:
@@ -53,61 +65,87 @@ class RunningRange:
         return float(self.low), float(self.high)
 
 
+@dataclass(frozen=True)
+class SequentialSchedule:
+    """How long one keyframe's loop runs and how its learning rate moves."""
+
+    iterations: int
+    lr: float  # starting learning rate
+    patience: int  # iterations per window of the learning-rate check
+    min_lr: float  # floor of the halving
+    extra_steps: int = EXTRA_WORST_STEPS  # extra steps on the previous worst frame (0: none)
+    improvement: float = 0.0  # relative drop of the best that counts as new at a check
+
+    def __post_init__(self) -> None:
+        if self.patience < 1:
+            raise ValueError(f"patience must be at least 1 iteration, got {self.patience}")
+
+
+def sweep_order(frames: Sequence[int], worst: int | None, extra_steps: int) -> list[int]:
+    """The frames one iteration steps, in order: each once, ``worst`` (the previous
+    iteration's, None in iteration 0) ``1 + extra_steps`` times in a row at its place."""
+    return [f for f in frames for _ in range(1 + (extra_steps if f == worst else 0))]
+
+
 @dataclass
 class StepRecord:
-    """One optimiser step, for tests and diagnostics."""
+    """One optimiser step, as the trace hook sees it."""
 
+    keyframe: int
     iteration: int
-    frame: int
-    worst_step: bool  # one of the extra steps on the worst frame
+    frame: int  # the frame scored
+    worst_step: bool  # a repeat step on the previous iteration's worst frame
     lr: float
-    loss: float
-    adam_step: int  # Adam's own step count after this step (1 right after a reset)
-    u_range: tuple[float, float]
+    loss: float  # of the scored frame, before the update
+    adam_step: int  # Adam's own step count after this step (1 right after a re-creation)
+    u_range: tuple[float, float]  # running quantiser ranges that scored this step
     v_range: tuple[float, float]
-    u: torch.Tensor  # the factors after the step
+    u: torch.Tensor  # the float factors after the step
     v: torch.Tensor
+
+
+StepHook = Callable[[StepRecord], None]
 
 
 @dataclass
 class SequentialResult:
-    u: torch.Tensor  # best factors (float)
+    u: torch.Tensor  # float factors that the best iteration's last step scored
     v: torch.Tensor
-    u_range: tuple[float, float]  # running ranges recorded with the best
+    u_range: tuple[float, float]  # the running ranges that quantised them
     v_range: tuple[float, float]
     loss: float  # best iteration loss
     iterations: int
     lr: float  # learning rate at the end
-    trace: list[StepRecord] = field(default_factory=list)
 
 
 class SequentialFit:
-    """Runs the release's loop on one keyframe's factors."""
+    """Runs the release's loop on one keyframe's factors over the frames ``frames`` (their
+    numbers in the video, in order; ``frame_loss`` is called with one of them)."""
 
     def __init__(
         self,
         frame_loss: FrameLoss,
-        frames: int,
-        lr: float,
-        extra_steps: int = EXTRA_WORST_STEPS,
-        record: bool = False,
+        frames: Sequence[int],
+        schedule: SequentialSchedule,
+        on_step: StepHook | None = None,
+        keyframe: int = 0,
     ) -> None:
         self.frame_loss = frame_loss
-        self.frames = frames
-        self.lr = lr
-        self.extra_steps = extra_steps
-        self.record = record
+        self.frames = list(frames)
+        self.schedule = schedule
+        self.on_step = on_step
+        self.keyframe = keyframe  # only labels the trace
 
-    def run(self, u0: torch.Tensor, v0: torch.Tensor, iterations: int) -> SequentialResult:
+    def run(self, u0: torch.Tensor, v0: torch.Tensor) -> SequentialResult:
+        schedule = self.schedule
         u = u0.detach().clone().requires_grad_(True)
         v = v0.detach().clone().requires_grad_(True)
-        lr = self.lr
+        lr = schedule.lr
         optimizer = torch.optim.Adam([u, v], lr=lr)
         u_range, v_range = RunningRange(), RunningRange()
-        best = math.inf
+        best = checked = math.inf
         best_u, best_v = u.detach().clone(), v.detach().clone()
         best_ranges: tuple[tuple[float, float], tuple[float, float]] | None = None
-        trace: list[StepRecord] = []
 
         def step(iteration: int, frame: int, worst_step: bool) -> float:
             loss = self.frame_loss(frame, u_range.fake_quantize(u), v_range.fake_quantize(v))
@@ -115,31 +153,40 @@ class SequentialFit:
             loss.backward()
             optimizer.step()
             value = float(loss.detach())
-            if self.record:
-                state = optimizer.state[u]
-                trace.append(StepRecord(
-                    iteration, frame, worst_step, lr, value, int(state["step"]),
-                    u_range.value(), v_range.value(), u.detach().clone(), v.detach().clone(),
+            if self.on_step is not None:
+                self.on_step(StepRecord(
+                    self.keyframe, iteration, frame, worst_step, lr, value,
+                    int(optimizer.state[u]["step"]), u_range.value(), v_range.value(),
+                    u.detach().clone(), v.detach().clone(),
                 ))  # fmt: skip
             return value
 
+        worst: int | None = None
         done = 0
-        for iteration in range(iterations):
-            losses = [step(iteration, j, False) for j in range(self.frames)]
-            worst = max(range(self.frames), key=losses.__getitem__)
-            for _ in range(self.extra_steps):
-                step(iteration, worst, True)
+        for iteration in range(schedule.iterations):
+            order = sweep_order(self.frames, worst, schedule.extra_steps)
+            first_loss: dict[int, float] = {}  # in sweep order
+            for position, frame in enumerate(order):
+                if position == len(order) - 1:  # what the stored keyframe would be
+                    scored = u.detach().clone(), v.detach().clone()
+                loss = step(iteration, frame, frame in first_loss)
+                first_loss.setdefault(frame, loss)
             done = iteration + 1
-            mean = sum(losses) / self.frames
+            mean = sum(first_loss.values()) / len(first_loss)
             if mean < best:
                 best = mean
-                best_u, best_v = u.detach().clone(), v.detach().clone()
+                best_u, best_v = scored
                 best_ranges = (u_range.value(), v_range.value())
-            else:
-                lr /= 2
-                optimizer = torch.optim.Adam([u, v], lr=lr)
+            if schedule.extra_steps:
+                worst = max(first_loss, key=first_loss.__getitem__)  # first of equal maxima
+            if done % schedule.patience == 0:
+                if not best < checked * (1 - schedule.improvement):
+                    lr = max(lr * LR_DECAY, schedule.min_lr)
+                    optimizer = torch.optim.Adam([u, v], lr=lr)
+                else:
+                    checked = best
         if best_ranges is None:  # no iteration ran (or none was finite): the start, its own range
             u_range.update(best_u)
             v_range.update(best_v)
             best_ranges = (u_range.value(), v_range.value())
-        return SequentialResult(best_u, best_v, *best_ranges, best, done, lr, trace)
+        return SequentialResult(best_u, best_v, *best_ranges, best, done, lr)

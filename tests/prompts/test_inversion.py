@@ -86,13 +86,13 @@ def fitted(tiny: Any, planted: tuple[np.ndarray, np.ndarray]) -> tuple[Any, list
     original = LevelFitter.fit
 
     def recording_fit(
-        self: LevelFitter, state: Any = None, on_keyframe: Any = None, progress: Any = None
+        self: LevelFitter, state: Any = None, on_keyframe: Any = None, **kwargs: Any
     ) -> FitState:
         def record(current: FitState, result: Any) -> None:
             snapshots.append(copy.deepcopy(current))
             on_keyframe(current, result)
 
-        return original(self, state, on_keyframe=record, progress=progress)
+        return original(self, state, on_keyframe=record, **kwargs)
 
     LevelFitter.fit = recording_fit  # type: ignore[method-assign]
     try:
@@ -208,11 +208,11 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(
     original = LevelFitter.fit_span
     calls = {"n": 0}
 
-    def dying_fit_span(self: LevelFitter, span: Any, state: Any) -> Any:
+    def dying_fit_span(self: LevelFitter, span: Any, state: Any, *args: Any) -> Any:
         if calls["n"] == 2:
             raise KeyboardInterrupt  # the operator's ^C after two keyframes were checkpointed
         calls["n"] += 1
-        return original(self, span, state)
+        return original(self, span, state, *args)
 
     LevelFitter.fit_span = dying_fit_span  # type: ignore[method-assign]
     try:
