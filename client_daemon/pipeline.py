@@ -42,6 +42,9 @@ FPS_WINDOW_CHUNKS = 8  # chunks averaged by the fps meter
 class EngineStream(Protocol):
     """What the pipeline needs from ``engines``' open stream."""
 
+    slice_frames: int  # frames the next model call is given (read before each slice)
+    last_slice_frames: int  # frames the slice run last was given
+
     def iter_slices(
         self, chunk: PromptChunk, prefix: PromptChunk | None = None
     ) -> Iterator[list[np.ndarray]]:
@@ -53,7 +56,34 @@ class EngineStream(Protocol):
 class Scheduler(Protocol):
     """The daemon's generation thread (``client_daemon.scheduler.SliceScheduler``)."""
 
-    def submit(self, steps: Generator[Any, None, Any]) -> asyncio.Future[Any]: ...
+    def submit(
+        self, steps: Generator[Any, None, Any], owner: Any = None
+    ) -> asyncio.Future[Any]: ...
+
+    def forget(self, owner: Any) -> None: ...
+
+
+class SliceSizer:
+    """Frames per model call of one stream: at most ``most`` (the memory bound and the
+    backend's batch), and when ``adaptive`` about ``target_s`` of generation, from the time its
+    own slices took (the first slice is one frame: a 2048x2048 frame on a CPU takes seconds).
+
+    A backend that compiles per shape (``specialises_shapes``) keeps ``most``: each new slice
+    size would compile for a minute.
+    """
+
+    def __init__(self, most: int, target_s: float, *, adaptive: bool) -> None:
+        self.most = most
+        self.target_s = target_s
+        self.adaptive = adaptive
+        self.frames = 1 if adaptive else most
+
+    def observe(self, frames: int, seconds: float) -> int:
+        """A slice of ``frames`` took ``seconds``: the frames of the next one."""
+        if self.adaptive and frames > 0 and seconds > 0:
+            fit = int(self.target_s / (seconds / frames))
+            self.frames = max(1, min(self.most, fit, 2 * max(frames, self.frames)))
+        return self.frames
 
 
 @dataclass(frozen=True)
@@ -162,10 +192,14 @@ class SessionPipeline:
         scheduler: Scheduler,
         *,
         depth: int = QUEUE_DEPTH,
+        sizer: SliceSizer | None = None,
     ) -> None:
         self._stream = stream
         self._muxer = muxer
         self._scheduler = scheduler
+        self._sizer = sizer
+        if sizer is not None:
+            stream.slice_frames = sizer.frames
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="promptus-encode")
         self._jobs: asyncio.Queue[ChunkJob] = asyncio.Queue(maxsize=depth)
         # one chunk may wait here (generated or generating) while the previous is encoded
@@ -202,6 +236,7 @@ class SessionPipeline:
             # a running generation or encoding finishes in its thread; its result is dropped
             self._encoder.shutdown(wait=False, cancel_futures=True)
             self._muxer.close()
+            self._scheduler.forget(self)
 
     async def _start_chunks(self) -> None:
         loop = asyncio.get_running_loop()
@@ -209,7 +244,7 @@ class SessionPipeline:
             job = await self._jobs.get()
             self._busy += 1
             channel = FrameChannel()
-            generation = self._scheduler.submit(self._generate(job, channel))
+            generation = self._scheduler.submit(self._generate(job, channel), owner=self)
             generation.add_done_callback(_release_on_cancel(channel))
             parts: asyncio.Queue[GopSegment | _End] = asyncio.Queue()
             encoding = loop.run_in_executor(self._encoder, self._encode, job, channel, parts, loop)
@@ -225,7 +260,16 @@ class SessionPipeline:
         started = channel.started_at = time.perf_counter()
         try:
             count = 0
-            for landed in self._stream.iter_slices(job.chunk, job.prefix):
+            slices = self._stream.iter_slices(job.chunk, job.prefix)
+            while True:
+                slice_started = time.perf_counter()
+                landed = next(slices, None)
+                if landed is None:
+                    break
+                if self._sizer is not None:  # the next slice's frames, from this one's time
+                    self._stream.slice_frames = self._sizer.observe(
+                        self._stream.last_slice_frames, time.perf_counter() - slice_started
+                    )
                 for batch in landed:
                     count += batch.shape[0]
                     if count > job.frames:
