@@ -23,6 +23,7 @@ from client_daemon.scheduler import SliceScheduler
 from client_daemon.session import Session
 from client_daemon.settings import DaemonSettings
 from client_daemon.transport import PageConnection
+from common.log_throttle import LogThrottle
 from engines.colour import YUV420P
 from prompts.init_state import InitStateError, parse_init_state
 from prompts.stream_model import GeneratorMismatchError, check_generator, latent_shape
@@ -30,6 +31,10 @@ from wire.daemon import MAX_FRAME_DAEMON_RECEIVES, Open
 from wire.errors import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
+# websockets logs every connection opened, closed or rejected (any web page can fetch() the
+# daemon's port) at INFO: the daemon's server keeps only its warnings and errors
+SOCKETS_LOG = logging.getLogger("client_daemon.sockets")
+SOCKETS_LOG.setLevel(logging.WARNING)
 
 # Frames leave the generator as planar YUV 4:2:0, converted on its device (in the compiled
 # step on CUDA): half the host copy of RGB, and x264 takes them without a CPU conversion.
@@ -98,6 +103,9 @@ class Daemon:
         # one thread drives the generator: pages take turns on the GPU, slice by slice
         self._generation = SliceScheduler(after_failure=generator.release_memory)
         self._server: Server | None = None
+        # lines pages can cause (refused origins, failed chunks): one per kind an interval
+        self.refusals = LogThrottle(log)
+        self.failures = LogThrottle(logging.getLogger("client_daemon.pipeline"))
         self.sessions = 0  # streams open now, at most settings.budget.max_sessions
 
     async def __aenter__(self) -> Daemon:
@@ -135,6 +143,7 @@ class Daemon:
             self.settings.port,
             max_size=MAX_FRAME_DAEMON_RECEIVES,  # larger frames are cut with close code 1009
             compression=None,  # fMP4 and prompt chunks do not deflate; save the CPU
+            logger=SOCKETS_LOG,
         )
         log.info("daemon listening on %s", self.url)
 
@@ -238,7 +247,12 @@ class Daemon:
         muxer = H264Muxer(setup.width, setup.height, setup.fps, self.settings.encoder)
         init_segment = await asyncio.get_running_loop().run_in_executor(None, muxer.init_segment)
         pipeline = SessionPipeline(
-            stream, muxer, self._generation, depth=self.settings.queue_depth, sizer=sizer
+            stream,
+            muxer,
+            self._generation,
+            depth=self.settings.queue_depth,
+            sizer=sizer,
+            failures=self.failures,
         )
         session = Session(
             setup,

@@ -29,6 +29,7 @@ import numpy as np
 from client_daemon.muxer import GopSegment, SegmentMuxer
 from client_daemon.session import ChunkJob
 from client_daemon.settings import QUEUE_DEPTH
+from common.log_throttle import LogThrottle
 from common.threads import call_in_loop
 from prompts.chunk import ChunkFormatError, PromptChunk
 from prompts.stream_model import GeneratorMismatchError
@@ -193,11 +194,15 @@ class SessionPipeline:
         *,
         depth: int = QUEUE_DEPTH,
         sizer: SliceSizer | None = None,
+        failures: LogThrottle | None = None,
     ) -> None:
         self._stream = stream
         self._muxer = muxer
         self._scheduler = scheduler
         self._sizer = sizer
+        # failed chunks are logged with their traceback, at most once a kind an interval (the
+        # daemon shares one throttle between its pages: a page that reconnects gains nothing)
+        self._failures = failures or LogThrottle(log)
         if sizer is not None:
             stream.slice_frames = sizer.frames
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="promptus-encode")
@@ -336,11 +341,29 @@ class SessionPipeline:
         try:
             await flight.generation
         except Exception as error:  # noqa: BLE001 - every failure becomes an `error` message
-            yield Failure(job, _classify(error, job))
+            yield Failure(job, self._classify(error, job))
             return
-        log.error("encoding chunk %d of level %d failed", job.index, job.level, exc_info=item.error)
+        self._failures.log(
+            logging.ERROR,
+            "encoding",
+            "encoding chunk %d of level %d failed",
+            job.index,
+            job.level,
+            exc_info=item.error,
+        )
         reason = item.error or RuntimeError(f"{index} of {parts} GOPs encoded")
         yield Failure(job, ProtocolError(ErrorCode.GENERATION_FAILED, f"encoding failed: {reason}"))
+
+    def _classify(self, error: Exception, job: ChunkJob) -> ProtocolError:
+        where = f"chunk {job.index} of level {job.level}"
+        if isinstance(error, GeneratorMismatchError):
+            return ProtocolError(ErrorCode.GENERATOR_MISMATCH, f"{where}: {error}")
+        if isinstance(error, ChunkFormatError):
+            return ProtocolError(ErrorCode.BAD_CHUNK, f"{where} cannot be decoded: {error}")
+        self._failures.log(
+            logging.ERROR, type(error).__name__, "generating %s failed", where, exc_info=error
+        )
+        return ProtocolError(ErrorCode.GENERATION_FAILED, f"generating {where} failed: {error}")
 
 
 def _frame_count_error(count: int, expected: int) -> str:
@@ -351,13 +374,3 @@ def _drop(future: asyncio.Future[Any]) -> None:
     """Cancel ``future`` if it has not started; its late result or error is discarded."""
     future.cancel()
     future.add_done_callback(lambda done: done.cancelled() or done.exception())
-
-
-def _classify(error: Exception, job: ChunkJob) -> ProtocolError:
-    where = f"chunk {job.index} of level {job.level}"
-    if isinstance(error, GeneratorMismatchError):
-        return ProtocolError(ErrorCode.GENERATOR_MISMATCH, f"{where}: {error}")
-    if isinstance(error, ChunkFormatError):
-        return ProtocolError(ErrorCode.BAD_CHUNK, f"{where} cannot be decoded: {error}")
-    log.error("generating %s failed", where, exc_info=error)
-    return ProtocolError(ErrorCode.GENERATION_FAILED, f"generating {where} failed: {error}")

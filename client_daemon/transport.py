@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from client_daemon.pipeline import Failure, Segment, SessionPipeline
 from client_daemon.session import ChunkJob, Session
 from client_daemon.settings import DaemonSettings
+from common.log_throttle import LogThrottle
 from wire.daemon import (
     MAX_MEDIA_PAYLOAD_BYTES,
     InitSegment,
@@ -62,6 +63,7 @@ class SessionHost(Protocol):
 
     settings: DaemonSettings
     device_name: str
+    refusals: LogThrottle  # one line per refused origin an interval
 
     @property
     def generator_id(self) -> str: ...
@@ -93,7 +95,7 @@ class PageConnection:
         origin = self.websocket.request.headers.get("Origin") if self.websocket.request else None
         refusal = origin_refusal(origin, self.daemon.settings.allowed_origins)
         if refusal is not None:
-            log.warning("refused a page: %s", refusal)
+            self.daemon.refusals.log(logging.WARNING, str(origin), "refused a page: %s", refusal)
             await self._send_error(ProtocolError(ErrorCode.FORBIDDEN_ORIGIN, refusal))
             await self.websocket.close(
                 CLOSE_CODES[ErrorCode.FORBIDDEN_ORIGIN], close_reason(refusal)

@@ -6,29 +6,28 @@ dies. Each test failed on the code before the issue (see each docstring)."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
-import struct
 import tempfile
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from client_daemon.client import DaemonClient, DaemonClosed, DaemonError
 from client_daemon.ready import read_ready_file
 from common.processes import Child
-from prompts.chunk import PromptChunk, encode_chunk
-from prompts.init_state import encode_init_state
-from tests.client_daemon.helpers import make_chunk, open_message
+from prompts.chunk import encode_chunk
+from tests.client_daemon.helpers import (
+    inflating_init_state,
+    make_chunk,
+    one_group_chunk,
+    open_message,
+    sized_open,
+)
 from tests.client_daemon.test_budget_functional import process_status, refused
-from tests.prompts.factories import random_keyframe
 from tests.web.stack import START_TIMEOUT_S, free_port, promptus_child
-from wire.daemon import StreamSetup
 from wire.errors import ErrorCode
 
 MAX_CALL_MB = 128  # a 512x512 frame of the tiny generator takes ~55 MiB in a call on the CPU
@@ -59,20 +58,6 @@ def daemon() -> Iterator[tuple[Child, str, str]]:
         yield child, url, gid
     finally:
         child.stop()
-
-
-def setup_of(gid: str, size: int, chunk_frames: int) -> tuple[StreamSetup, bytes]:
-    """An `open` for a ``size`` x ``size`` stream of ``chunk_frames``-frame chunks."""
-    request = open_message(gid)
-    setup = dataclasses.replace(request.stream, width=size, height=size, chunk_frames=chunk_frames)
-    latent = np.random.RandomState(1).standard_normal((1, 4, size // 8, size // 8))
-    return setup, encode_init_state(latent.astype(np.float32))
-
-
-def one_group_chunk(gid: str, frames: int) -> bytes:
-    """Chunk 0 with keyframes only at its two ends: one generation group of ``frames``."""
-    keyframes = (random_keyframe(0, 1), random_keyframe(frames, 1))
-    return encode_chunk(PromptChunk(gid, 0, 0, 0, frames, frames, 1, keyframes))
 
 
 class PeakRss:
@@ -106,13 +91,13 @@ async def test_the_budget_is_measured_memory_per_model_call(daemon) -> None:  # 
     assert 20 <= int(line.group(1)) <= 5000  # measured at start on this CPU (~245 for tiny)
     idle_mib = process_status(child.pid)[0]
     async with await DaemonClient.connect(url) as page:
-        huge, init_state = setup_of(gid, 2048, 15)
+        huge, init_state = sized_open(gid, 2048, 15)
         await refused(
             page.open(huge, init_state),
             ErrorCode.BAD_FIELD,
             f"over this daemon's {MAX_CALL_MB} MiB per call (promptus daemon --max-call-mb)",
         )
-        setup, init_state = setup_of(gid, 512, 8)  # allowed: calls of at most 2 frames
+        setup, init_state = sized_open(gid, 512, 8)  # allowed: calls of at most 2 frames
         await page.open(setup, init_state)
         with PeakRss(child.pid) as rss:
             await page.send_chunk(0, 0, one_group_chunk(gid, 8))
@@ -132,7 +117,7 @@ async def test_turns_are_fair_in_time_not_in_slices(daemon) -> None:  # noqa: AN
         await DaemonClient.connect(url) as large,
         await DaemonClient.connect(url) as small,
     ):
-        setup, init_state = setup_of(gid, 512, large_frames)
+        setup, init_state = sized_open(gid, 512, large_frames)
         await large.open(setup, init_state)
         request = open_message(gid)
         await small.open(request.stream, request.init_state)
@@ -186,15 +171,9 @@ async def test_an_idle_session_is_closed_and_its_slot_freed(daemon) -> None:  # 
 async def test_an_init_state_that_inflates_past_its_shape_is_named_so(daemon) -> None:  # noqa: ANN001
     """Before: "payload decodes to 1024 bytes, expected 1024" for 50 MB of zeros in 50 KB."""
     _, url, gid = daemon
-    shape = (1, 4, 8, 8)
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    payload = compressor.compress(bytes(50 * 2**20)) + compressor.flush()
-    body = b"PRIS" + bytes([1, 0, 4, 0]) + struct.pack("<4I", *shape)
-    body += struct.pack("<I", len(payload)) + payload
-    bomb = body + struct.pack("<I", zlib.crc32(body))
     async with await DaemonClient.connect(url) as page:
         await refused(
-            page.open(open_message(gid).stream, bomb),
+            page.open(open_message(gid).stream, inflating_init_state()),
             ErrorCode.BAD_FIELD,
             "init state: payload inflates to more than the header says: its shape [1, 4, 8, 8] "
             "of float32 needs 1024 bytes",
@@ -217,3 +196,26 @@ async def test_the_python_client_raises_daemon_closed_when_the_daemon_dies() -> 
         child.stop()
     with pytest.raises(DaemonClosed, match="cannot reach the daemon"):
         await DaemonClient.connect(f"ws://127.0.0.1:{free_port()}")
+
+
+async def test_connections_of_any_kind_do_not_flood_the_log(daemon) -> None:  # noqa: ANN001
+    """Before: websockets logged each connection opened, closed or rejected (any web page can
+    fetch() the daemon's port) and each refused origin was a warning line: a reconnecting page
+    grew the log by ~100 bytes a connection."""
+    child, url, _ = daemon
+    port = int(url.rsplit(":", 1)[1])
+    for _ in range(50):
+        page = await DaemonClient.connect(url)
+        await page.websocket.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # not a WebSocket handshake
+        await reader.read()
+        writer.close()
+        foreign = await DaemonClient.connect(url, origin="http://evil.example")
+        with pytest.raises(DaemonError):
+            await foreign.reply()
+        await foreign.websocket.close()
+    await asyncio.sleep(0.5)
+    output = child.output()
+    assert "connection open" not in output and "connection rejected" not in output
+    assert output.count("refused a page: origin http://evil.example") == 1
