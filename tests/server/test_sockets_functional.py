@@ -23,12 +23,11 @@ from common.processes import Child, http_ok, promptus_command
 from server.run import FILES_RESERVE
 from server.settings import ServerSettings
 from tests.server.conftest import write_ladder
+from tests.server.raw_socket import MALFORMED_REQUEST, PARTIAL_REQUEST
 from tests.web.stack import REPO_ROOT, START_TIMEOUT_S, free_port
 
 HOST = "127.0.0.1"
 OTHER = "127.0.0.2"  # another client address (any 127.x.y.z is this machine on Linux)
-MALFORMED = b"GET / HTTP/1.1\r\nX\r\n\r\n"  # 21 bytes: a header line without a colon
-PARTIAL = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"  # headers never finished
 RSS_SLACK_MIB = 24.0  # allocator noise; the attacks below took far more before
 LOG_SLACK_BYTES = 2048  # a few throttled lines
 
@@ -98,7 +97,7 @@ def settled(log: Path) -> int:
 
 def malformed_request(port: int, source: str) -> bytes:
     with socket.create_connection((HOST, port), timeout=10, source_address=(source, 0)) as conn:
-        conn.sendall(MALFORMED)
+        conn.sendall(MALFORMED_REQUEST)
         return conn.recv(4096)
 
 
@@ -140,7 +139,7 @@ def test_held_partial_requests_are_counted_per_address_and_timed_out(
         try:
             for _ in range(300):  # one address: 8 wait for the timeout, the rest are closed now
                 conn = socket.create_connection((HOST, port), timeout=10)
-                conn.sendall(PARTIAL)
+                conn.sendall(PARTIAL_REQUEST)
                 held.append(conn)
             time.sleep(0.5)
             assert open_files(child.pid) <= before_files + 8 + 2
@@ -151,7 +150,7 @@ def test_held_partial_requests_are_counted_per_address_and_timed_out(
             held.append(trickle)
             started = time.monotonic()
             with suppress(OSError):  # a byte a second does not keep a socket: closed at 2 s
-                for byte in PARTIAL:
+                for byte in PARTIAL_REQUEST:
                     trickle.sendall(bytes([byte]))
                     time.sleep(0.25)
             assert time.monotonic() - started < 2 + 3
@@ -204,7 +203,7 @@ def test_out_of_descriptors_is_warned_at_start_and_accept_failures_are_one_line(
         try:
             for _ in range(150):  # past the limit: the kernel queues what the server cannot take
                 conn = socket.create_connection((HOST, port), timeout=10)
-                conn.sendall(PARTIAL)
+                conn.sendall(PARTIAL_REQUEST)
                 held.append(conn)
             time.sleep(4.0)  # accept retries once a second, the catalog scans twice
         finally:
