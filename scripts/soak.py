@@ -86,6 +86,7 @@ LARGE_SIZE, LARGE_FRAMES = 1024, 4  # the large page's stream: chunks of one 4-f
 OVERSIZED = 2048  # a stream size the soak daemon refuses at open (--max-call-mb below)
 DAEMON_MAX_CALL_MB = 512  # a 1024x1024 frame takes ~250 MiB in a call, a 2048x2048 one ~1 GiB
 DAEMON_IDLE_TIMEOUT_S = 20  # the idle page is closed after this and comes back
+DAEMON_SESSIONS = 8  # room for every client and attacker, so refusals are the budget's, not busy
 ATTACK_PERIOD_S = 1.0  # the refused pages try once a second
 
 
@@ -124,6 +125,14 @@ class Window:
         self.attacks[kind] = self.attacks.get(kind, 0) + count
 
 
+def client_address(prefix: str, seed: int):  # noqa: ANN201 - aiohttp is imported late
+    """A connector from a loopback address of this client's own (``prefix.N``): real viewers
+    come from many addresses, and the server's per-address limits are not what is soaked."""
+    import aiohttp
+
+    return aiohttp.TCPConnector(local_addr=(f"{prefix}.{seed % 250 + 1}", 0))
+
+
 def full_size_stats() -> str:
     fields = {f"k{i:02d}_" + "x" * 60: "y" * 128 for i in range(16)}
     return json.dumps(
@@ -138,7 +147,7 @@ async def viewer(url: str, window: list[Window], stop: float, seed: int) -> None
 
     stats = full_size_stats()
     rng = np.random.default_rng(seed)
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(connector=client_address("127.0.1", seed)) as http:
         while time.time() < stop:
             try:
                 client = await ViewerClient.connect(http, url)
@@ -168,7 +177,7 @@ async def page(
 
     from server.client import ViewerClient
 
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(connector=client_address("127.0.2", seed)) as http:
         while time.time() < stop:
             try:
                 server = await ViewerClient.connect(http, server_url)
@@ -551,7 +560,12 @@ def start_stack(work: Path, args: argparse.Namespace) -> Stack:
             "daemon",
             promptus_command("daemon", "--port", "0", "--generator", "tiny", "--device", "cpu")
             + ["--ready-file", str(ready), "--max-call-mb", str(DAEMON_MAX_CALL_MB)]
-            + ["--idle-timeout", str(DAEMON_IDLE_TIMEOUT_S)],
+            + [
+                "--idle-timeout",
+                str(DAEMON_IDLE_TIMEOUT_S),
+                "--max-sessions",
+                str(DAEMON_SESSIONS),
+            ],
             env={"OMP_NUM_THREADS": "1"},
             output=output,
         )
@@ -642,7 +656,8 @@ def main() -> int:
         "config": {
             **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "stream": f"{SIZE}x{SIZE} tiny generator, {CHUNK_FRAMES}-frame chunks at {FPS} fps",
-            "daemon": f"--max-call-mb {DAEMON_MAX_CALL_MB} --idle-timeout {DAEMON_IDLE_TIMEOUT_S}",
+            "daemon": f"--max-call-mb {DAEMON_MAX_CALL_MB} --idle-timeout {DAEMON_IDLE_TIMEOUT_S} "
+            f"--max-sessions {DAEMON_SESSIONS}",
         },
         **(
             {"runs": runs}
