@@ -11,6 +11,7 @@ import asyncio
 from types import TracebackType
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from common.errors import UserError
 from prompts.ladder import Ladder
@@ -39,6 +40,10 @@ class DaemonError(UserError):
         self.error = error
 
 
+class DaemonClosed(UserError):
+    """The daemon cannot be reached, closed the connection, or is gone (it crashed)."""
+
+
 class DaemonClient:
     """One page's connection to the daemon."""
 
@@ -51,13 +56,16 @@ class DaemonClient:
     async def connect(
         cls, url: str, *, origin: str | None = None, timeout_s: float = REPLY_TIMEOUT_S
     ) -> DaemonClient:
-        """Connect to a daemon at ``url`` (``ws://127.0.0.1:9090``)."""
-        websocket = await connect(
-            url,
-            origin=origin,  # type: ignore[arg-type]  # websockets types Origin as a NewType
-            max_size=MAX_FRAME_PAGE_RECEIVES,
-            compression=None,
-        )
+        """Connect to a daemon at ``url`` (``ws://127.0.0.1:9090``); DaemonClosed if none answers."""
+        try:
+            websocket = await connect(
+                url,
+                origin=origin,  # type: ignore[arg-type]  # websockets types Origin as a NewType
+                max_size=MAX_FRAME_PAGE_RECEIVES,
+                compression=None,
+            )
+        except (OSError, InvalidHandshake) as error:
+            raise DaemonClosed(f"cannot reach the daemon at {url}: {error}") from None
         return cls(websocket, timeout_s)
 
     async def __aenter__(self) -> DaemonClient:
@@ -71,9 +79,16 @@ class DaemonClient:
     ) -> None:
         await self.websocket.close()
 
+    async def send(self, message: str | bytes) -> None:
+        """Send one message; DaemonClosed when the connection is gone."""
+        try:
+            await self.websocket.send(message)
+        except ConnectionClosed as error:
+            raise DaemonClosed(_closed(error)) from None
+
     async def open(self, setup: StreamSetup, init_state: bytes) -> InitSegment:
         """Open a stream; returns the init segment (raises DaemonError if refused)."""
-        await self.websocket.send(Open(stream=setup, init_state=init_state).encode())
+        await self.send(Open(stream=setup, init_state=init_state).encode())
         reply = await self.reply()
         if not isinstance(reply, InitSegment):
             raise TypeError(f"expected an init segment, got {type(reply).__name__}")
@@ -88,17 +103,22 @@ class DaemonClient:
         self, level: int, chunk: int, data: bytes, prefix: bytes = b"", channel: str = "local"
     ) -> None:
         """Forward one chunk (and its switch prefix) as the page does."""
-        await self.websocket.send(encode_chunk_message(channel, level, chunk, data, prefix))
+        await self.send(encode_chunk_message(channel, level, chunk, data, prefix))
 
     async def seek(self, chunk: int) -> None:
         """Announce that the next chunk is ``chunk``."""
-        await self.websocket.send(Seek(chunk=chunk).encode())
+        await self.send(Seek(chunk=chunk).encode())
 
     async def reply(self) -> InitSegment | MediaSegment:
-        """The next init or segment; `status` is kept in ``last_status``; errors raise."""
+        """The next init or segment; `status` is kept in ``last_status``; an `error` raises
+        DaemonError, a closed connection DaemonClosed (after any error the daemon sent last)."""
         async with asyncio.timeout(self.timeout_s):
             while True:
-                message: DaemonMessage = parse_daemon_message(await self.websocket.recv())
+                try:
+                    raw = await self.websocket.recv()
+                except ConnectionClosed as error:
+                    raise DaemonClosed(_closed(error)) from None
+                message: DaemonMessage = parse_daemon_message(raw)
                 if isinstance(message, Status):
                     self.last_status = message
                 elif isinstance(message, ErrorMessage):
@@ -119,3 +139,11 @@ class DaemonClient:
         while segments[-1].part < segments[-1].parts - 1:
             segments.append(await self.segment())
         return segments
+
+
+def _closed(error: ConnectionClosed) -> str:
+    """What a closed daemon connection says: the close code and reason, or that it vanished."""
+    if error.rcvd is None:
+        return "the daemon is gone: the connection broke without a close (did it crash?)"
+    reason = f": {error.rcvd.reason}" if error.rcvd.reason else ""
+    return f"the daemon closed the connection (code {error.rcvd.code}{reason})"

@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from client_daemon.footprint import PROBE_CALLS, CannotMeasure, Footprint, measure_footprint
 from client_daemon.muxer import H264Muxer
-from client_daemon.pipeline import EngineStream, SessionPipeline
+from client_daemon.pipeline import EngineStream, SessionPipeline, SliceSizer
 from client_daemon.scheduler import SliceScheduler
 from client_daemon.session import Session
 from client_daemon.settings import DaemonSettings
 from client_daemon.transport import PageConnection
+from common.log_throttle import LogThrottle
 from engines.colour import YUV420P
 from prompts.init_state import InitStateError, parse_init_state
 from prompts.stream_model import GeneratorMismatchError, check_generator
@@ -28,10 +31,23 @@ from wire.daemon import MAX_FRAME_DAEMON_RECEIVES, Open
 from wire.errors import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
+# websockets logs every connection opened, closed or rejected (any web page can fetch() the
+# daemon's port) at INFO: the daemon's server keeps only its warnings and errors
+SOCKETS_LOG = logging.getLogger("client_daemon.sockets")
+SOCKETS_LOG.setLevel(logging.WARNING)
 
 # Frames leave the generator as planar YUV 4:2:0, converted on its device (in the compiled
 # step on CUDA): half the host copy of RGB, and x264 takes them without a CPU conversion.
 ENGINE_FRAME_FORMAT = YUV420P
+
+
+class Backend(Protocol):
+    """What the daemon needs from a generator's backend."""
+
+    @property
+    def max_batch(self) -> int: ...
+
+    specialises_shapes: bool
 
 
 class Generator(Protocol):
@@ -41,11 +57,14 @@ class Generator(Protocol):
     name: str
     context_tokens: int
     context_dim: int
+    backend: Backend
 
     @property
     def device(self) -> Any: ...
 
     def open_stream(self, **stream: Any) -> EngineStream: ...
+
+    def warm_up(self, width: int, height: int, frames: int, frame_format: str) -> float: ...
 
     def release_memory(self) -> None: ...
 
@@ -63,13 +82,30 @@ def describe_device(device: Any) -> str:
 class Daemon:
     """Owns the generator and the generation thread; serves pages over WebSocket."""
 
-    def __init__(self, generator: Generator, settings: DaemonSettings | None = None) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        settings: DaemonSettings | None = None,
+        *,
+        probe_calls: Sequence[tuple[int, int, int]] | None = None,
+    ) -> None:
+        """``probe_calls`` (width, height, frames) are the model calls measured at start for the
+        memory budget (default: two small ones). A backend that compiles per shape is measured
+        only on the shapes given (those it was warmed up on): another would compile for a
+        minute."""
         self.generator = generator
         self.settings = settings or DaemonSettings()
         self.device_name = describe_device(generator.device)
+        if probe_calls is None and not generator.backend.specialises_shapes:
+            probe_calls = PROBE_CALLS
+        self.probe_calls = tuple(probe_calls or ())
+        self.footprint: Footprint | None = None  # measured by start(); None: not measurable
         # one thread drives the generator: pages take turns on the GPU, slice by slice
         self._generation = SliceScheduler(after_failure=generator.release_memory)
         self._server: Server | None = None
+        # lines pages can cause (refused origins, failed chunks): one per kind an interval
+        self.refusals = LogThrottle(log)
+        self.failures = LogThrottle(logging.getLogger("client_daemon.pipeline"))
         self.sessions = 0  # streams open now, at most settings.budget.max_sessions
 
     async def __aenter__(self) -> Daemon:
@@ -80,13 +116,34 @@ class Daemon:
         await self.close()
 
     async def start(self) -> None:
-        """Start listening."""
+        """Measure what a model call costs here, then start listening."""
+        try:
+            if not self.probe_calls:
+                raise CannotMeasure("the backend compiles per shape and no shape was warmed up")
+            # on this thread, before serving: the main heap gives freed memory back to the
+            # system (malloc_trim), so each measured call's pages are new; a thread's own heap
+            # would hand the first probe's memory to the next and hide it
+            self.footprint = measure_footprint(
+                self.generator, self.probe_calls, ENGINE_FRAME_FORMAT
+            )
+        except CannotMeasure as error:
+            log.warning("no memory budget per model call: %s", error)
+        else:
+            limit = self.settings.budget.call_limit(self.footprint)
+            log.info(
+                "a model call takes %s (measured); at most %.0f MiB per call "
+                "(promptus daemon --max-call-mb), %.1f GiB free",
+                self.footprint.describe(),
+                limit / 2**20,
+                self.footprint.available_bytes / 2**30,
+            )
         self._server = await serve(
             self._serve_page,
             self.settings.host,
             self.settings.port,
             max_size=MAX_FRAME_DAEMON_RECEIVES,  # larger frames are cut with close code 1009
             compression=None,  # fMP4 and prompt chunks do not deflate; save the CPU
+            logger=SOCKETS_LOG,
         )
         log.info("daemon listening on %s", self.url)
 
@@ -149,6 +206,18 @@ class Daemon:
         problem = budget.stream_problem(setup.width, setup.height, setup.chunk_frames)
         if problem is not None:
             raise ProtocolError(ErrorCode.BAD_FIELD, problem)
+        call_frames = self.generator.backend.max_batch
+        if self.footprint is not None:
+            try:
+                fits = budget.call_frames(self.footprint, setup.width, setup.height)
+            except ValueError as error:  # the device cannot hold one frame's call
+                raise ProtocolError(ErrorCode.BAD_FIELD, str(error)) from None
+            call_frames = min(call_frames, fits)
+        sizer = SliceSizer(
+            call_frames,
+            budget.slice_ms / 1000,
+            adaptive=not self.generator.backend.specialises_shapes,
+        )
         try:
             init_latent = parse_init_state(request.init_state)
         except InitStateError as error:
@@ -169,6 +238,7 @@ class Daemon:
             prev_latent_rule=setup.prev_latent_rule,
             init_latent=init_latent,
             frame_format=ENGINE_FRAME_FORMAT,
+            slice_frames=sizer.frames,
         )
         try:
             stream = await self._generation.call(open_engine_stream)
@@ -176,7 +246,14 @@ class Daemon:
             raise ProtocolError(ErrorCode.BAD_FIELD, f"cannot open the stream: {error}") from None
         muxer = H264Muxer(setup.width, setup.height, setup.fps, self.settings.encoder)
         init_segment = await asyncio.get_running_loop().run_in_executor(None, muxer.init_segment)
-        pipeline = SessionPipeline(stream, muxer, self._generation, depth=self.settings.queue_depth)
+        pipeline = SessionPipeline(
+            stream,
+            muxer,
+            self._generation,
+            depth=self.settings.queue_depth,
+            sizer=sizer,
+            failures=self.failures,
+        )
         session = Session(
             setup,
             context_shape=(self.generator.context_tokens, self.generator.context_dim),

@@ -29,6 +29,7 @@ import numpy as np
 from client_daemon.muxer import GopSegment, SegmentMuxer
 from client_daemon.session import ChunkJob
 from client_daemon.settings import QUEUE_DEPTH
+from common.log_throttle import LogThrottle
 from common.threads import call_in_loop
 from prompts.chunk import ChunkFormatError, PromptChunk
 from prompts.stream_model import GeneratorMismatchError
@@ -42,6 +43,9 @@ FPS_WINDOW_CHUNKS = 8  # chunks averaged by the fps meter
 class EngineStream(Protocol):
     """What the pipeline needs from ``engines``' open stream."""
 
+    slice_frames: int  # frames the next model call is given (read before each slice)
+    last_slice_frames: int  # frames the slice run last was given
+
     def iter_slices(
         self, chunk: PromptChunk, prefix: PromptChunk | None = None
     ) -> Iterator[list[np.ndarray]]:
@@ -53,7 +57,34 @@ class EngineStream(Protocol):
 class Scheduler(Protocol):
     """The daemon's generation thread (``client_daemon.scheduler.SliceScheduler``)."""
 
-    def submit(self, steps: Generator[Any, None, Any]) -> asyncio.Future[Any]: ...
+    def submit(
+        self, steps: Generator[Any, None, Any], owner: Any = None
+    ) -> asyncio.Future[Any]: ...
+
+    def forget(self, owner: Any) -> None: ...
+
+
+class SliceSizer:
+    """Frames per model call of one stream: at most ``most`` (the memory bound and the
+    backend's batch), and when ``adaptive`` about ``target_s`` of generation, from the time its
+    own slices took (the first slice is one frame: a 2048x2048 frame on a CPU takes seconds).
+
+    A backend that compiles per shape (``specialises_shapes``) keeps ``most``: each new slice
+    size would compile for a minute.
+    """
+
+    def __init__(self, most: int, target_s: float, *, adaptive: bool) -> None:
+        self.most = most
+        self.target_s = target_s
+        self.adaptive = adaptive
+        self.frames = 1 if adaptive else most
+
+    def observe(self, frames: int, seconds: float) -> int:
+        """A slice of ``frames`` took ``seconds``: the frames of the next one."""
+        if self.adaptive and frames > 0 and seconds > 0:
+            fit = int(self.target_s / (seconds / frames))
+            self.frames = max(1, min(self.most, fit, 2 * max(frames, self.frames)))
+        return self.frames
 
 
 @dataclass(frozen=True)
@@ -162,10 +193,18 @@ class SessionPipeline:
         scheduler: Scheduler,
         *,
         depth: int = QUEUE_DEPTH,
+        sizer: SliceSizer | None = None,
+        failures: LogThrottle | None = None,
     ) -> None:
         self._stream = stream
         self._muxer = muxer
         self._scheduler = scheduler
+        self._sizer = sizer
+        # failed chunks are logged with their traceback, at most once a kind an interval (the
+        # daemon shares one throttle between its pages: a page that reconnects gains nothing)
+        self._failures = failures or LogThrottle(log)
+        if sizer is not None:
+            stream.slice_frames = sizer.frames
         self._encoder = ThreadPoolExecutor(1, thread_name_prefix="promptus-encode")
         self._jobs: asyncio.Queue[ChunkJob] = asyncio.Queue(maxsize=depth)
         # one chunk may wait here (generated or generating) while the previous is encoded
@@ -202,6 +241,7 @@ class SessionPipeline:
             # a running generation or encoding finishes in its thread; its result is dropped
             self._encoder.shutdown(wait=False, cancel_futures=True)
             self._muxer.close()
+            self._scheduler.forget(self)
 
     async def _start_chunks(self) -> None:
         loop = asyncio.get_running_loop()
@@ -209,7 +249,7 @@ class SessionPipeline:
             job = await self._jobs.get()
             self._busy += 1
             channel = FrameChannel()
-            generation = self._scheduler.submit(self._generate(job, channel))
+            generation = self._scheduler.submit(self._generate(job, channel), owner=self)
             generation.add_done_callback(_release_on_cancel(channel))
             parts: asyncio.Queue[GopSegment | _End] = asyncio.Queue()
             encoding = loop.run_in_executor(self._encoder, self._encode, job, channel, parts, loop)
@@ -225,7 +265,16 @@ class SessionPipeline:
         started = channel.started_at = time.perf_counter()
         try:
             count = 0
-            for landed in self._stream.iter_slices(job.chunk, job.prefix):
+            slices = self._stream.iter_slices(job.chunk, job.prefix)
+            while True:
+                slice_started = time.perf_counter()
+                landed = next(slices, None)
+                if landed is None:
+                    break
+                if self._sizer is not None:  # the next slice's frames, from this one's time
+                    self._stream.slice_frames = self._sizer.observe(
+                        self._stream.last_slice_frames, time.perf_counter() - slice_started
+                    )
                 for batch in landed:
                     count += batch.shape[0]
                     if count > job.frames:
@@ -292,11 +341,29 @@ class SessionPipeline:
         try:
             await flight.generation
         except Exception as error:  # noqa: BLE001 - every failure becomes an `error` message
-            yield Failure(job, _classify(error, job))
+            yield Failure(job, self._classify(error, job))
             return
-        log.error("encoding chunk %d of level %d failed", job.index, job.level, exc_info=item.error)
+        self._failures.log(
+            logging.ERROR,
+            "encoding",
+            "encoding chunk %d of level %d failed",
+            job.index,
+            job.level,
+            exc_info=item.error,
+        )
         reason = item.error or RuntimeError(f"{index} of {parts} GOPs encoded")
         yield Failure(job, ProtocolError(ErrorCode.GENERATION_FAILED, f"encoding failed: {reason}"))
+
+    def _classify(self, error: Exception, job: ChunkJob) -> ProtocolError:
+        where = f"chunk {job.index} of level {job.level}"
+        if isinstance(error, GeneratorMismatchError):
+            return ProtocolError(ErrorCode.GENERATOR_MISMATCH, f"{where}: {error}")
+        if isinstance(error, ChunkFormatError):
+            return ProtocolError(ErrorCode.BAD_CHUNK, f"{where} cannot be decoded: {error}")
+        self._failures.log(
+            logging.ERROR, type(error).__name__, "generating %s failed", where, exc_info=error
+        )
+        return ProtocolError(ErrorCode.GENERATION_FAILED, f"generating {where} failed: {error}")
 
 
 def _frame_count_error(count: int, expected: int) -> str:
@@ -307,13 +374,3 @@ def _drop(future: asyncio.Future[Any]) -> None:
     """Cancel ``future`` if it has not started; its late result or error is discarded."""
     future.cancel()
     future.add_done_callback(lambda done: done.cancelled() or done.exception())
-
-
-def _classify(error: Exception, job: ChunkJob) -> ProtocolError:
-    where = f"chunk {job.index} of level {job.level}"
-    if isinstance(error, GeneratorMismatchError):
-        return ProtocolError(ErrorCode.GENERATOR_MISMATCH, f"{where}: {error}")
-    if isinstance(error, ChunkFormatError):
-        return ProtocolError(ErrorCode.BAD_CHUNK, f"{where} cannot be decoded: {error}")
-    log.error("generating %s failed", where, exc_info=error)
-    return ProtocolError(ErrorCode.GENERATION_FAILED, f"generating {where} failed: {error}")

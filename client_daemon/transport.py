@@ -3,7 +3,9 @@
 The connection's own task reads the socket; a sender task turns the pipeline's outcomes
 into `segment`/`error` messages and a status task reports speed about once a second.
 Every refused message gets an `error` reply and the connection goes on; nothing a page
-sends can stop the daemon or another page.
+sends can stop the daemon or another page. A page that sends nothing for the idle timeout
+while none of its chunks is queued gets `idle_timeout` and is closed (its stream's slot is
+freed); a page that leaves at any moment, right after its `open` included, is no error.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from client_daemon.pipeline import Failure, Segment, SessionPipeline
 from client_daemon.session import ChunkJob, Session
 from client_daemon.settings import DaemonSettings
+from common.log_throttle import LogThrottle
 from wire.daemon import (
     MAX_MEDIA_PAYLOAD_BYTES,
     InitSegment,
@@ -60,6 +63,7 @@ class SessionHost(Protocol):
 
     settings: DaemonSettings
     device_name: str
+    refusals: LogThrottle  # one line per refused origin an interval
 
     @property
     def generator_id(self) -> str: ...
@@ -91,7 +95,7 @@ class PageConnection:
         origin = self.websocket.request.headers.get("Origin") if self.websocket.request else None
         refusal = origin_refusal(origin, self.daemon.settings.allowed_origins)
         if refusal is not None:
-            log.warning("refused a page: %s", refusal)
+            self.daemon.refusals.log(logging.WARNING, str(origin), "refused a page: %s", refusal)
             await self._send_error(ProtocolError(ErrorCode.FORBIDDEN_ORIGIN, refusal))
             await self.websocket.close(
                 CLOSE_CODES[ErrorCode.FORBIDDEN_ORIGIN], close_reason(refusal)
@@ -99,13 +103,29 @@ class PageConnection:
             return
         status = asyncio.create_task(self._report_status())
         try:
-            async for message in self.websocket:
+            while (message := await self._next_message()) is not None:
                 await self._handle(message)
         except ConnectionClosed:
             pass  # the page went away, possibly mid-chunk; its work is dropped below
         finally:
             status.cancel()
             await self._end_session()
+
+    async def _next_message(self) -> str | bytes | None:
+        """The page's next message; None once it idled out (told and closed)."""
+        timeout_s = self.daemon.settings.idle_timeout_s
+        while True:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    return await self.websocket.recv()  # cancelling recv() loses nothing
+            except TimeoutError:
+                pipeline = self._active.pipeline if self._active else None
+                if pipeline is not None and pipeline.queue_depth > 0:
+                    continue  # its chunks are still being generated: we keep it waiting
+                reason = f"no message for {timeout_s:g} s"
+                await self._send_error(ProtocolError(ErrorCode.IDLE_TIMEOUT, reason))
+                await self.websocket.close(CLOSE_CODES[ErrorCode.IDLE_TIMEOUT], reason)
+                return None
 
     async def _handle(self, message: str | bytes) -> None:
         parsed = None
@@ -131,6 +151,8 @@ class PageConnection:
                 await self._send_error(error)
             if error.code in CLOSE_CODES:
                 await self.websocket.close(CLOSE_CODES[error.code], close_reason(error.message))
+        except ConnectionClosed:
+            raise  # the page left (right after its `open`, say): no error, run() ends it
         except Exception as error:  # a failing engine or a bug: tell the page, keep serving
             log.exception("handling a %s message failed", _type_of(parsed))
             await self._send_error(ProtocolError(ErrorCode.INTERNAL, f"the daemon failed: {error}"))

@@ -123,11 +123,14 @@ class Generator:
         generator_id: str | None = None,
         allow_generator_mismatch: bool = False,
         frame_format: str = RGB24,
+        slice_frames: int | None = None,
     ) -> GeneratorStream:
         """A stream decoder; ``generator_id`` (the manifest's) is checked here when given.
 
         ``frame_format`` is what its chunks come out as: ``rgb24``, or ``yuv420p`` converted on
-        the device for an encoder (``engines.colour``).
+        the device for an encoder (``engines.colour``). ``slice_frames`` (at most the backend's
+        ``max_batch``, the default) is how many frames one model call of this stream is given:
+        a caller that bounds the memory or time of one call at this frame size sets it lower.
         """
         if generator_id is not None and not allow_generator_mismatch:
             self.check_generator_id(generator_id)
@@ -141,6 +144,7 @@ class Generator:
             init_latent=init_latent,
             allow_generator_mismatch=allow_generator_mismatch,
             frame_format=frame_format,
+            slice_frames=slice_frames,
         )
 
 

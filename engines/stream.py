@@ -114,8 +114,11 @@ class GeneratorStream:
         init_latent: np.ndarray,
         allow_generator_mismatch: bool = False,
         frame_format: str = RGB24,
+        slice_frames: int | None = None,
     ) -> None:
         check_frame_format(frame_format)
+        if slice_frames is not None and slice_frames < 1:
+            raise ValueError(f"slice_frames must be at least 1, got {slice_frames}")
         problem = size_problem(width, height)
         if problem is not None:
             raise ValueError(f"stream {problem}")
@@ -139,6 +142,9 @@ class GeneratorStream:
         self.frame_format = frame_format  # what decode_chunk / iter_chunk hand out (engines.colour)
         self.weight = float(prev_latent_weight)
         self.allow_generator_mismatch = allow_generator_mismatch
+        max_batch = generator.backend.max_batch
+        self.slice_frames = max_batch if slice_frames is None else min(slice_frames, max_batch)
+        self.last_slice_frames = 0  # frames of the slice run last
         device = generator.device
         self._noise = torch.from_numpy(
             stream_noise(noise_seed, height, width, generator.latent_geometry)
@@ -191,8 +197,9 @@ class GeneratorStream:
     def iter_slices(
         self, chunk: PromptChunk, prefix: PromptChunk | None = None
     ) -> Iterator[list[np.ndarray]]:
-        """The chunk run one slice at a time: a slice is at most ``backend.max_batch`` frames of
-        one generation group, so memory is bounded by the batch size whatever the interval.
+        """The chunk run one slice at a time: a slice is at most ``slice_frames`` (by default
+        ``backend.max_batch``) frames of one generation group, so memory is bounded by the slice
+        whatever the interval.
 
         Each item lists the frame batches that reached the host while that slice ran (on the
         CPU exactly its frames; on CUDA maybe none yet, and the rest with the last item).
@@ -228,21 +235,28 @@ class GeneratorStream:
     def _run_slices(
         self, chunk: PromptChunk, previous: Keyframe | None, groups: list[Group]
     ) -> Iterator[list[np.ndarray]]:
-        """Yields the landed batches after each slice, returns the whole chunk's frames."""
-        step = self.generator.backend.max_batch
-        slices = [(g, s, min(s + step, g.end)) for g in groups for s in range(g.start, g.end, step)]
+        """Yields the landed batches after each slice, returns the whole chunk's frames.
+
+        ``slice_frames`` is read before each slice, so a caller may change it between slices
+        (the daemon sizes them to a time budget); ``last_slice_frames`` is what the slice ran.
+        """
         # Frames go to the host as each slice finishes (pinned, asynchronous on CUDA).
         sink = self.generator.backend.frame_sink(
             chunk.frame_count, self.frame_format, self.height, self.width
         )
-        for position, (group, start, stop) in enumerate(slices):
-            contexts = torch.from_numpy(frame_contexts(chunk, previous, start, stop))
-            sink.add(self._run_slice(group, start, contexts.to(self.generator.device)))
-            last = position == len(slices) - 1
-            if last:
-                self._finish_chunk(chunk, previous)
-            yield list(sink.ready(wait=last))
-        if not slices:
+        for number, group in enumerate(groups):
+            start = group.start
+            while start < group.end:
+                stop = min(start + self.slice_frames, group.end)
+                contexts = torch.from_numpy(frame_contexts(chunk, previous, start, stop))
+                sink.add(self._run_slice(group, start, contexts.to(self.generator.device)))
+                self.last_slice_frames = stop - start
+                last = number == len(groups) - 1 and stop == group.end
+                if last:
+                    self._finish_chunk(chunk, previous)
+                yield list(sink.ready(wait=last))
+                start = stop
+        if not groups:
             self._finish_chunk(chunk, previous)
         return sink.result()
 

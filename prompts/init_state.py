@@ -91,8 +91,11 @@ def parse_init_state(data: bytes) -> np.ndarray:
         raw = decompressor.decompress(data[offset : offset + length], expected)
     except zlib.error as error:
         raise InitStateError(f"corrupt payload ({error})") from None
+    needs = f"its shape {list(shape)} of {DTYPES[code].name} needs {expected} bytes"
+    if not decompressor.eof and len(raw) == expected:  # inflating stopped at the shape's size
+        raise InitStateError(f"payload inflates to more than the header says: {needs}")
     if len(raw) != expected or not decompressor.eof:
-        raise InitStateError(f"payload decodes to {len(raw)} bytes, expected {expected}")
+        raise InitStateError(f"payload inflates to {len(raw)} bytes, {needs}")
     values = np.frombuffer(raw, dtype=DTYPES[code]).reshape(shape).astype(np.float32)
     if not np.all(np.isfinite(values)):
         raise InitStateError("init state has NaN or infinite values")

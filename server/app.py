@@ -12,10 +12,12 @@ from aiohttp import web
 from server.addresses import AddressLimits
 from server.catalog import Catalog
 from server.chunk_store import ChunkStore
+from server.connections import ConnectionGuard, track_requests
 from server.keys import (
     addresses_key,
     catalog_key,
     chunk_store_key,
+    connections_key,
     metrics_key,
     settings_key,
     telemetry_key,
@@ -38,10 +40,15 @@ SERVER_HEADER = (
 
 def create_app(settings: ServerSettings) -> web.Application:
     """The application: `/ws`, `/healthz`, `/channels`, `/metrics` and the web player at `/`."""
-    app = web.Application()
+    app = web.Application(middlewares=[track_requests])
     app[settings_key] = settings
-    app[catalog_key] = Catalog(settings.media_dir, settings.catalog_poll_s)
-    app[chunk_store_key] = ChunkStore(settings.cache_bytes)
+    app[connections_key] = ConnectionGuard(
+        max_pending_per_address=settings.max_pending_per_address,
+        max_pending=settings.max_pending,
+        log_interval_s=settings.log_interval_s,
+    )
+    app[catalog_key] = Catalog(settings.media_dir, settings.catalog_poll_s, settings.log_interval_s)
+    app[chunk_store_key] = ChunkStore(settings.cache_bytes, settings.log_interval_s)
     app[telemetry_key] = Telemetry(
         open_backend(settings.telemetry, max_bytes=settings.telemetry_max_bytes),
         flush_s=settings.telemetry_flush_s,
@@ -113,9 +120,26 @@ async def handle_metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
     app = request.app
     store, telemetry, catalog = app[chunk_store_key], app[telemetry_key], app[catalog_key]
-    addresses = app[addresses_key]
+    addresses, connections = app[addresses_key], app[connections_key]
     text = app[metrics_key].render(
         {
+            "promptus_pending_sockets": (
+                "Sockets waiting for a request's headers (half-sent requests, idle keep-alive).",
+                lambda: connections.pending,
+            ),
+            "promptus_refused_pending_sockets": (
+                "Sockets closed at accept: their address or the server had its maximum waiting "
+                "for request headers, since start.",
+                lambda: connections.refused_pending,
+            ),
+            "promptus_malformed_requests": (
+                "Requests that were not HTTP (answered 400 and closed) since start.",
+                lambda: connections.malformed,
+            ),
+            "promptus_accept_failures": (
+                "Connections the server could not accept (out of file descriptors) since start.",
+                lambda: connections.accept_failures,
+            ),
             "promptus_channels": ("Channels in the catalog.", lambda: len(catalog)),
             "promptus_bad_channels": (
                 "Ladders refused by the last catalog scan (reasons in /healthz).",
@@ -132,6 +156,14 @@ async def handle_metrics(request: web.Request) -> web.Response:
             "promptus_refused_manifests": (
                 "Hellos refused by their address's manifest byte budget since start.",
                 lambda: addresses.refused_manifests,
+            ),
+            "promptus_failed_catalog_scans": (
+                "Catalog scans that failed (out of file descriptors, a broken disk) since start.",
+                lambda: catalog.failed_scans,
+            ),
+            "promptus_unreadable_media": (
+                "Requests refused because a ladder file could not be read, since start.",
+                lambda: store.unreadable,
             ),
             "promptus_cache_bytes": (
                 "Bytes of encoded chunk messages cached.",

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from common.log_throttle import DEFAULT_INTERVAL_S, LogThrottle
 from common.threads import in_daemon_thread
 from prompts.init_state import MAX_INIT_STATE_BYTES
 from prompts.ladder import MANIFEST_NAME, verify_init_state
@@ -60,7 +61,9 @@ class Channel:
 class Catalog:
     """Channels by id, refreshed from disk by `watch` (a background task)."""
 
-    def __init__(self, media_dir: Path, poll_s: float) -> None:
+    def __init__(
+        self, media_dir: Path, poll_s: float, log_interval_s: float = DEFAULT_INTERVAL_S
+    ) -> None:
         self.media_dir = Path(media_dir)
         self.root = self.media_dir.resolve()
         self.poll_s = poll_s
@@ -71,6 +74,9 @@ class Catalog:
         # manifests already refused (logged once per file version): stamp and reason
         self._refused: dict[Path, tuple[FileStamp, str]] = {}
         self.problems: dict[str, str] = {}  # channel -> why its ladder is refused, last scan
+        # a scan that fails every poll (out of file descriptors) logs one line per interval
+        self._failures = LogThrottle(log, log_interval_s)
+        self.failed_scans = 0
 
     def get(self, name: str) -> Channel | None:
         """The channel ``name`` as of the last refresh."""
@@ -116,8 +122,20 @@ class Catalog:
         while True:
             try:
                 await self.refresh()
-            except Exception:  # noqa: BLE001 - a scan error must not end the watcher
-                log.exception("catalog scan of %s failed", self.media_dir)
+            except OSError as error:  # EMFILE, an unmounted disk: a line, no traceback
+                self.failed_scans += 1
+                self._failures.log(
+                    logging.ERROR, "scan", "catalog scan of %s failed: %s", self.media_dir, error
+                )
+            except Exception as error:  # noqa: BLE001 - a scan error must not end the watcher
+                self.failed_scans += 1
+                self._failures.log(
+                    logging.ERROR,
+                    "scan",
+                    "catalog scan of %s failed",
+                    self.media_dir,
+                    exc_info=error,
+                )
             await asyncio.sleep(self.poll_s)
 
     def _scan(self, current: dict[str, Channel]) -> tuple[dict[str, Channel], dict[str, str]]:

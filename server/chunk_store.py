@@ -8,17 +8,22 @@ Concurrent requests for the same message share one read.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 
 from common.errors import UserError
+from common.log_throttle import DEFAULT_INTERVAL_S, LogThrottle
 from prompts.chunk import MAX_CHUNK_BYTES, encode_chunk, is_closed_chunk, make_prefix, parse_chunk
 from prompts.init_state import MAX_INIT_STATE_BYTES
 from prompts.ladder import chunk_relpath
 from prompts.manifest import ChunkInfo
 from server.catalog import Channel
 from server.media_files import MediaFileError, read_media_file
+from wire.errors import ErrorCode, ProtocolError
 from wire.media import InitStateMessage, encode_chunk_message
+
+log = logging.getLogger(__name__)
 
 # (channel, its content generation, level, chunk index, with prefix)
 ChunkKey = tuple[str, int, int, int, bool]
@@ -28,10 +33,14 @@ class ChunkReadError(UserError):
     """A chunk file the manifest announces is missing, of the wrong size or unparsable."""
 
 
+class PrefixGapError(UserError):
+    """The switch prefix of a chunk would be the last keyframe of a chunk that is a gap."""
+
+
 class ChunkStore:
     """Builds `chunk` and `init_state` messages; an LRU of at most ``max_bytes`` of them."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, log_interval_s: float = DEFAULT_INTERVAL_S) -> None:
         self.max_bytes = max_bytes
         self.cached_bytes = 0
         self.hits = 0
@@ -39,6 +48,16 @@ class ChunkStore:
         self.reads = 0  # builds started (concurrent misses of one key share one)
         self._cache: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
         self._pending: dict[tuple[object, ...], asyncio.Future[bytes]] = {}
+        # a broken file asked for many times a second logs one line per channel per interval
+        self._failures = LogThrottle(log, log_interval_s)
+        self.unreadable = 0  # requests refused because a ladder file could not be read
+
+    def unreadable_media(self, channel: Channel, error: ChunkReadError) -> ProtocolError:
+        """Count and log (one line per channel per interval) a file that could not be read; the
+        error to send."""
+        self.unreadable += 1
+        self._failures.log(logging.ERROR, channel.name, "channel %s: %s", channel.name, error)
+        return ProtocolError(ErrorCode.MEDIA_UNREADABLE, f"channel {channel.name}: {error}")
 
     async def chunk_message(self, channel: Channel, level: int, index: int, prefix: bool) -> bytes:
         """The `chunk` message for chunk ``index`` of ``level`` (+ switch prefix if asked and j > 0).
@@ -126,8 +145,10 @@ def _build_chunk_message(
     prefix = b""
     if with_prefix and not is_closed_chunk(data):  # a closed chunk holds its own keyframe
         if previous is not None and previous.gap:
-            raise ChunkReadError(
-                f"switch prefix of chunk {index} (level {level_name}): chunk {index - 1} is a gap"
+            raise PrefixGapError(
+                f"chunk {index} of level {level} cannot follow a level switch or a seek: its "
+                f"switch prefix would be the last keyframe of chunk {index - 1}, a gap in this "
+                "live channel; take another level or skip it"
             )
         size = previous.bytes if previous is not None else None
         data_before = _read_chunk(channel, level_name, index - 1, size)

@@ -7,6 +7,7 @@ from aiohttp import web
 from server.addresses import AddressLimits
 from server.catalog import Catalog
 from server.chunk_store import ChunkStore
+from server.connections import ConnectionGuard
 from server.metrics import Metrics
 from server.settings import ServerSettings
 from server.telemetry import Telemetry
@@ -15,5 +16,6 @@ settings_key = web.AppKey("settings", ServerSettings)
 addresses_key = web.AppKey("addresses", AddressLimits)
 catalog_key = web.AppKey("catalog", Catalog)
 chunk_store_key = web.AppKey("chunk_store", ChunkStore)
+connections_key = web.AppKey("connections", ConnectionGuard)
 telemetry_key = web.AppKey("telemetry", Telemetry)
 metrics_key = web.AppKey("metrics", Metrics)

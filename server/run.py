@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 from dataclasses import replace
 
@@ -13,6 +15,9 @@ from server.settings import ServerSettings
 
 # (gen0 allocations, gen0 runs per gen1 run, gen1 runs per gen2 run); CPython's default is (700, 10, 10)
 GC_THRESHOLDS = (50_000, 50, 1000)
+FILES_RESERVE = 256  # descriptors beside the sockets: media and database files, pipes, the loop
+SHUTDOWN_TIMEOUT_S = 60.0  # graceful shutdown waits this long for open requests
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def tune_gc() -> None:
@@ -37,29 +42,84 @@ def hide_library_version(name: str) -> None:
     aiohttp.web_response.SERVER_SOFTWARE = name
 
 
+def open_files_needed(settings: ServerSettings) -> int:
+    """Descriptors one server process may need: every viewer's socket, every socket allowed to
+    wait for its request headers, and the process's own files."""
+    return settings.max_viewers + settings.max_pending + FILES_RESERVE
+
+
+def raise_open_file_limit(needed: int) -> str | None:
+    """Raise the soft open-file limit towards ``needed`` (at most the hard limit); a warning
+    naming the numbers when it cannot reach it, else None."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target >= needed:
+        return None
+    return (
+        f"the open-file limit is {target} (hard limit {hard}), below the {needed} this server "
+        f"may need (--max-viewers + --max-pending + {FILES_RESERVE} for its files): past it, "
+        "new connections fail. Raise it (ulimit -Hn, systemd LimitNOFILE=) or lower --max-viewers"
+    )
+
+
 def serve(
     settings: ServerSettings, host: str, port: int, *, reuse_port: bool, access_log: bool
 ) -> None:
     """Run one server process until SIGINT/SIGTERM (graceful shutdown tells the viewers)."""
-    from aiohttp import web
-
-    from server.app import SERVER_HEADER, create_app
+    from server.app import SERVER_HEADER
 
     hide_library_version(SERVER_HEADER)
+    logger = logging.getLogger("server")
+    warning = raise_open_file_limit(open_files_needed(settings))
+    if warning is not None:
+        logger.warning(warning)
+    asyncio.run(_serve(settings, host, port, reuse_port=reuse_port, access_log=access_log))
+
+
+async def _serve(
+    settings: ServerSettings, host: str, port: int, *, reuse_port: bool, access_log: bool
+) -> None:
+    from aiohttp import web
+    from aiohttp.web_log import AccessLogger
+
+    from server.app import create_app
+    from server.connections import GuardedSite
+    from server.keys import connections_key
+
+    loop = asyncio.get_running_loop()
     app = create_app(settings)
-
-    async def freeze_startup_objects(app: web.Application) -> None:
+    guard = app[connections_key]
+    loop.set_exception_handler(guard.handle_loop_exception)
+    stop = asyncio.Event()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        site = GuardedSite(
+            runner,
+            host,
+            port,
+            guard=guard,
+            reuse_port=reuse_port,
+            handler_options={
+                # aiohttp closes a socket whose request headers are not complete this long
+                # after the accept or the last response (its keep-alive timeout)
+                "keepalive_timeout": settings.header_timeout_s,
+                "access_log_class": AccessLogger,
+                "access_log": logging.getLogger("aiohttp.access") if access_log else None,
+            },
+        )
+        await site.start()
         tune_gc()
-
-    app.on_startup.append(freeze_startup_objects)
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        reuse_port=reuse_port,
-        access_log=logging.getLogger("aiohttp.access") if access_log else None,
-        print=lambda text: logging.getLogger("server").info(text.strip()),
-    )
+        logging.getLogger("server").info("======== Running on %s ========", site.name)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def serve_workers(

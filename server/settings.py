@@ -24,6 +24,12 @@ class ServerSettings:
     telemetry: str | None = None
     max_viewers: int = 10_000  # concurrent WebSockets per process
     max_per_address: int = 8  # concurrent WebSockets per client address (0: no limit)
+    # sockets waiting for a request's headers (half-sent requests, idle keep-alive): closed
+    # after this long, at most so many per client address (0: no limit) and in all
+    header_timeout_s: float = 10.0
+    max_pending_per_address: int = 16
+    max_pending: int = 1024
+    log_interval_s: float = 60.0  # at most one line per address a minute about its bad requests
     # bytes of manifests the hellos of one address may make the server send (a hello is ~50
     # bytes, a manifest up to MAX_MANIFEST_BYTES): sustained per second, and at once
     manifest_bytes_per_s: float = 1024 * 1024

@@ -16,7 +16,7 @@ from aiohttp import WSMsgType, web
 
 from server.addresses import address_key
 from server.catalog import Channel
-from server.chunk_store import ChunkReadError
+from server.chunk_store import ChunkReadError, PrefixGapError
 from server.frame_guard import MaskedFramesOnly
 from server.keys import (
     addresses_key,
@@ -194,8 +194,7 @@ class Viewer:
         try:
             init_state = await self.store.init_state_message(channel)
         except ChunkReadError as error:
-            log.error("channel %s: %s", channel.name, error)
-            raise ProtocolError(ErrorCode.INTERNAL, str(error)) from None
+            raise self.store.unreadable_media(channel, error) from None
         await self.send(init_state)
 
     async def sync_manifest(self) -> None:
@@ -259,9 +258,10 @@ class Viewer:
         requested_at = time.time()
         try:
             wire = await self.store.chunk_message(channel, get.level, get.chunk, get.prefix)
+        except PrefixGapError as error:
+            raise ProtocolError(ErrorCode.GAP, str(error)) from None
         except ChunkReadError as error:
-            log.error("channel %s: %s", channel.name, error)
-            raise ProtocolError(ErrorCode.INTERNAL, str(error)) from None
+            raise self.store.unreadable_media(channel, error) from None
         await self.send(wire)
         size = cell.bytes
         prefix_bytes = len(wire) - HEADER_LENGTH.size - HEADER_LENGTH.unpack_from(wire)[0] - size

@@ -31,6 +31,7 @@ export const ErrorCode = Object.freeze({
   SERVER_FULL: 'server_full',
   IDLE_TIMEOUT: 'idle_timeout',
   GOING_AWAY: 'going_away',
+  MEDIA_UNREADABLE: 'media_unreadable',
   INTERNAL: 'internal',
   FORBIDDEN_ORIGIN: 'forbidden_origin',
   OPEN_REQUIRED: 'open_required',

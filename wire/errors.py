@@ -25,6 +25,9 @@ class ErrorCode(StrEnum):
     SERVER_FULL = "server_full"  # maximum number of viewers reached; connection closes
     IDLE_TIMEOUT = "idle_timeout"  # nothing received for too long; connection closes
     GOING_AWAY = "going_away"  # server shutting down; connection closes
+    # a ladder file the manifest names is missing, not a regular file inside the media
+    # folder, of the wrong size or unparsable (the server's media folder is broken; logged)
+    MEDIA_UNREADABLE = "media_unreadable"
     INTERNAL = "internal"  # the server failed; the connection goes on
     # daemon link
     FORBIDDEN_ORIGIN = "forbidden_origin"  # page Origin not allowed by the daemon

@@ -10,6 +10,12 @@ Sources:
   other URL or file FFmpeg opens. The FFmpeg bundled with PyAV 18.1 has no SRT (no libsrt):
   ``srt://`` is refused with that reason (``SUPPORTED_NOTE``).
 
+An RTMP listener takes one connection at a time: one that is not an RTMP publisher (a port
+scan, garbage, a player) is noted and the feed listens again until ``open_timeout_s`` has
+passed, so the first connection to the port cannot end the channel. FFmpeg's errors are told
+in words (``reason``), not as its ``Invalid argument returned 22`` or ``Immediate exit
+requested`` (the latter is FFmpeg's timeout: no publisher, or no data, in time).
+
 Frames are placed on the channel's clock by their timestamps (slot ``floor(t * fps)`` holds
 the first frame that falls in it): a source at another or a variable rate is resampled (frames
 repeated over holes, surplus frames dropped). Each is scaled (short side to the channel size, swscale) and centre-cropped.
@@ -18,6 +24,7 @@ repeated over holes, surplus frames dropped). Each is scaled (short side to the 
 from __future__ import annotations
 
 import errno
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -33,11 +40,16 @@ from authoring.source import DEFAULT_FOLDER_FPS, IMAGE_SUFFIXES, crop_and_resize
 from common.errors import UserError
 from prompts.stream_model import size_problem
 
+log = logging.getLogger(__name__)
+
 PROBE_OPTIONS = {"analyzeduration": "500000", "probesize": "65536"}  # start within ~0.5 s
 SLOT_EPSILON = 1e-6  # frames whose timestamp lands a rounding error before a slot belong to it
 READ_TIMEOUT_S = 5.0  # s without data from a network source ends the feed
 UNSUPPORTED_SCHEMES = {"srt": "the FFmpeg bundled with PyAV has no SRT (libsrt) support"}
 SUPPORTED_NOTE = "file, image folder, rtmp:// (listen), udp:// (MPEG-TS), tcp://, http(s)://"
+LISTEN_SCHEMES = ("rtmp", "rtmps")  # we listen: an encoder connects to us
+# errors of binding the listening socket: listening again cannot help
+BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 
 
 class FeedError(UserError, ValueError):
@@ -73,6 +85,7 @@ class Feed:
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        note: Callable[[str], None] = log.warning,
     ) -> None:
         problem = size_problem(options.size, options.size)
         if problem is not None:
@@ -81,6 +94,7 @@ class Feed:
         self.options = options
         self.clock = clock
         self.sleep = sleep
+        self.note = note
         self._container: Any = None
         folder = Path(source)
         scheme = urlsplit(source).scheme.lower() if "://" in source else ""
@@ -104,15 +118,28 @@ class Feed:
         import av
 
         options = dict(PROBE_OPTIONS) if self.network else {}
-        if scheme in ("rtmp", "rtmps"):
+        listening = scheme in LISTEN_SCHEMES
+        if listening:
             options["listen"] = "1"  # we are the server an encoder publishes to
-        timeout = (
-            (self.options.open_timeout_s, self.options.read_timeout_s) if self.network else None
-        )
-        try:
-            self._container = av.open(self.source, options=options, timeout=timeout)
-        except av.error.FFmpegError as error:
-            raise FeedError(f"cannot open {self.source}: {error}") from None
+        deadline = time.monotonic() + self.options.open_timeout_s
+        while True:
+            left = max(0.1, deadline - time.monotonic())
+            timeout = (left, self.options.read_timeout_s) if self.network else None
+            try:
+                self._container = av.open(self.source, options=options, timeout=timeout)
+                break
+            except av.error.ExitError:  # FFmpeg's timeout interrupted the wait
+                waited = f"within {self.options.open_timeout_s:g} s (--open-timeout)"
+                if listening:
+                    raise FeedError(f"no publisher connected to {self.source} {waited}") from None
+                raise FeedError(f"no data from {self.source} {waited}") from None
+            except av.error.FFmpegError as error:
+                if not listening or error.errno in BIND_ERRORS or time.monotonic() >= deadline:
+                    raise FeedError(f"cannot open {self.source}: {reason(error)}") from None
+                self.note(
+                    f"a connection to {self.source} was not an RTMP publisher: {reason(error)}; "
+                    "listening again"
+                )
         if not self._container.streams.video:
             self.close()
             raise FeedError(f"{self.source} has no video stream")
@@ -182,9 +209,28 @@ class Feed:
         except av.error.OSError as error:
             if error.errno == errno.EIO and decoded:
                 return  # a network publisher hung up: the feed ended
-            raise FeedError(f"reading {self.source} failed: {error}") from None
+            raise FeedError(f"reading {self.source} failed: {reason(error)}") from None
         except av.error.FFmpegError as error:
-            raise FeedError(f"reading {self.source} failed: {error}") from None
+            raise FeedError(f"reading {self.source} failed: {reason(error)}") from None
+
+
+def reason(error: Exception) -> str:
+    """An FFmpeg error in words: its message without PyAV's ``returned 22`` or the repeated URL,
+    and for the codes a live input meets what they mean here."""
+    import av
+
+    if isinstance(error, av.error.ExitError):  # "Immediate exit requested": our timeout fired
+        return "timed out waiting for data"
+    code = getattr(error, "errno", None)
+    text = str(getattr(error, "strerror", None) or error).strip().rstrip(".")
+    if code == errno.EINVAL:
+        return (
+            f"FFmpeg found the input invalid (error {code}, {text.lower()}): not a stream it "
+            "can read, or a publisher that sent something else"
+        )
+    if code == errno.EIO:
+        return "closed before a stream began (input/output error)"
+    return text[0].lower() + text[1:] if text else f"FFmpeg error {code}"
 
 
 def scale_and_crop(frame: Any, size: int) -> np.ndarray:

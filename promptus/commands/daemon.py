@@ -8,7 +8,14 @@ import logging
 import re
 from pathlib import Path
 
-from client_daemon.settings import DEFAULT_ALLOWED_ORIGINS, DEFAULT_PORT, Budget, DaemonSettings
+from client_daemon.settings import (
+    CALL_MEMORY_SHARE,
+    DEFAULT_ALLOWED_ORIGINS,
+    DEFAULT_PORT,
+    IDLE_TIMEOUT_S,
+    Budget,
+    DaemonSettings,
+)
 from engines.variants import DEFAULT_MAX_BATCH
 from promptus.errors import CommandError
 from promptus.options import add_generator_options, load_generator_from_args
@@ -81,6 +88,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--crf", type=int, help="x264 constant rate factor (default: near-lossless)"
     )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT_S,
+        metavar="S",
+        help="close a page that sent nothing this long while none of its chunks was queued "
+        "(its stream's slot is freed; a player reconnects and opens again)",
+    )
     add_budget_arguments(parser)
     parser.add_argument(
         "--ready-file",
@@ -114,6 +129,28 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         "pixels (240 frames of 512x512 = 62.9)",
     )
     group.add_argument(
+        "--max-call-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="memory one model call may allocate (frames x pixels x the generator's bytes per "
+        "pixel, measured at start); a stream whose one frame needs more is refused at open "
+        "(default: "
+        + " and ".join(
+            f"{share * 100:.0f}%% of the free memory on {kind}"
+            for kind, share in CALL_MEMORY_SHARE.items()
+        )
+        + ")",
+    )
+    group.add_argument(
+        "--slice-ms",
+        type=float,
+        default=Budget.slice_ms,
+        metavar="MS",
+        help="a page's turn on the generator: model calls of about this long (at least one "
+        "frame), so other pages wait about this long for theirs",
+    )
+    group.add_argument(
         "--max-sessions",
         type=int,
         default=Budget.max_sessions,
@@ -123,8 +160,8 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-batch",
         type=int,
         default=DEFAULT_MAX_BATCH,
-        help="frames per UNet call; longer groups run in slices of it, and pages take turns "
-        "slice by slice",
+        help="frames per UNet call at most; longer groups run in slices (of fewer frames when "
+        "--max-call-mb or --slice-ms say so)",
     )
 
 
@@ -136,6 +173,8 @@ def budget_from_args(args: argparse.Namespace) -> Budget:
             max_group_frames=args.max_group_frames,
             max_chunk_pixels=round(args.max_chunk_megapixels * 1e6),
             max_sessions=args.max_sessions,
+            max_call_bytes=None if args.max_call_mb is None else round(args.max_call_mb * 2**20),
+            slice_ms=args.slice_ms,
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
@@ -161,7 +200,12 @@ def run(args: argparse.Namespace) -> int:
     budget = budget_from_args(args)
     try:
         settings = DaemonSettings(
-            host=args.host, port=args.port, allowed_origins=origins, encoder=encoder, budget=budget
+            host=args.host,
+            port=args.port,
+            allowed_origins=origins,
+            encoder=encoder,
+            budget=budget,
+            idle_timeout_s=args.idle_timeout,
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
@@ -190,7 +234,10 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"--warm-up: {error}") from None
         print(f"promptus daemon: warm in {seconds:.1f} s", flush=True)
     try:
-        asyncio.run(serve_announced(Daemon(generator, settings), args.ready_file))
+        # a backend that compiles per shape is measured on the shapes just compiled
+        probes = warm_ups if generator.backend.specialises_shapes else None
+        daemon = Daemon(generator, settings, probe_calls=probes)
+        asyncio.run(serve_announced(daemon, args.ready_file))
     except OSError as error:  # port in use, address not available
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {error}") from None
     return 0

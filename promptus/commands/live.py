@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         args.source,
         FeedOptions(size=size, fps=args.fps, pace=pace, open_timeout_s=args.open_timeout,
                     max_frames=args.max_frames),
+        note=lambda text: print(f"live {args.channel}: {text}", flush=True),
     )  # fmt: skip
     with feed:
         chunk_frames = chunk_frames_for(levels, feed.fps, args.chunk_seconds)

@@ -61,6 +61,27 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
         "behind a proxy that limits per address",
     )
     group.add_argument(
+        "--header-timeout",
+        type=float,
+        default=defaults.header_timeout_s,
+        metavar="S",
+        help="close a socket whose request headers are not complete this long after it was "
+        "accepted or answered (half-sent requests, idle keep-alive)",
+    )
+    group.add_argument(
+        "--max-pending-per-address",
+        type=int,
+        default=defaults.max_pending_per_address,
+        help="sockets one client address may have waiting for their request headers; more are "
+        "closed at once; 0 = no limit",
+    )
+    group.add_argument(
+        "--max-pending",
+        type=int,
+        default=defaults.max_pending,
+        help="sockets waiting for their request headers in all; more are closed at once",
+    )
+    group.add_argument(
         "--manifest-mb-per-s",
         type=float,
         default=defaults.manifest_bytes_per_s / 2**20,
@@ -108,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
         or args.idle_timeout <= 0
         or args.cache_mb < 0
         or args.max_per_address < 0
+        or args.header_timeout <= 0
+        or args.max_pending_per_address < 0
+        or args.max_pending < 1
         or args.manifest_mb_per_s <= 0
         or args.telemetry_rows_per_min < 1
         or args.telemetry_days <= 0
@@ -115,8 +139,9 @@ def run(args: argparse.Namespace) -> int:
         or args.telemetry_prune_every <= 0
     ):
         raise CommandError(
-            "--workers, --max-viewers, --rate, --idle-timeout, --manifest-mb-per-s and the "
-            "--telemetry-* limits must be positive, --cache-mb and --max-per-address >= 0"
+            "--workers, --max-viewers, --rate, --idle-timeout, --header-timeout, --max-pending, "
+            "--manifest-mb-per-s and the --telemetry-* limits must be positive, --cache-mb, "
+            "--max-per-address and --max-pending-per-address >= 0"
         )
     telemetry = args.telemetry
     if telemetry is None:
@@ -136,6 +161,9 @@ def run(args: argparse.Namespace) -> int:
         idle_timeout_s=args.idle_timeout,
         cache_bytes=args.cache_mb * 1024 * 1024,
         max_per_address=args.max_per_address,
+        header_timeout_s=args.header_timeout,
+        max_pending_per_address=args.max_pending_per_address,
+        max_pending=args.max_pending,
         manifest_bytes_per_s=args.manifest_mb_per_s * 2**20,
         telemetry_rows_per_min=args.telemetry_rows_per_min,
         telemetry_retention_s=args.telemetry_days * DAY_S,

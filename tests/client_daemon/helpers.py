@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import struct
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
-from prompts.chunk import PromptChunk, make_prefix
+from prompts.chunk import PromptChunk, encode_chunk, make_prefix
 from prompts.init_state import encode_init_state
 from tests.ladders import seeded_latent
-from tests.prompts.factories import chunk_of
+from tests.prompts.factories import chunk_of, random_keyframe
 from wire.daemon import Open, StreamSetup
 
 if TYPE_CHECKING:
@@ -115,3 +118,31 @@ def reference_frames(
         prefix = prefix_for(index, generator.generator_id, level=level) if with_prefix else None
         frames[(level, index)] = stream.decode_chunk(chunk, prefix)
     return frames
+
+
+def sized_open(generator_id: str, size: int, chunk_frames: int) -> tuple[StreamSetup, bytes]:
+    """The stream setup and init state of a ``size`` x ``size`` stream of ``chunk_frames``-frame
+    chunks (what a page with a large stream opens)."""
+    setup = dataclasses.replace(
+        stream_setup(generator_id), width=size, height=size, chunk_frames=chunk_frames
+    )
+    return setup, encode_init_state(seeded_latent(size, INIT_SEED))
+
+
+def one_group_chunk(generator_id: str, frames: int, rank: int = 1) -> bytes:
+    """Chunk 0 with keyframes only at its two ends: one generation group of ``frames`` (a few
+    hundred bytes that make the daemon generate every frame of it)."""
+    keyframes = (random_keyframe(0, rank), random_keyframe(frames, rank))
+    return encode_chunk(PromptChunk(generator_id, 0, 0, 0, frames, frames, rank, keyframes))
+
+
+def inflating_init_state(
+    shape: tuple[int, ...] = (1, 4, 8, 8), inflated: int = 50 * 2**20
+) -> bytes:
+    """An init state whose valid header and checksum front a payload that inflates to
+    ``inflated`` bytes, far past what ``shape`` needs (a deflate bomb: 50 MiB in ~50 KB)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    payload = compressor.compress(bytes(inflated)) + compressor.flush()
+    body = b"PRIS" + bytes([1, 0, len(shape), 0]) + struct.pack(f"<{len(shape)}I", *shape)
+    body += struct.pack("<I", len(payload)) + payload
+    return body + struct.pack("<I", zlib.crc32(body))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +23,8 @@ START_TIMEOUT_S = 120.0  # torch import on two shared cores
 
 def test_an_rtmp_publish_to_promptus_live_becomes_a_live_ladder(tmp_path: Path) -> None:
     publisher_command = ffmpeg()
-    url = f"rtmp://127.0.0.1:{free_port()}/live/cam"
+    port = free_port()
+    url = f"rtmp://127.0.0.1:{port}/live/cam"
     report = tmp_path / "live.json"
     live = Child(
         "live",
@@ -60,6 +62,15 @@ def test_an_rtmp_publish_to_promptus_live_becomes_a_live_ladder(tmp_path: Path) 
     )
     try:
         live.wait_for_line(re.compile(r"opening rtmp://"), START_TIMEOUT_S)
+        deadline = time.monotonic() + 30
+        while True:  # issue 29: a first connection that is garbage no longer ends the channel
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as garbage:
+                    garbage.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                break
+            except OSError:  # the listening socket opens a moment after the line
+                assert time.monotonic() < deadline, live.output()
+                time.sleep(0.2)
         publish = [
             publisher_command, "-loglevel", "error", "-re", "-f", "lavfi", "-i",
             "testsrc=size=320x240:rate=5", "-t", "4", "-c:v", "libx264", "-preset", "ultrafast",
@@ -77,6 +88,7 @@ def test_an_rtmp_publish_to_promptus_live_becomes_a_live_ladder(tmp_path: Path) 
         live.stop()
     output = live.output()
     assert "h264 320x240 from rtmp://" in output and "at 5 fps" in output
+    assert "live cam: a connection to rtmp://" in output and "was not an RTMP publisher" in output
     assert "chunk 0 r2n5: live latency" in output
     manifest = load_manifest(tmp_path / "cam")
     assert not manifest.stream.live and manifest.chunk_count >= 3  # 4 s at 1 s chunks

@@ -3,6 +3,8 @@ an RTMP publish from Debian's ffmpeg, and the sources PyAV's FFmpeg lacks."""
 
 from __future__ import annotations
 
+import errno
+import socket
 import subprocess
 import threading
 import time
@@ -14,7 +16,7 @@ import pytest
 
 from authoring.levels import LevelSpec
 from authoring.live.cutter import SegmentCutter
-from authoring.live.feed import CapturedFrame, Feed, FeedError, FeedOptions
+from authoring.live.feed import CapturedFrame, Feed, FeedError, FeedOptions, reason
 from authoring.procedural_clip import render_clip
 from tests.live.helpers import ffmpeg, free_port
 
@@ -89,9 +91,59 @@ def test_sources_that_cannot_work_are_refused_in_one_line(tmp_path: Path) -> Non
     with pytest.raises(FeedError, match="holds no images"):
         Feed(str(tmp_path), FeedOptions(size=64))
     started = time.monotonic()
-    with pytest.raises(FeedError, match="cannot open rtmp"):
+    with pytest.raises(FeedError, match=r"no publisher connected to rtmp://.* within 1 s"):
         Feed(f"rtmp://127.0.0.1:{free_port()}/live/none", FeedOptions(size=64, open_timeout_s=1))
     assert time.monotonic() - started < 10
+
+
+def test_ffmpeg_errors_are_told_in_words() -> None:
+    """Issue 29: "Invalid argument returned 22" and "Immediate exit requested" said nothing."""
+    invalid = reason(av.error.ArgumentError(errno.EINVAL, "Invalid argument"))
+    assert "returned 22" not in invalid and "not a stream it can read" in invalid
+    timed_out = reason(av.error.ExitError(-1414092869, "Immediate exit requested"))
+    assert timed_out == "timed out waiting for data"
+
+
+def test_connections_that_are_not_a_publisher_do_not_end_an_rtmp_feed() -> None:
+    """Issue 29: the first connection to the RTMP port, even garbage, ended the channel."""
+    publisher_command = ffmpeg()
+    port = free_port()
+    url = f"rtmp://127.0.0.1:{port}/live/test"
+    notes: list[str] = []
+
+    def connect_then_publish() -> None:
+        for payload in (b"GET / HTTP/1.1\r\n\r\n", b"\x03" + bytes(1536), b""):
+            deadline = time.monotonic() + 10
+            while True:  # each attempt waits until the feed listens again
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                        conn.sendall(payload)
+                        time.sleep(0.2)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+            time.sleep(0.3)
+        publish = [
+            publisher_command, "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+            "testsrc=size=160x120:rate=10", "-t", "2", "-c:v", "libx264", "-preset",
+            "ultrafast", "-f", "flv", url,
+        ]  # fmt: skip
+        deadline = time.monotonic() + 20
+        while subprocess.run(publish, stdin=subprocess.DEVNULL, timeout=60).returncode != 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=connect_then_publish)
+    thread.start()
+    try:
+        feed = Feed(url, FeedOptions(size=64, open_timeout_s=30), note=notes.append)
+        frames = list(feed)
+    finally:
+        thread.join()
+    assert "h264 160x120" in feed.description and len(frames) >= 10
+    assert len(notes) >= 1 and all("was not an RTMP publisher" in note for note in notes)
+    assert not any("returned" in note or "Immediate exit" in note for note in notes)
 
 
 def test_an_rtmp_publish_from_ffmpeg_is_ingested() -> None:

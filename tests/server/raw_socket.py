@@ -7,6 +7,9 @@ import base64
 import os
 import struct
 
+MALFORMED_REQUEST = b"GET / HTTP/1.1\r\nX\r\n\r\n"  # 21 bytes: a header line without a colon
+PARTIAL_REQUEST = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"  # headers never finished
+
 
 async def raw_websocket(
     host: str, port: int, *, local_host: str | None = None

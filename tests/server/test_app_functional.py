@@ -252,14 +252,14 @@ async def test_new_channel_appears_without_restart(
     assert manifest["chunk_count"] == STREAM.chunk_count
 
 
-async def test_missing_chunk_file_is_an_internal_error_not_a_crash(
+async def test_missing_chunk_file_is_a_named_error_not_a_crash(
     connect: Connect, media: Path
 ) -> None:
     (media / "sky" / "r2n10" / "00002.chunk").unlink()
     viewer = await connect()
     await viewer.hello("sky")
     await viewer.ws.send_str(Get(chunk=2, level=0).encode())
-    error = await expect_error(viewer, ErrorCode.INTERNAL)
+    error = await expect_error(viewer, ErrorCode.MEDIA_UNREADABLE)
     assert "chunk 2" in error.message
     assert (await viewer.get(1, 0)).chunk == 1
 

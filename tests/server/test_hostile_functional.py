@@ -4,6 +4,7 @@ a real ``promptus serve`` process on loopback. Each test failed on the code befo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ import pytest
 from common.processes import Child
 from prompts.ladder import Ladder, chunk_relpath
 from server.client import ServerClosed, ServerError, ViewerClient
-from tests.server.conftest import write_ladder
+from tests.server.conftest import STREAM, append_chunk, write_ladder
 from tests.server.raw_socket import masked_frame, raw_websocket, read_until_closed, server_frames
 from tests.server.serve_process import running_server
 from wire.errors import ErrorCode
@@ -152,7 +153,8 @@ async def test_row4_media_files_are_read_only_when_they_are_what_they_claim(serv
             with pytest.raises(ServerError) as refused:
                 await client.get(1, 0)
             assert (
-                refused.value.code == ErrorCode.INTERNAL and reason in refused.value.error.message
+                refused.value.code == ErrorCode.MEDIA_UNREADABLE
+                and reason in refused.value.error.message
             )
             assert time.monotonic() - started < 5.0
             assert (await client.get(0, 0)).data == Ladder(media / "sky").chunk_bytes(0, 0)
@@ -286,3 +288,46 @@ async def test_row7_the_python_client_raises_server_closed_after_kill_9(tmp_path
                     await asyncio.sleep(0.1)
             with pytest.raises(ServerClosed):
                 await client.get(0, 0)
+
+
+async def test_issue29_a_switch_prefix_across_a_gap_is_refused_as_a_gap(tmp_path: Path) -> None:
+    """Before issue 29: ``internal`` (and an error line) for the prefix of a chunk after a gap
+    when that chunk is not closed (a ladder the live publisher would not write, but a folder
+    may hold)."""
+    media = tmp_path / "media"
+    writer = write_ladder(
+        media / "feed", chunks=1, finish=False, stream=dataclasses.replace(STREAM, frames=20)
+    )
+    writer.grow(40)
+    writer.append_gap(0, 1)
+    append_chunk(writer, 1, level_ids=(1,))
+    writer.grow(60)
+    append_chunk(writer, 2)  # level 0's chunk 2 needs chunk 1's last keyframe to switch to it
+    with running_server(media, "--telemetry", "off") as (child, port):
+        async with aiohttp.ClientSession() as http:
+            client = await viewer(port, http)
+            await client.hello("feed")
+            with pytest.raises(ServerError) as refused:
+                await client.get(2, 0, prefix=True)
+            assert refused.value.code == ErrorCode.GAP
+            assert "switch prefix would be the last keyframe of chunk 1, a gap" in str(
+                refused.value
+            )
+            assert (await client.get(2, 0)).prefix == b""  # in sequence it needs none
+            assert (await client.get(2, 1, prefix=True)).prefix  # the other level has chunk 1
+            await client.close()
+    assert "Traceback" not in child.output() and "internal" not in child.output()
+
+
+async def test_issue29_an_unreadable_chunk_asked_for_again_and_again_logs_one_line(server) -> None:  # noqa: ANN001
+    _, child, port = server
+    async with aiohttp.ClientSession() as http:
+        client = await viewer(port, http)
+        await client.hello("pipe")
+        for _ in range(30):  # within the rate limit's burst
+            with pytest.raises(ServerError) as refused:
+                await client.get(1, 0)
+            assert refused.value.code == ErrorCode.MEDIA_UNREADABLE
+        await client.close()
+    await asyncio.sleep(0.3)
+    assert sum("channel pipe: chunk 1" in line for line in child.lines) == 1
