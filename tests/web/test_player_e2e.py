@@ -322,7 +322,8 @@ def test_demo_command_serves_a_playing_page(page, tmp_path: Path) -> None:  # ty
     )
     try:
         url = process.wait_for_line(re.compile(r"open (http://\S+)"), START_TIMEOUT_S).group(1)
-        assert "fitting" not in process.output()  # reused, not refitted
+        assert "fitting" not in process.output()  # reused, not refitted, and said so
+        assert "reusing the ladder in" in process.output() and "--rebuild" in process.output()
         page.goto(url)
         wait_for(page, "s.startupS !== null", STARTUP_TIMEOUT_S)
         start = snapshot(page)["currentTime"]
