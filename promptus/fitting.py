@@ -240,6 +240,9 @@ def extra_gpu_generators(args: argparse.Namespace, levels: list[Any]) -> list[An
 
 def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
     """Fit ``levels`` as the arguments say and print a one-line summary per level."""
+    from authoring.source import check_source_path
+
+    check_source_path(args.source)  # before torch and the generator load (seconds)
     from authoring.build import BuildError, build_ladder
     from authoring.checkpoint import CheckpointError
 
