@@ -176,11 +176,13 @@ def fit_level(
     out: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    progress_label: str | None = None,
 ) -> FittedLevel:
     """Fit one level; with ``out`` it checkpoints after every keyframe (and resumes from it).
 
     The per-level entry point: frames (``source``), level (``level``, ``chunk_frames``),
-    options, and a start (``init_latent``; a resumed checkpoint) -> keyframes.
+    options, and a start (``init_latent``; a resumed checkpoint) -> keyframes. The progress bar
+    counts keyframes under ``progress_label`` (default ``fit LEVEL``).
     """
     from tqdm import tqdm
 
@@ -220,8 +222,9 @@ def fit_level(
             save_checkpoint(path, current, print_)
 
     with tqdm(
-        total=len(fitter.spans), initial=len(state.keyframes), desc=f"fit {level.name}",
-        unit="kf", disable=not progress, dynamic_ncols=True,
+        total=len(fitter.spans), initial=len(state.keyframes),
+        desc=progress_label or f"fit {level.name}",
+        unit="keyframe", disable=not progress, dynamic_ncols=True,
     ) as bar:  # fmt: skip
         fitter.fit(state, on_keyframe=on_keyframe, progress=bar)
     return fitted
@@ -336,6 +339,7 @@ def build_ladder(
         return fit_level(
             worker, source, init_latent, level, chunk_frames, options,
             latent_targets=latent_targets, out=out, resume=resume, progress=progress,
+            progress_label=f"fit {level.name} (level {levels.index(level) + 1}/{len(levels)})",
         )  # fmt: skip
 
     fits = _fit_levels([generator, *extra_generators], levels, fit_with)
