@@ -267,7 +267,8 @@ def _check_ports(args: argparse.Namespace) -> None:
     suggestion = " ".join(f"{flag} {port}" for flag, port in zip(ports, chosen, strict=True))
     raise CommandError(
         "; ".join(problems)
-        + f". Stop it, or run the demo on free ports: promptus demo {suggestion}"
+        + f". Stop {'them' if len(taken) > 1 else 'it'}, or run the demo on free ports: "
+        f"promptus demo {suggestion}"
     )
 
 
