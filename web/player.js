@@ -143,7 +143,7 @@ export class Player {
     const marks = s.startupMarks;
     const waiting = marks.chunk !== undefined && marks.segment === undefined && s.daemonReady;
     return {
-      daemonFps: s.daemonFps.totalWeight > 0 ? s.daemonFps.getEstimate() : null,
+      daemonFps: s.daemonFpsEstimate,
       fps: s.manifest.fps,
       chunkFrames: s.manifest.chunk_frames,
       device: s.daemonStatus?.device ?? null,
@@ -173,7 +173,7 @@ export class Player {
     const video = this.config.video;
     const manifest = s.manifest;
     const now = this.config.clock();
-    const levelId = manifest === null ? null : s.playingLevel ?? 0;
+    const levelId = manifest === null ? null : s.playingLevel; // null until a chunk went to the daemon
     const level = levelId === null ? null : manifest.levels[levelId];
     const place = manifest === null ? null : s.timeline.split(s.playingChunk);
     const chunk = place === null ? null : place.chunk;
@@ -211,6 +211,7 @@ export class Player {
       throughputKbps: this.estimator.estimateKbps(),
       daemonFps: s.daemonFpsEstimate,
       daemonDevice: s.daemonStatus?.device ?? null,
+      daemonGeneratorId: s.daemonStatus?.generatorId ?? null,
       daemonQueue: s.daemonStatus?.queueDepth ?? null,
       daemonConnected: this.daemon.connected,
       serverConnected: this.server.connected,

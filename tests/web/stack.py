@@ -75,7 +75,8 @@ def start_daemon(port: int, allowed_origin: str) -> tuple[Child, str]:
 def start_server(media: Path, port: int, telemetry: Path) -> Child:
     """`promptus serve` over ``media``; returns once /healthz answers."""
     process = promptus_child(
-        "serve", ["serve", "--media", str(media), "--port", str(port), "--telemetry", str(telemetry)]
+        "serve",
+        ["serve", "--media", str(media), "--port", str(port), "--telemetry", str(telemetry)],
     )
     process.wait_for_http(f"http://127.0.0.1:{port}/healthz", START_TIMEOUT_S)
     return process
