@@ -309,10 +309,14 @@ def build_ladder(
     chunk_seconds: float = 2.0,
     resume: bool = False,
     measure_quality: bool = True,
+    measure_vmaf: bool = False,
     progress: bool = True,
     extra_generators: Sequence[Any] = (),
 ) -> Manifest:
     """Fit ``levels`` to ``source`` and write a complete ladder to ``out``; returns its manifest.
+
+    Each chunk's quality is its PSNR and SSIM (``measure_quality``) and, with ``measure_vmaf``,
+    its VMAF on the generator's device (``authoring.metrics``).
 
     ``extra_generators`` are copies of ``generator`` on other devices (one per GPU): levels are
     then fitted in parallel, each worker taking the next unfitted level.
@@ -395,7 +399,8 @@ def build_ladder(
                         decoded = fitted.frames[start:end]
                     else:
                         decoded = decode_cold(decoder, chunk, chunks[index - 1] if index else None)
-                    scores = quality(decoded, source.frames[start:end])
+                    vmaf_device = str(generator.device) if measure_vmaf else None
+                    scores = quality(decoded, source.frames[start:end], vmaf_device)
                 writer.append_chunk(level_id, chunk, scores)
                 bar.update(1)
     manifest = writer.finish()

@@ -1,12 +1,12 @@
 /** The page: reads the URL, starts the player and keeps the controls, notices, stats and charts in step. */
-import { ABR_NAMES, createAbr } from './abr/index.js';
+import { ABR_NAMES, DEFAULT_QUALITY, chunkQualityMetric, createAbr } from './abr/index.js';
 import { Events, Player } from './player.js';
 import { ErrorCode } from './protocol.js';
 import { fetchChannels, renderChannelList } from './ui/channel-list.js';
 import { generatorNote } from './ui/generator-note.js';
 import { LiveChart } from './ui/charts.js';
 import { configFromUrl } from './ui/page-config.js';
-import { QUALITY_DIGITS, QUALITY_MEASURES, StatsPanel, abrChoiceText } from './ui/stats-panel.js';
+import { QUALITY_AXES, QUALITY_DIGITS, StatsPanel, abrChoiceText } from './ui/stats-panel.js';
 
 const RENDER_MS = 250; // stats panel refresh
 const CHART_MS = 1000; // one chart sample per second
@@ -50,6 +50,16 @@ function renderGeneratorNote(s) {
 }
 player.on(Events.MANIFEST_LOADED, ({ manifest }) => {
   renderLevels(manifest.levels);
+  const first = manifest.levels[0]?.chunks[0];
+  const lacking = first !== undefined && chunkQualityMetric(first, config.quality) === null;
+  showNotice({
+    kind: 'quality',
+    level: 'warn',
+    text: lacking && config.quality !== DEFAULT_QUALITY
+      ? `?quality=${config.quality}: this ladder's chunks carry no ${config.quality} (fit it with \`promptus ladder --vmaf\` ` +
+        'for VMAF); the ABR ranks its chunks by size instead.'
+      : null,
+  });
   $('channel-list').hidden = true;
   listedChannels = null;
 });
@@ -142,7 +152,8 @@ const charts = [
   new LiveChart($('chart-buffer'), { color: '#2a7ae2', title: 'buffer', unit: 's', minMax: 2, caption: caption('chart-buffer') }),
   new LiveChart($('chart-bitrate'), { color: '#d9822b', title: 'bitrate', unit: 'kbps', digits: 0, minMax: 100, caption: caption('chart-bitrate') }),
   new LiveChart($('chart-quality'), {
-    color: '#3a9d5d', title: `quality, ${QUALITY_MEASURES.ssim}`, unit: 'dB', digits: QUALITY_DIGITS, minMax: 10, caption: caption('chart-quality'),
+    color: '#3a9d5d', title: `quality, ${QUALITY_AXES[config.quality].title}`, unit: QUALITY_AXES[config.quality].unit,
+    digits: QUALITY_DIGITS, minMax: 10, caption: caption('chart-quality'),
   }),
 ];
 setInterval(() => {
@@ -154,8 +165,11 @@ setInterval(() => {
   const s = player.snapshot();
   charts[0].push(s.bufferS);
   charts[1].push(s.level?.kbps ?? null);
-  if (s.qualityMetric !== null) charts[2].setTitle(`quality, ${QUALITY_MEASURES[s.qualityMetric]}`);
-  charts[2].push(s.qualityDb);
+  if (s.qualityMetric !== null) {
+    const axis = QUALITY_AXES[s.qualityMetric];
+    charts[2].setQuantity(`quality, ${axis.title}`, axis.unit);
+  }
+  charts[2].push(s.qualityValue);
 }, CHART_MS);
 
 player.start();

@@ -152,6 +152,19 @@ def test_forced_level_switch_shows_chosen_and_playing_level_apart(page, stack: S
     wait_for_text(page, "#chart-quality + figcaption", "now 10.0 dB")
 
 
+def test_the_abr_can_rank_chunks_by_vmaf(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    stack.publish("vmaf", stack.generator_id, frames=10 * STREAM_FPS, vmaf=True)
+    open_player(page, stack, channel="vmaf", abr="fixed", fixed="1", quality="vmaf")
+    wait_for_text(page, "#stats [data-stat=quality]", "SSIM 0.850, PSNR 24.0 dB, VMAF 70.0")
+    wait_for_text(page, "#chart-quality + figcaption", "now 70.0 VMAF")
+    assert page.inner_text("#chart-quality + figcaption").startswith("quality, VMAF (vmaf_v0.6.1")
+    assert snapshot(page)["qualityValue"] == 70.0 and notice_text(page, "quality") == ""
+    # a ladder fitted without --vmaf: said, and the ABR falls back to chunk sizes
+    page.goto(stack.page_url(quality="vmaf"))
+    wait_for_text(page, '#notices [data-kind="quality"]', "carry no vmaf")
+    assert "promptus ladder --vmaf" in notice_text(page, "quality")
+
+
 def test_seek_outside_the_buffer_keeps_playing(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
     started = open_player(page, stack, abr="throughput", buffer=SMALL_BUFFER_S)
     assert started["currentTime"] < 5

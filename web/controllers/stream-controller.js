@@ -28,7 +28,7 @@
  */
 import { Events } from '../events.js';
 import { Ewma } from '../abr/ewma.js';
-import { chunkInfo, chunkQualityDb, levelsFromManifest, windowStart } from '../abr/context.js';
+import { DEFAULT_QUALITY, chunkInfo, chunkQuality, levelsFromManifest, windowStart } from '../abr/context.js';
 import { Timeline } from './timeline.js';
 import { ErrorCode } from '../protocol.js';
 import { availableLevel, behindLiveS, clampSeek, liveStartChunk, seekableRange } from './live-window.js';
@@ -65,10 +65,14 @@ export class StreamController {
    * @param {{video: HTMLVideoElement, server: import('./server-link.js').ServerLink,
    *          daemon: import('./daemon-link.js').DaemonLink, buffer: import('./buffer-controller.js').BufferController,
    *          estimator: import('../abr/throughput-estimator.js').ThroughputEstimator, abr: object,
-   *          clock: () => number, maxBufferS?: number, loop?: boolean, manualLevel?: number|null}} deps
+   *          clock: () => number, maxBufferS?: number, loop?: boolean, manualLevel?: number|null,
+   *          quality?: string}} deps   quality: the measure the ABR ranks chunks by (abr/context.js QUALITY_MEASURES)
    */
-  constructor(bus, { video, server, daemon, buffer, estimator, abr, clock, maxBufferS = MAX_BUFFER_S, loop = false, manualLevel = null }) {
-    Object.assign(this, { bus, video, server, daemon, buffer, estimator, abr, clock, loop, manualLevel });
+  constructor(bus, {
+    video, server, daemon, buffer, estimator, abr, clock, maxBufferS = MAX_BUFFER_S, loop = false, manualLevel = null,
+    quality = DEFAULT_QUALITY,
+  }) {
+    Object.assign(this, { bus, video, server, daemon, buffer, estimator, abr, clock, loop, manualLevel, quality });
     this.configuredMaxBufferS = maxBufferS;
     this.handlers = {
       [Events.MANIFEST_LOADED]: (p) => this.onManifestLoaded(p),
@@ -313,7 +317,7 @@ export class StreamController {
     this.discontinuity = false;
     if (level !== this.lastFetchedLevel) this.bus.trigger(Events.LEVEL_SWITCHING, { level, auto: this.manualLevel === null });
     this.lastFetchedLevel = level;
-    this.lastQuality = chunkQualityDb(chunkInfo(this.manifest, level, chunk) ?? {});
+    this.lastQuality = chunkQuality(chunkInfo(this.manifest, level, chunk) ?? {}, this.quality);
     this.tick();
   }
 
@@ -558,7 +562,7 @@ export class StreamController {
       if (levels.includes(null)) break; // a chunk every level lacks is skipped, not chosen
       const options = levels.map((level) => chunkInfo(this.manifest, level, chunk));
       if (options.some((info) => info === undefined)) break; // a live ladder's edge
-      upcoming.push(options.map((info) => ({ bytes: info.bytes, quality: chunkQualityDb(info) })));
+      upcoming.push(options.map((info) => ({ bytes: info.bytes, quality: chunkQuality(info, this.quality) })));
     }
     return upcoming;
   }

@@ -145,11 +145,12 @@ test('the chosen level is shown apart from the playing one, with when it will be
 
 test('quality: the SSIM index with the dB of it the chart plots, PSNR in dB, each named where shown', () => {
   const playing = level(0, 'r2n10');
-  const s = { level: playing, ssim: 0.644, psnr: 20.6, qualityDb: 4.486, qualityMetric: 'ssim' };
+  const s = { level: playing, ssim: 0.644, psnr: 20.6, qualityValue: 4.486, qualityMetric: 'ssim' };
   assert.equal(qualityText(s), 'SSIM 0.644 (4.5 dB SSIM), PSNR 20.6 dB');
-  assert.equal(qualityText({ level: playing, ssim: null, psnr: 28, qualityDb: 28, qualityMetric: 'psnr' }), 'PSNR 28.0 dB');
-  assert.equal(qualityText({ level: playing, ssim: null, psnr: null, qualityDb: null, qualityMetric: null }), 'not measured');
+  assert.equal(qualityText({ level: playing, ssim: null, psnr: 28, qualityValue: 28, qualityMetric: 'psnr' }), 'PSNR 28.0 dB');
+  assert.equal(qualityText({ level: playing, ssim: null, psnr: null, qualityValue: null, qualityMetric: null }), 'not measured');
   assert.equal(qualityText({ ...s, level: null }), '-'); // nothing plays
+  assert.equal(qualityText({ ...s, vmaf: 71.24, qualityValue: 71.24, qualityMetric: 'vmaf' }), 'SSIM 0.644, PSNR 20.6 dB, VMAF 71.2');
 });
 
 test('the daemon row: its speed once it generated, what it is before, and nothing when away', () => {

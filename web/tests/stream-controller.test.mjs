@@ -402,3 +402,33 @@ test('a daemon error after some GOPs of a chunk refetches that chunk', async () 
   assert.equal(stream.appendedThrough, 0);
   assert.equal(log.at(-1), 'get 1 L0 +prefix');
 });
+
+test('the ABR sees the quality measure the page asked for (?quality=vmaf)', async () => {
+  const bus = new EventBus();
+  const seen = [];
+  const rule = { chooseLevel: (ctx) => (seen.push(ctx), 0), reset: () => {}, destroy: () => {} };
+  const vmafManifest = {
+    ...manifest,
+    levels: manifest.levels.map((level) => ({
+      ...level,
+      chunks: level.chunks.map((c) => ({ ...c, ssim: 0.9, psnr: 30, vmaf: 60 + 10 * level.id })),
+    })),
+  };
+  const stream = new StreamController(bus, {
+    video: new FakeVideo(),
+    server: { requestChunk: () => true, ack: () => {}, switchChannel: () => {} },
+    daemon: { connected: true, openStream: () => {}, seek: () => true, forwardChunk: () => true, retryNow: () => {} },
+    buffer: { ready: true, attached: true, attach: () => {}, appendInit: () => Promise.resolve(), setDuration: () => {}, setSeekableEnd: () => {}, bufferAheadS: () => 0, isBuffered: () => false },
+    estimator: new ThroughputEstimator(),
+    abr: rule,
+    clock: () => 0,
+    quality: 'vmaf',
+  });
+  stream.registerListeners();
+  stream.resetChannel('c');
+  bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: vmafManifest });
+  bus.trigger(Events.INIT_STATE_LOADED, { channel: 'c', data: new Uint8Array(4) });
+  bus.trigger(Events.DAEMON_INIT, { mime: 'video/mp4', data: new Uint8Array(1) });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(seen[0].upcoming[0].map((o) => o.quality), [60, 70]);
+});

@@ -6,8 +6,12 @@ const fmt = (value, digits, unit = '') => (value === null || value === undefined
 /** Digits the page shows quality in dB with (table and chart alike). */
 export const QUALITY_DIGITS = 1;
 
-/** What a chunk's quality in dB is (web/abr/context.js: chunkQualityMetric), for the chart's title. */
-export const QUALITY_MEASURES = Object.freeze({ ssim: 'SSIM in dB, -10 log10(1 - SSIM)', psnr: 'PSNR' });
+/** What the quality chart plots for each manifest field (web/abr/context.js: chunkQualityMetric): title and unit. */
+export const QUALITY_AXES = Object.freeze({
+  ssim: { title: 'SSIM in dB, -10 log10(1 - SSIM)', unit: 'dB' },
+  psnr: { title: 'PSNR', unit: 'dB' },
+  vmaf: { title: 'VMAF (vmaf_v0.6.1, 0 to 100)', unit: 'VMAF' },
+});
 
 /** "2: r8n5" */
 export const levelName = (level) => `${level.id}: ${level.name}`;
@@ -30,17 +34,18 @@ export function chosenLevelText(s) {
 }
 
 /**
- * "SSIM 0.900 (10.0 dB SSIM), PSNR 28.0 dB": the index with the dB of it the quality chart
- * plots, each value with its unit where it is shown; "-" while no level plays.
+ * "SSIM 0.900 (10.0 dB SSIM), PSNR 28.0 dB, VMAF 71.2": the index with the dB of it the quality
+ * chart plots, each value with its unit where it is shown; "-" while no level plays.
  */
 export function qualityText(s) {
   if (s.level === null) return '-';
   const parts = [];
   if (s.ssim !== null) {
-    const db = s.qualityMetric === 'ssim' ? ` (${fmt(s.qualityDb, QUALITY_DIGITS, ' dB SSIM')})` : '';
+    const db = s.qualityMetric === 'ssim' ? ` (${fmt(s.qualityValue, QUALITY_DIGITS, ' dB SSIM')})` : '';
     parts.push(`SSIM ${s.ssim.toFixed(3)}${db}`);
   }
   if (s.psnr !== null) parts.push(`PSNR ${s.psnr.toFixed(QUALITY_DIGITS)} dB`);
+  if (s.vmaf !== null && s.vmaf !== undefined) parts.push(`VMAF ${s.vmaf.toFixed(QUALITY_DIGITS)}`);
   return parts.length > 0 ? parts.join(', ') : 'not measured';
 }
 
