@@ -182,3 +182,34 @@ def test_a_folder_of_videos_is_refused_saying_what_it_holds(
         "2 video files (a.mkv, b.mp4) and 2 other entries (LICENSE.md, notes/); pass a video "
         f"itself as SOURCE: {clips / 'a.mkv'}",
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["single-process", "segments"])
+def test_ladder_vmaf_puts_each_chunks_vmaf_in_the_manifest(
+    tmp_path: Path, frames_dir: Path, path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("vmaf_torch", reason="vmaf-torch missing: pip install '.[vmaf]'")
+    from authoring.metrics import quality
+    from authoring.source import load_source
+    from engines import load_generator
+
+    out = tmp_path / "ladder"
+    argv = ["ladder", str(frames_dir), "--out", str(out), *TINY, "--levels", "r1n2",
+            "--iterations", "2,2", "--fps", "2", "--chunk-seconds", "1", "--vmaf"]  # fmt: skip
+    if path == "segments":
+        argv += ["--segment-seconds", "1"]
+    assert main(argv) == 0
+    ladder = Ladder(out)
+    chunks = ladder.manifest.levels[0].chunks
+    assert len(chunks) == 2 and all(0 <= c.vmaf <= 100 for c in chunks)
+    # the chunk's own frames, decoded as a viewer joining there: the same score
+    source = load_source(frames_dir, 64, fps=2).frames
+    stream = load_generator("tiny", device="cpu").open_stream(
+        width=64, height=64, init_latent=ladder.init_state()
+    )
+    from prompts.chunk import parse_chunk
+
+    decoded = stream.decode_chunk(parse_chunk(ladder.chunk_bytes(0, 0)))
+    assert quality(decoded, source[:2], "cpu")["vmaf"] == pytest.approx(chunks[0].vmaf, abs=0.01)
+    _fails(capsys, [*argv, "--no-quality"], "--vmaf is part of the per-chunk quality")
