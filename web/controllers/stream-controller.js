@@ -16,9 +16,9 @@
  * While nothing can come (the stream is blocked: the daemon refused it, unknown channel, ...; or
  * no daemon answers) a stream with nothing buffered lets go of its MediaSource (the daemon's
  * next init segment brings a fresh one), and a blocked one whose buffer ran out is paused: the
- * video element then shows no loading spinner over video that cannot come. Startup time counts from when the stream
- * could play: the channel's start, a daemon that connected after none answered, or a retry of
- * a blocked stream.
+ * video element then shows no loading spinner over video that cannot come. Startup time counts
+ * from when the stream could play: the channel's start, a daemon that connected after none
+ * answered, or a retry of a blocked stream.
  *
  * Chunk positions are *virtual* chunks of the Timeline (a looped ladder goes on endlessly);
  * the server and the daemon only ever see ladder chunk indices. A live channel is played
