@@ -1,16 +1,24 @@
 # Two entry points for a newcomer: `make demo` (the main job) and `make test` (every test).
+# The demo installs the runtime only (`pip install -e .`); `make test` adds the dev, cluster and
+# vmaf extras (pytest, Playwright, ONNX, Ray, vmaf-torch) on top of the same venv.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+TEST_EXTRAS := dev,cluster,vmaf
 
 .PHONY: demo test setup system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,cluster]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[$(TEST_EXTRAS)]'
+	touch $(TEST_STAMP)
 
 setup: $(STAMP)
 
@@ -20,7 +28,7 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/promptus demo
 
-test: $(STAMP) system-deps
+test: $(TEST_STAMP) system-deps
 	bash scripts/run-tests.sh
 
 clean:

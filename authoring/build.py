@@ -179,6 +179,7 @@ def fit_level(
     progress: bool = True,
     initial: InitialFactors | None = None,
     on_step: StepHook | None = None,
+    progress_label: str | None = None,
 ) -> FittedLevel:
     """Fit one level; with ``out`` it checkpoints after every keyframe (and resumes from it).
 
@@ -186,7 +187,8 @@ def fit_level(
     options (``options.seed`` seeds random starts), and a start (``init_latent``; a resumed
     checkpoint; ``initial(span, state)``, any keyframe's starting float factors or None for
     the default) -> keyframes. ``on_step`` sees every optimiser step of a sequential preset
-    (``LevelFitter.fit_span``). ``initial`` is not part of the checkpoint's fingerprint.
+    (``LevelFitter.fit_span``). ``initial`` is not part of the checkpoint's fingerprint. The
+    progress bar counts keyframes under ``progress_label`` (default ``fit LEVEL``).
     """
     from tqdm import tqdm
 
@@ -226,8 +228,9 @@ def fit_level(
             save_checkpoint(path, current, print_)
 
     with tqdm(
-        total=len(fitter.spans), initial=len(state.keyframes), desc=f"fit {level.name}",
-        unit="kf", disable=not progress, dynamic_ncols=True,
+        total=len(fitter.spans), initial=len(state.keyframes),
+        desc=progress_label or f"fit {level.name}",
+        unit="keyframe", disable=not progress, dynamic_ncols=True,
     ) as bar:  # fmt: skip
         fitter.fit(state, on_keyframe=on_keyframe, progress=bar, initial=initial, on_step=on_step)
     return fitted
@@ -312,10 +315,14 @@ def build_ladder(
     chunk_seconds: float = 2.0,
     resume: bool = False,
     measure_quality: bool = True,
+    measure_vmaf: bool = False,
     progress: bool = True,
     extra_generators: Sequence[Any] = (),
 ) -> Manifest:
     """Fit ``levels`` to ``source`` and write a complete ladder to ``out``; returns its manifest.
+
+    Each chunk's quality is its PSNR and SSIM (``measure_quality``) and, with ``measure_vmaf``,
+    its VMAF on the generator's device (``authoring.metrics``).
 
     ``extra_generators`` are copies of ``generator`` on other devices (one per GPU): levels are
     then fitted in parallel, each worker taking the next unfitted level.
@@ -342,6 +349,7 @@ def build_ladder(
         return fit_level(
             worker, source, init_latent, level, chunk_frames, options,
             latent_targets=latent_targets, out=out, resume=resume, progress=progress,
+            progress_label=f"fit {level.name} (level {levels.index(level) + 1}/{len(levels)})",
         )  # fmt: skip
 
     fits = _fit_levels([generator, *extra_generators], levels, fit_with)
@@ -398,7 +406,8 @@ def build_ladder(
                         decoded = fitted.frames[start:end]
                     else:
                         decoded = decode_cold(decoder, chunk, chunks[index - 1] if index else None)
-                    scores = quality(decoded, source.frames[start:end])
+                    vmaf_device = str(generator.device) if measure_vmaf else None
+                    scores = quality(decoded, source.frames[start:end], vmaf_device)
                 writer.append_chunk(level_id, chunk, scores)
                 bar.update(1)
     manifest = writer.finish()

@@ -65,6 +65,7 @@ class CatalogSettings:
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS  # <= 0: open levels (one segment each)
     resume: bool = False
     measure_quality: bool = True
+    measure_vmaf: bool = False  # each chunk's VMAF too (authoring.metrics)
 
 
 @dataclass
@@ -262,6 +263,7 @@ def _on_task_done(
                     root,
                     resources,
                     settings.measure_quality,
+                    settings.measure_vmaf,
                     name=f"fit {seg.name}",
                     resources=resources,
                     tag=(title, seg),

@@ -6,15 +6,12 @@ Every level is regenerated in sequence with the ladder's generator and scored ag
 reference frames; each baseline is coded at each level's measured bitrate on the same frames.
 Output: ``rate_quality.json``, ``rate_quality.md`` (the table) and ``rate_quality.png``, each
 with the notes a reader needs (which generator made the Promptus rows and whether its figures
-mean anything, why a VMAF column is missing).
+mean anything, why a VMAF column is missing). VMAF is ``authoring.metrics``' (vmaf-torch,
+model vmaf_v0.6.1) over each whole clip, on the device given.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,15 +20,11 @@ from typing import Any
 import numpy as np
 
 from authoring.baselines import CLASSIC_CODECS, CodedClip, VAEBaseline, classic_at, thumbnail_at
-from authoring.metrics import psnr_per_frame, ssim_per_frame
+from authoring.metrics import psnr_per_frame, ssim_per_frame, vmaf_per_frame
 from common.atomic import atomic_write_bytes, atomic_write_json
 from prompts.ladder import Ladder
 
-VMAF_TIMEOUT = 600  # seconds for one ffmpeg libvmaf run
-VMAF_MISSING = (
-    "VMAF: not measured, so the table has no VMAF column: neither the system's `ffmpeg` nor "
-    "imageio-ffmpeg's has the libvmaf filter (an FFmpeg built with --enable-libvmaf on PATH adds it)."
-)
+VMAF_NOT_MEASURED = "VMAF: not measured, so the table has no VMAF column: {why}."
 VAE_TRIES = 2  # VAE settings decoded per bitrate (each is a full TAESD decode of the clip)
 
 
@@ -47,64 +40,29 @@ class RatePoint:
     vmaf: float | None = None
 
 
-def ffmpeg_with_vmaf() -> str | None:
-    """Path of an ffmpeg that has the libvmaf filter (system or imageio-ffmpeg), else None."""
-    candidates = [shutil.which("ffmpeg")]
-    try:
-        import imageio_ffmpeg  # type: ignore[import-not-found]
-
-        candidates.append(imageio_ffmpeg.get_ffmpeg_exe())
-    except ImportError:
-        pass
-    for exe in filter(None, candidates):
-        try:
-            filters = subprocess.run(
-                [exe, "-hide_banner", "-filters"], capture_output=True, text=True, timeout=30
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if " libvmaf " in filters:
-            return exe
-    return None
-
-
-def vmaf(ffmpeg: str, decoded: np.ndarray, reference: np.ndarray, fps: float) -> float:
-    """Mean VMAF (model v0.6.1) of decoded vs reference ``uint8 [T, H, W, 3]`` frames."""
-    height, width = reference.shape[1:3]
-    raw = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps)]
-    with tempfile.TemporaryDirectory() as tmp:
-        dist, ref, log = Path(tmp, "dist.rgb"), Path(tmp, "ref.rgb"), Path(tmp, "vmaf.json")
-        dist.write_bytes(np.ascontiguousarray(decoded).tobytes())
-        ref.write_bytes(np.ascontiguousarray(reference).tobytes())
-        command = [
-            ffmpeg, "-hide_banner", "-loglevel", "error", *raw, "-i", str(dist), *raw, "-i", str(ref),
-            "-lavfi", f"[0:v][1:v]libvmaf=log_fmt=json:log_path={log}", "-f", "null", "-",
-        ]  # fmt: skip
-        subprocess.run(command, check=True, capture_output=True, timeout=VMAF_TIMEOUT)
-        return float(json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"])
-
-
 def score(
     method: str,
     setting: str,
     kbps: float,
     decoded: np.ndarray,
     reference: np.ndarray,
-    fps: float,
-    ffmpeg: str | None,
+    vmaf_device: str | None,
 ) -> RatePoint:
-    """Quality of one coded version (mean per-frame PSNR, SSIM on luma, VMAF when available)."""
+    """Quality of one coded version: mean per-frame PSNR, SSIM on luma, and VMAF on
+    ``vmaf_device`` (None: not measured)."""
+    vmaf = None
+    if vmaf_device is not None:
+        vmaf = round(float(vmaf_per_frame(decoded, reference, vmaf_device).mean()), 3)
     return RatePoint(
         method=method, setting=setting, kbps=round(kbps, 2),
         psnr=round(float(psnr_per_frame(decoded, reference).mean()), 3),
-        ssim=round(float(ssim_per_frame(decoded, reference).mean()), 5),
-        vmaf=round(vmaf(ffmpeg, decoded, reference, fps), 3) if ffmpeg else None,
+        ssim=round(float(ssim_per_frame(decoded, reference).mean()), 5), vmaf=vmaf,
     )  # fmt: skip
 
 
-def score_clip(clip: CodedClip, reference: np.ndarray, fps: float, ffmpeg: str | None) -> RatePoint:
+def score_clip(clip: CodedClip, reference: np.ndarray, vmaf_device: str | None) -> RatePoint:
     """``score`` of a baseline's encode (its codec names the method)."""
-    return score(clip.codec, clip.setting, clip.kbps, clip.frames, reference, fps, ffmpeg)
+    return score(clip.codec, clip.setting, clip.kbps, clip.frames, reference, vmaf_device)
 
 
 def decode_level(generator: Any, ladder: Ladder, level_id: int) -> np.ndarray:
@@ -148,38 +106,36 @@ def evaluate(
     *,
     codecs: tuple[str, ...] = tuple(CLASSIC_CODECS),
     taesd: Any = None,
+    vmaf_device: str | None = None,
     progress: bool = True,
 ) -> list[RatePoint]:
-    """Rate-quality points of every level and of every baseline at each level's bitrate."""
+    """Rate-quality points of every level and of every baseline at each level's bitrate (VMAF
+    on ``vmaf_device``; None: no VMAF)."""
     from tqdm import tqdm
 
     manifest = ladder.manifest
     fps = manifest.stream.fps
     frames = manifest.chunk_count and manifest.stream.chunk_range(manifest.chunk_count - 1)[1]
     reference = reference[:frames]
-    ffmpeg = ffmpeg_with_vmaf()
     vae = VAEBaseline(taesd, reference, fps) if taesd is not None else None
     points = []
     steps = 1 + len(manifest.levels) * (2 + len(codecs) + (vae is not None))
     with tqdm(total=steps, desc="eval", unit="run", disable=not progress) as bar:
         start = start_latent_clip(generator, ladder, len(reference))
-        points.append(score_clip(start, reference, fps, ffmpeg))
+        points.append(score_clip(start, reference, vmaf_device))
         bar.update(1)
         for level in manifest.levels:
             decoded = decode_level(generator, ladder, level.id)
             points.append(
-                score("promptus", level.name, level.kbps, decoded, reference, fps, ffmpeg)
+                score("promptus", level.name, level.kbps, decoded, reference, vmaf_device)
             )
             bar.update(1)
             for codec in codecs:
-                points.append(
-                    score_clip(
-                        classic_at(codec, reference, fps, level.kbps), reference, fps, ffmpeg
-                    )
-                )
+                clip = classic_at(codec, reference, fps, level.kbps)
+                points.append(score_clip(clip, reference, vmaf_device))
                 bar.update(1)
             thumbnail = thumbnail_at(reference, fps, level.interval, level.kbps)
-            points.append(score_clip(thumbnail, reference, fps, ffmpeg))
+            points.append(score_clip(thumbnail, reference, vmaf_device))
             bar.update(1)
             if vae is not None:
                 clip = vae.at(
@@ -187,7 +143,7 @@ def evaluate(
                     lambda f: float(psnr_per_frame(f, reference).mean()),
                     tries=VAE_TRIES,
                 )
-                points.append(score_clip(clip, reference, fps, ffmpeg))
+                points.append(score_clip(clip, reference, vmaf_device))
                 bar.update(1)
     return points
 
@@ -207,16 +163,20 @@ def table(points: list[RatePoint]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_notes(points: list[RatePoint], generator_notes: list[str]) -> list[str]:
-    """What a reader of the table must know: the generator's notes, then a missing VMAF column."""
+def report_notes(
+    points: list[RatePoint], generator_notes: list[str], vmaf_missing: str | None = None
+) -> list[str]:
+    """What a reader of the table must know: the generator's notes, then a missing VMAF column
+    and why (``vmaf_missing``)."""
     notes = list(generator_notes)
     if not any(p.vmaf is not None for p in points):
-        notes.append(VMAF_MISSING)
+        notes.append(VMAF_NOT_MEASURED.format(why=vmaf_missing or "it was not asked for"))
     return notes
 
 
 def plot(points: list[RatePoint], title: str, notes: Sequence[str] = ()) -> bytes:
-    """PNG of PSNR and SSIM against kbps, one line per method; ``notes`` under the axes."""
+    """PNG of PSNR, SSIM (and VMAF when measured) against kbps, one line per method; ``notes``
+    under the axes."""
     import io
 
     import matplotlib
@@ -224,14 +184,19 @@ def plot(points: list[RatePoint], title: str, notes: Sequence[str] = ()) -> byte
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    metrics = [("psnr", "PSNR (dB)"), ("ssim", "SSIM (luma)")]
+    if any(p.vmaf is not None for p in points):
+        metrics.append(("vmaf", "VMAF (vmaf_v0.6.1)"))
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2))
     for method in sorted({p.method for p in points}):
         rows = sorted((p for p in points if p.method == method), key=lambda p: p.kbps)
-        for axis, metric in zip(axes, ("psnr", "ssim"), strict=True):
+        for axis, (metric, _) in zip(axes, metrics, strict=True):
+            values = [getattr(p, metric) for p in rows]
             axis.plot(
-                [p.kbps for p in rows], [getattr(p, metric) for p in rows], marker="o", label=method
-            )
-    for axis, label in zip(axes, ("PSNR (dB)", "SSIM (luma)"), strict=True):
+                [p.kbps for p in rows], [np.nan if v is None else v for v in values], marker="o",
+                label=method,
+            )  # fmt: skip
+    for axis, (_, label) in zip(axes, metrics, strict=True):
         axis.set_xlabel("kbps")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)

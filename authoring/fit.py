@@ -505,6 +505,19 @@ class LevelFitter:
         targets = self.frames[span.frames].astype(np.float64)
         return float(((span_frames.astype(np.float64) - targets) / 127.5).__pow__(2).mean())
 
+    def _progress_facts(self, span: KeyframeSpan, stats: KeyframeStats) -> dict[str, str]:
+        """What the bar shows after a keyframe: frames fitted so far, then its quality, then the
+        optimiser's speed when it ran at all (a preset that keeps the prompt encoder's factors
+        runs none: a constant 0 it/s read as a hang)."""
+        facts = {
+            "frames": f"{span.end + 1}/{len(self.frames)}",
+            "psnr": f"{stats.psnr:.2f} dB",
+            "loss": f"{stats.loss:.4f}",
+        }
+        if stats.iterations > 0:
+            facts["iters"] = f"{stats.iterations / max(stats.seconds, 1e-9):.1f}/s"
+        return facts
+
     def fit(
         self,
         state: FitState | None = None,
@@ -517,6 +530,9 @@ class LevelFitter:
         ``initial`` may give any keyframe's starting factors, ``on_step`` sees every step
         (``fit_span``)."""
         state = state or FitState()
+        if progress is not None and len(state.keyframes) < len(self.spans):
+            done = self.spans[len(state.keyframes) - 1].end + 1 if state.keyframes else 0
+            progress.set_postfix(frames=f"{done}/{len(self.frames)}")
         for span in self.spans[len(state.keyframes) :]:
             start = initial(span, state) if initial is not None else None
             result = self.fit_span(span, state, start, on_step)
@@ -528,10 +544,6 @@ class LevelFitter:
             if on_keyframe is not None:
                 on_keyframe(state, result)
             if progress is not None:
-                stats = result.stats
-                progress.set_postfix(
-                    loss=f"{stats.loss:.4f}", psnr=f"{stats.psnr:.2f}",
-                    its=f"{stats.iterations / max(stats.seconds, 1e-9):.1f}/s",
-                )  # fmt: skip
+                progress.set_postfix(self._progress_facts(span, result.stats), refresh=False)
                 progress.update(1)
         return state

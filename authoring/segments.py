@@ -165,6 +165,7 @@ def fit_segment(
     *,
     checkpoint_dir: Path | None = None,
     measure_quality: bool = True,
+    measure_vmaf: bool = False,
 ) -> SegmentResult:
     """Fit one segment and cut it into chunks.
 
@@ -211,7 +212,8 @@ def fit_segment(
                     init_latent=init_latent,
                 )  # fmt: skip
             decoded = decode_cold(decoder, chunk, chunks[position - 1] if position else None)
-        scores.append(quality(decoded, frames[start:end]))
+        vmaf_device = str(generator.device) if measure_vmaf else None
+        scores.append(quality(decoded, frames[start:end], vmaf_device))
     return SegmentResult(
         segment=segment,
         chunks=tuple(chunks),

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+# Files a folder source may hold by mistake instead of frames (named in the refusal)
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".y4m", ".ts", ".flv")
+FILES_NAMED = 3  # of a folder's other files, in the refusal
 DEFAULT_FOLDER_FPS = 30.0  # frames per second assumed for a folder of images
 
 
@@ -62,8 +65,43 @@ def crop_and_resize(image: Image.Image, size: int) -> np.ndarray:
     return np.asarray(square, dtype=np.uint8)
 
 
+def check_source_path(path: str | Path) -> Path:
+    """``path`` when it names a file or a folder; SourceError at once otherwise (before any
+    generator loads)."""
+    path = Path(path)
+    if not path.exists():
+        raise SourceError(f"source {path} does not exist")
+    return path
+
+
+def _no_frames(folder: Path) -> SourceError:
+    """The refusal of a folder without frame images, saying what it holds instead."""
+    entries = sorted(folder.iterdir())
+    videos = [p.name for p in entries if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
+    others = [p.name + ("/" if p.is_dir() else "") for p in entries if p.name not in videos]
+    head = f"folder {folder} holds no frame images ({', '.join(IMAGE_SUFFIXES)})"
+    if not entries:
+        return SourceError(f"{head}: it is empty")
+    parts = []
+    if videos:
+        parts.append(f"{len(videos)} video file{'s' * (len(videos) > 1)} ({_some(videos)})")
+    if others:
+        parts.append(
+            f"{len(others)} other entr{'ies' if len(others) > 1 else 'y'} ({_some(others)})"
+        )
+    advice = f"; pass a video itself as SOURCE: {folder / videos[0]}" if videos else ""
+    return SourceError(f"{head}: it holds {' and '.join(parts)}{advice}")
+
+
+def _some(names: list[str]) -> str:
+    more = f", ... {len(names) - FILES_NAMED} more" if len(names) > FILES_NAMED else ""
+    return ", ".join(names[:FILES_NAMED]) + more
+
+
 def _folder_frames(folder: Path, size: int, max_frames: int | None) -> list[np.ndarray]:
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise _no_frames(folder)
     if max_frames is not None:
         paths = paths[:max_frames]
     frames = []
@@ -99,7 +137,7 @@ def load_source(
     path: str | Path, size: int, *, max_frames: int | None = None, fps: float | None = None
 ) -> SourceVideo:
     """Read ``path`` (video file or image folder) as ``size x size`` frames; SourceError if unusable."""
-    path = Path(path)
+    path = check_source_path(path)
     problem = size_problem(size, size)
     if problem is not None:
         raise SourceError(problem)
@@ -107,10 +145,8 @@ def load_source(
         raise SourceError(f"--frames must be at least 1, got {max_frames}")
     if path.is_dir():
         frames, rate = _folder_frames(path, size, max_frames), DEFAULT_FOLDER_FPS
-    elif path.is_file():
-        frames, rate = _video_frames(path, size, max_frames)
     else:
-        raise SourceError(f"source {path} does not exist")
+        frames, rate = _video_frames(path, size, max_frames)
     if not frames:
         raise SourceError(f"source {path} has zero frames")
     return SourceVideo(np.stack(frames), float(fps or rate))

@@ -118,6 +118,7 @@ def fit_segment_task(
     checkpoint_root: Path | None,
     resources: TaskResources,
     measure_quality: bool = True,
+    measure_vmaf: bool = False,
 ) -> TaskOutput:
     """Fit one segment of a title (``frames``: the whole title's) on this worker's device."""
     started, device = _start(resources)
@@ -125,6 +126,6 @@ def fit_segment_task(
     result: SegmentResult = fit_segment(
         np.array(segment.frames_of(frames)), segment, generator, options, init_latent,
         checkpoint_dir=checkpoint_dir_for(checkpoint_root, segment) if checkpoint_root else None,
-        measure_quality=measure_quality,
+        measure_quality=measure_quality, measure_vmaf=measure_vmaf,
     )  # fmt: skip
     return TaskOutput(result, time.perf_counter() - started, device)

@@ -54,6 +54,20 @@ def image_levels(image: torch.Tensor) -> torch.Tensor:
     return ((image.float() + 1.0) * 127.5).round().clamp(0, 255)
 
 
+def _bt601_plane(
+    red: torch.Tensor, green: torch.Tensor, blue: torch.Tensor, row: int
+) -> torch.Tensor:
+    """Plane ``row`` (0 Y, 1 U, 2 V) of BT.601 limited range, unrounded, from float RGB levels."""
+    (r, g, b), offset = BT601_LIMITED[row], BT601_OFFSETS[row]
+    # scalar arithmetic: no constant tensors to export
+    return offset + r * red + g * green + b * blue
+
+
+def levels_to_luma(levels: torch.Tensor) -> torch.Tensor:
+    """Float RGB levels [B,3,H,W] -> the uint8 luma [B,H,W] the encoder gets (yuv420p's Y plane)."""
+    return _bt601_plane(*levels.unbind(1), 0).round().clamp(0, 255).to(torch.uint8)
+
+
 def levels_to_planes(levels: torch.Tensor, frame_format: str) -> tuple[torch.Tensor, ...]:
     """Float RGB levels [B,3,H,W] -> the uint8 planes of ``frame_format``, each contiguous.
 
@@ -65,11 +79,7 @@ def levels_to_planes(levels: torch.Tensor, frame_format: str) -> tuple[torch.Ten
     if frame_format == RGB24:
         return (levels.to(torch.uint8).permute(0, 2, 3, 1).contiguous(),)
     batch, _, height, width = levels.shape
-    red, green, blue = levels.unbind(1)
-    luma, u, v = (
-        offset + r * red + g * green + b * blue  # scalar arithmetic: no constant tensors to export
-        for (r, g, b), offset in zip(BT601_LIMITED, BT601_OFFSETS, strict=True)
-    )
+    luma, u, v = (_bt601_plane(*levels.unbind(1), row) for row in range(3))
     pairs = (
         torch.stack([u, v], 1).reshape(batch, 2, height // 2, 2, width // 2, 2).mean(-1)
     )  # horizontal

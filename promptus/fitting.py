@@ -40,6 +40,12 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") 
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its checkpoints"
     )
+    parser.add_argument(
+        "--vmaf",
+        action="store_true",
+        help="measure each chunk's VMAF too (vmaf-torch on the generator's device; pip install "
+        "'.[vmaf]'): the manifest's chunks then carry it for an ABR (the player's ?quality=vmaf)",
+    )
     add_schedule_arguments(parser)
     add_cluster_arguments(parser)
     add_generator_options(parser)
@@ -240,6 +246,10 @@ def extra_gpu_generators(args: argparse.Namespace, levels: list[Any]) -> list[An
 
 def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
     """Fit ``levels`` as the arguments say and print a one-line summary per level."""
+    from authoring.source import check_source_path
+
+    check_source_path(args.source)  # before torch and the generator load (seconds)
+    check_vmaf_option(args)
     from authoring.build import BuildError, build_ladder
     from authoring.checkpoint import CheckpointError
 
@@ -259,7 +269,7 @@ def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
         manifest = build_ladder(
             source, args.out, generator=generator, levels=levels, options=options,
             chunk_seconds=args.chunk_seconds, resume=args.resume,
-            measure_quality=not args.no_quality, progress=not args.quiet,
+            measure_quality=not args.no_quality, measure_vmaf=args.vmaf, progress=not args.quiet,
             extra_generators=extra_gpu_generators(args, levels),
         )  # fmt: skip
     except (BuildError, CheckpointError) as error:
@@ -267,6 +277,21 @@ def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
     print_levels(manifest)
     print(f"wrote {Path(args.out) / 'manifest.json'}")
     return 0
+
+
+def check_vmaf_option(args: argparse.Namespace) -> None:
+    """Refuse ``--vmaf`` at once where it cannot be measured."""
+    if not args.vmaf:
+        return
+    if args.no_quality:
+        raise CommandError(
+            "--vmaf is part of the per-chunk quality: it cannot go with --no-quality"
+        )
+    from authoring.metrics import vmaf_missing
+
+    problem = vmaf_missing()
+    if problem is not None:
+        raise CommandError(f"--vmaf: {problem}")
 
 
 def segmented(args: argparse.Namespace) -> bool:
@@ -286,6 +311,7 @@ def run_titles(args: argparse.Namespace, jobs: list[Any], levels: list[Any]) -> 
     from engines.variants import VARIANTS
     from promptus.options import check_weights_given
 
+    check_vmaf_option(args)
     options = fit_options(args)
     try:
         check_segment_options(options)
@@ -304,7 +330,7 @@ def run_titles(args: argparse.Namespace, jobs: list[Any], levels: list[Any]) -> 
         segment_seconds=DEFAULT_SEGMENT_SECONDS
         if args.segment_seconds is None
         else args.segment_seconds,
-        resume=args.resume, measure_quality=not args.no_quality,
+        resume=args.resume, measure_quality=not args.no_quality, measure_vmaf=args.vmaf,
     )  # fmt: skip
     loader = GeneratorSpec(args.generator, args.weights, args.taesd)
     runner = open_runner(args.cluster, local_cpus=args.local_cpus)

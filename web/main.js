@@ -1,11 +1,12 @@
 /** The page: reads the URL, starts the player and keeps the controls, notices, stats and charts in step. */
-import { ABR_NAMES, createAbr } from './abr/index.js';
+import { ABR_NAMES, DEFAULT_QUALITY, chunkQualityMetric, createAbr } from './abr/index.js';
 import { Events, Player } from './player.js';
 import { ErrorCode } from './protocol.js';
 import { fetchChannels, renderChannelList } from './ui/channel-list.js';
+import { generatorNote } from './ui/generator-note.js';
 import { LiveChart } from './ui/charts.js';
 import { configFromUrl } from './ui/page-config.js';
-import { QUALITY_DIGITS, QUALITY_MEASURES, StatsPanel } from './ui/stats-panel.js';
+import { QUALITY_AXES, QUALITY_DIGITS, StatsPanel, abrChoiceText } from './ui/stats-panel.js';
 
 const RENDER_MS = 250; // stats panel refresh
 const CHART_MS = 1000; // one chart sample per second
@@ -39,57 +40,33 @@ player.on(Events.NOTICE, showNotice);
 problems.forEach((text, i) => showNotice({ kind: `url-${i}`, text: `URL parameter ignored: ${text}`, level: 'warn' }));
 player.on(Events.ERROR, ({ source, message }) => console.warn(`[promptus ${source}] ${message}`));
 
-// --- what the generator's pictures mean --------------------------------------------------
-function renderGeneratorNote(generator, blocked = false) {
+// --- what the generator's pictures mean, and whether the daemon here keeps up --------------
+function renderGeneratorNote(s) {
   const note = $('generator-note');
-  if (generator === null) return;
-  if (blocked) {
-    // Nothing is generated: say what the channel needs instead of how its frames are made.
-    note.className = 'note blocked';
-    note.textContent = `Nothing plays: this channel needs generator ${generator.name} (${generator.id})` +
-      `${daemonGenerator ? `, the daemon here runs ${daemonGenerator}` : ''}. The message above says what to do.`;
-    return;
-  }
-  const tiny = generator.id.startsWith('tiny');
-  const nano = generator.id.startsWith('nano');
-  note.className = tiny ? 'note tiny' : 'note';
-  const where = 'frames are generated on this machine from the prompts the server sends';
-  if (tiny) {
-    note.textContent = `Generator ${generator.name} (${generator.id}): the tiny test generator has seeded random weights, ` +
-      'so its pictures carry no meaning. They are real frames from the same code path as SD-Turbo ' +
-      '(prompts -> one UNet step -> decoder -> H.264 -> this video element). With SD-Turbo weights on a GPU ' +
-      'the same page shows the fitted video (see the README).';
-  } else if (nano) {
-    note.textContent = `Generator ${generator.name} (${generator.id}): ${where}. nano is the project's own small ` +
-      'generator (a 1.5M-parameter UNet step with cross-attention on the prompt, and a small decoder) that ' +
-      'two CPU cores run in real time, trained here on openly licensed footage. The shipped weights are a first, ' +
-      'short training run (4.5 GPU-minutes): expect colours and rough layout, not detail. SD-Turbo stays the ' +
-      'production generator.';
-  } else {
-    note.textContent = `Generator ${generator.name} (${generator.id}): ${where}.`;
-  }
+  const shown = generatorNote(s, player.daemonSpeed());
+  if (shown === null) return;
+  if (note.className !== shown.className) note.className = shown.className;
+  if (note.textContent !== shown.text) note.textContent = shown.text;
 }
-let generatorMissing = false; // the daemon refused the channel's generator (until it accepts a stream)
 player.on(Events.MANIFEST_LOADED, ({ manifest }) => {
-  renderGeneratorNote(manifest.generator, generatorMissing);
   renderLevels(manifest.levels);
+  const first = manifest.levels[0]?.chunks[0];
+  const lacking = first !== undefined && chunkQualityMetric(first, config.quality) === null;
+  showNotice({
+    kind: 'quality',
+    level: 'warn',
+    text: lacking && config.quality !== DEFAULT_QUALITY
+      ? `?quality=${config.quality}: this ladder's chunks carry no ${config.quality} (fit it with \`promptus ladder --vmaf\` ` +
+        'for VMAF); the ABR ranks its chunks by size instead.'
+      : null,
+  });
   $('channel-list').hidden = true;
   listedChannels = null;
-});
-player.on(Events.DAEMON_ERROR, ({ code }) => {
-  if (code !== ErrorCode.GENERATOR_MISMATCH) return;
-  generatorMissing = true;
-  renderGeneratorNote(player.snapshot().generator, true);
-});
-player.on(Events.DAEMON_INIT, () => {
-  generatorMissing = false;
-  renderGeneratorNote(player.snapshot().generator);
 });
 let daemonGenerator = null;
 player.on(Events.DAEMON_STATUS, ({ generatorId }) => {
   if (generatorId === daemonGenerator) return;
-  daemonGenerator = generatorId; // the note and the channel list name it once known
-  if (generatorMissing) renderGeneratorNote(player.snapshot().generator, true);
+  daemonGenerator = generatorId; // the channel list names it once known
   if (listedChannels !== null) renderChannels(listedChannels);
 });
 
@@ -97,7 +74,6 @@ player.on(Events.DAEMON_STATUS, ({ generatorId }) => {
 function pickChannel(channel) {
   if (channel === '' || channel === player.snapshot().channel) return;
   charts.forEach((c) => c.clear());
-  generatorMissing = false;
   channelInput.value = channel;
   player.switchChannel(channel);
   const url = new URL(location.href);
@@ -133,6 +109,7 @@ abrSelect.addEventListener('change', () => {
   try {
     createAbr(abrSelect.value); // validates before switching
     player.setAbr(abrSelect.value, abrSelect.value === config.abr ? config.abrOptions : {});
+    levelSelect.options[0].text = abrChoiceText(abrSelect.value);
     const url = new URL(location.href);
     url.searchParams.set('abr', abrSelect.value);
     history.replaceState(null, '', url);
@@ -142,13 +119,14 @@ abrSelect.addEventListener('change', () => {
 });
 
 const levelSelect = $('level');
+levelSelect.options[0].text = abrChoiceText(config.abr); // 'auto': the ABR rule picks
 let renderedLevels = '';
 function renderLevels(levels) {
   const key = JSON.stringify(levels.map((l) => [l.id, l.name, l.kbps]));
   if (key === renderedLevels) return; // a live ladder's manifest comes again every second
   renderedLevels = key;
   const chosen = levelSelect.value;
-  levelSelect.replaceChildren(new Option('auto', 'auto'));
+  levelSelect.replaceChildren(new Option(abrChoiceText(player.snapshot().abr), 'auto'));
   for (const level of levels) {
     levelSelect.append(new Option(`${level.id}: ${level.name} r${level.rank} N${level.interval} ${level.kbps.toFixed(0)} kbps`, String(level.id)));
   }
@@ -174,16 +152,24 @@ const charts = [
   new LiveChart($('chart-buffer'), { color: '#2a7ae2', title: 'buffer', unit: 's', minMax: 2, caption: caption('chart-buffer') }),
   new LiveChart($('chart-bitrate'), { color: '#d9822b', title: 'bitrate', unit: 'kbps', digits: 0, minMax: 100, caption: caption('chart-bitrate') }),
   new LiveChart($('chart-quality'), {
-    color: '#3a9d5d', title: `quality, ${QUALITY_MEASURES.ssim}`, unit: 'dB', digits: QUALITY_DIGITS, minMax: 10, caption: caption('chart-quality'),
+    color: '#3a9d5d', title: `quality, ${QUALITY_AXES[config.quality].title}`, unit: QUALITY_AXES[config.quality].unit,
+    digits: QUALITY_DIGITS, minMax: 10, caption: caption('chart-quality'),
   }),
 ];
-setInterval(() => panel.render(player.snapshot()), RENDER_MS);
+setInterval(() => {
+  const s = player.snapshot();
+  panel.render(s);
+  renderGeneratorNote(s);
+}, RENDER_MS);
 setInterval(() => {
   const s = player.snapshot();
   charts[0].push(s.bufferS);
   charts[1].push(s.level?.kbps ?? null);
-  if (s.qualityMetric !== null) charts[2].setTitle(`quality, ${QUALITY_MEASURES[s.qualityMetric]}`);
-  charts[2].push(s.qualityDb);
+  if (s.qualityMetric !== null) {
+    const axis = QUALITY_AXES[s.qualityMetric];
+    charts[2].setQuantity(`quality, ${axis.title}`, axis.unit);
+  }
+  charts[2].push(s.qualityValue);
 }, CHART_MS);
 
 player.start();

@@ -8,7 +8,7 @@
  */
 import { EventBus, Events } from './events.js';
 import { createAbr, DEFAULT_ABR } from './abr/index.js';
-import { chunkInfo, chunkQualityDb, chunkQualityMetric, windowStart } from './abr/context.js';
+import { DEFAULT_QUALITY, chunkInfo, chunkQuality, chunkQualityMetric, windowStart } from './abr/context.js';
 import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
 import { DaemonLink } from './controllers/daemon-link.js';
@@ -30,6 +30,7 @@ export { Events } from './events.js';
  * @property {number|null} [manualLevel]  null = automatic
  * @property {number} [maxBufferS]     buffer target (15 s)
  * @property {boolean} [loop]          start over at the end of a finished ladder
+ * @property {string} [quality]        the measure the ABR ranks chunks by: 'ssim' | 'psnr' | 'vmaf' (abr/context.js)
  * @property {string} [pageOrigin]     for messages (default: location.origin)
  * @property {() => number} [clock]    seconds; default performance.now() / 1000
  */
@@ -37,7 +38,10 @@ export class Player {
   /** @param {PlayerConfig} config */
   constructor(config) {
     const clock = config.clock ?? (() => performance.now() / 1000);
-    this.config = { abr: DEFAULT_ABR, abrOptions: {}, manualLevel: null, maxBufferS: MAX_BUFFER_S, loop: false, ...config, clock };
+    this.config = {
+      abr: DEFAULT_ABR, abrOptions: {}, manualLevel: null, maxBufferS: MAX_BUFFER_S, loop: false, quality: DEFAULT_QUALITY,
+      ...config, clock,
+    };
     this.bus = new EventBus();
     this.abrName = this.config.abr;
     const session = `page-${Math.random().toString(36).slice(2, 10)}`;
@@ -62,6 +66,7 @@ export class Player {
       maxBufferS: this.config.maxBufferS,
       loop: this.config.loop,
       manualLevel: this.config.manualLevel,
+      quality: this.config.quality,
     });
     this.notices = new NoticeController(this.bus, {
       pageOrigin: config.pageOrigin ?? globalThis.location?.origin ?? '',
@@ -143,7 +148,7 @@ export class Player {
     const marks = s.startupMarks;
     const waiting = marks.chunk !== undefined && marks.segment === undefined && s.daemonReady;
     return {
-      daemonFps: s.daemonFps.totalWeight > 0 ? s.daemonFps.getEstimate() : null,
+      daemonFps: s.daemonFpsEstimate,
       fps: s.manifest.fps,
       chunkFrames: s.manifest.chunk_frames,
       device: s.daemonStatus?.device ?? null,
@@ -173,7 +178,7 @@ export class Player {
     const video = this.config.video;
     const manifest = s.manifest;
     const now = this.config.clock();
-    const levelId = manifest === null ? null : s.playingLevel ?? 0;
+    const levelId = manifest === null ? null : s.playingLevel; // null until a chunk went to the daemon
     const level = levelId === null ? null : manifest.levels[levelId];
     const place = manifest === null ? null : s.timeline.split(s.playingChunk);
     const chunk = place === null ? null : place.chunk;
@@ -194,10 +199,13 @@ export class Player {
       // the level the player asks for now (manual, else the ABR's last pick) and when it shows
       chosenLevel: chosenId === null ? null : summary(manifest.levels[chosenId]),
       chosenOnScreenIn: this.#secondsUntilLevel(chosenId, levelId, bufferS),
-      qualityDb: info === undefined || info === null ? null : chunkQualityDb(info),
-      qualityMetric: info === undefined || info === null ? null : chunkQualityMetric(info),
+      // the playing chunk's quality under the ABR's measure (what the quality chart plots)
+      qualityValue: info === undefined || info === null ? null : chunkQuality(info, this.config.quality),
+      qualityMetric: info === undefined || info === null ? null : chunkQualityMetric(info, this.config.quality),
+      qualityMeasure: this.config.quality,
       ssim: info?.ssim ?? null,
       psnr: info?.psnr ?? null,
+      vmaf: info?.vmaf ?? null,
       chunk,
       pass: place === null ? null : place.pass,
       chunkCount: manifest?.chunk_count ?? null,
@@ -211,6 +219,7 @@ export class Player {
       throughputKbps: this.estimator.estimateKbps(),
       daemonFps: s.daemonFpsEstimate,
       daemonDevice: s.daemonStatus?.device ?? null,
+      daemonGeneratorId: s.daemonStatus?.generatorId ?? null,
       daemonQueue: s.daemonStatus?.queueDepth ?? null,
       daemonConnected: this.daemon.connected,
       serverConnected: this.server.connected,

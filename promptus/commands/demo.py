@@ -16,15 +16,19 @@ neither torch nor PyAV; the daemon loads its generator while the ladder is being
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import shutil
 import signal
 import time
 from pathlib import Path
+from typing import IO
 
 from authoring.presets import PRESETS
 from authoring.procedural_clip import render_clip
 from client_daemon.ready import read_ready_file
+from common.ports import port_free, port_holder
 from common.processes import Child, first_exited, promptus_command
 from prompts.stream_model import GeneratorMismatchError, check_generator
 from promptus.errors import CommandError
@@ -51,6 +55,10 @@ SUPERVISE_POLL_S = 0.5
 ABR_NAMES = ("bba", "mpc", "throughput", "bola", "fixed")
 # One torch thread per child: the ladder fit and the CPU daemon share two cores.
 CHILD_ENV = {"OMP_NUM_THREADS": "1"}
+HOST = "127.0.0.1"  # where the server and the daemon listen (their commands' default)
+# In the generator's folder, locked (flock) while a demo runs there; it names that demo.
+LOCK_NAME = "demo.lock"
+PORT_SEARCH = 100  # ports tried above a taken one for the suggestion in the message
 
 
 def demo_ladder_dir(data: Path = DEFAULT_DATA, generator: str = DEMO_GENERATOR) -> Path:
@@ -108,11 +116,23 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     data = args.data.resolve()
     home = data / args.generator
-    media = home / "media"
-    ladder = demo_ladder_dir(data, args.generator)
-    page_origin = f"http://127.0.0.1:{args.port}"
+    page_origin = f"http://{HOST}:{args.port}"
+    # Before anything is touched: another demo of this folder, or a port someone holds.
+    lock = _hold_home(home, args, _page_url(args, page_origin))
+    try:
+        _check_ports(args)
+        return _run_demo(args, started, home, demo_ladder_dir(data, args.generator), page_origin)
+    finally:
+        lock.close()  # releases the folder
+
+
+def _run_demo(
+    args: argparse.Namespace, started: float, home: Path, ladder: Path, page_origin: str
+) -> int:
+    """The demo in ``home`` (locked): daemon, ladder, server; until Ctrl-C or a child stops."""
+    media = ladder.parent
     ready_file = home / "daemon.ready.json"
-    ready_file.unlink(missing_ok=True)
+    ready_file.unlink(missing_ok=True)  # a dead daemon's: the folder is ours now
     children: list[Child] = []
 
     def stop_children(signum: int, frame: object) -> None:
@@ -120,10 +140,10 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop_children)
     try:
-        home.mkdir(parents=True, exist_ok=True)
         daemon = _child("daemon", _daemon_command(args, page_origin, ready_file))
         children.append(daemon)
-        if args.rebuild or not _ladder_ready(ladder):
+        fitted = args.rebuild or not _ladder_ready(ladder)
+        if fitted:
             _build_ladder(args, home, ladder, children)
         generator_id = _daemon_generator_id(daemon, ready_file)
         try:
@@ -131,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
         except GeneratorMismatchError as error:
             print(f"promptus demo: {error}: fitting again", flush=True)
             _build_ladder(args, home, ladder, children)
+        else:
+            if not fitted:
+                print(_reuse_message(ladder), flush=True)
         telemetry = home / "telemetry.sqlite3"
         server = _child(
             "serve",
@@ -193,6 +216,80 @@ def _check_args(args: argparse.Namespace) -> None:
     check_weights_given(args)
 
 
+def _hold_home(home: Path, args: argparse.Namespace, url: str) -> IO[str]:
+    """Lock ``home`` for this demo (held until the returned file is closed), or CommandError
+    naming the demo that runs there: two demos of one folder would share its ready file,
+    ladder build and telemetry database."""
+    home.mkdir(parents=True, exist_ok=True)
+    handle = (home / LOCK_NAME).open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read()
+        handle.close()
+        raise CommandError(_running_demo_message(home, holder)) from None
+    handle.seek(0)
+    handle.truncate()
+    about = {"pid": os.getpid(), "url": url, "port": args.port, "daemon_port": args.daemon_port}
+    handle.write(json.dumps({**about, "started": time.strftime("%Y-%m-%d %H:%M:%S")}) + "\n")
+    handle.flush()
+    return handle
+
+
+def _running_demo_message(home: Path, holder: str) -> str:
+    try:
+        about = json.loads(holder)
+        who = f"pid {about['pid']}, since {about['started']}, at {about['url']}"
+        stop = f"Ctrl-C in its terminal, or kill {about['pid']}"
+    except (ValueError, KeyError, TypeError):
+        who, stop = "its lock file says no more", "Ctrl-C in its terminal"
+    return (
+        f"a demo already runs on {home} ({who}); stop it first ({stop}) or give this one "
+        "another --data folder"
+    )
+
+
+def _check_ports(args: argparse.Namespace) -> None:
+    """CommandError when ``--port`` or ``--daemon-port`` is taken, naming who holds it."""
+    ports = {"--port": args.port, "--daemon-port": args.daemon_port}
+    taken = [(flag, port) for flag, port in ports.items() if not port_free(HOST, port)]
+    if not taken:
+        return
+    problems = []
+    for flag, port in taken:
+        holder = port_holder(port)
+        who = holder.describe() if holder else "another program (not one this user can see)"
+        problems.append(f"{flag} {port} is in use by {who}")
+    chosen: list[int] = []
+    for port in ports.values():
+        chosen.append(_free_port_from(port, set(chosen)))
+    suggestion = " ".join(f"{flag} {port}" for flag, port in zip(ports, chosen, strict=True))
+    raise CommandError(
+        "; ".join(problems)
+        + f". Stop {'them' if len(taken) > 1 else 'it'}, or run the demo on free ports: "
+        f"promptus demo {suggestion}"
+    )
+
+
+def _free_port_from(port: int, taken: set[int]) -> int:
+    """``port`` when free, else the next free port above it, none of ``taken`` (a suggestion)."""
+    for candidate in range(port, min(port + PORT_SEARCH, 65536)):
+        if candidate not in taken and port_free(HOST, candidate):
+            return candidate
+    return port
+
+
+def _reuse_message(ladder: Path) -> str:
+    fitted = time.strftime(
+        "%Y-%m-%d %H:%M", time.localtime((ladder / "manifest.json").stat().st_mtime)
+    )
+    return (
+        f"promptus demo: reusing the ladder in {ladder} (from {fitted}); "
+        "`promptus demo --rebuild` fits it again"
+    )
+
+
 def _daemon_command(args: argparse.Namespace, page_origin: str, ready_file: Path) -> list[str]:
     command = ["daemon", "--port", str(args.daemon_port), "--ready-file", str(ready_file)]
     command += ["--allow-origin", page_origin]
@@ -238,10 +335,19 @@ def _build_ladder(
         raise CommandError(f"promptus ladder failed (exit {status}); its output is above")
     if not _ladder_ready(build):
         raise CommandError(f"promptus ladder finished but {build} holds no finished ladder")
+    _publish(build, ladder)
+
+
+def _publish(build: Path, ladder: Path) -> None:
+    """Move a finished build into place; the build folder goes when nothing else is in it."""
     ladder.parent.mkdir(parents=True, exist_ok=True)
     if ladder.exists():
         shutil.rmtree(ladder)
     build.rename(ladder)
+    try:
+        build.parent.rmdir()
+    except OSError:
+        pass  # not empty: another channel's build
 
 
 def _ladder_ready(path: Path) -> bool:

@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--codecs", default="x264,x265,svt-av1", help="classic codecs to compare (comma-separated)"
     )
+    parser.add_argument(
+        "--no-vmaf",
+        action="store_true",
+        help="skip the VMAF column (vmaf-torch, on the generator's device; pip install '.[vmaf]')",
+    )
     add_threads_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -53,6 +58,7 @@ def seeded_weights_note(generator: str) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from authoring.baselines import CLASSIC_CODECS
     from authoring.evaluation import evaluate, report_notes, table, write_report
+    from authoring.metrics import vmaf_missing
     from authoring.source import SourceError, load_source
     from prompts.ladder import Ladder
     from prompts.manifest import ManifestError
@@ -93,9 +99,12 @@ def run(args: argparse.Namespace) -> int:
             taesd = load_taesd(args.taesd, need_encoder=True)
         except (OSError, ValueError) as error:
             raise CommandError(f"cannot load TAESD for the VAE baseline: {error}") from None
+    why_no_vmaf = "--no-vmaf was given" if args.no_vmaf else vmaf_missing()
+    vmaf_device = None if why_no_vmaf else str(generator.device)
     points = evaluate(
-        ladder, reference, generator, codecs=codecs, taesd=taesd, progress=not args.quiet
-    )
+        ladder, reference, generator, codecs=codecs, taesd=taesd, vmaf_device=vmaf_device,
+        progress=not args.quiet,
+    )  # fmt: skip
     title = f"{args.ladder.name}: {stream.width}x{stream.height}, {frames} frames, {stream.generator_id}"
     about = [
         f"Promptus rows: the ladder's prompts decoded by generator {generator.name} "
@@ -104,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     note = seeded_weights_note(args.generator)
     if note is not None:
         about.append(note)
-    notes = report_notes(points, about)
+    notes = report_notes(points, about, why_no_vmaf)
     write_report(points, args.out, title, notes)
     print("\n".join(notes) + "\n")
     print(table(points), end="")

@@ -11,6 +11,8 @@ from pathlib import Path
 from promptus.errors import CommandError
 
 DEFAULT_PORT = 8080
+LADDER_SEARCH_DEPTH = 4  # folders below --media looked into when no ladder is directly in it
+LADDERS_NAMED = 3  # ladders found below that the warning names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,7 +177,34 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
     )
+    note = missing_ladders_note(media)
+    if note is not None:
+        logging.getLogger("promptus.serve").warning(note)
     if args.workers == 1:
         serve(settings, args.host, args.port, reuse_port=False, access_log=args.access_log)
         return 0
     return serve_workers(settings, args.host, args.port, args.workers, access_log=args.access_log)
+
+
+def missing_ladders_note(media: Path) -> str | None:
+    """None when a ladder (``NAME/manifest.json``) is directly in ``media``; else a warning that
+    names the ladders found further down (``--media`` one folder too high is the usual slip)."""
+    from prompts.ladder import MANIFEST_NAME
+
+    if any(media.glob(f"*/{MANIFEST_NAME}")):
+        return None
+    below: list[Path] = []
+    for depth in range(2, LADDER_SEARCH_DEPTH + 1):
+        below += sorted(path.parent for path in media.glob("*/" * depth + MANIFEST_NAME))
+    head = (
+        f"no ladder in {media}: a channel is a ladder folder (NAME/{MANIFEST_NAME}, written by "
+        "promptus ladder or promptus live) directly inside --media"
+    )
+    if not below:
+        return f"{head}, and none is below it either; serving no channel until one appears"
+    named = ", ".join(str(path) for path in below[:LADDERS_NAMED])
+    more = f" and {len(below) - LADDERS_NAMED} more" if len(below) > LADDERS_NAMED else ""
+    return (
+        f"{head}. Ladders below it: {named}{more}; to serve them: "
+        f"promptus serve --media {below[0].parent}"
+    )

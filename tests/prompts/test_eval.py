@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from authoring.baselines import VAEBaseline, classic_at, encode_classic, match_bitrate
-from authoring.evaluation import ffmpeg_with_vmaf
+from authoring.metrics import vmaf_missing
 from promptus.cli import main
 
 FPS = 10.0
@@ -86,7 +86,7 @@ def test_eval_writes_table_json_and_plot(
     report = (out / "rate_quality.md").read_text()
     assert "decoded by generator tiny" in report and "measure nothing" in report
     assert "n/a" not in report
-    if ffmpeg_with_vmaf() is None:  # this machine's FFmpeg: the column is left out, and why
+    if vmaf_missing() is not None:  # no vmaf-torch: the column is left out, and why
         assert "VMAF: not measured" in report and "| VMAF |" not in report
     else:
         assert "| VMAF |" in report

@@ -161,7 +161,7 @@ def test_source_folder_crop_resize_and_errors(tmp_path: Path) -> None:
     assert len(source.digest()) == 64
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(SourceError, match="zero frames"):
+    with pytest.raises(SourceError, match="holds no frame images"):
         load_source(empty, 64)
     with pytest.raises(SourceError, match="multiple of 64"):
         load_source(folder, 100)

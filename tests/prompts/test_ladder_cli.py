@@ -50,7 +50,7 @@ def test_bad_inputs_exit_with_one_line(
         [*invert, str(tmp_path / "missing"), "--rank", "2", "--interval", "2"],
         "does not exist",
     )
-    _fails(capsys, [*invert, str(empty), "--rank", "2", "--interval", "2"], "zero frames")
+    _fails(capsys, [*invert, str(empty), "--rank", "2", "--interval", "2"], "it is empty")
     _fails(
         capsys,
         [*invert, str(frames_dir), "--rank", "0", "--interval", "2"],
@@ -143,3 +143,73 @@ def test_invert_writes_a_ladder_and_refuses_to_overwrite_it(
     resized = [a if a != "64" else "128" for a in argv]
     _fails(capsys, [*resized, "--resume"], "holds a 64x64 ladder; this run makes 128x128 frames")
     assert main([*argv, "--resume"]) == 0  # a finished ladder resumes into the same result
+
+
+_PROBE = """
+import sys
+from promptus.cli import main
+status = main(["ladder", sys.argv[1], "--out", sys.argv[2]])
+print(status, sorted(name for name in sys.modules if name == "torch"))
+"""
+
+
+def test_a_missing_source_is_refused_before_torch_loads(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no-such-clip.mp4"
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(missing), str(tmp_path / "out")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert result.stdout.strip() == "2 []", result
+    assert result.stderr.strip() == f"promptus ladder: source {missing} does not exist"
+
+
+def test_a_folder_of_videos_is_refused_saying_what_it_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "b.mp4").write_bytes(b"")
+    (clips / "a.mkv").write_bytes(b"")
+    (clips / "LICENSE.md").write_text("CC BY")
+    (clips / "notes").mkdir()
+    _fails(
+        capsys,
+        ["ladder", str(clips), "--out", str(tmp_path / "out"), *TINY],
+        f"folder {clips} holds no frame images (.png, .jpg, .jpeg, .bmp, .webp): it holds "
+        "2 video files (a.mkv, b.mp4) and 2 other entries (LICENSE.md, notes/); pass a video "
+        f"itself as SOURCE: {clips / 'a.mkv'}",
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["single-process", "segments"])
+def test_ladder_vmaf_puts_each_chunks_vmaf_in_the_manifest(
+    tmp_path: Path, frames_dir: Path, path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("vmaf_torch", reason="vmaf-torch missing: pip install '.[vmaf]'")
+    from authoring.metrics import quality
+    from authoring.source import load_source
+    from engines import load_generator
+
+    out = tmp_path / "ladder"
+    argv = ["ladder", str(frames_dir), "--out", str(out), *TINY, "--levels", "r1n2",
+            "--iterations", "2,2", "--fps", "2", "--chunk-seconds", "1", "--vmaf"]  # fmt: skip
+    if path == "segments":
+        argv += ["--segment-seconds", "1"]
+    assert main(argv) == 0
+    ladder = Ladder(out)
+    chunks = ladder.manifest.levels[0].chunks
+    assert len(chunks) == 2 and all(0 <= c.vmaf <= 100 for c in chunks)
+    # the chunk's own frames, decoded as a viewer joining there: the same score
+    source = load_source(frames_dir, 64, fps=2).frames
+    stream = load_generator("tiny", device="cpu").open_stream(
+        width=64, height=64, init_latent=ladder.init_state()
+    )
+    from prompts.chunk import parse_chunk
+
+    decoded = stream.decode_chunk(parse_chunk(ladder.chunk_bytes(0, 0)))
+    assert quality(decoded, source[:2], "cpu")["vmaf"] == pytest.approx(chunks[0].vmaf, abs=0.01)
+    _fails(capsys, [*argv, "--no-quality"], "--vmaf is part of the per-chunk quality")

@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,8 @@ from promptus.commands import daemon as command
 from promptus.errors import CommandError
 from tests.client_daemon.helpers import open_message
 from wire.daemon import StreamSetup
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse(*argv: str):  # noqa: ANN201
@@ -118,3 +121,21 @@ def test_the_command_serves_a_page_and_announces_itself(tmp_path) -> None:  # no
         process.terminate()
         process.wait(timeout=30)
     assert not ready.exists()  # withdrawn on exit
+
+
+def test_the_pages_daemon_commands_ask_for_the_weight_files_each_generator_needs() -> None:
+    """web/controllers/notice-controller.js DAEMON_WEIGHT_OPTIONS is engines/variants.py's table."""
+    import re
+
+    from engines.variants import VARIANTS
+
+    source = (REPO_ROOT / "web" / "controllers" / "notice-controller.js").read_text()
+    table = re.search(r"DAEMON_WEIGHT_OPTIONS = Object\.freeze\(\{(.*?)\}\)", source, re.S)
+    assert table is not None
+    options = dict(re.findall(r"^\s*'?([\w-]+)'?: '([^']*)',", table.group(1), re.M))
+    expected = {
+        name: ("" if not variant.needs_weights else " --weights PATH")
+        + (" --taesd DIR" if variant.needs_taesd else "")
+        for name, variant in VARIANTS.items()
+    }
+    assert options == expected

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +93,66 @@ def test_url_and_child_commands() -> None:
         demo._daemon_command(gpu, "http://127.0.0.1:8080", Path("r"))
     )
     assert gpu_args.device == "auto" and gpu_args.weights.name == "w.safetensors"
+
+
+def test_a_second_demo_of_a_folder_is_refused_and_names_the_running_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parse("--data", str(tmp_path))
+    home = tmp_path / demo.DEMO_GENERATOR
+    running = demo._hold_home(home, args, "http://127.0.0.1:8080/?channel=demo&abr=mpc")
+    ready = home / "daemon.ready.json"
+    ready.write_text("{}")  # the running demo's daemon announcement
+    try:
+        started = time.monotonic()
+        assert main(["demo", "--data", str(tmp_path), "--port", "8181"]) == 2
+        assert time.monotonic() - started < 2  # before any child starts
+        err = capsys.readouterr().err
+        assert f"a demo already runs on {home} (pid {os.getpid()}, since " in err, err
+        assert "at http://127.0.0.1:8080/?channel=demo&abr=mpc" in err
+        assert f"kill {os.getpid()}" in err and "another --data folder" in err
+        assert ready.exists()  # not damaged
+    finally:
+        running.close()
+    demo._hold_home(home, args, "http://x").close()  # free once the first one ends
+
+
+def test_a_taken_port_is_refused_at_once_naming_its_holder_and_free_ports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken, socket.socket() as probe:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        probe.bind(("127.0.0.1", 0))
+        port, daemon_port = taken.getsockname()[1], probe.getsockname()[1]
+        probe.close()
+        argv = ["demo", "--data", str(tmp_path), "--port", str(port)]
+        started = time.monotonic()
+        assert main([*argv, "--daemon-port", str(daemon_port)]) == 2
+        assert time.monotonic() - started < 2
+        err = capsys.readouterr().err
+    assert f"--port {port} is in use by pid {os.getpid()} (" in err, err
+    suggestion = re.search(r"promptus demo --port (\d+) --daemon-port (\d+)$", err.strip())
+    assert suggestion is not None, err
+    assert int(suggestion.group(1)) > port and int(suggestion.group(2)) == daemon_port
+    assert not (tmp_path / demo.DEMO_GENERATOR / "daemon.ready.json").exists()
+    demo._hold_home(tmp_path / demo.DEMO_GENERATOR, parse(), "http://x").close()  # released
+
+
+def test_publishing_a_build_leaves_no_empty_build_folder(tmp_path: Path) -> None:
+    home = tmp_path / "nano"
+    for name in ("demo", "other"):
+        (home / "build" / name).mkdir(parents=True)
+        (home / "build" / name / "manifest.json").write_text("{}")
+    demo._publish(home / "build" / "demo", home / "media" / "demo")
+    assert (home / "media" / "demo" / "manifest.json").exists()
+    assert (home / "build").is_dir()  # another channel's build is still in it
+    demo._publish(home / "build" / "other", home / "media" / "other")
+    assert not (home / "build").exists()
+
+
+def test_a_reused_ladder_is_said_with_how_to_rebuild(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("{}")
+    text = demo._reuse_message(tmp_path)
+    assert text.startswith(f"promptus demo: reusing the ladder in {tmp_path} (from 20")
+    assert text.endswith("`promptus demo --rebuild` fits it again")

@@ -68,6 +68,7 @@ class Stack:
         *,
         fps: float = STREAM_FPS,
         chunk_frames: int = CHUNK_FRAMES,
+        vmaf: bool = False,
     ) -> None:
         """Write a ladder into the media folder and wait until the server's catalog lists it.
 
@@ -75,7 +76,9 @@ class Stack:
         that scan would (rightly) be told the channel is unknown.
         """
         before = self.channel_count()
-        write_ladder(self.media / name, generator_id, frames, fps=fps, chunk_frames=chunk_frames)
+        write_ladder(
+            self.media / name, generator_id, frames, fps=fps, chunk_frames=chunk_frames, vmaf=vmaf
+        )
         deadline = time.monotonic() + 15
         while self.channel_count() <= before:
             if time.monotonic() > deadline:

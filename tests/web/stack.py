@@ -35,8 +35,10 @@ def write_ladder(
     *,
     fps: float = STREAM_FPS,
     chunk_frames: int = CHUNK_FRAMES,
+    vmaf: bool = False,
 ) -> None:
-    """A finished ladder of seeded random prompts for ``generator_id`` (the player needs no fitted prompts)."""
+    """A finished ladder of seeded random prompts for ``generator_id`` (the player needs no fitted
+    prompts); ``vmaf``: its chunks carry a VMAF too."""
     ladders.write_ladder(
         path,
         generator_id,
@@ -49,6 +51,7 @@ def write_ladder(
         # made-up but ordered qualities so the ABR and the stats panel have numbers to show
         qualities=[
             {"psnr": 20.0 + 4 * level_id, "ssim": 0.80 + 0.05 * level_id}
+            | ({"vmaf": 60.0 + 10 * level_id} if vmaf else {})
             for level_id in range(len(LEVELS))
         ],
     )
@@ -75,7 +78,8 @@ def start_daemon(port: int, allowed_origin: str) -> tuple[Child, str]:
 def start_server(media: Path, port: int, telemetry: Path) -> Child:
     """`promptus serve` over ``media``; returns once /healthz answers."""
     process = promptus_child(
-        "serve", ["serve", "--media", str(media), "--port", str(port), "--telemetry", str(telemetry)]
+        "serve",
+        ["serve", "--media", str(media), "--port", str(port), "--telemetry", str(telemetry)],
     )
     process.wait_for_http(f"http://127.0.0.1:{port}/healthz", START_TIMEOUT_S)
     return process

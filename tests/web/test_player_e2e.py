@@ -7,6 +7,7 @@ import re
 import socket
 import sqlite3
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,13 @@ from tests.web.stack import (
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STARTUP_TIMEOUT_S = 60  # first frame; generous for two cores shared with the daemon
+OTHER_GENERATOR = "nano:0123456789abcdef"  # a channel the stack's daemon (tiny) does not play
 SMALL_BUFFER_S = "4"  # so a level switch or a daemon loss shows up within seconds
+
+
+def channels(stack: Stack) -> list[dict]:
+    with urllib.request.urlopen(f"{stack.origin}/channels", timeout=5) as response:
+        return list(json.load(response)["channels"])
 
 
 def snapshot(page) -> dict:  # type: ignore[no-untyped-def]
@@ -62,6 +69,18 @@ def wait_for_text(page, selector: str, text: str, timeout_s: float = 30) -> None
         arg=[selector, text],
         timeout=timeout_s * 1000,
         polling=100,
+    )
+
+
+def assert_nothing_plays(page) -> None:  # type: ignore[no-untyped-def]
+    """No level, bitrate or quality while nothing plays; no chart points; no loading spinner
+    (Chromium turns one while the element has a source and no data: the source is let go)."""
+    for name in ("level", "rank", "kbps", "quality"):
+        assert stat(page, name) == "-", (name, stat(page, name))
+    for chart in ("chart-bitrate", "chart-quality"):
+        wait_for_text(page, f"#{chart} + figcaption", "no value yet", 5)  # sampled, and empty
+    wait_for(
+        page, "document.getElementById('video').networkState === HTMLMediaElement.NETWORK_EMPTY", 5
     )
 
 
@@ -110,8 +129,11 @@ def test_plays_without_stalls_and_keeps_a_screenshot(page, stack: Stack) -> None
 def test_forced_level_switch_shows_chosen_and_playing_level_apart(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
     open_player(page, stack, abr="fixed", fixed="0", buffer="6")
     wait_for(page, "s.bufferS > 3")
-    # One quality, one unit: the table's SSIM in dB is what the chart plots and names.
-    wait_for_text(page, "#stats [data-stat=quality]", "SSIM 0.800 = 7.0 dB, PSNR 20.0 dB")
+    # The rule picks: the Level menu and the "Level chosen" row say so alike.
+    assert page.inner_text("#level option[value=auto]") == "ABR fixed"
+    assert stat(page, "chosen").startswith("0: r2n15 (ABR fixed)")
+    # One quality, one unit each: the table's SSIM in dB is what the chart plots and names.
+    wait_for_text(page, "#stats [data-stat=quality]", "SSIM 0.800 (7.0 dB SSIM), PSNR 20.0 dB")
     wait_for_text(page, "#chart-quality + figcaption", "now 7.0 dB")
     caption = page.inner_text("#chart-quality + figcaption")
     assert caption.startswith("quality, SSIM in dB") and "axis 0 to 10 dB" in caption
@@ -126,8 +148,21 @@ def test_forced_level_switch_shows_chosen_and_playing_level_apart(page, stack: S
     after = snapshot(page)
     assert after["levelId"] == 2 and after["stalls"] == 0
     assert stat(page, "level").startswith("2: r8n5") and stat(page, "chosen") == "2: r8n5 (manual)"
-    wait_for_text(page, "#stats [data-stat=quality]", "SSIM 0.900 = 10.0 dB, PSNR 28.0 dB")
+    wait_for_text(page, "#stats [data-stat=quality]", "SSIM 0.900 (10.0 dB SSIM), PSNR 28.0 dB")
     wait_for_text(page, "#chart-quality + figcaption", "now 10.0 dB")
+
+
+def test_the_abr_can_rank_chunks_by_vmaf(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    stack.publish("vmaf", stack.generator_id, frames=10 * STREAM_FPS, vmaf=True)
+    open_player(page, stack, channel="vmaf", abr="fixed", fixed="1", quality="vmaf")
+    wait_for_text(page, "#stats [data-stat=quality]", "SSIM 0.850, PSNR 24.0 dB, VMAF 70.0")
+    wait_for_text(page, "#chart-quality + figcaption", "now 70.0 VMAF")
+    assert page.inner_text("#chart-quality + figcaption").startswith("quality, VMAF (vmaf_v0.6.1")
+    assert snapshot(page)["qualityValue"] == 70.0 and notice_text(page, "quality") == ""
+    # a ladder fitted without --vmaf: said, and the ABR falls back to chunk sizes
+    page.goto(stack.page_url(quality="vmaf"))
+    wait_for_text(page, '#notices [data-kind="quality"]', "carry no vmaf")
+    assert "promptus ladder --vmaf" in notice_text(page, "quality")
 
 
 def test_seek_outside_the_buffer_keeps_playing(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
@@ -180,13 +215,17 @@ def test_daemon_missing_or_foreign_origin_or_other_generator_is_explained(
     assert f"--allow-origin http://foreign.test:{stack.server_port}" in text
     assert snapshot(page)["startupS"] is None
 
-    stack.publish("other", "tiny:0123456789abcdef", frames=2 * STREAM_FPS)
+    stack.publish("other", OTHER_GENERATOR, frames=2 * STREAM_FPS)
     page.goto(stack.page_url(channel="other"))
     page.wait_for_selector('#notices [data-kind="generator"]', timeout=30_000)
-    text = notice_text(page, "generator")
-    assert "needs generator tiny:0123456789abcdef" in text, text
-    assert "promptus daemon --generator tiny" in text and "import-legacy" not in text
+    wait_for_text(page, '#notices [data-kind="generator"]', f"runs {stack.generator_id}")
+    assert notice_text(page, "generator") == (
+        f"This channel needs generator {OTHER_GENERATOR} (the daemon here runs "
+        f"{stack.generator_id}): start the daemon with promptus daemon --generator nano, then "
+        "press Retry daemon."
+    )
     assert snapshot(page)["blocked"]["kind"] == "generator_mismatch"
+    assert_nothing_plays(page)
 
     # An imported legacy ladder keeps the placeholder id no daemon has: the fix is a new import.
     stack.publish("imported", LEGACY_GENERATOR_ID, frames=2 * STREAM_FPS)
@@ -203,6 +242,7 @@ def test_unknown_channel_lists_the_channels_to_pick_from(page, stack: Stack) -> 
     page.goto(stack.page_url(channel="no-such-channel"))
     page.wait_for_selector(f'#channel-list button[data-channel="{CHANNEL}"]', timeout=15_000)
     assert "no channel 'no-such-channel'" in notice_text(page, "channel")
+    assert_nothing_plays(page)
     listed = page.inner_text("#channel-list")
     assert f"tiny ({stack.generator_id})" in listed, listed
     keep_screenshot(page, "unknown-channel")
@@ -217,11 +257,15 @@ def test_a_daemon_slower_than_real_time_is_explained(page, stack: Stack) -> None
     stack.publish("fast-clock", stack.generator_id, frames=900, fps=1000.0, chunk_frames=90)
     page.goto(stack.page_url(channel="fast-clock"))
     # From the first chunk on (it takes longer than it plays), then with the measured speed.
-    wait_for_text(page, '#notices [data-kind="speed"]', "frames/s on cpu, slower than real time", 30)
+    wait_for_text(
+        page, '#notices [data-kind="speed"]', "frames/s on cpu, slower than real time", 30
+    )
     text = notice_text(page, "speed")
     assert "this stream plays 1000 frames/s" in text and "--device cuda" in text, text
     wait_for(page, "s.daemonFps !== null")
     wait_for_text(page, "#stats [data-stat=daemon]", "slower than real time (stream: 1000 fps)")
+    # One truth: the note under the video says what the notice says, from the same fps.
+    wait_for_text(page, "#generator-note", "slower than real time: this stream plays 1000 frames/s")
     keep_screenshot(page, "slow-daemon")
 
 
@@ -277,6 +321,33 @@ def test_killed_daemon_is_recovered(page, stack: Stack) -> None:  # type: ignore
     assert notice_text(page, "daemon") == ""
 
 
+def test_a_stopped_daemon_takes_its_refusal_along_and_startup_counts_from_its_return(
+    page, stack: Stack
+) -> None:  # type: ignore[no-untyped-def]
+    if "other" not in {c["name"] for c in channels(stack)}:
+        stack.publish("other", OTHER_GENERATOR, frames=2 * STREAM_FPS)
+    page.goto(stack.page_url(channel="other"))
+    page.wait_for_selector('#notices [data-kind="generator"]', timeout=30_000)
+    stack.daemon.kill()
+    # One banner, and it starts the daemon this channel needs (not the default `tiny`).
+    wait_for_text(page, '#notices [data-kind="daemon"]', "No generation daemon answers")
+    assert "promptus daemon --generator nano" in notice_text(page, "daemon")
+    assert notice_text(page, "generator") == ""
+    assert "No daemon generates it now" in page.inner_text("#generator-note")
+    assert_nothing_plays(page)
+    # A channel that can play, while no daemon answers: its startup counts from the daemon's return.
+    page.fill("#channel", CHANNEL)
+    page.click("#switch-channel")
+    wait_for(page, f"s.channel === '{CHANNEL}' && s.chunkCount !== null")
+    time.sleep(2)
+    stack.restart_daemon()
+    back = time.monotonic()
+    wait_for(page, "s.startupS !== null", STARTUP_TIMEOUT_S)
+    startup = snapshot(page)["startupS"]
+    assert 0 < startup <= time.monotonic() - back + 0.5, startup
+    assert notice_text(page, "daemon") == ""
+
+
 def test_restarted_server_is_recovered(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
     started = open_player(page, stack, abr="bba", buffer=SMALL_BUFFER_S)
     wait_for(page, f"s.currentTime > {started['currentTime'] + 1}")
@@ -322,12 +393,23 @@ def test_demo_command_serves_a_playing_page(page, tmp_path: Path) -> None:  # ty
     )
     try:
         url = process.wait_for_line(re.compile(r"open (http://\S+)"), START_TIMEOUT_S).group(1)
-        assert "fitting" not in process.output()  # reused, not refitted
+        assert "fitting" not in process.output()  # reused, not refitted, and said so
+        assert "reusing the ladder in" in process.output() and "--rebuild" in process.output()
         page.goto(url)
         wait_for(page, "s.startupS !== null", STARTUP_TIMEOUT_S)
         start = snapshot(page)["currentTime"]
         wait_for(page, f"s.currentTime > {start + 3}")  # 2 s ladder: plays on across the loop
-        assert "trained here" in page.inner_text("#generator-note")
+        note = page.inner_text("#generator-note")
+        assert "trained here" in note and "two CPU cores" not in note, note
+        # the note's pace is the speed notice's: both from the daemon's measured fps
+        page.wait_for_function(
+            """() => {
+              const note = document.getElementById('generator-note').textContent;
+              const slow = document.querySelector('#notices [data-kind="speed"]') !== null;
+              return note.includes('The daemon generates') && note.includes('slower than real time') === slow;
+            }""",
+            timeout=30_000,
+        )
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "demo-nano.png"))
     finally:

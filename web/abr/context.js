@@ -10,7 +10,8 @@
  *
  * @typedef {object} ChunkOption   one level's version of one upcoming chunk
  * @property {number} bytes            size of the chunk at that level (manifest `chunks[i].bytes`)
- * @property {number|null} quality     quality in dB (see `chunkQualityDb`), null when not measured
+ * @property {number|null} quality     quality in the measure's unit (see `chunkQuality`: dB for SSIM and
+ *                                     PSNR, VMAF points for VMAF), null when not measured
  *
  * @typedef {object} Download      one finished chunk transfer from the media server
  * @property {number} bytes     bytes received (prefix + chunk)
@@ -28,7 +29,7 @@
  * @property {ChunkOption[][]} upcoming  upcoming[k][levelId]: the chunk being chosen (k = 0)
  *                                       and the ones after it, as far as the manifest goes
  * @property {number|null} lastLevel     level of the chunk fetched before (null at start / after a seek)
- * @property {number|null} lastQuality   quality (dB) of that chunk, null when none
+ * @property {number|null} lastQuality   quality of that chunk (the same measure), null when none
  * @property {number|null} throughputKbps  estimate from ThroughputEstimator (null = no sample yet)
  * @property {Download[]} downloads      recent transfers, oldest first
  * @property {number|null} daemonFps     frames per second the local daemon generates (null = unknown)
@@ -53,18 +54,24 @@ export function ssimDb(ssim) {
   return Math.min(SSIM_DB_MAX, Math.max(0, db));
 }
 
-/** Which measure chunkQualityDb takes for a manifest chunk entry: 'ssim', 'psnr' or null. */
-export function chunkQualityMetric(chunkInfo) {
-  if (chunkInfo.ssim !== null && chunkInfo.ssim !== undefined) return 'ssim';
-  if (chunkInfo.psnr !== null && chunkInfo.psnr !== undefined) return 'psnr';
-  return null;
+/**
+ * The quality measures a player or the emulator may hand the rules (`?quality=`), each with the
+ * manifest fields it reads in order: `ssim` (Puffer's: SSIM in dB, PSNR dB for a chunk without
+ * SSIM), `psnr` (dB), `vmaf` (VMAF points 0..100, vmaf_v0.6.1, from `promptus ladder --vmaf`).
+ */
+export const QUALITY_MEASURES = Object.freeze({ ssim: ['ssim', 'psnr'], psnr: ['psnr'], vmaf: ['vmaf'] });
+export const DEFAULT_QUALITY = 'ssim';
+
+/** Which manifest field `chunkQuality` takes for a chunk entry under `measure` ('ssim', 'psnr', 'vmaf' or null). */
+export function chunkQualityMetric(chunkInfo, measure = DEFAULT_QUALITY) {
+  return QUALITY_MEASURES[measure].find((field) => chunkInfo[field] !== null && chunkInfo[field] !== undefined) ?? null;
 }
 
-/** Quality of a manifest chunk entry in dB: SSIM dB when measured, else PSNR dB, else null. */
-export function chunkQualityDb(chunkInfo) {
-  const metric = chunkQualityMetric(chunkInfo);
+/** Quality of a manifest chunk entry under `measure`: SSIM in dB, PSNR dB or VMAF; null when not measured. */
+export function chunkQuality(chunkInfo, measure = DEFAULT_QUALITY) {
+  const metric = chunkQualityMetric(chunkInfo, measure);
   if (metric === 'ssim') return ssimDb(chunkInfo.ssim);
-  return metric === 'psnr' ? chunkInfo.psnr : null;
+  return metric === null ? null : chunkInfo[metric];
 }
 
 /**
@@ -135,15 +142,16 @@ export function chunkInfo(manifest, levelId, index) {
  * ChunkOption[][] for chunks `first`, `first + 1`, ... (at most `count`), stopping at the first
  * chunk some level does not list (before a live window's start, or past its edge) or publishes
  * as a gap. Chunks are found by index, not by position: a live window lists `window_start` on.
+ * Their quality is `measure`'s (QUALITY_MEASURES).
  */
-export function upcomingFromManifest(manifest, first, count) {
+export function upcomingFromManifest(manifest, first, count, measure = DEFAULT_QUALITY) {
   const upcoming = [];
   for (let index = first; index < first + count; index++) {
     const options = [];
     for (const level of manifest.levels) {
       const info = chunkInfo(manifest, level.id, index);
       if (info === undefined || info.index !== index || info.gap === true) return upcoming;
-      options.push({ bytes: info.bytes, quality: chunkQualityDb(info) });
+      options.push({ bytes: info.bytes, quality: chunkQuality(info, measure) });
     }
     upcoming.push(options);
   }

@@ -24,7 +24,7 @@ import { MpcRule } from './mpc.js';
 import { ThroughputRule } from './throughput.js';
 
 export { ThroughputEstimator } from './throughput-estimator.js';
-export { chunkQualityDb, levelsFromManifest, ssimDb, upcomingFromManifest } from './context.js';
+export { chunkQuality, chunkQualityMetric, DEFAULT_QUALITY, levelsFromManifest, QUALITY_MEASURES, ssimDb, upcomingFromManifest } from './context.js';
 
 /** Rule classes by the names used in URLs (?abr=), the CLI and reports. */
 export const ABR_RULES = Object.freeze({

@@ -61,6 +61,11 @@ export class BufferController {
     return this.queue !== null;
   }
 
+  /** Whether a MediaSource is on the video element (between attach and detach). */
+  get attached() {
+    return this.mediaSource !== null;
+  }
+
   /** Appends the daemon's init segment (creating the SourceBuffer the first time). */
   async appendInit(mime, data) {
     const mediaSource = this.mediaSource;

@@ -13,6 +13,13 @@
  * 0.1 s while playing), and recovers from daemon or server loss by resyncing from the first
  * chunk not yet in the buffer.
  *
+ * While nothing can come (the stream is blocked: the daemon refused it, unknown channel, ...; or
+ * no daemon answers) a stream with nothing buffered lets go of its MediaSource (the daemon's
+ * next init segment brings a fresh one), and a blocked one whose buffer ran out is paused: the
+ * video element then shows no loading spinner over video that cannot come. Startup time counts
+ * from when the stream could play: the channel's start, a daemon that connected after none
+ * answered, or a retry of a blocked stream.
+ *
  * Chunk positions are *virtual* chunks of the Timeline (a looped ladder goes on endlessly);
  * the server and the daemon only ever see ladder chunk indices. A live channel is played
  * inside its window (live-window.js): a viewer joins near the live edge, seeks are clamped to
@@ -21,7 +28,7 @@
  */
 import { Events } from '../events.js';
 import { Ewma } from '../abr/ewma.js';
-import { chunkInfo, chunkQualityDb, levelsFromManifest, windowStart } from '../abr/context.js';
+import { DEFAULT_QUALITY, chunkInfo, chunkQuality, levelsFromManifest, windowStart } from '../abr/context.js';
 import { Timeline } from './timeline.js';
 import { ErrorCode } from '../protocol.js';
 import { availableLevel, behindLiveS, clampSeek, liveStartChunk, seekableRange } from './live-window.js';
@@ -49,6 +56,8 @@ export const RETRY_BUSY_S = 1; // daemon busy: resync after
 export const RETRY_ERROR_S = 2; // a `get` refused for another reason: ask again after
 export const GAP_JUMP_S = 0.25; // the playhead this close (or two frames) to a skipped gap jumps over it
 export const SEEK_RESUME_BUFFER_S = 1; // after a seek outside the buffer, play on once this much is buffered
+// Refusals of the daemon itself: they go with it (the next daemon that connects is asked afresh)
+const DAEMON_REFUSALS = Object.freeze([ErrorCode.GENERATOR_MISMATCH, ErrorCode.OPEN_REQUIRED]);
 
 export class StreamController {
   /**
@@ -56,10 +65,14 @@ export class StreamController {
    * @param {{video: HTMLVideoElement, server: import('./server-link.js').ServerLink,
    *          daemon: import('./daemon-link.js').DaemonLink, buffer: import('./buffer-controller.js').BufferController,
    *          estimator: import('../abr/throughput-estimator.js').ThroughputEstimator, abr: object,
-   *          clock: () => number, maxBufferS?: number, loop?: boolean, manualLevel?: number|null}} deps
+   *          clock: () => number, maxBufferS?: number, loop?: boolean, manualLevel?: number|null,
+   *          quality?: string}} deps   quality: the measure the ABR ranks chunks by (abr/context.js QUALITY_MEASURES)
    */
-  constructor(bus, { video, server, daemon, buffer, estimator, abr, clock, maxBufferS = MAX_BUFFER_S, loop = false, manualLevel = null }) {
-    Object.assign(this, { bus, video, server, daemon, buffer, estimator, abr, clock, loop, manualLevel });
+  constructor(bus, {
+    video, server, daemon, buffer, estimator, abr, clock, maxBufferS = MAX_BUFFER_S, loop = false, manualLevel = null,
+    quality = DEFAULT_QUALITY,
+  }) {
+    Object.assign(this, { bus, video, server, daemon, buffer, estimator, abr, clock, loop, manualLevel, quality });
     this.configuredMaxBufferS = maxBufferS;
     this.handlers = {
       [Events.MANIFEST_LOADED]: (p) => this.onManifestLoaded(p),
@@ -68,6 +81,7 @@ export class StreamController {
       [Events.SERVER_ERROR]: (p) => this.onServerError(p),
       [Events.SERVER_CLOSED]: () => this.onServerClosed(),
       [Events.DAEMON_INIT]: (p) => this.onDaemonInit(p),
+      [Events.DAEMON_CONNECTED]: () => this.onDaemonConnected(),
       [Events.DAEMON_CLOSED]: () => this.onDaemonClosed(),
       [Events.DAEMON_ERROR]: (p) => this.onDaemonError(p),
       [Events.DAEMON_STATUS]: (p) => this.onDaemonStatus(p),
@@ -124,11 +138,13 @@ export class StreamController {
     this.retryAtS = 0;
     this.blockedReason = null;
     this.ended = false;
+    this.run = (this.run ?? 0) + 1; // which channel start a pending first-frame callback belongs to
     this.startS = this.clock();
     this.startupS = null;
     this.startupMarks = {}; // seconds after start of each first: manifest, initState, daemonInit, chunk, segment, append, frame
+    this.daemonAway = false; // the daemon closed (or never answered) before the first frame
     this.playRequested = false;
-    this.resumeAfterSeek = false; // paused by an out-of-buffer seek, to resume once data is in
+    this.resumeWhenBuffered = false; // paused (an out-of-buffer seek, a blocked stream), to resume once data is in
     this.stalls = 0;
     this.stallS = 0;
     this.stallStartS = null;
@@ -160,6 +176,7 @@ export class StreamController {
   /** Unblocks after the user fixed the cause (restarted the daemon, ...). */
   retry() {
     this.blockedReason = null;
+    if (this.startupS === null) this.#restartStartupClock();
     this.daemon.retryNow();
   }
 
@@ -212,6 +229,7 @@ export class StreamController {
 
   onDaemonInit({ mime, data }) {
     // A fresh generation session (open or re-open after a reconnect): it expects chunk 0 or a seek.
+    if (!this.buffer.attached) this.buffer.attach(); // let go of while nothing could come
     this.buffer
       .appendInit(mime, data)
       .then(() => {
@@ -224,10 +242,21 @@ export class StreamController {
       .catch((error) => this.#block('format', error.message));
   }
 
+  onDaemonConnected() {
+    if (this.daemonAway && this.startupS === null) this.#restartStartupClock(); // the wait was no startup
+    this.daemonAway = false;
+  }
+
   onDaemonClosed() {
     this.daemonReady = false;
+    this.daemonStatus = null;
+    this.daemonFps = new Ewma(DAEMON_FPS_HALF_LIFE_S); // the next daemon is measured afresh
     this.atDaemon = [];
     this.inflight = null;
+    this.daemonAway = true;
+    if (this.blockedReason !== null && DAEMON_REFUSALS.includes(this.blockedReason.kind)) {
+      this.blockedReason = null;
+    }
   }
 
   onDaemonStatus(status) {
@@ -288,7 +317,7 @@ export class StreamController {
     this.discontinuity = false;
     if (level !== this.lastFetchedLevel) this.bus.trigger(Events.LEVEL_SWITCHING, { level, auto: this.manualLevel === null });
     this.lastFetchedLevel = level;
-    this.lastQuality = chunkQualityDb(chunkInfo(this.manifest, level, chunk) ?? {});
+    this.lastQuality = chunkQuality(chunkInfo(this.manifest, level, chunk) ?? {}, this.quality);
     this.tick();
   }
 
@@ -359,7 +388,7 @@ export class StreamController {
     // Hold playback until a little is buffered: landing mid-chunk leaves less than a chunk ahead.
     if (!this.video.paused) {
       this.video.pause();
-      this.resumeAfterSeek = true;
+      this.resumeWhenBuffered = true;
     }
     this.tick();
   }
@@ -379,6 +408,7 @@ export class StreamController {
   // --- the loop -----------------------------------------------------------------------
 
   tick() {
+    this.#holdWhileNothingComes();
     if (this.manifest === null) {
       this.state = State.WAITING_MANIFEST;
       return;
@@ -386,7 +416,7 @@ export class StreamController {
     const now = this.clock();
     this.#jumpOverGap();
     this.#trackStalls(now);
-    this.#resumeAfterSeek();
+    this.#resumeWhenBuffered();
     if (this.blockedReason !== null) {
       this.state = State.BLOCKED;
       return;
@@ -496,11 +526,11 @@ export class StreamController {
     }
   }
 
-  #resumeAfterSeek() {
-    if (!this.resumeAfterSeek || this.video.seeking) return;
+  #resumeWhenBuffered() {
+    if (!this.resumeWhenBuffered || this.video.seeking || this.blockedReason !== null) return;
     const remaining = Number.isFinite(this.video.duration) ? this.video.duration - this.video.currentTime : Infinity;
     if (this.buffer.bufferAheadS() < Math.min(SEEK_RESUME_BUFFER_S, remaining - STALL_BUFFER_S)) return;
-    this.resumeAfterSeek = false;
+    this.resumeWhenBuffered = false;
     this.video.play().catch(() => {});
   }
 
@@ -511,10 +541,10 @@ export class StreamController {
 
   #watchFirstFrame() {
     const video = this.video;
-    const startS = this.startS;
+    const run = this.run;
     const done = () => {
-      if (this.startupS !== null || startS !== this.startS) return;
-      this.startupS = this.clock() - startS;
+      if (this.startupS !== null || run !== this.run) return;
+      this.startupS = this.clock() - this.startS;
       this.#mark('frame');
       this.bus.trigger(Events.PLAYBACK_STARTED, { startupS: this.startupS });
     };
@@ -532,7 +562,7 @@ export class StreamController {
       if (levels.includes(null)) break; // a chunk every level lacks is skipped, not chosen
       const options = levels.map((level) => chunkInfo(this.manifest, level, chunk));
       if (options.some((info) => info === undefined)) break; // a live ladder's edge
-      upcoming.push(options.map((info) => ({ bytes: info.bytes, quality: chunkQualityDb(info) })));
+      upcoming.push(options.map((info) => ({ bytes: info.bytes, quality: chunkQuality(info, this.quality) })));
     }
     return upcoming;
   }
@@ -580,6 +610,26 @@ export class StreamController {
   #jumpToLiveEdge() {
     if (this.manifest === null || !this.manifest.live) return;
     this.video.currentTime = this.timeline.startS(liveStartChunk(this.manifest));
+  }
+
+  /** Blocked, or no daemon: no MediaSource while nothing is buffered; blocked and run out: paused. */
+  #holdWhileNothingComes() {
+    const blocked = this.blockedReason !== null;
+    if (!blocked && this.daemon.connected) return;
+    if (this.chunkLevels.size === 0) {
+      if (!this.buffer.attached) return;
+      this.buffer.detach();
+      this.daemonReady = false;
+    } else if (blocked && !this.video.paused && this.buffer.bufferAheadS() < STALL_BUFFER_S) {
+      this.video.pause();
+      this.resumeWhenBuffered = true;
+    }
+  }
+
+  /** Startup is measured from now on (what came before was waiting for the viewer, not startup). */
+  #restartStartupClock() {
+    this.startS = this.clock();
+    this.startupMarks = {};
   }
 
   #mark(name) {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ABR_NAMES, createAbr, upcomingFromManifest, levelsFromManifest } from '../abr/index.js';
-import { ssimDb, chunkQualityDb } from '../abr/context.js';
+import { ssimDb, chunkQuality, chunkQualityMetric } from '../abr/context.js';
 import { context } from './helpers.mjs';
 
 test('every named rule is built and answers with a level id', () => {
@@ -21,9 +21,16 @@ test('quality in dB: SSIM dB (clamped), else PSNR, else null', () => {
   assert.ok(Math.abs(ssimDb(0.9) - 10) < 1e-12);
   assert.equal(ssimDb(1), 60);
   assert.equal(ssimDb(-0.5), 0);
-  assert.equal(chunkQualityDb({ ssim: 0.99, psnr: 31 }), ssimDb(0.99));
-  assert.equal(chunkQualityDb({ ssim: null, psnr: 31 }), 31);
-  assert.equal(chunkQualityDb({ ssim: null, psnr: null }), null);
+  assert.equal(chunkQuality({ ssim: 0.99, psnr: 31 }), ssimDb(0.99));
+  assert.equal(chunkQuality({ ssim: null, psnr: 31 }), 31);
+  assert.equal(chunkQuality({ ssim: null, psnr: null }), null);
+  // the other measures a player may ask for (?quality=): each reads its own field only
+  const info = { ssim: 0.99, psnr: 31, vmaf: 71.5 };
+  assert.equal(chunkQuality(info, 'vmaf'), 71.5);
+  assert.equal(chunkQuality(info, 'psnr'), 31);
+  assert.equal(chunkQuality({ ssim: 0.99, psnr: 31 }, 'vmaf'), null);
+  assert.equal(chunkQualityMetric(info, 'vmaf'), 'vmaf');
+  assert.equal(chunkQualityMetric({ ssim: null, psnr: 31 }), 'psnr');
 });
 
 test('upcoming options from a manifest stop at a live edge', () => {

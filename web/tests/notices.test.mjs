@@ -4,8 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventBus, Events } from '../events.js';
 import { ErrorCode } from '../protocol.js';
-import { NoticeController, namesWeights } from '../controllers/notice-controller.js';
-import { chosenLevelText, qualityText } from '../ui/stats-panel.js';
+import { NoticeController, daemonCommand, namesWeights, paceText } from '../controllers/notice-controller.js';
+import { generatorNote } from '../ui/generator-note.js';
+import { abrChoiceText, chosenLevelText, daemonText, qualityText } from '../ui/stats-panel.js';
 import { niceCeil } from '../ui/charts.js';
 import { channelsUrl, daemonHint } from '../ui/channel-list.js';
 
@@ -64,9 +65,64 @@ test('generator mismatch: a placeholder id asks for a new import with the daemon
   bus.trigger(Events.MANIFEST_LOADED, { channel: 'other', manifest: manifest('sd-turbo:0123abcd') });
   assert.equal(shown.has('generator'), false); // another channel: the old advice goes
   bus.trigger(Events.DAEMON_ERROR, { code: ErrorCode.GENERATOR_MISMATCH, message: 'needs sd-turbo:0123abcd' });
-  assert.match(shown.get('generator'), /needs generator `sd-turbo:0123abcd` .*daemon here runs `tiny:cf45`/);
-  assert.match(shown.get('generator'), /`promptus daemon --generator sd-turbo`/);
-  assert.doesNotMatch(shown.get('generator'), /import-legacy/);
+  assert.equal(
+    shown.get('generator'),
+    'This channel needs generator `sd-turbo:0123abcd` (the daemon here runs `tiny:cf45`): start the daemon with ' +
+      '`promptus daemon --generator sd-turbo --weights PATH --taesd DIR`, then press Retry daemon.',
+  );
+});
+
+test('generator mismatch: one sentence with the exact command; nano and tiny need no weight files', (t) => {
+  const { bus, shown, controller } = notices();
+  t.after(() => controller.stop());
+  bus.trigger(Events.DAEMON_STATUS, { fps: 0, queueDepth: 0, device: 'cpu', generatorId: 'tiny:cf45' });
+  bus.trigger(Events.MANIFEST_LOADED, { channel: 'demo', manifest: { generator: { id: 'nano:9a8b', name: 'nano' } } });
+  bus.trigger(Events.DAEMON_ERROR, { code: ErrorCode.GENERATOR_MISMATCH, message: 'stream was made for generator nano:9a8b' });
+  const text = shown.get('generator');
+  assert.equal(
+    text,
+    'This channel needs generator `nano:9a8b` (the daemon here runs `tiny:cf45`): start the daemon with ' +
+      '`promptus daemon --generator nano`, then press Retry daemon.',
+  );
+  assert.equal(text.split('. ').length, 1); // one sentence
+  assert.doesNotMatch(text, /weight/);
+  // other weights of the same generator: no command can load them; the prompts need fitting again
+  bus.trigger(Events.DAEMON_STATUS, { fps: 0, queueDepth: 0, device: 'cpu', generatorId: 'nano:1111' });
+  assert.match(shown.get('generator'), /^This channel was fitted on other nano weights \(`nano:9a8b`\), the daemon here runs `nano:1111`: fit the channel again/);
+  assert.equal(daemonCommand('tiny-taesd:ab'), 'promptus daemon --generator tiny-taesd --taesd DIR');
+  assert.equal(daemonCommand('future:ab'), 'promptus daemon --generator future');
+});
+
+test('a daemon that stops takes its refusal with it; the advice starts the channel\'s generator', (t) => {
+  const { bus, shown, controller } = notices();
+  t.after(() => controller.stop());
+  bus.trigger(Events.MANIFEST_LOADED, { channel: 'demo', manifest: { generator: { id: 'nano:9a8b', name: 'nano' } } });
+  bus.trigger(Events.DAEMON_STATUS, { fps: 0, queueDepth: 0, device: 'cpu', generatorId: 'tiny:cf45' });
+  bus.trigger(Events.DAEMON_ERROR, { code: ErrorCode.GENERATOR_MISMATCH, message: 'other generator' });
+  assert.equal(shown.has('generator'), true);
+  bus.trigger(Events.DAEMON_CLOSED, { url: 'ws://127.0.0.1:9090', code: 1006, reason: '', retryInMs: 1000, everOpened: false });
+  assert.equal(shown.has('generator'), false); // no two banners that contradict
+  assert.match(shown.get('daemon'), /^No generation daemon answers at ws:\/\/127\.0\.0\.1:9090\. Start it on this machine with `promptus daemon --generator nano`/);
+  bus.trigger(Events.DAEMON_CONNECTED, { url: 'ws://127.0.0.1:9090' });
+  assert.equal(shown.has('daemon'), false);
+});
+
+test('pace: one sentence from the daemon\'s fps, the same for the notice and the generator note', () => {
+  const speed = { daemonFps: 31.24, fps: 24, chunkFrames: 24, device: 'cpu', firstChunkWaitS: null };
+  assert.equal(paceText(speed), 'The daemon generates 31.2 frames/s on cpu, fast enough for real time: this stream plays 24 frames/s');
+  assert.equal(paceText({ ...speed, daemonFps: 12 }), 'The daemon generates 12.0 frames/s on cpu, slower than real time: this stream plays 24 frames/s');
+  assert.equal(paceText({ ...speed, daemonFps: null }), null);
+  const s = { generator: { id: 'nano:9a8b', name: 'nano' }, blocked: null, daemonConnected: true, daemonGeneratorId: 'nano:9a8b' };
+  for (const daemonFps of [31.24, 12]) {
+    const note = generatorNote(s, { ...speed, daemonFps }).text;
+    assert.ok(note.endsWith(`${paceText({ ...speed, daemonFps })}.`), note);
+    assert.doesNotMatch(note, /two CPU cores|in real time,|keeps up/);
+  }
+  assert.match(generatorNote(s, { ...speed, daemonFps: null }).text, /The daemon here has not generated any of it yet\.$/);
+  assert.match(generatorNote({ ...s, daemonConnected: false }, null).text, /No daemon generates it now/);
+  const blocked = generatorNote({ ...s, blocked: { kind: ErrorCode.GENERATOR_MISMATCH }, daemonGeneratorId: 'tiny:cf45' }, speed);
+  assert.equal(blocked.className, 'note blocked');
+  assert.match(blocked.text, /^Nothing plays: this channel needs generator nano \(nano:9a8b\), the daemon here runs tiny:cf45\./);
 });
 
 test('generator ids: a weights hash or a placeholder', () => {
@@ -80,15 +136,30 @@ const level = (id, name) => ({ id, name, rank: 2, interval: 10, kbps: 100 });
 test('the chosen level is shown apart from the playing one, with when it will be on screen', () => {
   const base = { abr: 'mpc', chosenLevel: level(0, 'r2n10'), chosenOnScreenIn: { seconds: 14.2, atLeast: false } };
   assert.equal(chosenLevelText({ ...base, manualLevel: 0 }), '0: r2n10 (manual); on screen in 14.2 s (buffered video plays first)');
-  assert.equal(chosenLevelText({ ...base, manualLevel: null, chosenOnScreenIn: null }), '0: r2n10 (auto, mpc)');
+  assert.equal(chosenLevelText({ ...base, manualLevel: null, chosenOnScreenIn: null }), '0: r2n10 (ABR mpc)');
+  // ?abr=fixed&fixed=2: the rule picks, as the Level menu's first entry says
+  assert.equal(chosenLevelText({ ...base, abr: 'fixed', chosenLevel: level(2, 'r8n5'), manualLevel: null, chosenOnScreenIn: null }), '2: r8n5 (ABR fixed)');
+  assert.equal(abrChoiceText('fixed'), 'ABR fixed');
   assert.match(chosenLevelText({ ...base, manualLevel: 0, chosenOnScreenIn: { seconds: 3, atLeast: true } }), /after the 3\.0 s buffered/);
 });
 
-test('quality: the SSIM index with the dB the chart plots, PSNR in dB, one unit each', () => {
-  const s = { ssim: 0.9, psnr: 28, qualityDb: 10, qualityMetric: 'ssim' };
-  assert.equal(qualityText(s), 'SSIM 0.900 = 10.0 dB, PSNR 28.0 dB');
-  assert.equal(qualityText({ ssim: null, psnr: 28, qualityDb: 28, qualityMetric: 'psnr' }), 'PSNR 28.0 dB');
-  assert.equal(qualityText({ ssim: null, psnr: null, qualityDb: null, qualityMetric: null }), 'not measured');
+test('quality: the SSIM index with the dB of it the chart plots, PSNR in dB, each named where shown', () => {
+  const playing = level(0, 'r2n10');
+  const s = { level: playing, ssim: 0.644, psnr: 20.6, qualityValue: 4.486, qualityMetric: 'ssim' };
+  assert.equal(qualityText(s), 'SSIM 0.644 (4.5 dB SSIM), PSNR 20.6 dB');
+  assert.equal(qualityText({ level: playing, ssim: null, psnr: 28, qualityValue: 28, qualityMetric: 'psnr' }), 'PSNR 28.0 dB');
+  assert.equal(qualityText({ level: playing, ssim: null, psnr: null, qualityValue: null, qualityMetric: null }), 'not measured');
+  assert.equal(qualityText({ ...s, level: null }), '-'); // nothing plays
+  assert.equal(qualityText({ ...s, vmaf: 71.24, qualityValue: 71.24, qualityMetric: 'vmaf' }), 'SSIM 0.644, PSNR 20.6 dB, VMAF 71.2');
+});
+
+test('the daemon row: its speed once it generated, what it is before, and nothing when away', () => {
+  const s = { daemonConnected: true, daemonDevice: 'cpu', daemonFps: null, streamFps: 24 };
+  assert.equal(daemonText(s), 'connected, on cpu, no frames generated yet');
+  assert.equal(daemonText({ ...s, daemonDevice: null }), 'connected, no frames generated yet');
+  assert.equal(daemonText({ ...s, daemonFps: 12 }), '12.0 fps on cpu, slower than real time (stream: 24 fps)');
+  assert.equal(daemonText({ ...s, daemonFps: 30 }), '30.0 fps on cpu');
+  assert.equal(daemonText({ ...s, daemonConnected: false }), 'not connected');
 });
 
 test('chart axis maxima are round numbers above the largest sample', () => {
@@ -100,6 +171,6 @@ test('the channel list knows the server URL and which daemon each channel needs'
   assert.equal(channelsUrl('wss://host.example/ws?x=1'), 'https://host.example/channels');
   const channel = (id) => ({ name: 'c', generator: { id, name: 'n' }, live: false, seconds: 4, levels: 3 });
   assert.equal(daemonHint(channel('tiny:ab12'), 'tiny:ab12'), 'plays with the daemon running here');
-  assert.match(daemonHint(channel('tiny-taesd:ab12'), 'tiny:ff'), /`promptus daemon --generator tiny-taesd`/);
+  assert.match(daemonHint(channel('tiny-taesd:ab12'), 'tiny:ff'), /`promptus daemon --generator tiny-taesd --taesd DIR`/);
   assert.match(daemonHint(channel('sd-turbo+taesd:legacy-unverified'), null), /placeholder/);
 });

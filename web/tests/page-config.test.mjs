@@ -12,7 +12,15 @@ test('defaults: mpc, channel demo, server on the page host, daemon on loopback, 
   assert.equal(config.manualLevel, null);
   assert.equal(config.loop, true);
   assert.equal(config.maxBufferS, 15);
+  assert.equal(config.quality, 'ssim');
   assert.equal(config.pageOrigin, 'http://127.0.0.1:8080');
+});
+
+test('?quality= picks the measure the ABR ranks chunks by; an unknown one is reported', () => {
+  assert.equal(configFromUrl('http://h/?quality=vmaf').config.quality, 'vmaf');
+  const { config, problems } = configFromUrl('http://h/?quality=constructor');
+  assert.equal(config.quality, 'ssim');
+  assert.deepEqual(problems, ["unknown quality 'constructor' (known: ssim, psnr, vmaf); using ssim"]);
 });
 
 test('URL parameters select ABR, channel, daemon, level', () => {

@@ -30,16 +30,18 @@ class FakeVideo extends EventTarget {
   }
 }
 
-function setup({ loop = false, rule = 'chunk-reset', live = null } = {}) {
+function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnected = true } = {}) {
   const bus = new EventBus();
   const log = [];
   let buffered = 0;
+  let now = 0;
   const server = {
     requestChunk: (chunk, level, prefix) => (log.push(`get ${chunk} L${level}${prefix ? ' +prefix' : ''}`), true),
     ack: () => {},
     switchChannel: () => {},
   };
   const daemon = {
+    connected: daemonConnected,
     openStream: () => log.push('open'),
     seek: (chunk) => (log.push(`seek ${chunk}`), true),
     forwardChunk: (frame) => (log.push(`forward ${frame}`), true),
@@ -47,7 +49,15 @@ function setup({ loop = false, rule = 'chunk-reset', live = null } = {}) {
   };
   const buffer = {
     ready: true,
-    attach: () => {},
+    attached: true,
+    attach: () => {
+      log.push('attach');
+      buffer.attached = true;
+    },
+    detach: () => {
+      log.push('detach');
+      buffer.attached = false;
+    },
     flush: () => log.push('flush'),
     appendInit: () => Promise.resolve(),
     appendSegment: ({ chunk, level, complete, offsetS }) => {
@@ -64,7 +74,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null } = {}) {
   let bufferedAt = () => false;
   const video = new FakeVideo();
   const stream = new StreamController(bus, {
-    video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => 0, loop,
+    video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => now, loop,
   });
   stream.registerListeners();
   stream.resetChannel('c');
@@ -85,7 +95,8 @@ function setup({ loop = false, rule = 'chunk-reset', live = null } = {}) {
     await new Promise((resolve) => setImmediate(resolve));
   };
   const setBufferedAt = (predicate) => { bufferedAt = predicate; };
-  return { bus, log, stream, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt };
+  const setClock = (s) => { now = s; };
+  return { bus, log, stream, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
 }
 
 test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two chunks', async () => {
@@ -145,6 +156,86 @@ test('generator mismatch blocks fetching until retry or channel switch', async (
   assert.equal(stream.state, State.BLOCKED);
   assert.deepEqual(stream.blockedReason, { kind: 'generator_mismatch', message: 'other weights' });
   assert.equal(log.filter((l) => l.startsWith('get')).length, 1);
+});
+
+test('a blocked stream with nothing buffered lets go of its MediaSource; retry takes a fresh one', async () => {
+  const { bus, log, stream, start } = setup();
+  await start();
+  bus.trigger(Events.DAEMON_ERROR, { code: 'generator_mismatch', message: 'other weights' });
+  stream.tick();
+  assert.equal(log.at(-1), 'detach'); // no MediaSource: no loading spinner over video that cannot come
+  assert.equal(stream.daemonReady, false);
+  stream.tick();
+  assert.equal(log.filter((l) => l === 'detach').length, 1);
+  stream.retry();
+  assert.equal(stream.blockedReason, null);
+  bus.trigger(Events.DAEMON_INIT, { mime: 'video/mp4', data: new Uint8Array(1) }); // the retried daemon answers
+  assert.equal(log.at(-1), 'attach');
+});
+
+test('while no daemon answers, nothing buffered means no MediaSource either', async () => {
+  const { bus, log, stream } = setup({ daemonConnected: false });
+  bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest });
+  assert.deepEqual(log, ['detach']);
+  stream.tick();
+  assert.deepEqual(log, ['detach']);
+  assert.equal(stream.state, State.WAITING_DAEMON);
+});
+
+test('a blocked stream whose buffer ran out is paused, and plays on once data is in after a retry', async () => {
+  const { bus, log, stream, video, loaded, generated, start, setBuffered } = setup();
+  await start();
+  loaded(0, 0);
+  generated(0, 0); // in the buffer, playing
+  assert.equal(video.paused, false);
+  bus.trigger(Events.DAEMON_ERROR, { code: 'generator_mismatch', message: 'other weights' });
+  setBuffered(0.5);
+  stream.tick();
+  assert.equal(video.paused, false); // what is buffered plays out
+  setBuffered(0);
+  stream.tick();
+  assert.equal(video.paused, true);
+  assert.equal(log.includes('detach'), false); // the buffered frames stay on screen
+  stream.retry();
+  setBuffered(2);
+  stream.tick();
+  assert.equal(video.paused, false);
+});
+
+test('a daemon that goes away takes its refusal with it; the next one is asked afresh', async () => {
+  const { bus, log, stream, start } = setup();
+  await start();
+  bus.trigger(Events.DAEMON_ERROR, { code: 'generator_mismatch', message: 'other weights' });
+  stream.tick();
+  bus.trigger(Events.DAEMON_CLOSED, { url: 'ws://d', code: 1006, reason: '', retryInMs: 500, everOpened: true });
+  assert.equal(stream.blockedReason, null);
+  stream.tick();
+  assert.equal(stream.state, State.WAITING_DAEMON);
+  bus.trigger(Events.DAEMON_INIT, { mime: 'video/mp4', data: new Uint8Array(1) }); // the next daemon plays it
+  assert.equal(log.at(-1), 'attach');
+});
+
+test('startup time counts from a retry of a blocked stream, or from a daemon that came after none answered', async () => {
+  const { bus, stream, video, loaded, generated, start, setClock } = setup();
+  video.requestVideoFrameCallback = (callback) => { video.frameCallback = callback; };
+  await start();
+  bus.trigger(Events.DAEMON_ERROR, { code: 'generator_mismatch', message: 'other weights' });
+  setClock(17.9); // blocked this long, then the viewer fixed the daemon
+  stream.retry();
+  setClock(18.4);
+  bus.trigger(Events.DAEMON_INIT, { mime: 'video/mp4', data: new Uint8Array(1) });
+  await new Promise((resolve) => setImmediate(resolve));
+  loaded(0, 0);
+  generated(0, 0);
+  setClock(19.0);
+  video.frameCallback();
+  assert.equal(stream.startupS.toFixed(3), '1.100');
+
+  stream.resetChannel('d');
+  bus.trigger(Events.DAEMON_CLOSED, { url: 'ws://d', code: 1006, reason: '', retryInMs: 500, everOpened: false });
+  setClock(40); // the viewer starts a daemon 21 s later
+  bus.trigger(Events.DAEMON_CONNECTED, { url: 'ws://d' });
+  assert.equal(stream.startS, 40);
 });
 
 test('the end of a finished ladder ends the MediaSource once', async () => {
@@ -310,4 +401,34 @@ test('a daemon error after some GOPs of a chunk refetches that chunk', async () 
   bus.trigger(Events.DAEMON_ERROR, { code: 'generation_failed', message: 'encoding failed' });
   assert.equal(stream.appendedThrough, 0);
   assert.equal(log.at(-1), 'get 1 L0 +prefix');
+});
+
+test('the ABR sees the quality measure the page asked for (?quality=vmaf)', async () => {
+  const bus = new EventBus();
+  const seen = [];
+  const rule = { chooseLevel: (ctx) => (seen.push(ctx), 0), reset: () => {}, destroy: () => {} };
+  const vmafManifest = {
+    ...manifest,
+    levels: manifest.levels.map((level) => ({
+      ...level,
+      chunks: level.chunks.map((c) => ({ ...c, ssim: 0.9, psnr: 30, vmaf: 60 + 10 * level.id })),
+    })),
+  };
+  const stream = new StreamController(bus, {
+    video: new FakeVideo(),
+    server: { requestChunk: () => true, ack: () => {}, switchChannel: () => {} },
+    daemon: { connected: true, openStream: () => {}, seek: () => true, forwardChunk: () => true, retryNow: () => {} },
+    buffer: { ready: true, attached: true, attach: () => {}, appendInit: () => Promise.resolve(), setDuration: () => {}, setSeekableEnd: () => {}, bufferAheadS: () => 0, isBuffered: () => false },
+    estimator: new ThroughputEstimator(),
+    abr: rule,
+    clock: () => 0,
+    quality: 'vmaf',
+  });
+  stream.registerListeners();
+  stream.resetChannel('c');
+  bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: vmafManifest });
+  bus.trigger(Events.INIT_STATE_LOADED, { channel: 'c', data: new Uint8Array(4) });
+  bus.trigger(Events.DAEMON_INIT, { mime: 'video/mp4', data: new Uint8Array(1) });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(seen[0].upcoming[0].map((o) => o.quality), [60, 70]);
 });

@@ -2,7 +2,7 @@
  * The channels a media server has (its `/channels` endpoint, docs/server.md), for the page to
  * list when the one asked for does not exist, and for the channel field's suggestions.
  */
-import { namesWeights } from '../controllers/notice-controller.js';
+import { daemonCommand, namesWeights } from '../controllers/notice-controller.js';
 
 /** `/channels` next to the server's WebSocket URL (ws://host/ws -> http://host/channels). */
 export function channelsUrl(serverUrl) {
@@ -27,7 +27,7 @@ export function daemonHint(channel, daemonGeneratorId) {
   const id = channel.generator.id;
   if (daemonGeneratorId !== null && id === daemonGeneratorId) return 'plays with the daemon running here';
   if (!namesWeights(id)) return 'placeholder generator id: no daemon plays it until it is imported with one (`--generator-id`)';
-  return `needs \`promptus daemon --generator ${id.split(':')[0]}\` with the weights of \`${id}\``;
+  return `needs \`${daemonCommand(id)}\` with the weights of \`${id}\``;
 }
 
 /**

@@ -49,9 +49,10 @@ export class LiveChart {
   }
 
   /** Another quantity from now on (e.g. PSNR dB where SSIM was not measured). */
-  setTitle(title) {
-    if (title === this.title) return;
+  setQuantity(title, unit = this.unit) {
+    if (title === this.title && unit === this.unit) return;
     this.title = title;
+    this.unit = unit;
     this.clear();
   }
 

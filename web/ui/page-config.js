@@ -1,5 +1,5 @@
 /** Reads the player configuration from the page URL (pure: takes the URL, returns a config). */
-import { ABR_NAMES, DEFAULT_ABR } from '../abr/index.js';
+import { ABR_NAMES, DEFAULT_ABR, DEFAULT_QUALITY, QUALITY_MEASURES } from '../abr/index.js';
 import { MAX_BUFFER_S } from '../controllers/stream-controller.js';
 
 export const DEFAULT_DAEMON_URL = 'ws://127.0.0.1:9090';
@@ -8,7 +8,7 @@ export const MIN_BUFFER_S = 2; // seconds: below this the player would stall bet
 export const MAX_BUFFER_PARAM_S = 120; // seconds
 
 /**
- * ?channel=&abr=&fixed=&level=&buffer=&daemon=&server=&loop=  ->  {config, problems}
+ * ?channel=&abr=&fixed=&level=&buffer=&quality=&daemon=&server=&loop=  ->  {config, problems}
  * `problems` lists parameters that were ignored, with the reason (shown on the page).
  * @param {string} href
  */
@@ -33,6 +33,12 @@ export function configFromUrl(href) {
     else problems.push(`'buffer' must be seconds in [${MIN_BUFFER_S}, ${MAX_BUFFER_PARAM_S}], got '${params.get('buffer')}'`);
   }
 
+  let quality = params.get('quality') ?? DEFAULT_QUALITY;
+  if (!Object.hasOwn(QUALITY_MEASURES, quality)) {
+    problems.push(`unknown quality '${quality}' (known: ${Object.keys(QUALITY_MEASURES).join(', ')}); using ${DEFAULT_QUALITY}`);
+    quality = DEFAULT_QUALITY;
+  }
+
   const serverUrl = wsUrl(params.get('server'), `${wsScheme}//${url.host}/ws`, 'server', problems);
   const daemonUrl = wsUrl(params.get('daemon'), DEFAULT_DAEMON_URL, 'daemon', problems);
   return {
@@ -42,6 +48,7 @@ export function configFromUrl(href) {
       abrOptions,
       manualLevel,
       maxBufferS,
+      quality,
       serverUrl,
       daemonUrl,
       loop: params.get('loop') !== '0',
