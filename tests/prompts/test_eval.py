@@ -99,7 +99,9 @@ def test_eval_writes_table_json_and_plot(
         "thumbnail",
         "start-latent",
     }
-    assert len(points) == 1 + 2 * 5  # the start latent once; per level: promptus, 2 codecs, vae, thumbnail
+    assert (
+        len(points) == 1 + 2 * 5
+    )  # the start latent once; per level: promptus, 2 codecs, vae, thumbnail
     assert (out / "rate_quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "rate_quality.md").read_text().startswith("# ladder")
 

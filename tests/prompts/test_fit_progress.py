@@ -38,9 +38,13 @@ def test_the_bar_shows_frames_fitted_and_the_optimisers_speed(tiny_generator: An
     original = LevelFitter.fit
 
     def fit_with_bar(
-        self: LevelFitter, state: Any = None, on_keyframe: Any = None, progress: Any = None
+        self: LevelFitter,
+        state: Any = None,
+        on_keyframe: Any = None,
+        progress: Any = None,
+        **hooks: Any,
     ) -> Any:
-        return original(self, state, on_keyframe=on_keyframe, progress=bar)
+        return original(self, state, on_keyframe=on_keyframe, progress=bar, **hooks)
 
     LevelFitter.fit = fit_with_bar  # type: ignore[method-assign]
     try:

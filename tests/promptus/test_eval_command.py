@@ -43,9 +43,9 @@ def test_eval_has_a_vmaf_column_next_to_psnr_and_ssim(
     report = (out / "rate_quality.md").read_text()
     assert "| method | setting | kbps | PSNR dB | SSIM | VMAF |" in report
     points = json.loads((out / "rate_quality.json").read_text())["points"]
-    assert {p["method"] for p in points} == {"promptus", "x264"}
+    assert {p["method"] for p in points} == {"promptus", "x264", "thumbnail", "start-latent"}
     assert all(0 <= p["vmaf"] <= 100 and p["psnr"] > 0 for p in points)
-    promptus, x264 = sorted(points, key=lambda p: p["method"] != "promptus")
+    promptus, x264 = (next(p for p in points if p["method"] == m) for m in ("promptus", "x264"))
     assert x264["vmaf"] > promptus["vmaf"]  # x264 at the tiny generator's bitrate vs random weights
     capsys.readouterr()
     assert main([*argv, "--device", "cpu", "--quiet", "--no-vmaf"]) == 0
