@@ -44,7 +44,9 @@ class LatentGeometry:
 
     def __post_init__(self) -> None:
         if not 1 <= self.channels <= MAX_LATENT_CHANNELS:
-            raise ValueError(f"latent channels must be 1..{MAX_LATENT_CHANNELS}, got {self.channels}")
+            raise ValueError(
+                f"latent channels must be 1..{MAX_LATENT_CHANNELS}, got {self.channels}"
+            )
         if self.factor not in LATENT_FACTORS:
             raise ValueError(f"latent factor must be one of {LATENT_FACTORS}, got {self.factor}")
 

@@ -11,10 +11,10 @@ const ABOUT = {
   tiny: 'the tiny test generator has seeded random weights, so its pictures carry no meaning. They are real frames ' +
     'from the same code path as SD-Turbo (prompts -> one UNet step -> decoder -> H.264 -> this video element). ' +
     'With SD-Turbo weights on a GPU the same page shows the fitted video (see the README).',
-  nano: `${WHERE}. nano is the project's own small generator (a 1.5M-parameter UNet step with cross-attention on ` +
-    'the prompt, and a small decoder), trained here on openly licensed footage. The shipped weights are a first, ' +
-    'short training run (4.5 GPU-minutes): expect colours and rough layout, not detail. SD-Turbo stays the ' +
-    'production generator.',
+  nano: `${WHERE}. nano is the project's own small generator (a 1M-parameter convolutional step that reads the ` +
+    'prompt as 32x32 maps over the frame, and a small decoder), trained here on openly licensed footage for ' +
+    '21 GPU-minutes: expect the picture of a thumbnail of the same bytes, blurred, not codec detail. SD-Turbo stays ' +
+    'the production generator.',
 };
 
 /**
