@@ -130,12 +130,7 @@ class VAEBaseline:
             )  # + scale and zero point (float32 each)
             data = np.round(reduced.astype(np.float32) * 255 / levels)
             restored[p] = np.float32(q.scale) * (data - np.float32(q.zero_point))
-        latents = np.empty_like(self.latents)
-        for a, b in zip(positions, positions[1:] + [positions[-1]], strict=True):
-            for f in range(a, max(b, a + 1)):
-                w = np.float32(0.0 if b == a else (f - a) / (b - a))
-                latents[f] = (1 - w) * restored[a] + w * restored[b]
-        return coded * 8 / 1000 / (self.count / self.fps), latents
+        return coded * 8 / 1000 / (self.count / self.fps), _crossfade(restored, self.count)
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """TAESD-decoded ``uint8 [T, H, W, 3]`` frames of latents."""

@@ -81,7 +81,14 @@ def interpolated_contexts(
     s = s / interval
     u = (1 - s) * first.u.unsqueeze(1) + s * second.u.unsqueeze(1)
     v = (1 - s) * first.v.unsqueeze(1) + s * second.v.unsqueeze(1)
-    return (u @ v) / ranks.float().sqrt().view(-1, 1, 1, 1)
+    return compose(u, v, ranks)
+
+
+def compose(u: torch.Tensor, v: torch.Tensor, ranks: torch.Tensor) -> torch.Tensor:
+    """``U V / sqrt(r)`` with each clip's own rank (``u`` and ``v`` zero past it), for factors
+    batched over clips on the first axis (and over anything between it and the matrices)."""
+    scale = ranks.float().sqrt().view(-1, *([1] * (u.dim() - 1)))
+    return (u @ v) / scale
 
 
 def simulate_stream(
@@ -123,8 +130,7 @@ def simulate_stream(
         keyframe = following
         starts_chunk = chunk_frames is not None and end % chunk_frames == 0
         prev = init if starts_chunk else x0s[-1][:, -1]
-    last_context = (keyframe.u @ keyframe.v) / ranks.float().sqrt().view(-1, 1, 1)
-    last = unet.predict_x0(prev, last_context)
+    last = unet.predict_x0(prev, compose(keyframe.u, keyframe.v, ranks))
     x0s.append(last.unsqueeze(1))
     images.append(decoder(last).unsqueeze(1))
     return SimulatedStream(torch.cat(x0s, 1), torch.cat(images, 1))
