@@ -204,6 +204,13 @@ class BatchedOptimiser:
         self.options = options
         self.seed = seed
         self._graphs: dict[tuple, _Compiled] = {}
+        self._pool: tuple | None = None  # the CUDA-graph memory pool all shapes share
+
+    def graph_pool(self) -> tuple:
+        """The memory pool of this optimiser's captured steps (made on first use)."""
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        return self._pool
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         """Autocast to ``options.autocast`` around the networks, or nothing."""
@@ -460,7 +467,16 @@ class _Compiled:
         )  # fmt: skip
 
     def _capture(self) -> None:
-        """Warm up on a side stream, then capture one step as a CUDA graph."""
+        """Warm up on a side stream, then capture one step as a CUDA graph *on that stream*.
+
+        The stream matters: the warm-up's backward passes leave the autograd engine holding
+        the warm-up stream for the factors' gradient edges, and a capture on another stream
+        (``torch.cuda.graph``'s own, by default) then makes the capture wait on a stream that is
+        not capturing, which invalidates it (``cudaErrorStreamCaptureInvalidated``, torch 2.11;
+        pytorch/pytorch#180090). Warm-up and capture on one stream cannot disagree. Every graph
+        of an optimiser draws from one memory pool (graphs replay one at a time and keep
+        nothing in it between replays), so several shapes cost one pool, not one each.
+        """
         device = self.u.device
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
@@ -471,10 +487,10 @@ class _Compiled:
         self.counter.zero_()
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph):
+            with torch.cuda.graph(graph, pool=self.owner.graph_pool(), stream=side):
                 self.step()
         except RuntimeError:
-            graph.reset()  # give the failed capture's memory pool back
+            graph.reset()  # give the failed capture's memory back
             del graph
             torch.cuda.empty_cache()
             raise
