@@ -22,6 +22,7 @@ phase (everything at half resolution), CUDA graphs, ``torch.compile`` and autoca
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import warnings
 from collections.abc import Callable
@@ -211,6 +212,12 @@ class BatchedOptimiser:
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         return self._pool
+
+    def release_graph_pool(self) -> None:
+        """Give a failed capture's memory back: drop its pool, then the cached blocks."""
+        self._pool = None
+        gc.collect()  # the failed step's tensors, held by the exception's frames
+        torch.cuda.empty_cache()
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         """Autocast to ``options.autocast`` around the networks, or nothing."""
@@ -423,6 +430,7 @@ class _Compiled:
                 warnings.warn(f"CUDA graph capture of the fitting step failed ({error}); "
                               "running the steps eagerly", stacklevel=2)  # fmt: skip
                 self.use_graph = False
+                self.owner.release_graph_pool()
             self.load(problem, u0, v0, schedule)  # warm-up steps moved the factors
         stack = problem.stack
         lr = list(schedule.lr)

@@ -84,7 +84,9 @@ def problem_for(gen: Any, planted: Any, args: argparse.Namespace, steps: StepOpt
     state = start_state(fitter, planted)
     span = fitter.spans[1]
     problem = stack_problems([fitter.problem(span, state)])
-    u0, v0 = (torch.from_numpy(a).to(fitter.device)[None] for a in fitter.initial_factors(span, state))
+    u0, v0 = (
+        torch.from_numpy(a).to(fitter.device)[None] for a in fitter.initial_factors(span, state)
+    )
     return fitter, problem, u0, v0
 
 
@@ -198,11 +200,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--drift", type=float, default=0.8)
     parser.add_argument("--context-l1", type=float, default=0.0)
-    parser.add_argument("--shapes", default="1x1,4x1,16x1,1x3,1x10,4x3,8x3,3x10",
-                        help="SxK: S segments stacked, K frames each per step (K=1: keyframe 0)")
+    parser.add_argument(
+        "--shapes",
+        default="1x1,4x1,16x1,1x3,1x10,4x3,8x3,3x10",
+        help="SxK: S segments stacked, K frames each per step (K=1: keyframe 0)",
+    )
     parser.add_argument("--runtimes", default="eager,graph", help=f"of {', '.join(RUNTIMES)}")
-    parser.add_argument("--compile-shapes", default="1x10,4x3",
-                        help="shapes also timed with compile+graph when that runtime is asked")
+    parser.add_argument(
+        "--compile-shapes",
+        default="1x10,4x3",
+        help="shapes also timed with compile+graph when that runtime is asked",
+    )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--diagnose", action="store_true")
     parser.add_argument("--profile", default="", help="shapes to profile eagerly, e.g. 1x10,4x3")

@@ -197,6 +197,14 @@ def variants(cuda: bool) -> dict[str, Variant]:
         Variant("short-plateau", replace(short, cosine=False), "plateau rule instead of cosine", graph),
         Variant("short-coarse", replace(short, coarse_fraction=0.5), "+ half the steps at half size", graph),
         Variant("fast-no-graph", fast, "default, eager steps", StepOptions()),
+        # Segments stacked in one step (issue 23): the cost per segment, the same fit each.
+        Variant("fast-s4", fast, "default, 4 segments a step", graph, stack=4),
+        Variant("fast-s8-k3", replace(fast, frames_per_step=3), "default, 3 frames of 8 segments a step", graph, stack=8),
+        Variant("plateau-s8-k3-b50", replace(short, cosine=False, frames_per_step=3), "plateau rule, 3 frames of 8 segments, 50 steps", graph, stack=8),
+        Variant("plateau-s8-k3-b100", replace(short.with_budgets(1000, 100), cosine=False, frames_per_step=3), "plateau rule, 3 frames of 8 segments, 100 steps", graph, stack=8),
+        Variant("plateau-s4-b50", replace(short, cosine=False), "plateau rule, 4 segments, 50 steps", graph, stack=4),
+        Variant("plateau-s8-k5-b60", replace(short.with_budgets(1000, 60), cosine=False, frames_per_step=5), "plateau rule, 5 frames of 8 segments, 60 steps", graph, stack=8),
+        Variant("reference-s4", ref, "reference, 4 segments a step (same result per segment)", graph, stack=4),
     ]  # fmt: skip
     return {v.name: v for v in rows}
 
@@ -606,6 +614,7 @@ def main() -> None:
             "variant": name,
             "lever": variant.lever,
             "card": card,
+            "segments_per_step": variant.stack,
             **row,
         }
         if name == "reference":
