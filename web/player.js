@@ -13,6 +13,7 @@ import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
 import { DaemonLink } from './controllers/daemon-link.js';
 import { NoticeController } from './controllers/notice-controller.js';
+import { PlaybackMonitor } from './controllers/playback-monitor.js';
 import { ServerLink } from './controllers/server-link.js';
 import { StreamController, MAX_BUFFER_S } from './controllers/stream-controller.js';
 import { TelemetryController } from './controllers/telemetry-controller.js';
@@ -55,11 +56,13 @@ export class Player {
     this.daemon = new DaemonLink(this.bus, { url: config.daemonUrl, session });
     this.buffer = new BufferController(this.bus, { video: config.video });
     this.estimator = new ThroughputEstimator();
+    this.monitor = new PlaybackMonitor(this.bus, { video: config.video, buffer: this.buffer, clock });
     this.stream = new StreamController(this.bus, {
       video: config.video,
       server: this.server,
       daemon: this.daemon,
       buffer: this.buffer,
+      monitor: this.monitor,
       estimator: this.estimator,
       abr: createAbr(this.abrName, this.config.abrOptions),
       clock,
@@ -85,6 +88,7 @@ export class Player {
 
   start() {
     this.notices.start();
+    this.monitor.registerListeners();
     this.stream.start(this.config.channel);
     this.telemetry.start();
     this.server.start();
@@ -145,14 +149,14 @@ export class Player {
   daemonSpeed() {
     const s = this.stream;
     if (s.manifest === null) return null;
-    const marks = s.startupMarks;
+    const { startupMarks: marks, sinceStartS } = this.monitor.status(this.config.clock());
     const waiting = marks.chunk !== undefined && marks.segment === undefined && s.daemonReady;
     return {
       daemonFps: s.daemonFpsEstimate,
       fps: s.manifest.fps,
       chunkFrames: s.manifest.chunk_frames,
       device: s.daemonStatus?.device ?? null,
-      firstChunkWaitS: waiting ? this.config.clock() - s.startS - marks.chunk : null,
+      firstChunkWaitS: waiting ? sinceStartS - marks.chunk : null,
     };
   }
 
@@ -188,6 +192,7 @@ export class Player {
     const chosenId = manifest === null ? null
       : s.manualLevel !== null ? Math.min(s.manualLevel, manifest.levels.length - 1) : s.lastFetchedLevel;
     const bufferS = this.buffer.bufferAheadS();
+    const monitor = this.monitor.status(now);
     return {
       channel: s.channel,
       state: s.state,
@@ -223,10 +228,10 @@ export class Player {
       daemonQueue: s.daemonStatus?.queueDepth ?? null,
       daemonConnected: this.daemon.connected,
       serverConnected: this.server.connected,
-      stalls: s.stalls,
-      stallS: s.stallSecondsAt(now),
-      startupS: s.startupS,
-      startupMarks: { ...s.startupMarks },
+      stalls: monitor.stalls,
+      stallS: monitor.stallS,
+      startupS: monitor.startupS,
+      startupMarks: monitor.startupMarks,
       currentTime: video.currentTime,
       duration: video.duration,
       paused: video.paused,
@@ -240,6 +245,7 @@ export class Player {
   destroy() {
     this.telemetry.destroy();
     this.stream.destroy();
+    this.monitor.destroy();
     this.notices.destroy();
     this.server.destroy();
     this.daemon.destroy();

@@ -9,16 +9,14 @@
  * One `get` in flight at a time (Puffer), at most MAX_CHUNKS_AT_DAEMON chunks generating,
  * and the buffer filled up to maxBufferS (15 s) counting chunks still in the pipeline. It
  * picks each chunk's level (manual override, else the ABR rule), asks for the switch prefix
- * after a level switch, a seek or a resync, measures startup time and stalls (buffer under
- * 0.1 s while playing), and recovers from daemon or server loss by resyncing from the first
- * chunk not yet in the buffer.
+ * after a level switch, a seek or a resync, and recovers from daemon or server loss by
+ * resyncing from the first chunk not yet in the buffer. Startup time, stalls and playback held
+ * until data is in are the playback monitor's (playback-monitor.js, polled from the tick).
  *
  * While nothing can come (the stream is blocked: the daemon refused it, unknown channel, ...; or
  * no daemon answers) a stream with nothing buffered lets go of its MediaSource (the daemon's
  * next init segment brings a fresh one), and a blocked one whose buffer ran out is paused: the
- * video element then shows no loading spinner over video that cannot come. Startup time counts
- * from when the stream could play: the channel's start, a daemon that connected after none
- * answered, or a retry of a blocked stream.
+ * video element then shows no loading spinner over video that cannot come.
  *
  * Chunk positions are *virtual* chunks of the Timeline (a looped ladder goes on endlessly);
  * the server and the daemon only ever see ladder chunk indices. A live channel is played
@@ -32,6 +30,7 @@ import { DEFAULT_QUALITY, chunkInfo, chunkQuality, levelsFromManifest, windowSta
 import { Timeline } from './timeline.js';
 import { ErrorCode } from '../protocol.js';
 import { availableLevel, behindLiveS, clampSeek, liveStartChunk, seekableRange } from './live-window.js';
+import { STALL_BUFFER_S } from './playback-monitor.js';
 
 export const State = Object.freeze({
   WAITING_MANIFEST: 'waiting for the server',
@@ -46,7 +45,6 @@ export const State = Object.freeze({
 
 export const TICK_MS = 100; // tick period
 export const MAX_BUFFER_S = 15; // Puffer's buffer cap
-export const STALL_BUFFER_S = 0.1; // below this (or 1.5 frame durations) while playing = stalled
 export const MAX_CHUNKS_AT_DAEMON = 2; // chunks forwarded and not yet wholly back as segments
 export const ABR_HORIZON = 5; // upcoming chunks described to the ABR
 export const DOWNLOAD_HISTORY = 8; // transfers kept for the ABR
@@ -55,7 +53,6 @@ export const RETRY_NOT_AVAILABLE_S = 0.5; // live chunk not published yet: ask a
 export const RETRY_BUSY_S = 1; // daemon busy: resync after
 export const RETRY_ERROR_S = 2; // a `get` refused for another reason: ask again after
 export const GAP_JUMP_S = 0.25; // the playhead this close (or two frames) to a skipped gap jumps over it
-export const SEEK_RESUME_BUFFER_S = 1; // after a seek outside the buffer, play on once this much is buffered
 // Refusals of the daemon itself: they go with it (the next daemon that connects is asked afresh)
 const DAEMON_REFUSALS = Object.freeze([ErrorCode.GENERATOR_MISMATCH, ErrorCode.OPEN_REQUIRED]);
 
@@ -64,15 +61,16 @@ export class StreamController {
    * @param {import('../events.js').EventBus} bus
    * @param {{video: HTMLVideoElement, server: import('./server-link.js').ServerLink,
    *          daemon: import('./daemon-link.js').DaemonLink, buffer: import('./buffer-controller.js').BufferController,
+   *          monitor: import('./playback-monitor.js').PlaybackMonitor,
    *          estimator: import('../abr/throughput-estimator.js').ThroughputEstimator, abr: object,
    *          clock: () => number, maxBufferS?: number, loop?: boolean, manualLevel?: number|null,
    *          quality?: string}} deps   quality: the measure the ABR ranks chunks by (abr/context.js QUALITY_MEASURES)
    */
   constructor(bus, {
-    video, server, daemon, buffer, estimator, abr, clock, maxBufferS = MAX_BUFFER_S, loop = false, manualLevel = null,
+    video, server, daemon, buffer, monitor, estimator, abr, clock, maxBufferS = MAX_BUFFER_S, loop = false, manualLevel = null,
     quality = DEFAULT_QUALITY,
   }) {
-    Object.assign(this, { bus, video, server, daemon, buffer, estimator, abr, clock, loop, manualLevel, quality });
+    Object.assign(this, { bus, video, server, daemon, buffer, monitor, estimator, abr, clock, loop, manualLevel, quality });
     this.configuredMaxBufferS = maxBufferS;
     this.handlers = {
       [Events.MANIFEST_LOADED]: (p) => this.onManifestLoaded(p),
@@ -81,7 +79,6 @@ export class StreamController {
       [Events.SERVER_ERROR]: (p) => this.onServerError(p),
       [Events.SERVER_CLOSED]: () => this.onServerClosed(),
       [Events.DAEMON_INIT]: (p) => this.onDaemonInit(p),
-      [Events.DAEMON_CONNECTED]: () => this.onDaemonConnected(),
       [Events.DAEMON_CLOSED]: () => this.onDaemonClosed(),
       [Events.DAEMON_ERROR]: (p) => this.onDaemonError(p),
       [Events.DAEMON_STATUS]: (p) => this.onDaemonStatus(p),
@@ -138,16 +135,7 @@ export class StreamController {
     this.retryAtS = 0;
     this.blockedReason = null;
     this.ended = false;
-    this.run = (this.run ?? 0) + 1; // which channel start a pending first-frame callback belongs to
-    this.startS = this.clock();
-    this.startupS = null;
-    this.startupMarks = {}; // seconds after start of each first: manifest, initState, daemonInit, chunk, segment, append, frame
-    this.daemonAway = false; // the daemon closed (or never answered) before the first frame
-    this.playRequested = false;
-    this.resumeWhenBuffered = false; // paused (an out-of-buffer seek, a blocked stream), to resume once data is in
-    this.stalls = 0;
-    this.stallS = 0;
-    this.stallStartS = null;
+    this.monitor.reset();
     this.maxBufferS = this.configuredMaxBufferS;
     this.state = State.WAITING_MANIFEST;
     this.abr?.reset();
@@ -176,7 +164,7 @@ export class StreamController {
   /** Unblocks after the user fixed the cause (restarted the daemon, ...). */
   retry() {
     this.blockedReason = null;
-    if (this.startupS === null) this.#restartStartupClock();
+    this.monitor.restartClockUnlessStarted();
     this.daemon.retryNow();
   }
 
@@ -207,7 +195,7 @@ export class StreamController {
   onManifestLoaded({ channel, manifest }) {
     if (channel !== this.channel) return;
     const first = this.manifest === null;
-    this.#mark('manifest');
+    this.monitor.mark('manifest');
     this.manifest = manifest;
     this.timeline = new Timeline(manifest, this.loop);
     if (first) {
@@ -222,7 +210,7 @@ export class StreamController {
   onInitStateLoaded({ channel, data }) {
     if (channel !== this.channel || this.manifest === null) return;
     if (this.initState !== null) return; // a reconnect to the server: the daemon's stream is unchanged
-    this.#mark('initState');
+    this.monitor.mark('initState');
     this.initState = data;
     this.daemon.openStream(this.manifest, data);
   }
@@ -233,7 +221,7 @@ export class StreamController {
     this.buffer
       .appendInit(mime, data)
       .then(() => {
-        this.#mark('daemonInit');
+        this.monitor.mark('daemonInit');
         this.#updateSeekable();
         this.daemonReady = this.buffer.ready;
         this.#resync(0);
@@ -242,18 +230,12 @@ export class StreamController {
       .catch((error) => this.#block('format', error.message));
   }
 
-  onDaemonConnected() {
-    if (this.daemonAway && this.startupS === null) this.#restartStartupClock(); // the wait was no startup
-    this.daemonAway = false;
-  }
-
   onDaemonClosed() {
     this.daemonReady = false;
     this.daemonStatus = null;
     this.daemonFps = new Ewma(DAEMON_FPS_HALF_LIFE_S); // the next daemon is measured afresh
     this.atDaemon = [];
     this.inflight = null;
-    this.daemonAway = true;
     if (this.blockedReason !== null && DAEMON_REFUSALS.includes(this.blockedReason.kind)) {
       this.blockedReason = null;
     }
@@ -309,7 +291,7 @@ export class StreamController {
     if (!this.daemonReady) return; // the daemon went away meanwhile; refetched after resync
     if (this.daemonNext !== chunk && !this.daemon.seek(chunk)) return;
     if (!this.daemon.forwardChunk(frame)) return;
-    this.#mark('chunk');
+    this.monitor.mark('chunk');
     this.daemonNext = chunk + 1;
     this.atDaemon.push({ virtual: expected.virtual, chunk, level, partsBack: 0, framesBack: 0 });
     this.server.ack(chunk, level);
@@ -336,25 +318,17 @@ export class StreamController {
       // the last part's generation time covers the whole chunk
       if (generationMs > 0) this.daemonFps.sample(generationMs / 1000, entry.framesBack / (generationMs / 1000));
     }
-    this.#mark('segment');
+    this.monitor.mark('segment');
     this.buffer.appendSegment({ chunk: entry.virtual, level, data, complete, offsetS: this.timeline.offsetS(entry.virtual) });
   }
 
   onBufferAppended({ chunk, level, complete }) {
-    this.#mark('append');
+    this.monitor.mark('append');
     this.chunkLevels.set(chunk, level);
     this.#updateSeekable();
     if (complete && chunk === this.appendedThrough + 1) this.appendedThrough = chunk;
     while (this.skipped.has(this.appendedThrough + 1)) this.appendedThrough += 1;
-    if (!this.playRequested) {
-      this.playRequested = true;
-      // a live viewer starts near the edge, far from 0 s: the playhead goes where the data is
-      if (!this.buffer.isBuffered(this.video.currentTime)) this.video.currentTime = this.timeline.startS(chunk);
-      this.#watchFirstFrame();
-      this.video.play().catch((error) => this.bus.trigger(Events.NOTICE, {
-        kind: 'autoplay', level: 'warn', text: `Press play to start (${error.message})`,
-      }));
-    }
+    this.monitor.startPlayback(this.timeline.startS(chunk));
     this.tick();
   }
 
@@ -386,10 +360,7 @@ export class StreamController {
     this.ended = false;
     this.#restartRunAt(virtual);
     // Hold playback until a little is buffered: landing mid-chunk leaves less than a chunk ahead.
-    if (!this.video.paused) {
-      this.video.pause();
-      this.resumeWhenBuffered = true;
-    }
+    this.monitor.holdUntilBuffered();
     this.tick();
   }
 
@@ -415,8 +386,7 @@ export class StreamController {
     }
     const now = this.clock();
     this.#jumpOverGap();
-    this.#trackStalls(now);
-    this.#resumeWhenBuffered();
+    this.monitor.poll(now, { ended: this.ended, fps: this.manifest.fps, blocked: this.blockedReason !== null });
     if (this.blockedReason !== null) {
       this.state = State.BLOCKED;
       return;
@@ -450,7 +420,7 @@ export class StreamController {
       this.state = State.GENERATING;
       return;
     }
-    if (this.startupS !== null && this.buffer.bufferAheadS() + this.#pipelineS() + this.chunkDurationS > this.maxBufferS) {
+    if (this.monitor.started && this.buffer.bufferAheadS() + this.#pipelineS() + this.chunkDurationS > this.maxBufferS) {
       this.state = State.BUFFER_FULL;
       return;
     }
@@ -497,7 +467,7 @@ export class StreamController {
       throughputKbps: this.estimator.estimateKbps(),
       downloads: this.downloads.slice(),
       daemonFps: this.daemonFpsEstimate,
-      rebuffering: this.stallStartS !== null,
+      rebuffering: this.monitor.rebuffering,
     };
   }
 
@@ -505,51 +475,6 @@ export class StreamController {
   #pipelineS() {
     const { fps } = this.manifest;
     return this.atDaemon.reduce((sum, entry) => sum + Math.max(0, this.chunkDurationS - entry.framesBack / fps), 0);
-  }
-
-  #trackStalls(now) {
-    if (this.startupS === null) return;
-    const video = this.video;
-    const atEnd = this.ended && video.currentTime >= video.duration - STALL_BUFFER_S;
-    // The last buffered frame lasts 1/fps: at low frame rates it alone exceeds 0.1 s, so a
-    // frozen picture would never count as a stall without this margin.
-    const threshold = this.manifest ? Math.max(STALL_BUFFER_S, 1.5 / this.manifest.fps) : STALL_BUFFER_S;
-    const starving = !video.paused && !video.seeking && !atEnd && this.buffer.bufferAheadS() < threshold;
-    if (starving && this.stallStartS === null) {
-      this.stallStartS = now;
-      this.stalls += 1;
-      this.bus.trigger(Events.STALL_STARTED, { atS: now });
-    } else if (!starving && this.stallStartS !== null) {
-      this.stallS += now - this.stallStartS;
-      this.stallStartS = null;
-      this.bus.trigger(Events.STALL_ENDED, { atS: now });
-    }
-  }
-
-  #resumeWhenBuffered() {
-    if (!this.resumeWhenBuffered || this.video.seeking || this.blockedReason !== null) return;
-    const remaining = Number.isFinite(this.video.duration) ? this.video.duration - this.video.currentTime : Infinity;
-    if (this.buffer.bufferAheadS() < Math.min(SEEK_RESUME_BUFFER_S, remaining - STALL_BUFFER_S)) return;
-    this.resumeWhenBuffered = false;
-    this.video.play().catch(() => {});
-  }
-
-  /** Total stall seconds including a stall still going on. */
-  stallSecondsAt(now = this.clock()) {
-    return this.stallS + (this.stallStartS === null ? 0 : now - this.stallStartS);
-  }
-
-  #watchFirstFrame() {
-    const video = this.video;
-    const run = this.run;
-    const done = () => {
-      if (this.startupS !== null || run !== this.run) return;
-      this.startupS = this.clock() - this.startS;
-      this.#mark('frame');
-      this.bus.trigger(Events.PLAYBACK_STARTED, { startupS: this.startupS });
-    };
-    if (typeof video.requestVideoFrameCallback === 'function') video.requestVideoFrameCallback(() => done());
-    else video.addEventListener('playing', done, { once: true });
   }
 
   /** ChunkOption[][] for the next ABR_HORIZON chunks (across a loop's pass boundary). */
@@ -621,19 +546,8 @@ export class StreamController {
       this.buffer.detach();
       this.daemonReady = false;
     } else if (blocked && !this.video.paused && this.buffer.bufferAheadS() < STALL_BUFFER_S) {
-      this.video.pause();
-      this.resumeWhenBuffered = true;
+      this.monitor.holdUntilBuffered();
     }
-  }
-
-  /** Startup is measured from now on (what came before was waiting for the viewer, not startup). */
-  #restartStartupClock() {
-    this.startS = this.clock();
-    this.startupMarks = {};
-  }
-
-  #mark(name) {
-    if (!(name in this.startupMarks)) this.startupMarks[name] = this.clock() - this.startS;
   }
 
   #restartRunAt(virtual) {

@@ -6,6 +6,7 @@ import { EventBus, Events } from '../events.js';
 import { FixedRule } from '../abr/fixed.js';
 import { ThroughputEstimator } from '../abr/throughput-estimator.js';
 import { StreamController, State } from '../controllers/stream-controller.js';
+import { PlaybackMonitor } from '../controllers/playback-monitor.js';
 
 const manifest = {
   fps: 10, width: 64, height: 64, frames: 100, chunk_frames: 10, chunk_count: 10, live: false,
@@ -15,6 +16,16 @@ const manifest = {
     chunks: Array.from({ length: 10 }, (_, index) => ({ index, bytes: 1000 * (id + 1), psnr: null, ssim: null })),
   })),
 };
+
+/** A stream controller with the helpers the Player builds beside it, listening on `bus`. */
+function streamController(bus, { video, buffer, clock, ...deps }) {
+  const monitor = new PlaybackMonitor(bus, { video, buffer, clock });
+  const stream = new StreamController(bus, { video, buffer, clock, monitor, ...deps });
+  monitor.registerListeners();
+  stream.registerListeners();
+  stream.resetChannel('c');
+  return { stream, monitor };
+}
 
 class FakeVideo extends EventTarget {
   constructor() {
@@ -73,11 +84,9 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   let bufferedAt = () => false;
   const video = new FakeVideo();
-  const stream = new StreamController(bus, {
+  const { stream, monitor } = streamController(bus, {
     video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => now, loop,
   });
-  stream.registerListeners();
-  stream.resetChannel('c');
   const loaded = (chunk, level, prefixBytes = 0, closed = false) =>
     bus.trigger(Events.CHUNK_LOADED, { chunk, level, bytes: 1000, prefixBytes, closed, seconds: 0.1, endS: 0, frame: `c${chunk}L${level}` });
   // a chunk's GOPs come back one segment each: `parts` segments of 10 / parts frames
@@ -96,7 +105,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   const setBufferedAt = (predicate) => { bufferedAt = predicate; };
   const setClock = (s) => { now = s; };
-  return { bus, log, stream, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
+  return { bus, log, stream, monitor, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
 }
 
 test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two chunks', async () => {
@@ -216,7 +225,7 @@ test('a daemon that goes away takes its refusal with it; the next one is asked a
 });
 
 test('startup time counts from a retry of a blocked stream, or from a daemon that came after none answered', async () => {
-  const { bus, stream, video, loaded, generated, start, setClock } = setup();
+  const { bus, stream, monitor, video, loaded, generated, start, setClock } = setup();
   video.requestVideoFrameCallback = (callback) => { video.frameCallback = callback; };
   await start();
   bus.trigger(Events.DAEMON_ERROR, { code: 'generator_mismatch', message: 'other weights' });
@@ -229,13 +238,13 @@ test('startup time counts from a retry of a blocked stream, or from a daemon tha
   generated(0, 0);
   setClock(19.0);
   video.frameCallback();
-  assert.equal(stream.startupS.toFixed(3), '1.100');
+  assert.equal(monitor.status().startupS.toFixed(3), '1.100');
 
   stream.resetChannel('d');
   bus.trigger(Events.DAEMON_CLOSED, { url: 'ws://d', code: 1006, reason: '', retryInMs: 500, everOpened: false });
   setClock(40); // the viewer starts a daemon 21 s later
   bus.trigger(Events.DAEMON_CONNECTED, { url: 'ws://d' });
-  assert.equal(stream.startS, 40);
+  assert.equal(monitor.status().sinceStartS, 0); // the clock restarted at 40 s
 });
 
 test('the end of a finished ladder ends the MediaSource once', async () => {
@@ -414,7 +423,7 @@ test('the ABR sees the quality measure the page asked for (?quality=vmaf)', asyn
       chunks: level.chunks.map((c) => ({ ...c, ssim: 0.9, psnr: 30, vmaf: 60 + 10 * level.id })),
     })),
   };
-  const stream = new StreamController(bus, {
+  streamController(bus, {
     video: new FakeVideo(),
     server: { requestChunk: () => true, ack: () => {}, switchChannel: () => {} },
     daemon: { connected: true, openStream: () => {}, seek: () => true, forwardChunk: () => true, retryNow: () => {} },
@@ -424,8 +433,6 @@ test('the ABR sees the quality measure the page asked for (?quality=vmaf)', asyn
     clock: () => 0,
     quality: 'vmaf',
   });
-  stream.registerListeners();
-  stream.resetChannel('c');
   bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: vmafManifest });
   bus.trigger(Events.INIT_STATE_LOADED, { channel: 'c', data: new Uint8Array(4) });
   bus.trigger(Events.DAEMON_INIT, { mime: 'video/mp4', data: new Uint8Array(1) });
