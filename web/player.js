@@ -12,6 +12,7 @@ import { DEFAULT_QUALITY, chunkInfo, chunkQuality, chunkQualityMetric, windowSta
 import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
 import { DaemonLink } from './controllers/daemon-link.js';
+import { LiveController } from './controllers/live-controller.js';
 import { NoticeController } from './controllers/notice-controller.js';
 import { PlaybackMonitor } from './controllers/playback-monitor.js';
 import { ServerLink } from './controllers/server-link.js';
@@ -57,12 +58,14 @@ export class Player {
     this.buffer = new BufferController(this.bus, { video: config.video });
     this.estimator = new ThroughputEstimator();
     this.monitor = new PlaybackMonitor(this.bus, { video: config.video, buffer: this.buffer, clock });
+    this.live = new LiveController({ video: config.video, buffer: this.buffer });
     this.stream = new StreamController(this.bus, {
       video: config.video,
       server: this.server,
       daemon: this.daemon,
       buffer: this.buffer,
       monitor: this.monitor,
+      live: this.live,
       estimator: this.estimator,
       abr: createAbr(this.abrName, this.config.abrOptions),
       clock,
@@ -216,7 +219,7 @@ export class Player {
       chunkCount: manifest?.chunk_count ?? null,
       live: manifest?.live ?? null,
       windowStart: manifest === null ? null : windowStart(manifest),
-      behindLiveS: s.behindLiveS,
+      behindLiveS: this.live.status().behindLiveS,
       generator: manifest?.generator ?? null,
       streamFps: manifest?.fps ?? null,
       bufferS,

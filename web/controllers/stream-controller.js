@@ -20,16 +20,16 @@
  *
  * Chunk positions are *virtual* chunks of the Timeline (a looped ladder goes on endlessly);
  * the server and the daemon only ever see ladder chunk indices. A live channel is played
- * inside its window (live-window.js): a viewer joins near the live edge, seeks are clamped to
- * the window, a viewer that fell out of it jumps back to the edge, and gap chunks are skipped
- * (another level's chunk when one level has a gap; a jump over the hole when all have).
+ * inside its window (live-controller.js: where to join, seeks clamped, a viewer that fell out
+ * jumps back to the edge, chunks no level has are skipped); a chunk of the chosen level that
+ * is a gap is fetched at another level.
  */
 import { Events } from '../events.js';
 import { Ewma } from '../abr/ewma.js';
-import { DEFAULT_QUALITY, chunkInfo, chunkQuality, levelsFromManifest, windowStart } from '../abr/context.js';
+import { DEFAULT_QUALITY, chunkInfo, chunkQuality, levelsFromManifest } from '../abr/context.js';
 import { Timeline } from './timeline.js';
 import { ErrorCode } from '../protocol.js';
-import { availableLevel, behindLiveS, clampSeek, liveStartChunk, seekableRange } from './live-window.js';
+import { availableLevel } from './live-window.js';
 import { STALL_BUFFER_S } from './playback-monitor.js';
 
 export const State = Object.freeze({
@@ -52,7 +52,6 @@ export const DAEMON_FPS_HALF_LIFE_S = 4; // seconds of generation
 export const RETRY_NOT_AVAILABLE_S = 0.5; // live chunk not published yet: ask again after
 export const RETRY_BUSY_S = 1; // daemon busy: resync after
 export const RETRY_ERROR_S = 2; // a `get` refused for another reason: ask again after
-export const GAP_JUMP_S = 0.25; // the playhead this close (or two frames) to a skipped gap jumps over it
 // Refusals of the daemon itself: they go with it (the next daemon that connects is asked afresh)
 const DAEMON_REFUSALS = Object.freeze([ErrorCode.GENERATOR_MISMATCH, ErrorCode.OPEN_REQUIRED]);
 
@@ -61,16 +60,16 @@ export class StreamController {
    * @param {import('../events.js').EventBus} bus
    * @param {{video: HTMLVideoElement, server: import('./server-link.js').ServerLink,
    *          daemon: import('./daemon-link.js').DaemonLink, buffer: import('./buffer-controller.js').BufferController,
-   *          monitor: import('./playback-monitor.js').PlaybackMonitor,
+   *          monitor: import('./playback-monitor.js').PlaybackMonitor, live: import('./live-controller.js').LiveController,
    *          estimator: import('../abr/throughput-estimator.js').ThroughputEstimator, abr: object,
    *          clock: () => number, maxBufferS?: number, loop?: boolean, manualLevel?: number|null,
    *          quality?: string}} deps   quality: the measure the ABR ranks chunks by (abr/context.js QUALITY_MEASURES)
    */
   constructor(bus, {
-    video, server, daemon, buffer, monitor, estimator, abr, clock, maxBufferS = MAX_BUFFER_S, loop = false, manualLevel = null,
+    video, server, daemon, buffer, monitor, live, estimator, abr, clock, maxBufferS = MAX_BUFFER_S, loop = false, manualLevel = null,
     quality = DEFAULT_QUALITY,
   }) {
-    Object.assign(this, { bus, video, server, daemon, buffer, monitor, estimator, abr, clock, loop, manualLevel, quality });
+    Object.assign(this, { bus, video, server, daemon, buffer, monitor, live, estimator, abr, clock, loop, manualLevel, quality });
     this.configuredMaxBufferS = maxBufferS;
     this.handlers = {
       [Events.MANIFEST_LOADED]: (p) => this.onManifestLoaded(p),
@@ -129,13 +128,13 @@ export class StreamController {
     this.lastFetchedLevel = null;
     this.lastQuality = null;
     this.chunkLevels = new Map(); // virtual chunk -> level, of what went into the buffer
-    this.skipped = new Set(); // virtual chunks skipped as gaps (no level has them)
     this.downloads = [];
     this.daemonFps = new Ewma(DAEMON_FPS_HALF_LIFE_S);
     this.retryAtS = 0;
     this.blockedReason = null;
     this.ended = false;
     this.monitor.reset();
+    this.live.reset();
     this.maxBufferS = this.configuredMaxBufferS;
     this.state = State.WAITING_MANIFEST;
     this.abr?.reset();
@@ -198,12 +197,12 @@ export class StreamController {
     this.monitor.mark('manifest');
     this.manifest = manifest;
     this.timeline = new Timeline(manifest, this.loop);
+    this.live.setManifest(manifest, this.timeline);
     if (first) {
-      const start = manifest.live ? liveStartChunk(manifest) : windowStart(manifest);
-      this.#restartRunAt(start);
+      this.#restartRunAt(this.live.startChunk());
       this.buffer.setDuration(this.timeline.endless || manifest.live ? Infinity : this.timeline.passS);
     }
-    this.#updateSeekable();
+    this.live.updateSeekable(this.appendedThrough);
     this.tick();
   }
 
@@ -222,7 +221,7 @@ export class StreamController {
       .appendInit(mime, data)
       .then(() => {
         this.monitor.mark('daemonInit');
-        this.#updateSeekable();
+        this.live.updateSeekable(this.appendedThrough);
         this.daemonReady = this.buffer.ready;
         this.#resync(0);
         this.tick();
@@ -268,7 +267,7 @@ export class StreamController {
       // a gap: the manifest that says so came first, so the retry picks another level or skips
       this.retryAtS = this.clock() + RETRY_NOT_AVAILABLE_S;
     } else if (code === ErrorCode.OUTSIDE_WINDOW) {
-      this.#jumpToLiveEdge();
+      this.live.jumpToEdge();
     } else if (code === ErrorCode.UNKNOWN_CHANNEL) {
       this.#block(code, message);
     } else {
@@ -325,9 +324,9 @@ export class StreamController {
   onBufferAppended({ chunk, level, complete }) {
     this.monitor.mark('append');
     this.chunkLevels.set(chunk, level);
-    this.#updateSeekable();
+    this.live.updateSeekable(this.appendedThrough);
     if (complete && chunk === this.appendedThrough + 1) this.appendedThrough = chunk;
-    while (this.skipped.has(this.appendedThrough + 1)) this.appendedThrough += 1;
+    this.appendedThrough = this.live.doneThrough(this.appendedThrough);
     this.monitor.startPlayback(this.timeline.startS(chunk));
     this.tick();
   }
@@ -339,7 +338,7 @@ export class StreamController {
   onVideoSeeking() {
     if (this.manifest === null) return;
     const target = this.video.currentTime;
-    const allowed = clampSeek(this.manifest, target);
+    const allowed = this.live.clampSeek(target);
     if (allowed !== target) {
       this.video.currentTime = allowed; // outside a live window: a new seek, to its border
       return;
@@ -355,7 +354,7 @@ export class StreamController {
     }
     this.buffer.flush();
     this.chunkLevels.clear();
-    this.skipped.clear();
+    this.live.clearSkipped();
     this.abr.reset();
     this.ended = false;
     this.#restartRunAt(virtual);
@@ -385,7 +384,7 @@ export class StreamController {
       return;
     }
     const now = this.clock();
-    this.#jumpOverGap();
+    this.live.poll();
     this.monitor.poll(now, { ended: this.ended, fps: this.manifest.fps, blocked: this.blockedReason !== null });
     if (this.blockedReason !== null) {
       this.state = State.BLOCKED;
@@ -408,11 +407,11 @@ export class StreamController {
       this.state = State.FETCHING;
       return;
     }
-    if (this.manifest.live && this.fetchChunk < windowStart(this.manifest)) {
-      this.#jumpToLiveEdge(); // paused or slow for longer than the window lasts
+    if (this.live.leftWindow(this.fetchChunk)) {
+      this.live.jumpToEdge(); // paused or slow for longer than the window lasts
       return;
     }
-    if (!timeline.has(this.fetchChunk) || (this.manifest.live && this.fetchChunk >= this.manifest.chunk_count)) {
+    if (!timeline.has(this.fetchChunk) || this.live.pastEdge(this.fetchChunk)) {
       this.state = this.manifest.live ? State.WAITING_LIVE_EDGE : State.GENERATING;
       return;
     }
@@ -431,7 +430,7 @@ export class StreamController {
   #fetchNext(now) {
     const virtual = this.fetchChunk;
     const { chunk } = this.timeline.split(virtual);
-    if (availableLevel(this.manifest, chunk, 0) === null) {
+    if (this.live.isHole(chunk)) {
       this.#skipGap(virtual);
       return;
     }
@@ -492,49 +491,13 @@ export class StreamController {
     return upcoming;
   }
 
-  /** Seekable range of an endless duration: a live ladder's chunks so far; a loop up to the next pass's end. */
-  #updateSeekable() {
-    const { timeline, manifest } = this;
-    if (timeline === null) return;
-    if (timeline.endless) {
-      const pass = timeline.split(Math.max(this.appendedThrough, this.playingChunk ?? 0)).pass;
-      this.buffer.setSeekableEnd((pass + 2) * timeline.passS);
-    } else if (manifest.live) {
-      const [startS, endS] = seekableRange(manifest);
-      this.buffer.setSeekableEnd(endS, startS);
-    }
-  }
-
-  /** Seconds the playhead is behind a live channel's edge (null when not live). */
-  get behindLiveS() {
-    return this.manifest === null ? null : behindLiveS(this.manifest, this.video.currentTime);
-  }
-
   /** No level has this chunk: go on with the next one (it needs its prefix, the daemon a seek). */
   #skipGap(virtual) {
-    this.skipped.add(virtual);
+    this.live.skip(virtual);
     if (this.appendedThrough === virtual - 1) this.appendedThrough = virtual;
     this.fetchChunk = virtual + 1;
     this.discontinuity = true;
     this.tick();
-  }
-
-  /** The playhead reached a skipped gap: continue where the buffer goes on after it. */
-  #jumpOverGap() {
-    if (this.skipped.size === 0 || this.video.seeking || this.timeline === null) return;
-    // the element halts on the last frame before a hole: look a little more than a frame ahead
-    const ahead = Math.max(GAP_JUMP_S, 2 / this.manifest.fps);
-    let next = this.timeline.atTime(this.video.currentTime + ahead);
-    if (!this.skipped.has(next)) return;
-    while (this.skipped.has(next)) next += 1;
-    const targetS = this.timeline.startS(next);
-    if (this.buffer.isBuffered(targetS)) this.video.currentTime = targetS;
-  }
-
-  /** Fell out of a live window: start again near the live edge (through the seek path). */
-  #jumpToLiveEdge() {
-    if (this.manifest === null || !this.manifest.live) return;
-    this.video.currentTime = this.timeline.startS(liveStartChunk(this.manifest));
   }
 
   /** Blocked, or no daemon: no MediaSource while nothing is buffered; blocked and run out: paused. */

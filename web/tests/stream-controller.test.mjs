@@ -7,6 +7,7 @@ import { FixedRule } from '../abr/fixed.js';
 import { ThroughputEstimator } from '../abr/throughput-estimator.js';
 import { StreamController, State } from '../controllers/stream-controller.js';
 import { PlaybackMonitor } from '../controllers/playback-monitor.js';
+import { LiveController } from '../controllers/live-controller.js';
 
 const manifest = {
   fps: 10, width: 64, height: 64, frames: 100, chunk_frames: 10, chunk_count: 10, live: false,
@@ -20,11 +21,12 @@ const manifest = {
 /** A stream controller with the helpers the Player builds beside it, listening on `bus`. */
 function streamController(bus, { video, buffer, clock, ...deps }) {
   const monitor = new PlaybackMonitor(bus, { video, buffer, clock });
-  const stream = new StreamController(bus, { video, buffer, clock, monitor, ...deps });
+  const live = new LiveController({ video, buffer });
+  const stream = new StreamController(bus, { video, buffer, clock, monitor, live, ...deps });
   monitor.registerListeners();
   stream.registerListeners();
   stream.resetChannel('c');
-  return { stream, monitor };
+  return { stream, monitor, live };
 }
 
 class FakeVideo extends EventTarget {
@@ -84,7 +86,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   let bufferedAt = () => false;
   const video = new FakeVideo();
-  const { stream, monitor } = streamController(bus, {
+  const { stream, monitor, live: liveController } = streamController(bus, {
     video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => now, loop,
   });
   const loaded = (chunk, level, prefixBytes = 0, closed = false) =>
@@ -105,7 +107,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   const setBufferedAt = (predicate) => { bufferedAt = predicate; };
   const setClock = (s) => { now = s; };
-  return { bus, log, stream, monitor, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
+  return { bus, log, stream, monitor, liveController, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
 }
 
 test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two chunks', async () => {
@@ -323,17 +325,17 @@ test('live: a viewer joins three chunks behind the edge, and never before the wi
   const young = setup({ live: liveManifest({ start: 3, count: 4 }) });
   await young.start();
   assert.equal(young.log.at(-1), 'get 3 L0 +prefix');
-  assert.equal(young.stream.behindLiveS, 4); // playhead at 0 s, edge at 4 chunks x 1 s
+  assert.equal(young.liveController.status().behindLiveS, 4); // playhead at 0 s, edge at 4 chunks x 1 s
 });
 
 test('live: a gap of the chosen level falls back to another level; a chunk no level has is skipped', async () => {
-  const { bus, log, stream, loaded, start } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
+  const { bus, log, stream, liveController, loaded, start } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
   stream.setManualLevel(0);
   await start(); // joins at chunk 3: level 0 has a gap there, level 1 has it
   assert.equal(log.at(-1), 'get 3 L1 +prefix');
   loaded(3, 1, 500);
   assert.equal(log.at(-1), 'get 5 L0 +prefix'); // chunk 4 is a gap in every level: skipped
-  assert.ok(stream.skipped.has(4));
+  assert.ok(liveController.skipped.has(4));
   loaded(5, 0, 500);
   assert.ok(log.includes('forward c3L1'));
   assert.deepEqual(log.slice(-2), ['seek 5', 'forward c5L0']);
