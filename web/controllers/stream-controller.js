@@ -25,11 +25,8 @@
  * is a gap is fetched at another level.
  */
 import { Events } from '../events.js';
-import { Ewma } from '../abr/ewma.js';
-import { DEFAULT_QUALITY, chunkInfo, chunkQuality, levelsFromManifest } from '../abr/context.js';
 import { Timeline } from './timeline.js';
 import { ErrorCode } from '../protocol.js';
-import { availableLevel } from './live-window.js';
 import { STALL_BUFFER_S } from './playback-monitor.js';
 
 export const State = Object.freeze({
@@ -46,13 +43,13 @@ export const State = Object.freeze({
 export const TICK_MS = 100; // tick period
 export const MAX_BUFFER_S = 15; // Puffer's buffer cap
 export const MAX_CHUNKS_AT_DAEMON = 2; // chunks forwarded and not yet wholly back as segments
-export const ABR_HORIZON = 5; // upcoming chunks described to the ABR
-export const DOWNLOAD_HISTORY = 8; // transfers kept for the ABR
-export const DAEMON_FPS_HALF_LIFE_S = 4; // seconds of generation
 export const RETRY_NOT_AVAILABLE_S = 0.5; // live chunk not published yet: ask again after
 export const RETRY_BUSY_S = 1; // daemon busy: resync after
 export const RETRY_ERROR_S = 2; // a `get` refused for another reason: ask again after
 // Refusals of the daemon itself: they go with it (the next daemon that connects is asked afresh)
+// the emulator (emulation/sim/run.mjs) imports the pipeline constants from here
+export { ABR_HORIZON, DOWNLOAD_HISTORY } from './level-controller.js';
+export { DAEMON_FPS_HALF_LIFE_S } from './daemon-pace.js';
 const DAEMON_REFUSALS = Object.freeze([ErrorCode.GENERATOR_MISMATCH, ErrorCode.OPEN_REQUIRED]);
 
 export class StreamController {
@@ -60,16 +57,12 @@ export class StreamController {
    * @param {import('../events.js').EventBus} bus
    * @param {{video: HTMLVideoElement, server: import('./server-link.js').ServerLink,
    *          daemon: import('./daemon-link.js').DaemonLink, buffer: import('./buffer-controller.js').BufferController,
+   *          levels: import('./level-controller.js').LevelController, pace: import('./daemon-pace.js').DaemonPace,
    *          monitor: import('./playback-monitor.js').PlaybackMonitor, live: import('./live-controller.js').LiveController,
-   *          estimator: import('../abr/throughput-estimator.js').ThroughputEstimator, abr: object,
-   *          clock: () => number, maxBufferS?: number, loop?: boolean, manualLevel?: number|null,
-   *          quality?: string}} deps   quality: the measure the ABR ranks chunks by (abr/context.js QUALITY_MEASURES)
+   *          clock: () => number, maxBufferS?: number, loop?: boolean}} deps
    */
-  constructor(bus, {
-    video, server, daemon, buffer, monitor, live, estimator, abr, clock, maxBufferS = MAX_BUFFER_S, loop = false, manualLevel = null,
-    quality = DEFAULT_QUALITY,
-  }) {
-    Object.assign(this, { bus, video, server, daemon, buffer, monitor, live, estimator, abr, clock, loop, manualLevel, quality });
+  constructor(bus, { video, server, daemon, buffer, levels, pace, monitor, live, clock, maxBufferS = MAX_BUFFER_S, loop = false }) {
+    Object.assign(this, { bus, video, server, daemon, buffer, levels, pace, monitor, live, clock, loop });
     this.configuredMaxBufferS = maxBufferS;
     this.handlers = {
       [Events.MANIFEST_LOADED]: (p) => this.onManifestLoaded(p),
@@ -80,7 +73,6 @@ export class StreamController {
       [Events.DAEMON_INIT]: (p) => this.onDaemonInit(p),
       [Events.DAEMON_CLOSED]: () => this.onDaemonClosed(),
       [Events.DAEMON_ERROR]: (p) => this.onDaemonError(p),
-      [Events.DAEMON_STATUS]: (p) => this.onDaemonStatus(p),
       [Events.SEGMENT_GENERATED]: (p) => this.onSegment(p),
       [Events.BUFFER_APPENDED]: (p) => this.onBufferAppended(p),
       [Events.BUFFER_FULL]: (p) => this.onBufferFull(p),
@@ -90,7 +82,6 @@ export class StreamController {
       error: () => this.onVideoError(),
     };
     this.timer = null;
-    this.daemonStatus = null; // the daemon's last `status` (device, fps, queue depth)
     this.resetChannel(null);
   }
 
@@ -125,19 +116,15 @@ export class StreamController {
     this.atDaemon = []; // [{virtual, chunk, level, partsBack, framesBack}] forwarded, not wholly back (daemon order)
     this.daemonNext = null; // ladder chunk the daemon expects next (null: unknown, send a seek)
     this.discontinuity = true; // the next chunk needs its switch prefix
-    this.lastFetchedLevel = null;
-    this.lastQuality = null;
-    this.chunkLevels = new Map(); // virtual chunk -> level, of what went into the buffer
-    this.downloads = [];
-    this.daemonFps = new Ewma(DAEMON_FPS_HALF_LIFE_S);
     this.retryAtS = 0;
     this.blockedReason = null;
     this.ended = false;
     this.monitor.reset();
     this.live.reset();
+    this.levels.reset();
+    this.pace.reset();
     this.maxBufferS = this.configuredMaxBufferS;
     this.state = State.WAITING_MANIFEST;
-    this.abr?.reset();
   }
 
   /** Plays another channel on the same connections. */
@@ -149,14 +136,13 @@ export class StreamController {
   }
 
   setAbr(abr) {
-    this.abr?.destroy();
-    this.abr = abr;
+    this.levels.setAbr(abr);
     this.tick();
   }
 
   /** null = automatic (ABR); a level id = always that level. */
   setManualLevel(level) {
-    this.manualLevel = level;
+    this.levels.setManualLevel(level);
     this.tick();
   }
 
@@ -171,24 +157,6 @@ export class StreamController {
     return this.manifest.chunk_frames / this.manifest.fps;
   }
 
-  /** Virtual chunk being shown now (null before the manifest). */
-  get playingChunk() {
-    return this.timeline === null ? null : this.timeline.atTime(this.video.currentTime);
-  }
-
-  /** Level of the chunk being shown now (null before the first one). */
-  get playingLevel() {
-    if (this.manifest === null) return null;
-    return this.chunkLevels.get(this.playingChunk) ?? this.lastFetchedLevel;
-  }
-
-  /** The daemon's generation speed: measured from segments, else what it reports. */
-  get daemonFpsEstimate() {
-    if (this.daemonFps.totalWeight > 0) return this.daemonFps.getEstimate();
-    if (this.daemonStatus !== null && this.daemonStatus.fps > 0) return this.daemonStatus.fps;
-    return null;
-  }
-
   // --- events -------------------------------------------------------------------------
 
   onManifestLoaded({ channel, manifest }) {
@@ -198,6 +166,7 @@ export class StreamController {
     this.manifest = manifest;
     this.timeline = new Timeline(manifest, this.loop);
     this.live.setManifest(manifest, this.timeline);
+    this.levels.setManifest(manifest, this.timeline);
     if (first) {
       this.#restartRunAt(this.live.startChunk());
       this.buffer.setDuration(this.timeline.endless || manifest.live ? Infinity : this.timeline.passS);
@@ -231,17 +200,11 @@ export class StreamController {
 
   onDaemonClosed() {
     this.daemonReady = false;
-    this.daemonStatus = null;
-    this.daemonFps = new Ewma(DAEMON_FPS_HALF_LIFE_S); // the next daemon is measured afresh
     this.atDaemon = [];
     this.inflight = null;
     if (this.blockedReason !== null && DAEMON_REFUSALS.includes(this.blockedReason.kind)) {
       this.blockedReason = null;
     }
-  }
-
-  onDaemonStatus(status) {
-    this.daemonStatus = status;
   }
 
   onDaemonError({ code, message }) {
@@ -284,9 +247,7 @@ export class StreamController {
     // an older answer without the prefix we need (a closed chunk needs none: it never has one)
     if (expected.prefix && prefixBytes === 0 && !closed) return;
     this.inflight = null;
-    this.downloads.push({ bytes, seconds, endS });
-    if (this.downloads.length > DOWNLOAD_HISTORY) this.downloads.shift();
-    this.estimator.addSample(seconds, bytes);
+    this.levels.downloaded({ bytes, seconds, endS });
     if (!this.daemonReady) return; // the daemon went away meanwhile; refetched after resync
     if (this.daemonNext !== chunk && !this.daemon.seek(chunk)) return;
     if (!this.daemon.forwardChunk(frame)) return;
@@ -296,9 +257,7 @@ export class StreamController {
     this.server.ack(chunk, level);
     this.fetchChunk = expected.virtual + 1;
     this.discontinuity = false;
-    if (level !== this.lastFetchedLevel) this.bus.trigger(Events.LEVEL_SWITCHING, { level, auto: this.manualLevel === null });
-    this.lastFetchedLevel = level;
-    this.lastQuality = chunkQuality(chunkInfo(this.manifest, level, chunk) ?? {}, this.quality);
+    this.levels.forwarded(chunk, level);
     this.tick();
   }
 
@@ -315,7 +274,7 @@ export class StreamController {
     if (complete) {
       this.atDaemon.shift();
       // the last part's generation time covers the whole chunk
-      if (generationMs > 0) this.daemonFps.sample(generationMs / 1000, entry.framesBack / (generationMs / 1000));
+      this.pace.sample(generationMs, entry.framesBack);
     }
     this.monitor.mark('segment');
     this.buffer.appendSegment({ chunk: entry.virtual, level, data, complete, offsetS: this.timeline.offsetS(entry.virtual) });
@@ -323,7 +282,7 @@ export class StreamController {
 
   onBufferAppended({ chunk, level, complete }) {
     this.monitor.mark('append');
-    this.chunkLevels.set(chunk, level);
+    this.levels.appended(chunk, level);
     this.live.updateSeekable(this.appendedThrough);
     if (complete && chunk === this.appendedThrough + 1) this.appendedThrough = chunk;
     this.appendedThrough = this.live.doneThrough(this.appendedThrough);
@@ -353,9 +312,8 @@ export class StreamController {
       return;
     }
     this.buffer.flush();
-    this.chunkLevels.clear();
+    this.levels.flushed();
     this.live.clearSkipped();
-    this.abr.reset();
     this.ended = false;
     this.#restartRunAt(virtual);
     // Hold playback until a little is buffered: landing mid-chunk leaves less than a chunk ahead.
@@ -434,16 +392,9 @@ export class StreamController {
       this.#skipGap(virtual);
       return;
     }
-    let level;
-    if (this.manualLevel !== null) {
-      level = Math.min(this.manualLevel, this.manifest.levels.length - 1);
-    } else {
-      const context = this.abrContext(now);
-      if (context.upcoming.length === 0) return; // the manifest does not describe this chunk yet
-      level = this.abr.chooseLevel(context);
-    }
-    level = availableLevel(this.manifest, chunk, level);
-    const prefix = chunk > 0 && (this.discontinuity || level !== this.lastFetchedLevel);
+    const level = this.levels.choose(chunk, () => this.abrContext(now));
+    if (level === null) return; // the manifest does not describe the chunks ahead yet
+    const prefix = chunk > 0 && (this.discontinuity || this.levels.switchesTo(level));
     if (!this.server.requestChunk(chunk, level, prefix)) return;
     this.inflight = { virtual, chunk, level, prefix };
     this.state = State.FETCHING;
@@ -451,44 +402,19 @@ export class StreamController {
 
   /** The ABR context for the next chunk (web/abr/context.js). */
   abrContext(nowS = this.clock()) {
-    const manifest = this.manifest;
-    return {
+    return this.levels.abrContext({
       nowS,
+      fetchChunk: this.fetchChunk,
       bufferS: this.buffer.bufferAheadS() + this.#pipelineS(),
       maxBufferS: this.maxBufferS,
-      chunkDurationS: this.chunkDurationS,
-      chunkFrames: manifest.chunk_frames,
-      fps: manifest.fps,
-      levels: levelsFromManifest(manifest),
-      upcoming: this.#upcoming(),
-      lastLevel: this.lastFetchedLevel,
-      lastQuality: this.lastQuality,
-      throughputKbps: this.estimator.estimateKbps(),
-      downloads: this.downloads.slice(),
-      daemonFps: this.daemonFpsEstimate,
       rebuffering: this.monitor.rebuffering,
-    };
+    });
   }
 
   /** Seconds of video at the daemon not yet back as segments (a chunk's GOPs come back one by one). */
   #pipelineS() {
     const { fps } = this.manifest;
     return this.atDaemon.reduce((sum, entry) => sum + Math.max(0, this.chunkDurationS - entry.framesBack / fps), 0);
-  }
-
-  /** ChunkOption[][] for the next ABR_HORIZON chunks (across a loop's pass boundary). */
-  #upcoming() {
-    const upcoming = [];
-    for (let virtual = this.fetchChunk; virtual < this.fetchChunk + ABR_HORIZON && this.timeline.has(virtual); virtual++) {
-      const { chunk } = this.timeline.split(virtual);
-      // a level with a gap there is offered as the level it would fall back to
-      const levels = this.manifest.levels.map((level) => availableLevel(this.manifest, chunk, level.id));
-      if (levels.includes(null)) break; // a chunk every level lacks is skipped, not chosen
-      const options = levels.map((level) => chunkInfo(this.manifest, level, chunk));
-      if (options.some((info) => info === undefined)) break; // a live ladder's edge
-      upcoming.push(options.map((info) => ({ bytes: info.bytes, quality: chunkQuality(info, this.quality) })));
-    }
-    return upcoming;
   }
 
   /** No level has this chunk: go on with the next one (it needs its prefix, the daemon a seek). */
@@ -504,7 +430,7 @@ export class StreamController {
   #holdWhileNothingComes() {
     const blocked = this.blockedReason !== null;
     if (!blocked && this.daemon.connected) return;
-    if (this.chunkLevels.size === 0) {
+    if (!this.levels.anyBuffered) {
       if (!this.buffer.attached) return;
       this.buffer.detach();
       this.daemonReady = false;
@@ -547,6 +473,5 @@ export class StreamController {
     clearInterval(this.timer);
     this.timer = null;
     this.unregisterListeners();
-    this.abr?.destroy();
   }
 }

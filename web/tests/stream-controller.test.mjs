@@ -8,6 +8,8 @@ import { ThroughputEstimator } from '../abr/throughput-estimator.js';
 import { StreamController, State } from '../controllers/stream-controller.js';
 import { PlaybackMonitor } from '../controllers/playback-monitor.js';
 import { LiveController } from '../controllers/live-controller.js';
+import { LevelController } from '../controllers/level-controller.js';
+import { DaemonPace } from '../controllers/daemon-pace.js';
 
 const manifest = {
   fps: 10, width: 64, height: 64, frames: 100, chunk_frames: 10, chunk_count: 10, live: false,
@@ -19,14 +21,17 @@ const manifest = {
 };
 
 /** A stream controller with the helpers the Player builds beside it, listening on `bus`. */
-function streamController(bus, { video, buffer, clock, ...deps }) {
+function streamController(bus, { video, buffer, clock, estimator, abr, quality, ...deps }) {
   const monitor = new PlaybackMonitor(bus, { video, buffer, clock });
   const live = new LiveController({ video, buffer });
-  const stream = new StreamController(bus, { video, buffer, clock, monitor, live, ...deps });
+  const pace = new DaemonPace(bus);
+  const levels = new LevelController(bus, { video, estimator, abr, pace, quality });
+  const stream = new StreamController(bus, { video, buffer, clock, monitor, live, levels, pace, ...deps });
   monitor.registerListeners();
+  pace.registerListeners();
   stream.registerListeners();
   stream.resetChannel('c');
-  return { stream, monitor, live };
+  return { stream, monitor, live, pace };
 }
 
 class FakeVideo extends EventTarget {
@@ -86,7 +91,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   let bufferedAt = () => false;
   const video = new FakeVideo();
-  const { stream, monitor, live: liveController } = streamController(bus, {
+  const { stream, monitor, live: liveController, pace } = streamController(bus, {
     video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => now, loop,
   });
   const loaded = (chunk, level, prefixBytes = 0, closed = false) =>
@@ -107,7 +112,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   const setBufferedAt = (predicate) => { bufferedAt = predicate; };
   const setClock = (s) => { now = s; };
-  return { bus, log, stream, monitor, liveController, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
+  return { bus, log, stream, monitor, liveController, pace, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
 }
 
 test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two chunks', async () => {
@@ -386,7 +391,7 @@ test('a closed chunk answers a request for the prefix without one (it holds its 
 });
 
 test('a chunk comes back GOP by GOP: the first GOP starts playback, the chunk counts as in once its last GOP is', async () => {
-  const { bus, log, stream, video, loaded, generated, start } = setup();
+  const { bus, log, stream, pace, video, loaded, generated, start } = setup();
   await start();
   loaded(0, 0);
   loaded(1, 0);
@@ -397,7 +402,7 @@ test('a chunk comes back GOP by GOP: the first GOP starts playback, the chunk co
   assert.equal(stream.abrContext().bufferS, 1.5); // half of chunk 0 and all of chunk 1 still at the daemon
   bus.trigger(Events.SEGMENT_GENERATED, { chunk: 0, level: 0, part: 1, parts: 2, frames: 5, generationMs: 50, encodeMs: 1, data: new Uint8Array(1) });
   assert.equal(stream.appendedThrough, 0);
-  assert.equal(stream.daemonFpsEstimate, 200); // 10 frames in the last part's 50 ms
+  assert.equal(pace.fps, 200); // 10 frames in the last part's 50 ms
   assert.equal(log.at(-1), 'get 2 L0'); // a place at the daemon is free again
   assert.deepEqual(log.filter((l) => l.startsWith('part')), ['part of 0']);
 });
