@@ -28,6 +28,8 @@ import { Events } from '../events.js';
 import { Timeline } from './timeline.js';
 import { ErrorCode } from '../protocol.js';
 import { STALL_BUFFER_S } from './playback-monitor.js';
+import { DaemonQueue } from './daemon-queue.js';
+import { chunkSeconds } from './live-window.js';
 
 export const State = Object.freeze({
   WAITING_MANIFEST: 'waiting for the server',
@@ -46,10 +48,10 @@ export const MAX_CHUNKS_AT_DAEMON = 2; // chunks forwarded and not yet wholly ba
 export const RETRY_NOT_AVAILABLE_S = 0.5; // live chunk not published yet: ask again after
 export const RETRY_BUSY_S = 1; // daemon busy: resync after
 export const RETRY_ERROR_S = 2; // a `get` refused for another reason: ask again after
-// Refusals of the daemon itself: they go with it (the next daemon that connects is asked afresh)
 // the emulator (emulation/sim/run.mjs) imports the pipeline constants from here
 export { ABR_HORIZON, DOWNLOAD_HISTORY } from './level-controller.js';
 export { DAEMON_FPS_HALF_LIFE_S } from './daemon-pace.js';
+// Refusals of the daemon itself: they go with it (the next daemon that connects is asked afresh)
 const DAEMON_REFUSALS = Object.freeze([ErrorCode.GENERATOR_MISMATCH, ErrorCode.OPEN_REQUIRED]);
 
 export class StreamController {
@@ -82,6 +84,7 @@ export class StreamController {
       error: () => this.onVideoError(),
     };
     this.timer = null;
+    this.atDaemon = new DaemonQueue(daemon); // chunks forwarded, not wholly back
     this.resetChannel(null);
   }
 
@@ -113,8 +116,7 @@ export class StreamController {
     this.fetchChunk = 0; // next virtual chunk to ask the server for
     this.appendedThrough = -1; // last virtual chunk of the current run that is in the buffer
     this.inflight = null; // {virtual, chunk, level, prefix} of the `get` we wait for
-    this.atDaemon = []; // [{virtual, chunk, level, partsBack, framesBack}] forwarded, not wholly back (daemon order)
-    this.daemonNext = null; // ladder chunk the daemon expects next (null: unknown, send a seek)
+    this.atDaemon.clear(null);
     this.discontinuity = true; // the next chunk needs its switch prefix
     this.retryAtS = 0;
     this.blockedReason = null;
@@ -151,10 +153,6 @@ export class StreamController {
     this.blockedReason = null;
     this.monitor.restartClockUnlessStarted();
     this.daemon.retryNow();
-  }
-
-  get chunkDurationS() {
-    return this.manifest.chunk_frames / this.manifest.fps;
   }
 
   // --- events -------------------------------------------------------------------------
@@ -200,7 +198,7 @@ export class StreamController {
 
   onDaemonClosed() {
     this.daemonReady = false;
-    this.atDaemon = [];
+    this.atDaemon.drop();
     this.inflight = null;
     if (this.blockedReason !== null && DAEMON_REFUSALS.includes(this.blockedReason.kind)) {
       this.blockedReason = null;
@@ -249,11 +247,8 @@ export class StreamController {
     this.inflight = null;
     this.levels.downloaded({ bytes, seconds, endS });
     if (!this.daemonReady) return; // the daemon went away meanwhile; refetched after resync
-    if (this.daemonNext !== chunk && !this.daemon.seek(chunk)) return;
-    if (!this.daemon.forwardChunk(frame)) return;
+    if (!this.atDaemon.forward(expected, frame)) return;
     this.monitor.mark('chunk');
-    this.daemonNext = chunk + 1;
-    this.atDaemon.push({ virtual: expected.virtual, chunk, level, partsBack: 0, framesBack: 0 });
     this.server.ack(chunk, level);
     this.fetchChunk = expected.virtual + 1;
     this.discontinuity = false;
@@ -261,21 +256,12 @@ export class StreamController {
     this.tick();
   }
 
-  onSegment({ chunk, level, part, parts, frames, generationMs, data }) {
-    // The daemon answers in order, GOP by GOP: the first matching entry is this one; older ones were dropped.
-    const index = this.atDaemon.findIndex((entry) => entry.chunk === chunk && entry.level === level);
-    if (index < 0) return; // from before a seek or resync
-    this.atDaemon.splice(0, index);
-    const entry = this.atDaemon[0];
-    if (part !== entry.partsBack) return; // not the next GOP of this chunk (cannot happen in order)
-    entry.partsBack += 1;
-    entry.framesBack += frames;
-    const complete = part === parts - 1;
-    if (complete) {
-      this.atDaemon.shift();
-      // the last part's generation time covers the whole chunk
-      this.pace.sample(generationMs, entry.framesBack);
-    }
+  onSegment(segment) {
+    const back = this.atDaemon.segment(segment);
+    if (back === null) return; // from before a seek or resync
+    const { entry, complete } = back;
+    if (complete) this.pace.sample(segment.generationMs, entry.framesBack); // the last part's time covers the chunk
+    const { level, data } = segment;
     this.monitor.mark('segment');
     this.buffer.appendSegment({ chunk: entry.virtual, level, data, complete, offsetS: this.timeline.offsetS(entry.virtual) });
   }
@@ -377,7 +363,7 @@ export class StreamController {
       this.state = State.GENERATING;
       return;
     }
-    if (this.monitor.started && this.buffer.bufferAheadS() + this.#pipelineS() + this.chunkDurationS > this.maxBufferS) {
+    if (this.monitor.started && this.#aheadS() + chunkSeconds(this.manifest) > this.maxBufferS) {
       this.state = State.BUFFER_FULL;
       return;
     }
@@ -405,16 +391,15 @@ export class StreamController {
     return this.levels.abrContext({
       nowS,
       fetchChunk: this.fetchChunk,
-      bufferS: this.buffer.bufferAheadS() + this.#pipelineS(),
+      bufferS: this.#aheadS(),
       maxBufferS: this.maxBufferS,
       rebuffering: this.monitor.rebuffering,
     });
   }
 
-  /** Seconds of video at the daemon not yet back as segments (a chunk's GOPs come back one by one). */
-  #pipelineS() {
-    const { fps } = this.manifest;
-    return this.atDaemon.reduce((sum, entry) => sum + Math.max(0, this.chunkDurationS - entry.framesBack / fps), 0);
+  /** Seconds of video buffered or at the daemon not yet back as segments. */
+  #aheadS() {
+    return this.buffer.bufferAheadS() + this.atDaemon.pendingS(chunkSeconds(this.manifest), this.manifest.fps);
   }
 
   /** No level has this chunk: go on with the next one (it needs its prefix, the daemon a seek). */
@@ -443,17 +428,15 @@ export class StreamController {
     this.appendedThrough = virtual - 1;
     this.fetchChunk = virtual;
     this.inflight = null;
-    this.atDaemon = [];
-    this.daemonNext = null;
+    this.atDaemon.clear(null);
     this.discontinuity = true;
   }
 
   /** Forget the pipeline; fetch again from the first chunk the buffer lacks. */
   #resync(daemonNext) {
     this.inflight = null;
-    this.atDaemon = [];
+    this.atDaemon.clear(daemonNext);
     this.fetchChunk = this.appendedThrough + 1;
-    this.daemonNext = daemonNext;
     this.discontinuity = true;
     const resumeAt = this.timeline === null ? 0 : this.timeline.split(this.fetchChunk).chunk;
     if (this.manifest?.prev_latent_rule === 'chained' && resumeAt !== 0 && resumeAt !== daemonNext) {
