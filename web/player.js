@@ -13,6 +13,7 @@ import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
 import { DaemonLink } from './controllers/daemon-link.js';
 import { DaemonPace } from './controllers/daemon-pace.js';
+import { ErrorController } from './controllers/error-controller.js';
 import { LevelController } from './controllers/level-controller.js';
 import { LiveController } from './controllers/live-controller.js';
 import { NoticeController } from './controllers/notice-controller.js';
@@ -83,6 +84,7 @@ export class Player {
       maxBufferS: this.config.maxBufferS,
       loop: this.config.loop,
     });
+    this.errors = new ErrorController(this.bus, { stream: this.stream, live: this.live, video: config.video });
     this.notices = new NoticeController(this.bus, {
       pageOrigin: config.pageOrigin ?? globalThis.location?.origin ?? '',
       speed: () => this.daemonSpeed(),
@@ -103,6 +105,7 @@ export class Player {
     this.monitor.registerListeners();
     this.pace.registerListeners();
     this.stream.start(this.config.channel);
+    this.errors.registerListeners();
     this.telemetry.start();
     this.server.start();
     this.daemon.start();
@@ -244,6 +247,7 @@ export class Player {
   destroy() {
     this.telemetry.destroy();
     this.stream.destroy();
+    this.errors.destroy();
     this.monitor.destroy();
     this.pace.destroy();
     this.levels.destroy();

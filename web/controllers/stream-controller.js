@@ -8,10 +8,12 @@
  *
  * One `get` in flight at a time (Puffer), at most MAX_CHUNKS_AT_DAEMON chunks generating,
  * and the buffer filled up to maxBufferS (15 s) counting chunks still in the pipeline. It
- * picks each chunk's level (manual override, else the ABR rule), asks for the switch prefix
- * after a level switch, a seek or a resync, and recovers from daemon or server loss by
- * resyncing from the first chunk not yet in the buffer. Startup time, stalls and playback held
- * until data is in are the playback monitor's (playback-monitor.js, polled from the tick).
+ * asks for the switch prefix after a level switch, a seek or a resync, and resyncs from the
+ * first chunk not yet in the buffer when the daemon session starts over. Beside it, each with
+ * its own job: the level of each chunk (level-controller.js), the chunks at the daemon
+ * (daemon-queue.js), the daemon's pace (daemon-pace.js), startup, stalls and playback held until
+ * data is in (playback-monitor.js, polled from the tick), the recovery from refusals and
+ * failures (error-controller.js, which calls block, resync, retryAfter, restartFromPlayhead).
  *
  * While nothing can come (the stream is blocked: the daemon refused it, unknown channel, ...; or
  * no daemon answers) a stream with nothing buffered lets go of its MediaSource (the daemon's
@@ -26,7 +28,6 @@
  */
 import { Events } from '../events.js';
 import { Timeline } from './timeline.js';
-import { ErrorCode } from '../protocol.js';
 import { STALL_BUFFER_S } from './playback-monitor.js';
 import { DaemonQueue } from './daemon-queue.js';
 import { chunkSeconds } from './live-window.js';
@@ -45,14 +46,9 @@ export const State = Object.freeze({
 export const TICK_MS = 100; // tick period
 export const MAX_BUFFER_S = 15; // Puffer's buffer cap
 export const MAX_CHUNKS_AT_DAEMON = 2; // chunks forwarded and not yet wholly back as segments
-export const RETRY_NOT_AVAILABLE_S = 0.5; // live chunk not published yet: ask again after
-export const RETRY_BUSY_S = 1; // daemon busy: resync after
-export const RETRY_ERROR_S = 2; // a `get` refused for another reason: ask again after
 // the emulator (emulation/sim/run.mjs) imports the pipeline constants from here
 export { ABR_HORIZON, DOWNLOAD_HISTORY } from './level-controller.js';
 export { DAEMON_FPS_HALF_LIFE_S } from './daemon-pace.js';
-// Refusals of the daemon itself: they go with it (the next daemon that connects is asked afresh)
-const DAEMON_REFUSALS = Object.freeze([ErrorCode.GENERATOR_MISMATCH, ErrorCode.OPEN_REQUIRED]);
 
 export class StreamController {
   /**
@@ -70,19 +66,14 @@ export class StreamController {
       [Events.MANIFEST_LOADED]: (p) => this.onManifestLoaded(p),
       [Events.INIT_STATE_LOADED]: (p) => this.onInitStateLoaded(p),
       [Events.CHUNK_LOADED]: (p) => this.onChunkLoaded(p),
-      [Events.SERVER_ERROR]: (p) => this.onServerError(p),
       [Events.SERVER_CLOSED]: () => this.onServerClosed(),
       [Events.DAEMON_INIT]: (p) => this.onDaemonInit(p),
       [Events.DAEMON_CLOSED]: () => this.onDaemonClosed(),
-      [Events.DAEMON_ERROR]: (p) => this.onDaemonError(p),
       [Events.SEGMENT_GENERATED]: (p) => this.onSegment(p),
       [Events.BUFFER_APPENDED]: (p) => this.onBufferAppended(p),
       [Events.BUFFER_FULL]: (p) => this.onBufferFull(p),
     };
-    this.videoHandlers = {
-      seeking: () => this.onVideoSeeking(),
-      error: () => this.onVideoError(),
-    };
+    this.onVideoSeeking = this.onVideoSeeking.bind(this);
     this.timer = null;
     this.atDaemon = new DaemonQueue(daemon); // chunks forwarded, not wholly back
     this.resetChannel(null);
@@ -90,12 +81,12 @@ export class StreamController {
 
   registerListeners() {
     for (const [event, handler] of Object.entries(this.handlers)) this.bus.on(event, handler);
-    for (const [event, handler] of Object.entries(this.videoHandlers)) this.video.addEventListener(event, handler);
+    this.video.addEventListener('seeking', this.onVideoSeeking);
   }
 
   unregisterListeners() {
     for (const [event, handler] of Object.entries(this.handlers)) this.bus.off(event, handler);
-    for (const [event, handler] of Object.entries(this.videoHandlers)) this.video.removeEventListener(event, handler);
+    this.video.removeEventListener('seeking', this.onVideoSeeking);
   }
 
   /** Starts playing `channel` (the server link says hello; the rest follows from events). */
@@ -190,53 +181,20 @@ export class StreamController {
         this.monitor.mark('daemonInit');
         this.live.updateSeekable(this.appendedThrough);
         this.daemonReady = this.buffer.ready;
-        this.#resync(0);
+        this.resync(0);
         this.tick();
       })
-      .catch((error) => this.#block('format', error.message));
+      .catch((error) => this.block('format', error.message));
   }
 
   onDaemonClosed() {
     this.daemonReady = false;
     this.atDaemon.drop();
     this.inflight = null;
-    if (this.blockedReason !== null && DAEMON_REFUSALS.includes(this.blockedReason.kind)) {
-      this.blockedReason = null;
-    }
-  }
-
-  onDaemonError({ code, message }) {
-    if (code === ErrorCode.GENERATOR_MISMATCH || code === ErrorCode.FORBIDDEN_ORIGIN || code === ErrorCode.OPEN_REQUIRED) {
-      this.#block(code, message);
-      return;
-    }
-    // bad_chunk, generation_failed, busy, internal: start over from the first chunk the buffer lacks.
-    this.bus.trigger(Events.ERROR, { source: 'daemon', message: `${code}: ${message}`, fatal: false });
-    this.#resync(null);
-    if (code === ErrorCode.BUSY) this.retryAtS = this.clock() + RETRY_BUSY_S;
-    this.tick();
   }
 
   onServerClosed() {
     this.inflight = null; // its answer is lost with the connection
-  }
-
-  onServerError({ code, message, chunk, level }) {
-    const answersInflight = this.inflight !== null && chunk === this.inflight.chunk && level === this.inflight.level;
-    if (answersInflight) this.inflight = null;
-    if (code === ErrorCode.NOT_AVAILABLE || code === ErrorCode.RATE_LIMITED || code === ErrorCode.GAP) {
-      // a gap: the manifest that says so came first, so the retry picks another level or skips
-      this.retryAtS = this.clock() + RETRY_NOT_AVAILABLE_S;
-    } else if (code === ErrorCode.OUTSIDE_WINDOW) {
-      this.live.jumpToEdge();
-    } else if (code === ErrorCode.UNKNOWN_CHANNEL) {
-      this.#block(code, message);
-    } else {
-      // Anything else refused: say so, and do not hammer the server with the same request.
-      this.bus.trigger(Events.ERROR, { source: 'server', message: `${code}: ${message}`, fatal: false });
-      if (answersInflight) this.retryAtS = this.clock() + RETRY_ERROR_S;
-    }
-    this.tick();
   }
 
   onChunkLoaded({ chunk, level, bytes, seconds, endS, frame, prefixBytes, closed = false }) {
@@ -307,68 +265,35 @@ export class StreamController {
     this.tick();
   }
 
-  onVideoError() {
-    const error = this.video.error;
-    if (error === null || this.manifest === null) return;
-    this.bus.trigger(Events.ERROR, { source: 'video', message: `video element error ${error.code}: ${error.message}`, fatal: false });
-    // A fresh MediaSource and a fresh daemon session from where we were.
-    const resumeAt = this.video.currentTime;
-    this.buffer.attach();
-    this.daemonReady = false;
-    this.#restartRunAt(this.timeline.atTime(resumeAt));
-    if (this.initState !== null) this.daemon.openStream(this.manifest, this.initState);
-  }
-
   // --- the loop -----------------------------------------------------------------------
 
   tick() {
     this.#holdWhileNothingComes();
-    if (this.manifest === null) {
-      this.state = State.WAITING_MANIFEST;
-      return;
-    }
+    if (this.manifest === null) return this.#wait(State.WAITING_MANIFEST);
     const now = this.clock();
     this.live.poll();
     this.monitor.poll(now, { ended: this.ended, fps: this.manifest.fps, blocked: this.blockedReason !== null });
-    if (this.blockedReason !== null) {
-      this.state = State.BLOCKED;
-      return;
-    }
-    if (!this.daemonReady) {
-      this.state = State.WAITING_DAEMON;
-      return;
-    }
-    const { timeline } = this;
-    if (!timeline.endless && !this.manifest.live && this.appendedThrough >= this.manifest.chunk_count - 1 && this.atDaemon.length === 0) {
+    if (this.blockedReason !== null) return this.#wait(State.BLOCKED);
+    if (!this.daemonReady) return this.#wait(State.WAITING_DAEMON);
+    const { timeline, manifest, fetchChunk } = this;
+    if (!timeline.endless && !manifest.live && this.appendedThrough >= manifest.chunk_count - 1 && this.atDaemon.length === 0) {
       if (!this.ended) {
         this.ended = true;
         this.buffer.endOfStream();
       }
-      this.state = State.ENDED;
-      return;
+      return this.#wait(State.ENDED);
     }
-    if (this.inflight !== null) {
-      this.state = State.FETCHING;
-      return;
-    }
-    if (this.live.leftWindow(this.fetchChunk)) {
-      this.live.jumpToEdge(); // paused or slow for longer than the window lasts
-      return;
-    }
-    if (!timeline.has(this.fetchChunk) || this.live.pastEdge(this.fetchChunk)) {
-      this.state = this.manifest.live ? State.WAITING_LIVE_EDGE : State.GENERATING;
-      return;
-    }
-    if (this.atDaemon.length >= MAX_CHUNKS_AT_DAEMON) {
-      this.state = State.GENERATING;
-      return;
-    }
-    if (this.monitor.started && this.#aheadS() + chunkSeconds(this.manifest) > this.maxBufferS) {
-      this.state = State.BUFFER_FULL;
-      return;
-    }
-    if (now < this.retryAtS) return;
-    this.#fetchNext(now);
+    if (this.inflight !== null) return this.#wait(State.FETCHING);
+    if (this.live.leftWindow(fetchChunk)) return this.live.jumpToEdge(); // paused or slow for longer than the window lasts
+    if (!timeline.has(fetchChunk) || this.live.pastEdge(fetchChunk)) return this.#wait(manifest.live ? State.WAITING_LIVE_EDGE : State.GENERATING);
+    if (this.atDaemon.length >= MAX_CHUNKS_AT_DAEMON) return this.#wait(State.GENERATING);
+    if (this.monitor.started && this.#aheadS() + chunkSeconds(manifest) > this.maxBufferS) return this.#wait(State.BUFFER_FULL);
+    if (now >= this.retryAtS) this.#fetchNext(now);
+  }
+
+  /** Where the loop stops this tick (the early returns of tick()). */
+  #wait(state) {
+    this.state = state;
   }
 
   #fetchNext(now) {
@@ -432,8 +357,8 @@ export class StreamController {
     this.discontinuity = true;
   }
 
-  /** Forget the pipeline; fetch again from the first chunk the buffer lacks. */
-  #resync(daemonNext) {
+  /** Forget the pipeline; fetch again from the first chunk the buffer lacks (`daemonNext`: what the daemon expects, null: unknown). */
+  resync(daemonNext) {
     this.inflight = null;
     this.atDaemon.clear(daemonNext);
     this.fetchChunk = this.appendedThrough + 1;
@@ -441,15 +366,41 @@ export class StreamController {
     const resumeAt = this.timeline === null ? 0 : this.timeline.split(this.fetchChunk).chunk;
     if (this.manifest?.prev_latent_rule === 'chained' && resumeAt !== 0 && resumeAt !== daemonNext) {
       // The legacy rule chains every frame to the one before: no way back in mid-stream.
-      this.#block('chained', 'this legacy (chained) stream lost its generation sequence; reload the page to play it from the start');
+      this.block('chained', 'this legacy (chained) stream lost its generation sequence; reload the page to play it from the start');
     }
   }
 
   /** Stops fetching until retry() or a channel switch; causes without a link notice become a fatal ERROR. */
-  #block(kind, message) {
+  block(kind, message) {
     this.blockedReason = { kind, message };
     this.state = State.BLOCKED;
     if (kind === 'format' || kind === 'chained') this.bus.trigger(Events.ERROR, { source: 'stream', message, fatal: true });
+  }
+
+  /** Lifts a block whose kind is one of `kinds`. */
+  unblock(kinds) {
+    if (this.blockedReason !== null && kinds.includes(this.blockedReason.kind)) this.blockedReason = null;
+  }
+
+  /** No `get` before `seconds` from now. */
+  retryAfter(seconds) {
+    this.retryAtS = this.clock() + seconds;
+  }
+
+  /** A refusal of chunk `chunk` of `level`: whether it answers the `get` in flight (then no longer waited for). */
+  dropRequest(chunk, level) {
+    const answersInflight = this.inflight !== null && chunk === this.inflight.chunk && level === this.inflight.level;
+    if (answersInflight) this.inflight = null;
+    return answersInflight;
+  }
+
+  /** A fresh MediaSource and a fresh daemon session from where the playhead is (the video element failed). */
+  restartFromPlayhead() {
+    const resumeAt = this.video.currentTime;
+    this.buffer.attach();
+    this.daemonReady = false;
+    this.#restartRunAt(this.timeline.atTime(resumeAt));
+    if (this.initState !== null) this.daemon.openStream(this.manifest, this.initState);
   }
 
   destroy() {

@@ -10,6 +10,7 @@ import { PlaybackMonitor } from '../controllers/playback-monitor.js';
 import { LiveController } from '../controllers/live-controller.js';
 import { LevelController } from '../controllers/level-controller.js';
 import { DaemonPace } from '../controllers/daemon-pace.js';
+import { ErrorController } from '../controllers/error-controller.js';
 
 const manifest = {
   fps: 10, width: 64, height: 64, frames: 100, chunk_frames: 10, chunk_count: 10, live: false,
@@ -30,6 +31,7 @@ function streamController(bus, { video, buffer, clock, estimator, abr, quality, 
   monitor.registerListeners();
   pace.registerListeners();
   stream.registerListeners();
+  new ErrorController(bus, { stream, live, video }).registerListeners();
   stream.resetChannel('c');
   return { stream, monitor, live, pace };
 }
