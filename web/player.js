@@ -136,8 +136,9 @@ export class Player {
     let target = Math.max(0, seconds);
     let text = null;
     if (Number.isFinite(endS) && target > endS) {
-      const why = this.stream.manifest?.live ? 'the live edge'
-        : this.stream.timeline?.endless ? 'the end of the next pass of this looping ladder' : 'the end of the stream';
+      const { manifest, endless } = this.stream.status();
+      const why = manifest?.live ? 'the live edge'
+        : endless ? 'the end of the next pass of this looping ladder' : 'the end of the stream';
       text = `Cannot seek to ${seconds.toFixed(1)} s: the stream can be sought up to ${endS.toFixed(1)} s now ` +
         `(${why}); playing from ${endS.toFixed(1)} s instead.`;
       target = endS;
@@ -163,15 +164,15 @@ export class Player {
 
   /** The daemon's pace against the stream's (the notice controller's input), null before a manifest. */
   daemonSpeed() {
-    const s = this.stream;
-    if (s.manifest === null) return null;
+    const { manifest, daemonReady } = this.stream.status();
+    if (manifest === null) return null;
     const { startupMarks: marks, sinceStartS } = this.monitor.status(this.config.clock());
-    const waiting = marks.chunk !== undefined && marks.segment === undefined && s.daemonReady;
+    const waiting = marks.chunk !== undefined && marks.segment === undefined && daemonReady;
     const pace = this.pace.status();
     return {
       daemonFps: pace.fps,
-      fps: s.manifest.fps,
-      chunkFrames: s.manifest.chunk_frames,
+      fps: manifest.fps,
+      chunkFrames: manifest.chunk_frames,
       device: pace.device,
       firstChunkWaitS: waiting ? sinceStartS - marks.chunk : null,
     };
@@ -179,7 +180,7 @@ export class Player {
 
   /** Everything the stats panel, charts, telemetry and tests read. */
   snapshot() {
-    const s = this.stream;
+    const s = this.stream.status();
     const video = this.config.video;
     const manifest = s.manifest;
     const now = this.config.clock();
@@ -187,7 +188,7 @@ export class Player {
     const levels = this.levels.status(bufferS);
     const levelId = levels.playingLevel; // null until a chunk went to the daemon
     const level = levelId === null ? null : manifest.levels[levelId];
-    const place = manifest === null ? null : s.timeline.split(s.timeline.atTime(video.currentTime));
+    const place = s.playing; // null before the manifest
     const chunk = place === null ? null : place.chunk;
     const info = level === null || chunk === null ? undefined : chunkInfo(manifest, levelId, chunk);
     const quality = video.getVideoPlaybackQuality?.();
@@ -239,7 +240,7 @@ export class Player {
       paused: video.paused,
       decodedFrames: quality?.totalVideoFrames ?? null,
       droppedFrames: quality?.droppedVideoFrames ?? null,
-      blocked: s.blockedReason,
+      blocked: s.blocked,
       statsSent: this.telemetry.sent,
     };
   }

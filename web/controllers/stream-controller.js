@@ -403,6 +403,21 @@ export class StreamController {
     if (this.initState !== null) this.daemon.openStream(this.manifest, this.initState);
   }
 
+  /** Read-only: the stream's place and state (Player.snapshot, Player.daemonSpeed). */
+  status() {
+    const { timeline } = this;
+    return {
+      channel: this.channel,
+      state: this.state,
+      manifest: this.manifest, // the server's manifest (null before it came)
+      endless: timeline?.endless ?? false, // a looped ladder
+      playing: timeline === null ? null : timeline.split(timeline.atTime(this.video.currentTime)), // {pass, chunk} on screen
+      maxBufferS: this.maxBufferS,
+      daemonReady: this.daemonReady,
+      blocked: this.blockedReason,
+    };
+  }
+
   destroy() {
     clearInterval(this.timer);
     this.timer = null;
