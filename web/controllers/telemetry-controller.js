@@ -1,7 +1,7 @@
 /**
  * Reports playback to the media server: a `stats` message every second (Puffer's `timer`
  * client-info) and one right away on startup, on each stall (`rebuffer`) and when playback
- * resumes after it (`play`). Values come from the stream controller's snapshot.
+ * resumes after it (`play`). Values come from the player's snapshot (Player.snapshot).
  */
 import { Events } from '../events.js';
 
