@@ -23,11 +23,11 @@ export class DaemonPace {
   }
 
   registerListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.on(event, handler);
+    this.bus.onEach(this.handlers);
   }
 
   unregisterListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.off(event, handler);
+    this.bus.offEach(this.handlers);
   }
 
   /** A new channel: its chunks are measured afresh (the daemon's status stays). */

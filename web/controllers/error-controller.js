@@ -44,12 +44,12 @@ export class ErrorController {
   }
 
   registerListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.on(event, handler);
+    this.bus.onEach(this.handlers);
     this.video.addEventListener('error', this.onVideoError);
   }
 
   unregisterListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.off(event, handler);
+    this.bus.offEach(this.handlers);
     this.video.removeEventListener('error', this.onVideoError);
   }
 

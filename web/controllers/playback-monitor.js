@@ -78,11 +78,11 @@ export class PlaybackMonitor {
   }
 
   registerListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.on(event, handler);
+    this.bus.onEach(this.handlers);
   }
 
   unregisterListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.off(event, handler);
+    this.bus.offEach(this.handlers);
   }
 
   /** A new channel: the startup clock starts now, nothing played or stalled yet. */

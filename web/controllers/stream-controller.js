@@ -80,12 +80,12 @@ export class StreamController {
   }
 
   registerListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.on(event, handler);
+    this.bus.onEach(this.handlers);
     this.video.addEventListener('seeking', this.onVideoSeeking);
   }
 
   unregisterListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.off(event, handler);
+    this.bus.offEach(this.handlers);
     this.video.removeEventListener('seeking', this.onVideoSeeking);
   }
 

@@ -26,11 +26,11 @@ export class TelemetryController {
   }
 
   registerListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.on(event, handler);
+    this.bus.onEach(this.handlers);
   }
 
   unregisterListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.off(event, handler);
+    this.bus.offEach(this.handlers);
   }
 
   start() {
