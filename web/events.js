@@ -60,6 +60,16 @@ export class EventBus {
     this.listeners.get(event)?.delete(listener);
   }
 
+  /** on() for each `{event: listener}` of a controller's handler table, in its order. */
+  onEach(handlers) {
+    for (const [event, listener] of Object.entries(handlers)) this.on(event, listener);
+  }
+
+  /** off() for each entry of a handler table. */
+  offEach(handlers) {
+    for (const [event, listener] of Object.entries(handlers)) this.off(event, listener);
+  }
+
   trigger(event, payload) {
     for (const listener of [...(this.listeners.get(event) ?? [])]) {
       try {

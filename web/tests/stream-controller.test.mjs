@@ -6,6 +6,11 @@ import { EventBus, Events } from '../events.js';
 import { FixedRule } from '../abr/fixed.js';
 import { ThroughputEstimator } from '../abr/throughput-estimator.js';
 import { StreamController, State } from '../controllers/stream-controller.js';
+import { PlaybackMonitor } from '../controllers/playback-monitor.js';
+import { LiveController } from '../controllers/live-controller.js';
+import { LevelController } from '../controllers/level-controller.js';
+import { DaemonPace } from '../controllers/daemon-pace.js';
+import { ErrorController } from '../controllers/error-controller.js';
 
 const manifest = {
   fps: 10, width: 64, height: 64, frames: 100, chunk_frames: 10, chunk_count: 10, live: false,
@@ -15,6 +20,21 @@ const manifest = {
     chunks: Array.from({ length: 10 }, (_, index) => ({ index, bytes: 1000 * (id + 1), psnr: null, ssim: null })),
   })),
 };
+
+/** A stream controller with the helpers the Player builds beside it, listening on `bus`. */
+function streamController(bus, { video, buffer, clock, estimator, abr, quality, ...deps }) {
+  const monitor = new PlaybackMonitor(bus, { video, buffer, clock });
+  const live = new LiveController({ video, buffer });
+  const pace = new DaemonPace(bus);
+  const levels = new LevelController(bus, { video, estimator, abr, pace, quality });
+  const stream = new StreamController(bus, { video, buffer, clock, monitor, live, levels, pace, ...deps });
+  monitor.registerListeners();
+  pace.registerListeners();
+  stream.registerListeners();
+  new ErrorController(bus, { stream, live, video }).registerListeners();
+  stream.resetChannel('c');
+  return { stream, monitor, live, pace };
+}
 
 class FakeVideo extends EventTarget {
   constructor() {
@@ -73,11 +93,9 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   let bufferedAt = () => false;
   const video = new FakeVideo();
-  const stream = new StreamController(bus, {
+  const { stream, monitor, live: liveController, pace } = streamController(bus, {
     video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => now, loop,
   });
-  stream.registerListeners();
-  stream.resetChannel('c');
   const loaded = (chunk, level, prefixBytes = 0, closed = false) =>
     bus.trigger(Events.CHUNK_LOADED, { chunk, level, bytes: 1000, prefixBytes, closed, seconds: 0.1, endS: 0, frame: `c${chunk}L${level}` });
   // a chunk's GOPs come back one segment each: `parts` segments of 10 / parts frames
@@ -96,7 +114,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   const setBufferedAt = (predicate) => { bufferedAt = predicate; };
   const setClock = (s) => { now = s; };
-  return { bus, log, stream, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
+  return { bus, log, stream, monitor, liveController, pace, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
 }
 
 test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two chunks', async () => {
@@ -216,7 +234,7 @@ test('a daemon that goes away takes its refusal with it; the next one is asked a
 });
 
 test('startup time counts from a retry of a blocked stream, or from a daemon that came after none answered', async () => {
-  const { bus, stream, video, loaded, generated, start, setClock } = setup();
+  const { bus, stream, monitor, video, loaded, generated, start, setClock } = setup();
   video.requestVideoFrameCallback = (callback) => { video.frameCallback = callback; };
   await start();
   bus.trigger(Events.DAEMON_ERROR, { code: 'generator_mismatch', message: 'other weights' });
@@ -229,13 +247,13 @@ test('startup time counts from a retry of a blocked stream, or from a daemon tha
   generated(0, 0);
   setClock(19.0);
   video.frameCallback();
-  assert.equal(stream.startupS.toFixed(3), '1.100');
+  assert.equal(monitor.status().startupS.toFixed(3), '1.100');
 
   stream.resetChannel('d');
   bus.trigger(Events.DAEMON_CLOSED, { url: 'ws://d', code: 1006, reason: '', retryInMs: 500, everOpened: false });
   setClock(40); // the viewer starts a daemon 21 s later
   bus.trigger(Events.DAEMON_CONNECTED, { url: 'ws://d' });
-  assert.equal(stream.startS, 40);
+  assert.equal(monitor.status().sinceStartS, 0); // the clock restarted at 40 s
 });
 
 test('the end of a finished ladder ends the MediaSource once', async () => {
@@ -314,17 +332,17 @@ test('live: a viewer joins three chunks behind the edge, and never before the wi
   const young = setup({ live: liveManifest({ start: 3, count: 4 }) });
   await young.start();
   assert.equal(young.log.at(-1), 'get 3 L0 +prefix');
-  assert.equal(young.stream.behindLiveS, 4); // playhead at 0 s, edge at 4 chunks x 1 s
+  assert.equal(young.liveController.status().behindLiveS, 4); // playhead at 0 s, edge at 4 chunks x 1 s
 });
 
 test('live: a gap of the chosen level falls back to another level; a chunk no level has is skipped', async () => {
-  const { bus, log, stream, loaded, start } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
+  const { bus, log, stream, liveController, loaded, start } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
   stream.setManualLevel(0);
   await start(); // joins at chunk 3: level 0 has a gap there, level 1 has it
   assert.equal(log.at(-1), 'get 3 L1 +prefix');
   loaded(3, 1, 500);
   assert.equal(log.at(-1), 'get 5 L0 +prefix'); // chunk 4 is a gap in every level: skipped
-  assert.ok(stream.skipped.has(4));
+  assert.ok(liveController.skipped.has(4));
   loaded(5, 0, 500);
   assert.ok(log.includes('forward c3L1'));
   assert.deepEqual(log.slice(-2), ['seek 5', 'forward c5L0']);
@@ -375,7 +393,7 @@ test('a closed chunk answers a request for the prefix without one (it holds its 
 });
 
 test('a chunk comes back GOP by GOP: the first GOP starts playback, the chunk counts as in once its last GOP is', async () => {
-  const { bus, log, stream, video, loaded, generated, start } = setup();
+  const { bus, log, stream, pace, video, loaded, generated, start } = setup();
   await start();
   loaded(0, 0);
   loaded(1, 0);
@@ -386,7 +404,7 @@ test('a chunk comes back GOP by GOP: the first GOP starts playback, the chunk co
   assert.equal(stream.abrContext().bufferS, 1.5); // half of chunk 0 and all of chunk 1 still at the daemon
   bus.trigger(Events.SEGMENT_GENERATED, { chunk: 0, level: 0, part: 1, parts: 2, frames: 5, generationMs: 50, encodeMs: 1, data: new Uint8Array(1) });
   assert.equal(stream.appendedThrough, 0);
-  assert.equal(stream.daemonFpsEstimate, 200); // 10 frames in the last part's 50 ms
+  assert.equal(pace.fps, 200); // 10 frames in the last part's 50 ms
   assert.equal(log.at(-1), 'get 2 L0'); // a place at the daemon is free again
   assert.deepEqual(log.filter((l) => l.startsWith('part')), ['part of 0']);
 });
@@ -414,7 +432,7 @@ test('the ABR sees the quality measure the page asked for (?quality=vmaf)', asyn
       chunks: level.chunks.map((c) => ({ ...c, ssim: 0.9, psnr: 30, vmaf: 60 + 10 * level.id })),
     })),
   };
-  const stream = new StreamController(bus, {
+  streamController(bus, {
     video: new FakeVideo(),
     server: { requestChunk: () => true, ack: () => {}, switchChannel: () => {} },
     daemon: { connected: true, openStream: () => {}, seek: () => true, forwardChunk: () => true, retryNow: () => {} },
@@ -424,8 +442,6 @@ test('the ABR sees the quality measure the page asked for (?quality=vmaf)', asyn
     clock: () => 0,
     quality: 'vmaf',
   });
-  stream.registerListeners();
-  stream.resetChannel('c');
   bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: vmafManifest });
   bus.trigger(Events.INIT_STATE_LOADED, { channel: 'c', data: new Uint8Array(4) });
   bus.trigger(Events.DAEMON_INIT, { mime: 'video/mp4', data: new Uint8Array(1) });
