@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from server.addresses import address_key
+from server.availability import available_chunk
 from server.catalog import Channel
 from server.chunk_store import ChunkReadError, PrefixGapError
 from server.frame_guard import MaskedFramesOnly
@@ -216,45 +217,12 @@ class Viewer:
     async def on_get(self, get: Get) -> None:
         channel = self.channel
         assert channel is not None and self.session_id is not None
-        levels = channel.manifest.levels
-        if get.level >= len(levels):
-            raise ProtocolError(
-                ErrorCode.UNKNOWN_LEVEL,
-                f"level {get.level} does not exist (levels 0..{len(levels) - 1})",
-            )
-        manifest = channel.manifest
-        total = manifest.stream.chunk_count
-        if get.chunk < manifest.window_start:
-            raise ProtocolError(
-                ErrorCode.OUTSIDE_WINDOW,
-                f"chunk {get.chunk} has left the live window (it starts at chunk "
-                f"{manifest.window_start}; the live edge is {channel.chunk_count})",
-            )
-        if get.chunk >= channel.chunk_count:
-            # a live feed's manifest counts only the frames known so far: near the edge, wait
-            if channel.live and get.chunk < channel.chunk_count + self.settings.live_ahead_chunks:
-                raise ProtocolError(
-                    ErrorCode.NOT_AVAILABLE,
-                    f"chunk {get.chunk} is not published yet (live edge: "
-                    f"{channel.chunk_count} chunks); retry",
-                )
-            if get.chunk >= total or not channel.live:
-                raise ProtocolError(
-                    ErrorCode.UNKNOWN_CHUNK,
-                    f"chunk {get.chunk} does not exist (the stream has {total} chunks, "
-                    f"{channel.chunk_count} published)",
-                )
-            raise ProtocolError(
-                ErrorCode.BEYOND_LIVE_EDGE,
-                f"chunk {get.chunk} is far beyond the live edge ({channel.chunk_count} chunks)",
-            )
-        cell = manifest.chunk_info(get.level, get.chunk)
-        assert cell is not None  # inside the window and published
-        if cell.gap:
-            raise ProtocolError(
-                ErrorCode.GAP,
-                f"chunk {get.chunk} of level {get.level} is a gap in this live channel; skip it",
-            )
+        cell = available_chunk(
+            channel.manifest,
+            get.level,
+            get.chunk,
+            live_ahead_chunks=self.settings.live_ahead_chunks,
+        )
         requested_at = time.time()
         try:
             wire = await self.store.chunk_message(channel, get.level, get.chunk, get.prefix)
