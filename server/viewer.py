@@ -18,6 +18,7 @@ from server.addresses import address_key
 from server.availability import available_chunk
 from server.catalog import Channel
 from server.chunk_store import ChunkReadError, PrefixGapError
+from server.deliveries import Deliveries, Delivery
 from server.frame_guard import MaskedFramesOnly
 from server.keys import (
     addresses_key,
@@ -34,7 +35,6 @@ from wire.media import MAX_FRAME_SERVER_RECEIVES, Ack, Get, Hello, Stats, parse_
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING_ACKS = 64  # deliveries remembered for their ack; older ones are logged as unacked
 RATE_ERROR_INTERVAL_S = 1.0  # at most one rate_limited reply per second (no amplification)
 CLOSE_NOTICE_TIMEOUT_S = 2.0  # time given to the farewell `error` of a closing connection
 
@@ -67,8 +67,7 @@ class Viewer:
         self.rows = TokenBucket(rows / 60.0, max(1, rows // 4), self.clock())
         self.last_heard = self.clock()
         self.last_rate_error = -RATE_ERROR_INTERVAL_S
-        # (chunk, level) -> (requested_at, sent_at, chunk bytes, prefix bytes)
-        self.pending: dict[tuple[int, int], tuple[float, float, int, int]] = {}
+        self.deliveries = Deliveries()  # sent and not acked yet
 
     async def serve(self) -> None:
         """Read and answer messages until the peer leaves, idles out or misbehaves fatally."""
@@ -231,18 +230,28 @@ class Viewer:
         except ChunkReadError as error:
             raise self.store.unreadable_media(channel, error) from None
         await self.send(wire)
-        size = cell.bytes
-        prefix_bytes = len(wire) - HEADER_LENGTH.size - HEADER_LENGTH.unpack_from(wire)[0] - size
+        prefix_bytes = (
+            len(wire) - HEADER_LENGTH.size - HEADER_LENGTH.unpack_from(wire)[0] - cell.bytes
+        )
         self.metrics.chunks_served_total += 1
         self.metrics.bytes_sent_total += len(wire)
         self.metrics.prefixes_served_total += prefix_bytes > 0
-        if len(self.pending) >= MAX_PENDING_ACKS:
-            self.record_delivery(next(iter(self.pending)), acked_at=None)
-        self.pending[(get.chunk, get.level)] = (requested_at, time.time(), size, prefix_bytes)
+        delivery = Delivery(
+            chunk=get.chunk,
+            level=get.level,
+            size=cell.bytes,
+            prefix_bytes=prefix_bytes,
+            requested_at=requested_at,
+            sent_at=time.time(),
+        )
+        evicted = self.deliveries.sent(delivery)
+        if evicted is not None:
+            self.record_delivery(evicted, acked_at=None)
 
     def on_ack(self, ack: Ack) -> None:
-        if (ack.chunk, ack.level) in self.pending:  # an ack for nothing we sent is ignored
-            self.record_delivery((ack.chunk, ack.level), acked_at=time.time())
+        delivery = self.deliveries.acked(ack.chunk, ack.level)
+        if delivery is not None:  # an ack for nothing we sent is ignored
+            self.record_delivery(delivery, acked_at=time.time())
 
     def may_record(self) -> bool:
         """Whether this connection may add a telemetry row now (its rows per minute)."""
@@ -251,20 +260,19 @@ class Viewer:
         self.telemetry.throttled += 1
         return False
 
-    def record_delivery(self, key: tuple[int, int], acked_at: float | None) -> None:
-        requested_at, sent_at, size, prefix_bytes = self.pending.pop(key)
+    def record_delivery(self, delivery: Delivery, acked_at: float | None) -> None:
         assert self.channel is not None and self.session_id is not None
         if not (self.recorded and self.may_record()):
             return
         self.telemetry.delivery(
             self.session_id,
             channel=self.channel.name,
-            level=key[1],
-            chunk=key[0],
-            size=size,
-            prefix_bytes=prefix_bytes,
-            requested_at=requested_at,
-            sent_at=sent_at,
+            level=delivery.level,
+            chunk=delivery.chunk,
+            size=delivery.size,
+            prefix_bytes=delivery.prefix_bytes,
+            requested_at=delivery.requested_at,
+            sent_at=delivery.sent_at,
             acked_at=acked_at,
         )
 
@@ -272,8 +280,8 @@ class Viewer:
         """Write the unacked deliveries and the end of the current session, if any."""
         if self.session_id is None:
             return
-        for key in list(self.pending):
-            self.record_delivery(key, acked_at=None)
+        for delivery in self.deliveries.drain():
+            self.record_delivery(delivery, acked_at=None)
         if self.recorded:
             self.telemetry.session_ended(self.session_id)
         self.session_id = None
