@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -18,7 +17,7 @@ from server.addresses import address_key
 from server.availability import available_chunk
 from server.catalog import Channel
 from server.chunk_store import ChunkReadError, PrefixGapError
-from server.deliveries import Deliveries, Delivery
+from server.deliveries import Delivery
 from server.frame_guard import MaskedFramesOnly
 from server.keys import (
     addresses_key,
@@ -29,6 +28,7 @@ from server.keys import (
     telemetry_key,
 )
 from server.rate_limit import TokenBucket
+from server.telemetry_session import TelemetrySession
 from wire.errors import CLOSE_CODES, ErrorCode, ProtocolError
 from wire.framing import HEADER_LENGTH, ErrorMessage
 from wire.media import MAX_FRAME_SERVER_RECEIVES, Ack, Get, Hello, Stats, parse_client_message
@@ -44,7 +44,7 @@ class SlowClient(Exception):
 
 
 class Viewer:
-    """State of one connection: its channel, telemetry session and rate limit."""
+    """One connection: its channel, rate limit and telemetry session, and the messages it reads."""
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse, address: str) -> None:
         app = request.app
@@ -54,20 +54,17 @@ class Viewer:
         self.settings = app[settings_key]
         self.catalog = app[catalog_key]
         self.store = app[chunk_store_key]
-        self.telemetry = app[telemetry_key]
         self.metrics = app[metrics_key]
         self.addresses = app[addresses_key]
         self.channel: Channel | None = None
         self.sent_version = -1
-        self.session_id: str | None = None
-        self.recorded = False  # whether the session's row was written (its other rows follow it)
         self.clock = self.settings.clock
         self.bucket = TokenBucket(self.settings.rate_per_s, self.settings.rate_burst, self.clock())
-        rows = self.settings.telemetry_rows_per_min
-        self.rows = TokenBucket(rows / 60.0, max(1, rows // 4), self.clock())
+        self.session = TelemetrySession(
+            app[telemetry_key], self.settings.telemetry_rows_per_min, self.clock
+        )
         self.last_heard = self.clock()
         self.last_rate_error = -RATE_ERROR_INTERVAL_S
-        self.deliveries = Deliveries()  # sent and not acked yet
 
     async def serve(self) -> None:
         """Read and answer messages until the peer leaves, idles out or misbehaves fatally."""
@@ -135,11 +132,9 @@ class Viewer:
             if isinstance(message, Get):
                 await self.on_get(message)
             elif isinstance(message, Stats):
-                session_id = self.require_session()
-                if self.recorded and self.may_record():
-                    self.telemetry.report(session_id, message)
+                self.session.report(message)
             elif isinstance(message, Ack):
-                self.on_ack(message)
+                self.session.acked(message.chunk, message.level, at=time.time())
         except ProtocolError as error:
             if error.code in CLOSE_CODES:
                 await self.close_with(error.code, error.message)
@@ -157,10 +152,9 @@ class Viewer:
             )
         return True
 
-    def require_session(self) -> str:
-        if self.session_id is None:
+    def require_session(self) -> None:
+        if self.session.id is None:
             raise ProtocolError(ErrorCode.HELLO_REQUIRED, "send 'hello' before this message")
-        return self.session_id
 
     async def on_hello(self, hello: Hello) -> None:
         channel = self.catalog.get(hello.channel)
@@ -176,19 +170,14 @@ class Viewer:
                 f"{self.settings.manifest_bytes_per_s / 2**20:g} MiB/s; retry in "
                 f"{max(1.0, wait_s):.0f} s",
             )
-        self.end_session()
+        self.session.start(
+            channel=channel.name,
+            user_agent=hello.user_agent,
+            abr=hello.abr,
+            generator_id=channel.manifest.stream.generator_id,
+            server_id=self.settings.server_id,
+        )
         self.channel = channel
-        self.session_id = uuid.uuid4().hex
-        self.recorded = self.may_record()
-        if self.recorded:
-            self.telemetry.session_started(
-                self.session_id,
-                channel=channel.name,
-                user_agent=hello.user_agent,
-                abr=hello.abr,
-                generator_id=channel.manifest.stream.generator_id,
-                server_id=self.settings.server_id,
-            )
         await self.send(channel.message)
         self.sent_version = channel.version
         try:
@@ -203,7 +192,7 @@ class Viewer:
         assert self.channel is not None
         current = self.catalog.get(self.channel.name)
         if current is None:
-            self.end_session()
+            self.session.end()
             self.channel = None
             raise ProtocolError(
                 ErrorCode.UNKNOWN_CHANNEL, "the channel was removed from this server"
@@ -215,7 +204,7 @@ class Viewer:
 
     async def on_get(self, get: Get) -> None:
         channel = self.channel
-        assert channel is not None and self.session_id is not None
+        assert channel is not None and self.session.id is not None
         cell = available_chunk(
             channel.manifest,
             get.level,
@@ -244,47 +233,7 @@ class Viewer:
             requested_at=requested_at,
             sent_at=time.time(),
         )
-        evicted = self.deliveries.sent(delivery)
-        if evicted is not None:
-            self.record_delivery(evicted, acked_at=None)
-
-    def on_ack(self, ack: Ack) -> None:
-        delivery = self.deliveries.acked(ack.chunk, ack.level)
-        if delivery is not None:  # an ack for nothing we sent is ignored
-            self.record_delivery(delivery, acked_at=time.time())
-
-    def may_record(self) -> bool:
-        """Whether this connection may add a telemetry row now (its rows per minute)."""
-        if self.rows.allow(self.clock()):
-            return True
-        self.telemetry.throttled += 1
-        return False
-
-    def record_delivery(self, delivery: Delivery, acked_at: float | None) -> None:
-        assert self.channel is not None and self.session_id is not None
-        if not (self.recorded and self.may_record()):
-            return
-        self.telemetry.delivery(
-            self.session_id,
-            channel=self.channel.name,
-            level=delivery.level,
-            chunk=delivery.chunk,
-            size=delivery.size,
-            prefix_bytes=delivery.prefix_bytes,
-            requested_at=delivery.requested_at,
-            sent_at=delivery.sent_at,
-            acked_at=acked_at,
-        )
-
-    def end_session(self) -> None:
-        """Write the unacked deliveries and the end of the current session, if any."""
-        if self.session_id is None:
-            return
-        for delivery in self.deliveries.drain():
-            self.record_delivery(delivery, acked_at=None)
-        if self.recorded:
-            self.telemetry.session_ended(self.session_id)
-        self.session_id = None
+        self.session.sent(delivery)
 
     async def send(self, data: str | bytes) -> None:
         try:
@@ -373,7 +322,7 @@ async def handle_viewer(request: web.Request) -> web.WebSocketResponse:
         viewers.discard(viewer)
         metrics.viewers -= 1
         limits.leave(address, settings.clock())
-        viewer.end_session()
+        viewer.session.end()
     return ws
 
 
