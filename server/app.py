@@ -21,13 +21,14 @@ from server.keys import (
     metrics_key,
     settings_key,
     telemetry_key,
+    viewers_key,
 )
 from server.metrics import Metrics
 from server.retention import Retention
 from server.settings import ServerSettings
 from server.telemetry import Telemetry
 from server.telemetry_db import open_backend
-from server.viewer import handle_viewer, viewers_key
+from server.viewer import handle_viewer
 from server.web_files import add_web_player
 from wire.errors import ErrorCode
 

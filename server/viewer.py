@@ -26,6 +26,7 @@ from server.keys import (
     metrics_key,
     settings_key,
     telemetry_key,
+    viewers_key,
 )
 from server.rate_limit import TokenBucket
 from server.telemetry_session import TelemetrySession
@@ -324,7 +325,3 @@ async def handle_viewer(request: web.Request) -> web.WebSocketResponse:
         limits.leave(address, settings.clock())
         viewer.session.end()
     return ws
-
-
-# the connected viewers (shutdown tells each one; its size enforces max_viewers)
-viewers_key: web.AppKey[set[Viewer]] = web.AppKey("viewers", set)
