@@ -1,7 +1,10 @@
 """One viewer's WebSocket (`/ws`): hello -> manifest, get -> chunk, stats/ack -> telemetry.
 
 Only this handler's task reads from its socket. Every refused message is answered with an
-`error` and the loop goes on; only the closing codes of ``protocol.CLOSE_CODES`` end it.
+`error` and the loop goes on; only the closing codes of ``wire.errors.CLOSE_CODES`` end it.
+The session wires three socket-free parts: which chunk a `get` may have
+(``server.availability``), the deliveries awaiting their ack (``server.deliveries``) and the
+connection's telemetry rows (``server.telemetry_session``).
 """
 
 from __future__ import annotations
