@@ -244,7 +244,8 @@ async def telemetry_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def notify_viewers(app: web.Application) -> None:
     """Graceful shutdown: every viewer gets `error going_away` and a 1001 close."""
-    viewers = list(app[viewers_key])
+    connected = app[viewers_key]
+    viewers = list(connected)
     if viewers:
         log.info("shutting down: telling %d viewers", len(viewers))
         # close_with is bounded by its own timeout, so this ends even with stuck clients
