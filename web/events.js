@@ -5,6 +5,7 @@
  * @typedef {{url: string}} LinkPayload                                   *_CONNECTED
  * @typedef {{url: string, code: number, reason: string, retryInMs: number|null, everOpened: boolean}} LinkClosedPayload
  * @typedef {{channel: string, manifest: object}} ManifestPayload           MANIFEST_LOADED
+ * @typedef {{manifest: object, timeline: import('./controllers/timeline.js').Timeline, first: boolean}} ManifestParsedPayload  MANIFEST_PARSED (the manifest controller took an update of the playing channel's manifest)
  * @typedef {{channel: string, data: Uint8Array}} InitStatePayload          INIT_STATE_LOADED
  * @typedef {{chunk: number, level: number, bytes: number, seconds: number, endS: number, frame: ArrayBuffer, prefixBytes: number, closed: boolean}} ChunkPayload  CHUNK_LOADED
  * @typedef {{code: string, message: string, chunk?: number, level?: number}} RemoteErrorPayload  SERVER_ERROR, DAEMON_ERROR
@@ -24,6 +25,7 @@ export const Events = Object.freeze({
   SERVER_CONNECTED: 'serverConnected',
   SERVER_CLOSED: 'serverClosed',
   MANIFEST_LOADED: 'manifestLoaded',
+  MANIFEST_PARSED: 'manifestParsed',
   INIT_STATE_LOADED: 'initStateLoaded',
   CHUNK_LOADED: 'chunkLoaded',
   SERVER_ERROR: 'serverError',

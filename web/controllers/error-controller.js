@@ -30,11 +30,11 @@ const SERVER_RETRIES = Object.freeze([ErrorCode.NOT_AVAILABLE, ErrorCode.RATE_LI
 export class ErrorController {
   /**
    * @param {import('../events.js').EventBus} bus
-   * @param {{stream: import('./stream-controller.js').StreamController, live: import('./live-controller.js').LiveController,
-   *          video: HTMLVideoElement}} deps
+   * @param {{stream: import('./stream-controller.js').StreamController, manifests: import('./manifest-controller.js').ManifestController,
+   *          live: import('./live-controller.js').LiveController, video: HTMLVideoElement}} deps
    */
-  constructor(bus, { stream, live, video }) {
-    Object.assign(this, { bus, stream, live, video });
+  constructor(bus, { stream, manifests, live, video }) {
+    Object.assign(this, { bus, stream, manifests, live, video });
     this.handlers = {
       [Events.DAEMON_ERROR]: (p) => this.onDaemonError(p),
       [Events.DAEMON_CLOSED]: () => this.stream.unblock(DAEMON_REFUSALS),
@@ -82,7 +82,7 @@ export class ErrorController {
 
   onVideoError() {
     const error = this.video.error;
-    if (error === null || this.stream.status().manifest === null) return;
+    if (error === null || this.manifests.status().manifest === null) return;
     this.bus.trigger(Events.ERROR, { source: 'video', message: `video element error ${error.code}: ${error.message}`, fatal: false });
     this.stream.restartFromPlayhead();
   }

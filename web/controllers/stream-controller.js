@@ -10,7 +10,8 @@
  * and the buffer filled up to maxBufferS (15 s) counting chunks still in the pipeline. It
  * asks for the switch prefix after a level switch, a seek or a resync, and resyncs from the
  * first chunk not yet in the buffer when the daemon session starts over. Beside it, each with
- * its own job: the level of each chunk (level-controller.js), the chunks at the daemon
+ * its own job: the channel's manifest and Timeline (manifest-controller.js, MANIFEST_PARSED after
+ * each update), the level of each chunk (level-controller.js), the chunks at the daemon
  * (daemon-queue.js), the daemon's pace (daemon-pace.js), startup, stalls and playback held until
  * data is in (playback-monitor.js, polled from the tick), the recovery from refusals and
  * failures (error-controller.js, which calls block, resync, retryAfter, restartFromPlayhead).
@@ -27,7 +28,6 @@
  * is a gap is fetched at another level.
  */
 import { Events } from '../events.js';
-import { Timeline } from './timeline.js';
 import { STALL_BUFFER_S } from './playback-monitor.js';
 import { DaemonQueue } from './daemon-queue.js';
 import { chunkSeconds } from './live-window.js';
@@ -57,13 +57,13 @@ export class StreamController {
    *          daemon: import('./daemon-link.js').DaemonLink, buffer: import('./buffer-controller.js').BufferController,
    *          levels: import('./level-controller.js').LevelController, pace: import('./daemon-pace.js').DaemonPace,
    *          monitor: import('./playback-monitor.js').PlaybackMonitor, live: import('./live-controller.js').LiveController,
-   *          clock: () => number, maxBufferS?: number, loop?: boolean}} deps
+   *          manifests: import('./manifest-controller.js').ManifestController, clock: () => number, maxBufferS?: number}} deps
    */
-  constructor(bus, { video, server, daemon, buffer, levels, pace, monitor, live, clock, maxBufferS = MAX_BUFFER_S, loop = false }) {
-    Object.assign(this, { bus, video, server, daemon, buffer, levels, pace, monitor, live, clock, loop });
+  constructor(bus, { video, server, daemon, buffer, levels, pace, monitor, live, manifests, clock, maxBufferS = MAX_BUFFER_S }) {
+    Object.assign(this, { bus, video, server, daemon, buffer, levels, pace, monitor, live, manifests, clock });
     this.configuredMaxBufferS = maxBufferS;
     this.handlers = {
-      [Events.MANIFEST_LOADED]: (p) => this.onManifestLoaded(p),
+      [Events.MANIFEST_PARSED]: (p) => this.onManifestParsed(p),
       [Events.INIT_STATE_LOADED]: (p) => this.onInitStateLoaded(p),
       [Events.CHUNK_LOADED]: (p) => this.onChunkLoaded(p),
       [Events.SERVER_CLOSED]: () => this.onServerClosed(),
@@ -99,11 +99,9 @@ export class StreamController {
 
   /** Everything per channel back to its initial state. */
   resetChannel(channel) {
-    this.channel = channel;
-    this.manifest = null;
+    this.manifests.reset(channel);
     this.initState = null;
     this.daemonReady = false; // the daemon sent `init` for the open stream and it is in the SourceBuffer
-    this.timeline = null;
     this.fetchChunk = 0; // next virtual chunk to ask the server for
     this.appendedThrough = -1; // last virtual chunk of the current run that is in the buffer
     this.inflight = null; // {virtual, chunk, level, prefix} of the `get` we wait for
@@ -148,28 +146,20 @@ export class StreamController {
 
   // --- events -------------------------------------------------------------------------
 
-  onManifestLoaded({ channel, manifest }) {
-    if (channel !== this.channel) return;
-    const first = this.manifest === null;
-    this.monitor.mark('manifest');
-    this.manifest = manifest;
-    this.timeline = new Timeline(manifest, this.loop);
-    this.live.setManifest(manifest, this.timeline);
-    this.levels.setManifest(manifest, this.timeline);
-    if (first) {
-      this.#restartRunAt(this.live.startChunk());
-      this.buffer.setDuration(this.timeline.endless || manifest.live ? Infinity : this.timeline.passS);
-    }
+  /** An update of the manifest (manifest-controller.js): a first one says where the stream starts. */
+  onManifestParsed({ first }) {
+    if (first) this.#restartRunAt(this.live.startChunk());
     this.live.updateSeekable(this.appendedThrough);
     this.tick();
   }
 
   onInitStateLoaded({ channel, data }) {
-    if (channel !== this.channel || this.manifest === null) return;
+    const { manifest } = this.manifests;
+    if (channel !== this.manifests.channel || manifest === null) return;
     if (this.initState !== null) return; // a reconnect to the server: the daemon's stream is unchanged
     this.monitor.mark('initState');
     this.initState = data;
-    this.daemon.openStream(this.manifest, data);
+    this.daemon.openStream(manifest, data);
   }
 
   onDaemonInit({ mime, data }) {
@@ -221,7 +211,7 @@ export class StreamController {
     if (complete) this.pace.sample(segment.generationMs, entry.framesBack); // the last part's time covers the chunk
     const { level, data } = segment;
     this.monitor.mark('segment');
-    this.buffer.appendSegment({ chunk: entry.virtual, level, data, complete, offsetS: this.timeline.offsetS(entry.virtual) });
+    this.buffer.appendSegment({ chunk: entry.virtual, level, data, complete, offsetS: this.manifests.timeline.offsetS(entry.virtual) });
   }
 
   onBufferAppended({ chunk, level, complete }) {
@@ -230,7 +220,7 @@ export class StreamController {
     this.live.updateSeekable(this.appendedThrough);
     if (complete && chunk === this.appendedThrough + 1) this.appendedThrough = chunk;
     this.appendedThrough = this.live.doneThrough(this.appendedThrough);
-    this.monitor.startPlayback(this.timeline.startS(chunk));
+    this.monitor.startPlayback(this.manifests.timeline.startS(chunk));
     this.tick();
   }
 
@@ -239,7 +229,8 @@ export class StreamController {
   }
 
   onVideoSeeking() {
-    if (this.manifest === null) return;
+    const { manifest, timeline } = this.manifests;
+    if (manifest === null) return;
     const target = this.video.currentTime;
     const allowed = this.live.clampSeek(target);
     if (allowed !== target) {
@@ -247,8 +238,8 @@ export class StreamController {
       return;
     }
     if (this.buffer.isBuffered(target)) return;
-    const virtual = this.timeline.atTime(target);
-    if (this.manifest.prev_latent_rule === 'chained' && this.timeline.split(virtual).chunk !== 0) {
+    const virtual = timeline.atTime(target);
+    if (manifest.prev_latent_rule === 'chained' && timeline.split(virtual).chunk !== 0) {
       this.bus.trigger(Events.NOTICE, {
         kind: 'seek', level: 'warn',
         text: 'This stream uses the legacy chained rule: it can only be played from the start.',
@@ -269,13 +260,14 @@ export class StreamController {
 
   tick() {
     this.#holdWhileNothingComes();
-    if (this.manifest === null) return this.#wait(State.WAITING_MANIFEST);
+    const { manifest, timeline } = this.manifests;
+    if (manifest === null) return this.#wait(State.WAITING_MANIFEST);
     const now = this.clock();
     this.live.poll();
-    this.monitor.poll(now, { ended: this.ended, fps: this.manifest.fps, blocked: this.blockedReason !== null });
+    this.monitor.poll(now, { ended: this.ended, fps: manifest.fps, blocked: this.blockedReason !== null });
     if (this.blockedReason !== null) return this.#wait(State.BLOCKED);
     if (!this.daemonReady) return this.#wait(State.WAITING_DAEMON);
-    const { timeline, manifest, fetchChunk } = this;
+    const { fetchChunk } = this;
     if (!timeline.endless && !manifest.live && this.appendedThrough >= manifest.chunk_count - 1 && this.atDaemon.length === 0) {
       if (!this.ended) {
         this.ended = true;
@@ -298,7 +290,7 @@ export class StreamController {
 
   #fetchNext(now) {
     const virtual = this.fetchChunk;
-    const { chunk } = this.timeline.split(virtual);
+    const { chunk } = this.manifests.timeline.split(virtual);
     if (this.live.isHole(chunk)) {
       this.#skipGap(virtual);
       return;
@@ -324,7 +316,8 @@ export class StreamController {
 
   /** Seconds of video buffered or at the daemon not yet back as segments. */
   #aheadS() {
-    return this.buffer.bufferAheadS() + this.atDaemon.pendingS(chunkSeconds(this.manifest), this.manifest.fps);
+    const { manifest } = this.manifests;
+    return this.buffer.bufferAheadS() + this.atDaemon.pendingS(chunkSeconds(manifest), manifest.fps);
   }
 
   /** No level has this chunk: go on with the next one (it needs its prefix, the daemon a seek). */
@@ -363,8 +356,9 @@ export class StreamController {
     this.atDaemon.clear(daemonNext);
     this.fetchChunk = this.appendedThrough + 1;
     this.discontinuity = true;
-    const resumeAt = this.timeline === null ? 0 : this.timeline.split(this.fetchChunk).chunk;
-    if (this.manifest?.prev_latent_rule === 'chained' && resumeAt !== 0 && resumeAt !== daemonNext) {
+    const { manifest, timeline } = this.manifests;
+    const resumeAt = timeline === null ? 0 : timeline.split(this.fetchChunk).chunk;
+    if (manifest?.prev_latent_rule === 'chained' && resumeAt !== 0 && resumeAt !== daemonNext) {
       // The legacy rule chains every frame to the one before: no way back in mid-stream.
       this.block('chained', 'this legacy (chained) stream lost its generation sequence; reload the page to play it from the start');
     }
@@ -399,19 +393,14 @@ export class StreamController {
     const resumeAt = this.video.currentTime;
     this.buffer.attach();
     this.daemonReady = false;
-    this.#restartRunAt(this.timeline.atTime(resumeAt));
-    if (this.initState !== null) this.daemon.openStream(this.manifest, this.initState);
+    this.#restartRunAt(this.manifests.timeline.atTime(resumeAt));
+    if (this.initState !== null) this.daemon.openStream(this.manifests.manifest, this.initState);
   }
 
-  /** Read-only: the stream's place and state (Player.snapshot, Player.daemonSpeed). */
+  /** Read-only: the stream's state (Player.snapshot, Player.daemonSpeed; the channel and its manifest: manifests.status()). */
   status() {
-    const { timeline } = this;
     return {
-      channel: this.channel,
       state: this.state,
-      manifest: this.manifest, // the server's manifest (null before it came)
-      endless: timeline?.endless ?? false, // a looped ladder
-      playing: timeline === null ? null : timeline.split(timeline.atTime(this.video.currentTime)), // {pass, chunk} on screen
       maxBufferS: this.maxBufferS,
       daemonReady: this.daemonReady,
       blocked: this.blockedReason,

@@ -11,6 +11,7 @@ import { LiveController } from '../controllers/live-controller.js';
 import { LevelController } from '../controllers/level-controller.js';
 import { DaemonPace } from '../controllers/daemon-pace.js';
 import { ErrorController } from '../controllers/error-controller.js';
+import { ManifestController } from '../controllers/manifest-controller.js';
 
 const manifest = {
   fps: 10, width: 64, height: 64, frames: 100, chunk_frames: 10, chunk_count: 10, live: false,
@@ -22,16 +23,18 @@ const manifest = {
 };
 
 /** A stream controller with the helpers the Player builds beside it, listening on `bus`. */
-function streamController(bus, { video, buffer, clock, estimator, abr, quality, ...deps }) {
+function streamController(bus, { video, buffer, clock, estimator, abr, quality, loop, ...deps }) {
   const monitor = new PlaybackMonitor(bus, { video, buffer, clock });
   const live = new LiveController({ video, buffer });
   const pace = new DaemonPace(bus);
   const levels = new LevelController(bus, { video, estimator, abr, pace, quality });
-  const stream = new StreamController(bus, { video, buffer, clock, monitor, live, levels, pace, ...deps });
+  const manifests = new ManifestController(bus, { video, buffer, live, levels, monitor, loop });
+  const stream = new StreamController(bus, { video, buffer, clock, monitor, live, levels, pace, manifests, ...deps });
   monitor.registerListeners();
   pace.registerListeners();
+  manifests.registerListeners();
   stream.registerListeners();
-  new ErrorController(bus, { stream, live, video }).registerListeners();
+  new ErrorController(bus, { stream, manifests, live, video }).registerListeners();
   stream.resetChannel('c');
   return { stream, monitor, live, pace };
 }
