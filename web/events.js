@@ -10,6 +10,8 @@
  * @typedef {{chunk: number, level: number, bytes: number, seconds: number, endS: number, frame: ArrayBuffer, prefixBytes: number, closed: boolean}} ChunkPayload  CHUNK_LOADED
  * @typedef {{code: string, message: string, chunk?: number, level?: number}} RemoteErrorPayload  SERVER_ERROR, DAEMON_ERROR
  * @typedef {{mime: string, data: Uint8Array}} DaemonInitPayload            DAEMON_INIT
+ * @typedef {{}} DaemonReadyPayload                                      DAEMON_READY (the daemon's init segment is in the SourceBuffer: a fresh session)
+ * @typedef {{message: string}} DaemonInitFailedPayload                   DAEMON_INIT_FAILED (the SourceBuffer refused it)
  * @typedef {{chunk: number, level: number, part: number, parts: number, frames: number, generationMs: number, encodeMs: number, data: Uint8Array}} SegmentPayload  SEGMENT_GENERATED (one GOP of a chunk)
  * @typedef {{fps: number, queueDepth: number, device: string, generatorId: string}} DaemonStatusPayload  DAEMON_STATUS
  * @typedef {{chunk: number, level: number, complete: boolean}} AppendedPayload  BUFFER_APPENDED
@@ -32,6 +34,8 @@ export const Events = Object.freeze({
   DAEMON_CONNECTED: 'daemonConnected',
   DAEMON_CLOSED: 'daemonClosed',
   DAEMON_INIT: 'daemonInit',
+  DAEMON_READY: 'daemonReady',
+  DAEMON_INIT_FAILED: 'daemonInitFailed',
   SEGMENT_GENERATED: 'segmentGenerated',
   DAEMON_STATUS: 'daemonStatus',
   DAEMON_ERROR: 'daemonError',

@@ -13,6 +13,7 @@ import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
 import { DaemonLink } from './controllers/daemon-link.js';
 import { DaemonPace } from './controllers/daemon-pace.js';
+import { DaemonSessionController } from './controllers/daemon-session-controller.js';
 import { ErrorController } from './controllers/error-controller.js';
 import { LevelController } from './controllers/level-controller.js';
 import { LiveController } from './controllers/live-controller.js';
@@ -75,16 +76,20 @@ export class Player {
     this.manifests = new ManifestController(this.bus, {
       video: config.video, buffer: this.buffer, live: this.live, levels: this.levels, monitor: this.monitor, loop: this.config.loop,
     });
+    this.session = new DaemonSessionController(this.bus, {
+      video: config.video, daemon: this.daemon, buffer: this.buffer, manifests: this.manifests, levels: this.levels, pace: this.pace,
+      monitor: this.monitor,
+    });
     this.stream = new StreamController(this.bus, {
       video: config.video,
       server: this.server,
       daemon: this.daemon,
       buffer: this.buffer,
       levels: this.levels,
-      pace: this.pace,
       monitor: this.monitor,
       live: this.live,
       manifests: this.manifests,
+      session: this.session,
       clock,
       maxBufferS: this.config.maxBufferS,
     });
@@ -109,6 +114,7 @@ export class Player {
     this.monitor.registerListeners();
     this.pace.registerListeners();
     this.manifests.registerListeners();
+    this.session.registerListeners();
     this.stream.start(this.config.channel);
     this.errors.registerListeners();
     this.telemetry.start();
@@ -171,7 +177,7 @@ export class Player {
   daemonSpeed() {
     const { manifest } = this.manifests.status();
     if (manifest === null) return null;
-    const { daemonReady } = this.stream.status();
+    const { ready: daemonReady } = this.session.status();
     const { startupMarks: marks, sinceStartS } = this.monitor.status(this.config.clock());
     const waiting = marks.chunk !== undefined && marks.segment === undefined && daemonReady;
     const pace = this.pace.status();
@@ -254,6 +260,7 @@ export class Player {
     this.telemetry.destroy();
     this.stream.destroy();
     this.manifests.destroy();
+    this.session.destroy();
     this.errors.destroy();
     this.monitor.destroy();
     this.pace.destroy();

@@ -15,6 +15,7 @@
  *   non-fatal ERROR, and the refused request is not repeated for RETRY_ERROR_S.
  * - Video element `error`: a non-fatal ERROR, then a fresh MediaSource and daemon session from
  *   where the playhead is.
+ * - A daemon init segment the SourceBuffer refuses (DAEMON_INIT_FAILED): blocked, a fatal ERROR.
  */
 import { Events } from '../events.js';
 import { ErrorCode } from '../protocol.js';
@@ -39,6 +40,7 @@ export class ErrorController {
       [Events.DAEMON_ERROR]: (p) => this.onDaemonError(p),
       [Events.DAEMON_CLOSED]: () => this.stream.unblock(DAEMON_REFUSALS),
       [Events.SERVER_ERROR]: (p) => this.onServerError(p),
+      [Events.DAEMON_INIT_FAILED]: ({ message }) => this.stream.block('format', message),
     };
     this.onVideoError = this.onVideoError.bind(this);
   }

@@ -11,15 +11,11 @@
  * asks for the switch prefix after a level switch, a seek or a resync, and resyncs from the
  * first chunk not yet in the buffer when the daemon session starts over. Beside it, each with
  * its own job: the channel's manifest and Timeline (manifest-controller.js, MANIFEST_PARSED after
- * each update), the level of each chunk (level-controller.js), the chunks at the daemon
- * (daemon-queue.js), the daemon's pace (daemon-pace.js), startup, stalls and playback held until
+ * each update), the level of each chunk (level-controller.js), the daemon session from `open` to
+ * segments in the SourceBuffer (daemon-session-controller.js, DAEMON_READY for each fresh one;
+ * the chunks at the daemon: daemon-queue.js), startup, stalls and playback held until
  * data is in (playback-monitor.js, polled from the tick), the recovery from refusals and
  * failures (error-controller.js, which calls block, resync, retryAfter, restartFromPlayhead).
- *
- * While nothing can come (the stream is blocked: the daemon refused it, unknown channel, ...; or
- * no daemon answers) a stream with nothing buffered lets go of its MediaSource (the daemon's
- * next init segment brings a fresh one), and a blocked one whose buffer ran out is paused: the
- * video element then shows no loading spinner over video that cannot come.
  *
  * Chunk positions are *virtual* chunks of the Timeline (a looped ladder goes on endlessly);
  * the server and the daemon only ever see ladder chunk indices. A live channel is played
@@ -28,8 +24,6 @@
  * is a gap is fetched at another level.
  */
 import { Events } from '../events.js';
-import { STALL_BUFFER_S } from './playback-monitor.js';
-import { DaemonQueue } from './daemon-queue.js';
 import { chunkSeconds } from './live-window.js';
 
 export const State = Object.freeze({
@@ -55,27 +49,24 @@ export class StreamController {
    * @param {import('../events.js').EventBus} bus
    * @param {{video: HTMLVideoElement, server: import('./server-link.js').ServerLink,
    *          daemon: import('./daemon-link.js').DaemonLink, buffer: import('./buffer-controller.js').BufferController,
-   *          levels: import('./level-controller.js').LevelController, pace: import('./daemon-pace.js').DaemonPace,
-   *          monitor: import('./playback-monitor.js').PlaybackMonitor, live: import('./live-controller.js').LiveController,
-   *          manifests: import('./manifest-controller.js').ManifestController, clock: () => number, maxBufferS?: number}} deps
+   *          levels: import('./level-controller.js').LevelController, monitor: import('./playback-monitor.js').PlaybackMonitor,
+   *          live: import('./live-controller.js').LiveController, manifests: import('./manifest-controller.js').ManifestController,
+   *          session: import('./daemon-session-controller.js').DaemonSessionController, clock: () => number, maxBufferS?: number}} deps
    */
-  constructor(bus, { video, server, daemon, buffer, levels, pace, monitor, live, manifests, clock, maxBufferS = MAX_BUFFER_S }) {
-    Object.assign(this, { bus, video, server, daemon, buffer, levels, pace, monitor, live, manifests, clock });
+  constructor(bus, { video, server, daemon, buffer, levels, monitor, live, manifests, session, clock, maxBufferS = MAX_BUFFER_S }) {
+    Object.assign(this, { bus, video, server, daemon, buffer, levels, monitor, live, manifests, session, clock });
     this.configuredMaxBufferS = maxBufferS;
     this.handlers = {
       [Events.MANIFEST_PARSED]: (p) => this.onManifestParsed(p),
-      [Events.INIT_STATE_LOADED]: (p) => this.onInitStateLoaded(p),
       [Events.CHUNK_LOADED]: (p) => this.onChunkLoaded(p),
       [Events.SERVER_CLOSED]: () => this.onServerClosed(),
-      [Events.DAEMON_INIT]: (p) => this.onDaemonInit(p),
+      [Events.DAEMON_READY]: () => this.onDaemonReady(),
       [Events.DAEMON_CLOSED]: () => this.onDaemonClosed(),
-      [Events.SEGMENT_GENERATED]: (p) => this.onSegment(p),
       [Events.BUFFER_APPENDED]: (p) => this.onBufferAppended(p),
       [Events.BUFFER_FULL]: (p) => this.onBufferFull(p),
     };
     this.onVideoSeeking = this.onVideoSeeking.bind(this);
     this.timer = null;
-    this.atDaemon = new DaemonQueue(daemon); // chunks forwarded, not wholly back
     this.resetChannel(null);
   }
 
@@ -100,12 +91,10 @@ export class StreamController {
   /** Everything per channel back to its initial state. */
   resetChannel(channel) {
     this.manifests.reset(channel);
-    this.initState = null;
-    this.daemonReady = false; // the daemon sent `init` for the open stream and it is in the SourceBuffer
+    this.session.reset();
     this.fetchChunk = 0; // next virtual chunk to ask the server for
     this.appendedThrough = -1; // last virtual chunk of the current run that is in the buffer
     this.inflight = null; // {virtual, chunk, level, prefix} of the `get` we wait for
-    this.atDaemon.clear(null);
     this.discontinuity = true; // the next chunk needs its switch prefix
     this.retryAtS = 0;
     this.blockedReason = null;
@@ -113,7 +102,6 @@ export class StreamController {
     this.monitor.reset();
     this.live.reset();
     this.levels.reset();
-    this.pace.reset();
     this.maxBufferS = this.configuredMaxBufferS;
     this.state = State.WAITING_MANIFEST;
   }
@@ -153,34 +141,15 @@ export class StreamController {
     this.tick();
   }
 
-  onInitStateLoaded({ channel, data }) {
-    const { manifest } = this.manifests;
-    if (channel !== this.manifests.channel || manifest === null) return;
-    if (this.initState !== null) return; // a reconnect to the server: the daemon's stream is unchanged
-    this.monitor.mark('initState');
-    this.initState = data;
-    this.daemon.openStream(manifest, data);
-  }
-
-  onDaemonInit({ mime, data }) {
-    // A fresh generation session (open or re-open after a reconnect): it expects chunk 0 or a seek.
-    if (!this.buffer.attached) this.buffer.attach(); // let go of while nothing could come
-    this.buffer
-      .appendInit(mime, data)
-      .then(() => {
-        this.monitor.mark('daemonInit');
-        this.live.updateSeekable(this.appendedThrough);
-        this.daemonReady = this.buffer.ready;
-        this.resync(0);
-        this.tick();
-      })
-      .catch((error) => this.block('format', error.message));
+  /** A fresh daemon session (daemon-session-controller.js): it expects chunk 0 or a seek. */
+  onDaemonReady() {
+    this.live.updateSeekable(this.appendedThrough);
+    this.resync(0);
+    this.tick();
   }
 
   onDaemonClosed() {
-    this.daemonReady = false;
-    this.atDaemon.drop();
-    this.inflight = null;
+    this.inflight = null; // the daemon session took its chunks along
   }
 
   onServerClosed() {
@@ -194,24 +163,13 @@ export class StreamController {
     if (expected.prefix && prefixBytes === 0 && !closed) return;
     this.inflight = null;
     this.levels.downloaded({ bytes, seconds, endS });
-    if (!this.daemonReady) return; // the daemon went away meanwhile; refetched after resync
-    if (!this.atDaemon.forward(expected, frame)) return;
+    if (!this.session.forward(expected, frame)) return; // the daemon went away meanwhile; refetched after resync
     this.monitor.mark('chunk');
     this.server.ack(chunk, level);
     this.fetchChunk = expected.virtual + 1;
     this.discontinuity = false;
     this.levels.forwarded(chunk, level);
     this.tick();
-  }
-
-  onSegment(segment) {
-    const back = this.atDaemon.segment(segment);
-    if (back === null) return; // from before a seek or resync
-    const { entry, complete } = back;
-    if (complete) this.pace.sample(segment.generationMs, entry.framesBack); // the last part's time covers the chunk
-    const { level, data } = segment;
-    this.monitor.mark('segment');
-    this.buffer.appendSegment({ chunk: entry.virtual, level, data, complete, offsetS: this.manifests.timeline.offsetS(entry.virtual) });
   }
 
   onBufferAppended({ chunk, level, complete }) {
@@ -259,16 +217,16 @@ export class StreamController {
   // --- the loop -----------------------------------------------------------------------
 
   tick() {
-    this.#holdWhileNothingComes();
+    this.session.holdWhileNothingComes(this.blockedReason !== null);
     const { manifest, timeline } = this.manifests;
     if (manifest === null) return this.#wait(State.WAITING_MANIFEST);
     const now = this.clock();
     this.live.poll();
     this.monitor.poll(now, { ended: this.ended, fps: manifest.fps, blocked: this.blockedReason !== null });
     if (this.blockedReason !== null) return this.#wait(State.BLOCKED);
-    if (!this.daemonReady) return this.#wait(State.WAITING_DAEMON);
+    if (!this.session.ready) return this.#wait(State.WAITING_DAEMON);
     const { fetchChunk } = this;
-    if (!timeline.endless && !manifest.live && this.appendedThrough >= manifest.chunk_count - 1 && this.atDaemon.length === 0) {
+    if (!timeline.endless && !manifest.live && this.appendedThrough >= manifest.chunk_count - 1 && this.session.queue.length === 0) {
       if (!this.ended) {
         this.ended = true;
         this.buffer.endOfStream();
@@ -278,7 +236,7 @@ export class StreamController {
     if (this.inflight !== null) return this.#wait(State.FETCHING);
     if (this.live.leftWindow(fetchChunk)) return this.live.jumpToEdge(); // paused or slow for longer than the window lasts
     if (!timeline.has(fetchChunk) || this.live.pastEdge(fetchChunk)) return this.#wait(manifest.live ? State.WAITING_LIVE_EDGE : State.GENERATING);
-    if (this.atDaemon.length >= MAX_CHUNKS_AT_DAEMON) return this.#wait(State.GENERATING);
+    if (this.session.queue.length >= MAX_CHUNKS_AT_DAEMON) return this.#wait(State.GENERATING);
     if (this.monitor.started && this.#aheadS() + chunkSeconds(manifest) > this.maxBufferS) return this.#wait(State.BUFFER_FULL);
     if (now >= this.retryAtS) this.#fetchNext(now);
   }
@@ -317,7 +275,7 @@ export class StreamController {
   /** Seconds of video buffered or at the daemon not yet back as segments. */
   #aheadS() {
     const { manifest } = this.manifests;
-    return this.buffer.bufferAheadS() + this.atDaemon.pendingS(chunkSeconds(manifest), manifest.fps);
+    return this.buffer.bufferAheadS() + this.session.queue.pendingS(chunkSeconds(manifest), manifest.fps);
   }
 
   /** No level has this chunk: go on with the next one (it needs its prefix, the daemon a seek). */
@@ -329,31 +287,18 @@ export class StreamController {
     this.tick();
   }
 
-  /** Blocked, or no daemon: no MediaSource while nothing is buffered; blocked and run out: paused. */
-  #holdWhileNothingComes() {
-    const blocked = this.blockedReason !== null;
-    if (!blocked && this.daemon.connected) return;
-    if (!this.levels.anyBuffered) {
-      if (!this.buffer.attached) return;
-      this.buffer.detach();
-      this.daemonReady = false;
-    } else if (blocked && !this.video.paused && this.buffer.bufferAheadS() < STALL_BUFFER_S) {
-      this.monitor.holdUntilBuffered();
-    }
-  }
-
   #restartRunAt(virtual) {
     this.appendedThrough = virtual - 1;
     this.fetchChunk = virtual;
     this.inflight = null;
-    this.atDaemon.clear(null);
+    this.session.queue.clear(null);
     this.discontinuity = true;
   }
 
   /** Forget the pipeline; fetch again from the first chunk the buffer lacks (`daemonNext`: what the daemon expects, null: unknown). */
   resync(daemonNext) {
     this.inflight = null;
-    this.atDaemon.clear(daemonNext);
+    this.session.queue.clear(daemonNext);
     this.fetchChunk = this.appendedThrough + 1;
     this.discontinuity = true;
     const { manifest, timeline } = this.manifests;
@@ -392,17 +337,15 @@ export class StreamController {
   restartFromPlayhead() {
     const resumeAt = this.video.currentTime;
     this.buffer.attach();
-    this.daemonReady = false;
     this.#restartRunAt(this.manifests.timeline.atTime(resumeAt));
-    if (this.initState !== null) this.daemon.openStream(this.manifests.manifest, this.initState);
+    this.session.reopen();
   }
 
-  /** Read-only: the stream's state (Player.snapshot, Player.daemonSpeed; the channel and its manifest: manifests.status()). */
+  /** Read-only: the stream's state (Player.snapshot; the channel and its manifest: manifests.status()). */
   status() {
     return {
       state: this.state,
       maxBufferS: this.maxBufferS,
-      daemonReady: this.daemonReady,
       blocked: this.blockedReason,
     };
   }

@@ -12,6 +12,7 @@ import { LevelController } from '../controllers/level-controller.js';
 import { DaemonPace } from '../controllers/daemon-pace.js';
 import { ErrorController } from '../controllers/error-controller.js';
 import { ManifestController } from '../controllers/manifest-controller.js';
+import { DaemonSessionController } from '../controllers/daemon-session-controller.js';
 
 const manifest = {
   fps: 10, width: 64, height: 64, frames: 100, chunk_frames: 10, chunk_count: 10, live: false,
@@ -29,14 +30,16 @@ function streamController(bus, { video, buffer, clock, estimator, abr, quality, 
   const pace = new DaemonPace(bus);
   const levels = new LevelController(bus, { video, estimator, abr, pace, quality });
   const manifests = new ManifestController(bus, { video, buffer, live, levels, monitor, loop });
-  const stream = new StreamController(bus, { video, buffer, clock, monitor, live, levels, pace, manifests, ...deps });
+  const session = new DaemonSessionController(bus, { video, daemon: deps.daemon, buffer, manifests, levels, pace, monitor });
+  const stream = new StreamController(bus, { video, buffer, clock, monitor, live, levels, manifests, session, ...deps });
   monitor.registerListeners();
   pace.registerListeners();
   manifests.registerListeners();
+  session.registerListeners();
   stream.registerListeners();
   new ErrorController(bus, { stream, manifests, live, video }).registerListeners();
   stream.resetChannel('c');
-  return { stream, monitor, live, pace };
+  return { stream, monitor, live, pace, session };
 }
 
 class FakeVideo extends EventTarget {
@@ -96,7 +99,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   let bufferedAt = () => false;
   const video = new FakeVideo();
-  const { stream, monitor, live: liveController, pace } = streamController(bus, {
+  const { stream, monitor, live: liveController, pace, session } = streamController(bus, {
     video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => now, loop,
   });
   const loaded = (chunk, level, prefixBytes = 0, closed = false) =>
@@ -117,7 +120,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   const setBufferedAt = (predicate) => { bufferedAt = predicate; };
   const setClock = (s) => { now = s; };
-  return { bus, log, stream, monitor, liveController, pace, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
+  return { bus, log, stream, monitor, liveController, pace, session, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
 }
 
 test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two chunks', async () => {
@@ -180,12 +183,12 @@ test('generator mismatch blocks fetching until retry or channel switch', async (
 });
 
 test('a blocked stream with nothing buffered lets go of its MediaSource; retry takes a fresh one', async () => {
-  const { bus, log, stream, start } = setup();
+  const { bus, log, stream, session, start } = setup();
   await start();
   bus.trigger(Events.DAEMON_ERROR, { code: 'generator_mismatch', message: 'other weights' });
   stream.tick();
   assert.equal(log.at(-1), 'detach'); // no MediaSource: no loading spinner over video that cannot come
-  assert.equal(stream.daemonReady, false);
+  assert.equal(session.ready, false);
   stream.tick();
   assert.equal(log.filter((l) => l === 'detach').length, 1);
   stream.retry();
@@ -396,14 +399,14 @@ test('a closed chunk answers a request for the prefix without one (it holds its 
 });
 
 test('a chunk comes back GOP by GOP: the first GOP starts playback, the chunk counts as in once its last GOP is', async () => {
-  const { bus, log, stream, pace, video, loaded, generated, start } = setup();
+  const { bus, log, stream, pace, session, video, loaded, generated, start } = setup();
   await start();
   loaded(0, 0);
   loaded(1, 0);
   generated(0, 0, 2, 1); // the first of chunk 0's two GOPs
   assert.equal(video.paused, false); // playback starts on one GOP
   assert.equal(stream.appendedThrough, -1);
-  assert.equal(stream.atDaemon.length, 2);
+  assert.equal(session.queue.length, 2);
   assert.equal(stream.abrContext().bufferS, 1.5); // half of chunk 0 and all of chunk 1 still at the daemon
   bus.trigger(Events.SEGMENT_GENERATED, { chunk: 0, level: 0, part: 1, parts: 2, frames: 5, generationMs: 50, encodeMs: 1, data: new Uint8Array(1) });
   assert.equal(stream.appendedThrough, 0);
