@@ -16,6 +16,7 @@
  * @typedef {{fps: number, queueDepth: number, device: string, generatorId: string}} DaemonStatusPayload  DAEMON_STATUS
  * @typedef {{chunk: number, level: number, complete: boolean}} AppendedPayload  BUFFER_APPENDED
  * @typedef {{maxBufferS: number}} BufferFullPayload                        BUFFER_FULL
+ * @typedef {{virtual: number}} SeekPayload                               SEEK_OUTSIDE_BUFFER (the seek controller flushed the buffer: fetch from virtual chunk `virtual`)
  * @typedef {{level: number, auto: boolean}} LevelPayload                   LEVEL_SWITCHING
  * @typedef {{startupS: number}} StartupPayload                             PLAYBACK_STARTED
  * @typedef {{atS: number}} StallPayload                                    STALL_STARTED, STALL_ENDED
@@ -41,6 +42,7 @@ export const Events = Object.freeze({
   DAEMON_ERROR: 'daemonError',
   BUFFER_APPENDED: 'bufferAppended',
   BUFFER_FULL: 'bufferFull',
+  SEEK_OUTSIDE_BUFFER: 'seekOutsideBuffer',
   LEVEL_SWITCHING: 'levelSwitching',
   PLAYBACK_STARTED: 'playbackStarted',
   STALL_STARTED: 'stallStarted',

@@ -20,6 +20,7 @@ import { LiveController } from './controllers/live-controller.js';
 import { ManifestController } from './controllers/manifest-controller.js';
 import { NoticeController } from './controllers/notice-controller.js';
 import { PlaybackMonitor } from './controllers/playback-monitor.js';
+import { SeekController } from './controllers/seek-controller.js';
 import { ServerLink } from './controllers/server-link.js';
 import { StreamController, MAX_BUFFER_S } from './controllers/stream-controller.js';
 import { TelemetryController } from './controllers/telemetry-controller.js';
@@ -80,6 +81,9 @@ export class Player {
       video: config.video, daemon: this.daemon, buffer: this.buffer, manifests: this.manifests, levels: this.levels, pace: this.pace,
       monitor: this.monitor,
     });
+    this.seeks = new SeekController(this.bus, {
+      video: config.video, buffer: this.buffer, manifests: this.manifests, live: this.live, levels: this.levels, monitor: this.monitor,
+    });
     this.stream = new StreamController(this.bus, {
       video: config.video,
       server: this.server,
@@ -115,6 +119,7 @@ export class Player {
     this.pace.registerListeners();
     this.manifests.registerListeners();
     this.session.registerListeners();
+    this.seeks.registerListeners();
     this.stream.start(this.config.channel);
     this.errors.registerListeners();
     this.telemetry.start();
@@ -261,6 +266,7 @@ export class Player {
     this.stream.destroy();
     this.manifests.destroy();
     this.session.destroy();
+    this.seeks.destroy();
     this.errors.destroy();
     this.monitor.destroy();
     this.pace.destroy();

@@ -13,7 +13,8 @@
  * its own job: the channel's manifest and Timeline (manifest-controller.js, MANIFEST_PARSED after
  * each update), the level of each chunk (level-controller.js), the daemon session from `open` to
  * segments in the SourceBuffer (daemon-session-controller.js, DAEMON_READY for each fresh one;
- * the chunks at the daemon: daemon-queue.js), startup, stalls and playback held until
+ * the chunks at the daemon: daemon-queue.js), what a seek does (seek-controller.js,
+ * SEEK_OUTSIDE_BUFFER when it starts over), startup, stalls and playback held until
  * data is in (playback-monitor.js, polled from the tick), the recovery from refusals and
  * failures (error-controller.js, which calls block, resync, retryAfter, restartFromPlayhead).
  *
@@ -64,20 +65,18 @@ export class StreamController {
       [Events.DAEMON_CLOSED]: () => this.onDaemonClosed(),
       [Events.BUFFER_APPENDED]: (p) => this.onBufferAppended(p),
       [Events.BUFFER_FULL]: (p) => this.onBufferFull(p),
+      [Events.SEEK_OUTSIDE_BUFFER]: (p) => this.onSeekOutsideBuffer(p),
     };
-    this.onVideoSeeking = this.onVideoSeeking.bind(this);
     this.timer = null;
     this.resetChannel(null);
   }
 
   registerListeners() {
     this.bus.onEach(this.handlers);
-    this.video.addEventListener('seeking', this.onVideoSeeking);
   }
 
   unregisterListeners() {
     this.bus.offEach(this.handlers);
-    this.video.removeEventListener('seeking', this.onVideoSeeking);
   }
 
   /** Starts playing `channel` (the server link says hello; the rest follows from events). */
@@ -186,31 +185,10 @@ export class StreamController {
     this.maxBufferS = Math.min(this.maxBufferS, maxBufferS);
   }
 
-  onVideoSeeking() {
-    const { manifest, timeline } = this.manifests;
-    if (manifest === null) return;
-    const target = this.video.currentTime;
-    const allowed = this.live.clampSeek(target);
-    if (allowed !== target) {
-      this.video.currentTime = allowed; // outside a live window: a new seek, to its border
-      return;
-    }
-    if (this.buffer.isBuffered(target)) return;
-    const virtual = timeline.atTime(target);
-    if (manifest.prev_latent_rule === 'chained' && timeline.split(virtual).chunk !== 0) {
-      this.bus.trigger(Events.NOTICE, {
-        kind: 'seek', level: 'warn',
-        text: 'This stream uses the legacy chained rule: it can only be played from the start.',
-      });
-      return;
-    }
-    this.buffer.flush();
-    this.levels.flushed();
-    this.live.clearSkipped();
+  /** A seek outside the buffer (seek-controller.js flushed it): the run starts over at `virtual`. */
+  onSeekOutsideBuffer({ virtual }) {
     this.ended = false;
     this.#restartRunAt(virtual);
-    // Hold playback until a little is buffered: landing mid-chunk leaves less than a chunk ahead.
-    this.monitor.holdUntilBuffered();
     this.tick();
   }
 

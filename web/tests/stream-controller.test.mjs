@@ -13,6 +13,7 @@ import { DaemonPace } from '../controllers/daemon-pace.js';
 import { ErrorController } from '../controllers/error-controller.js';
 import { ManifestController } from '../controllers/manifest-controller.js';
 import { DaemonSessionController } from '../controllers/daemon-session-controller.js';
+import { SeekController } from '../controllers/seek-controller.js';
 
 const manifest = {
   fps: 10, width: 64, height: 64, frames: 100, chunk_frames: 10, chunk_count: 10, live: false,
@@ -36,6 +37,7 @@ function streamController(bus, { video, buffer, clock, estimator, abr, quality, 
   pace.registerListeners();
   manifests.registerListeners();
   session.registerListeners();
+  new SeekController(bus, { video, buffer, manifests, live, levels, monitor }).registerListeners();
   stream.registerListeners();
   new ErrorController(bus, { stream, manifests, live, video }).registerListeners();
   stream.resetChannel('c');
