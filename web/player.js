@@ -11,6 +11,7 @@ import { createAbr, DEFAULT_ABR } from './abr/index.js';
 import { DEFAULT_QUALITY, chunkInfo, chunkQuality, chunkQualityMetric, windowStart } from './abr/context.js';
 import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
+import { ChunkLoader } from './controllers/chunk-loader.js';
 import { DaemonLink } from './controllers/daemon-link.js';
 import { DaemonPace } from './controllers/daemon-pace.js';
 import { DaemonSessionController } from './controllers/daemon-session-controller.js';
@@ -84,6 +85,7 @@ export class Player {
     this.seeks = new SeekController(this.bus, {
       video: config.video, buffer: this.buffer, manifests: this.manifests, live: this.live, levels: this.levels, monitor: this.monitor,
     });
+    this.loader = new ChunkLoader(this.bus, { server: this.server, clock });
     this.stream = new StreamController(this.bus, {
       video: config.video,
       server: this.server,
@@ -94,10 +96,13 @@ export class Player {
       live: this.live,
       manifests: this.manifests,
       session: this.session,
+      loader: this.loader,
       clock,
       maxBufferS: this.config.maxBufferS,
     });
-    this.errors = new ErrorController(this.bus, { stream: this.stream, manifests: this.manifests, live: this.live, video: config.video });
+    this.errors = new ErrorController(this.bus, {
+      stream: this.stream, loader: this.loader, manifests: this.manifests, live: this.live, video: config.video,
+    });
     this.notices = new NoticeController(this.bus, {
       pageOrigin: config.pageOrigin ?? globalThis.location?.origin ?? '',
       speed: () => this.daemonSpeed(),
@@ -120,6 +125,7 @@ export class Player {
     this.manifests.registerListeners();
     this.session.registerListeners();
     this.seeks.registerListeners();
+    this.loader.registerListeners();
     this.stream.start(this.config.channel);
     this.errors.registerListeners();
     this.telemetry.start();
@@ -267,6 +273,7 @@ export class Player {
     this.manifests.destroy();
     this.session.destroy();
     this.seeks.destroy();
+    this.loader.destroy();
     this.errors.destroy();
     this.monitor.destroy();
     this.pace.destroy();

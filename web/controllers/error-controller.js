@@ -31,11 +31,12 @@ const SERVER_RETRIES = Object.freeze([ErrorCode.NOT_AVAILABLE, ErrorCode.RATE_LI
 export class ErrorController {
   /**
    * @param {import('../events.js').EventBus} bus
-   * @param {{stream: import('./stream-controller.js').StreamController, manifests: import('./manifest-controller.js').ManifestController,
-   *          live: import('./live-controller.js').LiveController, video: HTMLVideoElement}} deps
+   * @param {{stream: import('./stream-controller.js').StreamController, loader: import('./chunk-loader.js').ChunkLoader,
+   *          manifests: import('./manifest-controller.js').ManifestController, live: import('./live-controller.js').LiveController,
+   *          video: HTMLVideoElement}} deps
    */
-  constructor(bus, { stream, manifests, live, video }) {
-    Object.assign(this, { bus, stream, manifests, live, video });
+  constructor(bus, { stream, loader, manifests, live, video }) {
+    Object.assign(this, { bus, stream, loader, manifests, live, video });
     this.handlers = {
       [Events.DAEMON_ERROR]: (p) => this.onDaemonError(p),
       [Events.DAEMON_CLOSED]: () => this.stream.unblock(DAEMON_REFUSALS),
@@ -62,14 +63,14 @@ export class ErrorController {
     }
     this.bus.trigger(Events.ERROR, { source: 'daemon', message: `${code}: ${message}`, fatal: false });
     this.stream.resync(null);
-    if (code === ErrorCode.BUSY) this.stream.retryAfter(RETRY_BUSY_S);
+    if (code === ErrorCode.BUSY) this.loader.retryAfter(RETRY_BUSY_S);
     this.stream.tick();
   }
 
   onServerError({ code, message, chunk, level }) {
-    const answersInflight = this.stream.dropRequest(chunk, level);
+    const answersInflight = this.loader.dropRequest(chunk, level);
     if (SERVER_RETRIES.includes(code)) {
-      this.stream.retryAfter(RETRY_NOT_AVAILABLE_S);
+      this.loader.retryAfter(RETRY_NOT_AVAILABLE_S);
     } else if (code === ErrorCode.OUTSIDE_WINDOW) {
       this.live.jumpToEdge();
     } else if (code === ErrorCode.UNKNOWN_CHANNEL) {
@@ -77,7 +78,7 @@ export class ErrorController {
     } else {
       // Anything else refused: say so, and do not hammer the server with the same request.
       this.bus.trigger(Events.ERROR, { source: 'server', message: `${code}: ${message}`, fatal: false });
-      if (answersInflight) this.stream.retryAfter(RETRY_ERROR_S);
+      if (answersInflight) this.loader.retryAfter(RETRY_ERROR_S);
     }
     this.stream.tick();
   }

@@ -13,7 +13,8 @@
  * its own job: the channel's manifest and Timeline (manifest-controller.js, MANIFEST_PARSED after
  * each update), the level of each chunk (level-controller.js), the daemon session from `open` to
  * segments in the SourceBuffer (daemon-session-controller.js, DAEMON_READY for each fresh one;
- * the chunks at the daemon: daemon-queue.js), what a seek does (seek-controller.js,
+ * the chunks at the daemon: daemon-queue.js), the `get` in flight and when the next may go
+ * (chunk-loader.js), what a seek does (seek-controller.js,
  * SEEK_OUTSIDE_BUFFER when it starts over), startup, stalls and playback held until
  * data is in (playback-monitor.js, polled from the tick), the recovery from refusals and
  * failures (error-controller.js, which calls block, resync, retryAfter, restartFromPlayhead).
@@ -52,17 +53,16 @@ export class StreamController {
    *          daemon: import('./daemon-link.js').DaemonLink, buffer: import('./buffer-controller.js').BufferController,
    *          levels: import('./level-controller.js').LevelController, monitor: import('./playback-monitor.js').PlaybackMonitor,
    *          live: import('./live-controller.js').LiveController, manifests: import('./manifest-controller.js').ManifestController,
-   *          session: import('./daemon-session-controller.js').DaemonSessionController, clock: () => number, maxBufferS?: number}} deps
+   *          session: import('./daemon-session-controller.js').DaemonSessionController, loader: import('./chunk-loader.js').ChunkLoader,
+   *          clock: () => number, maxBufferS?: number}} deps
    */
-  constructor(bus, { video, server, daemon, buffer, levels, monitor, live, manifests, session, clock, maxBufferS = MAX_BUFFER_S }) {
-    Object.assign(this, { bus, video, server, daemon, buffer, levels, monitor, live, manifests, session, clock });
+  constructor(bus, { video, server, daemon, buffer, levels, monitor, live, manifests, session, loader, clock, maxBufferS = MAX_BUFFER_S }) {
+    Object.assign(this, { bus, video, server, daemon, buffer, levels, monitor, live, manifests, session, loader, clock });
     this.configuredMaxBufferS = maxBufferS;
     this.handlers = {
       [Events.MANIFEST_PARSED]: (p) => this.onManifestParsed(p),
       [Events.CHUNK_LOADED]: (p) => this.onChunkLoaded(p),
-      [Events.SERVER_CLOSED]: () => this.onServerClosed(),
       [Events.DAEMON_READY]: () => this.onDaemonReady(),
-      [Events.DAEMON_CLOSED]: () => this.onDaemonClosed(),
       [Events.BUFFER_APPENDED]: (p) => this.onBufferAppended(p),
       [Events.BUFFER_FULL]: (p) => this.onBufferFull(p),
       [Events.SEEK_OUTSIDE_BUFFER]: (p) => this.onSeekOutsideBuffer(p),
@@ -91,11 +91,10 @@ export class StreamController {
   resetChannel(channel) {
     this.manifests.reset(channel);
     this.session.reset();
+    this.loader.reset();
     this.fetchChunk = 0; // next virtual chunk to ask the server for
     this.appendedThrough = -1; // last virtual chunk of the current run that is in the buffer
-    this.inflight = null; // {virtual, chunk, level, prefix} of the `get` we wait for
     this.discontinuity = true; // the next chunk needs its switch prefix
-    this.retryAtS = 0;
     this.blockedReason = null;
     this.ended = false;
     this.monitor.reset();
@@ -147,20 +146,10 @@ export class StreamController {
     this.tick();
   }
 
-  onDaemonClosed() {
-    this.inflight = null; // the daemon session took its chunks along
-  }
-
-  onServerClosed() {
-    this.inflight = null; // its answer is lost with the connection
-  }
-
-  onChunkLoaded({ chunk, level, bytes, seconds, endS, frame, prefixBytes, closed = false }) {
-    const expected = this.inflight;
-    if (expected === null || expected.chunk !== chunk || expected.level !== level) return; // stale (seek, resync)
-    // an older answer without the prefix we need (a closed chunk needs none: it never has one)
-    if (expected.prefix && prefixBytes === 0 && !closed) return;
-    this.inflight = null;
+  onChunkLoaded(payload) {
+    const expected = this.loader.take(payload);
+    if (expected === null) return; // stale (seek, resync)
+    const { chunk, level, bytes, seconds, endS, frame } = payload;
     this.levels.downloaded({ bytes, seconds, endS });
     if (!this.session.forward(expected, frame)) return; // the daemon went away meanwhile; refetched after resync
     this.monitor.mark('chunk');
@@ -211,12 +200,12 @@ export class StreamController {
       }
       return this.#wait(State.ENDED);
     }
-    if (this.inflight !== null) return this.#wait(State.FETCHING);
+    if (this.loader.waiting) return this.#wait(State.FETCHING);
     if (this.live.leftWindow(fetchChunk)) return this.live.jumpToEdge(); // paused or slow for longer than the window lasts
     if (!timeline.has(fetchChunk) || this.live.pastEdge(fetchChunk)) return this.#wait(manifest.live ? State.WAITING_LIVE_EDGE : State.GENERATING);
     if (this.session.queue.length >= MAX_CHUNKS_AT_DAEMON) return this.#wait(State.GENERATING);
     if (this.monitor.started && this.#aheadS() + chunkSeconds(manifest) > this.maxBufferS) return this.#wait(State.BUFFER_FULL);
-    if (now >= this.retryAtS) this.#fetchNext(now);
+    if (this.loader.mayRequest(now)) this.#fetchNext(now);
   }
 
   /** Where the loop stops this tick (the early returns of tick()). */
@@ -234,8 +223,7 @@ export class StreamController {
     const level = this.levels.choose(chunk, () => this.abrContext(now));
     if (level === null) return; // the manifest does not describe the chunks ahead yet
     const prefix = chunk > 0 && (this.discontinuity || this.levels.switchesTo(level));
-    if (!this.server.requestChunk(chunk, level, prefix)) return;
-    this.inflight = { virtual, chunk, level, prefix };
+    if (!this.loader.request({ virtual, chunk, level, prefix })) return;
     this.state = State.FETCHING;
   }
 
@@ -268,14 +256,14 @@ export class StreamController {
   #restartRunAt(virtual) {
     this.appendedThrough = virtual - 1;
     this.fetchChunk = virtual;
-    this.inflight = null;
+    this.loader.forget();
     this.session.queue.clear(null);
     this.discontinuity = true;
   }
 
   /** Forget the pipeline; fetch again from the first chunk the buffer lacks (`daemonNext`: what the daemon expects, null: unknown). */
   resync(daemonNext) {
-    this.inflight = null;
+    this.loader.forget();
     this.session.queue.clear(daemonNext);
     this.fetchChunk = this.appendedThrough + 1;
     this.discontinuity = true;
@@ -297,18 +285,6 @@ export class StreamController {
   /** Lifts a block whose kind is one of `kinds`. */
   unblock(kinds) {
     if (this.blockedReason !== null && kinds.includes(this.blockedReason.kind)) this.blockedReason = null;
-  }
-
-  /** No `get` before `seconds` from now. */
-  retryAfter(seconds) {
-    this.retryAtS = this.clock() + seconds;
-  }
-
-  /** A refusal of chunk `chunk` of `level`: whether it answers the `get` in flight (then no longer waited for). */
-  dropRequest(chunk, level) {
-    const answersInflight = this.inflight !== null && chunk === this.inflight.chunk && level === this.inflight.level;
-    if (answersInflight) this.inflight = null;
-    return answersInflight;
   }
 
   /** A fresh MediaSource and a fresh daemon session from where the playhead is (the video element failed). */

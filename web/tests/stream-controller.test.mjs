@@ -14,6 +14,7 @@ import { ErrorController } from '../controllers/error-controller.js';
 import { ManifestController } from '../controllers/manifest-controller.js';
 import { DaemonSessionController } from '../controllers/daemon-session-controller.js';
 import { SeekController } from '../controllers/seek-controller.js';
+import { ChunkLoader } from '../controllers/chunk-loader.js';
 
 const manifest = {
   fps: 10, width: 64, height: 64, frames: 100, chunk_frames: 10, chunk_count: 10, live: false,
@@ -32,16 +33,18 @@ function streamController(bus, { video, buffer, clock, estimator, abr, quality, 
   const levels = new LevelController(bus, { video, estimator, abr, pace, quality });
   const manifests = new ManifestController(bus, { video, buffer, live, levels, monitor, loop });
   const session = new DaemonSessionController(bus, { video, daemon: deps.daemon, buffer, manifests, levels, pace, monitor });
-  const stream = new StreamController(bus, { video, buffer, clock, monitor, live, levels, manifests, session, ...deps });
+  const loader = new ChunkLoader(bus, { server: deps.server, clock });
+  const stream = new StreamController(bus, { video, buffer, clock, monitor, live, levels, manifests, session, loader, ...deps });
   monitor.registerListeners();
   pace.registerListeners();
   manifests.registerListeners();
   session.registerListeners();
   new SeekController(bus, { video, buffer, manifests, live, levels, monitor }).registerListeners();
+  loader.registerListeners();
   stream.registerListeners();
-  new ErrorController(bus, { stream, manifests, live, video }).registerListeners();
+  new ErrorController(bus, { stream, loader, manifests, live, video }).registerListeners();
   stream.resetChannel('c');
-  return { stream, monitor, live, pace, session };
+  return { stream, monitor, live, pace, session, loader };
 }
 
 class FakeVideo extends EventTarget {
@@ -101,7 +104,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   let bufferedAt = () => false;
   const video = new FakeVideo();
-  const { stream, monitor, live: liveController, pace, session } = streamController(bus, {
+  const { stream, monitor, live: liveController, pace, session, loader } = streamController(bus, {
     video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => now, loop,
   });
   const loaded = (chunk, level, prefixBytes = 0, closed = false) =>
@@ -122,7 +125,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   const setBufferedAt = (predicate) => { bufferedAt = predicate; };
   const setClock = (s) => { now = s; };
-  return { bus, log, stream, monitor, liveController, pace, session, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
+  return { bus, log, stream, monitor, liveController, pace, session, loader, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
 }
 
 test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two chunks', async () => {
@@ -293,13 +296,13 @@ test('a looped ladder goes on: pass 2 starts with chunk 0 (seek, no prefix) 10 s
 });
 
 test('a refused get is not repeated at once; not_available is retried after 0.5 s', async () => {
-  const { bus, log, stream, start } = setup();
+  const { bus, log, loader, start } = setup();
   await start();
   bus.trigger(Events.SERVER_ERROR, { code: 'internal', message: 'chunk file vanished', chunk: 0, level: 0 });
   assert.equal(log.filter((l) => l.startsWith('get')).length, 1);
-  assert.equal(stream.retryAtS, 2);
+  assert.equal(loader.retryAtS, 2);
   bus.trigger(Events.SERVER_ERROR, { code: 'not_available', message: 'not yet', chunk: 0, level: 0 });
-  assert.equal(stream.retryAtS, 0.5);
+  assert.equal(loader.retryAtS, 0.5);
 });
 
 test('a legacy chained stream cannot resync mid-stream: it stops and says why', async () => {
@@ -344,7 +347,7 @@ test('live: a viewer joins three chunks behind the edge, and never before the wi
 });
 
 test('live: a gap of the chosen level falls back to another level; a chunk no level has is skipped', async () => {
-  const { bus, log, stream, liveController, loaded, start } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
+  const { bus, log, stream, liveController, loader, loaded, start } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
   stream.setManualLevel(0);
   await start(); // joins at chunk 3: level 0 has a gap there, level 1 has it
   assert.equal(log.at(-1), 'get 3 L1 +prefix');
@@ -355,7 +358,7 @@ test('live: a gap of the chosen level falls back to another level; a chunk no le
   assert.ok(log.includes('forward c3L1'));
   assert.deepEqual(log.slice(-2), ['seek 5', 'forward c5L0']);
   bus.trigger(Events.SERVER_ERROR, { code: 'gap', message: 'gap', chunk: 5, level: 0 });
-  assert.equal(stream.retryAtS, 0.5); // retried (after the manifest that explains it)
+  assert.equal(loader.retryAtS, 0.5); // retried (after the manifest that explains it)
 });
 
 test('live: the playhead jumps over a skipped gap once what follows is buffered', async () => {
@@ -373,7 +376,7 @@ test('live: the playhead jumps over a skipped gap once what follows is buffered'
 });
 
 test('live: seeks are clamped to the window; a viewer behind the window jumps to the edge', async () => {
-  const { bus, log, stream, video, start } = setup({ live: liveManifest({ start: 2, count: 8 }) });
+  const { bus, log, stream, loader, video, start } = setup({ live: liveManifest({ start: 2, count: 8 }) });
   await start();
   video.currentTime = 0.5; // before the window
   video.dispatchEvent(new Event('seeking'));
@@ -383,7 +386,7 @@ test('live: seeks are clamped to the window; a viewer behind the window jumps to
   bus.trigger(Events.SERVER_ERROR, { code: 'outside_window', message: 'left', chunk: 2, level: 0 });
   assert.equal(video.currentTime, 5); // the live start: three chunks behind the edge
   bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: liveManifest({ start: 7, count: 12 }) });
-  stream.inflight = null;
+  loader.forget();
   stream.fetchChunk = 6; // slow: the window moved past what it wanted next
   stream.tick();
   assert.equal(video.currentTime, 9);
