@@ -138,12 +138,14 @@ export class Player {
     const abr = createAbr(name, options);
     this.abrName = name;
     this.server.setAbr(name);
-    this.stream.setAbr(abr);
+    this.levels.setAbr(abr);
+    this.stream.tick(); // the next chunk's level at once
   }
 
   /** Forces a level (id) or, with null, hands the choice back to the ABR rule. */
   setManualLevel(level) {
-    this.stream.setManualLevel(level);
+    this.levels.setManualLevel(level);
+    this.stream.tick();
   }
 
   /**

@@ -112,17 +112,6 @@ export class StreamController {
     this.tick();
   }
 
-  setAbr(abr) {
-    this.levels.setAbr(abr);
-    this.tick();
-  }
-
-  /** null = automatic (ABR); a level id = always that level. */
-  setManualLevel(level) {
-    this.levels.setManualLevel(level);
-    this.tick();
-  }
-
   /** Unblocks after the user fixed the cause (restarted the daemon, ...). */
   retry() {
     this.blockedReason = null;

@@ -44,7 +44,7 @@ function streamController(bus, { video, buffer, clock, estimator, abr, quality, 
   stream.registerListeners();
   new ErrorController(bus, { stream, loader, manifests, live, video }).registerListeners();
   stream.resetChannel('c');
-  return { stream, monitor, live, pace, session, loader };
+  return { stream, monitor, live, levels, pace, session, loader };
 }
 
 class FakeVideo extends EventTarget {
@@ -104,7 +104,7 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   let bufferedAt = () => false;
   const video = new FakeVideo();
-  const { stream, monitor, live: liveController, pace, session, loader } = streamController(bus, {
+  const { stream, monitor, live: liveController, levels, pace, session, loader } = streamController(bus, {
     video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => now, loop,
   });
   const loaded = (chunk, level, prefixBytes = 0, closed = false) =>
@@ -125,7 +125,12 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   const setBufferedAt = (predicate) => { bufferedAt = predicate; };
   const setClock = (s) => { now = s; };
-  return { bus, log, stream, monitor, liveController, pace, session, loader, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
+  /** What Player.setManualLevel does: the level controller takes it, the stream acts on it at once. */
+  const setManualLevel = (level) => {
+    levels.setManualLevel(level);
+    stream.tick();
+  };
+  return { bus, log, stream, monitor, liveController, pace, session, loader, video, setManualLevel, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
 }
 
 test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two chunks', async () => {
@@ -139,12 +144,12 @@ test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two 
 });
 
 test('a level switch asks for the switch prefix; segments go to the buffer and startup starts playback', async () => {
-  const { log, stream, video, loaded, generated, start } = setup();
+  const { log, video, loaded, generated, start, setManualLevel } = setup();
   await start();
   loaded(0, 0);
   generated(0, 0);
   assert.equal(video.paused, false);
-  stream.setManualLevel(1); // chunk 1 is already requested at level 0: the switch starts at chunk 2
+  setManualLevel(1); // chunk 1 is already requested at level 0: the switch starts at chunk 2
   assert.equal(log.at(-1), 'get 1 L0');
   loaded(1, 0);
   assert.equal(log.at(-1), 'get 2 L1 +prefix');
@@ -347,8 +352,8 @@ test('live: a viewer joins three chunks behind the edge, and never before the wi
 });
 
 test('live: a gap of the chosen level falls back to another level; a chunk no level has is skipped', async () => {
-  const { bus, log, stream, liveController, loader, loaded, start } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
-  stream.setManualLevel(0);
+  const { bus, log, liveController, loader, loaded, start, setManualLevel } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
+  setManualLevel(0);
   await start(); // joins at chunk 3: level 0 has a gap there, level 1 has it
   assert.equal(log.at(-1), 'get 3 L1 +prefix');
   loaded(3, 1, 500);
