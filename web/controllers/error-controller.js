@@ -1,7 +1,7 @@
 /**
  * The error controller: what each refusal or failure does to the stream. The stream controller
  * plays the normal flow; this one decides the recovery and asks the stream for it (block,
- * resync, retry later, restart from the playhead).
+ * resync, restart from the playhead) or the chunk loader (a refused `get`, retry later).
  *
  * - Daemon `error`: a refusal of the stream (generator_mismatch, forbidden_origin,
  *   open_required) blocks it until retry() or a channel switch; anything else (bad_chunk,

@@ -9,15 +9,19 @@
  * One `get` in flight at a time (Puffer), at most MAX_CHUNKS_AT_DAEMON chunks generating,
  * and the buffer filled up to maxBufferS (15 s) counting chunks still in the pipeline. It
  * asks for the switch prefix after a level switch, a seek or a resync, and resyncs from the
- * first chunk not yet in the buffer when the daemon session starts over. Beside it, each with
- * its own job: the channel's manifest and Timeline (manifest-controller.js, MANIFEST_PARSED after
- * each update), the level of each chunk (level-controller.js), the daemon session from `open` to
- * segments in the SourceBuffer (daemon-session-controller.js, DAEMON_READY for each fresh one;
- * the chunks at the daemon: daemon-queue.js), the `get` in flight and when the next may go
- * (chunk-loader.js), what a seek does (seek-controller.js,
- * SEEK_OUTSIDE_BUFFER when it starts over), startup, stalls and playback held until
- * data is in (playback-monitor.js, polled from the tick), the recovery from refusals and
- * failures (error-controller.js, which calls block, resync, retryAfter, restartFromPlayhead).
+ * first chunk not yet in the buffer when the daemon session starts over. The tick polls the
+ * live controller and the playback monitor, then decides; the rest is beside it, each with its
+ * own job, and talks to it through events:
+ *
+ *   manifest-controller.js        the channel's manifest and Timeline  -> MANIFEST_PARSED
+ *   daemon-session-controller.js  `open`, init segment, segments into the SourceBuffer, the
+ *                                 chunks at the daemon (daemon-queue.js)  -> DAEMON_READY
+ *   seek-controller.js            the video element's seeks  -> SEEK_OUTSIDE_BUFFER
+ *   chunk-loader.js               the `get` in flight, stale answers, the retry time
+ *   level-controller.js           each chunk's level (manual or ABR)
+ *   playback-monitor.js           startup, stalls, playback held until data is in
+ *   error-controller.js           recovery from refusals and failures: calls block, unblock,
+ *                                 resync, restartFromPlayhead and tick
  *
  * Chunk positions are *virtual* chunks of the Timeline (a looped ladder goes on endlessly);
  * the server and the daemon only ever see ladder chunk indices. A live channel is played
