@@ -11,13 +11,17 @@ import { createAbr, DEFAULT_ABR } from './abr/index.js';
 import { DEFAULT_QUALITY, chunkInfo, chunkQuality, chunkQualityMetric, windowStart } from './abr/context.js';
 import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
+import { ChunkLoader } from './controllers/chunk-loader.js';
 import { DaemonLink } from './controllers/daemon-link.js';
 import { DaemonPace } from './controllers/daemon-pace.js';
+import { DaemonSessionController } from './controllers/daemon-session-controller.js';
 import { ErrorController } from './controllers/error-controller.js';
 import { LevelController } from './controllers/level-controller.js';
 import { LiveController } from './controllers/live-controller.js';
+import { ManifestController } from './controllers/manifest-controller.js';
 import { NoticeController } from './controllers/notice-controller.js';
 import { PlaybackMonitor } from './controllers/playback-monitor.js';
+import { SeekController } from './controllers/seek-controller.js';
 import { ServerLink } from './controllers/server-link.js';
 import { StreamController, MAX_BUFFER_S } from './controllers/stream-controller.js';
 import { TelemetryController } from './controllers/telemetry-controller.js';
@@ -71,20 +75,34 @@ export class Player {
       manualLevel: this.config.manualLevel,
       quality: this.config.quality,
     });
+    this.manifests = new ManifestController(this.bus, {
+      video: config.video, buffer: this.buffer, live: this.live, levels: this.levels, monitor: this.monitor, loop: this.config.loop,
+    });
+    this.session = new DaemonSessionController(this.bus, {
+      video: config.video, daemon: this.daemon, buffer: this.buffer, manifests: this.manifests, levels: this.levels, pace: this.pace,
+      monitor: this.monitor,
+    });
+    this.seeks = new SeekController(this.bus, {
+      video: config.video, buffer: this.buffer, manifests: this.manifests, live: this.live, levels: this.levels, monitor: this.monitor,
+    });
+    this.loader = new ChunkLoader(this.bus, { server: this.server, clock });
     this.stream = new StreamController(this.bus, {
       video: config.video,
       server: this.server,
       daemon: this.daemon,
       buffer: this.buffer,
       levels: this.levels,
-      pace: this.pace,
       monitor: this.monitor,
       live: this.live,
+      manifests: this.manifests,
+      session: this.session,
+      loader: this.loader,
       clock,
       maxBufferS: this.config.maxBufferS,
-      loop: this.config.loop,
     });
-    this.errors = new ErrorController(this.bus, { stream: this.stream, live: this.live, video: config.video });
+    this.errors = new ErrorController(this.bus, {
+      stream: this.stream, loader: this.loader, manifests: this.manifests, live: this.live, video: config.video,
+    });
     this.notices = new NoticeController(this.bus, {
       pageOrigin: config.pageOrigin ?? globalThis.location?.origin ?? '',
       speed: () => this.daemonSpeed(),
@@ -104,6 +122,10 @@ export class Player {
     this.notices.start();
     this.monitor.registerListeners();
     this.pace.registerListeners();
+    this.manifests.registerListeners();
+    this.session.registerListeners();
+    this.seeks.registerListeners();
+    this.loader.registerListeners();
     this.stream.start(this.config.channel);
     this.errors.registerListeners();
     this.telemetry.start();
@@ -116,12 +138,14 @@ export class Player {
     const abr = createAbr(name, options);
     this.abrName = name;
     this.server.setAbr(name);
-    this.stream.setAbr(abr);
+    this.levels.setAbr(abr);
+    this.stream.tick(); // the next chunk's level at once
   }
 
   /** Forces a level (id) or, with null, hands the choice back to the ABR rule. */
   setManualLevel(level) {
-    this.stream.setManualLevel(level);
+    this.levels.setManualLevel(level);
+    this.stream.tick();
   }
 
   /**
@@ -136,7 +160,7 @@ export class Player {
     let target = Math.max(0, seconds);
     let text = null;
     if (Number.isFinite(endS) && target > endS) {
-      const { manifest, endless } = this.stream.status();
+      const { manifest, endless } = this.manifests.status();
       const why = manifest?.live ? 'the live edge'
         : endless ? 'the end of the next pass of this looping ladder' : 'the end of the stream';
       text = `Cannot seek to ${seconds.toFixed(1)} s: the stream can be sought up to ${endS.toFixed(1)} s now ` +
@@ -164,8 +188,9 @@ export class Player {
 
   /** The daemon's pace against the stream's (the notice controller's input), null before a manifest. */
   daemonSpeed() {
-    const { manifest, daemonReady } = this.stream.status();
+    const { manifest } = this.manifests.status();
     if (manifest === null) return null;
+    const { ready: daemonReady } = this.session.status();
     const { startupMarks: marks, sinceStartS } = this.monitor.status(this.config.clock());
     const waiting = marks.chunk !== undefined && marks.segment === undefined && daemonReady;
     const pace = this.pace.status();
@@ -181,14 +206,13 @@ export class Player {
   /** Everything the stats panel, charts, telemetry and tests read. */
   snapshot() {
     const s = this.stream.status();
+    const { channel, manifest, playing: place } = this.manifests.status(); // place: null before the manifest
     const video = this.config.video;
-    const manifest = s.manifest;
     const now = this.config.clock();
     const bufferS = this.buffer.bufferAheadS();
     const levels = this.levels.status(bufferS);
     const levelId = levels.playingLevel; // null until a chunk went to the daemon
     const level = levelId === null ? null : manifest.levels[levelId];
-    const place = s.playing; // null before the manifest
     const chunk = place === null ? null : place.chunk;
     const info = level === null || chunk === null ? undefined : chunkInfo(manifest, levelId, chunk);
     const quality = video.getVideoPlaybackQuality?.();
@@ -197,7 +221,7 @@ export class Player {
     const pace = this.pace.status();
     const monitor = this.monitor.status(now);
     return {
-      channel: s.channel,
+      channel,
       state: s.state,
       abr: this.abrName,
       manualLevel: levels.manualLevel,
@@ -248,6 +272,10 @@ export class Player {
   destroy() {
     this.telemetry.destroy();
     this.stream.destroy();
+    this.manifests.destroy();
+    this.session.destroy();
+    this.seeks.destroy();
+    this.loader.destroy();
     this.errors.destroy();
     this.monitor.destroy();
     this.pace.destroy();

@@ -1,9 +1,10 @@
 /**
  * The daemon's pace: its generation speed in frames per second, an EWMA over the chunks it
- * generated (the stream controller samples each chunk's last GOP, whose generation time covers
- * the chunk), else the fps its last `status` reports; and that status (device, generator, queue
- * depth). A daemon that closes takes both with it: the next one is measured afresh. The ABR
- * context, the notices (through Player.daemonSpeed) and the stats panel read it.
+ * generated (the daemon session controller samples each chunk's last GOP, whose generation
+ * time covers the chunk), else the fps its last `status` reports; and that status (device,
+ * generator, queue depth). A daemon that closes takes both with it: the next one is measured
+ * afresh; a new channel's chunks too. The ABR context, the notices (through
+ * Player.daemonSpeed) and the stats panel read it.
  */
 import { Events } from '../events.js';
 import { Ewma } from '../abr/ewma.js';

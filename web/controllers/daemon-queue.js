@@ -2,7 +2,7 @@
  * The chunks at the daemon: forwarded and not yet wholly back as segments, in the daemon's
  * order (it generates in order and answers GOP by GOP: `part` of `parts`), and the ladder chunk
  * it expects next, without which a chunk is preceded by a `seek`. Pure bookkeeping over the
- * daemon link's `seek` and `forwardChunk`; the stream controller owns what to do with a segment.
+ * daemon link's `seek` and `forwardChunk`; the daemon session controller owns what to do with a segment.
  */
 export class DaemonQueue {
   /** @param {{seek: (chunk: number) => boolean, forwardChunk: (frame: ArrayBuffer) => boolean}} daemon */

@@ -1,7 +1,7 @@
 /**
  * The error controller: what each refusal or failure does to the stream. The stream controller
  * plays the normal flow; this one decides the recovery and asks the stream for it (block,
- * resync, retry later, restart from the playhead).
+ * resync, restart from the playhead) or the chunk loader (a refused `get`, retry later).
  *
  * - Daemon `error`: a refusal of the stream (generator_mismatch, forbidden_origin,
  *   open_required) blocks it until retry() or a channel switch; anything else (bad_chunk,
@@ -15,6 +15,7 @@
  *   non-fatal ERROR, and the refused request is not repeated for RETRY_ERROR_S.
  * - Video element `error`: a non-fatal ERROR, then a fresh MediaSource and daemon session from
  *   where the playhead is.
+ * - A daemon init segment the SourceBuffer refuses (DAEMON_INIT_FAILED): blocked, a fatal ERROR.
  */
 import { Events } from '../events.js';
 import { ErrorCode } from '../protocol.js';
@@ -30,15 +31,17 @@ const SERVER_RETRIES = Object.freeze([ErrorCode.NOT_AVAILABLE, ErrorCode.RATE_LI
 export class ErrorController {
   /**
    * @param {import('../events.js').EventBus} bus
-   * @param {{stream: import('./stream-controller.js').StreamController, live: import('./live-controller.js').LiveController,
+   * @param {{stream: import('./stream-controller.js').StreamController, loader: import('./chunk-loader.js').ChunkLoader,
+   *          manifests: import('./manifest-controller.js').ManifestController, live: import('./live-controller.js').LiveController,
    *          video: HTMLVideoElement}} deps
    */
-  constructor(bus, { stream, live, video }) {
-    Object.assign(this, { bus, stream, live, video });
+  constructor(bus, { stream, loader, manifests, live, video }) {
+    Object.assign(this, { bus, stream, loader, manifests, live, video });
     this.handlers = {
       [Events.DAEMON_ERROR]: (p) => this.onDaemonError(p),
       [Events.DAEMON_CLOSED]: () => this.stream.unblock(DAEMON_REFUSALS),
       [Events.SERVER_ERROR]: (p) => this.onServerError(p),
+      [Events.DAEMON_INIT_FAILED]: ({ message }) => this.stream.block('format', message),
     };
     this.onVideoError = this.onVideoError.bind(this);
   }
@@ -60,14 +63,14 @@ export class ErrorController {
     }
     this.bus.trigger(Events.ERROR, { source: 'daemon', message: `${code}: ${message}`, fatal: false });
     this.stream.resync(null);
-    if (code === ErrorCode.BUSY) this.stream.retryAfter(RETRY_BUSY_S);
+    if (code === ErrorCode.BUSY) this.loader.retryAfter(RETRY_BUSY_S);
     this.stream.tick();
   }
 
   onServerError({ code, message, chunk, level }) {
-    const answersInflight = this.stream.dropRequest(chunk, level);
+    const answersInflight = this.loader.dropRequest(chunk, level);
     if (SERVER_RETRIES.includes(code)) {
-      this.stream.retryAfter(RETRY_NOT_AVAILABLE_S);
+      this.loader.retryAfter(RETRY_NOT_AVAILABLE_S);
     } else if (code === ErrorCode.OUTSIDE_WINDOW) {
       this.live.jumpToEdge();
     } else if (code === ErrorCode.UNKNOWN_CHANNEL) {
@@ -75,14 +78,14 @@ export class ErrorController {
     } else {
       // Anything else refused: say so, and do not hammer the server with the same request.
       this.bus.trigger(Events.ERROR, { source: 'server', message: `${code}: ${message}`, fatal: false });
-      if (answersInflight) this.stream.retryAfter(RETRY_ERROR_S);
+      if (answersInflight) this.loader.retryAfter(RETRY_ERROR_S);
     }
     this.stream.tick();
   }
 
   onVideoError() {
     const error = this.video.error;
-    if (error === null || this.stream.status().manifest === null) return;
+    if (error === null || this.manifests.status().manifest === null) return;
     this.bus.trigger(Events.ERROR, { source: 'video', message: `video element error ${error.code}: ${error.message}`, fatal: false });
     this.stream.restartFromPlayhead();
   }

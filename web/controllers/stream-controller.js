@@ -9,16 +9,19 @@
  * One `get` in flight at a time (Puffer), at most MAX_CHUNKS_AT_DAEMON chunks generating,
  * and the buffer filled up to maxBufferS (15 s) counting chunks still in the pipeline. It
  * asks for the switch prefix after a level switch, a seek or a resync, and resyncs from the
- * first chunk not yet in the buffer when the daemon session starts over. Beside it, each with
- * its own job: the level of each chunk (level-controller.js), the chunks at the daemon
- * (daemon-queue.js), the daemon's pace (daemon-pace.js), startup, stalls and playback held until
- * data is in (playback-monitor.js, polled from the tick), the recovery from refusals and
- * failures (error-controller.js, which calls block, resync, retryAfter, restartFromPlayhead).
+ * first chunk not yet in the buffer when the daemon session starts over. The tick polls the
+ * live controller and the playback monitor, then decides; the rest is beside it, each with its
+ * own job, and talks to it through events:
  *
- * While nothing can come (the stream is blocked: the daemon refused it, unknown channel, ...; or
- * no daemon answers) a stream with nothing buffered lets go of its MediaSource (the daemon's
- * next init segment brings a fresh one), and a blocked one whose buffer ran out is paused: the
- * video element then shows no loading spinner over video that cannot come.
+ *   manifest-controller.js        the channel's manifest and Timeline  -> MANIFEST_PARSED
+ *   daemon-session-controller.js  `open`, init segment, segments into the SourceBuffer, the
+ *                                 chunks at the daemon (daemon-queue.js)  -> DAEMON_READY
+ *   seek-controller.js            the video element's seeks  -> SEEK_OUTSIDE_BUFFER
+ *   chunk-loader.js               the `get` in flight, stale answers, the retry time
+ *   level-controller.js           each chunk's level (manual or ABR)
+ *   playback-monitor.js           startup, stalls, playback held until data is in
+ *   error-controller.js           recovery from refusals and failures: calls block, unblock,
+ *                                 resync, restartFromPlayhead and tick
  *
  * Chunk positions are *virtual* chunks of the Timeline (a looped ladder goes on endlessly);
  * the server and the daemon only ever see ladder chunk indices. A live channel is played
@@ -27,9 +30,6 @@
  * is a gap is fetched at another level.
  */
 import { Events } from '../events.js';
-import { Timeline } from './timeline.js';
-import { STALL_BUFFER_S } from './playback-monitor.js';
-import { DaemonQueue } from './daemon-queue.js';
 import { chunkSeconds } from './live-window.js';
 
 export const State = Object.freeze({
@@ -55,38 +55,32 @@ export class StreamController {
    * @param {import('../events.js').EventBus} bus
    * @param {{video: HTMLVideoElement, server: import('./server-link.js').ServerLink,
    *          daemon: import('./daemon-link.js').DaemonLink, buffer: import('./buffer-controller.js').BufferController,
-   *          levels: import('./level-controller.js').LevelController, pace: import('./daemon-pace.js').DaemonPace,
-   *          monitor: import('./playback-monitor.js').PlaybackMonitor, live: import('./live-controller.js').LiveController,
-   *          clock: () => number, maxBufferS?: number, loop?: boolean}} deps
+   *          levels: import('./level-controller.js').LevelController, monitor: import('./playback-monitor.js').PlaybackMonitor,
+   *          live: import('./live-controller.js').LiveController, manifests: import('./manifest-controller.js').ManifestController,
+   *          session: import('./daemon-session-controller.js').DaemonSessionController, loader: import('./chunk-loader.js').ChunkLoader,
+   *          clock: () => number, maxBufferS?: number}} deps
    */
-  constructor(bus, { video, server, daemon, buffer, levels, pace, monitor, live, clock, maxBufferS = MAX_BUFFER_S, loop = false }) {
-    Object.assign(this, { bus, video, server, daemon, buffer, levels, pace, monitor, live, clock, loop });
+  constructor(bus, { video, server, daemon, buffer, levels, monitor, live, manifests, session, loader, clock, maxBufferS = MAX_BUFFER_S }) {
+    Object.assign(this, { bus, video, server, daemon, buffer, levels, monitor, live, manifests, session, loader, clock });
     this.configuredMaxBufferS = maxBufferS;
     this.handlers = {
-      [Events.MANIFEST_LOADED]: (p) => this.onManifestLoaded(p),
-      [Events.INIT_STATE_LOADED]: (p) => this.onInitStateLoaded(p),
+      [Events.MANIFEST_PARSED]: (p) => this.onManifestParsed(p),
       [Events.CHUNK_LOADED]: (p) => this.onChunkLoaded(p),
-      [Events.SERVER_CLOSED]: () => this.onServerClosed(),
-      [Events.DAEMON_INIT]: (p) => this.onDaemonInit(p),
-      [Events.DAEMON_CLOSED]: () => this.onDaemonClosed(),
-      [Events.SEGMENT_GENERATED]: (p) => this.onSegment(p),
+      [Events.DAEMON_READY]: () => this.onDaemonReady(),
       [Events.BUFFER_APPENDED]: (p) => this.onBufferAppended(p),
       [Events.BUFFER_FULL]: (p) => this.onBufferFull(p),
+      [Events.SEEK_OUTSIDE_BUFFER]: (p) => this.onSeekOutsideBuffer(p),
     };
-    this.onVideoSeeking = this.onVideoSeeking.bind(this);
     this.timer = null;
-    this.atDaemon = new DaemonQueue(daemon); // chunks forwarded, not wholly back
     this.resetChannel(null);
   }
 
   registerListeners() {
     this.bus.onEach(this.handlers);
-    this.video.addEventListener('seeking', this.onVideoSeeking);
   }
 
   unregisterListeners() {
     this.bus.offEach(this.handlers);
-    this.video.removeEventListener('seeking', this.onVideoSeeking);
   }
 
   /** Starts playing `channel` (the server link says hello; the rest follows from events). */
@@ -99,23 +93,17 @@ export class StreamController {
 
   /** Everything per channel back to its initial state. */
   resetChannel(channel) {
-    this.channel = channel;
-    this.manifest = null;
-    this.initState = null;
-    this.daemonReady = false; // the daemon sent `init` for the open stream and it is in the SourceBuffer
-    this.timeline = null;
+    this.manifests.reset(channel);
+    this.session.reset();
+    this.loader.reset();
     this.fetchChunk = 0; // next virtual chunk to ask the server for
     this.appendedThrough = -1; // last virtual chunk of the current run that is in the buffer
-    this.inflight = null; // {virtual, chunk, level, prefix} of the `get` we wait for
-    this.atDaemon.clear(null);
     this.discontinuity = true; // the next chunk needs its switch prefix
-    this.retryAtS = 0;
     this.blockedReason = null;
     this.ended = false;
     this.monitor.reset();
     this.live.reset();
     this.levels.reset();
-    this.pace.reset();
     this.maxBufferS = this.configuredMaxBufferS;
     this.state = State.WAITING_MANIFEST;
   }
@@ -128,17 +116,6 @@ export class StreamController {
     this.tick();
   }
 
-  setAbr(abr) {
-    this.levels.setAbr(abr);
-    this.tick();
-  }
-
-  /** null = automatic (ABR); a level id = always that level. */
-  setManualLevel(level) {
-    this.levels.setManualLevel(level);
-    this.tick();
-  }
-
   /** Unblocks after the user fixed the cause (restarted the daemon, ...). */
   retry() {
     this.blockedReason = null;
@@ -148,64 +125,26 @@ export class StreamController {
 
   // --- events -------------------------------------------------------------------------
 
-  onManifestLoaded({ channel, manifest }) {
-    if (channel !== this.channel) return;
-    const first = this.manifest === null;
-    this.monitor.mark('manifest');
-    this.manifest = manifest;
-    this.timeline = new Timeline(manifest, this.loop);
-    this.live.setManifest(manifest, this.timeline);
-    this.levels.setManifest(manifest, this.timeline);
-    if (first) {
-      this.#restartRunAt(this.live.startChunk());
-      this.buffer.setDuration(this.timeline.endless || manifest.live ? Infinity : this.timeline.passS);
-    }
+  /** An update of the manifest (manifest-controller.js): a first one says where the stream starts. */
+  onManifestParsed({ first }) {
+    if (first) this.#restartRunAt(this.live.startChunk());
     this.live.updateSeekable(this.appendedThrough);
     this.tick();
   }
 
-  onInitStateLoaded({ channel, data }) {
-    if (channel !== this.channel || this.manifest === null) return;
-    if (this.initState !== null) return; // a reconnect to the server: the daemon's stream is unchanged
-    this.monitor.mark('initState');
-    this.initState = data;
-    this.daemon.openStream(this.manifest, data);
+  /** A fresh daemon session (daemon-session-controller.js): it expects chunk 0 or a seek. */
+  onDaemonReady() {
+    this.live.updateSeekable(this.appendedThrough);
+    this.resync(0);
+    this.tick();
   }
 
-  onDaemonInit({ mime, data }) {
-    // A fresh generation session (open or re-open after a reconnect): it expects chunk 0 or a seek.
-    if (!this.buffer.attached) this.buffer.attach(); // let go of while nothing could come
-    this.buffer
-      .appendInit(mime, data)
-      .then(() => {
-        this.monitor.mark('daemonInit');
-        this.live.updateSeekable(this.appendedThrough);
-        this.daemonReady = this.buffer.ready;
-        this.resync(0);
-        this.tick();
-      })
-      .catch((error) => this.block('format', error.message));
-  }
-
-  onDaemonClosed() {
-    this.daemonReady = false;
-    this.atDaemon.drop();
-    this.inflight = null;
-  }
-
-  onServerClosed() {
-    this.inflight = null; // its answer is lost with the connection
-  }
-
-  onChunkLoaded({ chunk, level, bytes, seconds, endS, frame, prefixBytes, closed = false }) {
-    const expected = this.inflight;
-    if (expected === null || expected.chunk !== chunk || expected.level !== level) return; // stale (seek, resync)
-    // an older answer without the prefix we need (a closed chunk needs none: it never has one)
-    if (expected.prefix && prefixBytes === 0 && !closed) return;
-    this.inflight = null;
+  onChunkLoaded(payload) {
+    const expected = this.loader.take(payload);
+    if (expected === null) return; // stale (seek, resync)
+    const { chunk, level, bytes, seconds, endS, frame } = payload;
     this.levels.downloaded({ bytes, seconds, endS });
-    if (!this.daemonReady) return; // the daemon went away meanwhile; refetched after resync
-    if (!this.atDaemon.forward(expected, frame)) return;
+    if (!this.session.forward(expected, frame)) return; // the daemon went away meanwhile; refetched after resync
     this.monitor.mark('chunk');
     this.server.ack(chunk, level);
     this.fetchChunk = expected.virtual + 1;
@@ -214,23 +153,13 @@ export class StreamController {
     this.tick();
   }
 
-  onSegment(segment) {
-    const back = this.atDaemon.segment(segment);
-    if (back === null) return; // from before a seek or resync
-    const { entry, complete } = back;
-    if (complete) this.pace.sample(segment.generationMs, entry.framesBack); // the last part's time covers the chunk
-    const { level, data } = segment;
-    this.monitor.mark('segment');
-    this.buffer.appendSegment({ chunk: entry.virtual, level, data, complete, offsetS: this.timeline.offsetS(entry.virtual) });
-  }
-
   onBufferAppended({ chunk, level, complete }) {
     this.monitor.mark('append');
     this.levels.appended(chunk, level);
     this.live.updateSeekable(this.appendedThrough);
     if (complete && chunk === this.appendedThrough + 1) this.appendedThrough = chunk;
     this.appendedThrough = this.live.doneThrough(this.appendedThrough);
-    this.monitor.startPlayback(this.timeline.startS(chunk));
+    this.monitor.startPlayback(this.manifests.timeline.startS(chunk));
     this.tick();
   }
 
@@ -238,57 +167,38 @@ export class StreamController {
     this.maxBufferS = Math.min(this.maxBufferS, maxBufferS);
   }
 
-  onVideoSeeking() {
-    if (this.manifest === null) return;
-    const target = this.video.currentTime;
-    const allowed = this.live.clampSeek(target);
-    if (allowed !== target) {
-      this.video.currentTime = allowed; // outside a live window: a new seek, to its border
-      return;
-    }
-    if (this.buffer.isBuffered(target)) return;
-    const virtual = this.timeline.atTime(target);
-    if (this.manifest.prev_latent_rule === 'chained' && this.timeline.split(virtual).chunk !== 0) {
-      this.bus.trigger(Events.NOTICE, {
-        kind: 'seek', level: 'warn',
-        text: 'This stream uses the legacy chained rule: it can only be played from the start.',
-      });
-      return;
-    }
-    this.buffer.flush();
-    this.levels.flushed();
-    this.live.clearSkipped();
+  /** A seek outside the buffer (seek-controller.js flushed it): the run starts over at `virtual`. */
+  onSeekOutsideBuffer({ virtual }) {
     this.ended = false;
     this.#restartRunAt(virtual);
-    // Hold playback until a little is buffered: landing mid-chunk leaves less than a chunk ahead.
-    this.monitor.holdUntilBuffered();
     this.tick();
   }
 
   // --- the loop -----------------------------------------------------------------------
 
   tick() {
-    this.#holdWhileNothingComes();
-    if (this.manifest === null) return this.#wait(State.WAITING_MANIFEST);
+    this.session.holdWhileNothingComes(this.blockedReason !== null);
+    const { manifest, timeline } = this.manifests;
+    if (manifest === null) return this.#wait(State.WAITING_MANIFEST);
     const now = this.clock();
     this.live.poll();
-    this.monitor.poll(now, { ended: this.ended, fps: this.manifest.fps, blocked: this.blockedReason !== null });
+    this.monitor.poll(now, { ended: this.ended, fps: manifest.fps, blocked: this.blockedReason !== null });
     if (this.blockedReason !== null) return this.#wait(State.BLOCKED);
-    if (!this.daemonReady) return this.#wait(State.WAITING_DAEMON);
-    const { timeline, manifest, fetchChunk } = this;
-    if (!timeline.endless && !manifest.live && this.appendedThrough >= manifest.chunk_count - 1 && this.atDaemon.length === 0) {
+    if (!this.session.ready) return this.#wait(State.WAITING_DAEMON);
+    const { fetchChunk } = this;
+    if (!timeline.endless && !manifest.live && this.appendedThrough >= manifest.chunk_count - 1 && this.session.queue.length === 0) {
       if (!this.ended) {
         this.ended = true;
         this.buffer.endOfStream();
       }
       return this.#wait(State.ENDED);
     }
-    if (this.inflight !== null) return this.#wait(State.FETCHING);
+    if (this.loader.waiting) return this.#wait(State.FETCHING);
     if (this.live.leftWindow(fetchChunk)) return this.live.jumpToEdge(); // paused or slow for longer than the window lasts
     if (!timeline.has(fetchChunk) || this.live.pastEdge(fetchChunk)) return this.#wait(manifest.live ? State.WAITING_LIVE_EDGE : State.GENERATING);
-    if (this.atDaemon.length >= MAX_CHUNKS_AT_DAEMON) return this.#wait(State.GENERATING);
+    if (this.session.queue.length >= MAX_CHUNKS_AT_DAEMON) return this.#wait(State.GENERATING);
     if (this.monitor.started && this.#aheadS() + chunkSeconds(manifest) > this.maxBufferS) return this.#wait(State.BUFFER_FULL);
-    if (now >= this.retryAtS) this.#fetchNext(now);
+    if (this.loader.mayRequest(now)) this.#fetchNext(now);
   }
 
   /** Where the loop stops this tick (the early returns of tick()). */
@@ -298,7 +208,7 @@ export class StreamController {
 
   #fetchNext(now) {
     const virtual = this.fetchChunk;
-    const { chunk } = this.timeline.split(virtual);
+    const { chunk } = this.manifests.timeline.split(virtual);
     if (this.live.isHole(chunk)) {
       this.#skipGap(virtual);
       return;
@@ -306,8 +216,7 @@ export class StreamController {
     const level = this.levels.choose(chunk, () => this.abrContext(now));
     if (level === null) return; // the manifest does not describe the chunks ahead yet
     const prefix = chunk > 0 && (this.discontinuity || this.levels.switchesTo(level));
-    if (!this.server.requestChunk(chunk, level, prefix)) return;
-    this.inflight = { virtual, chunk, level, prefix };
+    if (!this.loader.request({ virtual, chunk, level, prefix })) return;
     this.state = State.FETCHING;
   }
 
@@ -324,7 +233,8 @@ export class StreamController {
 
   /** Seconds of video buffered or at the daemon not yet back as segments. */
   #aheadS() {
-    return this.buffer.bufferAheadS() + this.atDaemon.pendingS(chunkSeconds(this.manifest), this.manifest.fps);
+    const { manifest } = this.manifests;
+    return this.buffer.bufferAheadS() + this.session.queue.pendingS(chunkSeconds(manifest), manifest.fps);
   }
 
   /** No level has this chunk: go on with the next one (it needs its prefix, the daemon a seek). */
@@ -336,35 +246,23 @@ export class StreamController {
     this.tick();
   }
 
-  /** Blocked, or no daemon: no MediaSource while nothing is buffered; blocked and run out: paused. */
-  #holdWhileNothingComes() {
-    const blocked = this.blockedReason !== null;
-    if (!blocked && this.daemon.connected) return;
-    if (!this.levels.anyBuffered) {
-      if (!this.buffer.attached) return;
-      this.buffer.detach();
-      this.daemonReady = false;
-    } else if (blocked && !this.video.paused && this.buffer.bufferAheadS() < STALL_BUFFER_S) {
-      this.monitor.holdUntilBuffered();
-    }
-  }
-
   #restartRunAt(virtual) {
     this.appendedThrough = virtual - 1;
     this.fetchChunk = virtual;
-    this.inflight = null;
-    this.atDaemon.clear(null);
+    this.loader.forget();
+    this.session.queue.clear(null);
     this.discontinuity = true;
   }
 
   /** Forget the pipeline; fetch again from the first chunk the buffer lacks (`daemonNext`: what the daemon expects, null: unknown). */
   resync(daemonNext) {
-    this.inflight = null;
-    this.atDaemon.clear(daemonNext);
+    this.loader.forget();
+    this.session.queue.clear(daemonNext);
     this.fetchChunk = this.appendedThrough + 1;
     this.discontinuity = true;
-    const resumeAt = this.timeline === null ? 0 : this.timeline.split(this.fetchChunk).chunk;
-    if (this.manifest?.prev_latent_rule === 'chained' && resumeAt !== 0 && resumeAt !== daemonNext) {
+    const { manifest, timeline } = this.manifests;
+    const resumeAt = timeline === null ? 0 : timeline.split(this.fetchChunk).chunk;
+    if (manifest?.prev_latent_rule === 'chained' && resumeAt !== 0 && resumeAt !== daemonNext) {
       // The legacy rule chains every frame to the one before: no way back in mid-stream.
       this.block('chained', 'this legacy (chained) stream lost its generation sequence; reload the page to play it from the start');
     }
@@ -382,38 +280,19 @@ export class StreamController {
     if (this.blockedReason !== null && kinds.includes(this.blockedReason.kind)) this.blockedReason = null;
   }
 
-  /** No `get` before `seconds` from now. */
-  retryAfter(seconds) {
-    this.retryAtS = this.clock() + seconds;
-  }
-
-  /** A refusal of chunk `chunk` of `level`: whether it answers the `get` in flight (then no longer waited for). */
-  dropRequest(chunk, level) {
-    const answersInflight = this.inflight !== null && chunk === this.inflight.chunk && level === this.inflight.level;
-    if (answersInflight) this.inflight = null;
-    return answersInflight;
-  }
-
   /** A fresh MediaSource and a fresh daemon session from where the playhead is (the video element failed). */
   restartFromPlayhead() {
     const resumeAt = this.video.currentTime;
     this.buffer.attach();
-    this.daemonReady = false;
-    this.#restartRunAt(this.timeline.atTime(resumeAt));
-    if (this.initState !== null) this.daemon.openStream(this.manifest, this.initState);
+    this.#restartRunAt(this.manifests.timeline.atTime(resumeAt));
+    this.session.reopen();
   }
 
-  /** Read-only: the stream's place and state (Player.snapshot, Player.daemonSpeed). */
+  /** Read-only: the stream's state (Player.snapshot; the channel and its manifest: manifests.status()). */
   status() {
-    const { timeline } = this;
     return {
-      channel: this.channel,
       state: this.state,
-      manifest: this.manifest, // the server's manifest (null before it came)
-      endless: timeline?.endless ?? false, // a looped ladder
-      playing: timeline === null ? null : timeline.split(timeline.atTime(this.video.currentTime)), // {pass, chunk} on screen
       maxBufferS: this.maxBufferS,
-      daemonReady: this.daemonReady,
       blocked: this.blockedReason,
     };
   }
