@@ -193,7 +193,7 @@ def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]
     Cheap checks come first so that a bad argument never waits for a generator to load.
     """
     from authoring.plan import check_level_geometry
-    from authoring.source import SourceError, load_source
+    from authoring.source import load_source
 
     options = fit_options(args)
     apply_threads(args)
@@ -202,10 +202,7 @@ def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]
         generator = load_fitting_generator(args)
         args.size = generator.native_size[0]
     check_size(args.size)
-    try:
-        source = load_source(args.source, args.size, max_frames=args.frames, fps=args.fps)
-    except SourceError as error:
-        raise CommandError(str(error)) from None
+    source = load_source(args.source, args.size, max_frames=args.frames, fps=args.fps)
     for level in levels:
         try:
             check_level_geometry(len(source.frames), level.interval, level.interval)
@@ -250,8 +247,7 @@ def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
 
     check_source_path(args.source)  # before torch and the generator load (seconds)
     check_vmaf_option(args)
-    from authoring.build import BuildError, build_ladder
-    from authoring.checkpoint import CheckpointError
+    from authoring.build import build_ladder
 
     if segmented(args):
         from authoring.catalog import TitleJob
@@ -265,15 +261,12 @@ def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
         print(f"wrote {Path(args.out) / 'manifest.json'}")
         return 0
     source, generator, options = prepare(args, levels)
-    try:
-        manifest = build_ladder(
-            source, args.out, generator=generator, levels=levels, options=options,
-            chunk_seconds=args.chunk_seconds, resume=args.resume,
-            measure_quality=not args.no_quality, measure_vmaf=args.vmaf, progress=not args.quiet,
-            extra_generators=extra_gpu_generators(args, levels),
-        )  # fmt: skip
-    except (BuildError, CheckpointError) as error:
-        raise CommandError(str(error)) from None
+    manifest = build_ladder(
+        source, args.out, generator=generator, levels=levels, options=options,
+        chunk_seconds=args.chunk_seconds, resume=args.resume,
+        measure_quality=not args.no_quality, measure_vmaf=args.vmaf, progress=not args.quiet,
+        extra_generators=extra_gpu_generators(args, levels),
+    )  # fmt: skip
     print_levels(manifest)
     print(f"wrote {Path(args.out) / 'manifest.json'}")
     return 0
@@ -302,7 +295,6 @@ def segmented(args: argparse.Namespace) -> bool:
 def run_titles(args: argparse.Namespace, jobs: list[Any], levels: list[Any]) -> list[Any]:
     """Fit ``jobs`` (``authoring.catalog.TitleJob``) segment by segment on the ``--cluster``
     runner; a ``TitleReport`` per job. Nothing loads a generator in this process."""
-    from authoring.build import BuildError
     from authoring.catalog import CatalogSettings, build_titles
     from authoring.cluster import open_runner
     from authoring.runner import TaskResources
@@ -313,10 +305,7 @@ def run_titles(args: argparse.Namespace, jobs: list[Any], levels: list[Any]) -> 
 
     check_vmaf_option(args)
     options = fit_options(args)
-    try:
-        check_segment_options(options)
-    except BuildError as error:
-        raise CommandError(str(error)) from None
+    check_segment_options(options)
     check_weights_given(args)
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads must be at least 1, got {args.threads}")

@@ -82,11 +82,10 @@ def run(args: argparse.Namespace) -> int:
 
     from emulation import report
     from emulation.catalog import build_catalog
-    from emulation.fast import SimConfig, SimulatorError, run_fast
+    from emulation.fast import SimConfig, run_fast
     from emulation.ladder import default_ladder, load_ladder
     from emulation.metrics import scheme_summary, stream_metrics, summaries_by_source
-    from emulation.traces import PairUnit, TraceFormatError, summarize
-    from prompts.manifest import ManifestError
+    from emulation.traces import PairUnit, summarize
     from promptus.commands.demo import demo_ladder_dir
 
     abrs = [a.strip() for a in args.abr.split(",") if a.strip()]
@@ -101,39 +100,33 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"{name} must be positive, got {value}")
     if args.rtt_ms < 0:
         raise CommandError(f"--rtt-ms must be >= 0, got {args.rtt_ms}")
-    try:
-        if args.ladder:
-            ladder = load_ladder(args.ladder)
-        else:
-            ladder, note = default_ladder(demo_ladder_dir(), args.seed)
-            print(f"promptus emulate: {note}", file=sys.stderr)
-            if not ladder.synthetic:
-                args.ladder = demo_ladder_dir()  # full mode plays the same ladder
-        catalog = build_catalog(args.traces, puffer_unit=PairUnit(args.puffer_unit))
-        if args.sources:
-            wanted = {s.strip() for s in args.sources.split(",")}
-            catalog = [e for e in catalog if e.source in wanted]
-            if not catalog:
-                raise CommandError(f"no traces from sources {sorted(wanted)}")
-        if args.limit is not None:
-            counts: dict[str, int] = {}
-            kept = []
-            for entry in catalog:
-                counts[entry.source] = counts.get(entry.source, 0) + 1
-                if counts[entry.source] <= args.limit:
-                    kept.append(entry)
-            catalog = kept
-        traces = [entry.load() for entry in catalog]
-    except (TraceFormatError, ManifestError) as error:
-        raise CommandError(str(error)) from None
+    if args.ladder:
+        ladder = load_ladder(args.ladder)
+    else:
+        ladder, note = default_ladder(demo_ladder_dir(), args.seed)
+        print(f"promptus emulate: {note}", file=sys.stderr)
+        if not ladder.synthetic:
+            args.ladder = demo_ladder_dir()  # full mode plays the same ladder
+    catalog = build_catalog(args.traces, puffer_unit=PairUnit(args.puffer_unit))
+    if args.sources:
+        wanted = {s.strip() for s in args.sources.split(",")}
+        catalog = [e for e in catalog if e.source in wanted]
+        if not catalog:
+            raise CommandError(f"no traces from sources {sorted(wanted)}")
+    if args.limit is not None:
+        counts: dict[str, int] = {}
+        kept = []
+        for entry in catalog:
+            counts[entry.source] = counts.get(entry.source, 0) + 1
+            if counts[entry.source] <= args.limit:
+                kept.append(entry)
+        catalog = kept
+    traces = [entry.load() for entry in catalog]
 
     if args.mode == "full":
-        from emulation.full import FullModeUnavailable, run_full
+        from emulation.full import run_full
 
-        try:
-            return run_full(args, ladder, traces, abrs)
-        except FullModeUnavailable as error:
-            raise CommandError(str(error)) from None
+        return run_full(args, ladder, traces, abrs)
 
     config = SimConfig(
         session_s=args.session_s,
@@ -162,8 +155,6 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             on_result=lambda _: bar.update(1),
         )
-    except SimulatorError as error:
-        raise CommandError(str(error)) from None
     finally:
         bar.close()
     wall = time.perf_counter() - started

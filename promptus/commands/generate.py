@@ -159,16 +159,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_reference(path: str, width: int, height: int, frames: int):
-    from authoring.source import SourceError, load_source
+    from authoring.source import load_source
 
     if width != height:
         raise CommandError(
             f"--reference scoring needs a square stream (this one is {width}x{height})"
         )
-    try:
-        source = load_source(path, width, max_frames=frames)
-    except SourceError as error:
-        raise CommandError(str(error)) from None
+    source = load_source(path, width, max_frames=frames)
     if len(source.frames) < frames:
         raise CommandError(f"reference {path} has {len(source.frames)} frames, the ladder {frames}")
     return source.frames
