@@ -229,7 +229,7 @@ def fit_titles(titles: Sequence[TitleJob], job: FitJob) -> list[TitleReport]:
         raise ClusterError(f"--local-cpus must be at least 1, got {job.local_cpus}")
     segment_seconds = job.segment_seconds
     settings = CatalogSettings(
-        levels=tuple(job.levels), options=options, size=job.output_size, max_frames=job.max_frames,
+        levels=job.levels, options=options, size=job.output_size, max_frames=job.max_frames,
         fps=job.fps, chunk_seconds=job.chunk_seconds,
         segment_seconds=DEFAULT_SEGMENT_SECONDS if segment_seconds is None else segment_seconds,
         resume=job.resume, measure_quality=job.measure_quality, measure_vmaf=job.measure_vmaf,

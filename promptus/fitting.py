@@ -4,12 +4,17 @@ typed job they name (``authoring.jobs``: the fitting itself happens there)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authoring.presets import PRESETS
 from promptus.errors import CommandError
 from promptus.options import add_generator_options, add_threads_option, check_weights_given
+
+if TYPE_CHECKING:
+    from authoring.jobs import FitJob, Schedule
+    from authoring.levels import LevelSpec
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") -> None:
@@ -151,17 +156,12 @@ def add_cluster_arguments(
     )
 
 
-def schedule(args: argparse.Namespace) -> Any:
+def schedule(args: argparse.Namespace) -> Schedule:
     """The ``authoring.jobs.Schedule`` the arguments name; CommandError for a malformed
     ``--iterations`` or a ``--chunk-seconds`` that is not positive (before anything loads)."""
     from authoring.jobs import Schedule
 
-    budgets = None
-    if args.iterations is not None:
-        try:
-            budgets = parse_budgets(args.iterations)
-        except ValueError as error:
-            raise CommandError(str(error)) from None
+    budgets = None if args.iterations is None else parse_budgets(args.iterations)
     if args.chunk_seconds <= 0:
         raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
     return Schedule(
@@ -172,7 +172,7 @@ def schedule(args: argparse.Namespace) -> Any:
     )  # fmt: skip
 
 
-def fit_job(args: argparse.Namespace, levels: list[Any]) -> Any:
+def fit_job(args: argparse.Namespace, levels: Sequence[LevelSpec]) -> FitJob:
     """The ``authoring.jobs.FitJob`` the arguments of a fitting command name."""
     from authoring.jobs import FitJob
     from authoring.tasks import GeneratorSpec
@@ -190,10 +190,10 @@ def fit_job(args: argparse.Namespace, levels: list[Any]) -> Any:
 
 
 def parse_budgets(text: str) -> tuple[int, int]:
-    """``"300,40"`` -> (300, 40); ValueError otherwise."""
+    """``--iterations 300,40`` -> (300, 40); CommandError otherwise."""
     parts = text.split(",")
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise ValueError(f"--iterations wants two positive integers FIRST,LATER, got {text!r}")
+        raise CommandError(f"--iterations wants two positive integers FIRST,LATER, got {text!r}")
     return int(parts[0]), int(parts[1])
 
 
