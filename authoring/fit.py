@@ -33,6 +33,7 @@ from authoring.batched import (
     StepOptions,
     stacked_contexts,
 )
+from authoring.levels import LevelSpec
 from authoring.losses import FitLoss, mse_from_psnr, psnr_from_mse
 from authoring.plan import KeyframeSpan, keyframe_spans
 from authoring.presets import FitPreset
@@ -58,11 +59,10 @@ FactorPredictor = Callable[[int, torch.Tensor, int], tuple[torch.Tensor, torch.T
 
 
 @dataclass(frozen=True)
-class LevelConfig:
-    """What defines one level's fit besides the source frames."""
+class LevelConfig(LevelSpec):
+    """What defines one level's fit besides the source frames: the level (rank, interval,
+    name) and its chunking, seeds and previous-latent rule."""
 
-    rank: int
-    interval: int
     chunk_frames: int
     noise_seed: int = NOISE_SEED
     prev_latent_weight: float = PREV_LATENT_WEIGHT
@@ -71,17 +71,9 @@ class LevelConfig:
     prev_latent_rule: str = CHUNK_RESET  # or CHAINED (the original release's)
 
     def __post_init__(self) -> None:
-        if self.rank < 1:
-            raise ValueError(f"rank must be at least 1, got {self.rank}")
-        if self.interval < 1:
-            raise ValueError(f"interval must be at least 1, got {self.interval}")
+        super().__post_init__()
         if self.prev_latent_rule not in PREV_LATENT_RULES:
             raise ValueError(f"unknown previous-latent rule {self.prev_latent_rule!r}")
-
-    @property
-    def name(self) -> str:
-        """Level directory name, e.g. ``r8n10``."""
-        return f"r{self.rank}n{self.interval}"
 
 
 @dataclass

@@ -54,6 +54,16 @@ class FullConfig:
     uplink_mbps: float = 12.0
     generator: str = "tiny"  # the daemon's generator; must match the ladder's generator id
 
+    def to_json(self) -> dict[str, object]:
+        """The model parameters as the run's report names them."""
+        return {
+            "sessionS": self.session_s,
+            "delayMsEachWay": self.delay_ms,
+            "queuePackets": self.queue_packets,
+            "uplinkMbps": self.uplink_mbps,
+            "generator": self.generator,
+        }
+
 
 def check_full_mode(ladder_dir: Path | None) -> None:
     """Raises ``FullModeUnavailable`` unless everything full mode needs is here."""
@@ -293,34 +303,37 @@ def result_from_samples(
     )
 
 
-def run_full(args: object, ladder: SimLadder, traces: Sequence[Trace], abrs: Sequence[str]) -> int:
-    """`promptus emulate --mode full`: every trace x ABR as a real shaped browser session."""
+def run_full(
+    ladder_dir: Path | None,
+    ladder: SimLadder,
+    traces: Sequence[Trace],
+    abrs: Sequence[str],
+    config: FullConfig,
+    *,
+    seed: int,
+    out: Path,
+    progress: bool = True,
+) -> list[SessionResult]:
+    """Every trace x ABR as a real shaped browser session, in (trace, abr) order.
+
+    ``out`` keeps the media copy and one log per session (``stack/``, for post-mortems) and
+    each session's raw page samples (``pages/``); ``FullModeUnavailable`` when full mode cannot
+    run here.
+    """
     from tqdm import tqdm
 
-    from emulation import report
-    from emulation.metrics import scheme_summary, stream_metrics, summaries_by_source
-    from emulation.traces import summarize
-
-    ladder_dir = getattr(args, "ladder", None)
     check_full_mode(ladder_dir)
     assert ladder_dir is not None
-    config = FullConfig(
-        session_s=float(getattr(args, "session_s", 60.0)),
-        delay_ms=float(getattr(args, "rtt_ms", 80.0)) / 2,
-    )
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    seed = int(getattr(args, "seed", 0))
     results: list[SessionResult] = []
-    started = time.perf_counter()
     # SIGTERM unwinds like Ctrl-C, so the namespaces' teardown runs.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    workdir = out / "stack"  # media copy and one log per session (kept for post-mortems)
+    workdir = out / "stack"
     bar = tqdm(
         total=len(traces) * len(abrs),
         unit="session",
         desc="emulate (full)",
-        disable=bool(getattr(args, "no_progress", False)),
+        disable=not progress,
         file=sys.stderr,
     )
     (out / "pages").mkdir(exist_ok=True)
@@ -333,46 +346,7 @@ def run_full(args: object, ladder: SimLadder, traces: Sequence[Trace], abrs: Seq
             (out / "pages" / f"{_safe(trace.name)}.{abr}.json").write_text(json.dumps(page))
             bar.update(1)
     bar.close()
-    wall = time.perf_counter() - started
-    ssim = ladder.quality_metric == "ssim_db"
-    streams = [stream_metrics(r, ladder) for r in results]
-    summaries = [scheme_summary(abr, streams, ssim=ssim, seed=seed) for abr in abrs]
-    by_source = summaries_by_source(streams, list(abrs), ssim=ssim, seed=seed)
-    info = report.RunInfo(
-        command=" ".join(sys.argv),
-        mode="full",
-        ladder=ladder.name,
-        ladder_synthetic=ladder.synthetic,
-        quality_metric=ladder.quality_metric,
-        traces_dir=str(getattr(args, "traces", "")),
-        puffer_unit=str(getattr(args, "puffer_unit", "MBps")),
-        seed=seed,
-        workers=1,
-        sessions=len(results),
-        sim_wall_s=wall,
-        config={
-            "sessionS": config.session_s,
-            "delayMsEachWay": config.delay_ms,
-            "queuePackets": config.queue_packets,
-            "uplinkMbps": config.uplink_mbps,
-            "generator": config.generator,
-        },
-    )
-    timeline_name = report.pick_timeline_trace(streams)
-    timeline = [r for r in results if r.trace == timeline_name]
-    report.write_tables(
-        out, info, summaries, streams, by_source, [summarize(t) for t in traces], timeline
-    )
-    report.plot_stall_vs_quality(summaries, ladder.quality_metric, out / "stall_vs_quality.png")
-    report.plot_cdfs(streams, list(abrs), out / "cdf.png")
-    report.plot_timeline(
-        timeline, next(t for t in traces if t.name == timeline_name), ladder, out / "timeline.png"
-    )
-    report.write_report(
-        out, info, summaries, by_source, [summarize(t) for t in traces], timeline_name, ladder
-    )
-    print(report.headline_table(summaries))
-    return 0
+    return results
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -58,14 +58,15 @@ def summary_table(reports: list) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from authoring.catalog import TitleJob
-    from promptus.fitting import run_titles
+    from authoring.jobs import fit_titles
+    from promptus.fitting import fit_job
 
-    levels = levels_from_args(args)
-    jobs = [
+    job = fit_job(args, levels_from_args(args))
+    titles = [
         TitleJob(name, Path(source), args.out / name)
         for name, source in zip(title_names(args.sources), args.sources, strict=True)
     ]
-    reports = run_titles(args, jobs, levels)
+    reports = fit_titles(titles, job)
     print(summary_table(reports))
     sys.stdout.flush()
     failed = [item for item in reports if not item.ok]

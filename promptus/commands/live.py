@@ -88,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from authoring.cluster import open_runner
+    from authoring.jobs import check_size
     from authoring.levels import chunk_frames_for
     from authoring.live.channel import LiveChannel, LiveSettings
     from authoring.live.feed import Feed, FeedOptions
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from authoring.segments import segment_chunks_for
     from authoring.tasks import GeneratorSpec
     from engines.variants import VARIANTS
-    from promptus.fitting import check_size, fit_options
+    from promptus.fitting import schedule
     from promptus.options import check_weights_given
     from wire.media import CHANNEL_PATTERN
 
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--max-latency", args.max_latency), ("--open-timeout", args.open_timeout)):
         if value <= 0:
             raise CommandError(f"{flag} must be positive, got {value}")
-    options = fit_options(args)
+    options = schedule(args).fit_options()
     check_weights_given(args)
     size = args.size if args.size is not None else VARIANTS[args.generator].native_size[0]
     check_size(size)
