@@ -34,8 +34,8 @@ FPS = 30.0
 
 @dataclass(frozen=True)
 class RandomGenerator:
-    """Loads SD-Turbo's (or the tiny) architecture with weights from ``torch.manual_seed(seed)``,
-    built directly on the device (identical on every worker of one GPU model)."""
+    """Loads SD-Turbo's (or the tiny) architecture with random weights from ``seed``, built on the
+    device (``engines.loaders.random_networks``: identical on every worker of one GPU model)."""
 
     arch: str = "sd-turbo"
     seed: int = 0
@@ -43,28 +43,13 @@ class RandomGenerator:
     def load(self, device: str):  # type: ignore[no-untyped-def]
         import torch
 
-        from engines.backends import BackendOptions, make_backend
-        from engines.generator import Generator
-        from engines.model_configs import TAESD, TINY_AUTOENCODER, TINY_UNET
-        from engines.sdturbo import build_unet
-        from engines.taesd import build_autoencoder_tiny
-        from engines.variants import VARIANTS
+        from engines.backends import BackendOptions
+        from engines.loaders import generator_from_networks, random_networks
 
-        torch.manual_seed(self.seed)
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        with torch.device(device):
-            if self.arch == "sd-turbo":
-                unet, autoencoder = build_unet(), build_autoencoder_tiny(TAESD)
-            else:
-                unet, autoencoder = build_unet(TINY_UNET), build_autoencoder_tiny(TINY_AUTOENCODER)
-        backend = make_backend(
-            unet, autoencoder.decoder, BackendOptions(device=device, dtype=dtype)
-        )
-        return Generator(
-            variant=VARIANTS["sd-turbo" if self.arch == "sd-turbo" else "tiny"],
-            generator_id=f"{self.arch}:random-seed{self.seed}",
-            backend=backend,
-            encoder=autoencoder.encoder.to(device),
+        networks = random_networks(self.arch, self.seed, device)
+        return generator_from_networks(
+            self.arch, networks, BackendOptions(device=device, dtype=dtype)
         )
 
 

@@ -84,53 +84,11 @@ def synthetic_chunks(
     return chunks
 
 
-def random_sdturbo(args: argparse.Namespace, seed: int = 0) -> Any:
-    """SD-Turbo's UNet and the TAESD decoder with random weights (timing, not pictures)."""
-    import torch
-
-    from engines.backends import BackendOptions, make_backend
-    from engines.generator import Generator, default_dtype, resolve_device
-    from engines.model_configs import SDTURBO_UNET, TAESD
-    from engines.sdturbo import build_unet
-    from engines.taesd import build_autoencoder_tiny
-
-    torch.manual_seed(seed)
-    resolved = resolve_device(args.device)
-    with torch.device(resolved):  # initialise on the device: 865M parameters
-        unet = build_unet(SDTURBO_UNET)
-        decoder = build_autoencoder_tiny(TAESD).decoder
-    generator_id = f"sd-turbo:random-{seed}"
-    options = BackendOptions(
-        kind=args.backend,
-        device=resolved,
-        dtype=default_dtype(resolved),
-        cuda_graph=args.cuda_graph,
-        channels_last=args.channels_last,
-        compile_mode=args.compile_mode,
-        compile_cache_dir=args.cache_dir,
-        ahead_of_time=args.ahead_of_time,
-        cache_key=generator_id,
-    )
-    return Generator(
-        variant=VARIANTS["sd-turbo"],
-        generator_id=generator_id,
-        backend=make_backend(unet, decoder, options),
-        encoder=None,
-    )
-
-
 def load(args: argparse.Namespace) -> Any:
-    if args.random_weights:
-        if args.generator != "sd-turbo":
-            raise SystemExit("--random-weights is for --generator sd-turbo")
-        return random_sdturbo(args)
-    from engines import load_generator
+    """The generator as ``promptus daemon`` loads it, or its architecture with random weights."""
+    from engines.loaders import generator_from_networks, load_generator, random_networks
 
-    return load_generator(
-        args.generator,
-        weights=args.weights,
-        taesd=args.taesd,
-        device=args.device,
+    switches: dict[str, Any] = dict(
         backend=args.backend,
         cuda_graph=args.cuda_graph,
         channels_last=args.channels_last,
@@ -138,6 +96,20 @@ def load(args: argparse.Namespace) -> Any:
         compile_cache_dir=args.cache_dir,
         ahead_of_time=args.ahead_of_time,
     )
+    if not args.random_weights:
+        return load_generator(
+            args.generator, weights=args.weights, taesd=args.taesd, device=args.device, **switches
+        )
+    if args.generator != "sd-turbo":
+        raise SystemExit("--random-weights is for --generator sd-turbo")
+    from engines.backends import backend_options
+    from engines.devices import default_dtype, resolve_device
+
+    device = resolve_device(args.device)
+    options = backend_options(
+        switches.pop("backend"), device=device, dtype=default_dtype(device), **switches
+    )
+    return generator_from_networks("sd-turbo", random_networks("sd-turbo", 0, device), options)
 
 
 def start_as_the_daemon_does(args: argparse.Namespace) -> tuple[Any, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import platform
 import re
@@ -25,21 +26,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from engines.backends import BackendOptions, make_backend
-from engines.generator import Generator, build_tiny_autoencoder, build_tiny_unet
-from engines.identity import compute_generator_id
-from engines.model_configs import SDTURBO_UNET, TAESD, architecture_config
-from engines.nano import load_nano
-from engines.sdturbo import build_unet, load_unet
-from engines.seeded import fill_seeded_
-from engines.taesd import build_autoencoder_tiny, load_taesd
+from engines.backends import backend_options, make_backend
+from engines.generator import Generator
+from engines.loaders import LOADERS, generator_id_of, random_networks
+from engines.sdturbo import load_unet
+from engines.taesd import load_taesd
 from engines.variants import VARIANTS
 from prompts.chunk import PromptChunk
 from prompts.keyframe import Keyframe
 from prompts.quant import quantize_tensor
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_SHAPE, CONTEXT_TOKENS
 
-BENCH_SEED = 1234  # seed of the random SD-Turbo-architecture weights
+BENCH_SEED = (
+    1234  # seed of the random SD-Turbo-architecture weights (engines.loaders.random_networks)
+)
 OPTIONS = {
     "cpu-fp32": dict(dtype=torch.float32),
     "fp16-eager": dict(dtype=torch.float16),
@@ -67,33 +67,17 @@ STREAM_INTERVAL = 10  # keyframe interval: 6 groups of 10 frames per chunk
 
 
 def build_networks(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, str]:
-    if args.generator in ("tiny", "nano"):
-        unet, autoencoder = (
-            (build_tiny_unet(), build_tiny_autoencoder())
-            if args.generator == "tiny"
-            else load_nano()
-        )
-        variant = VARIANTS[args.generator]
-        unet_config, decoder_config = variant.unet_config, variant.decoder_config
-        family = args.generator
+    """The generator's UNet, decoder and id: sd-turbo's parts not given have random weights."""
+    if args.generator != "sd-turbo":
+        networks = LOADERS[args.generator](None, None)
     else:
-        unet = (
-            load_unet(args.weights)
-            if args.weights
-            else fill_seeded_(build_unet(SDTURBO_UNET), BENCH_SEED)
-        )
-        autoencoder = (
-            load_taesd(args.taesd)
-            if args.taesd
-            else fill_seeded_(build_autoencoder_tiny(TAESD), BENCH_SEED)
-        )
-        unet_config, decoder_config, family = SDTURBO_UNET, TAESD, "sd-turbo"
-    ident = compute_generator_id(
-        family,
-        {"unet": architecture_config(unet_config), "decoder": architecture_config(decoder_config)},
-        {"unet": unet, "decoder": autoencoder.decoder},
-    )
-    return unet, autoencoder.decoder, ident
+        networks = random_networks("sd-turbo", BENCH_SEED, args.device)
+        if args.weights:
+            networks = dataclasses.replace(networks, unet=load_unet(args.weights))
+        if args.taesd:
+            taesd = load_taesd(args.taesd)
+            networks = dataclasses.replace(networks, decoder=taesd.decoder, encoder=taesd.encoder)
+    return networks.unet, networks.decoder, generator_id_of(args.generator, networks)
 
 
 def synchronize(device: str) -> None:
@@ -130,7 +114,7 @@ def measure_option(name: str, unet, decoder, ident: str, args: argparse.Namespac
     variant = VARIANTS[args.generator]
     settings = dict(OPTIONS[name])
     settings["channels_last"] = settings.get("channels_last", False) or variant.channels_last
-    options = BackendOptions(device=args.device, **settings)
+    options = backend_options("torch", device=args.device, **settings)
     backend = make_backend(copy.deepcopy(unet), copy.deepcopy(decoder), options)
     rows = []
     latent_shape = variant.latent.shape(args.size, args.size)

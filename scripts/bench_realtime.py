@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import re
@@ -36,7 +37,7 @@ from bench_engines import (
 )
 from tqdm import tqdm
 
-from engines.backends import BackendOptions, make_backend
+from engines.backends import backend_options, make_backend
 from engines.generator import Generator
 from engines.variants import VARIANTS
 from prompts.stream_model import CONTEXT_SHAPE, PREV_LATENT_WEIGHT
@@ -48,7 +49,7 @@ WARMUP_RUNS = 3
 COMPILE_COST_S = 90.0  # budget guard per compiled variant: measured 61 s cold on the H200 (warm-start probe 86 s)
 
 VARIANTS_SPEC: dict[str, dict] = {
-    # name: BackendOptions fields; "compiled" ones run only --compiled-batches (a compile per shape)
+    # name: engines.backends.backend_options arguments; "compiled" ones run only --compiled-batches (a compile per shape)
     "fp32-eager": dict(kind="torch", dtype=torch.float32),
     "fp16-eager": dict(kind="torch", dtype=torch.float16),
     "fp16-graph": dict(kind="torch", dtype=torch.float16, channels_last=True, cuda_graph=True),
@@ -208,8 +209,8 @@ def measure_variant(
     batches = spec.pop("batches", None) or (
         args.compiled_batches if is_compiled(name) else args.batches
     )
-    options = BackendOptions(
-        device="cuda", cache_key=ident, compile_cache_dir=args.cache_dir, **spec
+    options = dataclasses.replace(
+        backend_options(device="cuda", compile_cache_dir=args.cache_dir, **spec), cache_key=ident
     )
     built = time.perf_counter()
     backend = make_backend(copy.deepcopy(unet), copy.deepcopy(decoder), options)
@@ -272,7 +273,7 @@ def reference_outputs(unet, decoder, ident: str, args) -> tuple[dict, list[dict]
     backend = make_backend(
         copy.deepcopy(unet),
         copy.deepcopy(decoder),
-        BackendOptions(device="cuda", **VARIANTS_SPEC["fp32-eager"]),
+        backend_options(device="cuda", **VARIANTS_SPEC["fp32-eager"]),
     )
     prev, noise, context = make_inputs(args.reference_batch, args.size)
     _, x0, frames = backend.generate_group(prev, noise, PREV_LATENT_WEIGHT, context)

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from engines import load_generator
-from engines.backends import BackendOptions, make_backend
+from engines.backends import (
+    BackendOptions,
+    TensorRTOptions,
+    TorchOptions,
+    backend_options,
+    make_backend,
+)
 from engines.schedule import X0_EPS_SCALE, X0_INPUT_SCALE, alphas_cumprod, x0_from_eps
 from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
 
@@ -31,13 +37,13 @@ def test_x0_constants_come_from_the_schedule():
 def test_factory_names_what_exists():
     unet, decoder = torch.nn.Identity(), torch.nn.Identity()
     with pytest.raises(ValueError, match="not available yet"):
-        make_backend(unet, decoder, BackendOptions(kind="tensorrt"))
+        make_backend(unet, decoder, BackendOptions(backend=TensorRTOptions()))
     with pytest.raises(ValueError, match="unknown backend"):
-        make_backend(unet, decoder, BackendOptions(kind="onnx"))
+        backend_options("onnx", device="cpu", dtype=torch.float32)
     with pytest.raises(ValueError, match="CPU backend is float32"):
         make_backend(unet, decoder, BackendOptions(dtype=torch.float16))
     with pytest.raises(ValueError, match="cuda_graph needs a CUDA device"):
-        make_backend(unet, decoder, BackendOptions(cuda_graph=True))
+        make_backend(unet, decoder, BackendOptions(backend=TorchOptions(cuda_graph=True)))
 
 
 def test_unknown_generator_name():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engines.backends import BackendOptions, FrameSink, make_backend
+from engines.backends import BackendOptions, FastTorchOptions, FrameSink, make_backend
 from engines.backends.compile_cache import (
     COMPILE_CACHE_ENV,
     compile_cache_dir,
@@ -16,7 +16,7 @@ from engines.backends.compile_cache import (
 )
 from engines.backends.fast_torch import ATTENTION_FIRST, attention_kernels
 from engines.backends.fp8 import Fp8Linear, convert_linears_to_fp8
-from engines.generator import build_tiny_autoencoder, build_tiny_unet
+from engines.loaders import load_tiny
 from engines.schedule import mix_latent
 from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
 
@@ -35,7 +35,7 @@ def test_fp8_linear_is_close_to_the_float_linear():
 
 
 def test_fp8_conversion_keeps_context_linears_and_sizes_it_cannot_run():
-    unet = build_tiny_unet()
+    unet = load_tiny().unet
     converted = convert_linears_to_fp8(unet)
     names = {name for name, module in unet.named_modules() if isinstance(module, Fp8Linear)}
     assert converted == len(names) > 0
@@ -61,13 +61,17 @@ def test_compile_cache_folder_precedence(tmp_path, monkeypatch):
 def test_fast_backend_is_cuda_half_only():
     unet, decoder = torch.nn.Identity(), torch.nn.Identity()
     with pytest.raises(ValueError, match="needs a CUDA device"):
-        make_backend(unet, decoder, BackendOptions(kind="fast"))
+        make_backend(unet, decoder, BackendOptions(backend=FastTorchOptions()))
 
 
 def test_unknown_attention_kernel_is_refused():
     unet, decoder = torch.nn.Identity(), torch.nn.Identity()
     with pytest.raises(ValueError, match="attention 'fastest'"):
-        make_backend(unet, decoder, BackendOptions(kind="fast", device="cuda", attention="fastest"))
+        make_backend(
+            unet,
+            decoder,
+            BackendOptions(device="cuda", backend=FastTorchOptions(attention="fastest")),
+        )
 
 
 @pytest.mark.parametrize("choice", ["cudnn", "flash", "efficient"])
@@ -151,10 +155,13 @@ def test_fast_backend_agrees_with_eager_half(tiny_generator, tmp_path, compile_m
 @pytest.mark.gpu
 @needs_cuda
 def test_short_group_runs_padded_in_the_captured_larger_graph():
+    tiny = load_tiny()
     backend = make_backend(
-        build_tiny_unet(),
-        build_tiny_autoencoder().decoder,
-        BackendOptions(kind="fast", device="cuda", dtype=torch.float16, compile_mode="none"),
+        tiny.unet,
+        tiny.decoder,
+        BackendOptions(
+            device="cuda", dtype=torch.float16, backend=FastTorchOptions(compile_mode="none")
+        ),
     )
     prev, noise = torch.randn(1, 4, 8, 8, device="cuda"), torch.randn(1, 4, 8, 8, device="cuda")
     context = torch.randn(4, 77, 1024, device="cuda")
