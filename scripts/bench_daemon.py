@@ -29,7 +29,6 @@ import datetime
 import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from client_daemon.daemon import ENGINE_FRAME_FORMAT, Daemon
 from client_daemon.muxer import EncoderSettings, H264Muxer
 from client_daemon.settings import DaemonSettings
 from common.atomic import atomic_write_json
+from engines.devices import card_name
 from engines.variants import VARIANTS
 from prompts.chunk import PromptChunk, encode_chunk
 from prompts.init_state import encode_init_state
@@ -154,14 +154,6 @@ def time_start(argv: list[str], what: str) -> dict[str, Any]:
         **json.loads(lines[-1][len(READY_MARK) :]),
         "log": logged[-4:],
     }
-
-
-def card_name(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
 
 
 def smooth_video(count: int, size: int) -> np.ndarray:

@@ -16,7 +16,6 @@ import argparse
 import copy
 import dataclasses
 import json
-import platform
 import re
 import sys
 import time
@@ -27,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from engines.backends import backend_options, make_backend
+from engines.devices import card_name
 from engines.generator import Generator
 from engines.loaders import LOADERS, generator_id_of, random_networks
 from engines.sdturbo import load_unet
@@ -158,12 +158,6 @@ def measure_option(name: str, unet, decoder, ident: str, args: argparse.Namespac
     return rows
 
 
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-
-
 def print_table(rows: list[dict], card: str) -> None:
     print(f"\ncard: {card}")
     print(f"{'option':32s} {'mode':9s} {'batch':>5s} {'fps':>9s} {'ms/call':>9s} {'peak GiB':>9s}")
@@ -210,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(measure_option(name, unet, decoder, ident, args))
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()  # the option's copies are gone; free their blocks
-    card = device_name(args.device)
+    card = card_name(args.device)
     print_table(rows, card)
     slug = re.sub(r"[^a-z0-9]+", "-", card.lower()).strip("-")
     out = Path(args.json or f"docs/benchmarks/engines_{args.generator}_{slug}.json")

@@ -33,7 +33,6 @@ import dataclasses
 import gc
 import json
 import math
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +49,7 @@ from authoring.planted import planted_clip, planted_keyframes
 from authoring.presets import PRESETS, FitPreset
 from engines import load_generator
 from engines.backends import BackendOptions, TorchOptions, make_backend
+from engines.devices import card_name
 from engines.generator import Generator
 from engines.loaders import Networks, generator_from_networks
 from engines.model_configs import TAESD
@@ -102,12 +102,6 @@ def random_generator(
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-def card_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name()
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 # -- the planted clip ----------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from authoring.planted import planted_clip
 from authoring.presets import get_preset
 from authoring.source import SourceVideo
 from engines import load_generator
+from engines.devices import card_name
 from prompts.chunk import encode_chunk
 from prompts.ladder import split_into_chunks
 from prompts.manifest import StreamInfo
@@ -161,14 +161,9 @@ def main() -> None:
     for name, row in rows.items():
         print(f"| {name} | " + " | ".join(str(row[k]) for k in keys) + " |")
     print(summary)
-    device = (
-        torch.cuda.get_device_name()
-        if args.device.startswith("cuda")
-        else platform.processor() or "cpu"
-    )
     document = {
         "mode": args.mode,
-        "device": device,
+        "device": card_name(args.device),
         "settings": vars(args),
         "generator": gen.generator_id,
         "rows": rows,

@@ -32,12 +32,12 @@ from bench_engines import (
     STREAM_CHUNK_FRAMES,
     STREAM_INTERVAL,
     build_networks,
-    device_name,
     stream_chunk,
 )
 from tqdm import tqdm
 
 from engines.backends import backend_options, make_backend
+from engines.devices import card_name
 from engines.generator import Generator
 from engines.variants import VARIANTS
 from prompts.stream_model import CONTEXT_SHAPE, PREV_LATENT_WEIGHT
@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args.cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="promptus-inductor-")
     args.probe_json = str(Path(args.cache_dir) / "warm_start.json")
-    args.card = device_name("cuda")
+    args.card = card_name("cuda")
     torch.backends.cudnn.benchmark = True
     unet, decoder, ident = build_networks(args)
     print(

@@ -23,6 +23,7 @@ from engines.backends.base import WholeGroupStepMixin
 from engines.backends.options import BackendOptions, TensorRTOptions, own_options
 from engines.backends.torch_backend import TorchBackend
 from engines.colour import RGB24, levels_to_yuv420p
+from engines.devices import card_name
 from prompts.stream_model import CONTEXT_SHAPE
 
 ENGINE_CACHE_DIR = Path("~/.cache/promptus/tensorrt")  # default on-disk engine cache
@@ -196,7 +197,7 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
         plans = {
             part: engine_cache_path(
                 self._cache_dir,
-                gpu_name=torch.cuda.get_device_name(self.device),
+                gpu_name=card_name(self.device),
                 tensorrt_version=trt.__version__,
                 generator_id=self.options.cache_key,
                 part=part,
