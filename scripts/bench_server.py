@@ -25,7 +25,6 @@ import platform
 import random
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from common.ports import free_port  # noqa: E402
 from prompts.chunk import PromptChunk  # noqa: E402
 from prompts.keyframe import Keyframe, keyframe_positions  # noqa: E402
 from prompts.ladder import LadderWriter  # noqa: E402
@@ -195,12 +195,6 @@ def cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.machine()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from common.ports import free_port
 from common.processes import Child
 from tests.browser import CHROMIUM
 from tests.browser import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
@@ -22,7 +23,6 @@ from tests.web.stack import (
     CHUNK_FRAMES,
     REPO_ROOT,
     STREAM_FPS,
-    free_port,
     start_daemon,
     start_server,
     write_ladder,
