@@ -39,6 +39,7 @@ from tqdm import tqdm
 from engines.backends import backend_options, make_backend
 from engines.devices import card_name
 from engines.generator import Generator
+from engines.psnr import frames_psnr_db
 from engines.variants import VARIANTS
 from prompts.stream_model import CONTEXT_SHAPE, PREV_LATENT_WEIGHT
 
@@ -181,11 +182,6 @@ def print_profile(name: str, profile: dict) -> None:
         print(f"    {ms:7.3f} ms  {kernel}")
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 def compare(x0: torch.Tensor, frames: torch.Tensor, reference: dict | None) -> dict:
     if reference is None:
         return {}
@@ -198,7 +194,7 @@ def compare(x0: torch.Tensor, frames: torch.Tensor, reference: dict | None) -> d
         "x0_ref_mean_abs": float(reference["x0"].abs().mean()),
         "frames_mean_abs_diff": float(diff.mean()),
         "frames_max_abs_diff": int(diff.max()),
-        "psnr_vs_fp32_db": psnr(frames_np, reference["frames"]),
+        "psnr_vs_fp32_db": frames_psnr_db(frames_np, reference["frames"]),
     }
 
 

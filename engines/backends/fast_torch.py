@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -43,6 +42,7 @@ from engines.backends.compile_cache import configure_compile_cache
 from engines.backends.options import BackendOptions, FastTorchOptions, TorchOptions, own_options
 from engines.backends.torch_backend import GRAPH_WARMUP_RUNS, TorchBackend
 from engines.colour import RGB24
+from engines.psnr import frames_psnr_db
 from engines.schedule import x0_from_eps
 
 log = logging.getLogger(__name__)
@@ -167,12 +167,6 @@ def _finishing(step: GroupStep, graph: Callable[..., Any]) -> Callable[..., Any]
         return step.finish(graph(*inputs))
 
     return run
-
-
-def frames_psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR of two uint8 frame tensors (inf when equal)."""
-    mse = float(((a.float() - b.float()) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
