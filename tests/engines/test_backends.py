@@ -14,7 +14,14 @@ from engines.backends import (
     backend_options,
     make_backend,
 )
-from engines.schedule import X0_EPS_SCALE, X0_INPUT_SCALE, alphas_cumprod, x0_from_eps
+from engines.schedule import (
+    X0_EPS_SCALE,
+    X0_INPUT_SCALE,
+    alphas_cumprod,
+    mix_latent,
+    unmix_latent,
+    x0_from_eps,
+)
 from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -31,6 +38,15 @@ def test_x0_constants_come_from_the_schedule():
     x0 = x0_from_eps(latent, eps)
     assert x0.dtype == torch.float32 and torch.allclose(
         x0, torch.full_like(x0, X0_INPUT_SCALE - X0_EPS_SCALE)
+    )
+
+
+def test_unmix_latent_inverts_mix_latent():
+    prev, noise = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
+    mixed = mix_latent(prev.half(), noise, 0.05)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(
+        unmix_latent(mixed, noise, 0.05), prev.half().float(), atol=1e-5, rtol=0
     )
 
 
