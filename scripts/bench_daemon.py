@@ -46,11 +46,10 @@ from client_daemon.settings import DaemonSettings
 from common.atomic import atomic_write_json
 from engines.devices import card_name
 from engines.variants import VARIANTS
-from prompts.chunk import PromptChunk, encode_chunk
+from prompts.chunk import encode_chunk
 from prompts.init_state import encode_init_state
-from prompts.keyframe import Keyframe, keyframe_positions
-from prompts.quant import quantize_tensor
-from prompts.stream_model import CONTEXT_SHAPE, NOISE_SEED, PREV_LATENT_WEIGHT
+from prompts.stream_model import NOISE_SEED, PREV_LATENT_WEIGHT
+from prompts.testing import level_chunks
 from wire.daemon import StreamSetup
 
 TARGET_MS = 150.0  # issue 6: a 2 s chunk at 512x512 ready within 150 ms on one H100/H200
@@ -64,24 +63,16 @@ SMOOTH_ENCODE_REPEATS = 3  # encode-only runs on smooth synthetic video
 def synthetic_chunks(
     generator_id: str, frames: int, chunk_frames: int, interval: int, rank: int, seed: int = 0
 ) -> list[bytes]:
-    """Encoded chunks of one level with seeded random keyframes (docs/architecture.md cuts)."""
-    rng = np.random.RandomState(seed)
-    tokens, dim = CONTEXT_SHAPE
-    keyframes = {
-        p: Keyframe(
-            frame=p,
-            u=quantize_tensor(rng.randn(tokens, rank).astype(np.float32)),
-            v=quantize_tensor(rng.randn(rank, dim).astype(np.float32)),
-        )
-        for p in keyframe_positions(frames, interval)
-    }
-    chunks = []
-    for index in range(-(-frames // chunk_frames)):
-        start, end = index * chunk_frames, min((index + 1) * chunk_frames, frames)
-        held = [k for p, k in keyframes.items() if start < p <= end or (index == 0 and p == 0)]
-        chunk = PromptChunk(generator_id, 0, index, start, end, interval, rank, tuple(held))
-        chunks.append(encode_chunk(chunk))
-    return chunks
+    """Encoded chunks of one level with seeded random keyframes (``prompts.testing``)."""
+    chunks = level_chunks(
+        generator_id,
+        frames=frames,
+        interval=interval,
+        chunk_frames=chunk_frames,
+        rank=rank,
+        seed=seed,
+    )
+    return [encode_chunk(chunk) for chunk in chunks]
 
 
 def load(args: argparse.Namespace) -> Any:

@@ -33,9 +33,8 @@ from engines.sdturbo import load_unet
 from engines.taesd import load_taesd
 from engines.variants import VARIANTS
 from prompts.chunk import PromptChunk
-from prompts.keyframe import Keyframe
-from prompts.quant import quantize_tensor
-from prompts.stream_model import CONTEXT_DIM, CONTEXT_SHAPE, CONTEXT_TOKENS
+from prompts.stream_model import CONTEXT_SHAPE
+from prompts.testing import level_chunks
 
 BENCH_SEED = (
     1234  # seed of the random SD-Turbo-architecture weights (engines.loaders.random_networks)
@@ -98,16 +97,14 @@ def time_runs(run, device: str) -> tuple[float, int]:
 
 
 def stream_chunk(generator_id: str, rank: int = 8) -> PromptChunk:
-    rng = np.random.RandomState(0)
-    keyframes = tuple(
-        Keyframe(
-            f,
-            quantize_tensor(rng.standard_normal((CONTEXT_TOKENS, rank)).astype(np.float32)),
-            quantize_tensor(rng.standard_normal((rank, CONTEXT_DIM)).astype(np.float32)),
-        )
-        for f in range(0, STREAM_CHUNK_FRAMES + 1, STREAM_INTERVAL)
-    )
-    return PromptChunk(generator_id, 0, 0, 0, STREAM_CHUNK_FRAMES, STREAM_INTERVAL, rank, keyframes)
+    """The first chunk of a level: ``STREAM_CHUNK_FRAMES`` frames, ``STREAM_INTERVAL`` apart."""
+    return level_chunks(
+        generator_id,
+        frames=STREAM_CHUNK_FRAMES + 1,  # the keyframe at the chunk's end belongs to it
+        interval=STREAM_INTERVAL,
+        chunk_frames=STREAM_CHUNK_FRAMES,
+        rank=rank,
+    )[0]
 
 
 def measure_option(name: str, unet, decoder, ident: str, args: argparse.Namespace) -> list[dict]:

@@ -37,9 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from common.ports import free_port  # noqa: E402
-from prompts.chunk import PromptChunk  # noqa: E402
 from prompts.keyframe import Keyframe, keyframe_positions  # noqa: E402
-from prompts.ladder import LadderWriter  # noqa: E402
+from prompts.ladder import LadderWriter, split_into_chunks  # noqa: E402
 from prompts.manifest import StreamInfo  # noqa: E402
 from prompts.quant import quantize_tensor  # noqa: E402
 
@@ -66,23 +65,16 @@ def build_ladder(path: Path) -> int:
     writer = LadderWriter(path, stream, [("r8n10", RANK, INTERVAL)])
     writer.write_init_state(np.zeros((1, 4, 64, 64), np.float32))
     rng = np.random.RandomState(0)
-    positions = keyframe_positions(frames, INTERVAL)
-    for index in range(STREAM_CHUNKS):
-        start, end = stream.chunk_range(index)
-        held = [
-            p for p in positions if start < p <= start + CHUNK_FRAMES or (index == 0 and p == 0)
-        ]
-        keyframes = tuple(
-            Keyframe(
-                p,
-                quantize_tensor(rng.rand(77, RANK).astype(np.float32)),
-                quantize_tensor(rng.rand(RANK, 1024).astype(np.float32)),
-            )
-            for p in held
+    keyframes = [
+        Keyframe(
+            p,
+            quantize_tensor(rng.rand(77, RANK).astype(np.float32)),
+            quantize_tensor(rng.rand(RANK, 1024).astype(np.float32)),
         )
-        writer.append_chunk(
-            0, PromptChunk("bench:0", 0, index, start, end, INTERVAL, RANK, keyframes)
-        )
+        for p in keyframe_positions(frames, INTERVAL)
+    ]
+    for chunk in split_into_chunks(keyframes, stream, level=0, interval=INTERVAL):
+        writer.append_chunk(0, chunk)
     return round(writer.finish().levels[0].kbps)
 
 

@@ -22,7 +22,8 @@ from engines.schedule import (
     unmix_latent,
     x0_from_eps,
 )
-from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
+from prompts.testing import level_chunks
+from tests.engines.conftest import TEST_SIZE, init_latent
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -76,7 +77,7 @@ def test_forward_is_differentiable_wrt_context(tiny_generator):
 
 
 def _decode_all(generator, rule="chunk-reset"):
-    chunks = make_level_chunks(generator.generator_id, frames=16, interval=4, chunk_frames=8)
+    chunks = level_chunks(generator.generator_id, frames=16, interval=4, chunk_frames=8)
     stream = generator.open_stream(
         width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), prev_latent_rule=rule
     )

@@ -18,7 +18,8 @@ from engines.backends.fast_torch import ATTENTION_FIRST, attention_kernels
 from engines.backends.fp8 import Fp8Linear, convert_linears_to_fp8
 from engines.loaders import load_tiny
 from engines.schedule import mix_latent
-from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
+from prompts.testing import level_chunks
+from tests.engines.conftest import TEST_SIZE, init_latent
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -127,7 +128,7 @@ def test_frame_sink_gathers_batches_and_counts():
 
 
 def _decode_all(generator):
-    chunks = make_level_chunks(generator.generator_id, frames=16, interval=4, chunk_frames=8)
+    chunks = level_chunks(generator.generator_id, frames=16, interval=4, chunk_frames=8)
     stream = generator.open_stream(width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent())
     return np.concatenate([stream.decode_chunk(chunk) for chunk in chunks])
 
@@ -203,7 +204,7 @@ def test_ahead_of_time_step_is_cached_and_agrees_with_the_compiled_one(tmp_path,
         stream = generator.open_stream(
             width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), frame_format=YUV420P
         )
-        chunks = make_level_chunks(generator.generator_id, frames=8, interval=4, chunk_frames=8)
+        chunks = level_chunks(generator.generator_id, frames=8, interval=4, chunk_frames=8)
         return stream.decode_chunk(chunks[0]), generator.backend.compiled_how(YUV420P)
 
     options = dict(
