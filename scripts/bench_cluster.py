@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchkit import write_document
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 FPS = 30.0
@@ -236,9 +237,7 @@ def main() -> None:
         or OUT_DIR
         / f"cluster_{args.arch}_{card.split('(')[-1].strip(') ').replace(' ', '-').lower()}.json"
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_document(out, result)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchkit import command_line, software
 from tqdm import tqdm
 
 from client_daemon.client import DaemonClient
@@ -91,16 +92,18 @@ def load(args: argparse.Namespace) -> Any:
         return load_generator(
             args.generator, weights=args.weights, taesd=args.taesd, device=args.device, **switches
         )
-    if args.generator != "sd-turbo":
-        raise SystemExit("--random-weights is for --generator sd-turbo")
     from engines.backends import backend_options
     from engines.devices import default_dtype, resolve_device
+    from engines.loaders import SD_SHAPED
 
+    if args.generator not in SD_SHAPED:
+        raise SystemExit(f"--random-weights is for --generator {', '.join(SD_SHAPED)}")
     device = resolve_device(args.device)
     options = backend_options(
         switches.pop("backend"), device=device, dtype=default_dtype(device), **switches
     )
-    return generator_from_networks("sd-turbo", random_networks("sd-turbo", 0, device), options)
+    networks = random_networks(args.generator, 0, device)
+    return generator_from_networks(args.generator, networks, options)
 
 
 def start_as_the_daemon_does(args: argparse.Namespace) -> tuple[Any, str]:
@@ -368,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--taesd", type=Path)
     parser.add_argument(
-        "--random-weights", action="store_true", help="SD-Turbo architecture, random weights"
+        "--random-weights",
+        action="store_true",
+        help="the generator's architecture with random weights (sd-turbo, tiny, tiny-taesd)",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
@@ -474,14 +479,14 @@ def main(argv: list[str] | None = None) -> int:
                 "cuda_graph": args.cuda_graph,
                 "channels_last": args.channels_last,
                 "compile_mode": args.compile_mode,
-                "torch": torch_version(),
+                "torch": software()["torch"],
                 "cpu_count": os.cpu_count(),
                 "host_load_1m": round(
                     os.getloadavg()[0], 1
                 ),  # other work on the machine while measuring
                 "target_ms": TARGET_MS if (args.size, args.chunk_frames) == (512, 60) else None,
                 "label": args.label,
-                "command": "python scripts/bench_daemon.py " + " ".join(raw),
+                "command": command_line(raw),
                 "date": datetime.date.today().isoformat(),
             }
         )
@@ -497,12 +502,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(f"wrote {args.json}")
     return 0
-
-
-def torch_version() -> str:
-    import torch
-
-    return torch.__version__
 
 
 if __name__ == "__main__":

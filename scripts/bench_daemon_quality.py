@@ -21,6 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from benchkit import command_line
 from PIL import Image
 from tqdm import tqdm
 
@@ -99,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json,
             {
                 "benchmark": "scripts/bench_daemon_quality.py",
-                "command": "python scripts/bench_daemon_quality.py "
-                + " ".join(sys.argv[1:] if argv is None else argv),
+                "command": command_line(argv),
                 "frames": len(source),
                 "size": [width, height],
                 "preset": EncoderSettings.preset,

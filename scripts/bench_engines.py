@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from benchkit import card_slug, command_line, software, write_document
 from tqdm import tqdm
 
 from engines.backends import backend_options, make_backend
@@ -203,9 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.empty_cache()  # the option's copies are gone; free their blocks
     card = card_name(args.device)
     print_table(rows, card)
-    slug = re.sub(r"[^a-z0-9]+", "-", card.lower()).strip("-")
+    slug = card_slug(card)
     out = Path(args.json or f"docs/benchmarks/engines_{args.generator}_{slug}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "card": card,
         "generator": args.generator,
@@ -213,13 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         "size": args.size,
         "weights": args.weights or f"seeded {BENCH_SEED}",
         "taesd": args.taesd or f"seeded {BENCH_SEED}",
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "command": " ".join(["python", *sys.argv]),
+        **software(),
+        "command": command_line(argv),
         "rows": rows,
     }
-    out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    write_document(out, document)
     return 0
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from benchkit import write_document
 
 from authoring.build import FitOptions, fit_level
 from authoring.levels import LevelSpec
@@ -170,7 +170,7 @@ def main() -> None:
         **summary,
     }
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / f"inversion_{args.mode}.json").write_text(json.dumps(document, indent=2) + "\n")
+    write_document(OUT_DIR / f"inversion_{args.mode}.json", document, quiet=True)
 
 
 if __name__ == "__main__":

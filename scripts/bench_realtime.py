@@ -19,7 +19,6 @@ import copy
 import dataclasses
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from bench_engines import (
     build_networks,
     stream_chunk,
 )
+from benchkit import card_slug, command_line, software, write_document
 from tqdm import tqdm
 
 from engines.backends import backend_options, make_backend
@@ -415,16 +415,15 @@ def main(argv: list[str] | None = None) -> int:
         "generator": args.generator,
         "generator_id": ident,
         "size": args.size,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+        **software(),
         "gflop_per_frame": GFLOP_PER_FRAME,
         "peak_dense_tflops": PEAK_DENSE_TFLOPS,
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(argv),
         "rows": rows,
     }
-    slug = re.sub(r"[^a-z0-9]+", "-", args.card.lower()).strip("-")
-    out = Path(args.json or f"docs/benchmarks/realtime_{args.generator}_{slug}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(
+        args.json or f"docs/benchmarks/realtime_{args.generator}_{card_slug(args.card)}.json"
+    )
     todo = [name for name in args.variants if name != "fp32-eager"]
     if args.warm_start:  # right after the first compiled variant has filled the cache
         first_compiled = next(
@@ -455,8 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"{name} failed: {rows[-1]['error']}", file=sys.stderr, flush=True)
         torch.cuda.empty_cache()
-        out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        write_document(out, document, quiet=True)  # after every variant: a crash keeps the rest
+    write_document(out, document, quiet=True)
     print_table(rows)
     print(f"wrote {out} in {time.perf_counter() - started:.0f} s")
     return 0

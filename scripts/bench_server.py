@@ -36,6 +36,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchkit import command_line, write_document  # noqa: E402
+
 from common.ports import free_port  # noqa: E402
 from prompts.keyframe import Keyframe, keyframe_positions  # noqa: E402
 from prompts.ladder import LadderWriter, split_into_chunks  # noqa: E402
@@ -368,7 +370,7 @@ def main() -> int:
     result = {
         "benchmark": "scripts/bench_server.py",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command_line(),
         "machine": {
             "cpus": len(cpus),
             "processor": cpu_model(),
@@ -390,7 +392,7 @@ def main() -> int:
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_document(args.json, result, quiet=True)
         print(f"wrote {args.json}")
     return 0
 
