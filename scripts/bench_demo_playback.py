@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from benchkit import write_document  # noqa: E402
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser the tests use)
+from common.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser the tests use)
 
 READY = re.compile(r"open (http://\S+)")
 
