@@ -61,21 +61,6 @@ PROBE_TIMEOUT_S = 900
 SMOOTH_ENCODE_REPEATS = 3  # encode-only runs on smooth synthetic video
 
 
-def synthetic_chunks(
-    generator_id: str, frames: int, chunk_frames: int, interval: int, rank: int, seed: int = 0
-) -> list[bytes]:
-    """Encoded chunks of one level with seeded random keyframes (``prompts.testing``)."""
-    chunks = level_chunks(
-        generator_id,
-        frames=frames,
-        interval=interval,
-        chunk_frames=chunk_frames,
-        rank=rank,
-        seed=seed,
-    )
-    return [encode_chunk(chunk) for chunk in chunks]
-
-
 def load(args: argparse.Namespace) -> Any:
     """The generator as ``promptus daemon`` loads it, or its architecture with random weights."""
     from engines.loaders import generator_from_networks, load_generator, random_networks
@@ -195,9 +180,14 @@ async def run_benchmark(
     # one frame more than the chunks sent: every interval is whole, so no chunk meets the
     # short final interval (new batch shapes: a CUDA-graph capture or a recompile)
     frames = chunk_count * args.chunk_frames + 1
-    chunks = synthetic_chunks(
-        generator.generator_id, frames, args.chunk_frames, args.interval, args.rank
-    )[:chunk_count]
+    level = level_chunks(  # seeded random keyframes, cut as a ladder is
+        generator.generator_id,
+        frames=frames,
+        interval=args.interval,
+        chunk_frames=args.chunk_frames,
+        rank=args.rank,
+    )
+    chunks = [encode_chunk(chunk) for chunk in level[:chunk_count]]
     setup = StreamSetup(
         generator_id=generator.generator_id,
         width=args.size,
