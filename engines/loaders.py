@@ -81,9 +81,9 @@ def random_networks(name: str, seed: int = 0, device: str = "cpu") -> Networks:
     """The variant's architecture built on ``device`` with random weights from ``seed``.
 
     The distributions of ``engines.seeded`` (so pictures depend on the prompt), drawn with
-    torch's generator on the device: seconds for SD-Turbo's 865M weights, where the seeded
-    recipe takes minutes on the CPU, and the same values on every device of one kind. For
-    benchmarks: speed does not depend on the values.
+    torch's generator on the device rather than with numpy on the CPU (SD-Turbo has 865M
+    weights): the same values on every device of one kind. For benchmarks: speed does not
+    depend on the values.
     """
     from engines.sdturbo import build_unet
 
