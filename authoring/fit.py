@@ -39,7 +39,7 @@ from authoring.plan import KeyframeSpan, keyframe_spans
 from authoring.presets import FitPreset
 from authoring.sequential import EXTRA_WORST_STEPS, SequentialFit, SequentialSchedule, StepHook
 from authoring.source import frames_to_tensor
-from engines.schedule import mix_latent, stream_noise, x0_from_eps
+from engines.schedule import mix_latent, stream_noise, unmix_latent, x0_from_eps
 from prompts.keyframe import Keyframe, interpolate_context
 from prompts.quant import fake_quantize, quantize_tensor
 from prompts.stream_model import (
@@ -169,8 +169,7 @@ class LevelFitter:
 
     def _unmix(self, unet_input: torch.Tensor) -> torch.Tensor:
         """``prev`` of a group input ``w * prev + (1 - w) * noise``."""
-        weight = self.config.prev_latent_weight
-        return (unet_input.to(self.device) - (1.0 - weight) * self._noise) / weight
+        return unmix_latent(unet_input.to(self.device), self._noise, self.config.prev_latent_weight)
 
     def _forward(
         self, latents: torch.Tensor, contexts: torch.Tensor

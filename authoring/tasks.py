@@ -81,10 +81,12 @@ def worker_generator(loader: GeneratorLoader, device: str) -> Any:
 def _start(resources: TaskResources) -> tuple[float, str]:
     import torch
 
+    from engines.devices import describe_device
+
     started = time.perf_counter()
     if resources.gpus:
         index = torch.cuda.current_device()
-        return started, f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+        return started, describe_device(f"cuda:{index}")
     torch.set_num_threads(resources.cpus)
     return started, "cpu"
 

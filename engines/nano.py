@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engines.model_configs import NANO_AUTOENCODER, NANO_UNET, architecture_config
-from engines.schedule import X0_EPS_SCALE, X0_INPUT_SCALE, stream_noise
+from engines.schedule import X0_EPS_SCALE, X0_INPUT_SCALE, stream_noise, unmix_latent
 from engines.variants import NANO_LATENT
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, NOISE_SEED, PREV_LATENT_WEIGHT
 
@@ -226,8 +226,7 @@ class NanoUNet(nn.Module):
 
     def unmix(self, sample: torch.Tensor) -> torch.Tensor:
         """``prev`` from ``w * prev + (1 - w) * noise`` (float32; exact up to rounding)."""
-        weight = self.prev_latent_weight
-        return (sample.float() - (1.0 - weight) * self.noise(sample)) / weight
+        return unmix_latent(sample, self.noise(sample), self.prev_latent_weight)
 
     def predict_x0(self, prev: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """x0 from the previous latent and the context (the part training optimises)."""

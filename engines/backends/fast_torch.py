@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -38,10 +37,12 @@ from engines.backends.aot_cache import (
     device_description,
     source_fingerprint,
 )
-from engines.backends.base import BackendOptions, WholeGroupStepMixin
+from engines.backends.base import WholeGroupStepMixin
 from engines.backends.compile_cache import configure_compile_cache
+from engines.backends.options import BackendOptions, FastTorchOptions, TorchOptions, own_options
 from engines.backends.torch_backend import GRAPH_WARMUP_RUNS, TorchBackend
 from engines.colour import RGB24
+from engines.psnr import frames_psnr_db
 from engines.schedule import x0_from_eps
 
 log = logging.getLogger(__name__)
@@ -168,35 +169,29 @@ def _finishing(step: GroupStep, graph: Callable[..., Any]) -> Callable[..., Any]
     return run
 
 
-def frames_psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR of two uint8 frame tensors (inf when equal)."""
-    mse = float(((a.float() - b.float()) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
 class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
     """CUDA-only: compiled whole-step graph per (frame format, batch, size); eager paths as ``TorchBackend``."""
 
     specialises_shapes = True
 
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
-        if options.attention != "auto" and options.attention not in ATTENTION_FIRST:
+        own = own_options(options, FastTorchOptions)
+        if own.attention != "auto" and own.attention not in ATTENTION_FIRST:
             raise ValueError(
-                f"attention {options.attention!r}: expected auto or one of {', '.join(ATTENTION_FIRST)}"
+                f"attention {own.attention!r}: expected auto or one of {', '.join(ATTENTION_FIRST)}"
             )
         if not options.device.startswith("cuda"):
             raise ValueError("the fast backend needs a CUDA device; use kind='torch' on the CPU")
         if options.dtype not in (torch.float16, torch.bfloat16):
             raise ValueError(f"the fast backend runs float16 or bfloat16, not {options.dtype}")
-        if options.ahead_of_time and options.cache_key is None:
+        if own.ahead_of_time and options.cache_key is None:
             raise ValueError(
                 "ahead_of_time needs options.cache_key (the generator id) to key its packages"
             )
         # The parent casts and places the networks; graphs and compiling are this class's job.
-        super().__init__(
-            unet, decoder, replace(options, channels_last=True, cuda_graph=False, compile_mode=None)
-        )
+        super().__init__(unet, decoder, replace(options, backend=TorchOptions(channels_last=True)))
         self.options = options
+        self.fast_options = own
         # cuDNN times its convolution algorithms during the warm-up runs before capture; the
         # graph then replays the fastest ones (its heuristics alone leave speed on the table).
         torch.backends.cudnn.benchmark = True
@@ -204,7 +199,7 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             self.unet.fuse_qkv_projections()  # one matmul for q, k, v (k, v for cross-attention)
             self.unet.requires_grad_(False)  # the fused linears are new parameters
         self.fp8_linears = 0
-        if options.fp8_linear:
+        if own.fp8_linear:
             capability = torch.cuda.get_device_capability(self.device)
             if capability < FP8_MIN_CAPABILITY:
                 raise ValueError(
@@ -212,10 +207,10 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                 )
             self.fp8_linears = fp8.convert_linears_to_fp8(self.unet)
         self._aot: AotStepCache | None = None
-        if options.compile_mode != "none" or options.ahead_of_time:
-            self.compile_cache = configure_compile_cache(options.compile_cache_dir)
+        if own.compile_mode != "none" or own.ahead_of_time:
+            self.compile_cache = configure_compile_cache(own.compile_cache_dir)
             tune_inductor()
-            if options.ahead_of_time:
+            if own.ahead_of_time:
                 self._aot = AotStepCache(self.compile_cache / AOT_SUBFOLDER)
         self._group_graphs: dict[tuple, _CapturedGroupStep] = {}
 
@@ -282,13 +277,13 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                 (f"ahead-of-time{where[k]}", functools.partial(self._aot_runner, step, inputs))
                 for k, step in steps.items()
             ]
-        if self.options.compile_mode == "none":
+        if self.fast_options.compile_mode == "none":
             return ways + [
                 (f"eager{where[k]}", functools.partial(_finishing, step, step))
                 for k, step in steps.items()
             ]
         # dynamic=False: each (batch, size) specialises; no slower symbolic-shape kernels.
-        mode = self.options.compile_mode or DEFAULT_FAST_COMPILE_MODE
+        mode = self.fast_options.compile_mode or DEFAULT_FAST_COMPILE_MODE
         return ways + [
             (
                 f"torch.compile{where[k]}",
@@ -311,7 +306,8 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             dtype=str(self.options.dtype).removeprefix("torch."),
             frame_format=step.frame_format,
             input_shapes=tuple(tuple(t.shape) for t in inputs),
-            options=f"attention={self.options.attention},fp8_linear={self.options.fp8_linear},"
+            options=f"attention={self.fast_options.attention},"
+            f"fp8_linear={self.fast_options.fp8_linear},"
             f"graph_format={step.graph_format}",
         )
 
@@ -382,7 +378,7 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         inputs = (*static, mix, static_context, self._timestep)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
-        with attention_kernels(self.options.attention):
+        with attention_kernels(self.fast_options.attention):
             with torch.cuda.stream(side):  # compile + autotune + cuDNN/cuBLAS choices happen here
                 runner, compiled = self._first_working_way(frame_format, inputs)
             torch.cuda.current_stream(self.device).wait_stream(side)

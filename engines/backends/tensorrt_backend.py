@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engines.backends.base import BackendOptions, WholeGroupStepMixin
+from engines.backends.base import WholeGroupStepMixin
+from engines.backends.options import BackendOptions, TensorRTOptions, own_options
 from engines.backends.torch_backend import TorchBackend
 from engines.colour import RGB24, levels_to_yuv420p
+from engines.devices import card_name
 from prompts.stream_model import CONTEXT_SHAPE
 
 ENGINE_CACHE_DIR = Path("~/.cache/promptus/tensorrt")  # default on-disk engine cache
@@ -163,6 +165,7 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
     specialises_shapes = True
 
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
+        own = own_options(options, TensorRTOptions)
         if not tensorrt_available():
             raise ValueError(
                 "backend 'tensorrt' is not available yet on this machine: install the 'tensorrt' extra "
@@ -174,7 +177,7 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
             )
         super().__init__(unet, decoder, BackendOptions(device=options.device, dtype=torch.float16))
         self.options = options
-        self._cache_dir = Path(options.compile_cache_dir or ENGINE_CACHE_DIR).expanduser()
+        self._cache_dir = Path(own.cache_dir or ENGINE_CACHE_DIR).expanduser()
         self._engines: dict[tuple[int, int], tuple[_Engine, _Engine]] = {}
         self._steps: dict[tuple[int, ...], _GraphStep] = {}
         self._stream = torch.cuda.Stream(self.device)
@@ -194,7 +197,7 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
         plans = {
             part: engine_cache_path(
                 self._cache_dir,
-                gpu_name=torch.cuda.get_device_name(self.device),
+                gpu_name=card_name(self.device),
                 tensorrt_version=trt.__version__,
                 generator_id=self.options.cache_key,
                 part=part,
