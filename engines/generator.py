@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -30,7 +31,21 @@ from prompts.stream_model import (
     size_problem,
 )
 
+if TYPE_CHECKING:
+    from diffusers import AutoencoderTiny
+
 TINY_WEIGHT_SEED = 20260  # fixed seed of the tiny generator's weights (engines.seeded)
+
+
+class Autoencoder(Protocol):
+    """What a generator takes of an autoencoder (TAESD's or nano's): the decoder, and the encoder
+    unless it was dropped."""
+
+    @property
+    def decoder(self) -> nn.Module: ...
+
+    @property
+    def encoder(self) -> nn.Module | None: ...
 
 
 class Generator:
@@ -169,14 +184,14 @@ def build_tiny_unet() -> nn.Module:
     return fill_seeded_(build_unet(TINY_UNET), TINY_WEIGHT_SEED)
 
 
-def build_tiny_autoencoder() -> nn.Module:
+def build_tiny_autoencoder() -> AutoencoderTiny:
     """The tiny TAESD-shaped autoencoder with seeded weights."""
     return fill_seeded_(build_autoencoder_tiny(TINY_AUTOENCODER), TINY_WEIGHT_SEED)
 
 
 def _load_networks(
     name: str, weights: str | Path | None, taesd: str | Path | None
-) -> tuple[nn.Module, nn.Module]:
+) -> tuple[nn.Module, Autoencoder]:
     if name == "tiny":
         return build_tiny_unet(), build_tiny_autoencoder()
     if name == "nano":

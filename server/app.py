@@ -27,7 +27,7 @@ from server.retention import Retention
 from server.settings import ServerSettings
 from server.telemetry import Telemetry
 from server.telemetry_db import open_backend
-from server.viewer import handle_viewer, viewers_key
+from server.viewer import Viewer, handle_viewer, viewers_key
 from server.web_files import add_web_player
 from wire.errors import ErrorCode
 
@@ -243,7 +243,7 @@ async def telemetry_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def notify_viewers(app: web.Application) -> None:
     """Graceful shutdown: every viewer gets `error going_away` and a 1001 close."""
-    viewers = list(app[viewers_key])
+    viewers: list[Viewer] = [*app[viewers_key]]
     if viewers:
         log.info("shutting down: telling %d viewers", len(viewers))
         # close_with is bounded by its own timeout, so this ends even with stuck clients

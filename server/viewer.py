@@ -336,7 +336,7 @@ class Viewer:
 
 async def say_goodbye(
     ws: web.WebSocketResponse,
-    transport: asyncio.BaseTransport | None,
+    transport: asyncio.Transport | None,
     code: ErrorCode,
     message: str,
 ) -> None:
