@@ -11,6 +11,7 @@ import argparse
 import csv
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from promptus.errors import CommandError
 from promptus.options import (
@@ -19,6 +20,9 @@ from promptus.options import (
     generator_for_ladder,
     load_generator_from_args,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
@@ -158,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_reference(path: str, width: int, height: int, frames: int):
+def _load_reference(path: str, width: int, height: int, frames: int) -> np.ndarray:
     from authoring.source import SourceError, load_source
 
     if width != height:
@@ -174,7 +178,9 @@ def _load_reference(path: str, width: int, height: int, frames: int):
     return source.frames
 
 
-def _report_quality(decoded, reference, csv_path: str | None, *, per_frame: bool) -> None:
+def _report_quality(
+    decoded: np.ndarray, reference: np.ndarray, csv_path: str | None, *, per_frame: bool
+) -> None:
     from authoring.metrics import psnr_per_frame, ssim_per_frame
 
     reference = reference[: len(decoded)]
