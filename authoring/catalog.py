@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from common.errors import UserError
 from prompts.ladder import MANIFEST_NAME, LadderWriter
 from prompts.manifest import Manifest, StreamInfo
 from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 SEGMENTS_DIR = "segments"  # under the ladder's checkpoint directory
 
@@ -214,7 +218,7 @@ def build_titles(
             title, segment = done.handle.tag
             if not title.report.ok:
                 continue
-            if not done.ok:
+            if done.error is not None:
                 where = segment.name if segment is not None else "preparing"
                 fail(title, f"{where}: {first_line(done.error)}")
                 finished += 1
@@ -238,7 +242,7 @@ def _on_task_done(
     runner: TaskRunner,
     loader: GeneratorLoader,
     resources: TaskResources,
-    bar: object,
+    bar: tqdm,
 ) -> int:
     """Handle a completed task; returns 1 when its title is now finished (ladder written)."""
     output: TaskOutput = done.value
@@ -273,7 +277,7 @@ def _on_task_done(
         return 0
     result: SegmentResult = output.value
     title.results[(segment.level_id, segment.index)] = result
-    bar.update(segment.frame_count)  # type: ignore[attr-defined]
+    bar.update(segment.frame_count)
     if len(title.results) < len(title.segments):
         return 0
     assert title.setup is not None and title.frames is not None

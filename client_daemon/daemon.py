@@ -27,7 +27,7 @@ from common.log_throttle import LogThrottle
 from engines.colour import YUV420P
 from engines.devices import describe_device
 from prompts.init_state import InitStateError, parse_init_state
-from prompts.stream_model import GeneratorMismatchError, check_generator
+from prompts.stream_model import GeneratorMismatchError, LatentGeometry, check_generator
 from wire.daemon import MAX_FRAME_DAEMON_RECEIVES, Open
 from wire.errors import ErrorCode, ProtocolError
 
@@ -55,10 +55,15 @@ class Generator(Protocol):
     """What the daemon needs from an ``engines`` generator."""
 
     generator_id: str
-    name: str
     context_tokens: int
     context_dim: int
     backend: Backend
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def latent_geometry(self) -> LatentGeometry: ...
 
     @property
     def device(self) -> Any: ...

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import nn
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def tensor_seed(seed: int, name: str) -> int:
@@ -38,7 +41,7 @@ def seeded_array(seed: int, name: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 @torch.no_grad()
-def fill_seeded_(module: nn.Module, seed: int) -> nn.Module:
+def fill_seeded_(module: ModuleT, seed: int) -> ModuleT:
     """Overwrite every floating tensor of ``module``'s state dict with its seeded values."""
     for name, tensor in module.state_dict().items():
         if tensor.is_floating_point():

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -177,7 +178,7 @@ class LadderWriter:
         self.retire_grace_s = retire_grace_s
         self._retired: list[tuple[float, Path]] = []  # (removal time, chunk file)
 
-    def _document_with_placeholder(self) -> dict:
+    def _document_with_placeholder(self) -> dict[str, Any]:
         document = self.manifest.to_json()
         document["init_state"] = document["init_state"] or {"file": INIT_STATE_NAME}
         return document

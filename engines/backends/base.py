@@ -76,7 +76,7 @@ class Backend(ABC):
         return FrameSink(total, shape)
 
 
-class WholeGroupStepMixin:
+class WholeGroupStepMixin(Backend):
     """For backends whose one captured step is a whole group (mix, UNet, x0, decoder):
     ``generate`` on an already-mixed input is a group with weight 1 on it and a zero noise."""
 
@@ -84,7 +84,7 @@ class WholeGroupStepMixin:
     def generate(
         self, latent_input: torch.Tensor, context: torch.Tensor, frame_format: str = RGB24
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        _, x0, frames = self.generate_group(  # type: ignore[attr-defined]
+        _, x0, frames = self.generate_group(
             latent_input, torch.zeros_like(latent_input[:1]), 1.0, context, frame_format
         )
         return x0, frames

@@ -227,7 +227,7 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         key = (frame_format, *prev.shape, *context.shape)
         step = self._group_graphs.get(key) or self._larger_step(prev, context, frame_format)
         if step is None:
-            step = self._group_graphs[key] = self._capture(prev, noise, context, frame_format)
+            step = self._group_graphs[key] = self._capture_group(prev, noise, context, frame_format)
         step.prev.copy_(prev)
         step.noise.copy_(noise)
         step.mix.copy_(torch.tensor([weight, 1.0 - weight], dtype=torch.float32), non_blocking=True)
@@ -369,13 +369,15 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                 )
         raise AssertionError("unreachable: there is always an eager or compiled way")
 
-    def _capture(
+    def _capture_group(
         self, prev: torch.Tensor, noise: torch.Tensor, context: torch.Tensor, frame_format: str
     ) -> _CapturedGroupStep:
-        static = [t.to(self.device, torch.float32).clone() for t in (prev, noise)]
+        static_prev, static_noise = (
+            t.to(self.device, torch.float32).clone() for t in (prev, noise)
+        )
         mix = torch.tensor([1.0, 0.0], device=self.device)
         static_context = context.to(self.device, torch.float32).clone()
-        inputs = (*static, mix, static_context, self._timestep)
+        inputs = (static_prev, static_noise, mix, static_context, self._timestep)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with attention_kernels(self.fast_options.attention):
@@ -387,7 +389,8 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             )  # nothing of the warm-up still running while capturing
             if self._graph_pool is None:
                 self._graph_pool = torch.cuda.graph_pool_handle()
-            graph: torch.cuda.CUDAGraph | None = torch.cuda.CUDAGraph()
+            graph = torch.cuda.CUDAGraph()
+            captured: torch.cuda.CUDAGraph | None = graph
             try:
                 # An AOTInductor runner is C++ the capture cannot vet call by call: relaxed mode.
                 mode = "relaxed" if compiled.startswith("ahead-of-time") else "global"
@@ -403,7 +406,7 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                     str(error)[:300],
                 )
                 torch.cuda.synchronize(self.device)
-                graph = None
+                captured = None
                 latent_input, x0, frames = runner(*inputs)
         log.info(
             "captured the %s group step for %d frames of %s (%s%s)",
@@ -411,14 +414,15 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             context.shape[0],
             "x".join(map(str, prev.shape[2:])),
             compiled,
-            "" if graph else ", uncaptured",
+            "" if captured else ", uncaptured",
         )
-        how = compiled if graph is not None else f"{compiled}, uncaptured"
+        how = compiled if captured is not None else f"{compiled}, uncaptured"
         return _CapturedGroupStep(
-            graph,
+            captured,
             runner,
             self._timestep,
-            *static,
+            static_prev,
+            static_noise,
             mix,
             static_context,
             latent_input,

@@ -37,10 +37,11 @@ class TorchBackend(Backend):
         self._cuda_graph = own.cuda_graph
         memory_format = torch.channels_last if own.channels_last else torch.contiguous_format
         # nn.Module.to, not diffusers' override, which warns on every dtype cast.
-        self.unet = nn.Module.to(
+        # (torch's overloads of Module.to omit memory_format, which it takes at run time)
+        self.unet = nn.Module.to(  # type: ignore[call-overload]
             unet, device=options.device, dtype=options.dtype, memory_format=memory_format
         )
-        self.decoder = nn.Module.to(
+        self.decoder = nn.Module.to(  # type: ignore[call-overload]
             decoder, device=options.device, dtype=options.dtype, memory_format=memory_format
         )
         for module in (self.unet, self.decoder):
@@ -52,7 +53,7 @@ class TorchBackend(Backend):
         self._memory_format = memory_format
         self._timestep = torch.tensor(ONE_STEP_TIMESTEP, device=options.device, dtype=torch.long)
         self._graphs: dict[tuple, _CapturedStep] = {}
-        self._graph_pool = None
+        self._graph_pool: torch.cuda._POOL_HANDLE | None = None  # shared by the captured graphs
 
     def _prepare(self, tensor: torch.Tensor) -> torch.Tensor:
         tensor = tensor.to(device=self.device, dtype=self.options.dtype)

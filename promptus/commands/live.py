@@ -12,9 +12,14 @@ import signal
 import statistics
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from promptus.errors import CommandError
 from promptus.options import add_levels_option, levels_from_args
+
+if TYPE_CHECKING:
+    from authoring.live.channel import LiveSummary
+    from authoring.live.publisher import Publication
 
 DEFAULT_WINDOW_MINUTES = 10.0
 DEFAULT_MAX_LATENCY_S = 60.0
@@ -156,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_report(path: Path, arguments: dict, feed: str, summary) -> None:  # type: ignore[no-untyped-def]
+def write_report(path: Path, arguments: dict[str, Any], feed: str, summary: LiveSummary) -> None:
     """The run's raw rows: one per publication, with the command's arguments and the machine."""
     import dataclasses
     import json
@@ -182,7 +187,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def print_publication(publication) -> None:  # type: ignore[no-untyped-def]
+def print_publication(publication: Publication) -> None:
     what = "gap" if publication.gap else "chunk"
     psnr = f", PSNR {publication.psnr:.2f} dB" if publication.psnr is not None else ""
     print(
@@ -193,7 +198,7 @@ def print_publication(publication) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def print_summary(summary) -> None:  # type: ignore[no-untyped-def]
+def print_summary(summary: LiveSummary) -> None:
     by_level: dict[str, list[float]] = {}
     for publication in summary.publications:
         if not publication.gap:
