@@ -154,7 +154,7 @@ def load_fitting_generator(spec: GeneratorSpec, device: str) -> Any:
     engines' CUDA default, fine for inference) its range survives the backward pass.
     """
     from authoring.build import BuildError
-    from engines.generator import resolve_device
+    from engines.devices import resolve_device
 
     try:
         return spec.load(resolve_device(device))

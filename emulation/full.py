@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common.errors import UserError
 from common.processes import Child, first_exited
@@ -237,7 +238,7 @@ def full_session(
 
 
 def result_from_samples(
-    samples: Sequence[dict[str, object]],
+    samples: Sequence[dict[str, Any]],  # the page's JSON snapshots
     ladder: SimLadder,
     trace: Trace,
     abr: str,
@@ -250,8 +251,8 @@ def result_from_samples(
     previous_stall = 0.0
     previous_t = 0.0
     for s in samples:
-        t = float(s["t"])  # type: ignore[arg-type]
-        stall = float(s.get("stallS") or 0.0)  # type: ignore[arg-type]
+        t = float(s["t"])
+        stall = float(s.get("stallS") or 0.0)
         if stall > previous_stall + 1e-3:  # stalled (at least partly) since the last sample
             if stalls and abs(stalls[-1][1] - previous_t) < 1e-9:
                 stalls[-1] = (stalls[-1][0], t)
@@ -266,7 +267,7 @@ def result_from_samples(
             seen[chunk] = (
                 t,
                 level,
-                float(s.get("bufferS") or 0.0),  # type: ignore[arg-type]
+                float(s.get("bufferS") or 0.0),
                 float(throughput) / 1000 if isinstance(throughput, int | float) else None,
             )
     order = sorted(seen)
@@ -274,9 +275,9 @@ def result_from_samples(
     ids = [c % ladder.chunks for c in order]
     startup = samples[-1].get("startupS") if samples else None
     n = len(order)
-    chunks = {
-        "level": levels,
-        "chunk": ids,
+    chunks: dict[str, list[float]] = {
+        "level": [*levels],
+        "chunk": [*ids],
         "bytes": [int(ladder.sizes_bytes[lv, j]) for lv, j in zip(levels, ids, strict=True)],
         "prefixBytes": [0] * n,
         "quality": [float(ladder.quality_db[lv, j]) for lv, j in zip(levels, ids, strict=True)],
@@ -286,9 +287,9 @@ def result_from_samples(
         "bufAtReq": [seen[c][2] for c in order],
         "bufAfterApp": [seen[c][2] for c in order],
         "dlS": [float("nan")] * n,
-        "deliveryMbps": [seen[c][3] if seen[c][3] is not None else float("nan") for c in order],
+        "deliveryMbps": [float("nan") if (mbps := seen[c][3]) is None else mbps for c in order],
     }
-    end = float(samples[-1]["t"]) if samples else 0.0  # type: ignore[arg-type]
+    end = float(samples[-1]["t"]) if samples else 0.0
     return SessionResult(
         trace=trace.name,
         source=trace.source,

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Unpack
+from typing import Protocol, Unpack
 
 import torch
 from torch import nn
@@ -56,13 +56,24 @@ class Networks:
     encoder: nn.Module | None = None  # the TAESD-shaped encoder, where there is one
 
 
+class Autoencoder(Protocol):
+    """What a generator takes of an autoencoder (TAESD's or nano's): the decoder, and the encoder
+    unless it was dropped."""
+
+    @property
+    def decoder(self) -> nn.Module: ...
+
+    @property
+    def encoder(self) -> nn.Module | None: ...
+
+
 def _variant(name: str) -> Variant:
     if name not in VARIANTS:
         raise ValueError(f"unknown generator {name!r}; expected one of {', '.join(VARIANTS)}")
     return VARIANTS[name]
 
 
-def _from_autoencoder(unet: nn.Module, autoencoder: nn.Module) -> Networks:
+def _from_autoencoder(unet: nn.Module, autoencoder: Autoencoder) -> Networks:
     return Networks(unet, autoencoder.decoder, autoencoder.encoder)
 
 

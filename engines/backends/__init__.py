@@ -73,7 +73,7 @@ def backend_options(
     ignored (the command line offers them all at once).
     """
     torch_flags = {
-        name: flags[name]  # type: ignore[literal-required]
+        name: flags[name]
         for name in ("channels_last", "cuda_graph", "compile_mode")
         if name in flags
     }
