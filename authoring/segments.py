@@ -18,7 +18,7 @@ scores.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,6 +166,7 @@ def fit_segment(
     checkpoint_dir: Path | None = None,
     measure_quality: bool = True,
     measure_vmaf: bool = False,
+    wrap_optimiser: Callable[[Any], Any] | None = None,
 ) -> SegmentResult:
     """Fit one segment and cut it into chunks.
 
@@ -173,7 +174,8 @@ def fit_segment(
     ``options`` an ``authoring.build.FitOptions``, ``init_latent`` the title's initial latent.
     With ``checkpoint_dir`` the fit checkpoints after every keyframe there and, when a
     checkpoint of the same settings exists (a task killed midway and retried, on any node that
-    sees the directory), continues from it.
+    sees the directory), continues from it. ``wrap_optimiser`` goes to ``fit_level`` (how
+    ``authoring.segment_batch.fit_segments`` stacks several segments' steps).
     """
     from authoring.build import decode_cold, fit_level, latent_targets_for
     from authoring.metrics import quality
@@ -189,7 +191,7 @@ def fit_segment(
     fitted = fit_level(
         generator, SourceVideo(frames, 0.0), init_latent, segment.level, segment.chunk_frames,
         options, latent_targets=latent_targets, out=checkpoint_dir,
-        resume=checkpoint_dir is not None, progress=False,
+        resume=checkpoint_dir is not None, progress=False, wrap_optimiser=wrap_optimiser,
     )  # fmt: skip
     offset = segment.first_frame
     keyframes = [Keyframe(k.frame + offset, k.u, k.v) for k in fitted.state.keyframes]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -145,11 +146,39 @@ def add_cluster_arguments(
         "else the single-process path)",
     )
     group.add_argument(
+        "--segments-per-step",
+        type=segments_per_step_arg,
+        default=None,
+        metavar="N|auto",
+        help="segment fits stacked in one optimiser step (one task per batch): N, or auto "
+        "(as many as the GPU's free memory holds, up to 8) (default: auto on CUDA, 1 on CPU)",
+    )
+    group.add_argument(
         "--local-cpus",
         type=int,
         default=None,
         help="--cluster local: CPU slots of the local cluster (default: all cores)",
     )
+
+
+def segments_per_step_arg(text: str) -> int | str:
+    """``--segments-per-step``: a positive count or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}")
+    return value
+
+
+def segments_per_step(args: argparse.Namespace, on_gpu: bool) -> int | str:
+    """The ``--segments-per-step`` value, its default resolved (auto on CUDA, else 1)."""
+    if args.segments_per_step is not None:
+        return args.segments_per_step
+    return "auto" if on_gpu else 1
 
 
 def load_fitting_generator(args: argparse.Namespace) -> Any:
@@ -337,6 +366,7 @@ def run_titles(args: argparse.Namespace, jobs: list[Any], levels: list[Any]) -> 
     try:
         on_gpu = runner.gpus > 0 and args.device != "cpu"
         resources = TaskResources(gpus=1) if on_gpu else TaskResources(cpus=args.threads or 1)
+        settings = dataclasses.replace(settings, segments_per_step=segments_per_step(args, on_gpu))
         return build_titles(
             jobs, settings, runner=runner, loader=loader, resources=resources,
             progress=not args.quiet,

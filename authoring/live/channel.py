@@ -10,6 +10,11 @@ and watches the clock:
   stuck task never holds back the channel;
 - **retry**: a task that fails is submitted again while its deadline allows (a worker that
   dies is also re-run by Ray itself, resuming from the segment's checkpoint);
+- **batches**: cells (segment, level) ready at the same moment (the levels of a new segment,
+  the segments that arrived before the generator was prepared, or, with more than one cell per
+  step, those that arrived while every worker was busy) go out as one task per batch of
+  ``segments_per_step`` cells that stack (same rank, interval and iteration budget), fitted in
+  lockstep (``authoring.segment_batch``);
 - **degrade**: a level whose results arrive late (more than ``degrade_at`` of the deadline)
   gets half the iteration budget for its next segments (down to 1/8), and recovers step by
   step once it is back under ``recover_at``.
@@ -35,7 +40,8 @@ from authoring.live.cutter import LiveSegment, SegmentCutter
 from authoring.live.feed import CapturedFrame
 from authoring.live.publisher import LivePublisher, Publication
 from authoring.runner import Completed, TaskHandle, TaskResources, TaskRunner
-from authoring.tasks import TaskOutput, checkpoint_dir_for, fit_segment_task, prepare_title
+from authoring.segment_batch import batch_size_for, stack_batches
+from authoring.tasks import TaskOutput, checkpoint_dir_for, fit_segments_task, prepare_title
 from common.errors import UserError
 from prompts.manifest import Manifest
 
@@ -63,6 +69,7 @@ class LiveSettings:
     degrade_at: float = 0.5  # of max_latency_s: later results halve the level's budget
     recover_at: float = 0.25  # of max_latency_s: earlier results restore it step by step
     measure_quality: bool = True
+    segments_per_step: int | str = 1  # cells per batch task, or "auto" (by GPU memory)
 
     @property
     def path(self) -> Path:
@@ -169,6 +176,7 @@ class LiveChannel:
         self._stop = threading.Event()
         self._prepare: TaskHandle | None = None
         self._waiting: list[LiveSegment] = []  # arrived before the init latent was known
+        self._ready: list[tuple[LiveSegment, int, _Cell]] = []  # cells not yet submitted
 
     # --- the feed -------------------------------------------------------------------------
 
@@ -265,14 +273,43 @@ class LiveChannel:
 
     def _submit_segment(self, segment: LiveSegment) -> None:
         for level_id in range(len(self.settings.levels)):
-            self._submit(
-                segment, level_id, self._cells.setdefault((segment.index, level_id), _Cell())
-            )
+            cell = self._cells.setdefault((segment.index, level_id), _Cell())
+            self._ready.append((segment, level_id, cell))
+        self._flush()
 
-    def _submit(self, segment: LiveSegment, level_id: int, cell: _Cell) -> None:
+    def _busy(self) -> bool:
+        """Every worker has a task: with batches, new cells wait to join the next one."""
+        if self._batch_size() <= 1:
+            return False
+        resources, runner = self.resources, self.runner
+        slots = runner.gpus // resources.gpus if resources.gpus else runner.cpus // resources.cpus
+        handles = {
+            id(c.handle) for c in self._cells.values() if c.handle is not None and not c.done
+        }
+        return len(handles) >= max(1, slots)
+
+    def _batch_size(self) -> int:
+        return batch_size_for(self.settings.segments_per_step)
+
+    def _flush(self) -> None:
+        """Submit the ready cells, in batches of cells that stack, unless every worker is busy."""
+        ready = [item for item in self._ready if not item[2].done]
+        if not ready or self._busy():
+            self._ready = ready
+            return
+        self._ready = []
+        levels = self.settings.levels
+
+        def key(item: tuple[LiveSegment, int, _Cell]) -> tuple[int, int, int]:
+            level = levels[item[1]]
+            return (level.rank, level.interval, self._steps[item[1]])
+
+        for batch in stack_batches(ready, key, self._batch_size()):
+            self._submit(batch)
+
+    def _submit(self, batch: list[tuple[LiveSegment, int, _Cell]]) -> None:
         settings = self.settings
-        level = settings.levels[level_id]
-        step = self._steps[level_id]
+        step = self._steps[batch[0][1]]
         options = settings.options
         if step:
             preset = options.preset
@@ -280,22 +317,35 @@ class LiveChannel:
                 max(1, preset.first_iterations >> step), max(1, preset.later_iterations >> step)
             )
             options = replace(options, preset=preset)
-        cell.attempts += 1
-        cell.handle = self.runner.submit(
-            fit_segment_task, segment.channel_frames,
-            segment.for_level(settings.channel, level, level_id),
-            self.loader, options, self._init_latent, settings.path / CHECKPOINT_DIR,
-            self.resources, settings.measure_quality,
-            name=f"fit {settings.channel}/{level.name}/{segment.index}",
-            resources=self.resources, tag=_Tag(segment.index, level_id),
+        order = list(dict.fromkeys(s.index for s, _, _ in batch))  # each segment's frames once
+        feeds = [self._segments[index].channel_frames for index in order]
+        segments = [s.for_level(settings.channel, settings.levels[lv], lv) for s, lv, _ in batch]
+        tags = [_Tag(s.index, lv) for s, lv, _ in batch]
+        name = f"fit {segments[0].name}" + (f" +{len(batch) - 1}" if len(batch) > 1 else "")
+        handle = self.runner.submit(
+            fit_segments_task, segments,
+            [order.index(s.index) for s, _, _ in batch],
+            self.loader, options, [self._init_latent] * len(batch),
+            [settings.path / CHECKPOINT_DIR] * len(batch), self.resources,
+            settings.measure_quality, False, settings.segments_per_step, *feeds,
+            name=name, resources=self.resources, tag=tags,
         )  # fmt: skip
+        for _, _, cell in batch:
+            cell.attempts += 1
+            cell.handle = handle
         self._pump.notify()
 
     def _on_completed(self, done: Completed) -> None:
         if done.handle is self._prepare:
             self._on_prepared(done)
             return
-        tag: _Tag = done.handle.tag
+        tags: list[_Tag] = done.handle.tag
+        results = done.value.value if done.ok else [None] * len(tags)
+        for tag, result in zip(tags, results, strict=True):
+            self._on_cell_done(done, tag, result)
+        self._flush()
+
+    def _on_cell_done(self, done: Completed, tag: _Tag, result: Any) -> None:
         cell = self._cells.get((tag.segment, tag.level_id))
         if cell is None or cell.done or done.handle is not cell.handle:
             return  # already published as a gap (deadline), or an attempt superseded
@@ -306,13 +356,13 @@ class LiveChannel:
             if cell.attempts <= self.settings.retries and self.clock() < deadline:
                 self.note(f"{level.name} segment {tag.segment} failed ({done.error}); retrying")
                 self.summary.retries += 1
-                self._submit(segment, tag.level_id, cell)
+                cell.handle = None
+                self._ready.append((segment, tag.level_id, cell))
             else:
                 self.note(f"{level.name} segment {tag.segment} failed ({done.error}): a gap")
                 self._gap(tag.segment, tag.level_id, cell)
             return
-        output: TaskOutput = done.value
-        cell.done, cell.result = True, output.value
+        cell.done, cell.result = True, result
         self._adapt(tag.level_id, self.clock() - segment.ready_at)
 
     def _on_prepared(self, done: Completed) -> None:
@@ -330,8 +380,11 @@ class LiveChannel:
         )  # fmt: skip
         self.note(f"generator {setup.generator_name} ({setup.generator_id}) on {output.device}")
         for segment in self._waiting:
-            self._submit_segment(segment)
+            for level_id in range(len(settings.levels)):
+                cell = self._cells.setdefault((segment.index, level_id), _Cell())
+                self._ready.append((segment, level_id, cell))
         self._waiting = []
+        self._flush()
 
     def _adapt(self, level_id: int, lag_s: float) -> None:
         """Degrade a level whose results come late; restore it once they are early again."""
@@ -351,9 +404,12 @@ class LiveChannel:
         self.note(f"{name}: iteration budget 1/{2**step} from now on ({why})")
 
     def _gap(self, segment_index: int, level_id: int, cell: _Cell) -> None:
-        if cell.handle is not None and not cell.done:
-            self.runner.cancel(cell.handle)
+        handle = cell.handle
         cell.done, cell.result = True, None
+        if handle is not None and not any(
+            c.handle is handle and not c.done for c in self._cells.values()
+        ):  # no other cell of its batch still waits on the task
+            self.runner.cancel(handle)
         self.summary.gaps += 1
         self._set_step(level_id, +1, f"segment {segment_index} became a gap")
 

@@ -11,6 +11,7 @@ import argparse
 import signal
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from promptus.errors import CommandError
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from authoring.segments import segment_chunks_for
     from authoring.tasks import GeneratorSpec
     from engines.variants import VARIANTS
-    from promptus.fitting import check_size, fit_options
+    from promptus.fitting import check_size, fit_options, segments_per_step
     from promptus.options import check_weights_given
     from wire.media import CHANNEL_PATTERN
 
@@ -140,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             on_gpu = runner.gpus > 0 and args.device != "cpu"
             resources = TaskResources(gpus=1) if on_gpu else TaskResources(cpus=args.threads or 1)
+            settings = replace(settings, segments_per_step=segments_per_step(args, on_gpu))
             channel = LiveChannel(
                 settings, runner=runner, loader=GeneratorSpec(args.generator, args.weights,
                 args.taesd), resources=resources, fps=feed.fps, size=size,
