@@ -17,7 +17,7 @@ and watches the clock:
   lockstep (``authoring.segment_batch``);
 - **degrade**: a level whose results arrive late (more than ``degrade_at`` of the deadline)
   gets half the iteration budget for its next segments (down to 1/8), and recovers step by
-  step once it is back under ``recover_at``.
+  step once it is back under ``recover_at`` (the rule: ``authoring.live.policy``).
 
 Each publication (chunk, level) is reported with its latency: capture of the chunk's first
 frame to publication.
@@ -31,13 +31,14 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from authoring.levels import CHECKPOINT_DIR, LevelSpec
 from authoring.live.cutter import LiveSegment, SegmentCutter
 from authoring.live.feed import CapturedFrame
+from authoring.live.policy import DegradePolicy, StepChange
 from authoring.live.publisher import LivePublisher, Publication
 from authoring.runner import Completed, TaskHandle, TaskResources, TaskRunner
 from authoring.segment_batch import batch_size_for, stack_batches
@@ -47,7 +48,6 @@ from prompts.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
-MAX_DEGRADE_STEPS = 3  # budgets go down to 1/8
 TICK_S = 0.1  # s between deadline checks when nothing happens
 
 
@@ -169,7 +169,10 @@ class LiveChannel:
         self._segments: dict[int, LiveSegment] = {}
         self._cells: dict[tuple[int, int], _Cell] = {}
         self._next: list[int] = [0] * len(settings.levels)  # next segment to publish, per level
-        self._steps: list[int] = [0] * len(settings.levels)  # degrade step, per level
+        self.policy = DegradePolicy(
+            len(settings.levels), max_latency_s=settings.max_latency_s,
+            degrade_at=settings.degrade_at, recover_at=settings.recover_at,
+        )  # fmt: skip
         self._arrived: queue.Queue[LiveSegment | BaseException | None] = queue.Queue()
         self._arrived_count = 0  # segments the feed delivered so far
         self._segment_count: int | None = None  # known once the feed ended
@@ -302,21 +305,14 @@ class LiveChannel:
 
         def key(item: tuple[LiveSegment, int, _Cell]) -> tuple[int, int, int]:
             level = levels[item[1]]
-            return (level.rank, level.interval, self._steps[item[1]])
+            return (level.rank, level.interval, self.policy.steps[item[1]])
 
         for batch in stack_batches(ready, key, self._batch_size()):
             self._submit(batch)
 
     def _submit(self, batch: list[tuple[LiveSegment, int, _Cell]]) -> None:
         settings = self.settings
-        step = self._steps[batch[0][1]]
-        options = settings.options
-        if step:
-            preset = options.preset
-            preset = preset.with_budgets(
-                max(1, preset.first_iterations >> step), max(1, preset.later_iterations >> step)
-            )
-            options = replace(options, preset=preset)
+        options = self.policy.options_for(settings.options, batch[0][1])
         order = list(dict.fromkeys(s.index for s, _, _ in batch))  # each segment's frames once
         feeds = [self._segments[index].channel_frames for index in order]
         segments = [s.for_level(settings.channel, settings.levels[lv], lv) for s, lv, _ in batch]
@@ -363,7 +359,7 @@ class LiveChannel:
                 self._gap(tag.segment, tag.level_id, cell)
             return
         cell.done, cell.result = True, result
-        self._adapt(tag.level_id, self.clock() - segment.ready_at)
+        self._degraded(self.policy.on_result(tag.level_id, self.clock() - segment.ready_at))
 
     def _on_prepared(self, done: Completed) -> None:
         if not done.ok:
@@ -386,22 +382,13 @@ class LiveChannel:
         self._waiting = []
         self._flush()
 
-    def _adapt(self, level_id: int, lag_s: float) -> None:
-        """Degrade a level whose results come late; restore it once they are early again."""
-        limit = self.settings.max_latency_s
-        if lag_s > self.settings.degrade_at * limit:
-            self._set_step(level_id, +1, f"results {lag_s:.1f} s after capture")
-        elif lag_s < self.settings.recover_at * limit:
-            self._set_step(level_id, -1, f"results {lag_s:.1f} s after capture")
-
-    def _set_step(self, level_id: int, change: int, why: str) -> None:
-        step = min(MAX_DEGRADE_STEPS, max(0, self._steps[level_id] + change))
-        if step == self._steps[level_id]:
+    def _degraded(self, change: StepChange | None) -> None:
+        """Report a level's new iteration budget (``DegradePolicy``)."""
+        if change is None:
             return
-        self._steps[level_id] = step
-        name = self.settings.levels[level_id].name
-        self.summary.degraded.append((name, step))
-        self.note(f"{name}: iteration budget 1/{2**step} from now on ({why})")
+        name = self.settings.levels[change.level_id].name
+        self.summary.degraded.append((name, change.step))
+        self.note(f"{name}: iteration budget {change.budget_share} from now on ({change.why})")
 
     def _gap(self, segment_index: int, level_id: int, cell: _Cell) -> None:
         handle = cell.handle
@@ -411,7 +398,7 @@ class LiveChannel:
         ):  # no other cell of its batch still waits on the task
             self.runner.cancel(handle)
         self.summary.gaps += 1
-        self._set_step(level_id, +1, f"segment {segment_index} became a gap")
+        self._degraded(self.policy.on_gap(level_id, segment_index))
 
     def _check_deadlines(self) -> None:
         now = self.clock()
