@@ -1,11 +1,14 @@
-"""Ladders for many titles at once: every (title, level, segment) is one task on a runner.
+"""Ladders for many titles at once: batches of (title, level, segment) are tasks on a runner.
 
-The driver (this module) reads each title, asks one task per title for its initial latent, then
-submits one task per closed segment of every level (``authoring.segments``), collects them as they
-complete (a progress bar with ETA over every frame of every level of every title), and assembles
-each title's ladder once its last segment is in: ``LadderWriter`` writes the init state and every
-chunk atomically, the manifest last. A title that cannot be read, or whose task fails past its
-retries, is reported with a one-line reason; the other titles go on.
+The driver (this module) reads each title, asks one task per title for its initial latent, then,
+once every title is prepared, submits one task per batch of ``segments_per_step`` closed
+segments that stack (same rank, interval and frame size, of any titles and levels; a batch's
+segments are fitted in lockstep, ``authoring.segment_batch``), collects them as they complete (a
+progress bar with ETA over every frame of every level of every title), and assembles each title's
+ladder once its last segment is in: ``LadderWriter`` writes the init state and every chunk
+atomically, the manifest last. A title that cannot be read, or whose task fails past its
+retries, is reported with a one-line reason (a failed batch fails the titles it holds); the
+other titles go on.
 
 Checkpoints live in ``<ladder>/.fit/segments/`` (storage every node shares): a task killed midway
 is re-run by the runner and continues from its last keyframe; ``resume`` keeps them across runs.
@@ -22,7 +25,7 @@ import numpy as np
 
 from authoring.build import FitOptions, check_source_fits
 from authoring.levels import CHECKPOINT_DIR, LevelSpec
-from authoring.runner import Completed, TaskResources, TaskRunner, first_line
+from authoring.runner import TaskResources, TaskRunner, first_line
 from authoring.segment_batch import batch_size_for, stack_batches
 from authoring.segments import (
     DEFAULT_SEGMENT_SECONDS,
@@ -224,20 +227,18 @@ def build_titles(
         finished, preparing = 0, len(titles)
         for done in runner.as_completed():
             title, batch = done.handle.tag
-            members = _titles_of(batch) if batch is not None else [title]
             if batch is None:
                 preparing -= 1
             if not done.ok:
                 where = batch[0][1].name if batch is not None else "preparing"
-                for member in members:
+                for member in _titles_of(batch) if batch is not None else [title]:
                     fail(member, f"{where}: {first_line(done.error)}")
-            elif any(member.report.ok for member in members):
-                try:
-                    _on_task_done(title, batch, done, settings, resources, bar)
-                except (OSError, ValueError, UserError) as error:  # e.g. writing its ladder
-                    for member in members:
-                        if member.report.manifest is None:
-                            fail(member, first_line(error))
+            else:
+                for member in _on_done(title, batch, done.value, settings, resources, bar):
+                    try:
+                        _write_ladder(member, settings)
+                    except (OSError, ValueError, UserError) as error:  # e.g. writing its ladder
+                        fail(member, first_line(error))
             if batch is None and preparing == 0:  # every title's segments are known: batch them
                 _submit_batches(titles, settings, runner, loader, resources)
             finished = sum(1 for t in titles if t.report.manifest is not None or not t.report.ok)
@@ -287,42 +288,64 @@ def _titles_of(batch: Sequence[tuple[_Title, Segment]]) -> list[_Title]:
     return list({id(title): title for title, _ in batch}.values())
 
 
-def _on_task_done(
+def _on_done(
     title: _Title,
     batch: list[tuple[_Title, Segment]] | None,
-    done: Completed,
+    output: TaskOutput,
     settings: CatalogSettings,
     resources: TaskResources,
     bar: object,
+) -> list[_Title]:
+    """A task that succeeded: a title's setup (None of its batch) or a batch of fitted segments;
+    returns the titles whose ladder can now be written."""
+    if batch is None:
+        if title.report.ok:
+            _on_prepared(title, output, settings, resources)
+        return []
+    return _on_fitted(batch, output, resources, bar)
+
+
+def _on_prepared(
+    title: _Title, output: TaskOutput, settings: CatalogSettings, resources: TaskResources
 ) -> None:
-    """Handle a completed task: a title's setup (its segments are cut), or a batch of fitted
-    segments (each title whose last segment is in gets its ladder written)."""
-    output: TaskOutput = done.value
-    if batch is None:  # the title's setup: cut its segments
-        title.report.task_seconds += output.seconds * max(resources.gpus, 1)
-        title.setup = output.value
-        assert title.frames is not None
-        step = segment_chunks_for(settings.segment_seconds, title.fps, title.chunk_frames)
-        title.segments = cut_segments(
-            title.job.name, len(title.frames), title.chunk_frames, settings.levels, step
-        )
-        title.report.segments = len(title.segments)
-        return
+    """A title's setup is in: cut its segments."""
+    title.report.task_seconds += output.seconds * max(resources.gpus, 1)
+    title.setup = output.value
+    assert title.frames is not None
+    step = segment_chunks_for(settings.segment_seconds, title.fps, title.chunk_frames)
+    title.segments = cut_segments(
+        title.job.name, len(title.frames), title.chunk_frames, settings.levels, step
+    )
+    title.report.segments = len(title.segments)
+
+
+def _on_fitted(
+    batch: list[tuple[_Title, Segment]],
+    output: TaskOutput,
+    resources: TaskResources,
+    bar: object,
+) -> list[_Title]:
+    """A batch of fitted segments is in: keep each result (the task's time shared out evenly);
+    returns the titles that now have every segment."""
     results: list[SegmentResult] = output.value
     share = output.seconds * max(resources.gpus, 1) / len(batch)
     for (member, segment), result in zip(batch, results, strict=True):
         member.report.task_seconds += share
-        if not member.report.ok:
-            continue
-        member.results[(segment.level_id, segment.index)] = result
-        bar.update(segment.frame_count)  # type: ignore[attr-defined]
-    for member in _titles_of(batch):
-        if not member.report.ok or len(member.results) < len(member.segments):
-            continue
-        assert member.setup is not None and member.frames is not None
-        member.report.manifest = assemble_ladder(
-            member.job.out, member.setup, fps=member.fps, frames=member.frames,
-            chunk_frames=member.chunk_frames, levels=settings.levels,
-            results=list(member.results.values()),
-        )  # fmt: skip
-        member.frames = None
+        if member.report.ok:
+            member.results[(segment.level_id, segment.index)] = result
+            bar.update(segment.frame_count)  # type: ignore[attr-defined]
+    return [
+        member for member in _titles_of(batch)
+        if member.report.ok and len(member.results) == len(member.segments)
+    ]  # fmt: skip
+
+
+def _write_ladder(title: _Title, settings: CatalogSettings) -> None:
+    """Every segment of the title is in: write its ladder."""
+    assert title.setup is not None and title.frames is not None
+    title.report.manifest = assemble_ladder(
+        title.job.out, title.setup, fps=title.fps, frames=title.frames,
+        chunk_frames=title.chunk_frames, levels=settings.levels,
+        results=list(title.results.values()),
+    )  # fmt: skip
+    title.frames = None
