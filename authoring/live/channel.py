@@ -13,8 +13,8 @@ and watches the clock:
 - **batches**: cells (segment, level) ready at the same moment (the levels of a new segment,
   the segments that arrived before the generator was prepared, or, with more than one cell per
   step, those that arrived while every worker was busy) go out as one task per batch of
-  ``segments_per_step`` cells that stack (same rank, interval and iteration budget), fitted in
-  lockstep (``authoring.segment_batch``);
+  ``segments_per_step`` cells that stack (``authoring.live.batches``), fitted in lockstep
+  (``authoring.segment_batch``);
 - **degrade**: a level whose results arrive late (more than ``degrade_at`` of the deadline)
   gets half the iteration budget for its next segments (down to 1/8), and recovers step by
   step once it is back under ``recover_at`` (the rule: ``authoring.live.policy``).
@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from authoring.levels import CHECKPOINT_DIR, LevelSpec
+from authoring.live.batches import CellQueue
 from authoring.live.cutter import LiveSegment, SegmentCutter
 from authoring.live.feed import CapturedFrame
 from authoring.live.policy import DegradePolicy, StepChange
 from authoring.live.publisher import LivePublisher, Publication
 from authoring.runner import Completed, TaskHandle, TaskResources, TaskRunner
-from authoring.segment_batch import batch_size_for, stack_batches
+from authoring.segment_batch import batch_size_for
 from authoring.tasks import TaskOutput, checkpoint_dir_for, fit_segments_task, prepare_title
 from common.errors import UserError
 from prompts.manifest import Manifest
@@ -179,7 +180,10 @@ class LiveChannel:
         self._stop = threading.Event()
         self._prepare: TaskHandle | None = None
         self._waiting: list[LiveSegment] = []  # arrived before the init latent was known
-        self._ready: list[tuple[LiveSegment, int, _Cell]] = []  # cells not yet submitted
+        workers = runner.gpus // resources.gpus if resources.gpus else runner.cpus // resources.cpus
+        self._queue = CellQueue(
+            settings.levels, batch_size_for(settings.segments_per_step), workers
+        )  # cells not yet submitted
 
     # --- the feed -------------------------------------------------------------------------
 
@@ -277,37 +281,13 @@ class LiveChannel:
     def _submit_segment(self, segment: LiveSegment) -> None:
         for level_id in range(len(self.settings.levels)):
             cell = self._cells.setdefault((segment.index, level_id), _Cell())
-            self._ready.append((segment, level_id, cell))
+            self._queue.add((segment, level_id, cell))
         self._flush()
 
-    def _busy(self) -> bool:
-        """Every worker has a task: with batches, new cells wait to join the next one."""
-        if self._batch_size() <= 1:
-            return False
-        resources, runner = self.resources, self.runner
-        slots = runner.gpus // resources.gpus if resources.gpus else runner.cpus // resources.cpus
-        handles = {
-            id(c.handle) for c in self._cells.values() if c.handle is not None and not c.done
-        }
-        return len(handles) >= max(1, slots)
-
-    def _batch_size(self) -> int:
-        return batch_size_for(self.settings.segments_per_step)
-
     def _flush(self) -> None:
-        """Submit the ready cells, in batches of cells that stack, unless every worker is busy."""
-        ready = [item for item in self._ready if not item[2].done]
-        if not ready or self._busy():
-            self._ready = ready
-            return
-        self._ready = []
-        levels = self.settings.levels
-
-        def key(item: tuple[LiveSegment, int, _Cell]) -> tuple[int, int, int]:
-            level = levels[item[1]]
-            return (level.rank, level.interval, self.policy.steps[item[1]])
-
-        for batch in stack_batches(ready, key, self._batch_size()):
+        """Submit the ready cells that ``CellQueue`` hands out now."""
+        in_flight = {id(c.handle) for c in self._cells.values() if c.handle and not c.done}
+        for batch in self._queue.take(len(in_flight), self.policy.steps):
             self._submit(batch)
 
     def _submit(self, batch: list[tuple[LiveSegment, int, _Cell]]) -> None:
@@ -353,7 +333,7 @@ class LiveChannel:
                 self.note(f"{level.name} segment {tag.segment} failed ({done.error}); retrying")
                 self.summary.retries += 1
                 cell.handle = None
-                self._ready.append((segment, tag.level_id, cell))
+                self._queue.add((segment, tag.level_id, cell))
             else:
                 self.note(f"{level.name} segment {tag.segment} failed ({done.error}): a gap")
                 self._gap(tag.segment, tag.level_id, cell)
@@ -378,7 +358,7 @@ class LiveChannel:
         for segment in self._waiting:
             for level_id in range(len(settings.levels)):
                 cell = self._cells.setdefault((segment.index, level_id), _Cell())
-                self._ready.append((segment, level_id, cell))
+                self._queue.add((segment, level_id, cell))
         self._waiting = []
         self._flush()
 
