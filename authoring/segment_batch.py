@@ -17,7 +17,7 @@ all fits are parked or done. So the order of work is fixed and nothing runs conc
 
 Equality: a stack of one is ``fit_segment`` bit for bit, and so is a larger stack where the
 networks and the loss compute each frame alone (the tests' ``OneByOne`` tiny generator without
-the MS-SSIM term, rank 2). Otherwise batch size changes their float rounding, which Adam and
+the MS-SSIM term, rank 2; nano on its encoder latents with prompt-encoder starts, 3 segments). Otherwise batch size changes their float rounding, which Adam and
 the plateau rule carry on from keyframe to keyframe: measured on CPU with the tiny generator
 (``tests/authoring/test_segment_batch.py``: 4 segments of two titles, one a short tail, r2n5,
 ``demo`` 12/8 steps) a stored 8-bit factor differed by up to 31 quantiser steps, a chunk's PSNR

@@ -8,7 +8,8 @@ by stack size too, and the bytes differ); with the real ones (batch size changes
 Adam and the plateau rule carry a difference on) stored factors differed by up to 31 steps of
 their 8-bit quantiser, chunk PSNR by at most 0.06 dB, and the two fits' regenerated frames
 were 33.4 dB PSNR apart at worst (without the MS-SSIM term: 39 steps, 0.25 dB, 28.5 dB); a
-stack of one is byte for byte ``fit_segment``.
+stack of one is byte for byte ``fit_segment``. nano (prompt-encoder starts, encoder-latent
+targets) stacks to the one-by-one bytes.
 """
 
 from __future__ import annotations
@@ -233,3 +234,25 @@ def test_catalogue_in_batches_of_three_matches_batches_of_one(tiny_generator, tm
                 deltas.append(abs(chunk_a.psnr - chunk_b.psnr))
     print(f"largest chunk PSNR difference {max(deltas):.3f} dB")
     assert max(deltas) < 0.5
+
+
+def test_nano_segments_stack_with_their_prompt_encoder_starts_and_latent_targets(stacks) -> None:  # type: ignore[no-untyped-def]
+    """nano: every keyframe starts from the prompt encoder's factors of its own segment's frames
+    and the demo preset fits on encoder latents; stacked, the bytes are the one-by-one bytes."""
+    from authoring.build import latent_targets_for
+    from authoring.source import load_source
+    from engines import load_generator
+    from promptus.commands.demo import DEMO_CLIP
+
+    nano = load_generator("nano", device="cpu")
+    frames = load_source(DEMO_CLIP, 192, max_frames=21).frames
+    options = FitOptions(preset=get_preset("demo").with_budgets(4, 2))
+    assert latent_targets_for(nano, frames[:1], options.preset) is not None
+    init = initial_latent(nano, frames[0])
+    segments = cut_segments("demo", len(frames), 10, [LevelSpec(2, 10)], segment_chunks=1)
+    own = [segment.frames_of(frames) for segment in segments]
+    alone = [fit_segment(f, s, nano, options, init) for f, s in zip(own, segments, strict=True)]
+    together = fit_segments(own, segments, nano, options, [init] * len(segments))
+    assert stacks == [3, 2]  # keyframe 0 of all three, then the intervals of the two full ones
+    assert [_bytes(r) for r in together] == [_bytes(r) for r in alone]
+    assert [r.quality for r in together] == [r.quality for r in alone]
