@@ -1,14 +1,14 @@
 """Closed segments: a level cut at chunk boundaries into stretches that are fitted independently.
 
-A segment covers whole chunks ``[first_chunk, end_chunk)`` of one level of one title. Like a
-closed GOP it starts with its own cold keyframe at its first frame, so no segment waits for
-another: segments, levels and titles are fitted in parallel, one task each. The segment's first
-chunk (when it is not chunk 0) holds that keyframe and is written as a *closed* chunk (format
-version 2, ``prompts.chunk``): it needs no switch prefix. The segment's last keyframe sits on the
-next segment's first frame, so its fit sees the frames ``[first_frame, end_frame]`` (one past its
-chunks, where that frame exists); that frame starts a chunk, so its UNet input is the init latent
-in both fits (``chunk-reset``) and the stream model holds across the seam: a cold decode of every
-chunk equals a sequential decode.
+A segment covers whole chunks ``[first_chunk, end_chunk)`` of one level of one title. Like a closed
+GOP it starts with its own cold keyframe at its first frame, so no segment waits for another:
+segments, levels and titles are fitted in parallel, alone or several stacked in one task
+(``authoring.segment_batch``). The segment's first chunk (when it is not chunk 0) holds that
+keyframe and is written as a *closed* chunk (format version 2, ``prompts.chunk``): it needs no
+switch prefix. The segment's last keyframe sits on the next segment's first frame, so its fit sees
+the frames ``[first_frame, end_frame]`` (one past its chunks, where that frame exists); that frame
+starts a chunk, so its UNet input is the init latent in both fits (``chunk-reset``) and the stream
+model holds across the seam: a cold decode of every chunk equals a sequential decode.
 
 Inside a segment the fit is the per-level fit of ``authoring.build.fit_level`` on the segment's
 frames (warm starts, checkpoints after every keyframe, resume); this module only cuts, shifts and
