@@ -12,7 +12,7 @@ loads no torch, so a command builds its job before anything heavy loads. Failure
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +89,7 @@ class FitJob:
         None  # None: DEFAULT_SEGMENT_SECONDS on a cluster, else open levels
     )
     local_cpus: int | None = None  # CPU slots of a ``local`` cluster; None: all cores
+    segments_per_step: int | str | None = None  # stacked per task; None: auto on CUDA, else 1
 
     @property
     def segmented(self) -> bool:
@@ -219,6 +220,7 @@ def fit_titles(titles: Sequence[TitleJob], job: FitJob) -> list[TitleReport]:
     from authoring.catalog import CatalogSettings, build_titles
     from authoring.cluster import open_runner
     from authoring.runner import ClusterError, TaskResources
+    from authoring.segment_batch import resolve_segments_per_step
     from authoring.segments import DEFAULT_SEGMENT_SECONDS, check_segment_options
 
     check_vmaf(job.measure_quality, job.measure_vmaf)
@@ -238,6 +240,8 @@ def fit_titles(titles: Sequence[TitleJob], job: FitJob) -> list[TitleReport]:
     try:
         on_gpu = runner.gpus > 0 and job.device != "cpu"
         resources = TaskResources(gpus=1) if on_gpu else TaskResources(cpus=job.threads or 1)
+        stacked = resolve_segments_per_step(job.segments_per_step, on_gpu)
+        settings = replace(settings, segments_per_step=stacked)
         return build_titles(
             titles, settings, runner=runner, loader=job.generator, resources=resources,
             progress=job.progress,

@@ -149,11 +149,32 @@ def add_cluster_arguments(
         "else the single-process path)",
     )
     group.add_argument(
+        "--segments-per-step",
+        type=segments_per_step_arg,
+        default=None,
+        metavar="N|auto",
+        help="segment fits stacked in one optimiser step (one task per batch): N, or auto "
+        "(as many as the GPU's free memory holds, up to 8) (default: auto on CUDA, 1 on CPU)",
+    )
+    group.add_argument(
         "--local-cpus",
         type=int,
         default=None,
         help="--cluster local: CPU slots of the local cluster (default: all cores)",
     )
+
+
+def segments_per_step_arg(text: str) -> int | str:
+    """``--segments-per-step``: a positive count or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}")
+    return value
 
 
 def schedule(args: argparse.Namespace) -> Schedule:
@@ -186,6 +207,7 @@ def fit_job(args: argparse.Namespace, levels: Sequence[LevelSpec]) -> FitJob:
         resume=args.resume, measure_quality=not args.no_quality, measure_vmaf=args.vmaf,
         progress=not args.quiet, threads=args.threads, cluster=args.cluster,
         segment_seconds=args.segment_seconds, local_cpus=args.local_cpus,
+        segments_per_step=args.segments_per_step,
     )  # fmt: skip
 
 

@@ -11,6 +11,7 @@ import argparse
 import signal
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from authoring.live.feed import Feed, FeedOptions
     from authoring.live.publisher import window_chunks_for
     from authoring.runner import TaskResources
+    from authoring.segment_batch import resolve_segments_per_step
     from authoring.segments import segment_chunks_for
     from authoring.tasks import GeneratorSpec
     from engines.variants import VARIANTS
@@ -146,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             on_gpu = runner.gpus > 0 and args.device != "cpu"
             resources = TaskResources(gpus=1) if on_gpu else TaskResources(cpus=args.threads or 1)
+            stacked = resolve_segments_per_step(args.segments_per_step, on_gpu)
+            settings = replace(settings, segments_per_step=stacked)
             channel = LiveChannel(
                 settings, runner=runner, loader=GeneratorSpec(args.generator, args.weights,
                 args.taesd), resources=resources, fps=feed.fps, size=size,
