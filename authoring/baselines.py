@@ -13,11 +13,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from prompts import entropy
 from prompts.quant import quantize_tensor
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderTiny
 
 # name -> (PyAV encoder, PyAV decoder, CRF range, extra options)
 CLASSIC_CODECS: dict[str, tuple[str, str, tuple[int, int], dict[str, str]]] = {
@@ -44,11 +48,13 @@ class CodedClip:
 def encode_classic(codec: str, frames: np.ndarray, fps: float, crf: int) -> CodedClip:
     """Encode and decode ``frames`` with a PyAV encoder at one CRF."""
     import av
+    from av.video.codeccontext import VideoCodecContext
 
     encoder, decoder_name, _, options = CLASSIC_CODECS[codec]
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner otherwise
     height, width = frames.shape[1:3]
     context = av.CodecContext.create(encoder, "w")
+    assert isinstance(context, VideoCodecContext)  # CLASSIC_CODECS are video codecs
     context.width, context.height, context.pix_fmt = width, height, "yuv420p"
     rate = max(1, round(fps))
     context.time_base = Fraction(1, rate)
@@ -66,6 +72,7 @@ def encode_classic(codec: str, frames: np.ndarray, fps: float, crf: int) -> Code
     packets.extend(context.encode(None))
     coded_bytes = sum(packet.size for packet in packets)
     decoder = av.CodecContext.create(decoder_name, "r")
+    assert isinstance(decoder, VideoCodecContext)
     decoded = []
     for packet in packets:
         decoded.extend(decoder.decode(packet))
@@ -107,7 +114,7 @@ def classic_at(codec: str, frames: np.ndarray, fps: float, target_kbps: float) -
 class VAEBaseline:
     """TAESD latents of sampled frames, quantised to ``bits`` and DEFLATE-coded; linear in between."""
 
-    def __init__(self, taesd: object, frames: np.ndarray, fps: float) -> None:
+    def __init__(self, taesd: AutoencoderTiny, frames: np.ndarray, fps: float) -> None:
         import torch
 
         self.taesd = taesd
@@ -115,7 +122,7 @@ class VAEBaseline:
         self.count = len(frames)
         with torch.no_grad():
             batch = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
-            self.latents = torch.cat([taesd.encoder(b) for b in batch.split(8)]).numpy()  # type: ignore[attr-defined]
+            self.latents = torch.cat([taesd.encoder(b) for b in batch.split(8)]).numpy()
 
     def quantized(self, bits: int, interval: int) -> tuple[float, np.ndarray]:
         """(kbps, restored latents) of one setting, without decoding."""
@@ -142,7 +149,7 @@ class VAEBaseline:
                     self.taesd.decoder(torch.from_numpy(x))
                     for x in np.array_split(latents, max(1, len(latents) // 8))
                 ]
-            )  # type: ignore[attr-defined]
+            )
         return (
             ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         )
@@ -187,9 +194,11 @@ def thumbnail_clip(frames: np.ndarray, fps: float, interval: int, side: int) -> 
     positions = sorted(set(range(0, count, interval)) | {count - 1})
     coded, restored = 0, {}
     for p in positions:
-        thumb = Image.fromarray(frames[p]).resize(small, Image.BICUBIC)
+        thumb = Image.fromarray(frames[p]).resize(small, Image.Resampling.BICUBIC)
         coded += len(entropy.deflate(np.asarray(thumb).tobytes())) + THUMBNAIL_HEADER_BYTES
-        restored[p] = np.asarray(thumb.resize((width, height), Image.BICUBIC), np.float32)
+        restored[p] = np.asarray(
+            thumb.resize((width, height), Image.Resampling.BICUBIC), np.float32
+        )
     decoded = np.clip(np.round(_crossfade(restored, count)), 0, 255).astype(np.uint8)
     kbps = coded * 8 / 1000 / (count / fps)
     return CodedClip("thumbnail", f"{small[0]}x{small[1]} every {interval}", kbps, decoded)

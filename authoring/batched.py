@@ -27,6 +27,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -86,18 +87,18 @@ class StackedProblem:
         """The same problem at half resolution: targets and latents average-pooled, the noise
         share of each latent input topped up so that the input keeps unit noise variance."""
 
-        def pool(x: torch.Tensor | None) -> torch.Tensor | None:
-            if x is None:
-                return None
+        def pooled(x: torch.Tensor) -> torch.Tensor:
             return F.avg_pool2d(x.flatten(0, -4), COARSE_FACTOR).view(
                 *x.shape[:-2], -1, x.shape[-1] // COARSE_FACTOR
             )
 
-        noise = pool(self.noise)
-        assert noise is not None
+        def pool(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else pooled(x)
+
+        noise = pooled(self.noise)
         keep = 1.0 - self.prev_weight
         # pool(w p + (1-w) n) has noise std (1-w)/2; adding (1-w) pool(n) makes it (1-w).
-        topped = lambda x: pool(x) + keep * noise  # noqa: E731
+        topped = lambda x: pooled(x) + keep * noise  # noqa: E731
         return replace(
             self, targets=pool(self.targets), latent_targets=pool(self.latent_targets),
             group_in=topped(self.group_in), last_in=topped(self.last_in),
@@ -236,9 +237,10 @@ class BatchedOptimiser:
         """Optimise from ``(u0, v0)`` ``[S, ...]``; returns the best factors of each problem."""
         n = problem.frames
         k = n if schedule.frames_per_step <= 0 else min(schedule.frames_per_step, n)
+        targets = problem.latent_targets if latent else problem.targets
+        assert targets is not None  # each phase's problem holds its targets
         key = (latent, k, schedule.cosine, tuple(u0.shape), tuple(v0.shape),
-               tuple((problem.latent_targets if latent else problem.targets).shape),
-               problem.prev_u is None)  # fmt: skip
+               tuple(targets.shape), problem.prev_u is None)  # fmt: skip
         compiled = self._graphs.get(key)
         if compiled is None:
             compiled = _Compiled(self, problem, u0, v0, k, latent, schedule.cosine)
@@ -508,7 +510,7 @@ class _Compiled:
 def stack_problems(problems: list[StackedProblem]) -> StackedProblem:
     """Several problems of the same shape (e.g. one keyframe of several segments) as one."""
     first = problems[0]
-    fields: dict = {}
+    fields: dict[str, Any] = {}
     for name, value in vars(first).items():
         if name in ("noise", "prev_weight"):
             if any(not _same(getattr(p, name), value) for p in problems):
@@ -528,7 +530,7 @@ def _same(a: object, b: object) -> bool:
 
 
 def _clone_problem(problem: StackedProblem) -> StackedProblem:
-    fields = {
+    fields: dict[str, Any] = {
         k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in vars(problem).items()
     }
     return StackedProblem(**fields)

@@ -180,6 +180,7 @@ def fit_level(
     initial: InitialFactors | None = None,
     on_step: StepHook | None = None,
     progress_label: str | None = None,
+    wrap_optimiser: Callable[[Any], Any] | None = None,
 ) -> FittedLevel:
     """Fit one level; with ``out`` it checkpoints after every keyframe (and resumes from it).
 
@@ -189,6 +190,8 @@ def fit_level(
     the default) -> keyframes. ``on_step`` sees every optimiser step of a sequential preset
     (``LevelFitter.fit_span``). ``initial`` is not part of the checkpoint's fingerprint. The
     progress bar counts keyframes under ``progress_label`` (default ``fit LEVEL``).
+    ``wrap_optimiser`` replaces the fitter's batched optimiser by what it returns for it (an
+    object with the same ``run``): ``authoring.segment_batch`` stacks several fits' steps so.
     """
     from tqdm import tqdm
 
@@ -213,6 +216,8 @@ def fit_level(
         generator, source.frames, init_latent, config, options.preset, loss, latent_targets,
         step_options=options.step_options, predict_factors=predictor,
     )  # fmt: skip
+    if wrap_optimiser is not None:
+        fitter.optimiser = wrap_optimiser(fitter.optimiser)
     print_ = fingerprint(source, generator.generator_id, config, options)
     state = FitState()
     path = checkpoint_path(out, level) if out is not None else None

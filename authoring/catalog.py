@@ -1,11 +1,14 @@
-"""Ladders for many titles at once: every (title, level, segment) is one task on a runner.
+"""Ladders for many titles at once: batches of (title, level, segment) are tasks on a runner.
 
-The driver (this module) reads each title, asks one task per title for its initial latent, then
-submits one task per closed segment of every level (``authoring.segments``), collects them as they
-complete (a progress bar with ETA over every frame of every level of every title), and assembles
-each title's ladder once its last segment is in: ``LadderWriter`` writes the init state and every
-chunk atomically, the manifest last. A title that cannot be read, or whose task fails past its
-retries, is reported with a one-line reason; the other titles go on.
+The driver (this module) reads each title, asks one task per title for its initial latent, then,
+once every title is prepared, submits one task per batch of ``segments_per_step`` closed
+segments that stack (same rank, interval and frame size, of any titles and levels; a batch's
+segments are fitted in lockstep, ``authoring.segment_batch``), collects them as they complete (a
+progress bar with ETA over every frame of every level of every title), and assembles each title's
+ladder once its last segment is in: ``LadderWriter`` writes the init state and every chunk
+atomically, the manifest last. A title that cannot be read, or whose task fails past its
+retries, is reported with a one-line reason (a failed batch fails the titles it holds); the
+other titles go on.
 
 Checkpoints live in ``<ladder>/.fit/segments/`` (storage every node shares): a task killed midway
 is re-run by the runner and continues from its last keyframe; ``resume`` keeps them across runs.
@@ -14,7 +17,7 @@ is re-run by the runner and continues from its last keyframe; ``resume`` keeps t
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +25,8 @@ import numpy as np
 
 from authoring.build import FitOptions, check_source_fits
 from authoring.levels import CHECKPOINT_DIR, LevelSpec
-from authoring.runner import Completed, TaskResources, TaskRunner, first_line
+from authoring.runner import TaskResources, TaskRunner, first_line
+from authoring.segment_batch import batch_size_for, stack_batches
 from authoring.segments import (
     DEFAULT_SEGMENT_SECONDS,
     Segment,
@@ -30,7 +34,13 @@ from authoring.segments import (
     cut_segments,
     segment_chunks_for,
 )
-from authoring.tasks import GeneratorLoader, TaskOutput, TitleSetup, fit_segment_task, prepare_title
+from authoring.tasks import (
+    GeneratorLoader,
+    TaskOutput,
+    TitleSetup,
+    fit_segments_task,
+    prepare_title,
+)
 from common.errors import UserError
 from prompts.ladder import MANIFEST_NAME, LadderWriter
 from prompts.manifest import Manifest, StreamInfo
@@ -66,6 +76,7 @@ class CatalogSettings:
     resume: bool = False
     measure_quality: bool = True
     measure_vmaf: bool = False  # each chunk's VMAF too (authoring.metrics)
+    segments_per_step: int | str = 1  # segments per batch task, or AUTO (by GPU memory)
 
 
 @dataclass
@@ -182,9 +193,13 @@ def build_titles(
         titles.append(title)
 
     def fail(title: _Title, message: str) -> None:
+        if not title.report.ok:
+            return
         title.report.error = f"{title.job.name}: {message}"
-        for handle in title.handles:
-            runner.cancel(handle)
+        for handle in title.handles:  # the tasks no other title still waits on
+            _, batch = handle.tag
+            if batch is None or not any(t.report.ok for t in _titles_of(batch)):
+                runner.cancel(handle)
         title.frames = None
 
     total = sum(len(t.frames) * len(settings.levels) for t in titles if t.frames is not None)
@@ -209,73 +224,124 @@ def build_titles(
                     tag=(title, None),
                 )  # fmt: skip
             )
-        finished = 0
+        finished, preparing = 0, len(titles)
         for done in runner.as_completed():
-            title, segment = done.handle.tag
-            if not title.report.ok:
-                continue
+            title, batch = done.handle.tag
+            if batch is None:
+                preparing -= 1
             if not done.ok:
-                where = segment.name if segment is not None else "preparing"
-                fail(title, f"{where}: {first_line(done.error)}")
-                finished += 1
+                where = batch[0][1].name if batch is not None else "preparing"
+                for member in _titles_of(batch) if batch is not None else [title]:
+                    fail(member, f"{where}: {first_line(done.error)}")
             else:
-                try:
-                    finished += _on_task_done(
-                        title, segment, done, settings, runner, loader, resources, bar
-                    )
-                except (OSError, ValueError, UserError) as error:  # e.g. writing its ladder
-                    fail(title, first_line(error))
-                    finished += 1
+                for member in _on_done(title, batch, done.value, settings, resources, bar):
+                    try:
+                        _write_ladder(member, settings)
+                    except (OSError, ValueError, UserError) as error:  # e.g. writing its ladder
+                        fail(member, first_line(error))
+            if batch is None and preparing == 0:  # every title's segments are known: batch them
+                _submit_batches(titles, settings, runner, loader, resources)
+            finished = sum(1 for t in titles if t.report.manifest is not None or not t.report.ok)
             bar.set_postfix(titles=f"{finished}/{len(titles)}", refresh=False)
     return reports
 
 
-def _on_task_done(
-    title: _Title,
-    segment: Segment | None,
-    done: Completed,
+def _submit_batches(
+    titles: Sequence[_Title],
     settings: CatalogSettings,
     runner: TaskRunner,
     loader: GeneratorLoader,
     resources: TaskResources,
-    bar: object,
-) -> int:
-    """Handle a completed task; returns 1 when its title is now finished (ladder written)."""
-    output: TaskOutput = done.value
-    title.report.task_seconds += output.seconds * max(resources.gpus, 1)
-    if segment is None:  # the title's setup: submit its segments
-        title.setup = output.value
+) -> None:
+    """One task per batch of segments that stack (same rank, interval and frame size), over
+    every prepared title, in title, level and segment order (the same batches on any runner)."""
+    pending = [(t, s) for t in titles if t.report.ok and t.setup is not None for s in t.segments]
+    size = batch_size_for(settings.segments_per_step)
+
+    def key(item: tuple[_Title, Segment]) -> Hashable:
+        title, segment = item
         assert title.frames is not None
-        step = segment_chunks_for(settings.segment_seconds, title.fps, title.chunk_frames)
-        title.segments = cut_segments(
-            title.job.name, len(title.frames), title.chunk_frames, settings.levels, step
-        )
-        root = checkpoint_root(title.job.out)
-        for seg in title.segments:
-            title.handles.append(
-                runner.submit(
-                    fit_segment_task,
-                    title.frames_ref,
-                    seg,
-                    loader,
-                    settings.options,
-                    title.setup.init_latent,
-                    root,
-                    resources,
-                    settings.measure_quality,
-                    settings.measure_vmaf,
-                    name=f"fit {seg.name}",
-                    resources=resources,
-                    tag=(title, seg),
-                )  # fmt: skip
-            )
-        title.report.segments = len(title.segments)
-        return 0
-    result: SegmentResult = output.value
-    title.results[(segment.level_id, segment.index)] = result
-    bar.update(segment.frame_count)  # type: ignore[attr-defined]
-    if len(title.results) < len(title.segments):
-        return 0
+        return (segment.level.rank, segment.level.interval, title.frames.shape[1:3])
+
+    for batch in stack_batches(pending, key, size):
+        members = _titles_of(batch)
+        first = batch[0][1]
+        name = f"fit {first.name}" + (f" +{len(batch) - 1}" if len(batch) > 1 else "")
+        handle = runner.submit(
+            fit_segments_task,
+            [s for _, s in batch],
+            [members.index(t) for t, _ in batch],
+            loader, settings.options,
+            [t.setup.init_latent for t, _ in batch],  # type: ignore[union-attr]
+            [checkpoint_root(t.job.out) for t, _ in batch],
+            resources, settings.measure_quality, settings.measure_vmaf,
+            settings.segments_per_step,
+            *[t.frames_ref for t in members],
+            name=name, resources=resources, tag=(batch[0][0], batch),
+        )  # fmt: skip
+        for title in members:
+            title.handles.append(handle)
+
+
+def _titles_of(batch: Sequence[tuple[_Title, Segment]]) -> list[_Title]:
+    """The titles of a batch's segments, each once, in order."""
+    return list({id(title): title for title, _ in batch}.values())
+
+
+def _on_done(
+    title: _Title,
+    batch: list[tuple[_Title, Segment]] | None,
+    output: TaskOutput,
+    settings: CatalogSettings,
+    resources: TaskResources,
+    bar: object,
+) -> list[_Title]:
+    """A task that succeeded: a title's setup (None of its batch) or a batch of fitted segments;
+    returns the titles whose ladder can now be written."""
+    if batch is None:
+        if title.report.ok:
+            _on_prepared(title, output, settings, resources)
+        return []
+    return _on_fitted(batch, output, resources, bar)
+
+
+def _on_prepared(
+    title: _Title, output: TaskOutput, settings: CatalogSettings, resources: TaskResources
+) -> None:
+    """A title's setup is in: cut its segments."""
+    title.report.task_seconds += output.seconds * max(resources.gpus, 1)
+    title.setup = output.value
+    assert title.frames is not None
+    step = segment_chunks_for(settings.segment_seconds, title.fps, title.chunk_frames)
+    title.segments = cut_segments(
+        title.job.name, len(title.frames), title.chunk_frames, settings.levels, step
+    )
+    title.report.segments = len(title.segments)
+
+
+def _on_fitted(
+    batch: list[tuple[_Title, Segment]],
+    output: TaskOutput,
+    resources: TaskResources,
+    bar: object,
+) -> list[_Title]:
+    """A batch of fitted segments is in: keep each result (the task's time shared out evenly);
+    returns the titles that now have every segment."""
+    results: list[SegmentResult] = output.value
+    share = output.seconds * max(resources.gpus, 1) / len(batch)
+    for (member, segment), result in zip(batch, results, strict=True):
+        member.report.task_seconds += share
+        if member.report.ok:
+            member.results[(segment.level_id, segment.index)] = result
+            bar.update(segment.frame_count)  # type: ignore[attr-defined]
+    return [
+        member for member in _titles_of(batch)
+        if member.report.ok and len(member.results) == len(member.segments)
+    ]  # fmt: skip
+
+
+def _write_ladder(title: _Title, settings: CatalogSettings) -> None:
+    """Every segment of the title is in: write its ladder."""
     assert title.setup is not None and title.frames is not None
     title.report.manifest = assemble_ladder(
         title.job.out, title.setup, fps=title.fps, frames=title.frames,
@@ -283,4 +349,3 @@ def _on_task_done(
         results=list(title.results.values()),
     )  # fmt: skip
     title.frames = None
-    return 1

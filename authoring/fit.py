@@ -33,12 +33,13 @@ from authoring.batched import (
     StepOptions,
     stacked_contexts,
 )
+from authoring.levels import LevelSpec
 from authoring.losses import FitLoss, mse_from_psnr, psnr_from_mse
 from authoring.plan import KeyframeSpan, keyframe_spans
 from authoring.presets import FitPreset
 from authoring.sequential import EXTRA_WORST_STEPS, SequentialFit, SequentialSchedule, StepHook
 from authoring.source import frames_to_tensor
-from engines.schedule import mix_latent, stream_noise, x0_from_eps
+from engines.schedule import mix_latent, stream_noise, unmix_latent, x0_from_eps
 from prompts.keyframe import Keyframe, interpolate_context
 from prompts.quant import fake_quantize, quantize_tensor
 from prompts.stream_model import (
@@ -58,11 +59,10 @@ FactorPredictor = Callable[[int, torch.Tensor, int], tuple[torch.Tensor, torch.T
 
 
 @dataclass(frozen=True)
-class LevelConfig:
-    """What defines one level's fit besides the source frames."""
+class LevelConfig(LevelSpec):
+    """What defines one level's fit besides the source frames: the level (rank, interval,
+    name) and its chunking, seeds and previous-latent rule."""
 
-    rank: int
-    interval: int
     chunk_frames: int
     noise_seed: int = NOISE_SEED
     prev_latent_weight: float = PREV_LATENT_WEIGHT
@@ -71,17 +71,9 @@ class LevelConfig:
     prev_latent_rule: str = CHUNK_RESET  # or CHAINED (the original release's)
 
     def __post_init__(self) -> None:
-        if self.rank < 1:
-            raise ValueError(f"rank must be at least 1, got {self.rank}")
-        if self.interval < 1:
-            raise ValueError(f"interval must be at least 1, got {self.interval}")
+        super().__post_init__()
         if self.prev_latent_rule not in PREV_LATENT_RULES:
             raise ValueError(f"unknown previous-latent rule {self.prev_latent_rule!r}")
-
-    @property
-    def name(self) -> str:
-        """Level directory name, e.g. ``r8n10``."""
-        return f"r{self.rank}n{self.interval}"
 
 
 @dataclass
@@ -177,8 +169,7 @@ class LevelFitter:
 
     def _unmix(self, unet_input: torch.Tensor) -> torch.Tensor:
         """``prev`` of a group input ``w * prev + (1 - w) * noise``."""
-        weight = self.config.prev_latent_weight
-        return (unet_input.to(self.device) - (1.0 - weight) * self._noise) / weight
+        return unmix_latent(unet_input.to(self.device), self._noise, self.config.prev_latent_weight)
 
     def _forward(
         self, latents: torch.Tensor, contexts: torch.Tensor

@@ -17,13 +17,23 @@ CHECKPOINT_DIR = ".fit"
 
 @dataclass(frozen=True)
 class LevelSpec:
-    """Rank and keyframe interval of one ladder level."""
+    """Rank and keyframe interval of one ladder level; the one home of its name ``r{rank}n{interval}``.
+
+    ``authoring.fit.LevelConfig`` extends it with what one level's fit needs besides.
+    """
 
     rank: int
     interval: int
 
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError("rank must be at least 1")
+        if self.interval < 1:
+            raise ValueError("interval must be at least 1")
+
     @property
     def name(self) -> str:
+        """Level directory name, e.g. ``r8n10``."""
         return f"r{self.rank}n{self.interval}"
 
     @property
@@ -39,12 +49,10 @@ def parse_levels(text: str) -> list[LevelSpec]:
         match = _LEVEL.match(item)
         if not match:
             raise ValueError(f"level {item!r} is not of the form r<rank>n<interval>, e.g. r8n10")
-        rank, interval = int(match[1]), int(match[2])
-        if rank < 1:
-            raise ValueError(f"level {item}: rank must be at least 1")
-        if interval < 1:
-            raise ValueError(f"level {item}: interval must be at least 1")
-        specs.append(LevelSpec(rank, interval))
+        try:
+            specs.append(LevelSpec(int(match[1]), int(match[2])))
+        except ValueError as error:
+            raise ValueError(f"level {item}: {error}") from None
     if len({s.name for s in specs}) != len(specs):
         raise ValueError(f"levels {text!r} name a level twice")
     return sorted(specs, key=lambda s: (s.nominal_bytes_per_frame, s.rank))

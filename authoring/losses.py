@@ -124,6 +124,7 @@ def conv_from_state(
         raise ValueError(f"VGG weights file {path}: {keys[0]} has shape {tuple(weight.shape)}")
     conv = torch.nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
     conv.weight.data.copy_(weight)
+    assert conv.bias is not None  # built with one
     conv.bias.data.copy_(bias)
     return conv
 
@@ -135,16 +136,19 @@ class VGGFeatureLoss(torch.nn.Module):
     ``torch.save`` file; the latter is read with ``weights_only=True``.
     """
 
+    mean: torch.Tensor  # buffers: ImageNet mean and std, [1, 3, 1, 1]
+    std: torch.Tensor
+
     def __init__(self, weights_path: str | Path) -> None:
         super().__init__()
         state = load_state_dict(weights_path)
         self.convs = torch.nn.ModuleList()
         self.plan: list[str] = []
         for layer in _VGG16_LAYERS:
-            if layer == "pool":
+            if isinstance(layer, str):  # "pool"
                 self.plan.append("pool")
                 continue
-            index, cin, cout = layer  # type: ignore[misc]
+            index, cin, cout = layer
             self.convs.append(conv_from_state(state, weights_path, index, (cin, cout)))
             self.plan.append("conv")
         self.requires_grad_(False)
@@ -190,6 +194,9 @@ class VGG19PreReluLoss(torch.nn.Module):
     downloaded. Channel widths are read from the file (64 ... 512 in a real VGG19), so a small
     file of the same layout also loads (tests use one).
     """
+
+    mean: torch.Tensor  # buffers: ImageNet mean and std, [1, 3, 1, 1]
+    std: torch.Tensor
 
     def __init__(self, weights_path: str | Path) -> None:
         super().__init__()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,7 +76,7 @@ def vmaf_missing() -> str | None:
 
 
 @functools.lru_cache(maxsize=4)
-def _vmaf_model(device: str) -> torch.nn.Module:
+def _vmaf_model(device: str) -> Any:  # vmaf_torch.VMAF (vmaf-torch ships no types)
     problem = vmaf_missing()
     if problem is not None:
         raise VmafUnavailable(f"VMAF: {problem}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -20,13 +21,18 @@ from torch import nn
 from authoring.source import frames_to_tensor
 from engines.nano import (
     CONTEXT_GRID,
-    NANO_LATENT,
     POSITION_CHANNELS,
     ResidualBlock,
     position_channels,
     resize,
 )
+from engines.variants import NANO_LATENT
 from prompts.stream_model import CONTEXT_TOKENS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from engines.generator import Generator
 
 MAX_RANK = 16  # the nested factors serve every rank up to this
 FEATURES = 64  # width of the encoder's latent-size features
@@ -98,7 +104,9 @@ class NanoFactorPredictor:
     """Starting factors for the fitting loop (``LevelFitter(predict_factors=...)``): the prompt
     encoder applied to the generator's encoding of the keyframe's frame and the previous latent."""
 
-    def __init__(self, generator, frames, encoder: PromptEncoder | None = None) -> None:
+    def __init__(
+        self, generator: Generator, frames: np.ndarray, encoder: PromptEncoder | None = None
+    ) -> None:
         self.generator = generator
         self.frames = frames  # uint8 [T, H, W, 3]
         self.encoder = (encoder or load_prompt_encoder()).to(generator.device)
@@ -110,11 +118,12 @@ class NanoFactorPredictor:
         target = self.generator.encode(frames_to_tensor(self.frames[frame : frame + 1])).to(
             self.generator.device
         )
-        u, v = nested_factors(*self.encoder(target, prev.to(target.device).float()), rank)
+        u, v = self.encoder(target, prev.to(target.device).float())
+        u, v = nested_factors(u, v, rank)
         return u[0], v[0]
 
 
-def factor_predictor_for(generator, frames) -> NanoFactorPredictor | None:
+def factor_predictor_for(generator: Generator, frames: np.ndarray) -> NanoFactorPredictor | None:
     """The prompt encoder's predictor when ``generator`` is nano (the only one trained with one)."""
     if generator.variant.family != "nano":
         return None

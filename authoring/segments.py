@@ -1,14 +1,14 @@
 """Closed segments: a level cut at chunk boundaries into stretches that are fitted independently.
 
-A segment covers whole chunks ``[first_chunk, end_chunk)`` of one level of one title. Like a
-closed GOP it starts with its own cold keyframe at its first frame, so no segment waits for
-another: segments, levels and titles are fitted in parallel, one task each. The segment's first
-chunk (when it is not chunk 0) holds that keyframe and is written as a *closed* chunk (format
-version 2, ``prompts.chunk``): it needs no switch prefix. The segment's last keyframe sits on the
-next segment's first frame, so its fit sees the frames ``[first_frame, end_frame]`` (one past its
-chunks, where that frame exists); that frame starts a chunk, so its UNet input is the init latent
-in both fits (``chunk-reset``) and the stream model holds across the seam: a cold decode of every
-chunk equals a sequential decode.
+A segment covers whole chunks ``[first_chunk, end_chunk)`` of one level of one title. Like a closed
+GOP it starts with its own cold keyframe at its first frame, so no segment waits for another:
+segments, levels and titles are fitted in parallel, alone or several stacked in one task
+(``authoring.segment_batch``). The segment's first chunk (when it is not chunk 0) holds that
+keyframe and is written as a *closed* chunk (format version 2, ``prompts.chunk``): it needs no
+switch prefix. The segment's last keyframe sits on the next segment's first frame, so its fit sees
+the frames ``[first_frame, end_frame]`` (one past its chunks, where that frame exists); that frame
+starts a chunk, so its UNet input is the init latent in both fits (``chunk-reset``) and the stream
+model holds across the seam: a cold decode of every chunk equals a sequential decode.
 
 Inside a segment the fit is the per-level fit of ``authoring.build.fit_level`` on the segment's
 frames (warm starts, checkpoints after every keyframe, resume); this module only cuts, shifts and
@@ -18,7 +18,7 @@ scores.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,6 +166,7 @@ def fit_segment(
     checkpoint_dir: Path | None = None,
     measure_quality: bool = True,
     measure_vmaf: bool = False,
+    wrap_optimiser: Callable[[Any], Any] | None = None,
 ) -> SegmentResult:
     """Fit one segment and cut it into chunks.
 
@@ -173,7 +174,8 @@ def fit_segment(
     ``options`` an ``authoring.build.FitOptions``, ``init_latent`` the title's initial latent.
     With ``checkpoint_dir`` the fit checkpoints after every keyframe there and, when a
     checkpoint of the same settings exists (a task killed midway and retried, on any node that
-    sees the directory), continues from it.
+    sees the directory), continues from it. ``wrap_optimiser`` goes to ``fit_level`` (how
+    ``authoring.segment_batch.fit_segments`` stacks several segments' steps).
     """
     from authoring.build import decode_cold, fit_level, latent_targets_for
     from authoring.metrics import quality
@@ -189,7 +191,7 @@ def fit_segment(
     fitted = fit_level(
         generator, SourceVideo(frames, 0.0), init_latent, segment.level, segment.chunk_frames,
         options, latent_targets=latent_targets, out=checkpoint_dir,
-        resume=checkpoint_dir is not None, progress=False,
+        resume=checkpoint_dir is not None, progress=False, wrap_optimiser=wrap_optimiser,
     )  # fmt: skip
     offset = segment.first_frame
     keyframes = [Keyframe(k.frame + offset, k.u, k.v) for k in fitted.state.keyframes]

@@ -1,4 +1,5 @@
-"""The tasks a runner executes: prepare a title, fit a segment. Plain picklable functions.
+"""The tasks a runner executes: prepare a title, fit a segment or a batch of segments. Plain
+picklable functions.
 
 A worker loads the generator itself from a ``GeneratorSpec`` (or any hashable object with
 ``load(device)``) and keeps the last one it loaded, so the CPU workers that Ray reuses, and the
@@ -9,6 +10,7 @@ computes the same numbers wherever it runs (the in-process runner included).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from authoring.runner import TaskResources
+from authoring.segment_batch import AUTO, fit_segments, frame_bytes, segments_per_step_for
 from authoring.segments import Segment, SegmentResult, fit_segment
 from prompts.stream_model import LatentGeometry
 
@@ -66,6 +69,7 @@ class TitleSetup:
 
 
 _loaded: tuple[Any, Any] | None = None  # ((loader, device), generator) of this worker
+_frame_bytes: dict[tuple[Any, int, int], int] = {}  # (generator id, width, height) -> bytes
 
 
 def worker_generator(loader: GeneratorLoader, device: str) -> Any:
@@ -81,10 +85,12 @@ def worker_generator(loader: GeneratorLoader, device: str) -> Any:
 def _start(resources: TaskResources) -> tuple[float, str]:
     import torch
 
+    from engines.devices import describe_device
+
     started = time.perf_counter()
     if resources.gpus:
         index = torch.cuda.current_device()
-        return started, f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+        return started, describe_device(f"cuda:{index}")
     torch.set_num_threads(resources.cpus)
     return started, "cpu"
 
@@ -129,3 +135,61 @@ def fit_segment_task(
         measure_quality=measure_quality, measure_vmaf=measure_vmaf,
     )  # fmt: skip
     return TaskOutput(result, time.perf_counter() - started, device)
+
+
+def max_stack_for(
+    generator: Any,
+    segments: Sequence[Segment],
+    frames: np.ndarray,
+    resources: TaskResources,
+    segments_per_step: int | str,
+) -> int | None:
+    """Problems per stacked step: ``segments_per_step``, or for ``AUTO`` on a GPU the memory
+    rule (``authoring.segment_batch.segments_per_step_for``: the device's free memory, one
+    frame's training memory measured once per worker and size, the longest interval), on CPU
+    every problem that matches (the driver sized the batch)."""
+    if segments_per_step != AUTO:
+        return int(segments_per_step)
+    if not resources.gpus:
+        return None
+    import torch
+
+    height, width = frames.shape[1:3]
+    key = (generator.generator_id, width, height)
+    if key not in _frame_bytes:
+        _frame_bytes[key] = frame_bytes(generator, width, height)
+    free, _ = torch.cuda.mem_get_info(generator.device)
+    longest = max(segment.level.interval for segment in segments)
+    return segments_per_step_for(free, _frame_bytes[key], longest)
+
+
+def fit_segments_task(
+    segments: Sequence[Segment],
+    sources: Sequence[int],
+    loader: GeneratorLoader,
+    options: Any,
+    init_latents: Sequence[np.ndarray],
+    checkpoint_roots: Sequence[Path | None],
+    resources: TaskResources,
+    measure_quality: bool,
+    measure_vmaf: bool,
+    segments_per_step: int | str,
+    *title_frames: np.ndarray,
+) -> TaskOutput:
+    """Fit a batch of segments stacked (``authoring.segment_batch.fit_segments``); the value is
+    their ``SegmentResult``s in order. Segment ``i`` is cut from ``title_frames[sources[i]]``
+    (the frames are trailing arguments, so that a Ray runner resolves each object reference)
+    and checkpoints under ``checkpoint_roots[i]``."""
+    started, device = _start(resources)
+    generator = worker_generator(loader, resources.device)
+    frames = [
+        np.array(s.frames_of(title_frames[i])) for s, i in zip(segments, sources, strict=True)
+    ]
+    results = fit_segments(
+        frames, segments, generator, options, init_latents,
+        checkpoint_dirs=[checkpoint_dir_for(root, s) if root else None
+                         for s, root in zip(segments, checkpoint_roots, strict=True)],
+        measure_quality=measure_quality, measure_vmaf=measure_vmaf,
+        max_stack=max_stack_for(generator, segments, frames[0], resources, segments_per_step),
+    )  # fmt: skip
+    return TaskOutput(results, time.perf_counter() - started, device)

@@ -25,8 +25,9 @@ from client_daemon.settings import DaemonSettings
 from client_daemon.transport import PageConnection
 from common.log_throttle import LogThrottle
 from engines.colour import YUV420P
+from engines.devices import describe_device
 from prompts.init_state import InitStateError, parse_init_state
-from prompts.stream_model import GeneratorMismatchError, check_generator
+from prompts.stream_model import GeneratorMismatchError, LatentGeometry, check_generator
 from wire.daemon import MAX_FRAME_DAEMON_RECEIVES, Open
 from wire.errors import ErrorCode, ProtocolError
 
@@ -54,10 +55,15 @@ class Generator(Protocol):
     """What the daemon needs from an ``engines`` generator."""
 
     generator_id: str
-    name: str
     context_tokens: int
     context_dim: int
     backend: Backend
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def latent_geometry(self) -> LatentGeometry: ...
 
     @property
     def device(self) -> Any: ...
@@ -67,16 +73,6 @@ class Generator(Protocol):
     def warm_up(self, width: int, height: int, frames: int, frame_format: str) -> float: ...
 
     def release_memory(self) -> None: ...
-
-
-def describe_device(device: Any) -> str:
-    """``cuda:0 (NVIDIA H100 80GB HBM3)`` or ``cpu``."""
-    name = str(device)
-    if name.startswith("cuda"):
-        import torch
-
-        return f"{name} ({torch.cuda.get_device_name(torch.device(name))})"
-    return name
 
 
 class Daemon:

@@ -1,4 +1,4 @@
-"""TCP ports a command is about to listen on: free, or held by whom.
+"""TCP ports a command is about to listen on: free, or held by whom; a free one for tests.
 
 ``promptus demo`` checks its two ports before it starts anything, so that a port already taken
 is refused at once with the program that holds it, instead of after the daemon's generator has
@@ -18,6 +18,13 @@ PROC = Path("/proc")
 TCP_TABLES = ("net/tcp", "net/tcp6")
 TCP_LISTEN = "0A"  # the `st` column of a listening socket in /proc/net/tcp
 MAX_COMMAND_CHARS = 160  # of a holder's command line in a message
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port of ``host`` nobody listens on right now (the system picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def port_free(host: str, port: int) -> bool:

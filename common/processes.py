@@ -62,7 +62,11 @@ class Child:
         captured = output == "capture"
         if isinstance(output, str) and output not in ("capture", "inherit"):
             raise ValueError(f"output must be 'capture', 'inherit' or a file, got {output!r}")
-        target = subprocess.PIPE if captured else None if output == "inherit" else output
+        target: int | IO[bytes] | None
+        if isinstance(output, str):
+            target = subprocess.PIPE if captured else None  # "capture" or "inherit"
+        else:
+            target = output
         self.process = subprocess.Popen(
             self.argv,
             cwd=cwd,
@@ -164,7 +168,8 @@ def http_ok(url: str, timeout_s: float = 2.0) -> bool:
     """Whether ``url`` answers 200 now."""
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            return response.status == 200
+            status: int = response.status
+            return status == 200
     except OSError:
         return False
 

@@ -146,7 +146,7 @@ def run_fast(
     seed: int = 0,
     workers: int | None = None,
     abr_options: dict[str, dict[str, Any]] | None = None,
-    on_result: Callable[[SessionResult], None] | None = None,
+    on_result: Callable[[SessionResult], object] | None = None,
 ) -> list[SessionResult]:
     """Simulate every trace x ABR session; results in (trace, abr) order."""
     known = abr_names()

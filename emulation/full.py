@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from common.errors import UserError
 from common.processes import Child, first_exited
@@ -53,6 +54,16 @@ class FullConfig:
     queue_packets: int = 200
     uplink_mbps: float = 12.0
     generator: str = "tiny"  # the daemon's generator; must match the ladder's generator id
+
+    def to_json(self) -> dict[str, object]:
+        """The model parameters as the run's report names them."""
+        return {
+            "sessionS": self.session_s,
+            "delayMsEachWay": self.delay_ms,
+            "queuePackets": self.queue_packets,
+            "uplinkMbps": self.uplink_mbps,
+            "generator": self.generator,
+        }
 
 
 def check_full_mode(ladder_dir: Path | None) -> None:
@@ -227,7 +238,7 @@ def full_session(
 
 
 def result_from_samples(
-    samples: Sequence[dict[str, object]],
+    samples: Sequence[dict[str, Any]],  # the page's JSON snapshots
     ladder: SimLadder,
     trace: Trace,
     abr: str,
@@ -240,8 +251,8 @@ def result_from_samples(
     previous_stall = 0.0
     previous_t = 0.0
     for s in samples:
-        t = float(s["t"])  # type: ignore[arg-type]
-        stall = float(s.get("stallS") or 0.0)  # type: ignore[arg-type]
+        t = float(s["t"])
+        stall = float(s.get("stallS") or 0.0)
         if stall > previous_stall + 1e-3:  # stalled (at least partly) since the last sample
             if stalls and abs(stalls[-1][1] - previous_t) < 1e-9:
                 stalls[-1] = (stalls[-1][0], t)
@@ -256,7 +267,7 @@ def result_from_samples(
             seen[chunk] = (
                 t,
                 level,
-                float(s.get("bufferS") or 0.0),  # type: ignore[arg-type]
+                float(s.get("bufferS") or 0.0),
                 float(throughput) / 1000 if isinstance(throughput, int | float) else None,
             )
     order = sorted(seen)
@@ -264,9 +275,9 @@ def result_from_samples(
     ids = [c % ladder.chunks for c in order]
     startup = samples[-1].get("startupS") if samples else None
     n = len(order)
-    chunks = {
-        "level": levels,
-        "chunk": ids,
+    chunks: dict[str, list[float]] = {
+        "level": [*levels],
+        "chunk": [*ids],
         "bytes": [int(ladder.sizes_bytes[lv, j]) for lv, j in zip(levels, ids, strict=True)],
         "prefixBytes": [0] * n,
         "quality": [float(ladder.quality_db[lv, j]) for lv, j in zip(levels, ids, strict=True)],
@@ -276,9 +287,9 @@ def result_from_samples(
         "bufAtReq": [seen[c][2] for c in order],
         "bufAfterApp": [seen[c][2] for c in order],
         "dlS": [float("nan")] * n,
-        "deliveryMbps": [seen[c][3] if seen[c][3] is not None else float("nan") for c in order],
+        "deliveryMbps": [float("nan") if (mbps := seen[c][3]) is None else mbps for c in order],
     }
-    end = float(samples[-1]["t"]) if samples else 0.0  # type: ignore[arg-type]
+    end = float(samples[-1]["t"]) if samples else 0.0
     return SessionResult(
         trace=trace.name,
         source=trace.source,
@@ -293,34 +304,37 @@ def result_from_samples(
     )
 
 
-def run_full(args: object, ladder: SimLadder, traces: Sequence[Trace], abrs: Sequence[str]) -> int:
-    """`promptus emulate --mode full`: every trace x ABR as a real shaped browser session."""
+def run_full(
+    ladder_dir: Path | None,
+    ladder: SimLadder,
+    traces: Sequence[Trace],
+    abrs: Sequence[str],
+    config: FullConfig,
+    *,
+    seed: int,
+    out: Path,
+    progress: bool = True,
+) -> list[SessionResult]:
+    """Every trace x ABR as a real shaped browser session, in (trace, abr) order.
+
+    ``out`` keeps the media copy and one log per session (``stack/``, for post-mortems) and
+    each session's raw page samples (``pages/``); ``FullModeUnavailable`` when full mode cannot
+    run here.
+    """
     from tqdm import tqdm
 
-    from emulation import report
-    from emulation.metrics import scheme_summary, stream_metrics, summaries_by_source
-    from emulation.traces import summarize
-
-    ladder_dir = getattr(args, "ladder", None)
     check_full_mode(ladder_dir)
     assert ladder_dir is not None
-    config = FullConfig(
-        session_s=float(getattr(args, "session_s", 60.0)),
-        delay_ms=float(getattr(args, "rtt_ms", 80.0)) / 2,
-    )
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    seed = int(getattr(args, "seed", 0))
     results: list[SessionResult] = []
-    started = time.perf_counter()
     # SIGTERM unwinds like Ctrl-C, so the namespaces' teardown runs.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    workdir = out / "stack"  # media copy and one log per session (kept for post-mortems)
+    workdir = out / "stack"
     bar = tqdm(
         total=len(traces) * len(abrs),
         unit="session",
         desc="emulate (full)",
-        disable=bool(getattr(args, "no_progress", False)),
+        disable=not progress,
         file=sys.stderr,
     )
     (out / "pages").mkdir(exist_ok=True)
@@ -333,46 +347,7 @@ def run_full(args: object, ladder: SimLadder, traces: Sequence[Trace], abrs: Seq
             (out / "pages" / f"{_safe(trace.name)}.{abr}.json").write_text(json.dumps(page))
             bar.update(1)
     bar.close()
-    wall = time.perf_counter() - started
-    ssim = ladder.quality_metric == "ssim_db"
-    streams = [stream_metrics(r, ladder) for r in results]
-    summaries = [scheme_summary(abr, streams, ssim=ssim, seed=seed) for abr in abrs]
-    by_source = summaries_by_source(streams, list(abrs), ssim=ssim, seed=seed)
-    info = report.RunInfo(
-        command=" ".join(sys.argv),
-        mode="full",
-        ladder=ladder.name,
-        ladder_synthetic=ladder.synthetic,
-        quality_metric=ladder.quality_metric,
-        traces_dir=str(getattr(args, "traces", "")),
-        puffer_unit=str(getattr(args, "puffer_unit", "MBps")),
-        seed=seed,
-        workers=1,
-        sessions=len(results),
-        sim_wall_s=wall,
-        config={
-            "sessionS": config.session_s,
-            "delayMsEachWay": config.delay_ms,
-            "queuePackets": config.queue_packets,
-            "uplinkMbps": config.uplink_mbps,
-            "generator": config.generator,
-        },
-    )
-    timeline_name = report.pick_timeline_trace(streams)
-    timeline = [r for r in results if r.trace == timeline_name]
-    report.write_tables(
-        out, info, summaries, streams, by_source, [summarize(t) for t in traces], timeline
-    )
-    report.plot_stall_vs_quality(summaries, ladder.quality_metric, out / "stall_vs_quality.png")
-    report.plot_cdfs(streams, list(abrs), out / "cdf.png")
-    report.plot_timeline(
-        timeline, next(t for t in traces if t.name == timeline_name), ladder, out / "timeline.png"
-    )
-    report.write_report(
-        out, info, summaries, by_source, [summarize(t) for t in traces], timeline_name, ladder
-    )
-    print(report.headline_table(summaries))
-    return 0
+    return results
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -65,12 +65,14 @@ class SimLadder:
     @property
     def prefix_bytes(self) -> np.ndarray:
         """Approximate bytes of each chunk's switch prefix (one keyframe of that level)."""
-        return np.ceil(self.sizes_bytes / np.maximum(self.keyframes, 1)).astype(np.int64)
+        prefix: np.ndarray = np.ceil(self.sizes_bytes / np.maximum(self.keyframes, 1))
+        return prefix.astype(np.int64)
 
     @property
     def kbps(self) -> np.ndarray:
         """Mean bitrate of each level in kbit/s."""
-        return self.sizes_bytes.sum(axis=1) * 8 / self.chunk_s.sum() / 1000.0
+        kbps: np.ndarray = self.sizes_bytes.sum(axis=1) * 8 / self.chunk_s.sum() / 1000.0
+        return kbps
 
     def to_json(self) -> dict[str, object]:
         """The form the Node simulator reads."""

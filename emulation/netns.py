@@ -40,7 +40,7 @@ MTU_BYTES = 1500
 MIN_RATE_KBIT = 8  # kbit/s; tbf needs a positive rate, so an outage is shaped to this
 MIN_UPDATE_S = 0.1  # s; shortest interval between two rate changes
 TC_TIMEOUT_S = 5.0  # s; any single ip/tc call
-SUBNET_POOL = ipaddress.ip_network("10.203.0.0/16")  # only ever inside the run's own namespaces
+SUBNET_POOL = ipaddress.IPv4Network("10.203.0.0/16")  # only ever inside the run's own namespaces
 KILL_WAIT_S = 2.0  # s; grace before SIGKILL at teardown
 
 

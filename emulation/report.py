@@ -1,4 +1,7 @@
-"""Run outputs: CSV/JSON tables, matplotlib plots and the markdown report of an emulation run."""
+"""Run outputs: CSV/JSON tables, matplotlib plots and the markdown report of an emulation run.
+
+``write_run`` writes all of them for a run of either mode (``emulation.run``).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +18,14 @@ import numpy as np
 from common.atomic import atomic_write_bytes, atomic_write_json
 from emulation.fast import SessionResult
 from emulation.ladder import SimLadder
-from emulation.metrics import SchemeSummary, StreamMetrics
-from emulation.traces import Trace, TraceSummary
+from emulation.metrics import (
+    SchemeSummary,
+    StreamMetrics,
+    scheme_summary,
+    stream_metrics,
+    summaries_by_source,
+)
+from emulation.traces import Trace, TraceSummary, summarize
 
 TIMELINE_STEP_S = 0.1  # s; sampling of the trace rate in the timeline plot
 ABR_COLORS = {
@@ -310,3 +319,31 @@ def write_tables(
     atomic_write_json(
         out / "run.json", {**asdict(info), "sessions_per_minute": info.sessions_per_minute}
     )
+
+
+def write_run(
+    out: Path,
+    info: RunInfo,
+    results: Sequence[SessionResult],
+    traces: Sequence[Trace],
+    ladder: SimLadder,
+    abrs: Sequence[str],
+    timeline_trace: str | None = None,
+) -> list[SchemeSummary]:
+    """Every output of a run, fast or full mode: Puffer's metrics of ``results``, the tables, the
+    plots (the timeline of ``timeline_trace``, default the trace where the rules stalled most)
+    and ``report.md``; returns the per-ABR summaries."""
+    ssim = ladder.quality_metric == "ssim_db"
+    streams = [stream_metrics(r, ladder) for r in results]
+    summaries = [scheme_summary(abr, streams, ssim=ssim, seed=info.seed) for abr in abrs]
+    by_source = summaries_by_source(streams, list(abrs), ssim=ssim, seed=info.seed)
+    trace_stats = [summarize(t) for t in traces]
+    timeline_name = timeline_trace or pick_timeline_trace(streams)
+    timeline = [r for r in results if r.trace == timeline_name]
+    write_tables(out, info, summaries, streams, by_source, trace_stats, timeline)
+    plot_stall_vs_quality(summaries, ladder.quality_metric, out / "stall_vs_quality.png")
+    plot_cdfs(streams, abrs, out / "cdf.png")
+    trace = next(t for t in traces if t.name == timeline_name)
+    plot_timeline(timeline, trace, ladder, out / "timeline.png")
+    write_report(out, info, summaries, by_source, trace_stats, timeline_name, ladder)
+    return summaries

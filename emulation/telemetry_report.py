@@ -163,7 +163,7 @@ def summarise(
     streams = [session_metrics(log, facts.get(log.session["channel"])) for log in logs]
     channels = {log.session["channel"] for log in logs}
     ssim = bool(channels) and all(
-        name in facts and facts[name].ladder is not None and facts[name].ladder.ssim is not None
+        name in facts and (ladder := facts[name].ladder) is not None and ladder.ssim is not None
         for name in channels
     )
     abrs = sorted({s.abr for s in streams})

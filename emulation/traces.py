@@ -250,10 +250,10 @@ def read_pairs(
         raise TraceFormatError(
             f"{path}: needs at least 2 samples (the first only sets the origin), got {len(times)}"
         )
-    t = np.asarray(times)
-    starts = t[:-1] - t[0]
+    times_s = np.asarray(times)
+    starts = times_s[:-1] - times_s[0]
     mbps = np.asarray(values[1:]) * unit.to_mbps
-    return Trace(path.name, source, starts, mbps, float(t[-1] - t[0]))
+    return Trace(path.name, source, starts, mbps, float(times_s[-1] - times_s[0]))
 
 
 def read_ucc_5g(path: Path, *, source: str = "ucc-5g") -> Trace:

@@ -2,7 +2,9 @@
 
 Public API::
 
-    gen = load_generator("tiny" | "tiny-taesd" | "sd-turbo", weights=..., taesd=..., device="auto")
+    gen = load_generator("tiny" | "tiny-taesd" | "sd-turbo" | "nano", weights=..., taesd=...,
+                         device="auto", backend="torch", **switches)
+    gen = generator_from_networks(name, networks, BackendOptions(...))   # engines.loaders
     gen.generator_id; gen.name; gen.native_size; gen.device
     x0, image = gen.forward(latent_input, context)          # differentiable
     stream = gen.open_stream(width=..., height=..., init_latent=..., noise_seed=NOISE_SEED,
@@ -29,7 +31,8 @@ TINY_TAESD_GENERATOR_ID = (
 )
 
 _LAZY = {
-    "load_generator": "engines.generator",
+    "load_generator": "engines.loaders",
+    "generator_from_networks": "engines.loaders",
     "Generator": "engines.generator",
     "GeneratorStream": "engines.stream",
 }
@@ -51,5 +54,6 @@ __all__ = [
     "TINY_TAESD_GENERATOR_ID",
     "WeightsFormatError",
     "WeightsNotFoundError",
+    "generator_from_networks",
     "load_generator",
 ]

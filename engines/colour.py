@@ -65,7 +65,8 @@ def _bt601_plane(
 
 def levels_to_luma(levels: torch.Tensor) -> torch.Tensor:
     """Float RGB levels [B,3,H,W] -> the uint8 luma [B,H,W] the encoder gets (yuv420p's Y plane)."""
-    return _bt601_plane(*levels.unbind(1), 0).round().clamp(0, 255).to(torch.uint8)
+    red, green, blue = levels.unbind(1)
+    return _bt601_plane(red, green, blue, 0).round().clamp(0, 255).to(torch.uint8)
 
 
 def levels_to_planes(levels: torch.Tensor, frame_format: str) -> tuple[torch.Tensor, ...]:
@@ -79,7 +80,8 @@ def levels_to_planes(levels: torch.Tensor, frame_format: str) -> tuple[torch.Ten
     if frame_format == RGB24:
         return (levels.to(torch.uint8).permute(0, 2, 3, 1).contiguous(),)
     batch, _, height, width = levels.shape
-    luma, u, v = (_bt601_plane(*levels.unbind(1), row) for row in range(3))
+    red, green, blue = levels.unbind(1)
+    luma, u, v = (_bt601_plane(red, green, blue, row) for row in range(3))
     pairs = (
         torch.stack([u, v], 1).reshape(batch, 2, height // 2, 2, width // 2, 2).mean(-1)
     )  # horizontal

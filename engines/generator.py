@@ -1,24 +1,20 @@
-"""Generators (tiny, tiny + real TAESD decoder, SD-Turbo + TAESD) and ``load_generator``."""
+"""``Generator``: a UNet and decoder behind one backend, with its identity (built by ``engines.loaders``)."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from engines.backends import Backend, BackendOptions, make_backend
+from engines.backends import Backend
 from engines.colour import RGB24
 from engines.errors import WeightsNotFoundError
-from engines.identity import compute_generator_id
 from engines.memory import release_memory
-from engines.model_configs import TINY_AUTOENCODER, TINY_UNET, architecture_config
-from engines.seeded import fill_seeded_
 from engines.stream import GeneratorStream
-from engines.taesd import TAESD_HOW_TO_OBTAIN, build_autoencoder_tiny, load_taesd
-from engines.variants import DEFAULT_MAX_BATCH, VARIANTS, Variant
+from engines.taesd import TAESD_HOW_TO_OBTAIN
+from engines.variants import Variant
 from prompts.stream_model import (
     CHUNK_RESET,
     CONTEXT_DIM,
@@ -29,8 +25,6 @@ from prompts.stream_model import (
     check_generator,
     size_problem,
 )
-
-TINY_WEIGHT_SEED = 20260  # fixed seed of the tiny generator's weights (engines.seeded)
 
 
 class Generator:
@@ -146,118 +140,3 @@ class Generator:
             frame_format=frame_format,
             slice_frames=slice_frames,
         )
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for but CUDA is not available")
-    return device
-
-
-def default_dtype(device: str) -> torch.dtype:
-    """float32 on CPU, float16 on CUDA (x0 is float32 either way)."""
-    return torch.float16 if device.startswith("cuda") else torch.float32
-
-
-def build_tiny_unet() -> nn.Module:
-    """The tiny UNet with its seeded, machine-independent weights."""
-    from engines.sdturbo import build_unet
-
-    return fill_seeded_(build_unet(TINY_UNET), TINY_WEIGHT_SEED)
-
-
-def build_tiny_autoencoder() -> nn.Module:
-    """The tiny TAESD-shaped autoencoder with seeded weights."""
-    return fill_seeded_(build_autoencoder_tiny(TINY_AUTOENCODER), TINY_WEIGHT_SEED)
-
-
-def _load_networks(
-    name: str, weights: str | Path | None, taesd: str | Path | None
-) -> tuple[nn.Module, nn.Module]:
-    if name == "tiny":
-        return build_tiny_unet(), build_tiny_autoencoder()
-    if name == "nano":
-        from engines.nano import load_nano
-
-        return load_nano()
-    if taesd is None:
-        raise WeightsNotFoundError("<--taesd not given>", TAESD_HOW_TO_OBTAIN)
-    autoencoder = load_taesd(taesd)
-    if name == "tiny-taesd":
-        return build_tiny_unet(), autoencoder
-    from engines.sdturbo import SDTURBO_HOW_TO_OBTAIN, load_unet
-
-    if weights is None:
-        raise WeightsNotFoundError("<--weights not given>", SDTURBO_HOW_TO_OBTAIN)
-    return load_unet(weights), autoencoder
-
-
-def load_generator(
-    name: str,
-    *,
-    weights: str | Path | None = None,
-    taesd: str | Path | None = None,
-    device: str = "auto",
-    dtype: torch.dtype | None = None,
-    backend: str = "torch",
-    channels_last: bool = False,
-    cuda_graph: bool = False,
-    compile_mode: str | None = None,
-    fp8_linear: bool = False,
-    compile_cache_dir: str | None = None,
-    ahead_of_time: bool = False,
-    max_batch: int = DEFAULT_MAX_BATCH,
-) -> Generator:
-    """Build a generator by name (``tiny``, ``tiny-taesd``, ``sd-turbo``) from local files only.
-
-    ``channels_last``, ``cuda_graph`` and ``compile_mode`` (a ``torch.compile`` mode) are CUDA
-    speed-ups; measured effects are in docs/engines.md. ``max_batch`` bounds the frames of one
-    UNet call (longer generation groups run in slices of it). ``backend`` is ``torch``, ``fast``,
-    ``tensorrt`` or ``auto`` (TensorRT when installed, else the fast compiled path on CUDA;
-    eager PyTorch on the CPU or when the torch switches are given; docs/realtime.md).
-    ``ahead_of_time`` makes the fast backend load its compiled steps from packages cached under
-    ``compile_cache_dir`` (built on first use) instead of compiling in every process.
-    """
-    if name not in VARIANTS:
-        raise ValueError(f"unknown generator {name!r}; expected one of {', '.join(VARIANTS)}")
-    variant = VARIANTS[name]
-    if variant.float32_only:
-        dtype = torch.float32
-    channels_last = channels_last or variant.channels_last
-    unet, autoencoder = _load_networks(name, weights, taesd)
-    generator_id = compute_generator_id(
-        variant.family,
-        {
-            "unet": architecture_config(variant.unet_config),
-            "decoder": architecture_config(variant.decoder_config),
-        },
-        {"unet": unet, "decoder": autoencoder.decoder},
-    )
-    resolved = resolve_device(device)
-    options = BackendOptions(
-        kind=backend,
-        device=resolved,
-        dtype=dtype or default_dtype(resolved),
-        channels_last=channels_last,
-        cuda_graph=cuda_graph,
-        compile_mode=compile_mode,
-        fp8_linear=fp8_linear,
-        compile_cache_dir=compile_cache_dir,
-        cache_key=generator_id,
-        ahead_of_time=ahead_of_time,
-        max_batch=max_batch,
-    )
-    encoder = (
-        autoencoder.encoder.float().eval().requires_grad_(False)
-        if autoencoder.encoder is not None
-        else None
-    )
-    return Generator(
-        variant=variant,
-        generator_id=generator_id,
-        backend=make_backend(unet, autoencoder.decoder, options),
-        encoder=encoder,
-    )

@@ -18,7 +18,7 @@ def _update_with_module(hasher: hashlib._Hash, module: nn.Module) -> None:
         # Hash float32 values so the id does not depend on the dtype or device weights run in.
         array = np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy(), dtype="<f4")
         hasher.update(f"{name}:{list(array.shape)}\n".encode())
-        hasher.update(memoryview(array).cast("B"))
+        hasher.update(array.data.cast("B"))  # the array's memoryview
 
 
 def compute_generator_id(

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engines.model_configs import NANO_AUTOENCODER, NANO_UNET, architecture_config
-from engines.schedule import X0_EPS_SCALE, X0_INPUT_SCALE, stream_noise
+from engines.schedule import X0_EPS_SCALE, X0_INPUT_SCALE, stream_noise, unmix_latent
 from engines.variants import NANO_LATENT
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS, NOISE_SEED, PREV_LATENT_WEIGHT
 
@@ -77,6 +77,7 @@ class ResidualBlock(nn.Module):
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)
+        assert self.conv2.bias is not None  # a Conv2d has a bias unless built without one
         nn.init.zeros_(self.conv2.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,13 +120,15 @@ class NanoStep(nn.Module):
         self.out_block = ResidualBlock(skip)
         self.latent_out = nn.Conv2d(skip, channels, 3, padding=1)
         nn.init.zeros_(self.latent_out.weight)  # x0 = prev until trained
+        assert self.latent_out.bias is not None
         nn.init.zeros_(self.latent_out.bias)
-        self._positions: dict[tuple, torch.Tensor] = {}
+        self._positions: dict[tuple[object, ...], torch.Tensor] = {}
 
     def positions(self, like: torch.Tensor) -> torch.Tensor:
-        key = (*like.shape[-2:], like.device, like.dtype)
+        height, width = like.shape[-2:]
+        key = (height, width, like.device, like.dtype)
         if key not in self._positions:
-            self._positions[key] = position_channels(*like.shape[-2:], like.device).to(like.dtype)
+            self._positions[key] = position_channels(height, width, like.device).to(like.dtype)
         return self._positions[key]
 
     def forward(self, prev: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -138,7 +141,7 @@ class NanoStep(nn.Module):
         fine = F.pixel_shuffle(self.context_up(maps), 2)  # [B, skip, 64, 64]
         full = self.latent_block(full + resize(fine, (height, width)))
         half = F.relu(self.down(full))
-        half = torch.cat([half, resize(maps, half.shape[-2:])], 1)
+        half = torch.cat([half, resize(maps, (half.shape[-2], half.shape[-1]))], 1)
         half = self.mid_blocks(F.relu(self.mix(half)))
         full = full + F.relu(F.pixel_shuffle(self.up(half), 2))
         return prev + self.latent_out(self.out_block(full))
@@ -226,8 +229,7 @@ class NanoUNet(nn.Module):
 
     def unmix(self, sample: torch.Tensor) -> torch.Tensor:
         """``prev`` from ``w * prev + (1 - w) * noise`` (float32; exact up to rounding)."""
-        weight = self.prev_latent_weight
-        return (sample.float() - (1.0 - weight) * self.noise(sample)) / weight
+        return unmix_latent(sample, self.noise(sample), self.prev_latent_weight)
 
     def predict_x0(self, prev: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """x0 from the previous latent and the context (the part training optimises)."""
@@ -294,11 +296,12 @@ def load_nano_state(
     do not fit the architecture)."""
     from engines.errors import WeightsFormatError
 
-    parts = (
+    parts: list[tuple[nn.Module, str]] = [
         (unet.core, UNET_PREFIX),
         (autoencoder.decoder, DECODER_PREFIX),
-        (autoencoder.encoder, ENCODER_PREFIX),
-    )
+    ]
+    if autoencoder.encoder is not None:  # as nano_state_dict: no encoder, no encoder tensors
+        parts.append((autoencoder.encoder, ENCODER_PREFIX))
     used = 0
     for module, prefix in parts:
         part = {k[len(prefix) :]: v.float() for k, v in state.items() if k.startswith(prefix)}

@@ -80,9 +80,8 @@ def _export(
         # The TorchScript exporter warns that it is deprecated; the dynamo one needs onnxscript,
         # which the device image lacks. Models over 2 GB get external data files beside them.
         warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter(
-            "ignore", torch.jit.TracerWarning
-        )  # diffusers shape checks become constants
+        # diffusers shape checks become constants (TracerWarning: public, not in torch.jit.__all__)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # type: ignore[attr-defined]
         torch.onnx.export(
             module,
             inputs,

@@ -53,3 +53,9 @@ def stream_noise(noise_seed: int, height: int, width: int, geometry: LatentGeome
 def mix_latent(prev: torch.Tensor, noise: torch.Tensor, weight: float) -> torch.Tensor:
     """The UNet input of a group: ``w * prev + (1 - w) * noise`` in float32."""
     return weight * prev.float() + (1.0 - weight) * noise.float()
+
+
+def unmix_latent(mixed: torch.Tensor, noise: torch.Tensor, weight: float) -> torch.Tensor:
+    """``prev`` back from a group input ``mix_latent(prev, noise, weight)``, in float32 (exact up
+    to rounding; a division by ``weight``, so never in half precision)."""
+    return (mixed.float() - (1.0 - weight) * noise.float()) / weight

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import nn
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def tensor_seed(seed: int, name: str) -> int:
@@ -38,9 +41,26 @@ def seeded_array(seed: int, name: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 @torch.no_grad()
-def fill_seeded_(module: nn.Module, seed: int) -> nn.Module:
+def fill_seeded_(module: ModuleT, seed: int) -> ModuleT:
     """Overwrite every floating tensor of ``module``'s state dict with its seeded values."""
     for name, tensor in module.state_dict().items():
         if tensor.is_floating_point():
             tensor.copy_(torch.from_numpy(seeded_array(seed, name, tuple(tensor.shape))))
+    return module
+
+
+@torch.no_grad()
+def fill_random_(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """``fill_seeded_``'s distributions drawn with ``generator`` on the module's device: fast
+    for large networks, the same values only on one kind of device (for benchmarks)."""
+    for name, tensor in module.state_dict().items():
+        if not tensor.is_floating_point():
+            continue
+        if name.endswith("bias"):
+            tensor.zero_()
+        elif tensor.dim() < 2:
+            tensor.fill_(1.0)
+        else:
+            bound = math.sqrt(3.0 / tensor[0].numel())  # uniform(-b, b) has variance 1/fan_in
+            tensor.uniform_(-bound, bound, generator=generator)
     return module

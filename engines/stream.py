@@ -7,7 +7,7 @@ share one UNet input ``w * prev + (1 - w) * noise``; the group layout and the so
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,7 +36,9 @@ class StreamGenerator(Protocol):
     backend: Backend
     context_tokens: int
     context_dim: int
-    latent_geometry: LatentGeometry
+
+    @property
+    def latent_geometry(self) -> LatentGeometry: ...
 
     @property
     def device(self) -> torch.device: ...
@@ -52,7 +54,7 @@ class _SinkRun:
     """Iterating runs a chunk slice by slice (each item: the frame batches that landed meanwhile);
     afterwards ``value`` holds all its frames."""
 
-    def __init__(self, run: Iterator[list[np.ndarray]]) -> None:
+    def __init__(self, run: Generator[list[np.ndarray], None, np.ndarray]) -> None:
         self._run = run
         self.value: np.ndarray | None = None
 
@@ -180,6 +182,7 @@ class GeneratorStream:
         run = self._generate_into_sink(chunk, prefix)
         for _ in run:
             pass
+        assert run.value is not None  # set when the run ends
         return run.value
 
     def iter_chunk(
@@ -234,7 +237,7 @@ class GeneratorStream:
 
     def _run_slices(
         self, chunk: PromptChunk, previous: Keyframe | None, groups: list[Group]
-    ) -> Iterator[list[np.ndarray]]:
+    ) -> Generator[list[np.ndarray], None, np.ndarray]:
         """Yields the landed batches after each slice, returns the whole chunk's frames.
 
         ``slice_frames`` is read before each slice, so a caller may change it between slices

@@ -23,6 +23,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -215,7 +216,7 @@ class _Reader:
         self.offset = end
         return out
 
-    def unpack(self, layout: struct.Struct, what: str) -> tuple:
+    def unpack(self, layout: struct.Struct, what: str) -> tuple[Any, ...]:
         return layout.unpack(self.take(layout.size, what))
 
 

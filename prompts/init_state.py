@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from common.errors import UserError
 
 MAGIC = b"PRIS"
 VERSION = 1
-DTYPES = {0: np.dtype("<f4"), 1: np.dtype("<f2")}
+DTYPES: dict[int, np.dtype[Any]] = {0: np.dtype("<f4"), 1: np.dtype("<f2")}
 MAX_ELEMENTS = 4 * 256 * 256  # a 2048x2048 stream's latent; anything larger is refused
 MAX_INIT_STATE_BYTES = 4 * 1024 * 1024  # bytes of one init.bin (far above MAX_ELEMENTS as float32)
 MAX_NDIM = 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from common.errors import UserError
 from prompts.chunk import PromptChunk, parse_chunk
@@ -27,7 +28,7 @@ class LevelReport:
     def ratio(self) -> float:
         return self.raw_bytes / self.coded_bytes if self.coded_bytes else 0.0
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["compression_ratio"] = round(self.ratio, 4)
         return out
@@ -100,9 +101,9 @@ def inspect_path(path: str | Path) -> tuple[list[LevelReport], Manifest | None]:
         files = sorted(target.glob("*.chunk"))
         if not files:
             raise ValueError(f"{target}: no manifest.json and no *.chunk files")
-        manifest = (
+        parent = (
             load_manifest(target.parent) if (target.parent / "manifest.json").is_file() else None
         )
-        fps = manifest.stream.fps if manifest else None
-        return [_report(target.name, [_parse_file(f) for f in files], fps)], manifest
+        fps = parent.stream.fps if parent else None
+        return [_report(target.name, [_parse_file(f) for f in files], fps)], parent
     raise ValueError(f"{target}: no such file or directory")

@@ -48,7 +48,8 @@ class Keyframe:
     def context(self) -> np.ndarray:
         """The keyframe's own context ``U V / sqrt(r)``."""
         u, v = self.factors()
-        return compose_context(u, v)
+        context: np.ndarray = compose_context(u, v)
+        return context
 
 
 def compose_context(u: Any, v: Any) -> Any:
@@ -79,7 +80,8 @@ def interpolate_context(a: Keyframe, b: Keyframe, frame: int) -> np.ndarray:
     if frame == a.frame:
         return a.context()
     u, v = interpolate_factors(a, b, frame)
-    return compose_context(u, v).astype(np.float32, copy=False)
+    context: np.ndarray = compose_context(u, v)
+    return context.astype(np.float32, copy=False)
 
 
 def keyframe_positions(frames: int, interval: int) -> list[int]:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,13 @@ def default_chunk_frames(interval: int, fps: float, seconds: float = 2.0) -> int
     return max(interval, round(seconds * fps / interval) * interval)
 
 
+def holds_keyframe(frame: int, start: int, chunk_frames: int, *, first: bool) -> bool:
+    """Whether the chunk starting at ``start`` holds the keyframe at ``frame`` (docs/architecture.md):
+    frames in ``(start, start + chunk_frames]``, and for the first chunk of a stream or of a closed
+    segment (``first``) also ``start``, which makes that chunk closed."""
+    return start < frame <= start + chunk_frames or (first and frame == start)
+
+
 def split_into_chunks(
     keyframes: Sequence[Keyframe],
     stream: StreamInfo,
@@ -54,18 +62,15 @@ def split_into_chunks(
     first_chunk: int = 0,
     end_chunk: int | None = None,
 ) -> list[PromptChunk]:
-    """Cut a level's keyframes into chunks ``[first_chunk, end_chunk)`` (default: all) by the
-    rule of docs/architecture.md: chunk ``j`` holds the keyframes in ``(start, start + L]``,
-    and the first chunk also the keyframe at its first frame (which makes it closed)."""
+    """Cut a level's keyframes into chunks ``[first_chunk, end_chunk)`` (default: all), each
+    holding the keyframes ``holds_keyframe`` gives it (the first chunk is closed)."""
     chunks = []
     end_chunk = stream.chunk_count if end_chunk is None else end_chunk
     for index in range(first_chunk, end_chunk):
         start, end = stream.chunk_range(index)
+        first = index == first_chunk
         held = tuple(
-            k
-            for k in keyframes
-            if start < k.frame <= start + stream.chunk_frames
-            or (index == first_chunk and k.frame == start)
+            k for k in keyframes if holds_keyframe(k.frame, start, stream.chunk_frames, first=first)
         )
         chunks.append(
             PromptChunk(
@@ -173,7 +178,7 @@ class LadderWriter:
         self.retire_grace_s = retire_grace_s
         self._retired: list[tuple[float, Path]] = []  # (removal time, chunk file)
 
-    def _document_with_placeholder(self) -> dict:
+    def _document_with_placeholder(self) -> dict[str, Any]:
         document = self.manifest.to_json()
         document["init_state"] = document["init_state"] or {"file": INIT_STATE_NAME}
         return document

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from prompts.stream_model import (
     NOISE_SEED,
     PREV_LATENT_WEIGHT,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 PROMPT_FILE = re.compile(r"^frame_(\d{5,})\.prompt$")
 LEGACY_GENERATOR_NAME = "sd-turbo + taesd"
@@ -48,11 +52,12 @@ class LegacyStream:
         return self.keyframes[0].rank
 
 
-def _load_tensor_dict(path: Path) -> dict:
+def _load_tensor_file(path: Path) -> object:
+    """What ``torch.load`` reads from ``path`` with pickles refused; the callers check its type."""
     import torch
 
     try:
-        content = torch.load(path, weights_only=True, map_location="cpu")
+        content: object = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as error:  # torch raises several types for corrupt or unsafe pickles
         raise LegacyImportError(
             f"{path.name}: not a loadable tensor file ({error.__class__.__name__})"
@@ -61,24 +66,18 @@ def _load_tensor_dict(path: Path) -> dict:
 
 
 def _quantized(
-    content: dict, name: str, shape: tuple[int, int] | None, path: Path
+    content: dict[object, object], name: str, shape: tuple[int, int] | None, path: Path
 ) -> QuantizedTensor:
     import torch
 
-    data, scale, zero = (
-        content.get(name),
-        content.get(f"{name}_scale"),
-        content.get(f"{name}_zero_point"),
-    )
+    data = content.get(name)
     if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8 or data.dim() != 2:
         raise LegacyImportError(f"{path.name}: {name} must be a 2-D uint8 tensor")
     if shape is not None and tuple(data.shape) != shape:
         raise LegacyImportError(
             f"{path.name}: {name} has shape {tuple(data.shape)}, expected {shape}"
         )
-    for label, value in ((f"{name}_scale", scale), (f"{name}_zero_point", zero)):
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise LegacyImportError(f"{path.name}: {label} must be a scalar tensor")
+    scale, zero = (_scalar(content, f"{name}_{part}", path) for part in ("scale", "zero_point"))
     try:
         return QuantizedTensor(
             data.numpy().copy(),
@@ -87,6 +86,15 @@ def _quantized(
         )
     except ValueError as error:
         raise LegacyImportError(f"{path.name}: {error}") from None
+
+
+def _scalar(content: dict[object, object], label: str, path: Path) -> torch.Tensor:
+    import torch
+
+    value = content.get(label)
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise LegacyImportError(f"{path.name}: {label} must be a scalar tensor")
+    return value
 
 
 def read_legacy_folder(folder: str | Path) -> LegacyStream:
@@ -111,7 +119,7 @@ def read_legacy_folder(folder: str | Path) -> LegacyStream:
     keyframes = []
     rank_shape: tuple[int, int] | None = None
     for number, path in files:
-        content = _load_tensor_dict(path)
+        content = _load_tensor_file(path)
         if not isinstance(content, dict):
             raise LegacyImportError(f"{path.name}: expected a dict of tensors")
         u = _quantized(content, "U", rank_shape, path)
@@ -124,7 +132,7 @@ def read_legacy_folder(folder: str | Path) -> LegacyStream:
     init_path = root / "init.pth"
     if not init_path.is_file():
         raise LegacyImportError(f"{root}: init.pth is missing")
-    init = _load_tensor_dict(init_path)
+    init = _load_tensor_file(init_path)
     if not isinstance(init, torch.Tensor) or init.dim() != 4 or init.shape[:2] != (1, 4):
         raise LegacyImportError("init.pth: expected a 1x4xHxW latent tensor")
     return LegacyStream(

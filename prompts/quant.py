@@ -58,7 +58,7 @@ class QuantizedTensor:
             and bool(np.array_equal(self.data, other.data))
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable: equal by value (mypy wants a method)
 
 
 def scale_and_zero_point(min_value: float, max_value: float) -> tuple[np.float32, np.float32]:

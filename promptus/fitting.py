@@ -1,16 +1,20 @@
-"""Arguments and input checks shared by ``promptus invert`` and ``promptus ladder``."""
+"""The fitting options of ``promptus invert``, ``ladder``, ``catalog`` and ``live``, and the
+typed job they name (``authoring.jobs``: the fitting itself happens there)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authoring.presets import PRESETS
-from prompts.stream_model import size_problem
 from promptus.errors import CommandError
-from promptus.options import add_generator_options, add_threads_option, apply_threads
-from promptus.options import load_generator_from_args as load_generator_options
+from promptus.options import add_generator_options, add_threads_option, check_weights_given
+
+if TYPE_CHECKING:
+    from authoring.jobs import FitJob, Schedule
+    from authoring.levels import LevelSpec
 
 
 def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") -> None:
@@ -52,7 +56,7 @@ def add_fit_arguments(parser: argparse.ArgumentParser, *, sources: str = "one") 
 
 
 def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
-    """Size, rate, chunks and the fitting schedule (``fit_options`` reads them): every command
+    """Size, rate, chunks and the fitting schedule (``schedule`` reads them): every command
     that fits prompts, the live one included."""
     parser.add_argument(
         "--size",
@@ -145,6 +149,14 @@ def add_cluster_arguments(
         "else the single-process path)",
     )
     group.add_argument(
+        "--segments-per-step",
+        type=segments_per_step_arg,
+        default=None,
+        metavar="N|auto",
+        help="segment fits stacked in one optimiser step (one task per batch): N, or auto "
+        "(as many as the GPU's free memory holds, up to 8) (default: auto on CUDA, 1 on CPU)",
+    )
+    group.add_argument(
         "--local-cpus",
         type=int,
         default=None,
@@ -152,202 +164,65 @@ def add_cluster_arguments(
     )
 
 
-def load_fitting_generator(args: argparse.Namespace) -> Any:
-    """The generator the options name, set up for fitting.
-
-    On CUDA it runs in bf16: tensor-core speed, and unlike fp16 (the engines' CUDA default,
-    fine for inference) its range survives the backward pass.
-    """
-    import torch
-
-    cuda = args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available())
-    return load_generator_options(args, dtype=torch.bfloat16 if cuda else None)
-
-
-def fit_options(args: argparse.Namespace) -> Any:
-    """The ``FitOptions`` the arguments name, or CommandError (before anything loads)."""
-    from authoring.build import FitOptions
-    from authoring.losses import perceptual_term
-    from authoring.presets import check_perceptual, get_preset
-
+def segments_per_step_arg(text: str) -> int | str:
+    """``--segments-per-step``: a positive count or ``auto``."""
+    if text == "auto":
+        return text
     try:
-        preset = get_preset(args.preset).with_target(args.target_psnr)
-        if args.iterations is not None:
-            preset = preset.with_budgets(*parse_budgets(args.iterations))
-        check_perceptual(preset, args.perceptual)
-        perceptual_term(args.perceptual)  # a missing or malformed weights file fails here
-    except (ValueError, RuntimeError) as error:
-        raise CommandError(str(error)) from None
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}")
+    return value
+
+
+def schedule(args: argparse.Namespace) -> Schedule:
+    """The ``authoring.jobs.Schedule`` the arguments name; CommandError for a malformed
+    ``--iterations`` or a ``--chunk-seconds`` that is not positive (before anything loads)."""
+    from authoring.jobs import Schedule
+
+    budgets = None if args.iterations is None else parse_budgets(args.iterations)
     if args.chunk_seconds <= 0:
         raise CommandError(f"--chunk-seconds must be positive, got {args.chunk_seconds}")
-    return FitOptions(
-        preset=preset, perceptual=args.perceptual, warm_start=not args.cold_start,
-        seed=args.seed, prev_latent_rule=args.prev_latent_rule, vae_weights=args.weights,
-        amortised_start=not args.no_prompt_encoder,
+    return Schedule(
+        preset=args.preset, budgets=budgets, target_psnr=args.target_psnr,
+        perceptual=args.perceptual, prev_latent_rule=args.prev_latent_rule,
+        warm_start=not args.cold_start, amortised_start=not args.no_prompt_encoder,
+        seed=args.seed, vae_weights=args.weights,
     )  # fmt: skip
 
 
-def prepare(args: argparse.Namespace, levels: list[Any]) -> tuple[Any, Any, Any]:
-    """(source video, generator, fit options) for a fitting command, or CommandError.
+def fit_job(args: argparse.Namespace, levels: Sequence[LevelSpec]) -> FitJob:
+    """The ``authoring.jobs.FitJob`` the arguments of a fitting command name."""
+    from authoring.jobs import FitJob
+    from authoring.tasks import GeneratorSpec
 
-    Cheap checks come first so that a bad argument never waits for a generator to load.
-    """
-    from authoring.plan import check_level_geometry
-    from authoring.source import SourceError, load_source
-
-    options = fit_options(args)
-    apply_threads(args)
-    generator = None
-    if args.size is None:
-        generator = load_fitting_generator(args)
-        args.size = generator.native_size[0]
-    check_size(args.size)
-    try:
-        source = load_source(args.source, args.size, max_frames=args.frames, fps=args.fps)
-    except SourceError as error:
-        raise CommandError(str(error)) from None
-    for level in levels:
-        try:
-            check_level_geometry(len(source.frames), level.interval, level.interval)
-        except ValueError as error:
-            raise CommandError(f"level {level.name}: {error}") from None
-    generator = generator or load_fitting_generator(args)
-    return source, generator, options
+    fitting = schedule(args)
+    check_weights_given(args)
+    return FitJob(
+        levels=tuple(levels), schedule=fitting,
+        generator=GeneratorSpec(args.generator, args.weights, args.taesd), device=args.device,
+        size=args.size, fps=args.fps, max_frames=args.frames, chunk_seconds=args.chunk_seconds,
+        resume=args.resume, measure_quality=not args.no_quality, measure_vmaf=args.vmaf,
+        progress=not args.quiet, threads=args.threads, cluster=args.cluster,
+        segment_seconds=args.segment_seconds, local_cpus=args.local_cpus,
+        segments_per_step=args.segments_per_step,
+    )  # fmt: skip
 
 
 def parse_budgets(text: str) -> tuple[int, int]:
-    """``"300,40"`` -> (300, 40); ValueError otherwise."""
+    """``--iterations 300,40`` -> (300, 40); CommandError otherwise."""
     parts = text.split(",")
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise ValueError(f"--iterations wants two positive integers FIRST,LATER, got {text!r}")
+        raise CommandError(f"--iterations wants two positive integers FIRST,LATER, got {text!r}")
     return int(parts[0]), int(parts[1])
 
 
-def check_size(size: int) -> None:
-    """Refuse an output size no generator can produce."""
-    problem = size_problem(size, size)
-    if problem is not None:
-        raise CommandError(f"--size {size}: {problem}")
-
-
-def extra_gpu_generators(args: argparse.Namespace, levels: list[Any]) -> list[Any]:
-    """With ``--device auto`` on a machine of several GPUs: a copy of the generator per extra GPU."""
-    import torch
-
-    if args.device != "auto" or len(levels) < 2 or torch.cuda.device_count() < 2:
-        return []
-    count = min(torch.cuda.device_count(), len(levels))
-    extra = []
-    for index in range(1, count):
-        copy = argparse.Namespace(**{**vars(args), "device": f"cuda:{index}"})
-        extra.append(load_fitting_generator(copy))
-    return extra
-
-
-def run_build(args: argparse.Namespace, levels: list[Any]) -> int:
-    """Fit ``levels`` as the arguments say and print a one-line summary per level."""
-    from authoring.source import check_source_path
-
-    check_source_path(args.source)  # before torch and the generator load (seconds)
-    check_vmaf_option(args)
-    from authoring.build import BuildError, build_ladder
-    from authoring.checkpoint import CheckpointError
-
-    if segmented(args):
-        from authoring.catalog import TitleJob
-
-        (report,) = run_titles(
-            args, [TitleJob(args.out.name or "title", Path(args.source), args.out)], levels
-        )
-        if not report.ok:
-            raise CommandError(report.error)
-        print_levels(report.manifest)
-        print(f"wrote {Path(args.out) / 'manifest.json'}")
-        return 0
-    source, generator, options = prepare(args, levels)
-    try:
-        manifest = build_ladder(
-            source, args.out, generator=generator, levels=levels, options=options,
-            chunk_seconds=args.chunk_seconds, resume=args.resume,
-            measure_quality=not args.no_quality, measure_vmaf=args.vmaf, progress=not args.quiet,
-            extra_generators=extra_gpu_generators(args, levels),
-        )  # fmt: skip
-    except (BuildError, CheckpointError) as error:
-        raise CommandError(str(error)) from None
-    print_levels(manifest)
-    print(f"wrote {Path(args.out) / 'manifest.json'}")
-    return 0
-
-
-def check_vmaf_option(args: argparse.Namespace) -> None:
-    """Refuse ``--vmaf`` at once where it cannot be measured."""
-    if not args.vmaf:
-        return
-    if args.no_quality:
-        raise CommandError(
-            "--vmaf is part of the per-chunk quality: it cannot go with --no-quality"
-        )
-    from authoring.metrics import vmaf_missing
-
-    problem = vmaf_missing()
-    if problem is not None:
-        raise CommandError(f"--vmaf: {problem}")
-
-
-def segmented(args: argparse.Namespace) -> bool:
-    """Whether the arguments ask for the segment path (a cluster, or closed segments)."""
-    return args.cluster != "none" or args.segment_seconds is not None
-
-
-def run_titles(args: argparse.Namespace, jobs: list[Any], levels: list[Any]) -> list[Any]:
-    """Fit ``jobs`` (``authoring.catalog.TitleJob``) segment by segment on the ``--cluster``
-    runner; a ``TitleReport`` per job. Nothing loads a generator in this process."""
-    from authoring.build import BuildError
-    from authoring.catalog import CatalogSettings, build_titles
-    from authoring.cluster import open_runner
-    from authoring.runner import TaskResources
-    from authoring.segments import DEFAULT_SEGMENT_SECONDS, check_segment_options
-    from authoring.tasks import GeneratorSpec
-    from engines.variants import VARIANTS
-    from promptus.options import check_weights_given
-
-    check_vmaf_option(args)
-    options = fit_options(args)
-    try:
-        check_segment_options(options)
-    except BuildError as error:
-        raise CommandError(str(error)) from None
-    check_weights_given(args)
-    if args.threads is not None and args.threads < 1:
-        raise CommandError(f"--threads must be at least 1, got {args.threads}")
-    if args.local_cpus is not None and args.local_cpus < 1:
-        raise CommandError(f"--local-cpus must be at least 1, got {args.local_cpus}")
-    size = args.size if args.size is not None else VARIANTS[args.generator].native_size[0]
-    check_size(size)
-    settings = CatalogSettings(
-        levels=tuple(levels), options=options, size=size, max_frames=args.frames, fps=args.fps,
-        chunk_seconds=args.chunk_seconds,
-        segment_seconds=DEFAULT_SEGMENT_SECONDS
-        if args.segment_seconds is None
-        else args.segment_seconds,
-        resume=args.resume, measure_quality=not args.no_quality, measure_vmaf=args.vmaf,
-    )  # fmt: skip
-    loader = GeneratorSpec(args.generator, args.weights, args.taesd)
-    runner = open_runner(args.cluster, local_cpus=args.local_cpus)
-    try:
-        on_gpu = runner.gpus > 0 and args.device != "cpu"
-        resources = TaskResources(gpus=1) if on_gpu else TaskResources(cpus=args.threads or 1)
-        return build_titles(
-            jobs, settings, runner=runner, loader=loader, resources=resources,
-            progress=not args.quiet,
-        )  # fmt: skip
-    finally:
-        runner.close()
-
-
-def print_levels(manifest: Any) -> None:
-    """One line per level: rate, chunks, mean PSNR."""
+def print_ladder(manifest: Any, out: Path) -> None:
+    """One line per level (rate, chunks, mean PSNR), then where the manifest is."""
     for level in manifest.levels:
         psnrs = [c.psnr for c in level.chunks if c.psnr is not None]
         quality = f", PSNR {sum(psnrs) / len(psnrs):.2f} dB" if psnrs else ""
         print(f"{level.name}: {level.kbps:.1f} kbps, {len(level.chunks)} chunks{quality}")
+    print(f"wrote {Path(out) / 'manifest.json'}")

@@ -135,11 +135,7 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_threads(args: argparse.Namespace) -> None:
-    """Set torch's CPU threads from ``--threads`` (CommandError when below 1)."""
-    if args.threads is None:
-        return
-    if args.threads < 1:
-        raise CommandError(f"--threads must be at least 1, got {args.threads}")
-    import torch
+    """Set torch's CPU threads from ``--threads`` (``authoring.jobs.set_threads``)."""
+    from authoring.jobs import set_threads
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)

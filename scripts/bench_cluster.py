@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchkit import write_document
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 FPS = 30.0
@@ -34,8 +35,8 @@ FPS = 30.0
 
 @dataclass(frozen=True)
 class RandomGenerator:
-    """Loads SD-Turbo's (or the tiny) architecture with weights from ``torch.manual_seed(seed)``,
-    built directly on the device (identical on every worker of one GPU model)."""
+    """Loads SD-Turbo's (or the tiny) architecture with random weights from ``seed``, built on the
+    device (``engines.loaders.random_networks``: identical on every worker of one GPU model)."""
 
     arch: str = "sd-turbo"
     seed: int = 0
@@ -43,28 +44,13 @@ class RandomGenerator:
     def load(self, device: str):  # type: ignore[no-untyped-def]
         import torch
 
-        from engines.backends import BackendOptions, make_backend
-        from engines.generator import Generator
-        from engines.model_configs import TAESD, TINY_AUTOENCODER, TINY_UNET
-        from engines.sdturbo import build_unet
-        from engines.taesd import build_autoencoder_tiny
-        from engines.variants import VARIANTS
+        from engines.backends import BackendOptions
+        from engines.loaders import generator_from_networks, random_networks
 
-        torch.manual_seed(self.seed)
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        with torch.device(device):
-            if self.arch == "sd-turbo":
-                unet, autoencoder = build_unet(), build_autoencoder_tiny(TAESD)
-            else:
-                unet, autoencoder = build_unet(TINY_UNET), build_autoencoder_tiny(TINY_AUTOENCODER)
-        backend = make_backend(
-            unet, autoencoder.decoder, BackendOptions(device=device, dtype=dtype)
-        )
-        return Generator(
-            variant=VARIANTS["sd-turbo" if self.arch == "sd-turbo" else "tiny"],
-            generator_id=f"{self.arch}:random-seed{self.seed}",
-            backend=backend,
-            encoder=autoencoder.encoder.to(device),
+        networks = random_networks(self.arch, self.seed, device)
+        return generator_from_networks(
+            self.arch, networks, BackendOptions(device=device, dtype=dtype)
         )
 
 
@@ -251,9 +237,7 @@ def main() -> None:
         or OUT_DIR
         / f"cluster_{args.arch}_{card.split('(')[-1].strip(') ').replace(' ', '-').lower()}.json"
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
+    write_document(out, result)
 
 
 if __name__ == "__main__":

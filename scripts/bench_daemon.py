@@ -29,7 +29,6 @@ import datetime
 import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from benchkit import command_line, software
 from tqdm import tqdm
 
 from client_daemon.client import DaemonClient
@@ -45,12 +45,12 @@ from client_daemon.daemon import ENGINE_FRAME_FORMAT, Daemon
 from client_daemon.muxer import EncoderSettings, H264Muxer
 from client_daemon.settings import DaemonSettings
 from common.atomic import atomic_write_json
+from engines.devices import card_name
 from engines.variants import VARIANTS
-from prompts.chunk import PromptChunk, encode_chunk
+from prompts.chunk import encode_chunk
 from prompts.init_state import encode_init_state
-from prompts.keyframe import Keyframe, keyframe_positions
-from prompts.quant import quantize_tensor
-from prompts.stream_model import CONTEXT_SHAPE, NOISE_SEED, PREV_LATENT_WEIGHT
+from prompts.stream_model import NOISE_SEED, PREV_LATENT_WEIGHT
+from prompts.testing import level_chunks
 from wire.daemon import StreamSetup
 
 TARGET_MS = 150.0  # issue 6: a 2 s chunk at 512x512 ready within 150 ms on one H100/H200
@@ -61,76 +61,11 @@ PROBE_TIMEOUT_S = 900
 SMOOTH_ENCODE_REPEATS = 3  # encode-only runs on smooth synthetic video
 
 
-def synthetic_chunks(
-    generator_id: str, frames: int, chunk_frames: int, interval: int, rank: int, seed: int = 0
-) -> list[bytes]:
-    """Encoded chunks of one level with seeded random keyframes (docs/architecture.md cuts)."""
-    rng = np.random.RandomState(seed)
-    tokens, dim = CONTEXT_SHAPE
-    keyframes = {
-        p: Keyframe(
-            frame=p,
-            u=quantize_tensor(rng.randn(tokens, rank).astype(np.float32)),
-            v=quantize_tensor(rng.randn(rank, dim).astype(np.float32)),
-        )
-        for p in keyframe_positions(frames, interval)
-    }
-    chunks = []
-    for index in range(-(-frames // chunk_frames)):
-        start, end = index * chunk_frames, min((index + 1) * chunk_frames, frames)
-        held = [k for p, k in keyframes.items() if start < p <= end or (index == 0 and p == 0)]
-        chunk = PromptChunk(generator_id, 0, index, start, end, interval, rank, tuple(held))
-        chunks.append(encode_chunk(chunk))
-    return chunks
-
-
-def random_sdturbo(args: argparse.Namespace, seed: int = 0) -> Any:
-    """SD-Turbo's UNet and the TAESD decoder with random weights (timing, not pictures)."""
-    import torch
-
-    from engines.backends import BackendOptions, make_backend
-    from engines.generator import Generator, default_dtype, resolve_device
-    from engines.model_configs import SDTURBO_UNET, TAESD
-    from engines.sdturbo import build_unet
-    from engines.taesd import build_autoencoder_tiny
-
-    torch.manual_seed(seed)
-    resolved = resolve_device(args.device)
-    with torch.device(resolved):  # initialise on the device: 865M parameters
-        unet = build_unet(SDTURBO_UNET)
-        decoder = build_autoencoder_tiny(TAESD).decoder
-    generator_id = f"sd-turbo:random-{seed}"
-    options = BackendOptions(
-        kind=args.backend,
-        device=resolved,
-        dtype=default_dtype(resolved),
-        cuda_graph=args.cuda_graph,
-        channels_last=args.channels_last,
-        compile_mode=args.compile_mode,
-        compile_cache_dir=args.cache_dir,
-        ahead_of_time=args.ahead_of_time,
-        cache_key=generator_id,
-    )
-    return Generator(
-        variant=VARIANTS["sd-turbo"],
-        generator_id=generator_id,
-        backend=make_backend(unet, decoder, options),
-        encoder=None,
-    )
-
-
 def load(args: argparse.Namespace) -> Any:
-    if args.random_weights:
-        if args.generator != "sd-turbo":
-            raise SystemExit("--random-weights is for --generator sd-turbo")
-        return random_sdturbo(args)
-    from engines import load_generator
+    """The generator as ``promptus daemon`` loads it, or its architecture with random weights."""
+    from engines.loaders import generator_from_networks, load_generator, random_networks
 
-    return load_generator(
-        args.generator,
-        weights=args.weights,
-        taesd=args.taesd,
-        device=args.device,
+    switches: dict[str, Any] = dict(
         backend=args.backend,
         cuda_graph=args.cuda_graph,
         channels_last=args.channels_last,
@@ -138,6 +73,22 @@ def load(args: argparse.Namespace) -> Any:
         compile_cache_dir=args.cache_dir,
         ahead_of_time=args.ahead_of_time,
     )
+    if not args.random_weights:
+        return load_generator(
+            args.generator, weights=args.weights, taesd=args.taesd, device=args.device, **switches
+        )
+    from engines.backends import backend_options
+    from engines.devices import default_dtype, resolve_device
+    from engines.loaders import SD_SHAPED
+
+    if args.generator not in SD_SHAPED:
+        raise SystemExit(f"--random-weights is for --generator {', '.join(SD_SHAPED)}")
+    device = resolve_device(args.device)
+    options = backend_options(
+        switches.pop("backend"), device=device, dtype=default_dtype(device), **switches
+    )
+    networks = random_networks(args.generator, 0, device)
+    return generator_from_networks(args.generator, networks, options)
 
 
 def start_as_the_daemon_does(args: argparse.Namespace) -> tuple[Any, str]:
@@ -182,14 +133,6 @@ def time_start(argv: list[str], what: str) -> dict[str, Any]:
         **json.loads(lines[-1][len(READY_MARK) :]),
         "log": logged[-4:],
     }
-
-
-def card_name(device: str) -> str:
-    if device.startswith("cuda"):
-        import torch
-
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
 
 
 def smooth_video(count: int, size: int) -> np.ndarray:
@@ -237,9 +180,14 @@ async def run_benchmark(
     # one frame more than the chunks sent: every interval is whole, so no chunk meets the
     # short final interval (new batch shapes: a CUDA-graph capture or a recompile)
     frames = chunk_count * args.chunk_frames + 1
-    chunks = synthetic_chunks(
-        generator.generator_id, frames, args.chunk_frames, args.interval, args.rank
-    )[:chunk_count]
+    level = level_chunks(  # seeded random keyframes, cut as a ladder is
+        generator.generator_id,
+        frames=frames,
+        interval=args.interval,
+        chunk_frames=args.chunk_frames,
+        rank=args.rank,
+    )
+    chunks = [encode_chunk(chunk) for chunk in level[:chunk_count]]
     setup = StreamSetup(
         generator_id=generator.generator_id,
         width=args.size,
@@ -413,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--taesd", type=Path)
     parser.add_argument(
-        "--random-weights", action="store_true", help="SD-Turbo architecture, random weights"
+        "--random-weights",
+        action="store_true",
+        help="the generator's architecture with random weights (sd-turbo, tiny, tiny-taesd)",
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
@@ -519,14 +469,14 @@ def main(argv: list[str] | None = None) -> int:
                 "cuda_graph": args.cuda_graph,
                 "channels_last": args.channels_last,
                 "compile_mode": args.compile_mode,
-                "torch": torch_version(),
+                "torch": software()["torch"],
                 "cpu_count": os.cpu_count(),
                 "host_load_1m": round(
                     os.getloadavg()[0], 1
                 ),  # other work on the machine while measuring
                 "target_ms": TARGET_MS if (args.size, args.chunk_frames) == (512, 60) else None,
                 "label": args.label,
-                "command": "python scripts/bench_daemon.py " + " ".join(raw),
+                "command": command_line(raw),
                 "date": datetime.date.today().isoformat(),
             }
         )
@@ -542,12 +492,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(f"wrote {args.json}")
     return 0
-
-
-def torch_version() -> str:
-    import torch
-
-    return torch.__version__
 
 
 if __name__ == "__main__":

@@ -21,24 +21,21 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from benchkit import command_line
 from PIL import Image
 from tqdm import tqdm
 
 from client_daemon.muxer import EncoderSettings, H264Muxer
 from common.atomic import atomic_write_json
+from engines.psnr import frames_psnr_db
 from engines.taesd import load_taesd
 
 CRFS = (0, 6, 10, 14, 18, 23)  # x264 constant rate factors compared
 FPS = 30
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 def mean_psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean([psnr(x, y) for x, y in zip(a, b, strict=True)]))
+    return float(np.mean([frames_psnr_db(x, y) for x, y in zip(a, b, strict=True)]))
 
 
 @torch.inference_mode()
@@ -103,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json,
             {
                 "benchmark": "scripts/bench_daemon_quality.py",
-                "command": "python scripts/bench_daemon_quality.py "
-                + " ".join(sys.argv[1:] if argv is None else argv),
+                "command": command_line(argv),
                 "frames": len(source),
                 "size": [width, height],
                 "preset": EncoderSettings.preset,

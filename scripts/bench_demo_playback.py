@@ -26,7 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser the tests use)
+from benchkit import write_document  # noqa: E402
+
+from common.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser the tests use)
 
 READY = re.compile(r"open (http://\S+)")
 
@@ -100,9 +102,7 @@ def main() -> int:
     }
     summary = {k: v for k, v in result.items() if k != "samples"}
     print(json.dumps(summary, indent=1))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.json}")
+    write_document(args.json, result)
     return 0
 
 

@@ -14,32 +14,30 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import platform
-import re
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from benchkit import card_slug, command_line, software, write_document
 from tqdm import tqdm
 
-from engines.backends import BackendOptions, make_backend
-from engines.generator import Generator, build_tiny_autoencoder, build_tiny_unet
-from engines.identity import compute_generator_id
-from engines.model_configs import SDTURBO_UNET, TAESD, architecture_config
-from engines.nano import load_nano
-from engines.sdturbo import build_unet, load_unet
-from engines.seeded import fill_seeded_
-from engines.taesd import build_autoencoder_tiny, load_taesd
+from engines.backends import backend_options, make_backend
+from engines.devices import card_name
+from engines.generator import Generator
+from engines.loaders import LOADERS, generator_id_of, random_networks
+from engines.sdturbo import load_unet
+from engines.taesd import load_taesd
 from engines.variants import VARIANTS
 from prompts.chunk import PromptChunk
-from prompts.keyframe import Keyframe
-from prompts.quant import quantize_tensor
-from prompts.stream_model import CONTEXT_DIM, CONTEXT_SHAPE, CONTEXT_TOKENS
+from prompts.stream_model import CONTEXT_SHAPE
+from prompts.testing import level_chunks
 
-BENCH_SEED = 1234  # seed of the random SD-Turbo-architecture weights
+BENCH_SEED = (
+    1234  # seed of the random SD-Turbo-architecture weights (engines.loaders.random_networks)
+)
 OPTIONS = {
     "cpu-fp32": dict(dtype=torch.float32),
     "fp16-eager": dict(dtype=torch.float16),
@@ -67,33 +65,17 @@ STREAM_INTERVAL = 10  # keyframe interval: 6 groups of 10 frames per chunk
 
 
 def build_networks(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, str]:
-    if args.generator in ("tiny", "nano"):
-        unet, autoencoder = (
-            (build_tiny_unet(), build_tiny_autoencoder())
-            if args.generator == "tiny"
-            else load_nano()
-        )
-        variant = VARIANTS[args.generator]
-        unet_config, decoder_config = variant.unet_config, variant.decoder_config
-        family = args.generator
+    """The generator's UNet, decoder and id: sd-turbo's parts not given have random weights."""
+    if args.generator != "sd-turbo":
+        networks = LOADERS[args.generator](None, None)
     else:
-        unet = (
-            load_unet(args.weights)
-            if args.weights
-            else fill_seeded_(build_unet(SDTURBO_UNET), BENCH_SEED)
-        )
-        autoencoder = (
-            load_taesd(args.taesd)
-            if args.taesd
-            else fill_seeded_(build_autoencoder_tiny(TAESD), BENCH_SEED)
-        )
-        unet_config, decoder_config, family = SDTURBO_UNET, TAESD, "sd-turbo"
-    ident = compute_generator_id(
-        family,
-        {"unet": architecture_config(unet_config), "decoder": architecture_config(decoder_config)},
-        {"unet": unet, "decoder": autoencoder.decoder},
-    )
-    return unet, autoencoder.decoder, ident
+        networks = random_networks("sd-turbo", BENCH_SEED, args.device)
+        if args.weights:
+            networks = dataclasses.replace(networks, unet=load_unet(args.weights))
+        if args.taesd:
+            taesd = load_taesd(args.taesd)
+            networks = dataclasses.replace(networks, decoder=taesd.decoder, encoder=taesd.encoder)
+    return networks.unet, networks.decoder, generator_id_of(args.generator, networks)
 
 
 def synchronize(device: str) -> None:
@@ -114,23 +96,21 @@ def time_runs(run, device: str) -> tuple[float, int]:
 
 
 def stream_chunk(generator_id: str, rank: int = 8) -> PromptChunk:
-    rng = np.random.RandomState(0)
-    keyframes = tuple(
-        Keyframe(
-            f,
-            quantize_tensor(rng.standard_normal((CONTEXT_TOKENS, rank)).astype(np.float32)),
-            quantize_tensor(rng.standard_normal((rank, CONTEXT_DIM)).astype(np.float32)),
-        )
-        for f in range(0, STREAM_CHUNK_FRAMES + 1, STREAM_INTERVAL)
-    )
-    return PromptChunk(generator_id, 0, 0, 0, STREAM_CHUNK_FRAMES, STREAM_INTERVAL, rank, keyframes)
+    """The first chunk of a level: ``STREAM_CHUNK_FRAMES`` frames, ``STREAM_INTERVAL`` apart."""
+    return level_chunks(
+        generator_id,
+        frames=STREAM_CHUNK_FRAMES + 1,  # the keyframe at the chunk's end belongs to it
+        interval=STREAM_INTERVAL,
+        chunk_frames=STREAM_CHUNK_FRAMES,
+        rank=rank,
+    )[0]
 
 
 def measure_option(name: str, unet, decoder, ident: str, args: argparse.Namespace) -> list[dict]:
     variant = VARIANTS[args.generator]
     settings = dict(OPTIONS[name])
     settings["channels_last"] = settings.get("channels_last", False) or variant.channels_last
-    options = BackendOptions(device=args.device, **settings)
+    options = backend_options("torch", device=args.device, **settings)
     backend = make_backend(copy.deepcopy(unet), copy.deepcopy(decoder), options)
     rows = []
     latent_shape = variant.latent.shape(args.size, args.size)
@@ -172,12 +152,6 @@ def measure_option(name: str, unet, decoder, ident: str, args: argparse.Namespac
         }
     )
     return rows
-
-
-def device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
 def print_table(rows: list[dict], card: str) -> None:
@@ -226,11 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(measure_option(name, unet, decoder, ident, args))
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()  # the option's copies are gone; free their blocks
-    card = device_name(args.device)
+    card = card_name(args.device)
     print_table(rows, card)
-    slug = re.sub(r"[^a-z0-9]+", "-", card.lower()).strip("-")
+    slug = card_slug(card)
     out = Path(args.json or f"docs/benchmarks/engines_{args.generator}_{slug}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "card": card,
         "generator": args.generator,
@@ -238,13 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         "size": args.size,
         "weights": args.weights or f"seeded {BENCH_SEED}",
         "taesd": args.taesd or f"seeded {BENCH_SEED}",
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "command": " ".join(["python", *sys.argv]),
+        **software(),
+        "command": command_line(argv),
         "rows": rows,
     }
-    out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    write_document(out, document)
     return 0
 
 

@@ -33,7 +33,6 @@ import dataclasses
 import gc
 import json
 import math
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,12 +48,14 @@ from authoring.metrics import psnr_per_frame
 from authoring.planted import planted_clip, planted_keyframes
 from authoring.presets import PRESETS, FitPreset
 from engines import load_generator
-from engines.backends import BackendOptions, make_backend
+from engines.backends import BackendOptions, TorchOptions, make_backend
+from engines.devices import card_name
 from engines.generator import Generator
+from engines.loaders import Networks, generator_from_networks
 from engines.model_configs import TAESD
 from engines.sdturbo import build_unet
+from engines.seeded import fill_random_
 from engines.taesd import build_autoencoder_tiny
-from engines.variants import VARIANTS
 from prompts.keyframe import Keyframe
 from prompts.quant import quantize_tensor
 
@@ -63,22 +64,6 @@ VGG19_WIDTHS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 5
 
 
 # -- the generator -----------------------------------------------------------------------
-
-
-@torch.no_grad()
-def fill_uniform_(module: torch.nn.Module, generator: torch.Generator) -> None:
-    """The tiny generator's recipe (``engines.seeded``) drawn with torch's RNG on the device:
-    weights uniform with variance 1/fan_in, norm scales 1, biases 0."""
-    for name, tensor in module.state_dict().items():
-        if not tensor.is_floating_point():
-            continue
-        if name.endswith("bias"):
-            tensor.zero_()
-        elif tensor.dim() < 2:
-            tensor.fill_(1.0)
-        else:
-            bound = math.sqrt(3.0 / tensor[0].numel())
-            tensor.uniform_(-bound, bound, generator=generator)
 
 
 def random_generator(
@@ -97,8 +82,8 @@ def random_generator(
         unet, decoder = build_unet(), build_autoencoder_tiny(TAESD).decoder
     unet, decoder = unet.to_empty(device=device), decoder.to_empty(device=device)
     rng = torch.Generator(device).manual_seed(seed)
-    fill_uniform_(unet, rng)
-    fill_uniform_(decoder, rng)
+    fill_random_(unet, rng)
+    fill_random_(decoder, rng)
     options = BackendOptions(device=device, dtype=torch.float32)
     probe = make_backend(unet, decoder, options)
     latent = torch.randn(2, 4, 64, 64, generator=rng, device=device)
@@ -108,24 +93,15 @@ def random_generator(
         _, image = probe.forward(latent, context)
     last = [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     last.bias.data -= image.mean((0, 2, 3)).to(last.bias.dtype)
-    backend = make_backend(
-        unet, decoder, BackendOptions(device=device, dtype=dtype, channels_last=channels_last)
+    options = BackendOptions(
+        device=device, dtype=dtype, backend=TorchOptions(channels_last=channels_last)
     )
-    return Generator(
-        variant=VARIANTS["sd-turbo"], generator_id=f"sd-turbo:random-{seed}", backend=backend,
-        encoder=None,
-    )  # fmt: skip
+    return generator_from_networks("sd-turbo", Networks(unet, decoder), options)
 
 
 def sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-
-
-def card_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name()
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 # -- the planted clip ----------------------------------------------------------------------

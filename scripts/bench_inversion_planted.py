@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from benchkit import write_document
 
 from authoring.build import FitOptions, fit_level
 from authoring.levels import LevelSpec
@@ -32,6 +31,7 @@ from authoring.planted import planted_clip
 from authoring.presets import get_preset
 from authoring.source import SourceVideo
 from engines import load_generator
+from engines.devices import card_name
 from prompts.chunk import encode_chunk
 from prompts.ladder import split_into_chunks
 from prompts.manifest import StreamInfo
@@ -161,21 +161,16 @@ def main() -> None:
     for name, row in rows.items():
         print(f"| {name} | " + " | ".join(str(row[k]) for k in keys) + " |")
     print(summary)
-    device = (
-        torch.cuda.get_device_name()
-        if args.device.startswith("cuda")
-        else platform.processor() or "cpu"
-    )
     document = {
         "mode": args.mode,
-        "device": device,
+        "device": card_name(args.device),
         "settings": vars(args),
         "generator": gen.generator_id,
         "rows": rows,
         **summary,
     }
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUT_DIR / f"inversion_{args.mode}.json").write_text(json.dumps(document, indent=2) + "\n")
+    write_document(OUT_DIR / f"inversion_{args.mode}.json", document, quiet=True)
 
 
 if __name__ == "__main__":

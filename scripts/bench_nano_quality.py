@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
+
+from benchkit import write_document
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PROMPTUS_SHARED", REPO.parent / "shared"))
@@ -72,6 +73,7 @@ def main() -> int:
     from authoring.presets import get_preset
     from authoring.source import load_source
     from engines import load_generator
+    from engines.devices import card_name
     from prompts.ladder import Ladder
 
     torch.set_num_threads(args.threads)
@@ -108,22 +110,16 @@ def main() -> int:
             f"r8n10 - r2n10: {promptus['r8n10'] - promptus['r2n10']:+.2f} dB; "
             f"lowest level over the start latent: {min(promptus.values()) - start:+.2f} dB"
         )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "generator": generator.generator_id,
-                "preset": args.preset,
-                "size": SIZE,
-                "levels": LEVELS,
-                "machine": f"{platform.processor() or platform.machine()}, {args.threads} torch threads",
-                "training": training_summary(args.training),
-                "rows": rows,
-            },
-            indent=1,
-        )
-    )
-    print(f"wrote {args.json}")
+    document = {
+        "generator": generator.generator_id,
+        "preset": args.preset,
+        "size": SIZE,
+        "levels": LEVELS,
+        "machine": card_name("cpu"),
+        "training": training_summary(args.training),
+        "rows": rows,
+    }
+    write_document(args.json, document)
     return 0
 
 

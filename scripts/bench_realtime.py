@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -31,13 +31,15 @@ from bench_engines import (
     STREAM_CHUNK_FRAMES,
     STREAM_INTERVAL,
     build_networks,
-    device_name,
     stream_chunk,
 )
+from benchkit import card_slug, command_line, software, write_document
 from tqdm import tqdm
 
-from engines.backends import BackendOptions, make_backend
+from engines.backends import backend_options, make_backend
+from engines.devices import card_name
 from engines.generator import Generator
+from engines.psnr import frames_psnr_db
 from engines.variants import VARIANTS
 from prompts.stream_model import CONTEXT_SHAPE, PREV_LATENT_WEIGHT
 
@@ -48,7 +50,7 @@ WARMUP_RUNS = 3
 COMPILE_COST_S = 90.0  # budget guard per compiled variant: measured 61 s cold on the H200 (warm-start probe 86 s)
 
 VARIANTS_SPEC: dict[str, dict] = {
-    # name: BackendOptions fields; "compiled" ones run only --compiled-batches (a compile per shape)
+    # name: engines.backends.backend_options arguments; "compiled" ones run only --compiled-batches (a compile per shape)
     "fp32-eager": dict(kind="torch", dtype=torch.float32),
     "fp16-eager": dict(kind="torch", dtype=torch.float16),
     "fp16-graph": dict(kind="torch", dtype=torch.float16, channels_last=True, cuda_graph=True),
@@ -180,11 +182,6 @@ def print_profile(name: str, profile: dict) -> None:
         print(f"    {ms:7.3f} ms  {kernel}")
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 def compare(x0: torch.Tensor, frames: torch.Tensor, reference: dict | None) -> dict:
     if reference is None:
         return {}
@@ -197,7 +194,7 @@ def compare(x0: torch.Tensor, frames: torch.Tensor, reference: dict | None) -> d
         "x0_ref_mean_abs": float(reference["x0"].abs().mean()),
         "frames_mean_abs_diff": float(diff.mean()),
         "frames_max_abs_diff": int(diff.max()),
-        "psnr_vs_fp32_db": psnr(frames_np, reference["frames"]),
+        "psnr_vs_fp32_db": frames_psnr_db(frames_np, reference["frames"]),
     }
 
 
@@ -208,8 +205,8 @@ def measure_variant(
     batches = spec.pop("batches", None) or (
         args.compiled_batches if is_compiled(name) else args.batches
     )
-    options = BackendOptions(
-        device="cuda", cache_key=ident, compile_cache_dir=args.cache_dir, **spec
+    options = dataclasses.replace(
+        backend_options(device="cuda", compile_cache_dir=args.cache_dir, **spec), cache_key=ident
     )
     built = time.perf_counter()
     backend = make_backend(copy.deepcopy(unet), copy.deepcopy(decoder), options)
@@ -272,7 +269,7 @@ def reference_outputs(unet, decoder, ident: str, args) -> tuple[dict, list[dict]
     backend = make_backend(
         copy.deepcopy(unet),
         copy.deepcopy(decoder),
-        BackendOptions(device="cuda", **VARIANTS_SPEC["fp32-eager"]),
+        backend_options(device="cuda", **VARIANTS_SPEC["fp32-eager"]),
     )
     prev, noise, context = make_inputs(args.reference_batch, args.size)
     _, x0, frames = backend.generate_group(prev, noise, PREV_LATENT_WEIGHT, context)
@@ -403,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args.cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="promptus-inductor-")
     args.probe_json = str(Path(args.cache_dir) / "warm_start.json")
-    args.card = device_name("cuda")
+    args.card = card_name("cuda")
     torch.backends.cudnn.benchmark = True
     unet, decoder, ident = build_networks(args)
     print(
@@ -418,16 +415,15 @@ def main(argv: list[str] | None = None) -> int:
         "generator": args.generator,
         "generator_id": ident,
         "size": args.size,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+        **software(),
         "gflop_per_frame": GFLOP_PER_FRAME,
         "peak_dense_tflops": PEAK_DENSE_TFLOPS,
-        "command": " ".join(["python", *sys.argv]),
+        "command": command_line(argv),
         "rows": rows,
     }
-    slug = re.sub(r"[^a-z0-9]+", "-", args.card.lower()).strip("-")
-    out = Path(args.json or f"docs/benchmarks/realtime_{args.generator}_{slug}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(
+        args.json or f"docs/benchmarks/realtime_{args.generator}_{card_slug(args.card)}.json"
+    )
     todo = [name for name in args.variants if name != "fp32-eager"]
     if args.warm_start:  # right after the first compiled variant has filled the cache
         first_compiled = next(
@@ -458,8 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"{name} failed: {rows[-1]['error']}", file=sys.stderr, flush=True)
         torch.cuda.empty_cache()
-        out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        write_document(out, document, quiet=True)  # after every variant: a crash keeps the rest
+    write_document(out, document, quiet=True)
     print_table(rows)
     print(f"wrote {out} in {time.perf_counter() - started:.0f} s")
     return 0

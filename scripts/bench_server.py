@@ -25,7 +25,6 @@ import platform
 import random
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,9 +36,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from prompts.chunk import PromptChunk  # noqa: E402
+from benchkit import command_line, write_document  # noqa: E402
+
+from common.ports import free_port  # noqa: E402
 from prompts.keyframe import Keyframe, keyframe_positions  # noqa: E402
-from prompts.ladder import LadderWriter  # noqa: E402
+from prompts.ladder import LadderWriter, split_into_chunks  # noqa: E402
 from prompts.manifest import StreamInfo  # noqa: E402
 from prompts.quant import quantize_tensor  # noqa: E402
 
@@ -66,23 +67,16 @@ def build_ladder(path: Path) -> int:
     writer = LadderWriter(path, stream, [("r8n10", RANK, INTERVAL)])
     writer.write_init_state(np.zeros((1, 4, 64, 64), np.float32))
     rng = np.random.RandomState(0)
-    positions = keyframe_positions(frames, INTERVAL)
-    for index in range(STREAM_CHUNKS):
-        start, end = stream.chunk_range(index)
-        held = [
-            p for p in positions if start < p <= start + CHUNK_FRAMES or (index == 0 and p == 0)
-        ]
-        keyframes = tuple(
-            Keyframe(
-                p,
-                quantize_tensor(rng.rand(77, RANK).astype(np.float32)),
-                quantize_tensor(rng.rand(RANK, 1024).astype(np.float32)),
-            )
-            for p in held
+    keyframes = [
+        Keyframe(
+            p,
+            quantize_tensor(rng.rand(77, RANK).astype(np.float32)),
+            quantize_tensor(rng.rand(RANK, 1024).astype(np.float32)),
         )
-        writer.append_chunk(
-            0, PromptChunk("bench:0", 0, index, start, end, INTERVAL, RANK, keyframes)
-        )
+        for p in keyframe_positions(frames, INTERVAL)
+    ]
+    for chunk in split_into_chunks(keyframes, stream, level=0, interval=INTERVAL):
+        writer.append_chunk(0, chunk)
     return round(writer.finish().levels[0].kbps)
 
 
@@ -195,12 +189,6 @@ def cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.machine()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -382,7 +370,7 @@ def main() -> int:
     result = {
         "benchmark": "scripts/bench_server.py",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": command_line(),
         "machine": {
             "cpus": len(cpus),
             "processor": cpu_model(),
@@ -404,7 +392,7 @@ def main() -> int:
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_document(args.json, result, quiet=True)
         print(f"wrote {args.json}")
     return 0
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check and test: ruff, the import-linter contract, JavaScript (Node's own test
-# runner) and Python (pytest).
+# Runs every check and test: ruff, the import-linter contracts, the type checker (mypy),
+# JavaScript (Node's own test runner) and Python (pytest).
 # Fails on any failed test and on zero tests collected (pytest exit 5).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,10 +32,13 @@ if [ -z "${PROMPTUS_TEST_PG_DSN:-}" ]; then
 fi
 
 status=0
-# The house rules first: lint, formatting, and the floor plan (no import runs upward).
+# The house rules first: lint, formatting, the floor plan (no import runs upward, torch and Ray
+# only where allowed) and the types (packages and strictness in pyproject.toml's [tool.mypy];
+# its cache in .mypy_cache keeps a run after small edits to seconds).
 "$BIN/ruff" check . || status=1
 "$BIN/ruff" format --check . || status=1
 "$BIN/lint-imports" || status=1
+"$BIN/mypy" || status=1
 
 node --test web/tests/ || status=1
 

@@ -54,6 +54,7 @@ sys.path.insert(0, str(REPO))
 
 from client_daemon.client import DaemonClient, DaemonError  # noqa: E402
 from client_daemon.ready import read_ready_file  # noqa: E402
+from common.ports import free_port  # noqa: E402
 from common.processes import Child, promptus_command  # noqa: E402
 from prompts.ladder import Ladder  # noqa: E402
 from tests.client_daemon.helpers import (  # noqa: E402
@@ -678,14 +679,6 @@ def main() -> int:
             + (f", attacks {','.join(attacks)}" if attacks else ""),
         )
     return 0
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 if __name__ == "__main__":

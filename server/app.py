@@ -21,13 +21,14 @@ from server.keys import (
     metrics_key,
     settings_key,
     telemetry_key,
+    viewers_key,
 )
 from server.metrics import Metrics
 from server.retention import Retention
 from server.settings import ServerSettings
 from server.telemetry import Telemetry
 from server.telemetry_db import open_backend
-from server.viewer import handle_viewer, viewers_key
+from server.viewer import handle_viewer
 from server.web_files import add_web_player
 from wire.errors import ErrorCode
 
@@ -243,7 +244,8 @@ async def telemetry_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def notify_viewers(app: web.Application) -> None:
     """Graceful shutdown: every viewer gets `error going_away` and a 1001 close."""
-    viewers = list(app[viewers_key])
+    connected = app[viewers_key]
+    viewers = list(connected)
     if viewers:
         log.info("shutting down: telling %d viewers", len(viewers))
         # close_with is bounded by its own timeout, so this ends even with stuck clients

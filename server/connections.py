@@ -218,8 +218,8 @@ class GuardedSite(web.BaseSite):
     @property
     def port(self) -> int:
         """The bound port (the asked one before the start)."""
-        if self._server is not None and self._server.sockets:  # type: ignore[attr-defined]
-            return int(self._server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        if isinstance(self._server, asyncio.Server) and self._server.sockets:
+            return int(self._server.sockets[0].getsockname()[1])
         return self._port
 
     async def start(self) -> None:

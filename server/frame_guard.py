@@ -88,7 +88,9 @@ class MaskedFramesOnly(asyncio.Protocol):
         """Put a guard in front of the protocol of ``transport`` (after the handshake)."""
         if not isinstance(transport, asyncio.Transport):
             return
-        transport.set_protocol(cls(transport.get_protocol(), transport, on_refused))  # type: ignore[arg-type]
+        inner = transport.get_protocol()
+        if isinstance(inner, asyncio.Protocol):  # a stream's (aiohttp's is one)
+            transport.set_protocol(cls(inner, transport, on_refused))
 
     def data_received(self, data: bytes) -> None:
         if self._refused:

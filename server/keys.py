@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from aiohttp import web
 
 from server.addresses import AddressLimits
@@ -11,6 +13,14 @@ from server.connections import ConnectionGuard
 from server.metrics import Metrics
 from server.settings import ServerSettings
 from server.telemetry import Telemetry
+from wire.errors import ErrorCode
+
+
+class ConnectedViewer(Protocol):
+    """What the application needs of a connected viewer (``server.viewer.Viewer``)."""
+
+    async def close_with(self, code: ErrorCode, message: str) -> None: ...
+
 
 settings_key = web.AppKey("settings", ServerSettings)
 addresses_key = web.AppKey("addresses", AddressLimits)
@@ -19,3 +29,5 @@ chunk_store_key = web.AppKey("chunk_store", ChunkStore)
 connections_key = web.AppKey("connections", ConnectionGuard)
 telemetry_key = web.AppKey("telemetry", Telemetry)
 metrics_key = web.AppKey("metrics", Metrics)
+# the connected viewers (shutdown tells each one; its size enforces max_viewers)
+viewers_key: web.AppKey[set[ConnectedViewer]] = web.AppKey("viewers", set)

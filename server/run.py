@@ -39,7 +39,8 @@ def hide_library_version(name: str) -> None:
     global, so in a server process it names no versions either."""
     import aiohttp.web_response
 
-    aiohttp.web_response.SERVER_SOFTWARE = name
+    # web_response reads this global, which it imports from aiohttp.http (not re-exported)
+    aiohttp.web_response.SERVER_SOFTWARE = name  # type: ignore[attr-defined]
 
 
 def open_files_needed(settings: ServerSettings) -> int:

@@ -14,10 +14,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, TypeVarTuple
 
 FLUSH_TIMEOUT_S = 10.0  # a database connect or statement slower than this fails (and is retried)
 WAL_LIMIT_BYTES = 16 * 1024 * 1024  # SQLite truncates its write-ahead log to this after checkpoints
+
+Args = TypeVarTuple("Args")
+Result = TypeVar("Result")
 
 # One schema for both databases: (table, column definitions). Times are Unix seconds.
 SCHEMA: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
@@ -149,7 +152,7 @@ class SqliteBackend:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telemetry-sqlite")
         self._db: sqlite3.Connection | None = None
 
-    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _call(self, fn: Callable[[*Args], Result], *args: *Args) -> Result:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     def _open(self) -> None:

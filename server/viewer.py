@@ -1,7 +1,10 @@
 """One viewer's WebSocket (`/ws`): hello -> manifest, get -> chunk, stats/ack -> telemetry.
 
 Only this handler's task reads from its socket. Every refused message is answered with an
-`error` and the loop goes on; only the closing codes of ``protocol.CLOSE_CODES`` end it.
+`error` and the loop goes on; only the closing codes of ``wire.errors.CLOSE_CODES`` end it.
+The session wires three socket-free parts: which chunk a `get` may have
+(``server.availability``), the deliveries awaiting their ack (``server.deliveries``) and the
+connection's telemetry rows (``server.telemetry_session``).
 """
 
 from __future__ import annotations
@@ -9,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 
 import aiohttp
 from aiohttp import WSMsgType, web
 
 from server.addresses import address_key
+from server.availability import available_chunk
 from server.catalog import Channel
 from server.chunk_store import ChunkReadError, PrefixGapError
+from server.deliveries import Delivery
 from server.frame_guard import MaskedFramesOnly
 from server.keys import (
     addresses_key,
@@ -25,15 +29,16 @@ from server.keys import (
     metrics_key,
     settings_key,
     telemetry_key,
+    viewers_key,
 )
 from server.rate_limit import TokenBucket
+from server.telemetry_session import TelemetrySession
 from wire.errors import CLOSE_CODES, ErrorCode, ProtocolError
 from wire.framing import HEADER_LENGTH, ErrorMessage
 from wire.media import MAX_FRAME_SERVER_RECEIVES, Ack, Get, Hello, Stats, parse_client_message
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING_ACKS = 64  # deliveries remembered for their ack; older ones are logged as unacked
 RATE_ERROR_INTERVAL_S = 1.0  # at most one rate_limited reply per second (no amplification)
 CLOSE_NOTICE_TIMEOUT_S = 2.0  # time given to the farewell `error` of a closing connection
 
@@ -43,7 +48,7 @@ class SlowClient(Exception):
 
 
 class Viewer:
-    """State of one connection: its channel, telemetry session and rate limit."""
+    """One connection: its channel, rate limit and telemetry session, and the messages it reads."""
 
     def __init__(self, request: web.Request, ws: web.WebSocketResponse, address: str) -> None:
         app = request.app
@@ -53,21 +58,17 @@ class Viewer:
         self.settings = app[settings_key]
         self.catalog = app[catalog_key]
         self.store = app[chunk_store_key]
-        self.telemetry = app[telemetry_key]
         self.metrics = app[metrics_key]
         self.addresses = app[addresses_key]
         self.channel: Channel | None = None
         self.sent_version = -1
-        self.session_id: str | None = None
-        self.recorded = False  # whether the session's row was written (its other rows follow it)
         self.clock = self.settings.clock
         self.bucket = TokenBucket(self.settings.rate_per_s, self.settings.rate_burst, self.clock())
-        rows = self.settings.telemetry_rows_per_min
-        self.rows = TokenBucket(rows / 60.0, max(1, rows // 4), self.clock())
+        self.session = TelemetrySession(
+            app[telemetry_key], self.settings.telemetry_rows_per_min, self.clock
+        )
         self.last_heard = self.clock()
         self.last_rate_error = -RATE_ERROR_INTERVAL_S
-        # (chunk, level) -> (requested_at, sent_at, chunk bytes, prefix bytes)
-        self.pending: dict[tuple[int, int], tuple[float, float, int, int]] = {}
 
     async def serve(self) -> None:
         """Read and answer messages until the peer leaves, idles out or misbehaves fatally."""
@@ -135,11 +136,9 @@ class Viewer:
             if isinstance(message, Get):
                 await self.on_get(message)
             elif isinstance(message, Stats):
-                session_id = self.require_session()
-                if self.recorded and self.may_record():
-                    self.telemetry.report(session_id, message)
+                self.session.report(message)
             elif isinstance(message, Ack):
-                self.on_ack(message)
+                self.session.acked(message.chunk, message.level, at=time.time())
         except ProtocolError as error:
             if error.code in CLOSE_CODES:
                 await self.close_with(error.code, error.message)
@@ -157,10 +156,9 @@ class Viewer:
             )
         return True
 
-    def require_session(self) -> str:
-        if self.session_id is None:
+    def require_session(self) -> None:
+        if self.session.id is None:
             raise ProtocolError(ErrorCode.HELLO_REQUIRED, "send 'hello' before this message")
-        return self.session_id
 
     async def on_hello(self, hello: Hello) -> None:
         channel = self.catalog.get(hello.channel)
@@ -176,19 +174,14 @@ class Viewer:
                 f"{self.settings.manifest_bytes_per_s / 2**20:g} MiB/s; retry in "
                 f"{max(1.0, wait_s):.0f} s",
             )
-        self.end_session()
+        self.session.start(
+            channel=channel.name,
+            user_agent=hello.user_agent,
+            abr=hello.abr,
+            generator_id=channel.manifest.stream.generator_id,
+            server_id=self.settings.server_id,
+        )
         self.channel = channel
-        self.session_id = uuid.uuid4().hex
-        self.recorded = self.may_record()
-        if self.recorded:
-            self.telemetry.session_started(
-                self.session_id,
-                channel=channel.name,
-                user_agent=hello.user_agent,
-                abr=hello.abr,
-                generator_id=channel.manifest.stream.generator_id,
-                server_id=self.settings.server_id,
-            )
         await self.send(channel.message)
         self.sent_version = channel.version
         try:
@@ -203,7 +196,7 @@ class Viewer:
         assert self.channel is not None
         current = self.catalog.get(self.channel.name)
         if current is None:
-            self.end_session()
+            self.session.end()
             self.channel = None
             raise ProtocolError(
                 ErrorCode.UNKNOWN_CHANNEL, "the channel was removed from this server"
@@ -215,46 +208,13 @@ class Viewer:
 
     async def on_get(self, get: Get) -> None:
         channel = self.channel
-        assert channel is not None and self.session_id is not None
-        levels = channel.manifest.levels
-        if get.level >= len(levels):
-            raise ProtocolError(
-                ErrorCode.UNKNOWN_LEVEL,
-                f"level {get.level} does not exist (levels 0..{len(levels) - 1})",
-            )
-        manifest = channel.manifest
-        total = manifest.stream.chunk_count
-        if get.chunk < manifest.window_start:
-            raise ProtocolError(
-                ErrorCode.OUTSIDE_WINDOW,
-                f"chunk {get.chunk} has left the live window (it starts at chunk "
-                f"{manifest.window_start}; the live edge is {channel.chunk_count})",
-            )
-        if get.chunk >= channel.chunk_count:
-            # a live feed's manifest counts only the frames known so far: near the edge, wait
-            if channel.live and get.chunk < channel.chunk_count + self.settings.live_ahead_chunks:
-                raise ProtocolError(
-                    ErrorCode.NOT_AVAILABLE,
-                    f"chunk {get.chunk} is not published yet (live edge: "
-                    f"{channel.chunk_count} chunks); retry",
-                )
-            if get.chunk >= total or not channel.live:
-                raise ProtocolError(
-                    ErrorCode.UNKNOWN_CHUNK,
-                    f"chunk {get.chunk} does not exist (the stream has {total} chunks, "
-                    f"{channel.chunk_count} published)",
-                )
-            raise ProtocolError(
-                ErrorCode.BEYOND_LIVE_EDGE,
-                f"chunk {get.chunk} is far beyond the live edge ({channel.chunk_count} chunks)",
-            )
-        cell = manifest.chunk_info(get.level, get.chunk)
-        assert cell is not None  # inside the window and published
-        if cell.gap:
-            raise ProtocolError(
-                ErrorCode.GAP,
-                f"chunk {get.chunk} of level {get.level} is a gap in this live channel; skip it",
-            )
+        assert channel is not None and self.session.id is not None
+        cell = available_chunk(
+            channel.manifest,
+            get.level,
+            get.chunk,
+            live_ahead_chunks=self.settings.live_ahead_chunks,
+        )
         requested_at = time.time()
         try:
             wire = await self.store.chunk_message(channel, get.level, get.chunk, get.prefix)
@@ -263,52 +223,21 @@ class Viewer:
         except ChunkReadError as error:
             raise self.store.unreadable_media(channel, error) from None
         await self.send(wire)
-        size = cell.bytes
-        prefix_bytes = len(wire) - HEADER_LENGTH.size - HEADER_LENGTH.unpack_from(wire)[0] - size
+        prefix_bytes = (
+            len(wire) - HEADER_LENGTH.size - HEADER_LENGTH.unpack_from(wire)[0] - cell.bytes
+        )
         self.metrics.chunks_served_total += 1
         self.metrics.bytes_sent_total += len(wire)
         self.metrics.prefixes_served_total += prefix_bytes > 0
-        if len(self.pending) >= MAX_PENDING_ACKS:
-            self.record_delivery(next(iter(self.pending)), acked_at=None)
-        self.pending[(get.chunk, get.level)] = (requested_at, time.time(), size, prefix_bytes)
-
-    def on_ack(self, ack: Ack) -> None:
-        if (ack.chunk, ack.level) in self.pending:  # an ack for nothing we sent is ignored
-            self.record_delivery((ack.chunk, ack.level), acked_at=time.time())
-
-    def may_record(self) -> bool:
-        """Whether this connection may add a telemetry row now (its rows per minute)."""
-        if self.rows.allow(self.clock()):
-            return True
-        self.telemetry.throttled += 1
-        return False
-
-    def record_delivery(self, key: tuple[int, int], acked_at: float | None) -> None:
-        requested_at, sent_at, size, prefix_bytes = self.pending.pop(key)
-        assert self.channel is not None and self.session_id is not None
-        if not (self.recorded and self.may_record()):
-            return
-        self.telemetry.delivery(
-            self.session_id,
-            channel=self.channel.name,
-            level=key[1],
-            chunk=key[0],
-            size=size,
+        delivery = Delivery(
+            chunk=get.chunk,
+            level=get.level,
+            size=cell.bytes,
             prefix_bytes=prefix_bytes,
             requested_at=requested_at,
-            sent_at=sent_at,
-            acked_at=acked_at,
+            sent_at=time.time(),
         )
-
-    def end_session(self) -> None:
-        """Write the unacked deliveries and the end of the current session, if any."""
-        if self.session_id is None:
-            return
-        for key in list(self.pending):
-            self.record_delivery(key, acked_at=None)
-        if self.recorded:
-            self.telemetry.session_ended(self.session_id)
-        self.session_id = None
+        self.session.sent(delivery)
 
     async def send(self, data: str | bytes) -> None:
         try:
@@ -336,7 +265,7 @@ class Viewer:
 
 async def say_goodbye(
     ws: web.WebSocketResponse,
-    transport: asyncio.BaseTransport | None,
+    transport: asyncio.Transport | None,
     code: ErrorCode,
     message: str,
 ) -> None:
@@ -397,9 +326,5 @@ async def handle_viewer(request: web.Request) -> web.WebSocketResponse:
         viewers.discard(viewer)
         metrics.viewers -= 1
         limits.leave(address, settings.clock())
-        viewer.end_session()
+        viewer.session.end()
     return ws
-
-
-# the connected viewers (shutdown tells each one; its size enforces max_viewers)
-viewers_key: web.AppKey[set[Viewer]] = web.AppKey("viewers", set)

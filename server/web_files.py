@@ -92,7 +92,7 @@ class WebFiles:
             and status.st_size <= MAX_COMPRESSED_FILE_BYTES
         )
         if not compressible or not accepts_gzip(request.headers.get("Accept-Encoding", "")):
-            response = web.FileResponse(path)
+            response: web.StreamResponse = web.FileResponse(path)
             if compressible:
                 response.headers["Vary"] = "Accept-Encoding"
             return response

@@ -11,8 +11,17 @@ import { createAbr, DEFAULT_ABR } from './abr/index.js';
 import { DEFAULT_QUALITY, chunkInfo, chunkQuality, chunkQualityMetric, windowStart } from './abr/context.js';
 import { ThroughputEstimator } from './abr/throughput-estimator.js';
 import { BufferController } from './controllers/buffer-controller.js';
+import { ChunkLoader } from './controllers/chunk-loader.js';
 import { DaemonLink } from './controllers/daemon-link.js';
+import { DaemonPace } from './controllers/daemon-pace.js';
+import { DaemonSessionController } from './controllers/daemon-session-controller.js';
+import { ErrorController } from './controllers/error-controller.js';
+import { LevelController } from './controllers/level-controller.js';
+import { LiveController } from './controllers/live-controller.js';
+import { ManifestController } from './controllers/manifest-controller.js';
 import { NoticeController } from './controllers/notice-controller.js';
+import { PlaybackMonitor } from './controllers/playback-monitor.js';
+import { SeekController } from './controllers/seek-controller.js';
 import { ServerLink } from './controllers/server-link.js';
 import { StreamController, MAX_BUFFER_S } from './controllers/stream-controller.js';
 import { TelemetryController } from './controllers/telemetry-controller.js';
@@ -55,18 +64,44 @@ export class Player {
     this.daemon = new DaemonLink(this.bus, { url: config.daemonUrl, session });
     this.buffer = new BufferController(this.bus, { video: config.video });
     this.estimator = new ThroughputEstimator();
+    this.monitor = new PlaybackMonitor(this.bus, { video: config.video, buffer: this.buffer, clock });
+    this.live = new LiveController({ video: config.video, buffer: this.buffer });
+    this.pace = new DaemonPace(this.bus);
+    this.levels = new LevelController(this.bus, {
+      video: config.video,
+      estimator: this.estimator,
+      abr: createAbr(this.abrName, this.config.abrOptions),
+      pace: this.pace,
+      manualLevel: this.config.manualLevel,
+      quality: this.config.quality,
+    });
+    this.manifests = new ManifestController(this.bus, {
+      video: config.video, buffer: this.buffer, live: this.live, levels: this.levels, monitor: this.monitor, loop: this.config.loop,
+    });
+    this.session = new DaemonSessionController(this.bus, {
+      video: config.video, daemon: this.daemon, buffer: this.buffer, manifests: this.manifests, levels: this.levels, pace: this.pace,
+      monitor: this.monitor,
+    });
+    this.seeks = new SeekController(this.bus, {
+      video: config.video, buffer: this.buffer, manifests: this.manifests, live: this.live, levels: this.levels, monitor: this.monitor,
+    });
+    this.loader = new ChunkLoader(this.bus, { server: this.server, clock });
     this.stream = new StreamController(this.bus, {
       video: config.video,
       server: this.server,
       daemon: this.daemon,
       buffer: this.buffer,
-      estimator: this.estimator,
-      abr: createAbr(this.abrName, this.config.abrOptions),
+      levels: this.levels,
+      monitor: this.monitor,
+      live: this.live,
+      manifests: this.manifests,
+      session: this.session,
+      loader: this.loader,
       clock,
       maxBufferS: this.config.maxBufferS,
-      loop: this.config.loop,
-      manualLevel: this.config.manualLevel,
-      quality: this.config.quality,
+    });
+    this.errors = new ErrorController(this.bus, {
+      stream: this.stream, loader: this.loader, manifests: this.manifests, live: this.live, video: config.video,
     });
     this.notices = new NoticeController(this.bus, {
       pageOrigin: config.pageOrigin ?? globalThis.location?.origin ?? '',
@@ -85,7 +120,14 @@ export class Player {
 
   start() {
     this.notices.start();
+    this.monitor.registerListeners();
+    this.pace.registerListeners();
+    this.manifests.registerListeners();
+    this.session.registerListeners();
+    this.seeks.registerListeners();
+    this.loader.registerListeners();
     this.stream.start(this.config.channel);
+    this.errors.registerListeners();
     this.telemetry.start();
     this.server.start();
     this.daemon.start();
@@ -96,12 +138,14 @@ export class Player {
     const abr = createAbr(name, options);
     this.abrName = name;
     this.server.setAbr(name);
-    this.stream.setAbr(abr);
+    this.levels.setAbr(abr);
+    this.stream.tick(); // the next chunk's level at once
   }
 
   /** Forces a level (id) or, with null, hands the choice back to the ABR rule. */
   setManualLevel(level) {
-    this.stream.setManualLevel(level);
+    this.levels.setManualLevel(level);
+    this.stream.tick();
   }
 
   /**
@@ -116,8 +160,9 @@ export class Player {
     let target = Math.max(0, seconds);
     let text = null;
     if (Number.isFinite(endS) && target > endS) {
-      const why = this.stream.manifest?.live ? 'the live edge'
-        : this.stream.timeline?.endless ? 'the end of the next pass of this looping ladder' : 'the end of the stream';
+      const { manifest, endless } = this.manifests.status();
+      const why = manifest?.live ? 'the live edge'
+        : endless ? 'the end of the next pass of this looping ladder' : 'the end of the stream';
       text = `Cannot seek to ${seconds.toFixed(1)} s: the stream can be sought up to ${endS.toFixed(1)} s now ` +
         `(${why}); playing from ${endS.toFixed(1)} s instead.`;
       target = endS;
@@ -143,62 +188,49 @@ export class Player {
 
   /** The daemon's pace against the stream's (the notice controller's input), null before a manifest. */
   daemonSpeed() {
-    const s = this.stream;
-    if (s.manifest === null) return null;
-    const marks = s.startupMarks;
-    const waiting = marks.chunk !== undefined && marks.segment === undefined && s.daemonReady;
+    const { manifest } = this.manifests.status();
+    if (manifest === null) return null;
+    const { ready: daemonReady } = this.session.status();
+    const { startupMarks: marks, sinceStartS } = this.monitor.status(this.config.clock());
+    const waiting = marks.chunk !== undefined && marks.segment === undefined && daemonReady;
+    const pace = this.pace.status();
     return {
-      daemonFps: s.daemonFpsEstimate,
-      fps: s.manifest.fps,
-      chunkFrames: s.manifest.chunk_frames,
-      device: s.daemonStatus?.device ?? null,
-      firstChunkWaitS: waiting ? this.config.clock() - s.startS - marks.chunk : null,
+      daemonFps: pace.fps,
+      fps: manifest.fps,
+      chunkFrames: manifest.chunk_frames,
+      device: pace.device,
+      firstChunkWaitS: waiting ? sinceStartS - marks.chunk : null,
     };
-  }
-
-  /**
-   * Seconds until a chunk of `levelId` is on screen: {seconds, atLeast}; atLeast when no chunk of
-   * that level is buffered yet (it comes after everything buffered). null when it is playing.
-   */
-  #secondsUntilLevel(levelId, playingId, bufferS) {
-    const s = this.stream;
-    if (levelId === null || levelId === playingId || s.timeline === null) return null;
-    const playing = s.playingChunk;
-    let first = null;
-    for (const [virtual, level] of s.chunkLevels) {
-      if (level === levelId && virtual > playing && (first === null || virtual < first)) first = virtual;
-    }
-    if (first === null) return { seconds: bufferS, atLeast: true };
-    return { seconds: Math.max(0, s.timeline.startS(first) - this.config.video.currentTime), atLeast: false };
   }
 
   /** Everything the stats panel, charts, telemetry and tests read. */
   snapshot() {
-    const s = this.stream;
+    const s = this.stream.status();
+    const { channel, manifest, playing: place } = this.manifests.status(); // place: null before the manifest
     const video = this.config.video;
-    const manifest = s.manifest;
     const now = this.config.clock();
-    const levelId = manifest === null ? null : s.playingLevel; // null until a chunk went to the daemon
+    const bufferS = this.buffer.bufferAheadS();
+    const levels = this.levels.status(bufferS);
+    const levelId = levels.playingLevel; // null until a chunk went to the daemon
     const level = levelId === null ? null : manifest.levels[levelId];
-    const place = manifest === null ? null : s.timeline.split(s.playingChunk);
     const chunk = place === null ? null : place.chunk;
     const info = level === null || chunk === null ? undefined : chunkInfo(manifest, levelId, chunk);
     const quality = video.getVideoPlaybackQuality?.();
     const summary = (l) => ({ id: l.id, name: l.name, rank: l.rank, interval: l.interval, kbps: l.kbps });
-    const chosenId = manifest === null ? null
-      : s.manualLevel !== null ? Math.min(s.manualLevel, manifest.levels.length - 1) : s.lastFetchedLevel;
-    const bufferS = this.buffer.bufferAheadS();
+    const chosenId = levels.chosenLevel;
+    const pace = this.pace.status();
+    const monitor = this.monitor.status(now);
     return {
-      channel: s.channel,
+      channel,
       state: s.state,
       abr: this.abrName,
-      manualLevel: s.manualLevel,
+      manualLevel: levels.manualLevel,
       levelId,
       level: level === null ? null : summary(level),
       levels: manifest === null ? [] : manifest.levels.map(summary),
       // the level the player asks for now (manual, else the ABR's last pick) and when it shows
       chosenLevel: chosenId === null ? null : summary(manifest.levels[chosenId]),
-      chosenOnScreenIn: this.#secondsUntilLevel(chosenId, levelId, bufferS),
+      chosenOnScreenIn: levels.chosenOnScreenIn,
       // the playing chunk's quality under the ABR's measure (what the quality chart plots)
       qualityValue: info === undefined || info === null ? null : chunkQuality(info, this.config.quality),
       qualityMetric: info === undefined || info === null ? null : chunkQualityMetric(info, this.config.quality),
@@ -211,28 +243,28 @@ export class Player {
       chunkCount: manifest?.chunk_count ?? null,
       live: manifest?.live ?? null,
       windowStart: manifest === null ? null : windowStart(manifest),
-      behindLiveS: s.behindLiveS,
+      behindLiveS: this.live.status().behindLiveS,
       generator: manifest?.generator ?? null,
       streamFps: manifest?.fps ?? null,
       bufferS,
       maxBufferS: s.maxBufferS,
       throughputKbps: this.estimator.estimateKbps(),
-      daemonFps: s.daemonFpsEstimate,
-      daemonDevice: s.daemonStatus?.device ?? null,
-      daemonGeneratorId: s.daemonStatus?.generatorId ?? null,
-      daemonQueue: s.daemonStatus?.queueDepth ?? null,
+      daemonFps: pace.fps,
+      daemonDevice: pace.device,
+      daemonGeneratorId: pace.generatorId,
+      daemonQueue: pace.queueDepth,
       daemonConnected: this.daemon.connected,
       serverConnected: this.server.connected,
-      stalls: s.stalls,
-      stallS: s.stallSecondsAt(now),
-      startupS: s.startupS,
-      startupMarks: { ...s.startupMarks },
+      stalls: monitor.stalls,
+      stallS: monitor.stallS,
+      startupS: monitor.startupS,
+      startupMarks: monitor.startupMarks,
       currentTime: video.currentTime,
       duration: video.duration,
       paused: video.paused,
       decodedFrames: quality?.totalVideoFrames ?? null,
       droppedFrames: quality?.droppedVideoFrames ?? null,
-      blocked: s.blockedReason,
+      blocked: s.blocked,
       statsSent: this.telemetry.sent,
     };
   }
@@ -240,6 +272,14 @@ export class Player {
   destroy() {
     this.telemetry.destroy();
     this.stream.destroy();
+    this.manifests.destroy();
+    this.session.destroy();
+    this.seeks.destroy();
+    this.loader.destroy();
+    this.errors.destroy();
+    this.monitor.destroy();
+    this.pace.destroy();
+    this.levels.destroy();
     this.notices.destroy();
     this.server.destroy();
     this.daemon.destroy();

@@ -15,7 +15,9 @@ from wire.framing import (
     MAX_CONTROL_BYTES,
     MAX_HEADER_BYTES,
     PROTOCOL_VERSION,
+    BinaryMessageType,
     ErrorMessage,
+    TextMessageType,
     bad_field,
     check_version,
     encode_binary,
@@ -241,10 +243,14 @@ class Status:
 PageMessage = Open | ChunkMessage | Seek
 DaemonMessage = InitSegment | MediaSegment | Status | ErrorMessage
 
-_PAGE_TEXT: dict[str, Any] = {Seek.TYPE: Seek}
-_PAGE_BINARY: dict[str, Any] = {m.TYPE: m for m in (Open, ChunkMessage)}
-_DAEMON_TEXT: dict[str, Any] = {m.TYPE: m for m in (Status, ErrorMessage)}
-_DAEMON_BINARY: dict[str, Any] = {m.TYPE: m for m in (InitSegment, MediaSegment)}
+_PAGE_TEXT: dict[str, TextMessageType[PageMessage]] = {Seek.TYPE: Seek}
+_PAGE_BINARY: dict[str, BinaryMessageType[PageMessage]] = {m.TYPE: m for m in (Open, ChunkMessage)}
+_DAEMON_TEXT: dict[str, TextMessageType[DaemonMessage]] = {
+    m.TYPE: m for m in (Status, ErrorMessage)
+}
+_DAEMON_BINARY: dict[str, BinaryMessageType[DaemonMessage]] = {
+    m.TYPE: m for m in (InitSegment, MediaSegment)
+}
 
 
 def parse_page_message(data: str | bytes) -> PageMessage:

@@ -34,7 +34,9 @@ class ErrorCode(StrEnum):
     OPEN_REQUIRED = "open_required"  # `chunk`/`seek` before `open`
     GENERATOR_MISMATCH = "generator_mismatch"  # stream's generator_id != daemon's
     BAD_CHUNK = "bad_chunk"  # chunk payload failed prompts.chunk parsing
-    BUSY = "busy"  # daemon queue full or another session active
+    # an `open` (not one replacing the page's own stream) while the daemon already generates
+    # its --max-sessions streams (client_daemon.daemon.Daemon.claim_session); retry later
+    BUSY = "busy"
     GENERATION_FAILED = "generation_failed"  # daemon could not generate/encode a chunk
 
 

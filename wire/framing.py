@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from wire.errors import ErrorCode, ProtocolError
 
@@ -237,7 +238,24 @@ class ErrorMessage:
 # --------------------------------------------------------------------------- parsing by table
 
 
-def lookup(table: dict[str, Any], kind: str, link: str) -> Any:
+Entry = TypeVar("Entry")
+Message = TypeVar("Message")
+Message_co = TypeVar("Message_co", covariant=True)
+
+
+class TextMessageType(Protocol[Message_co]):
+    """A message class read from a JSON object: its ``from_fields`` classmethod."""
+
+    def from_fields(self, obj: dict[str, Any], /) -> Message_co: ...
+
+
+class BinaryMessageType(Protocol[Message_co]):
+    """A message class read from a binary frame: its ``from_parts`` classmethod."""
+
+    def from_parts(self, header: dict[str, Any], payload: bytes, /) -> Message_co: ...
+
+
+def lookup(table: Mapping[str, Entry], kind: str, link: str) -> Entry:
     try:
         return table[kind]
     except KeyError:
@@ -247,11 +265,15 @@ def lookup(table: dict[str, Any], kind: str, link: str) -> Any:
         ) from None
 
 
-def parse_text(data: str | bytes, table: dict[str, Any], link: str, max_bytes: int) -> Any:
+def parse_text(
+    data: str | bytes, table: Mapping[str, TextMessageType[Message]], link: str, max_bytes: int
+) -> Message:
     obj = decode_json_object(data, max_bytes=max_bytes)
     return lookup(table, obj["type"], link).from_fields(obj)
 
 
-def parse_binary(data: bytes, table: dict[str, Any], link: str, max_payload: int) -> Any:
+def parse_binary(
+    data: bytes, table: Mapping[str, BinaryMessageType[Message]], link: str, max_payload: int
+) -> Message:
     header, payload = decode_binary(data, max_payload_bytes=max_payload)
     return lookup(table, header["type"], link).from_parts(header, payload)

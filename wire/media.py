@@ -14,7 +14,9 @@ from wire.errors import ErrorCode, ProtocolError
 from wire.framing import (
     MAX_CONTROL_BYTES,
     PROTOCOL_VERSION,
+    BinaryMessageType,
     ErrorMessage,
+    TextMessageType,
     bad_field,
     bool_field,
     check_version,
@@ -298,9 +300,15 @@ def encode_chunk_message(
 ClientMessage = Hello | Get | Stats | Ack
 ServerMessage = ManifestMessage | ErrorMessage | ChunkMessage | InitStateMessage
 
-_CLIENT_TEXT: dict[str, Any] = {m.TYPE: m for m in (Hello, Get, Stats, Ack)}
-_SERVER_TEXT: dict[str, Any] = {m.TYPE: m for m in (ManifestMessage, ErrorMessage)}
-_SERVER_BINARY: dict[str, Any] = {m.TYPE: m for m in (ChunkMessage, InitStateMessage)}
+_CLIENT_TEXT: dict[str, TextMessageType[ClientMessage]] = {
+    m.TYPE: m for m in (Hello, Get, Stats, Ack)
+}
+_SERVER_TEXT: dict[str, TextMessageType[ServerMessage]] = {
+    m.TYPE: m for m in (ManifestMessage, ErrorMessage)
+}
+_SERVER_BINARY: dict[str, BinaryMessageType[ServerMessage]] = {
+    m.TYPE: m for m in (ChunkMessage, InitStateMessage)
+}
 
 
 def parse_client_message(data: str | bytes) -> ClientMessage:

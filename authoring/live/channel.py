@@ -10,9 +10,14 @@ and watches the clock:
   stuck task never holds back the channel;
 - **retry**: a task that fails is submitted again while its deadline allows (a worker that
   dies is also re-run by Ray itself, resuming from the segment's checkpoint);
+- **batches**: cells (segment, level) ready at the same moment (the levels of a new segment,
+  the segments that arrived before the generator was prepared, or, with more than one cell per
+  step, those that arrived while every worker was busy) go out as one task per batch of
+  ``segments_per_step`` cells that stack (``authoring.live.batches``), fitted in lockstep
+  (``authoring.segment_batch``);
 - **degrade**: a level whose results arrive late (more than ``degrade_at`` of the deadline)
   gets half the iteration budget for its next segments (down to 1/8), and recovers step by
-  step once it is back under ``recover_at``.
+  step once it is back under ``recover_at`` (the rule: ``authoring.live.policy``).
 
 Each publication (chunk, level) is reported with its latency: capture of the chunk's first
 frame to publication.
@@ -26,22 +31,24 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from authoring.levels import CHECKPOINT_DIR, LevelSpec
+from authoring.live.batches import CellQueue
 from authoring.live.cutter import LiveSegment, SegmentCutter
 from authoring.live.feed import CapturedFrame
+from authoring.live.policy import DegradePolicy, StepChange
 from authoring.live.publisher import LivePublisher, Publication
 from authoring.runner import Completed, TaskHandle, TaskResources, TaskRunner
-from authoring.tasks import TaskOutput, checkpoint_dir_for, fit_segment_task, prepare_title
+from authoring.segment_batch import batch_size_for
+from authoring.tasks import TaskOutput, checkpoint_dir_for, fit_segments_task, prepare_title
 from common.errors import UserError
 from prompts.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
-MAX_DEGRADE_STEPS = 3  # budgets go down to 1/8
 TICK_S = 0.1  # s between deadline checks when nothing happens
 
 
@@ -63,6 +70,7 @@ class LiveSettings:
     degrade_at: float = 0.5  # of max_latency_s: later results halve the level's budget
     recover_at: float = 0.25  # of max_latency_s: earlier results restore it step by step
     measure_quality: bool = True
+    segments_per_step: int | str = 1  # cells per batch task, or "auto" (by GPU memory)
 
     @property
     def path(self) -> Path:
@@ -162,13 +170,20 @@ class LiveChannel:
         self._segments: dict[int, LiveSegment] = {}
         self._cells: dict[tuple[int, int], _Cell] = {}
         self._next: list[int] = [0] * len(settings.levels)  # next segment to publish, per level
-        self._steps: list[int] = [0] * len(settings.levels)  # degrade step, per level
+        self.policy = DegradePolicy(
+            len(settings.levels), max_latency_s=settings.max_latency_s,
+            degrade_at=settings.degrade_at, recover_at=settings.recover_at,
+        )  # fmt: skip
         self._arrived: queue.Queue[LiveSegment | BaseException | None] = queue.Queue()
         self._arrived_count = 0  # segments the feed delivered so far
         self._segment_count: int | None = None  # known once the feed ended
         self._stop = threading.Event()
         self._prepare: TaskHandle | None = None
         self._waiting: list[LiveSegment] = []  # arrived before the init latent was known
+        workers = runner.gpus // resources.gpus if resources.gpus else runner.cpus // resources.cpus
+        self._queue = CellQueue(
+            settings.levels, batch_size_for(settings.segments_per_step), workers
+        )  # cells not yet submitted
 
     # --- the feed -------------------------------------------------------------------------
 
@@ -265,37 +280,48 @@ class LiveChannel:
 
     def _submit_segment(self, segment: LiveSegment) -> None:
         for level_id in range(len(self.settings.levels)):
-            self._submit(
-                segment, level_id, self._cells.setdefault((segment.index, level_id), _Cell())
-            )
+            cell = self._cells.setdefault((segment.index, level_id), _Cell())
+            self._queue.add((segment, level_id, cell))
+        self._flush()
 
-    def _submit(self, segment: LiveSegment, level_id: int, cell: _Cell) -> None:
+    def _flush(self) -> None:
+        """Submit the ready cells that ``CellQueue`` hands out now."""
+        in_flight = {id(c.handle) for c in self._cells.values() if c.handle and not c.done}
+        for batch in self._queue.take(len(in_flight), self.policy.steps):
+            self._submit(batch)
+
+    def _submit(self, batch: list[tuple[LiveSegment, int, _Cell]]) -> None:
         settings = self.settings
-        level = settings.levels[level_id]
-        step = self._steps[level_id]
-        options = settings.options
-        if step:
-            preset = options.preset
-            preset = preset.with_budgets(
-                max(1, preset.first_iterations >> step), max(1, preset.later_iterations >> step)
-            )
-            options = replace(options, preset=preset)
-        cell.attempts += 1
-        cell.handle = self.runner.submit(
-            fit_segment_task, segment.channel_frames,
-            segment.for_level(settings.channel, level, level_id),
-            self.loader, options, self._init_latent, settings.path / CHECKPOINT_DIR,
-            self.resources, settings.measure_quality,
-            name=f"fit {settings.channel}/{level.name}/{segment.index}",
-            resources=self.resources, tag=_Tag(segment.index, level_id),
+        options = self.policy.options_for(settings.options, batch[0][1])
+        order = list(dict.fromkeys(s.index for s, _, _ in batch))  # each segment's frames once
+        feeds = [self._segments[index].channel_frames for index in order]
+        segments = [s.for_level(settings.channel, settings.levels[lv], lv) for s, lv, _ in batch]
+        tags = [_Tag(s.index, lv) for s, lv, _ in batch]
+        name = f"fit {segments[0].name}" + (f" +{len(batch) - 1}" if len(batch) > 1 else "")
+        handle = self.runner.submit(
+            fit_segments_task, segments,
+            [order.index(s.index) for s, _, _ in batch],
+            self.loader, options, [self._init_latent] * len(batch),
+            [settings.path / CHECKPOINT_DIR] * len(batch), self.resources,
+            settings.measure_quality, False, settings.segments_per_step, *feeds,
+            name=name, resources=self.resources, tag=tags,
         )  # fmt: skip
+        for _, _, cell in batch:
+            cell.attempts += 1
+            cell.handle = handle
         self._pump.notify()
 
     def _on_completed(self, done: Completed) -> None:
         if done.handle is self._prepare:
             self._on_prepared(done)
             return
-        tag: _Tag = done.handle.tag
+        tags: list[_Tag] = done.handle.tag
+        results = done.value.value if done.ok else [None] * len(tags)
+        for tag, result in zip(tags, results, strict=True):
+            self._on_cell_done(done, tag, result)
+        self._flush()
+
+    def _on_cell_done(self, done: Completed, tag: _Tag, result: Any) -> None:
         cell = self._cells.get((tag.segment, tag.level_id))
         if cell is None or cell.done or done.handle is not cell.handle:
             return  # already published as a gap (deadline), or an attempt superseded
@@ -306,14 +332,14 @@ class LiveChannel:
             if cell.attempts <= self.settings.retries and self.clock() < deadline:
                 self.note(f"{level.name} segment {tag.segment} failed ({done.error}); retrying")
                 self.summary.retries += 1
-                self._submit(segment, tag.level_id, cell)
+                cell.handle = None
+                self._queue.add((segment, tag.level_id, cell))
             else:
                 self.note(f"{level.name} segment {tag.segment} failed ({done.error}): a gap")
                 self._gap(tag.segment, tag.level_id, cell)
             return
-        output: TaskOutput = done.value
-        cell.done, cell.result = True, output.value
-        self._adapt(tag.level_id, self.clock() - segment.ready_at)
+        cell.done, cell.result = True, result
+        self._degraded(self.policy.on_result(tag.level_id, self.clock() - segment.ready_at))
 
     def _on_prepared(self, done: Completed) -> None:
         if not done.ok:
@@ -330,32 +356,29 @@ class LiveChannel:
         )  # fmt: skip
         self.note(f"generator {setup.generator_name} ({setup.generator_id}) on {output.device}")
         for segment in self._waiting:
-            self._submit_segment(segment)
+            for level_id in range(len(settings.levels)):
+                cell = self._cells.setdefault((segment.index, level_id), _Cell())
+                self._queue.add((segment, level_id, cell))
         self._waiting = []
+        self._flush()
 
-    def _adapt(self, level_id: int, lag_s: float) -> None:
-        """Degrade a level whose results come late; restore it once they are early again."""
-        limit = self.settings.max_latency_s
-        if lag_s > self.settings.degrade_at * limit:
-            self._set_step(level_id, +1, f"results {lag_s:.1f} s after capture")
-        elif lag_s < self.settings.recover_at * limit:
-            self._set_step(level_id, -1, f"results {lag_s:.1f} s after capture")
-
-    def _set_step(self, level_id: int, change: int, why: str) -> None:
-        step = min(MAX_DEGRADE_STEPS, max(0, self._steps[level_id] + change))
-        if step == self._steps[level_id]:
+    def _degraded(self, change: StepChange | None) -> None:
+        """Report a level's new iteration budget (``DegradePolicy``)."""
+        if change is None:
             return
-        self._steps[level_id] = step
-        name = self.settings.levels[level_id].name
-        self.summary.degraded.append((name, step))
-        self.note(f"{name}: iteration budget 1/{2**step} from now on ({why})")
+        name = self.settings.levels[change.level_id].name
+        self.summary.degraded.append((name, change.step))
+        self.note(f"{name}: iteration budget {change.budget_share} from now on ({change.why})")
 
     def _gap(self, segment_index: int, level_id: int, cell: _Cell) -> None:
-        if cell.handle is not None and not cell.done:
-            self.runner.cancel(cell.handle)
+        handle = cell.handle
         cell.done, cell.result = True, None
+        if handle is not None and not any(
+            c.handle is handle and not c.done for c in self._cells.values()
+        ):  # no other cell of its batch still waits on the task
+            self.runner.cancel(handle)
         self.summary.gaps += 1
-        self._set_step(level_id, +1, f"segment {segment_index} became a gap")
+        self._degraded(self.policy.on_gap(level_id, segment_index))
 
     def _check_deadlines(self) -> None:
         now = self.clock()

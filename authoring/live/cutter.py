@@ -61,7 +61,7 @@ class LiveSegment:
 
     @property
     def channel_frames(self) -> FramesFrom:
-        """The frames by channel frame number (what ``fit_segment_task`` slices)."""
+        """The frames by channel frame number (what ``fit_segments_task`` slices)."""
         return FramesFrom(self.frames, self.first_frame)
 
     def chunk_captured_at(self, index: int) -> float:

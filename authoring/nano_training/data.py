@@ -84,7 +84,9 @@ def resize_short_side(frames: np.ndarray, size: int) -> np.ndarray:
     height, width = frames.shape[1:3]
     scale = size / min(height, width)
     target = (max(size, round(width * scale)), max(size, round(height * scale)))
-    return np.stack([np.asarray(Image.fromarray(f).resize(target, Image.LANCZOS)) for f in frames])
+    return np.stack(
+        [np.asarray(Image.fromarray(f).resize(target, Image.Resampling.LANCZOS)) for f in frames]
+    )
 
 
 def center_square(frames: np.ndarray, size: int) -> np.ndarray:

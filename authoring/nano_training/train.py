@@ -31,7 +31,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -169,7 +169,8 @@ class NanoTrainer:
         self.prompts = PromptEncoder().to(device).train()
         if config.channels_last:
             for module in self._modules().values():
-                module.to(memory_format=torch.channels_last)
+                # torch's overloads of Module.to omit memory_format, which it takes at run time
+                module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.optimizer = torch.optim.AdamW(
             self._named_parameters().values(), lr=config.lr, weight_decay=0.0
         )
@@ -286,10 +287,10 @@ class NanoTrainer:
             torch.nn.utils.clip_grad_norm_(self._named_parameters().values(), 1.0)
             self.optimizer.step()
             self.step += 1
-            for key, value in terms.items():
-                value = float(value.detach())
+            for key, term in terms.items():
+                value = float(term.detach())
                 running[key] = 0.9 * running.get(key, value) + 0.1 * value
-            bar.n = min(round(elapsed), bar.total)
+            bar.n = min(round(elapsed), round(budget))  # bar.total
             bar.set_postfix_str(
                 f"{(self.step - steps_at_start) / max(elapsed, 1e-6):.1f} steps/s", refresh=False
             )
@@ -427,7 +428,7 @@ class NanoTrainer:
     def export(self, generator_file: Path, prompt_encoder_file: Path) -> None:
         """The shipped weight files, float16: the generator's and the prompt encoder's."""
 
-        def half(state):
+        def half(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             return {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()}
 
         generator_file.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from common.atomic import atomic_write_json
+from engines.devices import card_name
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def device_description(device: torch.device) -> str:
     if device.type != "cuda":
         return device.type
     major, minor = torch.cuda.get_device_capability(device)
-    return f"{torch.cuda.get_device_name(device)} sm{major}{minor}"
+    return f"{card_name(device)} sm{major}{minor}"
 
 
 def source_fingerprint(modules: Sequence[Any]) -> str:

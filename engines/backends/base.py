@@ -3,41 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import torch
 
 from engines.backends.frame_sink import FrameSink
 from engines.backends.host_copy import PinnedFrameSink
+from engines.backends.options import BackendOptions
 from engines.colour import RGB24, frame_shape, image_to_frames
 from engines.schedule import mix_latent, x0_from_eps
-from engines.variants import DEFAULT_MAX_BATCH
-
-
-@dataclass(frozen=True)
-class BackendOptions:
-    """How to run: which implementation, where, in which precision, with which speed-ups."""
-
-    kind: str = "torch"  # "torch", "fast" (compiled whole-step CUDA graph), "tensorrt", or "auto"
-    device: str = "cpu"
-    dtype: torch.dtype = torch.float32
-    channels_last: bool = False
-    cuda_graph: bool = False
-    compile_mode: str | None = (
-        None  # torch.compile mode (torch: both networks; fast: the whole step)
-    )
-    fp8_linear: bool = False  # fast backend on Hopper: the UNet's attention-block linears in float8
-    compile_cache_dir: str | None = (
-        None  # fast backend: persistent Inductor cache (None: the default)
-    )
-    attention: str = "auto"  # fast backend: SDPA kernel first tried ("auto": PyTorch's order; "cudnn", "flash", "efficient")
-    ahead_of_time: bool = False  # fast backend: AOTInductor step packages cached on disk (a restart loads, not compiles)
-    cache_key: str | None = None  # the generator id: keys on-disk engine caches (tensorrt)
-    max_batch: int = DEFAULT_MAX_BATCH  # frames per UNet call; longer groups run in slices
-
-    def __post_init__(self) -> None:
-        if self.max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {self.max_batch}")
 
 
 class Backend(ABC):
@@ -103,7 +76,7 @@ class Backend(ABC):
         return FrameSink(total, shape)
 
 
-class WholeGroupStepMixin:
+class WholeGroupStepMixin(Backend):
     """For backends whose one captured step is a whole group (mix, UNet, x0, decoder):
     ``generate`` on an already-mixed input is a group with weight 1 on it and a zero noise."""
 
@@ -111,7 +84,7 @@ class WholeGroupStepMixin:
     def generate(
         self, latent_input: torch.Tensor, context: torch.Tensor, frame_format: str = RGB24
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        _, x0, frames = self.generate_group(  # type: ignore[attr-defined]
+        _, x0, frames = self.generate_group(
             latent_input, torch.zeros_like(latent_input[:1]), 1.0, context, frame_format
         )
         return x0, frames

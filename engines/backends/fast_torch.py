@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -38,10 +37,12 @@ from engines.backends.aot_cache import (
     device_description,
     source_fingerprint,
 )
-from engines.backends.base import BackendOptions, WholeGroupStepMixin
+from engines.backends.base import WholeGroupStepMixin
 from engines.backends.compile_cache import configure_compile_cache
+from engines.backends.options import BackendOptions, FastTorchOptions, TorchOptions, own_options
 from engines.backends.torch_backend import GRAPH_WARMUP_RUNS, TorchBackend
 from engines.colour import RGB24
+from engines.psnr import frames_psnr_db
 from engines.schedule import x0_from_eps
 
 log = logging.getLogger(__name__)
@@ -168,35 +169,29 @@ def _finishing(step: GroupStep, graph: Callable[..., Any]) -> Callable[..., Any]
     return run
 
 
-def frames_psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR of two uint8 frame tensors (inf when equal)."""
-    mse = float(((a.float() - b.float()) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
 class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
     """CUDA-only: compiled whole-step graph per (frame format, batch, size); eager paths as ``TorchBackend``."""
 
     specialises_shapes = True
 
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
-        if options.attention != "auto" and options.attention not in ATTENTION_FIRST:
+        own = own_options(options, FastTorchOptions)
+        if own.attention != "auto" and own.attention not in ATTENTION_FIRST:
             raise ValueError(
-                f"attention {options.attention!r}: expected auto or one of {', '.join(ATTENTION_FIRST)}"
+                f"attention {own.attention!r}: expected auto or one of {', '.join(ATTENTION_FIRST)}"
             )
         if not options.device.startswith("cuda"):
             raise ValueError("the fast backend needs a CUDA device; use kind='torch' on the CPU")
         if options.dtype not in (torch.float16, torch.bfloat16):
             raise ValueError(f"the fast backend runs float16 or bfloat16, not {options.dtype}")
-        if options.ahead_of_time and options.cache_key is None:
+        if own.ahead_of_time and options.cache_key is None:
             raise ValueError(
                 "ahead_of_time needs options.cache_key (the generator id) to key its packages"
             )
         # The parent casts and places the networks; graphs and compiling are this class's job.
-        super().__init__(
-            unet, decoder, replace(options, channels_last=True, cuda_graph=False, compile_mode=None)
-        )
+        super().__init__(unet, decoder, replace(options, backend=TorchOptions(channels_last=True)))
         self.options = options
+        self.fast_options = own
         # cuDNN times its convolution algorithms during the warm-up runs before capture; the
         # graph then replays the fastest ones (its heuristics alone leave speed on the table).
         torch.backends.cudnn.benchmark = True
@@ -204,7 +199,7 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             self.unet.fuse_qkv_projections()  # one matmul for q, k, v (k, v for cross-attention)
             self.unet.requires_grad_(False)  # the fused linears are new parameters
         self.fp8_linears = 0
-        if options.fp8_linear:
+        if own.fp8_linear:
             capability = torch.cuda.get_device_capability(self.device)
             if capability < FP8_MIN_CAPABILITY:
                 raise ValueError(
@@ -212,10 +207,10 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                 )
             self.fp8_linears = fp8.convert_linears_to_fp8(self.unet)
         self._aot: AotStepCache | None = None
-        if options.compile_mode != "none" or options.ahead_of_time:
-            self.compile_cache = configure_compile_cache(options.compile_cache_dir)
+        if own.compile_mode != "none" or own.ahead_of_time:
+            self.compile_cache = configure_compile_cache(own.compile_cache_dir)
             tune_inductor()
-            if options.ahead_of_time:
+            if own.ahead_of_time:
                 self._aot = AotStepCache(self.compile_cache / AOT_SUBFOLDER)
         self._group_graphs: dict[tuple, _CapturedGroupStep] = {}
 
@@ -232,7 +227,7 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         key = (frame_format, *prev.shape, *context.shape)
         step = self._group_graphs.get(key) or self._larger_step(prev, context, frame_format)
         if step is None:
-            step = self._group_graphs[key] = self._capture(prev, noise, context, frame_format)
+            step = self._group_graphs[key] = self._capture_group(prev, noise, context, frame_format)
         step.prev.copy_(prev)
         step.noise.copy_(noise)
         step.mix.copy_(torch.tensor([weight, 1.0 - weight], dtype=torch.float32), non_blocking=True)
@@ -282,13 +277,13 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                 (f"ahead-of-time{where[k]}", functools.partial(self._aot_runner, step, inputs))
                 for k, step in steps.items()
             ]
-        if self.options.compile_mode == "none":
+        if self.fast_options.compile_mode == "none":
             return ways + [
                 (f"eager{where[k]}", functools.partial(_finishing, step, step))
                 for k, step in steps.items()
             ]
         # dynamic=False: each (batch, size) specialises; no slower symbolic-shape kernels.
-        mode = self.options.compile_mode or DEFAULT_FAST_COMPILE_MODE
+        mode = self.fast_options.compile_mode or DEFAULT_FAST_COMPILE_MODE
         return ways + [
             (
                 f"torch.compile{where[k]}",
@@ -311,7 +306,8 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             dtype=str(self.options.dtype).removeprefix("torch."),
             frame_format=step.frame_format,
             input_shapes=tuple(tuple(t.shape) for t in inputs),
-            options=f"attention={self.options.attention},fp8_linear={self.options.fp8_linear},"
+            options=f"attention={self.fast_options.attention},"
+            f"fp8_linear={self.fast_options.fp8_linear},"
             f"graph_format={step.graph_format}",
         )
 
@@ -373,16 +369,18 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                 )
         raise AssertionError("unreachable: there is always an eager or compiled way")
 
-    def _capture(
+    def _capture_group(
         self, prev: torch.Tensor, noise: torch.Tensor, context: torch.Tensor, frame_format: str
     ) -> _CapturedGroupStep:
-        static = [t.to(self.device, torch.float32).clone() for t in (prev, noise)]
+        static_prev, static_noise = (
+            t.to(self.device, torch.float32).clone() for t in (prev, noise)
+        )
         mix = torch.tensor([1.0, 0.0], device=self.device)
         static_context = context.to(self.device, torch.float32).clone()
-        inputs = (*static, mix, static_context, self._timestep)
+        inputs = (static_prev, static_noise, mix, static_context, self._timestep)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
-        with attention_kernels(self.options.attention):
+        with attention_kernels(self.fast_options.attention):
             with torch.cuda.stream(side):  # compile + autotune + cuDNN/cuBLAS choices happen here
                 runner, compiled = self._first_working_way(frame_format, inputs)
             torch.cuda.current_stream(self.device).wait_stream(side)
@@ -391,7 +389,8 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             )  # nothing of the warm-up still running while capturing
             if self._graph_pool is None:
                 self._graph_pool = torch.cuda.graph_pool_handle()
-            graph: torch.cuda.CUDAGraph | None = torch.cuda.CUDAGraph()
+            graph = torch.cuda.CUDAGraph()
+            captured: torch.cuda.CUDAGraph | None = graph
             try:
                 # An AOTInductor runner is C++ the capture cannot vet call by call: relaxed mode.
                 mode = "relaxed" if compiled.startswith("ahead-of-time") else "global"
@@ -407,7 +406,7 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                     str(error)[:300],
                 )
                 torch.cuda.synchronize(self.device)
-                graph = None
+                captured = None
                 latent_input, x0, frames = runner(*inputs)
         log.info(
             "captured the %s group step for %d frames of %s (%s%s)",
@@ -415,14 +414,15 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             context.shape[0],
             "x".join(map(str, prev.shape[2:])),
             compiled,
-            "" if graph else ", uncaptured",
+            "" if captured else ", uncaptured",
         )
-        how = compiled if graph is not None else f"{compiled}, uncaptured"
+        how = compiled if captured is not None else f"{compiled}, uncaptured"
         return _CapturedGroupStep(
-            graph,
+            captured,
             runner,
             self._timestep,
-            *static,
+            static_prev,
+            static_noise,
             mix,
             static_context,
             latent_input,

@@ -20,6 +20,11 @@ def _per_tensor_scale(tensor: torch.Tensor) -> torch.Tensor:
 class Fp8Linear(nn.Module):
     """``nn.Linear`` with a float8 weight (per-tensor scale, fixed) and float8 input (per-tensor, per call)."""
 
+    # buffers (register_buffer below)
+    weight_fp8: torch.Tensor
+    weight_scale: torch.Tensor
+    bias: torch.Tensor | None
+
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
         weight = linear.weight.detach()

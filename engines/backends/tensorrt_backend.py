@@ -15,13 +15,16 @@ import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from engines.backends.base import BackendOptions, WholeGroupStepMixin
+from engines.backends.base import WholeGroupStepMixin
+from engines.backends.options import BackendOptions, TensorRTOptions, own_options
 from engines.backends.torch_backend import TorchBackend
 from engines.colour import RGB24, levels_to_yuv420p
+from engines.devices import card_name
 from prompts.stream_model import CONTEXT_SHAPE
 
 ENGINE_CACHE_DIR = Path("~/.cache/promptus/tensorrt")  # default on-disk engine cache
@@ -30,6 +33,8 @@ OPT_BATCH = 10  # the profile's optimum: one keyframe interval of frames
 WORKSPACE_FRACTION = 0.5  # of the free GPU memory at build time, for TensorRT's tactic workspace
 MIN_WORKSPACE_BYTES = 1 << 30  # never ask for less than 1 GiB
 REQUIRED_MODULES = ("tensorrt", "polygraphy", "cuda")  # cuda = cuda-python
+# (min, opt, max) shape of one engine input: its optimisation profile
+ShapeRange = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 
 def tensorrt_available() -> bool:
@@ -71,7 +76,7 @@ def engine_cache_path(
     return Path(cache_dir).expanduser() / folder / name
 
 
-def _cudart():
+def _cudart() -> Any:  # cuda-python ships no types
     try:
         from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
     except ImportError:
@@ -79,7 +84,7 @@ def _cudart():
     return cudart
 
 
-def _check(result):
+def _check(result: tuple[Any, ...]) -> Any:
     """cuda-python calls return (error, *values): raise on error, return the values."""
     error, *values = result
     if int(error) != 0:
@@ -87,9 +92,7 @@ def _check(result):
     return values[0] if len(values) == 1 else values
 
 
-def build_engine(
-    onnx_path: Path, plan_path: Path, *, input_shapes: dict[str, tuple[tuple, tuple, tuple]]
-) -> None:
+def build_engine(onnx_path: Path, plan_path: Path, *, input_shapes: dict[str, ShapeRange]) -> None:
     """Build an fp16 engine with one optimisation profile (min, opt, max per input) and save it."""
     import tensorrt as trt
     from polygraphy.backend.trt import (
@@ -163,6 +166,7 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
     specialises_shapes = True
 
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
+        own = own_options(options, TensorRTOptions)
         if not tensorrt_available():
             raise ValueError(
                 "backend 'tensorrt' is not available yet on this machine: install the 'tensorrt' extra "
@@ -174,7 +178,8 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
             )
         super().__init__(unet, decoder, BackendOptions(device=options.device, dtype=torch.float16))
         self.options = options
-        self._cache_dir = Path(options.compile_cache_dir or ENGINE_CACHE_DIR).expanduser()
+        self._generator_id = options.cache_key
+        self._cache_dir = Path(own.cache_dir or ENGINE_CACHE_DIR).expanduser()
         self._engines: dict[tuple[int, int], tuple[_Engine, _Engine]] = {}
         self._steps: dict[tuple[int, ...], _GraphStep] = {}
         self._stream = torch.cuda.Stream(self.device)
@@ -194,9 +199,9 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
         plans = {
             part: engine_cache_path(
                 self._cache_dir,
-                gpu_name=torch.cuda.get_device_name(self.device),
+                gpu_name=card_name(self.device),
                 tensorrt_version=trt.__version__,
-                generator_id=self.options.cache_key,
+                generator_id=self._generator_id,
                 part=part,
                 height=height,
                 width=width,
@@ -207,7 +212,7 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
             onnx_dir = plans["unet_step"].parent / f"onnx-{height}x{width}"
             exported = export_onnx(self.unet, self.decoder, onnx_dir, height=height, width=width)
             h, w = height // 8, width // 8
-            shapes = {
+            shapes: dict[str, dict[str, ShapeRange]] = {
                 "unet_step": {
                     "latent_input": ((1, 4, h, w), (OPT_BATCH, 4, h, w), (MAX_BATCH, 4, h, w)),
                     "context": (
@@ -236,7 +241,7 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
         if batch > MAX_BATCH:
             raise ValueError(f"batch {batch} exceeds the TensorRT profile's maximum {MAX_BATCH}")
         key = (*prev.shape, *context.shape)
-        step = self._steps.get(key) or self._capture(prev, noise, context)
+        step = self._steps.get(key) or self._capture_group(prev, noise, context)
         self._steps[key] = step
         cudart = _cudart()
         self._stream.wait_stream(torch.cuda.current_stream(self.device))
@@ -266,7 +271,7 @@ class TensorRTBackend(WholeGroupStepMixin, TorchBackend):
             step.image.permute(0, 2, 3, 1)
         )  # exact: values are whole numbers in 0..255
 
-    def _capture(
+    def _capture_group(
         self, prev: torch.Tensor, noise: torch.Tensor, context: torch.Tensor
     ) -> _GraphStep:
         batch, (rows, channels, h, w) = context.shape[0], prev.shape

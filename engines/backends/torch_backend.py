@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from engines.backends.base import Backend, BackendOptions
+from engines.backends.base import Backend
+from engines.backends.options import BackendOptions, TorchOptions, own_options
 from engines.colour import RGB24
 from engines.schedule import ONE_STEP_TIMESTEP
 
@@ -27,29 +28,32 @@ class TorchBackend(Backend):
     """Eager PyTorch; on CUDA ``generate`` may replay one captured graph per input shape."""
 
     def __init__(self, unet: nn.Module, decoder: nn.Module, options: BackendOptions) -> None:
-        if options.cuda_graph and not options.device.startswith("cuda"):
+        own = own_options(options, TorchOptions)
+        if own.cuda_graph and not options.device.startswith("cuda"):
             raise ValueError("cuda_graph needs a CUDA device")
         if options.dtype != torch.float32 and not options.device.startswith("cuda"):
             raise ValueError(f"{options.dtype} runs only on CUDA; the CPU backend is float32")
         self.options = options
-        memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+        self._cuda_graph = own.cuda_graph
+        memory_format = torch.channels_last if own.channels_last else torch.contiguous_format
         # nn.Module.to, not diffusers' override, which warns on every dtype cast.
-        self.unet = nn.Module.to(
+        # (torch's overloads of Module.to omit memory_format, which it takes at run time)
+        self.unet = nn.Module.to(  # type: ignore[call-overload]
             unet, device=options.device, dtype=options.dtype, memory_format=memory_format
         )
-        self.decoder = nn.Module.to(
+        self.decoder = nn.Module.to(  # type: ignore[call-overload]
             decoder, device=options.device, dtype=options.dtype, memory_format=memory_format
         )
         for module in (self.unet, self.decoder):
             module.eval().requires_grad_(False)
-        if options.compile_mode is not None:
+        if own.compile_mode is not None:
             # Compiled wrappers share the parameters; identity was hashed before this point.
-            self.unet = torch.compile(self.unet, mode=options.compile_mode)
-            self.decoder = torch.compile(self.decoder, mode=options.compile_mode)
+            self.unet = torch.compile(self.unet, mode=own.compile_mode)
+            self.decoder = torch.compile(self.decoder, mode=own.compile_mode)
         self._memory_format = memory_format
         self._timestep = torch.tensor(ONE_STEP_TIMESTEP, device=options.device, dtype=torch.long)
         self._graphs: dict[tuple, _CapturedStep] = {}
-        self._graph_pool = None
+        self._graph_pool: torch.cuda._POOL_HANDLE | None = None  # shared by the captured graphs
 
     def _prepare(self, tensor: torch.Tensor) -> torch.Tensor:
         tensor = tensor.to(device=self.device, dtype=self.options.dtype)
@@ -75,7 +79,7 @@ class TorchBackend(Backend):
     def generate(
         self, latent_input: torch.Tensor, context: torch.Tensor, frame_format: str = RGB24
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if not self.options.cuda_graph:
+        if not self._cuda_graph:
             return super().generate(latent_input, context, frame_format)
         key = (frame_format, *latent_input.shape, *context.shape)
         step = self._graphs.get(key) or self._capture(latent_input, context, frame_format)

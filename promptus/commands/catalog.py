@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from promptus.errors import EXIT_USER_ERROR, CommandError, report
 from promptus.options import add_levels_option, levels_from_args
+
+if TYPE_CHECKING:
+    from authoring.catalog import TitleReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +35,7 @@ def title_names(sources: list[str]) -> list[str]:
     return names
 
 
-def summary_table(reports: list) -> str:
+def summary_table(reports: list[TitleReport]) -> str:
     """Title, levels, kbps per level, mean PSNR, task seconds, status."""
     rows = [("title", "levels", "kbps", "PSNR dB", "GPU-s", "status")]
     for item in reports:
@@ -58,14 +62,15 @@ def summary_table(reports: list) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from authoring.catalog import TitleJob
-    from promptus.fitting import run_titles
+    from authoring.jobs import fit_titles
+    from promptus.fitting import fit_job
 
-    levels = levels_from_args(args)
-    jobs = [
+    job = fit_job(args, levels_from_args(args))
+    titles = [
         TitleJob(name, Path(source), args.out / name)
         for name, source in zip(title_names(args.sources), args.sources, strict=True)
     ]
-    reports = run_titles(args, jobs, levels)
+    reports = fit_titles(titles, job)
     print(summary_table(reports))
     sys.stdout.flush()
     failed = [item for item in reports if not item.ok]

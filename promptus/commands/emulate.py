@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 from pathlib import Path
 
 from promptus.errors import CommandError
@@ -78,18 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from emulation import report
-    from emulation.catalog import build_catalog
-    from emulation.fast import SimConfig, SimulatorError, run_fast
-    from emulation.ladder import default_ladder, load_ladder
-    from emulation.metrics import scheme_summary, stream_metrics, summaries_by_source
-    from emulation.traces import PairUnit, TraceFormatError, summarize
-    from prompts.manifest import ManifestError
+    from emulation.report import headline_table
+    from emulation.run import RunConfig, run_emulation
     from promptus.commands.demo import demo_ladder_dir
 
-    abrs = [a.strip() for a in args.abr.split(",") if a.strip()]
+    abrs = tuple(a.strip() for a in args.abr.split(",") if a.strip())
     if not abrs:
         raise CommandError("--abr names no rule")
     for name, value in (
@@ -101,113 +93,25 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"{name} must be positive, got {value}")
     if args.rtt_ms < 0:
         raise CommandError(f"--rtt-ms must be >= 0, got {args.rtt_ms}")
-    try:
-        if args.ladder:
-            ladder = load_ladder(args.ladder)
-        else:
-            ladder, note = default_ladder(demo_ladder_dir(), args.seed)
-            print(f"promptus emulate: {note}", file=sys.stderr)
-            if not ladder.synthetic:
-                args.ladder = demo_ladder_dir()  # full mode plays the same ladder
-        catalog = build_catalog(args.traces, puffer_unit=PairUnit(args.puffer_unit))
-        if args.sources:
-            wanted = {s.strip() for s in args.sources.split(",")}
-            catalog = [e for e in catalog if e.source in wanted]
-            if not catalog:
-                raise CommandError(f"no traces from sources {sorted(wanted)}")
-        if args.limit is not None:
-            counts: dict[str, int] = {}
-            kept = []
-            for entry in catalog:
-                counts[entry.source] = counts.get(entry.source, 0) + 1
-                if counts[entry.source] <= args.limit:
-                    kept.append(entry)
-            catalog = kept
-        traces = [entry.load() for entry in catalog]
-    except (TraceFormatError, ManifestError) as error:
-        raise CommandError(str(error)) from None
-
-    if args.mode == "full":
-        from emulation.full import FullModeUnavailable, run_full
-
-        try:
-            return run_full(args, ladder, traces, abrs)
-        except FullModeUnavailable as error:
-            raise CommandError(str(error)) from None
-
-    config = SimConfig(
-        session_s=args.session_s,
-        max_buffer_s=args.max_buffer_s,
-        rtt_s=args.rtt_ms / 1000.0,
-        daemon_fps=args.daemon_fps,
-    )
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    total = len(traces) * len(abrs)
-    bar = tqdm(
-        total=total,
-        unit="session",
-        desc="emulate (fast)",
-        disable=args.no_progress,
-        file=sys.stderr,
-    )
-    started = time.perf_counter()
-    try:
-        results = run_fast(
-            ladder,
-            traces,
-            abrs,
-            config,
-            seed=args.seed,
-            workers=args.workers,
-            on_result=lambda _: bar.update(1),
-        )
-    except SimulatorError as error:
-        raise CommandError(str(error)) from None
-    finally:
-        bar.close()
-    wall = time.perf_counter() - started
-
-    ssim = ladder.quality_metric == "ssim_db"
-    streams = [stream_metrics(r, ladder) for r in results]
-    summaries = [scheme_summary(abr, streams, ssim=ssim, seed=args.seed) for abr in abrs]
-    by_source = summaries_by_source(streams, abrs, ssim=ssim, seed=args.seed)
-    trace_stats = [summarize(t) for t in traces]
-    timeline_name = args.timeline_trace or report.pick_timeline_trace(streams)
-    timeline = [r for r in results if r.trace == timeline_name]
-    if not timeline:
-        raise CommandError(f"--timeline-trace {timeline_name!r} is not among the run's traces")
-    info = report.RunInfo(
+    config = RunConfig(
+        traces=args.traces, out=args.out, abrs=abrs, mode=args.mode, ladder=args.ladder,
+        fallback_ladder=demo_ladder_dir(), seed=args.seed, session_s=args.session_s,
+        daemon_fps=args.daemon_fps, rtt_ms=args.rtt_ms, max_buffer_s=args.max_buffer_s,
+        puffer_unit=args.puffer_unit,
+        sources=tuple(s.strip() for s in args.sources.split(",")) if args.sources else None,
+        limit=args.limit, workers=args.workers, timeline_trace=args.timeline_trace,
+        progress=not args.no_progress,
         command="promptus " + shlex.join(sys.argv[1:])
         if sys.argv[0].endswith("promptus")
         else shlex.join(sys.argv),
-        mode="fast",
-        ladder=ladder.name,
-        ladder_synthetic=ladder.synthetic,
-        quality_metric=ladder.quality_metric,
-        traces_dir=str(args.traces),
-        puffer_unit=args.puffer_unit,
-        seed=args.seed,
-        workers=args.workers or _cpu_count(),
-        sessions=len(results),
-        sim_wall_s=wall,
-        config={**config.to_json(), "sessionS": config.session_s},
+    )  # fmt: skip
+    outcome = run_emulation(
+        config, note=lambda text: print(f"promptus emulate: {text}", file=sys.stderr)
     )
-    report.write_tables(out, info, summaries, streams, by_source, trace_stats, timeline)
-    report.plot_stall_vs_quality(summaries, ladder.quality_metric, out / "stall_vs_quality.png")
-    report.plot_cdfs(streams, abrs, out / "cdf.png")
-    timeline_trace = traces[[t.name for t in traces].index(timeline_name)]
-    report.plot_timeline(timeline, timeline_trace, ladder, out / "timeline.png")
-    report.write_report(out, info, summaries, by_source, trace_stats, timeline_name, ladder)
-    print(report.headline_table(summaries))
+    info = outcome.info
+    print(headline_table(outcome.summaries))
     print(
-        f"{len(results)} sessions in {wall:.1f} s ({info.sessions_per_minute:.0f} sessions/min); "
-        f"report: {out / 'report.md'}"
+        f"{info.sessions} sessions in {info.sim_wall_s:.1f} s ({info.sessions_per_minute:.0f} "
+        f"sessions/min); report: {args.out / 'report.md'}"
     )
     return 0
-
-
-def _cpu_count() -> int:
-    import os
-
-    return os.cpu_count() or 1

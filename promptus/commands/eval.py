@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from authoring.baselines import CLASSIC_CODECS
     from authoring.evaluation import evaluate, report_notes, table, write_report
     from authoring.metrics import vmaf_missing
-    from authoring.source import SourceError, load_source
+    from authoring.source import load_source
     from prompts.ladder import Ladder
     from prompts.manifest import ManifestError
 
@@ -85,10 +85,7 @@ def run(args: argparse.Namespace) -> int:
     generator = load_generator_from_args(args)
     generator.check_generator_id(stream.generator_id)
     frames = stream.chunk_range(ladder.manifest.chunk_count - 1)[1]
-    try:
-        reference = load_source(args.reference, stream.width, max_frames=frames).frames
-    except SourceError as error:
-        raise CommandError(str(error)) from None
+    reference = load_source(args.reference, stream.width, max_frames=frames).frames
     if len(reference) < frames:
         raise CommandError(f"reference has {len(reference)} frames, the ladder {frames}")
     taesd = None

@@ -8,9 +8,9 @@ and prints a summary (mean, worst and best frame); ``--per-frame`` prints every 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from promptus.errors import CommandError
 from promptus.options import (
@@ -19,6 +19,9 @@ from promptus.options import (
     generator_for_ladder,
     load_generator_from_args,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
@@ -70,131 +73,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
-    from tqdm import tqdm
-
-    from engines.mp4_file import Mp4Writer
-    from prompts.chunk import ChunkFormatError, parse_chunk
-    from prompts.ladder import Ladder
-    from prompts.manifest import ManifestError
+    from authoring.regenerate import RegenerateJob, regenerate
 
     for flag, given in (("--csv", args.csv), ("--per-frame", args.per_frame)):
         if given and not args.reference:
             raise CommandError(f"{flag} needs --reference")
-    try:
-        ladder = Ladder(args.ladder)
-        manifest = ladder.manifest
-        level = (
-            manifest.level(args.level)
-            if args.level is not None
-            else max(manifest.levels, key=lambda lv: lv.kbps)
-        )
-        init_latent = ladder.init_state()
-    except (OSError, ManifestError, KeyError, ValueError) as error:
-        raise CommandError(f"cannot read ladder {args.ladder}: {error}") from None
-    info = manifest.stream
-    reference = (
-        _load_reference(args.reference, info.width, info.height, info.frames)
-        if args.reference
-        else None
+    job = RegenerateJob(
+        ladder=Path(args.ladder), out=Path(args.out), level=args.level, crf=args.crf,
+        reference=Path(args.reference) if args.reference else None,
+        csv=Path(args.csv) if args.csv else None,
+        allow_generator_mismatch=args.allow_generator_mismatch,
+    )  # fmt: skip
+    result = regenerate(job, lambda generator_id: _load_generator(args, generator_id))
+    generator = result.generator
+    print(
+        f"wrote {args.out}: {result.frames} frames {result.width}x{result.height} at "
+        f"{result.fps:g} fps ({generator.name}, {generator.generator_id}, {generator.device})"
     )
-    args.generator = args.generator or generator_for_ladder(info.generator_id)
-    dtype = getattr(torch, args.dtype) if args.dtype else None
+    if result.psnr is not None and result.ssim is not None:
+        _print_quality(result.psnr, result.ssim, args.csv, per_frame=args.per_frame)
+    return 0
+
+
+def _load_generator(args: argparse.Namespace, generator_id: str) -> Any:
+    """The generator the options name (default: the one ``generator_id`` belongs to), with a
+    warning when it is not the ladder's and ``--allow-generator-mismatch`` lets it decode."""
+    import torch
+
+    args.generator = args.generator or generator_for_ladder(generator_id)
     generator = load_generator_from_args(
         args,
-        dtype=dtype,
+        dtype=getattr(torch, args.dtype) if args.dtype else None,
         cuda_graph=args.cuda_graph,
         channels_last=args.channels_last,
         compile_mode="default" if args.compile else None,
     )
-    if args.allow_generator_mismatch and info.generator_id != generator.generator_id:
+    if args.allow_generator_mismatch and generator_id != generator.generator_id:
         print(
-            f"warning: decoding prompts fitted for {info.generator_id} with "
+            f"warning: decoding prompts fitted for {generator_id} with "
             f"{generator.generator_id}: the pictures will not match the source",
             file=sys.stderr,
         )
-    try:
-        stream = generator.open_stream(
-            width=info.width,
-            height=info.height,
-            init_latent=init_latent,
-            noise_seed=info.noise_seed,
-            prev_latent_weight=info.prev_latent_weight,
-            prev_latent_rule=info.prev_latent_rule,
-            generator_id=info.generator_id,
-            allow_generator_mismatch=args.allow_generator_mismatch,
-        )
-    except ValueError as error:
-        raise CommandError(str(error)) from None
-
-    decoded = []
-    with (
-        Mp4Writer(
-            args.out, width=info.width, height=info.height, fps=info.fps, crf=args.crf
-        ) as writer,
-        tqdm(
-            total=info.frames, unit="frame", desc=f"generate {level.name}", file=sys.stderr
-        ) as progress,
-    ):
-        for chunk_info in level.chunks:
-            try:
-                chunk = parse_chunk(ladder.chunk_bytes(level.id, chunk_info.index))
-                frames = stream.decode_chunk(chunk)
-            except (OSError, ChunkFormatError, ValueError) as error:
-                raise CommandError(
-                    f"chunk {chunk_info.index} of level {level.name}: {error}"
-                ) from None
-            writer.write(frames)
-            if reference is not None:
-                decoded.append(frames)
-            progress.update(len(frames))
-    print(
-        f"wrote {args.out}: {writer.frames_written} frames {info.width}x{info.height} at {info.fps:g} fps "
-        f"({generator.name}, {generator.generator_id}, {generator.device})"
-    )
-    if reference is not None:
-        _report_quality(np.concatenate(decoded), reference, args.csv, per_frame=args.per_frame)
-    return 0
+    return generator
 
 
-def _load_reference(path: str, width: int, height: int, frames: int):
-    from authoring.source import SourceError, load_source
-
-    if width != height:
-        raise CommandError(
-            f"--reference scoring needs a square stream (this one is {width}x{height})"
-        )
-    try:
-        source = load_source(path, width, max_frames=frames)
-    except SourceError as error:
-        raise CommandError(str(error)) from None
-    if len(source.frames) < frames:
-        raise CommandError(f"reference {path} has {len(source.frames)} frames, the ladder {frames}")
-    return source.frames
-
-
-def _report_quality(decoded, reference, csv_path: str | None, *, per_frame: bool) -> None:
-    from authoring.metrics import psnr_per_frame, ssim_per_frame
-
-    reference = reference[: len(decoded)]
-    psnr = psnr_per_frame(decoded, reference)
-    ssim = ssim_per_frame(decoded, reference)
+def _print_quality(
+    psnr: np.ndarray, ssim: np.ndarray, csv_path: str | None, *, per_frame: bool
+) -> None:
+    """The scores: a summary (mean, worst, best frame), or every frame with ``--per-frame``."""
     print("frame   psnr_db   ssim")
     if per_frame:
         for index, (p, s) in enumerate(zip(psnr, ssim, strict=True)):
             print(f"{index:5d}  {p:8.3f}  {s:.5f}")
     worst, best = int(psnr.argmin()), int(psnr.argmax())
-    print(f"mean   {psnr.mean():8.3f}  {ssim.mean():.5f}  ({len(decoded)} frames)")
+    print(f"mean   {psnr.mean():8.3f}  {ssim.mean():.5f}  ({len(psnr)} frames)")
     print(f"worst  {psnr[worst]:8.3f}  {ssim[worst]:.5f}  (frame {worst})")
     print(f"best   {psnr[best]:8.3f}  {ssim[best]:.5f}  (frame {best})")
     if not per_frame and csv_path is None:
         print("(--per-frame prints every frame, --csv FILE writes them)")
     if csv_path:
-        with open(Path(csv_path), "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["frame", "psnr_db", "ssim"])
-            writer.writerows(
-                [i, f"{p:.4f}", f"{s:.6f}"] for i, (p, s) in enumerate(zip(psnr, ssim, strict=True))
-            )
         print(f"wrote {csv_path}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from promptus.errors import CommandError
 
@@ -18,11 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from authoring.jobs import fit_ladder
     from authoring.levels import LevelSpec
-    from promptus.fitting import run_build
+    from promptus.fitting import fit_job, print_ladder
 
     if args.rank < 1:
         raise CommandError(f"--rank must be at least 1, got {args.rank}")
     if args.interval < 1:
         raise CommandError(f"--interval must be at least 1, got {args.interval}")
-    return run_build(args, [LevelSpec(args.rank, args.interval)])
+    job = fit_job(args, [LevelSpec(args.rank, args.interval)])
+    print_ladder(fit_ladder(Path(args.source), args.out, job), args.out)
+    return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from promptus.options import add_levels_option, levels_from_args
 
@@ -15,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from promptus.fitting import run_build
+    from authoring.jobs import fit_ladder
+    from promptus.fitting import fit_job, print_ladder
 
-    return run_build(args, levels_from_args(args))
+    job = fit_job(args, levels_from_args(args))
+    print_ladder(fit_ladder(Path(args.source), args.out, job), args.out)
+    return 0

@@ -11,10 +11,16 @@ import argparse
 import signal
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from promptus.errors import CommandError
 from promptus.options import add_levels_option, levels_from_args
+
+if TYPE_CHECKING:
+    from authoring.live.channel import LiveSummary
+    from authoring.live.publisher import Publication
 
 DEFAULT_WINDOW_MINUTES = 10.0
 DEFAULT_MAX_LATENCY_S = 60.0
@@ -88,15 +94,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from authoring.cluster import open_runner
+    from authoring.jobs import check_size
     from authoring.levels import chunk_frames_for
     from authoring.live.channel import LiveChannel, LiveSettings
     from authoring.live.feed import Feed, FeedOptions
     from authoring.live.publisher import window_chunks_for
     from authoring.runner import TaskResources
+    from authoring.segment_batch import resolve_segments_per_step
     from authoring.segments import segment_chunks_for
     from authoring.tasks import GeneratorSpec
     from engines.variants import VARIANTS
-    from promptus.fitting import check_size, fit_options
+    from promptus.fitting import schedule
     from promptus.options import check_weights_given
     from wire.media import CHANNEL_PATTERN
 
@@ -106,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--max-latency", args.max_latency), ("--open-timeout", args.open_timeout)):
         if value <= 0:
             raise CommandError(f"{flag} must be positive, got {value}")
-    options = fit_options(args)
+    options = schedule(args).fit_options()
     check_weights_given(args)
     size = args.size if args.size is not None else VARIANTS[args.generator].native_size[0]
     check_size(size)
@@ -140,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             on_gpu = runner.gpus > 0 and args.device != "cpu"
             resources = TaskResources(gpus=1) if on_gpu else TaskResources(cpus=args.threads or 1)
+            stacked = resolve_segments_per_step(args.segments_per_step, on_gpu)
+            settings = replace(settings, segments_per_step=stacked)
             channel = LiveChannel(
                 settings, runner=runner, loader=GeneratorSpec(args.generator, args.weights,
                 args.taesd), resources=resources, fps=feed.fps, size=size,
@@ -155,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_report(path: Path, arguments: dict, feed: str, summary) -> None:  # type: ignore[no-untyped-def]
+def write_report(path: Path, arguments: dict[str, Any], feed: str, summary: LiveSummary) -> None:
     """The run's raw rows: one per publication, with the command's arguments and the machine."""
     import dataclasses
     import json
@@ -181,7 +191,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def print_publication(publication) -> None:  # type: ignore[no-untyped-def]
+def print_publication(publication: Publication) -> None:
     what = "gap" if publication.gap else "chunk"
     psnr = f", PSNR {publication.psnr:.2f} dB" if publication.psnr is not None else ""
     print(
@@ -192,7 +202,7 @@ def print_publication(publication) -> None:  # type: ignore[no-untyped-def]
     )
 
 
-def print_summary(summary) -> None:  # type: ignore[no-untyped-def]
+def print_summary(summary: LiveSummary) -> None:
     by_level: dict[str, list[float]] = {}
     for publication in summary.publications:
         if not publication.gap:

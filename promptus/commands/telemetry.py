@@ -7,8 +7,12 @@ import argparse
 import asyncio
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from promptus.errors import CommandError
+
+if TYPE_CHECKING:
+    from server.telemetry_db import Backend
 
 DEFAULT_OUT = Path("runs/telemetry-report")
 
@@ -91,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"telemetry database {target}: {error}") from None
 
 
-async def _open(target: str, max_bytes: int = 0):  # noqa: ANN202
+async def _open(target: str, max_bytes: int = 0) -> Backend:
     from server.telemetry_db import open_backend
 
     backend = open_backend(target, max_bytes=max_bytes)

@@ -170,3 +170,26 @@ def test_worker_killed_mid_task_resumes_from_its_checkpoint(cluster, titles, seq
     assert killed, "no segment worker was caught mid-task"
     assert report.ok, report.error
     assert tree_bytes(out) == sequential["a"]
+
+
+def test_batched_catalogue_on_two_workers_matches_one_process(cluster, titles, tmp_path):  # type: ignore[no-untyped-def]
+    """Batches of three segments (of both titles and levels): the same batches, stacked the
+    same way, on Ray (each title's frames resolved from the object store) as in this process."""
+    import dataclasses
+
+    import torch
+
+    settings = dataclasses.replace(SETTINGS, segments_per_step=3)
+    ladders = {}
+    for where, runner in (("here", LocalRunner()), ("ray", cluster)):
+        threads = torch.get_num_threads()
+        try:
+            reports = build_titles(
+                [TitleJob(n, titles[n], tmp_path / where / n) for n in "ab"], settings,
+                runner=runner, loader=LOADER, resources=RESOURCES, progress=False,
+            )  # fmt: skip
+        finally:
+            torch.set_num_threads(threads)
+        assert all(r.ok for r in reports), [r.error for r in reports]
+        ladders[where] = {n: tree_bytes(tmp_path / where / n) for n in "ab"}
+    assert ladders["ray"] == ladders["here"]

@@ -51,12 +51,6 @@ def decode_fmp4(data: bytes) -> list[DecodedFrame]:
         ]
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images (inf when equal)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 def yuv420_reference(rgb: np.ndarray) -> np.ndarray:
     """``rgb`` through yuv420p and back: the best any 4:2:0 codec (MSE, browsers) can return."""
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")

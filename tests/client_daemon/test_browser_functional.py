@@ -12,8 +12,8 @@ from aiohttp import web
 
 from client_daemon.daemon import Daemon
 from client_daemon.settings import DaemonSettings
+from common.browser import CHROMIUM, CHROMIUM_ARGS
 from prompts.chunk import encode_chunk
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.client_daemon.helpers import FPS, FRAMES, make_chunk, open_message
 from wire.media import encode_chunk_message
 

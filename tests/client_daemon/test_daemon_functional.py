@@ -14,6 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from client_daemon.daemon import Daemon
 from client_daemon.mp4 import mime_type, segment_decode_time, track_timescale
 from client_daemon.settings import DaemonSettings
+from engines.psnr import frames_psnr_db as psnr
 from prompts.chunk import encode_chunk
 from tests.client_daemon.helpers import (
     FPS,
@@ -22,7 +23,6 @@ from tests.client_daemon.helpers import (
     make_chunk,
     open_message,
     prefix_for,
-    psnr,
     reference_frames,
     yuv420_reference,
 )

@@ -17,6 +17,7 @@ import pytest
 
 from client_daemon.client import DaemonClient, DaemonClosed, DaemonError
 from client_daemon.ready import read_ready_file
+from common.ports import free_port
 from common.processes import Child
 from prompts.chunk import encode_chunk
 from tests.client_daemon.helpers import (
@@ -27,7 +28,7 @@ from tests.client_daemon.helpers import (
     sized_open,
 )
 from tests.client_daemon.test_budget_functional import process_status, refused
-from tests.web.stack import START_TIMEOUT_S, free_port, promptus_child
+from tests.web.stack import START_TIMEOUT_S, promptus_child
 from wire.errors import ErrorCode
 
 MAX_CALL_MB = 128  # a 512x512 frame of the tiny generator takes ~55 MiB in a call on the CPU

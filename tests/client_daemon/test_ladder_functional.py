@@ -13,6 +13,7 @@ from client_daemon.daemon import Daemon
 from client_daemon.mp4 import box_types, segment_sample_count
 from client_daemon.muxer import EncoderSettings
 from client_daemon.settings import DaemonSettings
+from engines.psnr import frames_psnr_db as psnr
 from prompts.chunk import encode_chunk, make_prefix, parse_chunk
 from prompts.ladder import Ladder
 from tests import ladders
@@ -25,7 +26,6 @@ from tests.client_daemon.helpers import (
     MIN_PSNR_VS_YUV420_DB,
     SIZE,
     decode_fmp4,
-    psnr,
     reference_frames,
     yuv420_reference,
 )

@@ -11,7 +11,8 @@ import torch
 from client_daemon.mp4 import box_types, segment_decode_time, track_timescale
 from client_daemon.muxer import EncoderSettings, GopSegment, H264Muxer
 from engines.colour import levels_to_yuv420p
-from tests.client_daemon.helpers import MIN_PSNR_VS_YUV420_DB, decode_fmp4, psnr, yuv420_reference
+from engines.psnr import frames_psnr_db as psnr
+from tests.client_daemon.helpers import MIN_PSNR_VS_YUV420_DB, decode_fmp4, yuv420_reference
 
 FPS = 30
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from common.ports import port_free, port_holder
+from common.ports import free_port, port_free, port_holder
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
 
@@ -58,3 +58,8 @@ def test_a_child_holding_a_port_is_named_with_the_process_that_started_it() -> N
     while port_holder(port) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert port_holder(port) is None
+
+
+def test_free_port_is_free() -> None:
+    port = free_port()
+    assert 0 < port < 65536 and port_free("127.0.0.1", port)

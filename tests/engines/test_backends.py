@@ -7,9 +7,23 @@ import pytest
 import torch
 
 from engines import load_generator
-from engines.backends import BackendOptions, make_backend
-from engines.schedule import X0_EPS_SCALE, X0_INPUT_SCALE, alphas_cumprod, x0_from_eps
-from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
+from engines.backends import (
+    BackendOptions,
+    TensorRTOptions,
+    TorchOptions,
+    backend_options,
+    make_backend,
+)
+from engines.schedule import (
+    X0_EPS_SCALE,
+    X0_INPUT_SCALE,
+    alphas_cumprod,
+    mix_latent,
+    unmix_latent,
+    x0_from_eps,
+)
+from prompts.testing import level_chunks
+from tests.engines.conftest import TEST_SIZE, init_latent
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -28,16 +42,25 @@ def test_x0_constants_come_from_the_schedule():
     )
 
 
+def test_unmix_latent_inverts_mix_latent():
+    prev, noise = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
+    mixed = mix_latent(prev.half(), noise, 0.05)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(
+        unmix_latent(mixed, noise, 0.05), prev.half().float(), atol=1e-5, rtol=0
+    )
+
+
 def test_factory_names_what_exists():
     unet, decoder = torch.nn.Identity(), torch.nn.Identity()
     with pytest.raises(ValueError, match="not available yet"):
-        make_backend(unet, decoder, BackendOptions(kind="tensorrt"))
+        make_backend(unet, decoder, BackendOptions(backend=TensorRTOptions()))
     with pytest.raises(ValueError, match="unknown backend"):
-        make_backend(unet, decoder, BackendOptions(kind="onnx"))
+        backend_options("onnx", device="cpu", dtype=torch.float32)
     with pytest.raises(ValueError, match="CPU backend is float32"):
         make_backend(unet, decoder, BackendOptions(dtype=torch.float16))
     with pytest.raises(ValueError, match="cuda_graph needs a CUDA device"):
-        make_backend(unet, decoder, BackendOptions(cuda_graph=True))
+        make_backend(unet, decoder, BackendOptions(backend=TorchOptions(cuda_graph=True)))
 
 
 def test_unknown_generator_name():
@@ -54,7 +77,7 @@ def test_forward_is_differentiable_wrt_context(tiny_generator):
 
 
 def _decode_all(generator, rule="chunk-reset"):
-    chunks = make_level_chunks(generator.generator_id, frames=16, interval=4, chunk_frames=8)
+    chunks = level_chunks(generator.generator_id, frames=16, interval=4, chunk_frames=8)
     stream = generator.open_stream(
         width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), prev_latent_rule=rule
     )

@@ -13,8 +13,9 @@ from PIL import Image
 
 from prompts.ladder import LadderWriter
 from prompts.manifest import StreamInfo
+from prompts.testing import level_chunks
 from promptus.cli import main
-from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
+from tests.engines.conftest import TEST_SIZE, init_latent
 
 FRAMES = 13
 INTERVAL = 4
@@ -34,7 +35,7 @@ def write_ladder(path, generator_id: str, rule: str = "chunk-reset") -> None:
     )
     writer = LadderWriter(path, stream, [("r2n4", 2, INTERVAL)])
     writer.write_init_state(init_latent())
-    for chunk in make_level_chunks(
+    for chunk in level_chunks(
         generator_id, frames=FRAMES, interval=INTERVAL, chunk_frames=CHUNK_FRAMES
     ):
         writer.append_chunk(0, chunk)

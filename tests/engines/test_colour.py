@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from engines.colour import RGB24, YUV420P, frame_shape, image_to_frames, levels_to_yuv420p
-from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
+from prompts.testing import level_chunks
+from tests.engines.conftest import TEST_SIZE, init_latent
 
 
 def swscale_yuv420p(rgb: np.ndarray) -> np.ndarray:
@@ -52,7 +53,7 @@ def test_frames_of_either_format_come_from_the_same_levels():
 
 def test_a_yuv_stream_equals_todays_rgb_path_within_one_level(tiny_generator):
     """The tiny generator's chunks in yuv420p vs its RGB chunks converted by swscale (today's encoder input)."""
-    chunks = make_level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)
+    chunks = level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)
     streams = {
         fmt: tiny_generator.open_stream(
             width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), frame_format=fmt

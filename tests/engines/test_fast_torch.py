@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engines.backends import BackendOptions, FrameSink, make_backend
+from engines.backends import BackendOptions, FastTorchOptions, FrameSink, make_backend
 from engines.backends.compile_cache import (
     COMPILE_CACHE_ENV,
     compile_cache_dir,
@@ -16,9 +16,10 @@ from engines.backends.compile_cache import (
 )
 from engines.backends.fast_torch import ATTENTION_FIRST, attention_kernels
 from engines.backends.fp8 import Fp8Linear, convert_linears_to_fp8
-from engines.generator import build_tiny_autoencoder, build_tiny_unet
+from engines.loaders import load_tiny
 from engines.schedule import mix_latent
-from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
+from prompts.testing import level_chunks
+from tests.engines.conftest import TEST_SIZE, init_latent
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -35,7 +36,7 @@ def test_fp8_linear_is_close_to_the_float_linear():
 
 
 def test_fp8_conversion_keeps_context_linears_and_sizes_it_cannot_run():
-    unet = build_tiny_unet()
+    unet = load_tiny().unet
     converted = convert_linears_to_fp8(unet)
     names = {name for name, module in unet.named_modules() if isinstance(module, Fp8Linear)}
     assert converted == len(names) > 0
@@ -61,13 +62,17 @@ def test_compile_cache_folder_precedence(tmp_path, monkeypatch):
 def test_fast_backend_is_cuda_half_only():
     unet, decoder = torch.nn.Identity(), torch.nn.Identity()
     with pytest.raises(ValueError, match="needs a CUDA device"):
-        make_backend(unet, decoder, BackendOptions(kind="fast"))
+        make_backend(unet, decoder, BackendOptions(backend=FastTorchOptions()))
 
 
 def test_unknown_attention_kernel_is_refused():
     unet, decoder = torch.nn.Identity(), torch.nn.Identity()
     with pytest.raises(ValueError, match="attention 'fastest'"):
-        make_backend(unet, decoder, BackendOptions(kind="fast", device="cuda", attention="fastest"))
+        make_backend(
+            unet,
+            decoder,
+            BackendOptions(device="cuda", backend=FastTorchOptions(attention="fastest")),
+        )
 
 
 @pytest.mark.parametrize("choice", ["cudnn", "flash", "efficient"])
@@ -123,7 +128,7 @@ def test_frame_sink_gathers_batches_and_counts():
 
 
 def _decode_all(generator):
-    chunks = make_level_chunks(generator.generator_id, frames=16, interval=4, chunk_frames=8)
+    chunks = level_chunks(generator.generator_id, frames=16, interval=4, chunk_frames=8)
     stream = generator.open_stream(width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent())
     return np.concatenate([stream.decode_chunk(chunk) for chunk in chunks])
 
@@ -151,10 +156,13 @@ def test_fast_backend_agrees_with_eager_half(tiny_generator, tmp_path, compile_m
 @pytest.mark.gpu
 @needs_cuda
 def test_short_group_runs_padded_in_the_captured_larger_graph():
+    tiny = load_tiny()
     backend = make_backend(
-        build_tiny_unet(),
-        build_tiny_autoencoder().decoder,
-        BackendOptions(kind="fast", device="cuda", dtype=torch.float16, compile_mode="none"),
+        tiny.unet,
+        tiny.decoder,
+        BackendOptions(
+            device="cuda", dtype=torch.float16, backend=FastTorchOptions(compile_mode="none")
+        ),
     )
     prev, noise = torch.randn(1, 4, 8, 8, device="cuda"), torch.randn(1, 4, 8, 8, device="cuda")
     context = torch.randn(4, 77, 1024, device="cuda")
@@ -196,7 +204,7 @@ def test_ahead_of_time_step_is_cached_and_agrees_with_the_compiled_one(tmp_path,
         stream = generator.open_stream(
             width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), frame_format=YUV420P
         )
-        chunks = make_level_chunks(generator.generator_id, frames=8, interval=4, chunk_frames=8)
+        chunks = level_chunks(generator.generator_id, frames=8, interval=4, chunk_frames=8)
         return stream.decode_chunk(chunks[0]), generator.backend.compiled_how(YUV420P)
 
     options = dict(

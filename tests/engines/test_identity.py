@@ -14,9 +14,10 @@ from engines.seeded import seeded_array, tensor_seed
 
 FRESH_PROCESS_SCRIPT = """
 import hashlib
-from engines.generator import build_tiny_unet, build_tiny_autoencoder
+from engines.loaders import load_tiny
 h = hashlib.sha256()
-for module in (build_tiny_unet(), build_tiny_autoencoder()):
+networks = load_tiny()
+for module in (networks.unet, networks.decoder, networks.encoder):
     for name, tensor in sorted(module.state_dict().items()):
         h.update(name.encode()); h.update(tensor.numpy().tobytes())
 print(h.hexdigest())

@@ -13,7 +13,8 @@ from engines.schedule import mix_latent, stream_noise
 from engines.stream import CONTINUE, FROM_INIT, FROM_PREVIOUS, Group, generation_groups
 from prompts.chunk import ChunkFormatError, make_prefix
 from prompts.stream_model import CHAINED, CHUNK_RESET, SD_LATENT, GeneratorMismatchError
-from tests.engines.conftest import TEST_SIZE, init_latent, make_level_chunks
+from prompts.testing import level_chunks
+from tests.engines.conftest import TEST_SIZE, init_latent
 
 
 def open_stream(generator, rule=CHUNK_RESET, **kwargs):
@@ -62,7 +63,7 @@ def test_noise_is_numpy_randomstate():
 
 
 def test_decode_shapes_and_dtype(tiny_generator):
-    chunks = make_level_chunks(tiny_generator.generator_id, frames=13, interval=4, chunk_frames=8)
+    chunks = level_chunks(tiny_generator.generator_id, frames=13, interval=4, chunk_frames=8)
     stream = open_stream(tiny_generator)
     frames = [stream.decode_chunk(chunk) for chunk in chunks]
     assert [f.shape for f in frames] == [(8, TEST_SIZE, TEST_SIZE, 3), (5, TEST_SIZE, TEST_SIZE, 3)]
@@ -71,7 +72,7 @@ def test_decode_shapes_and_dtype(tiny_generator):
 
 
 def test_iter_chunk_hands_each_group_over_and_equals_decode_chunk(tiny_generator):
-    chunks = make_level_chunks(tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8)
+    chunks = level_chunks(tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8)
     decoded = open_stream(tiny_generator)
     expected = [decoded.decode_chunk(chunk) for chunk in chunks]
     streamed = open_stream(tiny_generator)
@@ -86,7 +87,7 @@ def test_iter_chunk_hands_each_group_over_and_equals_decode_chunk(tiny_generator
 
 
 def test_first_frame_matches_forward_with_mixed_init(tiny_generator):
-    chunk = make_level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)[0]
+    chunk = level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)[0]
     frames = open_stream(tiny_generator).decode_chunk(chunk)
     latent = mix_latent(
         torch.from_numpy(init_latent()),
@@ -103,7 +104,7 @@ def test_first_frame_matches_forward_with_mixed_init(tiny_generator):
 
 
 def test_random_access_cold_chunk_equals_sequential(tiny_generator):
-    chunks = make_level_chunks(tiny_generator.generator_id, frames=24, interval=4, chunk_frames=8)
+    chunks = level_chunks(tiny_generator.generator_id, frames=24, interval=4, chunk_frames=8)
     sequential = open_stream(tiny_generator)
     in_order = [sequential.decode_chunk(chunk) for chunk in chunks]
     cold = open_stream(tiny_generator).decode_chunk(chunks[2], prefix=make_prefix(chunks[1]))
@@ -111,16 +112,16 @@ def test_random_access_cold_chunk_equals_sequential(tiny_generator):
 
 
 def test_chunk_without_its_previous_keyframe_is_refused(tiny_generator):
-    chunks = make_level_chunks(tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8)
+    chunks = level_chunks(tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8)
     with pytest.raises(ChunkFormatError, match="switch prefix"):
         open_stream(tiny_generator).decode_chunk(chunks[1])
 
 
 def test_switching_level_uses_the_prefix(tiny_generator):
-    level0 = make_level_chunks(
+    level0 = level_chunks(
         tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8, level=0, seed=0
     )
-    level1 = make_level_chunks(
+    level1 = level_chunks(
         tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8, level=1, seed=5
     )
     stream = open_stream(tiny_generator)
@@ -134,7 +135,7 @@ def test_switching_level_uses_the_prefix(tiny_generator):
 
 
 def test_chained_state_runs_across_chunks(tiny_generator):
-    chunks = make_level_chunks(tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8)
+    chunks = level_chunks(tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8)
     stream = open_stream(tiny_generator, CHAINED)
     first = stream.decode_chunk(chunks[0])
     second = stream.decode_chunk(chunks[1])
@@ -147,7 +148,7 @@ def test_chained_state_runs_across_chunks(tiny_generator):
 
 
 def test_generator_mismatch_is_refused(tiny_generator):
-    chunk = make_level_chunks("sd-turbo:0123456789abcdef", frames=8, interval=4, chunk_frames=8)[0]
+    chunk = level_chunks("sd-turbo:0123456789abcdef", frames=8, interval=4, chunk_frames=8)[0]
     with pytest.raises(GeneratorMismatchError, match="sd-turbo:0123456789abcdef"):
         open_stream(tiny_generator).decode_chunk(chunk)
     with pytest.raises(GeneratorMismatchError):
@@ -160,7 +161,7 @@ def test_generator_mismatch_is_refused(tiny_generator):
 
 
 def test_prefix_must_be_a_prefix(tiny_generator):
-    chunks = make_level_chunks(tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8)
+    chunks = level_chunks(tiny_generator.generator_id, frames=16, interval=4, chunk_frames=8)
     with pytest.raises(ValueError, match="switch prefix"):
         open_stream(tiny_generator).decode_chunk(chunks[1], prefix=chunks[0])
     with pytest.raises(ValueError, match="prefix"):
@@ -177,7 +178,7 @@ def test_bad_stream_parameters(tiny_generator):
             width=64, height=64, init_latent=init_latent(), prev_latent_rule="x"
         )
     bad = dataclasses.replace(
-        make_level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)[0]
+        level_chunks(tiny_generator.generator_id, frames=8, interval=4, chunk_frames=8)[0]
     )
     assert bad.frame_count == 8
 
@@ -190,7 +191,7 @@ def test_long_groups_run_in_slices_with_the_same_frames_and_x0(
 
     (CPU BLAS kernels may round differently for batches under 8, so the slices here are 8.)
     """
-    chunks = make_level_chunks(
+    chunks = level_chunks(
         tiny_generator.generator_id, frames=frames, interval=16, chunk_frames=frames
     )
     whole = open_stream(tiny_generator, rule)

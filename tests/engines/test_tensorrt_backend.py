@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from engines.backends import BackendOptions, make_backend, resolve_backend_kind
+from engines.backends import (
+    BackendOptions,
+    TensorRTOptions,
+    make_backend,
+    resolve_backend_kind,
+)
 from engines.backends.tensorrt_backend import (
     MIN_WORKSPACE_BYTES,
     engine_cache_path,
@@ -58,13 +63,15 @@ def test_without_tensorrt_the_backend_refuses_and_auto_falls_back():
     assert not tensorrt_available()
     with pytest.raises(ValueError, match="tensorrt"):
         make_backend(
-            torch.nn.Identity(), torch.nn.Identity(), BackendOptions(kind="tensorrt", cache_key="x")
+            torch.nn.Identity(),
+            torch.nn.Identity(),
+            BackendOptions(backend=TensorRTOptions(), cache_key="x"),
         )
     assert (
-        resolve_backend_kind(BackendOptions(kind="auto", device="cuda", dtype=torch.float16))
+        resolve_backend_kind(BackendOptions(device="cuda", dtype=torch.float16, backend=None))
         == "fast"
     )
-    assert resolve_backend_kind(BackendOptions(kind="auto", device="cpu")) == "torch"
+    assert resolve_backend_kind(BackendOptions(device="cpu", backend=None)) == "torch"
 
 
 @pytest.mark.gpu

@@ -1,23 +1,11 @@
-"""Small seeded keyframes and chunks for tests (no ../shared needed)."""
+"""Small seeded keyframes and chunks for tests (no ../shared needed): ``prompts.testing``'s, by index."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from prompts.chunk import PromptChunk
-from prompts.keyframe import Keyframe
-from prompts.quant import quantize_tensor
+from prompts.testing import level_chunks, random_keyframe
 
-
-def random_keyframe(
-    frame: int, rank: int = 2, seed: int = 0, tokens: int = 77, dim: int = 1024
-) -> Keyframe:
-    rng = np.random.RandomState(seed + frame)
-    return Keyframe(
-        frame=frame,
-        u=quantize_tensor(rng.randn(tokens, rank).astype(np.float32)),
-        v=quantize_tensor(rng.randn(rank, dim).astype(np.float32)),
-    )
+__all__ = ["chunk_of", "random_keyframe"]
 
 
 def chunk_of(
@@ -32,18 +20,13 @@ def chunk_of(
     seed: int = 0,
 ) -> PromptChunk:
     """Chunk ``index`` of a stream cut by the rule of docs/architecture.md."""
-    start, end = index * chunk_frames, min((index + 1) * chunk_frames, frames)
-    positions = list(range(0, frames, interval))
-    if positions[-1] != frames - 1:
-        positions.append(frames - 1)
-    held = [p for p in positions if start < p <= start + chunk_frames or (index == 0 and p == 0)]
-    return PromptChunk(
-        generator_id=generator_id,
-        level=level,
-        index=index,
-        frame_start=start,
-        frame_end=end,
+    chunks = level_chunks(
+        generator_id,
+        frames=frames,
         interval=interval,
+        chunk_frames=chunk_frames,
         rank=rank,
-        keyframes=tuple(random_keyframe(p, rank, seed) for p in held),
+        level=level,
+        seed=seed,
     )
+    return chunks[index]

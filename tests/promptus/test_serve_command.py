@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from common.ports import port_free
+from common.ports import free_port, port_free
 from common.processes import Child, promptus_command
 from promptus.commands.serve import missing_ladders_note
-from tests.web.stack import free_port
 
 
 def write_manifests(root: Path, *ladders: str) -> None:

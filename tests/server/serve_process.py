@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from common.ports import free_port
 from common.processes import Child
-from tests.web.stack import START_TIMEOUT_S, free_port, promptus_child
+from tests.web.stack import START_TIMEOUT_S, promptus_child
 
 
 @contextmanager

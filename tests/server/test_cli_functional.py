@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from common.ports import free_port
 from prompts.ladder import Ladder
 from server.client import ServerClosed, ViewerClient
 from wire.errors import ErrorCode
@@ -21,12 +21,6 @@ from wire.framing import ErrorMessage
 
 StartProcess = Callable[..., tuple["subprocess.Popen[bytes]", int]]
 STARTUP_TIMEOUT_S = 30.0  # a cold interpreter on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def promptus(*args: str) -> list[str]:

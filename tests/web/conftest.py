@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from common.browser import CHROMIUM
+from common.browser import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
+from common.ports import free_port
 from common.processes import Child
-from tests.browser import CHROMIUM
-from tests.browser import CHROMIUM_ARGS as BASE_CHROMIUM_ARGS
 from tests.web.stack import (
     CHANNEL,
     CHUNK_FRAMES,
     REPO_ROOT,
     STREAM_FPS,
-    free_port,
     start_daemon,
     start_server,
     write_ladder,

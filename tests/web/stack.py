@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import tempfile
 from pathlib import Path
 
@@ -19,13 +18,6 @@ CHUNK_FRAMES = 15
 STREAM_FRAMES = 600
 LEVELS = (("r2n15", 2, 15), ("r4n5", 4, 5), ("r8n5", 8, 5))  # ascending bitrate
 START_TIMEOUT_S = 180.0  # torch import on two shared cores can take a minute
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_ladder(

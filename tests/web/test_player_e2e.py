@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from common.ports import free_port
 from prompts.legacy import LEGACY_GENERATOR_ID
 from tests.web.conftest import ARTIFACTS, Stack
 from tests.web.stack import (
     CHANNEL,
     START_TIMEOUT_S,
     STREAM_FPS,
-    free_port,
     promptus_child,
 )
 

@@ -113,12 +113,12 @@ export class NoticeController {
 
   /** Listens to the bus and checks the daemon's pace every second. */
   start() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.on(event, handler);
+    this.bus.onEach(this.handlers);
     this.timer = setInterval(() => this.checkSpeed(), SPEED_CHECK_MS);
   }
 
   stop() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.off(event, handler);
+    this.bus.offEach(this.handlers);
     clearInterval(this.timer);
     this.timer = null;
   }

@@ -8,30 +8,29 @@
  *
  * One `get` in flight at a time (Puffer), at most MAX_CHUNKS_AT_DAEMON chunks generating,
  * and the buffer filled up to maxBufferS (15 s) counting chunks still in the pipeline. It
- * picks each chunk's level (manual override, else the ABR rule), asks for the switch prefix
- * after a level switch, a seek or a resync, measures startup time and stalls (buffer under
- * 0.1 s while playing), and recovers from daemon or server loss by resyncing from the first
- * chunk not yet in the buffer.
+ * asks for the switch prefix after a level switch, a seek or a resync, and resyncs from the
+ * first chunk not yet in the buffer when the daemon session starts over. The tick polls the
+ * live controller and the playback monitor, then decides; the rest is beside it, each with its
+ * own job, and talks to it through events:
  *
- * While nothing can come (the stream is blocked: the daemon refused it, unknown channel, ...; or
- * no daemon answers) a stream with nothing buffered lets go of its MediaSource (the daemon's
- * next init segment brings a fresh one), and a blocked one whose buffer ran out is paused: the
- * video element then shows no loading spinner over video that cannot come. Startup time counts
- * from when the stream could play: the channel's start, a daemon that connected after none
- * answered, or a retry of a blocked stream.
+ *   manifest-controller.js        the channel's manifest and Timeline  -> MANIFEST_PARSED
+ *   daemon-session-controller.js  `open`, init segment, segments into the SourceBuffer, the
+ *                                 chunks at the daemon (daemon-queue.js)  -> DAEMON_READY
+ *   seek-controller.js            the video element's seeks  -> SEEK_OUTSIDE_BUFFER
+ *   chunk-loader.js               the `get` in flight, stale answers, the retry time
+ *   level-controller.js           each chunk's level (manual or ABR)
+ *   playback-monitor.js           startup, stalls, playback held until data is in
+ *   error-controller.js           recovery from refusals and failures: calls block, unblock,
+ *                                 resync, restartFromPlayhead and tick
  *
  * Chunk positions are *virtual* chunks of the Timeline (a looped ladder goes on endlessly);
  * the server and the daemon only ever see ladder chunk indices. A live channel is played
- * inside its window (live-window.js): a viewer joins near the live edge, seeks are clamped to
- * the window, a viewer that fell out of it jumps back to the edge, and gap chunks are skipped
- * (another level's chunk when one level has a gap; a jump over the hole when all have).
+ * inside its window (live-controller.js: where to join, seeks clamped, a viewer that fell out
+ * jumps back to the edge, chunks no level has are skipped); a chunk of the chosen level that
+ * is a gap is fetched at another level.
  */
 import { Events } from '../events.js';
-import { Ewma } from '../abr/ewma.js';
-import { DEFAULT_QUALITY, chunkInfo, chunkQuality, levelsFromManifest, windowStart } from '../abr/context.js';
-import { Timeline } from './timeline.js';
-import { ErrorCode } from '../protocol.js';
-import { availableLevel, behindLiveS, clampSeek, liveStartChunk, seekableRange } from './live-window.js';
+import { chunkSeconds } from './live-window.js';
 
 export const State = Object.freeze({
   WAITING_MANIFEST: 'waiting for the server',
@@ -46,66 +45,42 @@ export const State = Object.freeze({
 
 export const TICK_MS = 100; // tick period
 export const MAX_BUFFER_S = 15; // Puffer's buffer cap
-export const STALL_BUFFER_S = 0.1; // below this (or 1.5 frame durations) while playing = stalled
 export const MAX_CHUNKS_AT_DAEMON = 2; // chunks forwarded and not yet wholly back as segments
-export const ABR_HORIZON = 5; // upcoming chunks described to the ABR
-export const DOWNLOAD_HISTORY = 8; // transfers kept for the ABR
-export const DAEMON_FPS_HALF_LIFE_S = 4; // seconds of generation
-export const RETRY_NOT_AVAILABLE_S = 0.5; // live chunk not published yet: ask again after
-export const RETRY_BUSY_S = 1; // daemon busy: resync after
-export const RETRY_ERROR_S = 2; // a `get` refused for another reason: ask again after
-export const GAP_JUMP_S = 0.25; // the playhead this close (or two frames) to a skipped gap jumps over it
-export const SEEK_RESUME_BUFFER_S = 1; // after a seek outside the buffer, play on once this much is buffered
-// Refusals of the daemon itself: they go with it (the next daemon that connects is asked afresh)
-const DAEMON_REFUSALS = Object.freeze([ErrorCode.GENERATOR_MISMATCH, ErrorCode.OPEN_REQUIRED]);
+// the emulator (emulation/sim/run.mjs) imports the pipeline constants from here
+export { ABR_HORIZON, DOWNLOAD_HISTORY } from './level-controller.js';
+export { DAEMON_FPS_HALF_LIFE_S } from './daemon-pace.js';
 
 export class StreamController {
   /**
    * @param {import('../events.js').EventBus} bus
    * @param {{video: HTMLVideoElement, server: import('./server-link.js').ServerLink,
    *          daemon: import('./daemon-link.js').DaemonLink, buffer: import('./buffer-controller.js').BufferController,
-   *          estimator: import('../abr/throughput-estimator.js').ThroughputEstimator, abr: object,
-   *          clock: () => number, maxBufferS?: number, loop?: boolean, manualLevel?: number|null,
-   *          quality?: string}} deps   quality: the measure the ABR ranks chunks by (abr/context.js QUALITY_MEASURES)
+   *          levels: import('./level-controller.js').LevelController, monitor: import('./playback-monitor.js').PlaybackMonitor,
+   *          live: import('./live-controller.js').LiveController, manifests: import('./manifest-controller.js').ManifestController,
+   *          session: import('./daemon-session-controller.js').DaemonSessionController, loader: import('./chunk-loader.js').ChunkLoader,
+   *          clock: () => number, maxBufferS?: number}} deps
    */
-  constructor(bus, {
-    video, server, daemon, buffer, estimator, abr, clock, maxBufferS = MAX_BUFFER_S, loop = false, manualLevel = null,
-    quality = DEFAULT_QUALITY,
-  }) {
-    Object.assign(this, { bus, video, server, daemon, buffer, estimator, abr, clock, loop, manualLevel, quality });
+  constructor(bus, { video, server, daemon, buffer, levels, monitor, live, manifests, session, loader, clock, maxBufferS = MAX_BUFFER_S }) {
+    Object.assign(this, { bus, video, server, daemon, buffer, levels, monitor, live, manifests, session, loader, clock });
     this.configuredMaxBufferS = maxBufferS;
     this.handlers = {
-      [Events.MANIFEST_LOADED]: (p) => this.onManifestLoaded(p),
-      [Events.INIT_STATE_LOADED]: (p) => this.onInitStateLoaded(p),
+      [Events.MANIFEST_PARSED]: (p) => this.onManifestParsed(p),
       [Events.CHUNK_LOADED]: (p) => this.onChunkLoaded(p),
-      [Events.SERVER_ERROR]: (p) => this.onServerError(p),
-      [Events.SERVER_CLOSED]: () => this.onServerClosed(),
-      [Events.DAEMON_INIT]: (p) => this.onDaemonInit(p),
-      [Events.DAEMON_CONNECTED]: () => this.onDaemonConnected(),
-      [Events.DAEMON_CLOSED]: () => this.onDaemonClosed(),
-      [Events.DAEMON_ERROR]: (p) => this.onDaemonError(p),
-      [Events.DAEMON_STATUS]: (p) => this.onDaemonStatus(p),
-      [Events.SEGMENT_GENERATED]: (p) => this.onSegment(p),
+      [Events.DAEMON_READY]: () => this.onDaemonReady(),
       [Events.BUFFER_APPENDED]: (p) => this.onBufferAppended(p),
       [Events.BUFFER_FULL]: (p) => this.onBufferFull(p),
-    };
-    this.videoHandlers = {
-      seeking: () => this.onVideoSeeking(),
-      error: () => this.onVideoError(),
+      [Events.SEEK_OUTSIDE_BUFFER]: (p) => this.onSeekOutsideBuffer(p),
     };
     this.timer = null;
-    this.daemonStatus = null; // the daemon's last `status` (device, fps, queue depth)
     this.resetChannel(null);
   }
 
   registerListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.on(event, handler);
-    for (const [event, handler] of Object.entries(this.videoHandlers)) this.video.addEventListener(event, handler);
+    this.bus.onEach(this.handlers);
   }
 
   unregisterListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.off(event, handler);
-    for (const [event, handler] of Object.entries(this.videoHandlers)) this.video.removeEventListener(event, handler);
+    this.bus.offEach(this.handlers);
   }
 
   /** Starts playing `channel` (the server link says hello; the rest follows from events). */
@@ -118,39 +93,19 @@ export class StreamController {
 
   /** Everything per channel back to its initial state. */
   resetChannel(channel) {
-    this.channel = channel;
-    this.manifest = null;
-    this.initState = null;
-    this.daemonReady = false; // the daemon sent `init` for the open stream and it is in the SourceBuffer
-    this.timeline = null;
+    this.manifests.reset(channel);
+    this.session.reset();
+    this.loader.reset();
     this.fetchChunk = 0; // next virtual chunk to ask the server for
     this.appendedThrough = -1; // last virtual chunk of the current run that is in the buffer
-    this.inflight = null; // {virtual, chunk, level, prefix} of the `get` we wait for
-    this.atDaemon = []; // [{virtual, chunk, level, partsBack, framesBack}] forwarded, not wholly back (daemon order)
-    this.daemonNext = null; // ladder chunk the daemon expects next (null: unknown, send a seek)
     this.discontinuity = true; // the next chunk needs its switch prefix
-    this.lastFetchedLevel = null;
-    this.lastQuality = null;
-    this.chunkLevels = new Map(); // virtual chunk -> level, of what went into the buffer
-    this.skipped = new Set(); // virtual chunks skipped as gaps (no level has them)
-    this.downloads = [];
-    this.daemonFps = new Ewma(DAEMON_FPS_HALF_LIFE_S);
-    this.retryAtS = 0;
     this.blockedReason = null;
     this.ended = false;
-    this.run = (this.run ?? 0) + 1; // which channel start a pending first-frame callback belongs to
-    this.startS = this.clock();
-    this.startupS = null;
-    this.startupMarks = {}; // seconds after start of each first: manifest, initState, daemonInit, chunk, segment, append, frame
-    this.daemonAway = false; // the daemon closed (or never answered) before the first frame
-    this.playRequested = false;
-    this.resumeWhenBuffered = false; // paused (an out-of-buffer seek, a blocked stream), to resume once data is in
-    this.stalls = 0;
-    this.stallS = 0;
-    this.stallStartS = null;
+    this.monitor.reset();
+    this.live.reset();
+    this.levels.reset();
     this.maxBufferS = this.configuredMaxBufferS;
     this.state = State.WAITING_MANIFEST;
-    this.abr?.reset();
   }
 
   /** Plays another channel on the same connections. */
@@ -161,200 +116,50 @@ export class StreamController {
     this.tick();
   }
 
-  setAbr(abr) {
-    this.abr?.destroy();
-    this.abr = abr;
-    this.tick();
-  }
-
-  /** null = automatic (ABR); a level id = always that level. */
-  setManualLevel(level) {
-    this.manualLevel = level;
-    this.tick();
-  }
-
   /** Unblocks after the user fixed the cause (restarted the daemon, ...). */
   retry() {
     this.blockedReason = null;
-    if (this.startupS === null) this.#restartStartupClock();
+    this.monitor.restartClockUnlessStarted();
     this.daemon.retryNow();
-  }
-
-  get chunkDurationS() {
-    return this.manifest.chunk_frames / this.manifest.fps;
-  }
-
-  /** Virtual chunk being shown now (null before the manifest). */
-  get playingChunk() {
-    return this.timeline === null ? null : this.timeline.atTime(this.video.currentTime);
-  }
-
-  /** Level of the chunk being shown now (null before the first one). */
-  get playingLevel() {
-    if (this.manifest === null) return null;
-    return this.chunkLevels.get(this.playingChunk) ?? this.lastFetchedLevel;
-  }
-
-  /** The daemon's generation speed: measured from segments, else what it reports. */
-  get daemonFpsEstimate() {
-    if (this.daemonFps.totalWeight > 0) return this.daemonFps.getEstimate();
-    if (this.daemonStatus !== null && this.daemonStatus.fps > 0) return this.daemonStatus.fps;
-    return null;
   }
 
   // --- events -------------------------------------------------------------------------
 
-  onManifestLoaded({ channel, manifest }) {
-    if (channel !== this.channel) return;
-    const first = this.manifest === null;
-    this.#mark('manifest');
-    this.manifest = manifest;
-    this.timeline = new Timeline(manifest, this.loop);
-    if (first) {
-      const start = manifest.live ? liveStartChunk(manifest) : windowStart(manifest);
-      this.#restartRunAt(start);
-      this.buffer.setDuration(this.timeline.endless || manifest.live ? Infinity : this.timeline.passS);
-    }
-    this.#updateSeekable();
+  /** An update of the manifest (manifest-controller.js): a first one says where the stream starts. */
+  onManifestParsed({ first }) {
+    if (first) this.#restartRunAt(this.live.startChunk());
+    this.live.updateSeekable(this.appendedThrough);
     this.tick();
   }
 
-  onInitStateLoaded({ channel, data }) {
-    if (channel !== this.channel || this.manifest === null) return;
-    if (this.initState !== null) return; // a reconnect to the server: the daemon's stream is unchanged
-    this.#mark('initState');
-    this.initState = data;
-    this.daemon.openStream(this.manifest, data);
-  }
-
-  onDaemonInit({ mime, data }) {
-    // A fresh generation session (open or re-open after a reconnect): it expects chunk 0 or a seek.
-    if (!this.buffer.attached) this.buffer.attach(); // let go of while nothing could come
-    this.buffer
-      .appendInit(mime, data)
-      .then(() => {
-        this.#mark('daemonInit');
-        this.#updateSeekable();
-        this.daemonReady = this.buffer.ready;
-        this.#resync(0);
-        this.tick();
-      })
-      .catch((error) => this.#block('format', error.message));
-  }
-
-  onDaemonConnected() {
-    if (this.daemonAway && this.startupS === null) this.#restartStartupClock(); // the wait was no startup
-    this.daemonAway = false;
-  }
-
-  onDaemonClosed() {
-    this.daemonReady = false;
-    this.daemonStatus = null;
-    this.daemonFps = new Ewma(DAEMON_FPS_HALF_LIFE_S); // the next daemon is measured afresh
-    this.atDaemon = [];
-    this.inflight = null;
-    this.daemonAway = true;
-    if (this.blockedReason !== null && DAEMON_REFUSALS.includes(this.blockedReason.kind)) {
-      this.blockedReason = null;
-    }
-  }
-
-  onDaemonStatus(status) {
-    this.daemonStatus = status;
-  }
-
-  onDaemonError({ code, message }) {
-    if (code === ErrorCode.GENERATOR_MISMATCH || code === ErrorCode.FORBIDDEN_ORIGIN || code === ErrorCode.OPEN_REQUIRED) {
-      this.#block(code, message);
-      return;
-    }
-    // bad_chunk, generation_failed, busy, internal: start over from the first chunk the buffer lacks.
-    this.bus.trigger(Events.ERROR, { source: 'daemon', message: `${code}: ${message}`, fatal: false });
-    this.#resync(null);
-    if (code === ErrorCode.BUSY) this.retryAtS = this.clock() + RETRY_BUSY_S;
+  /** A fresh daemon session (daemon-session-controller.js): it expects chunk 0 or a seek. */
+  onDaemonReady() {
+    this.live.updateSeekable(this.appendedThrough);
+    this.resync(0);
     this.tick();
   }
 
-  onServerClosed() {
-    this.inflight = null; // its answer is lost with the connection
-  }
-
-  onServerError({ code, message, chunk, level }) {
-    const answersInflight = this.inflight !== null && chunk === this.inflight.chunk && level === this.inflight.level;
-    if (answersInflight) this.inflight = null;
-    if (code === ErrorCode.NOT_AVAILABLE || code === ErrorCode.RATE_LIMITED || code === ErrorCode.GAP) {
-      // a gap: the manifest that says so came first, so the retry picks another level or skips
-      this.retryAtS = this.clock() + RETRY_NOT_AVAILABLE_S;
-    } else if (code === ErrorCode.OUTSIDE_WINDOW) {
-      this.#jumpToLiveEdge();
-    } else if (code === ErrorCode.UNKNOWN_CHANNEL) {
-      this.#block(code, message);
-    } else {
-      // Anything else refused: say so, and do not hammer the server with the same request.
-      this.bus.trigger(Events.ERROR, { source: 'server', message: `${code}: ${message}`, fatal: false });
-      if (answersInflight) this.retryAtS = this.clock() + RETRY_ERROR_S;
-    }
-    this.tick();
-  }
-
-  onChunkLoaded({ chunk, level, bytes, seconds, endS, frame, prefixBytes, closed = false }) {
-    const expected = this.inflight;
-    if (expected === null || expected.chunk !== chunk || expected.level !== level) return; // stale (seek, resync)
-    // an older answer without the prefix we need (a closed chunk needs none: it never has one)
-    if (expected.prefix && prefixBytes === 0 && !closed) return;
-    this.inflight = null;
-    this.downloads.push({ bytes, seconds, endS });
-    if (this.downloads.length > DOWNLOAD_HISTORY) this.downloads.shift();
-    this.estimator.addSample(seconds, bytes);
-    if (!this.daemonReady) return; // the daemon went away meanwhile; refetched after resync
-    if (this.daemonNext !== chunk && !this.daemon.seek(chunk)) return;
-    if (!this.daemon.forwardChunk(frame)) return;
-    this.#mark('chunk');
-    this.daemonNext = chunk + 1;
-    this.atDaemon.push({ virtual: expected.virtual, chunk, level, partsBack: 0, framesBack: 0 });
+  onChunkLoaded(payload) {
+    const expected = this.loader.take(payload);
+    if (expected === null) return; // stale (seek, resync)
+    const { chunk, level, bytes, seconds, endS, frame } = payload;
+    this.levels.downloaded({ bytes, seconds, endS });
+    if (!this.session.forward(expected, frame)) return; // the daemon went away meanwhile; refetched after resync
+    this.monitor.mark('chunk');
     this.server.ack(chunk, level);
     this.fetchChunk = expected.virtual + 1;
     this.discontinuity = false;
-    if (level !== this.lastFetchedLevel) this.bus.trigger(Events.LEVEL_SWITCHING, { level, auto: this.manualLevel === null });
-    this.lastFetchedLevel = level;
-    this.lastQuality = chunkQuality(chunkInfo(this.manifest, level, chunk) ?? {}, this.quality);
+    this.levels.forwarded(chunk, level);
     this.tick();
   }
 
-  onSegment({ chunk, level, part, parts, frames, generationMs, data }) {
-    // The daemon answers in order, GOP by GOP: the first matching entry is this one; older ones were dropped.
-    const index = this.atDaemon.findIndex((entry) => entry.chunk === chunk && entry.level === level);
-    if (index < 0) return; // from before a seek or resync
-    this.atDaemon.splice(0, index);
-    const entry = this.atDaemon[0];
-    if (part !== entry.partsBack) return; // not the next GOP of this chunk (cannot happen in order)
-    entry.partsBack += 1;
-    entry.framesBack += frames;
-    const complete = part === parts - 1;
-    if (complete) {
-      this.atDaemon.shift();
-      // the last part's generation time covers the whole chunk
-      if (generationMs > 0) this.daemonFps.sample(generationMs / 1000, entry.framesBack / (generationMs / 1000));
-    }
-    this.#mark('segment');
-    this.buffer.appendSegment({ chunk: entry.virtual, level, data, complete, offsetS: this.timeline.offsetS(entry.virtual) });
-  }
-
   onBufferAppended({ chunk, level, complete }) {
-    this.#mark('append');
-    this.chunkLevels.set(chunk, level);
-    this.#updateSeekable();
+    this.monitor.mark('append');
+    this.levels.appended(chunk, level);
+    this.live.updateSeekable(this.appendedThrough);
     if (complete && chunk === this.appendedThrough + 1) this.appendedThrough = chunk;
-    while (this.skipped.has(this.appendedThrough + 1)) this.appendedThrough += 1;
-    if (!this.playRequested) {
-      this.playRequested = true;
-      // a live viewer starts near the edge, far from 0 s: the playhead goes where the data is
-      if (!this.buffer.isBuffered(this.video.currentTime)) this.video.currentTime = this.timeline.startS(chunk);
-      this.#watchFirstFrame();
-      this.video.play().catch((error) => this.bus.trigger(Events.NOTICE, {
-        kind: 'autoplay', level: 'warn', text: `Press play to start (${error.message})`,
-      }));
-    }
+    this.appendedThrough = this.live.doneThrough(this.appendedThrough);
+    this.monitor.startPlayback(this.manifests.timeline.startS(chunk));
     this.tick();
   }
 
@@ -362,314 +167,139 @@ export class StreamController {
     this.maxBufferS = Math.min(this.maxBufferS, maxBufferS);
   }
 
-  onVideoSeeking() {
-    if (this.manifest === null) return;
-    const target = this.video.currentTime;
-    const allowed = clampSeek(this.manifest, target);
-    if (allowed !== target) {
-      this.video.currentTime = allowed; // outside a live window: a new seek, to its border
-      return;
-    }
-    if (this.buffer.isBuffered(target)) return;
-    const virtual = this.timeline.atTime(target);
-    if (this.manifest.prev_latent_rule === 'chained' && this.timeline.split(virtual).chunk !== 0) {
-      this.bus.trigger(Events.NOTICE, {
-        kind: 'seek', level: 'warn',
-        text: 'This stream uses the legacy chained rule: it can only be played from the start.',
-      });
-      return;
-    }
-    this.buffer.flush();
-    this.chunkLevels.clear();
-    this.skipped.clear();
-    this.abr.reset();
+  /** A seek outside the buffer (seek-controller.js flushed it): the run starts over at `virtual`. */
+  onSeekOutsideBuffer({ virtual }) {
     this.ended = false;
     this.#restartRunAt(virtual);
-    // Hold playback until a little is buffered: landing mid-chunk leaves less than a chunk ahead.
-    if (!this.video.paused) {
-      this.video.pause();
-      this.resumeWhenBuffered = true;
-    }
     this.tick();
-  }
-
-  onVideoError() {
-    const error = this.video.error;
-    if (error === null || this.manifest === null) return;
-    this.bus.trigger(Events.ERROR, { source: 'video', message: `video element error ${error.code}: ${error.message}`, fatal: false });
-    // A fresh MediaSource and a fresh daemon session from where we were.
-    const resumeAt = this.video.currentTime;
-    this.buffer.attach();
-    this.daemonReady = false;
-    this.#restartRunAt(this.timeline.atTime(resumeAt));
-    if (this.initState !== null) this.daemon.openStream(this.manifest, this.initState);
   }
 
   // --- the loop -----------------------------------------------------------------------
 
   tick() {
-    this.#holdWhileNothingComes();
-    if (this.manifest === null) {
-      this.state = State.WAITING_MANIFEST;
-      return;
-    }
+    this.session.holdWhileNothingComes(this.blockedReason !== null);
+    const { manifest, timeline } = this.manifests;
+    if (manifest === null) return this.#wait(State.WAITING_MANIFEST);
     const now = this.clock();
-    this.#jumpOverGap();
-    this.#trackStalls(now);
-    this.#resumeWhenBuffered();
-    if (this.blockedReason !== null) {
-      this.state = State.BLOCKED;
-      return;
-    }
-    if (!this.daemonReady) {
-      this.state = State.WAITING_DAEMON;
-      return;
-    }
-    const { timeline } = this;
-    if (!timeline.endless && !this.manifest.live && this.appendedThrough >= this.manifest.chunk_count - 1 && this.atDaemon.length === 0) {
+    this.live.poll();
+    this.monitor.poll(now, { ended: this.ended, fps: manifest.fps, blocked: this.blockedReason !== null });
+    if (this.blockedReason !== null) return this.#wait(State.BLOCKED);
+    if (!this.session.ready) return this.#wait(State.WAITING_DAEMON);
+    const { fetchChunk } = this;
+    if (!timeline.endless && !manifest.live && this.appendedThrough >= manifest.chunk_count - 1 && this.session.queue.length === 0) {
       if (!this.ended) {
         this.ended = true;
         this.buffer.endOfStream();
       }
-      this.state = State.ENDED;
-      return;
+      return this.#wait(State.ENDED);
     }
-    if (this.inflight !== null) {
-      this.state = State.FETCHING;
-      return;
-    }
-    if (this.manifest.live && this.fetchChunk < windowStart(this.manifest)) {
-      this.#jumpToLiveEdge(); // paused or slow for longer than the window lasts
-      return;
-    }
-    if (!timeline.has(this.fetchChunk) || (this.manifest.live && this.fetchChunk >= this.manifest.chunk_count)) {
-      this.state = this.manifest.live ? State.WAITING_LIVE_EDGE : State.GENERATING;
-      return;
-    }
-    if (this.atDaemon.length >= MAX_CHUNKS_AT_DAEMON) {
-      this.state = State.GENERATING;
-      return;
-    }
-    if (this.startupS !== null && this.buffer.bufferAheadS() + this.#pipelineS() + this.chunkDurationS > this.maxBufferS) {
-      this.state = State.BUFFER_FULL;
-      return;
-    }
-    if (now < this.retryAtS) return;
-    this.#fetchNext(now);
+    if (this.loader.waiting) return this.#wait(State.FETCHING);
+    if (this.live.leftWindow(fetchChunk)) return this.live.jumpToEdge(); // paused or slow for longer than the window lasts
+    if (!timeline.has(fetchChunk) || this.live.pastEdge(fetchChunk)) return this.#wait(manifest.live ? State.WAITING_LIVE_EDGE : State.GENERATING);
+    if (this.session.queue.length >= MAX_CHUNKS_AT_DAEMON) return this.#wait(State.GENERATING);
+    if (this.monitor.started && this.#aheadS() + chunkSeconds(manifest) > this.maxBufferS) return this.#wait(State.BUFFER_FULL);
+    if (this.loader.mayRequest(now)) this.#fetchNext(now);
+  }
+
+  /** Where the loop stops this tick (the early returns of tick()). */
+  #wait(state) {
+    this.state = state;
   }
 
   #fetchNext(now) {
     const virtual = this.fetchChunk;
-    const { chunk } = this.timeline.split(virtual);
-    if (availableLevel(this.manifest, chunk, 0) === null) {
+    const { chunk } = this.manifests.timeline.split(virtual);
+    if (this.live.isHole(chunk)) {
       this.#skipGap(virtual);
       return;
     }
-    let level;
-    if (this.manualLevel !== null) {
-      level = Math.min(this.manualLevel, this.manifest.levels.length - 1);
-    } else {
-      const context = this.abrContext(now);
-      if (context.upcoming.length === 0) return; // the manifest does not describe this chunk yet
-      level = this.abr.chooseLevel(context);
-    }
-    level = availableLevel(this.manifest, chunk, level);
-    const prefix = chunk > 0 && (this.discontinuity || level !== this.lastFetchedLevel);
-    if (!this.server.requestChunk(chunk, level, prefix)) return;
-    this.inflight = { virtual, chunk, level, prefix };
+    const level = this.levels.choose(chunk, () => this.abrContext(now));
+    if (level === null) return; // the manifest does not describe the chunks ahead yet
+    const prefix = chunk > 0 && (this.discontinuity || this.levels.switchesTo(level));
+    if (!this.loader.request({ virtual, chunk, level, prefix })) return;
     this.state = State.FETCHING;
   }
 
   /** The ABR context for the next chunk (web/abr/context.js). */
   abrContext(nowS = this.clock()) {
-    const manifest = this.manifest;
-    return {
+    return this.levels.abrContext({
       nowS,
-      bufferS: this.buffer.bufferAheadS() + this.#pipelineS(),
+      fetchChunk: this.fetchChunk,
+      bufferS: this.#aheadS(),
       maxBufferS: this.maxBufferS,
-      chunkDurationS: this.chunkDurationS,
-      chunkFrames: manifest.chunk_frames,
-      fps: manifest.fps,
-      levels: levelsFromManifest(manifest),
-      upcoming: this.#upcoming(),
-      lastLevel: this.lastFetchedLevel,
-      lastQuality: this.lastQuality,
-      throughputKbps: this.estimator.estimateKbps(),
-      downloads: this.downloads.slice(),
-      daemonFps: this.daemonFpsEstimate,
-      rebuffering: this.stallStartS !== null,
-    };
+      rebuffering: this.monitor.rebuffering,
+    });
   }
 
-  /** Seconds of video at the daemon not yet back as segments (a chunk's GOPs come back one by one). */
-  #pipelineS() {
-    const { fps } = this.manifest;
-    return this.atDaemon.reduce((sum, entry) => sum + Math.max(0, this.chunkDurationS - entry.framesBack / fps), 0);
-  }
-
-  #trackStalls(now) {
-    if (this.startupS === null) return;
-    const video = this.video;
-    const atEnd = this.ended && video.currentTime >= video.duration - STALL_BUFFER_S;
-    // The last buffered frame lasts 1/fps: at low frame rates it alone exceeds 0.1 s, so a
-    // frozen picture would never count as a stall without this margin.
-    const threshold = this.manifest ? Math.max(STALL_BUFFER_S, 1.5 / this.manifest.fps) : STALL_BUFFER_S;
-    const starving = !video.paused && !video.seeking && !atEnd && this.buffer.bufferAheadS() < threshold;
-    if (starving && this.stallStartS === null) {
-      this.stallStartS = now;
-      this.stalls += 1;
-      this.bus.trigger(Events.STALL_STARTED, { atS: now });
-    } else if (!starving && this.stallStartS !== null) {
-      this.stallS += now - this.stallStartS;
-      this.stallStartS = null;
-      this.bus.trigger(Events.STALL_ENDED, { atS: now });
-    }
-  }
-
-  #resumeWhenBuffered() {
-    if (!this.resumeWhenBuffered || this.video.seeking || this.blockedReason !== null) return;
-    const remaining = Number.isFinite(this.video.duration) ? this.video.duration - this.video.currentTime : Infinity;
-    if (this.buffer.bufferAheadS() < Math.min(SEEK_RESUME_BUFFER_S, remaining - STALL_BUFFER_S)) return;
-    this.resumeWhenBuffered = false;
-    this.video.play().catch(() => {});
-  }
-
-  /** Total stall seconds including a stall still going on. */
-  stallSecondsAt(now = this.clock()) {
-    return this.stallS + (this.stallStartS === null ? 0 : now - this.stallStartS);
-  }
-
-  #watchFirstFrame() {
-    const video = this.video;
-    const run = this.run;
-    const done = () => {
-      if (this.startupS !== null || run !== this.run) return;
-      this.startupS = this.clock() - this.startS;
-      this.#mark('frame');
-      this.bus.trigger(Events.PLAYBACK_STARTED, { startupS: this.startupS });
-    };
-    if (typeof video.requestVideoFrameCallback === 'function') video.requestVideoFrameCallback(() => done());
-    else video.addEventListener('playing', done, { once: true });
-  }
-
-  /** ChunkOption[][] for the next ABR_HORIZON chunks (across a loop's pass boundary). */
-  #upcoming() {
-    const upcoming = [];
-    for (let virtual = this.fetchChunk; virtual < this.fetchChunk + ABR_HORIZON && this.timeline.has(virtual); virtual++) {
-      const { chunk } = this.timeline.split(virtual);
-      // a level with a gap there is offered as the level it would fall back to
-      const levels = this.manifest.levels.map((level) => availableLevel(this.manifest, chunk, level.id));
-      if (levels.includes(null)) break; // a chunk every level lacks is skipped, not chosen
-      const options = levels.map((level) => chunkInfo(this.manifest, level, chunk));
-      if (options.some((info) => info === undefined)) break; // a live ladder's edge
-      upcoming.push(options.map((info) => ({ bytes: info.bytes, quality: chunkQuality(info, this.quality) })));
-    }
-    return upcoming;
-  }
-
-  /** Seekable range of an endless duration: a live ladder's chunks so far; a loop up to the next pass's end. */
-  #updateSeekable() {
-    const { timeline, manifest } = this;
-    if (timeline === null) return;
-    if (timeline.endless) {
-      const pass = timeline.split(Math.max(this.appendedThrough, this.playingChunk ?? 0)).pass;
-      this.buffer.setSeekableEnd((pass + 2) * timeline.passS);
-    } else if (manifest.live) {
-      const [startS, endS] = seekableRange(manifest);
-      this.buffer.setSeekableEnd(endS, startS);
-    }
-  }
-
-  /** Seconds the playhead is behind a live channel's edge (null when not live). */
-  get behindLiveS() {
-    return this.manifest === null ? null : behindLiveS(this.manifest, this.video.currentTime);
+  /** Seconds of video buffered or at the daemon not yet back as segments. */
+  #aheadS() {
+    const { manifest } = this.manifests;
+    return this.buffer.bufferAheadS() + this.session.queue.pendingS(chunkSeconds(manifest), manifest.fps);
   }
 
   /** No level has this chunk: go on with the next one (it needs its prefix, the daemon a seek). */
   #skipGap(virtual) {
-    this.skipped.add(virtual);
+    this.live.skip(virtual);
     if (this.appendedThrough === virtual - 1) this.appendedThrough = virtual;
     this.fetchChunk = virtual + 1;
     this.discontinuity = true;
     this.tick();
   }
 
-  /** The playhead reached a skipped gap: continue where the buffer goes on after it. */
-  #jumpOverGap() {
-    if (this.skipped.size === 0 || this.video.seeking || this.timeline === null) return;
-    // the element halts on the last frame before a hole: look a little more than a frame ahead
-    const ahead = Math.max(GAP_JUMP_S, 2 / this.manifest.fps);
-    let next = this.timeline.atTime(this.video.currentTime + ahead);
-    if (!this.skipped.has(next)) return;
-    while (this.skipped.has(next)) next += 1;
-    const targetS = this.timeline.startS(next);
-    if (this.buffer.isBuffered(targetS)) this.video.currentTime = targetS;
-  }
-
-  /** Fell out of a live window: start again near the live edge (through the seek path). */
-  #jumpToLiveEdge() {
-    if (this.manifest === null || !this.manifest.live) return;
-    this.video.currentTime = this.timeline.startS(liveStartChunk(this.manifest));
-  }
-
-  /** Blocked, or no daemon: no MediaSource while nothing is buffered; blocked and run out: paused. */
-  #holdWhileNothingComes() {
-    const blocked = this.blockedReason !== null;
-    if (!blocked && this.daemon.connected) return;
-    if (this.chunkLevels.size === 0) {
-      if (!this.buffer.attached) return;
-      this.buffer.detach();
-      this.daemonReady = false;
-    } else if (blocked && !this.video.paused && this.buffer.bufferAheadS() < STALL_BUFFER_S) {
-      this.video.pause();
-      this.resumeWhenBuffered = true;
-    }
-  }
-
-  /** Startup is measured from now on (what came before was waiting for the viewer, not startup). */
-  #restartStartupClock() {
-    this.startS = this.clock();
-    this.startupMarks = {};
-  }
-
-  #mark(name) {
-    if (!(name in this.startupMarks)) this.startupMarks[name] = this.clock() - this.startS;
-  }
-
   #restartRunAt(virtual) {
     this.appendedThrough = virtual - 1;
     this.fetchChunk = virtual;
-    this.inflight = null;
-    this.atDaemon = [];
-    this.daemonNext = null;
+    this.loader.forget();
+    this.session.queue.clear(null);
     this.discontinuity = true;
   }
 
-  /** Forget the pipeline; fetch again from the first chunk the buffer lacks. */
-  #resync(daemonNext) {
-    this.inflight = null;
-    this.atDaemon = [];
+  /** Forget the pipeline; fetch again from the first chunk the buffer lacks (`daemonNext`: what the daemon expects, null: unknown). */
+  resync(daemonNext) {
+    this.loader.forget();
+    this.session.queue.clear(daemonNext);
     this.fetchChunk = this.appendedThrough + 1;
-    this.daemonNext = daemonNext;
     this.discontinuity = true;
-    const resumeAt = this.timeline === null ? 0 : this.timeline.split(this.fetchChunk).chunk;
-    if (this.manifest?.prev_latent_rule === 'chained' && resumeAt !== 0 && resumeAt !== daemonNext) {
+    const { manifest, timeline } = this.manifests;
+    const resumeAt = timeline === null ? 0 : timeline.split(this.fetchChunk).chunk;
+    if (manifest?.prev_latent_rule === 'chained' && resumeAt !== 0 && resumeAt !== daemonNext) {
       // The legacy rule chains every frame to the one before: no way back in mid-stream.
-      this.#block('chained', 'this legacy (chained) stream lost its generation sequence; reload the page to play it from the start');
+      this.block('chained', 'this legacy (chained) stream lost its generation sequence; reload the page to play it from the start');
     }
   }
 
   /** Stops fetching until retry() or a channel switch; causes without a link notice become a fatal ERROR. */
-  #block(kind, message) {
+  block(kind, message) {
     this.blockedReason = { kind, message };
     this.state = State.BLOCKED;
     if (kind === 'format' || kind === 'chained') this.bus.trigger(Events.ERROR, { source: 'stream', message, fatal: true });
+  }
+
+  /** Lifts a block whose kind is one of `kinds`. */
+  unblock(kinds) {
+    if (this.blockedReason !== null && kinds.includes(this.blockedReason.kind)) this.blockedReason = null;
+  }
+
+  /** A fresh MediaSource and a fresh daemon session from where the playhead is (the video element failed). */
+  restartFromPlayhead() {
+    const resumeAt = this.video.currentTime;
+    this.buffer.attach();
+    this.#restartRunAt(this.manifests.timeline.atTime(resumeAt));
+    this.session.reopen();
+  }
+
+  /** Read-only: the stream's state (Player.snapshot; the channel and its manifest: manifests.status()). */
+  status() {
+    return {
+      state: this.state,
+      maxBufferS: this.maxBufferS,
+      blocked: this.blockedReason,
+    };
   }
 
   destroy() {
     clearInterval(this.timer);
     this.timer = null;
     this.unregisterListeners();
-    this.abr?.destroy();
   }
 }

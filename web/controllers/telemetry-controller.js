@@ -1,7 +1,7 @@
 /**
  * Reports playback to the media server: a `stats` message every second (Puffer's `timer`
  * client-info) and one right away on startup, on each stall (`rebuffer`) and when playback
- * resumes after it (`play`). Values come from the stream controller's snapshot.
+ * resumes after it (`play`). Values come from the player's snapshot (Player.snapshot).
  */
 import { Events } from '../events.js';
 
@@ -26,11 +26,11 @@ export class TelemetryController {
   }
 
   registerListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.on(event, handler);
+    this.bus.onEach(this.handlers);
   }
 
   unregisterListeners() {
-    for (const [event, handler] of Object.entries(this.handlers)) this.bus.off(event, handler);
+    this.bus.offEach(this.handlers);
   }
 
   start() {

@@ -6,6 +6,15 @@ import { EventBus, Events } from '../events.js';
 import { FixedRule } from '../abr/fixed.js';
 import { ThroughputEstimator } from '../abr/throughput-estimator.js';
 import { StreamController, State } from '../controllers/stream-controller.js';
+import { PlaybackMonitor } from '../controllers/playback-monitor.js';
+import { LiveController } from '../controllers/live-controller.js';
+import { LevelController } from '../controllers/level-controller.js';
+import { DaemonPace } from '../controllers/daemon-pace.js';
+import { ErrorController } from '../controllers/error-controller.js';
+import { ManifestController } from '../controllers/manifest-controller.js';
+import { DaemonSessionController } from '../controllers/daemon-session-controller.js';
+import { SeekController } from '../controllers/seek-controller.js';
+import { ChunkLoader } from '../controllers/chunk-loader.js';
 
 const manifest = {
   fps: 10, width: 64, height: 64, frames: 100, chunk_frames: 10, chunk_count: 10, live: false,
@@ -15,6 +24,28 @@ const manifest = {
     chunks: Array.from({ length: 10 }, (_, index) => ({ index, bytes: 1000 * (id + 1), psnr: null, ssim: null })),
   })),
 };
+
+/** A stream controller with the helpers the Player builds beside it, listening on `bus`. */
+function streamController(bus, { video, buffer, clock, estimator, abr, quality, loop, ...deps }) {
+  const monitor = new PlaybackMonitor(bus, { video, buffer, clock });
+  const live = new LiveController({ video, buffer });
+  const pace = new DaemonPace(bus);
+  const levels = new LevelController(bus, { video, estimator, abr, pace, quality });
+  const manifests = new ManifestController(bus, { video, buffer, live, levels, monitor, loop });
+  const session = new DaemonSessionController(bus, { video, daemon: deps.daemon, buffer, manifests, levels, pace, monitor });
+  const loader = new ChunkLoader(bus, { server: deps.server, clock });
+  const stream = new StreamController(bus, { video, buffer, clock, monitor, live, levels, manifests, session, loader, ...deps });
+  monitor.registerListeners();
+  pace.registerListeners();
+  manifests.registerListeners();
+  session.registerListeners();
+  new SeekController(bus, { video, buffer, manifests, live, levels, monitor }).registerListeners();
+  loader.registerListeners();
+  stream.registerListeners();
+  new ErrorController(bus, { stream, loader, manifests, live, video }).registerListeners();
+  stream.resetChannel('c');
+  return { stream, monitor, live, levels, pace, session, loader };
+}
 
 class FakeVideo extends EventTarget {
   constructor() {
@@ -73,11 +104,9 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   let bufferedAt = () => false;
   const video = new FakeVideo();
-  const stream = new StreamController(bus, {
+  const { stream, monitor, live: liveController, levels, pace, session, loader } = streamController(bus, {
     video, server, daemon, buffer, estimator: new ThroughputEstimator(), abr: new FixedRule({ level: 0 }), clock: () => now, loop,
   });
-  stream.registerListeners();
-  stream.resetChannel('c');
   const loaded = (chunk, level, prefixBytes = 0, closed = false) =>
     bus.trigger(Events.CHUNK_LOADED, { chunk, level, bytes: 1000, prefixBytes, closed, seconds: 0.1, endS: 0, frame: `c${chunk}L${level}` });
   // a chunk's GOPs come back one segment each: `parts` segments of 10 / parts frames
@@ -96,7 +125,12 @@ function setup({ loop = false, rule = 'chunk-reset', live = null, daemonConnecte
   };
   const setBufferedAt = (predicate) => { bufferedAt = predicate; };
   const setClock = (s) => { now = s; };
-  return { bus, log, stream, video, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
+  /** What Player.setManualLevel does: the level controller takes it, the stream acts on it at once. */
+  const setManualLevel = (level) => {
+    levels.setManualLevel(level);
+    stream.tick();
+  };
+  return { bus, log, stream, monitor, liveController, pace, session, loader, video, setManualLevel, loaded, generated, start, setBuffered: (s) => { buffered = s; }, setBufferedAt, setClock };
 }
 
 test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two chunks', async () => {
@@ -110,12 +144,12 @@ test('in sequence: chunk 0 without prefix, no seek; the daemon gets at most two 
 });
 
 test('a level switch asks for the switch prefix; segments go to the buffer and startup starts playback', async () => {
-  const { log, stream, video, loaded, generated, start } = setup();
+  const { log, video, loaded, generated, start, setManualLevel } = setup();
   await start();
   loaded(0, 0);
   generated(0, 0);
   assert.equal(video.paused, false);
-  stream.setManualLevel(1); // chunk 1 is already requested at level 0: the switch starts at chunk 2
+  setManualLevel(1); // chunk 1 is already requested at level 0: the switch starts at chunk 2
   assert.equal(log.at(-1), 'get 1 L0');
   loaded(1, 0);
   assert.equal(log.at(-1), 'get 2 L1 +prefix');
@@ -159,12 +193,12 @@ test('generator mismatch blocks fetching until retry or channel switch', async (
 });
 
 test('a blocked stream with nothing buffered lets go of its MediaSource; retry takes a fresh one', async () => {
-  const { bus, log, stream, start } = setup();
+  const { bus, log, stream, session, start } = setup();
   await start();
   bus.trigger(Events.DAEMON_ERROR, { code: 'generator_mismatch', message: 'other weights' });
   stream.tick();
   assert.equal(log.at(-1), 'detach'); // no MediaSource: no loading spinner over video that cannot come
-  assert.equal(stream.daemonReady, false);
+  assert.equal(session.ready, false);
   stream.tick();
   assert.equal(log.filter((l) => l === 'detach').length, 1);
   stream.retry();
@@ -216,7 +250,7 @@ test('a daemon that goes away takes its refusal with it; the next one is asked a
 });
 
 test('startup time counts from a retry of a blocked stream, or from a daemon that came after none answered', async () => {
-  const { bus, stream, video, loaded, generated, start, setClock } = setup();
+  const { bus, stream, monitor, video, loaded, generated, start, setClock } = setup();
   video.requestVideoFrameCallback = (callback) => { video.frameCallback = callback; };
   await start();
   bus.trigger(Events.DAEMON_ERROR, { code: 'generator_mismatch', message: 'other weights' });
@@ -229,13 +263,13 @@ test('startup time counts from a retry of a blocked stream, or from a daemon tha
   generated(0, 0);
   setClock(19.0);
   video.frameCallback();
-  assert.equal(stream.startupS.toFixed(3), '1.100');
+  assert.equal(monitor.status().startupS.toFixed(3), '1.100');
 
   stream.resetChannel('d');
   bus.trigger(Events.DAEMON_CLOSED, { url: 'ws://d', code: 1006, reason: '', retryInMs: 500, everOpened: false });
   setClock(40); // the viewer starts a daemon 21 s later
   bus.trigger(Events.DAEMON_CONNECTED, { url: 'ws://d' });
-  assert.equal(stream.startS, 40);
+  assert.equal(monitor.status().sinceStartS, 0); // the clock restarted at 40 s
 });
 
 test('the end of a finished ladder ends the MediaSource once', async () => {
@@ -267,13 +301,13 @@ test('a looped ladder goes on: pass 2 starts with chunk 0 (seek, no prefix) 10 s
 });
 
 test('a refused get is not repeated at once; not_available is retried after 0.5 s', async () => {
-  const { bus, log, stream, start } = setup();
+  const { bus, log, loader, start } = setup();
   await start();
   bus.trigger(Events.SERVER_ERROR, { code: 'internal', message: 'chunk file vanished', chunk: 0, level: 0 });
   assert.equal(log.filter((l) => l.startsWith('get')).length, 1);
-  assert.equal(stream.retryAtS, 2);
+  assert.equal(loader.retryAtS, 2);
   bus.trigger(Events.SERVER_ERROR, { code: 'not_available', message: 'not yet', chunk: 0, level: 0 });
-  assert.equal(stream.retryAtS, 0.5);
+  assert.equal(loader.retryAtS, 0.5);
 });
 
 test('a legacy chained stream cannot resync mid-stream: it stops and says why', async () => {
@@ -314,22 +348,22 @@ test('live: a viewer joins three chunks behind the edge, and never before the wi
   const young = setup({ live: liveManifest({ start: 3, count: 4 }) });
   await young.start();
   assert.equal(young.log.at(-1), 'get 3 L0 +prefix');
-  assert.equal(young.stream.behindLiveS, 4); // playhead at 0 s, edge at 4 chunks x 1 s
+  assert.equal(young.liveController.status().behindLiveS, 4); // playhead at 0 s, edge at 4 chunks x 1 s
 });
 
 test('live: a gap of the chosen level falls back to another level; a chunk no level has is skipped', async () => {
-  const { bus, log, stream, loaded, start } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
-  stream.setManualLevel(0);
+  const { bus, log, liveController, loader, loaded, start, setManualLevel } = setup({ live: liveManifest({ start: 0, count: 6, gaps: { 0: [3, 4], 1: [4] } }) });
+  setManualLevel(0);
   await start(); // joins at chunk 3: level 0 has a gap there, level 1 has it
   assert.equal(log.at(-1), 'get 3 L1 +prefix');
   loaded(3, 1, 500);
   assert.equal(log.at(-1), 'get 5 L0 +prefix'); // chunk 4 is a gap in every level: skipped
-  assert.ok(stream.skipped.has(4));
+  assert.ok(liveController.skipped.has(4));
   loaded(5, 0, 500);
   assert.ok(log.includes('forward c3L1'));
   assert.deepEqual(log.slice(-2), ['seek 5', 'forward c5L0']);
   bus.trigger(Events.SERVER_ERROR, { code: 'gap', message: 'gap', chunk: 5, level: 0 });
-  assert.equal(stream.retryAtS, 0.5); // retried (after the manifest that explains it)
+  assert.equal(loader.retryAtS, 0.5); // retried (after the manifest that explains it)
 });
 
 test('live: the playhead jumps over a skipped gap once what follows is buffered', async () => {
@@ -347,7 +381,7 @@ test('live: the playhead jumps over a skipped gap once what follows is buffered'
 });
 
 test('live: seeks are clamped to the window; a viewer behind the window jumps to the edge', async () => {
-  const { bus, log, stream, video, start } = setup({ live: liveManifest({ start: 2, count: 8 }) });
+  const { bus, log, stream, loader, video, start } = setup({ live: liveManifest({ start: 2, count: 8 }) });
   await start();
   video.currentTime = 0.5; // before the window
   video.dispatchEvent(new Event('seeking'));
@@ -357,7 +391,7 @@ test('live: seeks are clamped to the window; a viewer behind the window jumps to
   bus.trigger(Events.SERVER_ERROR, { code: 'outside_window', message: 'left', chunk: 2, level: 0 });
   assert.equal(video.currentTime, 5); // the live start: three chunks behind the edge
   bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: liveManifest({ start: 7, count: 12 }) });
-  stream.inflight = null;
+  loader.forget();
   stream.fetchChunk = 6; // slow: the window moved past what it wanted next
   stream.tick();
   assert.equal(video.currentTime, 9);
@@ -375,18 +409,18 @@ test('a closed chunk answers a request for the prefix without one (it holds its 
 });
 
 test('a chunk comes back GOP by GOP: the first GOP starts playback, the chunk counts as in once its last GOP is', async () => {
-  const { bus, log, stream, video, loaded, generated, start } = setup();
+  const { bus, log, stream, pace, session, video, loaded, generated, start } = setup();
   await start();
   loaded(0, 0);
   loaded(1, 0);
   generated(0, 0, 2, 1); // the first of chunk 0's two GOPs
   assert.equal(video.paused, false); // playback starts on one GOP
   assert.equal(stream.appendedThrough, -1);
-  assert.equal(stream.atDaemon.length, 2);
+  assert.equal(session.queue.length, 2);
   assert.equal(stream.abrContext().bufferS, 1.5); // half of chunk 0 and all of chunk 1 still at the daemon
   bus.trigger(Events.SEGMENT_GENERATED, { chunk: 0, level: 0, part: 1, parts: 2, frames: 5, generationMs: 50, encodeMs: 1, data: new Uint8Array(1) });
   assert.equal(stream.appendedThrough, 0);
-  assert.equal(stream.daemonFpsEstimate, 200); // 10 frames in the last part's 50 ms
+  assert.equal(pace.fps, 200); // 10 frames in the last part's 50 ms
   assert.equal(log.at(-1), 'get 2 L0'); // a place at the daemon is free again
   assert.deepEqual(log.filter((l) => l.startsWith('part')), ['part of 0']);
 });
@@ -414,7 +448,7 @@ test('the ABR sees the quality measure the page asked for (?quality=vmaf)', asyn
       chunks: level.chunks.map((c) => ({ ...c, ssim: 0.9, psnr: 30, vmaf: 60 + 10 * level.id })),
     })),
   };
-  const stream = new StreamController(bus, {
+  streamController(bus, {
     video: new FakeVideo(),
     server: { requestChunk: () => true, ack: () => {}, switchChannel: () => {} },
     daemon: { connected: true, openStream: () => {}, seek: () => true, forwardChunk: () => true, retryNow: () => {} },
@@ -424,8 +458,6 @@ test('the ABR sees the quality measure the page asked for (?quality=vmaf)', asyn
     clock: () => 0,
     quality: 'vmaf',
   });
-  stream.registerListeners();
-  stream.resetChannel('c');
   bus.trigger(Events.MANIFEST_LOADED, { channel: 'c', manifest: vmafManifest });
   bus.trigger(Events.INIT_STATE_LOADED, { channel: 'c', data: new Uint8Array(4) });
   bus.trigger(Events.DAEMON_INIT, { mime: 'video/mp4', data: new Uint8Array(1) });

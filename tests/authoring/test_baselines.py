@@ -1,4 +1,5 @@
-"""`promptus eval`: baselines at matched bitrates, the table, the plot, and bad inputs."""
+"""`promptus eval` and its baselines (``authoring.baselines``): baselines at matched bitrates, the
+table, the plot, and bad inputs."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import pytest
 
 from common.processes import Child, promptus_command
 from prompts.manifest import load_manifest
-from tests.live.helpers import ffmpeg, free_port
+from tests.authoring.live.helpers import ffmpeg, free_port
 
 pytestmark = pytest.mark.slow
 

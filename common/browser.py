@@ -1,4 +1,5 @@
-"""Debian's Chromium for the Playwright tests: where it is and the flags every test launches it with."""
+"""Debian's Chromium for Playwright: where it is and the flags the browser tests and the playback
+benchmark (``scripts/bench_demo_playback.py``) launch it with."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
+from common.ports import free_port
 from tests.conftest import REQUIRE_SHARED
-from tests.web.stack import free_port
 
 __all__ = ["free_port", "ffmpeg"]
 

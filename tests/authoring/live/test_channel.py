@@ -1,6 +1,7 @@
 """The rolling fit of a live channel with the tiny generator on CPU: a paced frame-folder feed
 becomes a live ladder; the window slides; a failed task is retried; a missed deadline becomes a
-gap; a Ray worker killed mid-task is re-run and the ladder is complete."""
+gap; a Ray worker killed mid-task is re-run and the ladder is complete; cells that wait
+together are fitted in one batch."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,7 @@ from authoring.live.channel import CHECKPOINT_DIR, LiveChannel, LiveSettings, Li
 from authoring.live.feed import Feed, FeedOptions
 from authoring.presets import get_preset
 from authoring.procedural_clip import render_clip
-from authoring.runner import TaskResources
+from authoring.runner import LocalRunner, TaskResources
 from authoring.tasks import GeneratorSpec
 from prompts.ladder import Ladder
 from prompts.manifest import load_manifest
@@ -159,3 +161,40 @@ def test_a_killed_ray_worker_is_rerun_and_the_ladder_is_complete(tmp_path: Path)
     assert manifest is not None and manifest.chunk_count == 3
     assert summary.gaps == 0 and summary.retries == 0  # Ray re-ran the task, not the driver
     assert all(not c.gap for c in manifest.levels[0].chunks)
+
+
+class RecordingRunner(LocalRunner):
+    """This process's runner, keeping the name of every task submitted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def submit(
+        self, fn: Any, *args: Any, name: str, resources: TaskResources, tag: Any = None
+    ) -> Any:
+        self.names.append(name)
+        return super().submit(fn, *args, name=name, resources=resources, tag=tag)
+
+
+def test_cells_that_wait_together_are_fitted_in_one_batch(tmp_path: Path, frames: Path) -> None:
+    """An unpaced feed outruns the fits: the segments that wait for a busy worker (or for the
+    generator) go out as batches of up to three cells of one level, and the ladder is whole."""
+    live = settings(tmp_path, segments_per_step=3)
+    runner = RecordingRunner()
+    channel = LiveChannel(
+        live, runner=runner, loader=GeneratorSpec("tiny"), resources=TaskResources(cpus=1),
+        fps=FPS, size=SIZE,
+    )  # fmt: skip
+    summary = channel.run(iter(Feed(str(frames), FeedOptions(size=SIZE, fps=FPS, pace=False))))
+    fits = [name for name in runner.names if name.startswith("fit ")]
+    batched = [name for name in fits if " +" in name]
+    assert batched, fits
+    assert all(int(name.rsplit("+", 1)[1]) <= 2 for name in batched)  # at most 3 cells a task
+    assert summary.gaps == 0 and summary.retries == 0
+    manifest = summary.manifest
+    assert manifest is not None and manifest.chunk_count == 6
+    for level in ("r2n5", "r4n5"):
+        published = [p for p in summary.publications if p.level == level]
+        assert [p.chunk for p in published] == list(range(6))
+        assert all(p.psnr is not None for p in published)

@@ -18,7 +18,7 @@ from authoring.levels import LevelSpec
 from authoring.live.cutter import SegmentCutter
 from authoring.live.feed import CapturedFrame, Feed, FeedError, FeedOptions, reason
 from authoring.procedural_clip import render_clip
-from tests.live.helpers import ffmpeg, free_port
+from tests.authoring.live.helpers import ffmpeg, free_port
 
 
 def write_video(path: Path, frames: int, fps: int, size: tuple[int, int]) -> None:
