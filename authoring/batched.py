@@ -49,7 +49,7 @@ LatentForward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class StepOptions:
     """How steps run (none of this changes what a step computes, beyond rounding)."""
 
-    cuda_graph: bool = False  # capture one step as a CUDA graph and replay it
+    cuda_graph: bool = True  # on CUDA, capture one step as a CUDA graph and replay it
     compile_mode: str | None = None  # torch.compile mode of the forward + loss (e.g. "default")
     autocast: torch.dtype | None = None  # run the networks under autocast (fp32 weights)
 
@@ -477,14 +477,12 @@ class _Compiled:
         )  # fmt: skip
 
     def _capture(self) -> None:
-        """Warm up on a side stream, then capture one step as a CUDA graph *on that stream*.
+        """Warm up on a side stream, then capture one step as a CUDA graph on that stream.
 
-        The stream matters: the warm-up's backward passes leave the autograd engine holding
-        the warm-up stream for the factors' gradient edges, and a capture on another stream
-        (``torch.cuda.graph``'s own, by default) then makes the capture wait on a stream that is
-        not capturing, which invalidates it (``cudaErrorStreamCaptureInvalidated``, torch 2.11;
-        pytorch/pytorch#180090). Warm-up and capture on one stream cannot disagree. Every graph
-        of an optimiser draws from one memory pool (graphs replay one at a time and keep
+        A step captures only if nothing in it waits for the host: MS-SSIM's product was the one
+        operation that did (``torch.prod``'s backward asks whether a factor is zero), found with
+        ``torch.cuda.set_sync_debug_mode`` (``scripts/bench_fit_step.py --diagnose``). Every
+        graph of an optimiser draws from one memory pool (graphs replay one at a time and keep
         nothing in it between replays), so several shapes cost one pool, not one each.
         """
         device = self.u.device

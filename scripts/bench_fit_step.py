@@ -50,7 +50,7 @@ from authoring.batched import PhaseSchedule, StepOptions, stack_problems  # noqa
 from authoring.presets import PRESETS  # noqa: E402
 
 RUNTIMES = {
-    "eager": StepOptions(),
+    "eager": StepOptions(cuda_graph=False),
     "graph": StepOptions(cuda_graph=True),
     "compile+graph": StepOptions(cuda_graph=True, compile_mode="default"),
 }
@@ -100,7 +100,7 @@ def schedule(budget: int) -> PhaseSchedule:
 def diagnose(gen: Any, planted: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Host syncs inside an eager step; the old capture; the engine's capture vs eager."""
     found: dict[str, Any] = {}
-    fitter, problem, u0, v0 = problem_for(gen, planted, args, StepOptions())
+    fitter, problem, u0, v0 = problem_for(gen, planted, args, StepOptions(cuda_graph=False))
     fitter.optimiser.run(problem, u0, v0, schedule(2), False)  # builds the step's buffers
     (compiled,) = fitter.optimiser._graphs.values()
     sync(args.device)
@@ -132,7 +132,10 @@ def diagnose(gen: Any, planted: Any, args: argparse.Namespace) -> dict[str, Any]
     torch.cuda.empty_cache()
     # The engine's capture (warm-up and capture on one stream), and 20 steps against eager ones.
     results = {}
-    for name, steps in (("eager", StepOptions()), ("graph", StepOptions(cuda_graph=True))):
+    for name, steps in (
+        ("eager", StepOptions(cuda_graph=False)),
+        ("graph", StepOptions(cuda_graph=True)),
+    ):
         fitter, problem, u0, v0 = problem_for(gen, planted, args, steps)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -155,7 +158,7 @@ def profile_step(gen: Any, planted: Any, args: argparse.Namespace, stack: int, f
     """An eager step under torch.profiler: host time, GPU busy time, the top kernels."""
     from torch.profiler import ProfilerActivity, profile
 
-    fitter, problem, u0, v0 = problem_for(gen, planted, args, StepOptions())
+    fitter, problem, u0, v0 = problem_for(gen, planted, args, StepOptions(cuda_graph=False))
     problem = stack_problems([problem] * stack) if stack > 1 else problem
     u0, v0 = u0.repeat(stack, 1, 1), v0.repeat(stack, 1, 1)
     sched = dataclasses.replace(
