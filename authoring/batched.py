@@ -206,9 +206,9 @@ class BatchedOptimiser:
         self.options = options
         self.seed = seed
         self._graphs: dict[tuple, _Compiled] = {}
-        self._pool: tuple | None = None  # the CUDA-graph memory pool all shapes share
+        self._pool: Any = None  # the CUDA-graph memory pool all shapes share (torch's handle)
 
-    def graph_pool(self) -> tuple:
+    def graph_pool(self) -> Any:
         """The memory pool of this optimiser's captured steps (made on first use)."""
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
