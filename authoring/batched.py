@@ -10,8 +10,9 @@ CUDA graph (forward, backward and Adam together) and replayed, and it can be com
 plateau rule and the quality target.
 
 Problems are *stacked*: S keyframe problems of n frames each (e.g. the same keyframe of
-several segments) share one batch of S x k frames; their factors, learning rates and
-bookkeeping stay separate, so stacking changes no result, only how full the GPU is.
+several segments) share one batch of S x k frames; their factors, learning rates,
+bookkeeping and frame-subset draws (each problem's from its own seed, ``subset_draws``) stay
+separate, so stacking changes no result beyond batch-size rounding, only how full the GPU is.
 
 Levers (``StepOptions`` and the preset): ``frames_per_step`` k < n scores a random subset of
 the interval per step (the worst frame always in; the "best" is then judged on the latest
@@ -36,7 +37,7 @@ from prompts.keyframe import compose_context
 from prompts.quant import fake_quantize
 
 GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before capture (allocator, cuDNN choices)
-SUBSET_DRAWS = 256  # pre-drawn random frame orders of a subset run, used in turn
+SUBSET_DRAWS = 256  # pre-drawn random frame orders of a subset run per problem, used in turn
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults, as the release uses
 ADAM_EPS = 1e-8
 COARSE_FACTOR = 2  # the coarse phase works at half the resolution
@@ -74,6 +75,14 @@ class StackedProblem:
     noise: torch.Tensor  # [1, 4, h, w] the stream noise
     prev_weight: float  # w of the previous-latent mix
     rate_weight: torch.Tensor  # [S] weight of mean|U - U_prev| + mean|V - V_prev| (0: none)
+    subset_seeds: tuple[int, ...]  # S seeds of each problem's frame-subset draws
+
+    def __post_init__(self) -> None:
+        if len(self.subset_seeds) != self.stack:
+            raise ValueError(
+                f"subset_seeds needs one seed per stacked problem ({self.stack}), "
+                f"got {self.subset_seeds}"
+            )
 
     @property
     def stack(self) -> int:
@@ -116,6 +125,16 @@ def stacked_contexts(
     one = 1.0 - w
     return compose_context(one * problem.prev_u[:, None] + w * qu[:, None],
                            one * problem.prev_v[:, None] + w * qv[:, None])  # fmt: skip
+
+
+def subset_draws(seeds: tuple[int, ...], frames: int) -> torch.Tensor:
+    """Random scores ``[SUBSET_DRAWS, S, frames]`` in [0, 1) of a subset run, on the CPU: row
+    ``i`` from a generator of its own seeded ``seeds[i]``, so a problem draws the same frames
+    whatever it is stacked with (a stack of one is the draw of a problem fitted alone)."""
+    return torch.cat([
+        torch.rand(SUBSET_DRAWS, 1, frames, generator=torch.Generator().manual_seed(seed))
+        for seed in seeds
+    ], 1)  # fmt: skip
 
 
 def choose_frames(scores: torch.Tensor, worst: torch.Tensor, k: int) -> torch.Tensor:
@@ -197,14 +216,12 @@ class BatchedOptimiser:
         pixel_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
         latent_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
         options: StepOptions,
-        seed: int = 0,
     ) -> None:
         self.forward = forward
         self.latent_forward = latent_forward
         self.pixel_loss = pixel_loss
         self.latent_loss = latent_loss
         self.options = options
-        self.seed = seed
         self._graphs: dict[tuple, _Compiled] = {}
         self._pool: Any = None  # the CUDA-graph memory pool all shapes share (torch's handle)
 
@@ -401,8 +418,7 @@ class _Compiled:
         if n >= 2:
             self.stale_x0.copy_(self._initial_stale_x0())
         if self.k < n:
-            rng = torch.Generator().manual_seed(self.owner.seed)
-            self.subset_scores.copy_(torch.rand(self.subset_scores.shape, generator=rng))
+            self.subset_scores.copy_(subset_draws(problem.subset_seeds, n))
             # The best of a subset run is judged on every frame's latest loss: start them all.
             _, per_frame, _, mse = self._loss(
                 self.u, self.v, self.all_frames, self.stale_x0, self.worst
@@ -516,6 +532,8 @@ def stack_problems(problems: list[StackedProblem]) -> StackedProblem:
             fields[name] = value
         elif value is None:
             fields[name] = None
+        elif name == "subset_seeds":
+            fields[name] = tuple(seed for p in problems for seed in p.subset_seeds)
         else:
             fields[name] = torch.cat([getattr(p, name) for p in problems], 0)
     return StackedProblem(**fields)
@@ -539,5 +557,7 @@ def _copy_problem(into: StackedProblem, source: StackedProblem) -> None:
         target = getattr(into, name)
         if isinstance(value, torch.Tensor):
             target.copy_(value)
+        elif name == "subset_seeds":  # drawn from in ``load``, per problem
+            into.subset_seeds = value
         elif value != target:
             raise ValueError(f"stacked problem field {name} changed: {target} -> {value}")

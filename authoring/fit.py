@@ -156,7 +156,7 @@ class LevelFitter:
         )
         self.optimiser = BatchedOptimiser(
             self._forward, self._x0, self.loss, self.loss.latent,
-            step_options or StepOptions(), seed=config.seed,
+            step_options or StepOptions(),
         )  # fmt: skip
 
     @property
@@ -332,7 +332,7 @@ class LevelFitter:
             group_in=group_in, last_in=last_in,
             last_fixed=torch.tensor([last_fixed], device=device),
             noise=self._noise, prev_weight=self.config.prev_latent_weight,
-            rate_weight=torch.tensor([rate], device=device),
+            rate_weight=torch.tensor([rate], device=device), subset_seeds=(self.config.seed,),
         )  # fmt: skip
 
     def _inputs(

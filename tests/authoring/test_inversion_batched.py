@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from authoring.batched import DeviceAdam, choose_frames, stack_problems
+from authoring.batched import (
+    SUBSET_DRAWS,
+    DeviceAdam,
+    choose_frames,
+    stack_problems,
+    subset_draws,
+)
 from authoring.fit import FitState, LevelConfig, LevelFitter
 from authoring.losses import FitLoss, LossWeights, perceptual_term
 from authoring.presets import get_preset
@@ -50,6 +56,13 @@ def test_frame_subsets_always_hold_the_worst_frame() -> None:
     assert sorted(choose_frames(scores, torch.tensor([-1]), 2)[0].tolist()) in ([1, 3], [0, 1])
 
 
+def test_each_stacked_problem_draws_its_own_subsets() -> None:
+    draws = subset_draws((3, 5, 3), 4)
+    assert draws.shape == (SUBSET_DRAWS, 3, 4)
+    assert torch.equal(draws[:, 1:2], subset_draws((5,), 4))  # as problem 1 draws alone
+    assert torch.equal(draws[:, 0], draws[:, 2]) and not torch.equal(draws[:, 0], draws[:, 1])
+
+
 @pytest.fixture(scope="module")
 def setup() -> tuple[Any, np.ndarray, np.ndarray]:
     from authoring.planted import planted_clip
@@ -79,6 +92,16 @@ def test_coarse_problem_halves_everything_and_keeps_unit_noise(setup: Any) -> No
     wide = dataclasses.replace(problem, noise=big, group_in=0.95 * big, last_in=0.95 * big)
     assert wide.coarse().group_in.std().item() == pytest.approx(0.95, rel=0.03)
     assert wide.coarse().noise.std().item() == pytest.approx(1.0, rel=0.03)
+
+
+def test_stacked_problems_carry_a_subset_seed_each(setup: Any) -> None:
+    fitter = _fitter(setup)
+    problem = fitter.problem(fitter.spans[0], FitState())
+    assert problem.subset_seeds == (2,)  # the level's seed
+    other = dataclasses.replace(problem, subset_seeds=(9,))
+    assert stack_problems([problem, other, problem]).subset_seeds == (2, 9, 2)
+    with pytest.raises(ValueError, match=r"one seed per stacked problem \(1\), got \(2, 9\)"):
+        dataclasses.replace(problem, subset_seeds=(2, 9))
 
 
 def test_stacked_problems_fit_as_they_would_alone(setup: Any) -> None:
