@@ -23,10 +23,14 @@ the plateau rule carry on from keyframe to keyframe: measured on CPU with the ti
 ``demo`` 12/8 steps) a stored 8-bit factor differed by up to 31 quantiser steps, a chunk's PSNR
 by at most 0.06 dB, and the two fits' regenerated frames were at least 33.4 dB PSNR apart; a
 catalogue of two titles and two levels in batches of three, against batches of one, moved a
-chunk's PSNR by at most 0.59 dB (0.34 on another run). Two differences are by design: a stacked problem's
+chunk's PSNR by at most 0.59 dB (0.34 on another run). Phases that score a random subset of
+frames (``frames_per_step``) stack too: each problem draws its subsets from its own seed, as it
+would alone (``authoring.batched.subset_draws``), so with the ``OneByOne`` networks a stack of
+them stores the one-by-one bytes as well; with the real ones a rounding difference that moves a
+row's worst frame sends it to other frames, so the gap grows: 2 of 5 frames a step, the same 4
+segments, moved a chunk's PSNR by up to 0.57 dB (0.42 without the MS-SSIM term). One difference is by design: a stacked problem's
 ``iterations`` counts the steps its stack ran (a problem that stopped early rides along frozen,
-as the GPU did), and phases that score a random subset of frames (``frames_per_step``) are
-never stacked (their draws depend on the stack's size).
+as the GPU did).
 
 The sequential ``paper`` preset is refused as ``fit_segment`` refuses it (it cannot be cut into
 closed segments); any other sequential schedule has no stacked step and so runs one segment
@@ -258,7 +262,7 @@ class Lockstep:
         by_key: dict[tuple, list[_Fit]] = {}
         for fit in waiting:
             assert fit.request is not None
-            by_key.setdefault(_stack_key(fit.request, fit.index), []).append(fit)
+            by_key.setdefault(_stack_key(fit.request), []).append(fit)
         size = self.max_stack or len(waiting) or 1
         return [
             group[i : i + size] for group in by_key.values() for i in range(0, len(group), size)
@@ -301,10 +305,11 @@ class Lockstep:
             fit.reply = reply
 
 
-def _stack_key(request: _Request, index: int) -> tuple:
+def _stack_key(request: _Request) -> tuple:
     """Problems with equal keys stack: same tensor shapes, phase, noise mix and schedule (the
-    learning rate included: a cosine's floor is relative to it). A phase on random frame subsets
-    stacks with nothing (its draws depend on the stack's size)."""
+    learning rate included: a cosine's floor is relative to it; the frames per step too, so a
+    stack's subsets share one size). Each problem draws its own frame subsets, so subset phases
+    stack as any other."""
     problem, schedule = request.problem, request.schedule
     shapes = tuple(
         None if value is None else tuple(value.shape)
@@ -315,5 +320,4 @@ def _stack_key(request: _Request, index: int) -> tuple:
         tuple(value) if isinstance(value, list) else value
         for value in (getattr(schedule, f.name) for f in fields(schedule))
     )
-    subsets = 0 < schedule.frames_per_step < problem.frames
-    return (request.latent, shapes, problem.prev_weight, plan, index if subsets else None)
+    return (request.latent, shapes, problem.prev_weight, plan)

@@ -9,12 +9,13 @@ Adam and the plateau rule carry a difference on) stored factors differed by up t
 their 8-bit quantiser, chunk PSNR by at most 0.06 dB, and the two fits' regenerated frames
 were 33.4 dB PSNR apart at worst (without the MS-SSIM term: 39 steps, 0.25 dB, 28.5 dB); a
 stack of one is byte for byte ``fit_segment``. nano (prompt-encoder starts, encoder-latent
-targets) stacks to the one-by-one bytes.
+targets) stacks to the one-by-one bytes, and so do phases on random frame subsets (2 of 5 frames
+a step): each stacked row draws the frames it draws alone, its worst frame among them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,8 @@ OPTIONS = FitOptions(preset=get_preset("demo").with_budgets(12, 8))  # MS-SSIM t
 # Without the MS-SSIM term, whose convolutions also round by batch size, the networks alone set
 # the rounding: the one-by-one networks then give the very bytes of the one-by-one fit.
 EXACT = FitOptions(preset=OPTIONS.preset, perceptual="none")
+# 2 of an interval's 5 frames a step (keyframe 0's one-frame problem scores its frame).
+SUBSETS = FitOptions(preset=replace(OPTIONS.preset, frames_per_step=2), perceptual="none")
 LEVEL = LevelSpec(2, 5)
 
 
@@ -131,6 +134,86 @@ def test_stacked_fit_stores_the_bytes_of_one_by_one_fits(tiny_generator, batch, 
     assert [r.quality for r in together] == [r.quality for r in alone]
     # Keyframe 0 of all four, the full intervals of all four, the tails apart (b/1 ends 15 -> 16).
     assert max(stacks) == 4 and min(stacks) >= 2
+
+
+@pytest.fixture
+def picks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(worst frame [S], frames scored [S, k]) of every subset step the batched engine takes."""
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    original = batched.choose_frames
+
+    def spy(scores: torch.Tensor, worst: torch.Tensor, k: int) -> torch.Tensor:
+        chosen = original(scores, worst, k)
+        seen.append((worst.clone(), chosen.clone()))
+        return chosen
+
+    monkeypatch.setattr(batched, "choose_frames", spy)
+    return seen
+
+
+def _hold_their_worst(picks: list[tuple[torch.Tensor, torch.Tensor]]) -> bool:
+    return all(0 <= w < 5 and w in row
+               for worst, chosen in picks
+               for w, row in zip(worst.tolist(), chosen.tolist(), strict=True))  # fmt: skip
+
+
+def test_subset_phases_stack_to_the_bytes_of_one_by_one_fits(tiny_generator, batch, picks) -> None:  # type: ignore[no-untyped-def]
+    """Three full segments on 2 of 5 frames a step: the stack key admits their subset phases,
+    every row scores its worst frame, and the stacked fit stores the one-by-one bytes (tolerance
+    0: OneByOne networks, no MS-SSIM term, and each row's own draws leave nothing to round)."""
+    generator = OneByOne(tiny_generator)
+    frames, segments, inits = batch.frames[:3], batch.segments[:3], batch.inits[:3]
+    alone = [fit_segment(f, s, generator, SUBSETS, i)
+             for f, s, i in zip(frames, segments, inits, strict=True)]  # fmt: skip
+    assert picks and {c.shape for _, c in picks} == {(1, 2)}
+    count = len(picks)
+    together = fit_segments(frames, segments, generator, SUBSETS, inits)
+    # The subset phases stacked: keyframe 1 of all three, keyframe 2 of a/0 and b/0 (a/1's
+    # interval is 4 frames: a shape of its own).
+    assert {tuple(c.shape) for _, c in picks[count:]} == {(3, 2), (2, 2), (1, 2)}
+    assert _hold_their_worst(picks)
+    assert [_bytes(r) for r in together] == [_bytes(r) for r in alone]
+    assert [r.quality for r in together] == [r.quality for r in alone]
+
+
+def test_stacked_subset_rows_draw_as_they_would_alone(tiny_generator, batch, picks) -> None:  # type: ignore[no-untyped-def]
+    """Three problems of one keyframe with different seeds and starts, stacked: each row scores
+    the very frames it scores alone, step by step (its own seed's draws, its own worst frame among
+    them), and ends on the very factors (OneByOne networks, no MS-SSIM term: equal, not close)."""
+    from authoring.fit import FitState, LevelConfig, LevelFitter
+    from authoring.losses import FitLoss, LossWeights, perceptual_term
+
+    loss = FitLoss(perceptual_term("none"), LossWeights())
+    config = LevelConfig(rank=2, interval=5, chunk_frames=10)
+    fitter = LevelFitter(OneByOne(tiny_generator), batch.frames[0], batch.inits[0], config,
+                         SUBSETS.preset, loss)  # fmt: skip
+    first = fitter.fit_span(fitter.spans[0], FitState())
+    state = FitState([first.keyframe], [first.stats], first.factors, first.group_input,
+                     first.last_x0)  # fmt: skip
+    span = fitter.spans[1]
+    problem = fitter.problem(span, state)
+    schedule = fitter.schedule(span, 8, 0.03, final=True)
+    u0, v0 = (torch.from_numpy(a) for a in first.factors)
+    starts = [(u0, v0), (u0.flip(0).contiguous(), v0.flip(1).contiguous()), (u0 / 2, v0 / 2)]
+    seeds = (0, 7, 11)
+    problems = [replace(problem, subset_seeds=(seed,)) for seed in seeds]
+    alone, alone_picks = [], []
+    for one, (u, v) in zip(problems, starts, strict=True):
+        picks.clear()
+        alone.append(fitter.optimiser.run(one, u[None], v[None], schedule, False))
+        alone_picks.append(torch.cat([c for _, c in picks]))
+    picks.clear()
+    together = fitter.optimiser.run(
+        batched.stack_problems(problems), torch.stack([u for u, _ in starts]),
+        torch.stack([v for _, v in starts]), replace(schedule, lr=[0.03] * 3), False,
+    )  # fmt: skip
+    assert _hold_their_worst(picks)
+    rows = torch.stack([c for _, c in picks])  # [steps, 3, 2]
+    for i, (result, chosen) in enumerate(zip(alone, alone_picks, strict=True)):
+        assert torch.equal(rows[: len(chosen), i], chosen)
+        assert torch.equal(together.u[i], result.u[0]) and torch.equal(together.v[i], result.v[0])
+        assert together.loss[i] == result.loss[0]
+    assert not torch.equal(alone_picks[1], alone_picks[2])  # the seeds draw differently
 
 
 def test_stacked_fit_is_within_rounding_with_real_networks(tiny_generator, batch) -> None:  # type: ignore[no-untyped-def]
