@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +32,15 @@ from authoring.batched import (
     StepOptions,
     stacked_contexts,
 )
-from authoring.levels import LevelSpec
+from authoring.fit_state import (
+    FactorPredictor,
+    Factors,
+    FitState,
+    InitialFactors,
+    KeyframeStats,
+    LevelConfig,
+    SpanResult,
+)
 from authoring.losses import FitLoss, mse_from_psnr, psnr_from_mse
 from authoring.plan import KeyframeSpan, keyframe_spans
 from authoring.presets import FitPreset
@@ -42,77 +49,19 @@ from authoring.source import frames_to_tensor
 from engines.schedule import mix_latent, stream_noise, unmix_latent, x0_from_eps
 from prompts.keyframe import Keyframe, interpolate_context
 from prompts.quant import fake_quantize, quantize_tensor
-from prompts.stream_model import (
-    CHAINED,
-    CHUNK_RESET,
-    CONTEXT_DIM,
-    CONTEXT_TOKENS,
-    NOISE_SEED,
-    PREV_LATENT_RULES,
-    PREV_LATENT_WEIGHT,
-)
+from prompts.stream_model import CHAINED, CONTEXT_DIM, CONTEXT_TOKENS
 
-Factors = tuple[np.ndarray, np.ndarray]  # float U [77, r], V [r, 1024]
-
-# (keyframe's frame index, previous latent [1, 4, h, w], rank) -> starting (U [77, r], V [r, 1024])
-FactorPredictor = Callable[[int, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
-
-
-@dataclass(frozen=True)
-class LevelConfig(LevelSpec):
-    """What defines one level's fit besides the source frames: the level (rank, interval,
-    name) and its chunking, seeds and previous-latent rule."""
-
-    chunk_frames: int
-    noise_seed: int = NOISE_SEED
-    prev_latent_weight: float = PREV_LATENT_WEIGHT
-    warm_start: bool = True
-    seed: int = 0  # seeds random initialisations (cold starts, frame subsets)
-    prev_latent_rule: str = CHUNK_RESET  # or CHAINED (the original release's)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.prev_latent_rule not in PREV_LATENT_RULES:
-            raise ValueError(f"unknown previous-latent rule {self.prev_latent_rule!r}")
-
-
-@dataclass
-class KeyframeStats:
-    """How one keyframe's fit went."""
-
-    frame: int
-    iterations: int
-    seconds: float
-    loss: float  # best mean per-frame loss seen while fitting
-    psnr: float  # PSNR (dB, float images) of the regenerated frames the keyframe shapes
-
-
-@dataclass
-class FitState:
-    """Everything the next keyframe's fit needs from the ones before (what a checkpoint holds)."""
-
-    keyframes: list[Keyframe] = field(default_factory=list)
-    stats: list[KeyframeStats] = field(default_factory=list)
-    factors: tuple[np.ndarray, np.ndarray] | None = None  # float U, V of the last keyframe
-    group_input: np.ndarray | None = None  # UNet input of the group starting at the last keyframe
-    last_x0: np.ndarray | None = None  # x0 latent of the last keyframe's frame
-
-
-# (the keyframe's span, the state before it) -> its starting float factors, or None: the default
-InitialFactors = Callable[[KeyframeSpan, FitState], Factors | None]
-
-
-@dataclass
-class SpanResult:
-    """The outcome of fitting one keyframe."""
-
-    keyframe: Keyframe
-    factors: tuple[np.ndarray, np.ndarray]
-    stats: KeyframeStats
-    decoded_start: int  # first frame of ``decoded``
-    decoded: np.ndarray  # uint8 [m, H, W, 3]: frames now final, exactly as a decoder makes them
-    group_input: np.ndarray
-    last_x0: np.ndarray
+# The fit's data types live in authoring.fit_state; importers of authoring.fit keep them.
+__all__ = [
+    "FactorPredictor",
+    "Factors",
+    "FitState",
+    "InitialFactors",
+    "KeyframeStats",
+    "LevelConfig",
+    "LevelFitter",
+    "SpanResult",
+]
 
 
 class LevelFitter:
