@@ -42,14 +42,13 @@ from authoring.fit_state import (
     SpanResult,
 )
 from authoring.losses import FitLoss, mse_from_psnr, psnr_from_mse
-from authoring.plan import KeyframeSpan, keyframe_spans
+from authoring.plan import KeyframeSpan
 from authoring.presets import FitPreset
+from authoring.problems import KeyframeProblems
 from authoring.sequential import EXTRA_WORST_STEPS, SequentialFit, SequentialSchedule, StepHook
-from authoring.source import frames_to_tensor
-from engines.schedule import mix_latent, stream_noise, unmix_latent, x0_from_eps
 from prompts.keyframe import Keyframe, interpolate_context
-from prompts.quant import fake_quantize, quantize_tensor
-from prompts.stream_model import CHAINED, CONTEXT_DIM, CONTEXT_TOKENS
+from prompts.quant import quantize_tensor
+from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS
 
 # The fit's data types live in authoring.fit_state; importers of authoring.fit keep them.
 __all__ = [
@@ -89,48 +88,32 @@ class LevelFitter:
         self.preset = preset
         self.device = torch.device(generator.device)
         self.loss = loss.to(self.device)
-        self.spans = keyframe_spans(
-            len(frames), config.interval, config.chunk_frames, config.prev_latent_rule
+        self.problems = KeyframeProblems(
+            generator, frames, init_latent, config, preset, self.loss, latent_targets
         )
-        height, width = frames.shape[1:3]
-        self._noise = torch.from_numpy(
-            stream_noise(config.noise_seed, height, width, generator.latent_geometry)
-        ).to(self.device)
-        self.init_latent = torch.from_numpy(np.ascontiguousarray(init_latent, np.float32)).to(
-            self.device
-        )
-        self.init_input = self.unet_input(self.init_latent)
-        self.latent_targets = (
-            torch.from_numpy(latent_targets).to(self.device) if latent_targets is not None else None
-        )
+        self.spans = self.problems.spans
         self.optimiser = BatchedOptimiser(
-            self._forward, self._x0, self.loss, self.loss.latent,
+            self.problems.forward, self.problems.x0, self.loss, self.loss.latent,
             step_options or StepOptions(), seed=config.seed,
         )  # fmt: skip
 
     @property
     def chained(self) -> bool:
-        return self.config.prev_latent_rule == CHAINED
+        return self.problems.chained
 
     def unet_input(self, prev_latent: torch.Tensor) -> torch.Tensor:
-        """A group's UNet input ``w * prev + (1 - w) * noise``, as the stream decoder mixes it."""
-        return mix_latent(prev_latent.to(self.device), self._noise, self.config.prev_latent_weight)
+        """A group's UNet input (``KeyframeProblems.unet_input``)."""
+        return self.problems.unet_input(prev_latent)
 
-    def _unmix(self, unet_input: torch.Tensor) -> torch.Tensor:
-        """``prev`` of a group input ``w * prev + (1 - w) * noise``."""
-        return unmix_latent(unet_input.to(self.device), self._noise, self.config.prev_latent_weight)
+    def problem(self, span: KeyframeSpan, state: FitState) -> StackedProblem:
+        """The fixed tensors of one keyframe's objective (``KeyframeProblems.problem``)."""
+        return self.problems.problem(span, state)
 
-    def _forward(
-        self, latents: torch.Tensor, contexts: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        # Precision is the generator's: the fitting commands load it in bf16 on CUDA.
-        x0, image = self.gen.forward(latents, contexts)
-        return x0.float(), image.float()
-
-    def _x0(self, latents: torch.Tensor, contexts: torch.Tensor) -> torch.Tensor:
-        """x0 alone (UNet, no decoder)."""
-        eps = self.gen.backend.eps(latents.to(self.device), contexts.to(self.device))
-        return x0_from_eps(latents, eps)
+    def objective(
+        self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-frame pixel loss of the span for factors (U, V) (``KeyframeProblems.objective``)."""
+        return self.problems.objective(span, state, u, v)
 
     def initial_factors(self, span: KeyframeSpan, state: FitState) -> Factors:
         """Where a keyframe's fit starts: a prompt encoder's prediction when the fitter has one,
@@ -140,9 +123,9 @@ class LevelFitter:
             # The previous latent of the frames before the keyframe: the init latent for keyframe
             # 0, else the one the group starting at the previous keyframe was mixed from.
             prev = (
-                self.init_latent
+                self.problems.init_latent
                 if span.index == 0
-                else self._unmix(torch.from_numpy(state.group_input))
+                else self.problems.unmix(torch.from_numpy(state.group_input))
             )
             u, v = self.predict_factors(span.end, prev, self.config.rank)
             return u.detach().cpu().numpy(), v.detach().cpu().numpy()
@@ -226,7 +209,11 @@ class LevelFitter:
         preset = self.preset
         first = self._first_budget(span)
         budget = preset.first_iterations if first else preset.later_iterations
-        latent = round(budget * preset.latent_fraction) if self.latent_targets is not None else 0
+        latent = (
+            round(budget * preset.latent_fraction)
+            if self.problems.latent_targets is not None
+            else 0
+        )
         coarse = min(round(budget * preset.coarse_fraction), budget - latent)
         problem = self.problem(span, state)
         lr = self._learning_rate(span)
@@ -258,73 +245,6 @@ class LevelFitter:
             cosine=preset.cosine, target_mse=None if target is None else mse_from_psnr(target),
         )  # fmt: skip
 
-    def problem(self, span: KeyframeSpan, state: FitState) -> StackedProblem:
-        """The fixed tensors of one keyframe's objective (a stack of one)."""
-        device = self.device
-        prev_u = prev_v = None
-        if span.index > 0:
-            pu, pv = state.keyframes[-1].factors()
-            prev_u, prev_v = torch.from_numpy(pu).to(device), torch.from_numpy(pv).to(device)
-        group_in, last_in, last_fixed = self._inputs(span, state)
-        targets = frames_to_tensor(self.frames[span.frames], device)
-        latent_targets = (
-            self.latent_targets[span.frames] if self.latent_targets is not None else None
-        )
-        anchored = prev_u is not None and self.config.warm_start and not self.preset.cold_start
-        rate = self.preset.delta_penalty if anchored else 0.0
-        return StackedProblem(
-            targets=targets[None],
-            latent_targets=None if latent_targets is None else latent_targets[None],
-            weights=torch.tensor(span.weights, device=device)[None],
-            prev_u=None if prev_u is None else prev_u[None],
-            prev_v=None if prev_v is None else prev_v[None],
-            group_in=group_in, last_in=last_in,
-            last_fixed=torch.tensor([last_fixed], device=device),
-            noise=self._noise, prev_weight=self.config.prev_latent_weight,
-            rate_weight=torch.tensor([rate], device=device),
-        )  # fmt: skip
-
-    def _inputs(
-        self, span: KeyframeSpan, state: FitState
-    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """(UNet input of frames before the keyframe's own, input of the keyframe's own frame,
-        whether the latter is fixed) under the level's previous-latent rule.
-
-        ``chunk-reset``: the frames of ``[p_{k-1}, p_k)`` share the group input; frame ``p_k``
-        starts the next group: the init latent on a chunk start, else the x0 of ``p_k - 1``
-        (taken from the latest step while optimising, so the span stays one batch; for a span
-        of one frame that is the previous keyframe's frame, known exactly).
-        ``chained``: the frames ``(p_{k-1}, p_k]`` form one group on the x0 of ``p_{k-1}``.
-        """
-        if span.index == 0:
-            return self.init_input, self.init_input, True
-        if self.chained:
-            group = self.unet_input(torch.from_numpy(state.last_x0))
-            return group, group, True
-        group = torch.from_numpy(state.group_input).to(self.device)
-        if span.end_starts_chunk:
-            return group, self.init_input, True
-        if len(span.frames) == 1:
-            return group, self.unet_input(torch.from_numpy(state.last_x0)), True
-        return group, group, False
-
-    def objective(
-        self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor
-    ) -> torch.Tensor:
-        """Per-frame pixel loss of the span for factors (U, V), the keyframe's own frame fed the
-        exact x0 of the frame before it (the loop uses the latest step's)."""
-        problem = self.problem(span, state)
-        qu, qv = fake_quantize(u), fake_quantize(v)
-        contexts = stacked_contexts(qu[None], qv[None], problem, problem.weights)[0]
-        last_in = problem.last_in
-        if not bool(problem.last_fixed[0]):
-            last_in = self.unet_input(self._x0(problem.group_in, contexts[-2:-1]))
-        n = len(span.frames)
-        latents = torch.cat([problem.group_in.expand(n - 1, -1, -1, -1), last_in], 0)
-        _, images = self._forward(latents, contexts)
-        assert problem.targets is not None
-        return self.loss(images, problem.targets[0], contexts)
-
     # -- the release's sequential loop -------------------------------------------------------
 
     def _fit_sequential(
@@ -348,9 +268,9 @@ class LevelFitter:
                 latent = problem.group_in if j < n - 1 else problem.last_in
             else:  # the keyframe's own frame on the x0 of the frame just before it
                 if "x0" not in stale:
-                    stale["x0"] = self._x0(problem.group_in, problem_context(n - 2, qu, qv))
+                    stale["x0"] = self.problems.x0(problem.group_in, problem_context(n - 2, qu, qv))
                 latent = self.unet_input(stale["x0"])
-            x0, image = self._forward(latent, context)
+            x0, image = self.problems.forward(latent, context)
             if j == n - 2:
                 stale["x0"] = x0.detach()
             assert problem.targets is not None
@@ -401,7 +321,7 @@ class LevelFitter:
         last_span = span.index == len(self.spans) - 1
         decoded_start, decoded = span.end, []
         if span.index == 0:
-            end_input = self.init_input
+            end_input = self.problems.init_input
         else:
             previous = state.keyframes[-1]
             contexts = [previous.context()] + [
@@ -412,7 +332,9 @@ class LevelFitter:
             x0, group_frames = backend.generate(group_in.expand(len(contexts), -1, -1, -1), ctx)
             decoded_start = span.start
             decoded.append(group_frames.cpu().numpy())
-            end_input = self.init_input if span.end_starts_chunk else self.unet_input(x0[-1:])
+            end_input = (
+                self.problems.init_input if span.end_starts_chunk else self.unet_input(x0[-1:])
+            )
         end_ctx = torch.from_numpy(keyframe.context()[None]).to(self.device)
         x0_end, end_frame = backend.generate(end_input, end_ctx)
         span_frames = np.concatenate(decoded + [end_frame.cpu().numpy()])[-len(span.frames) :]
