@@ -22,6 +22,7 @@ phase (everything at half resolution), CUDA graphs, ``torch.compile`` and autoca
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import warnings
 from collections.abc import Callable
@@ -48,7 +49,7 @@ LatentForward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class StepOptions:
     """How steps run (none of this changes what a step computes, beyond rounding)."""
 
-    cuda_graph: bool = False  # capture one step as a CUDA graph and replay it
+    cuda_graph: bool = True  # on CUDA, capture one step as a CUDA graph and replay it
     compile_mode: str | None = None  # torch.compile mode of the forward + loss (e.g. "default")
     autocast: torch.dtype | None = None  # run the networks under autocast (fp32 weights)
 
@@ -205,6 +206,19 @@ class BatchedOptimiser:
         self.options = options
         self.seed = seed
         self._graphs: dict[tuple, _Compiled] = {}
+        self._pool: Any = None  # the CUDA-graph memory pool all shapes share (torch's handle)
+
+    def graph_pool(self) -> Any:
+        """The memory pool of this optimiser's captured steps (made on first use)."""
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        return self._pool
+
+    def release_graph_pool(self) -> None:
+        """Give a failed capture's memory back: drop its pool, then the cached blocks."""
+        self._pool = None
+        gc.collect()  # the failed step's tensors, held by the exception's frames
+        torch.cuda.empty_cache()
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         """Autocast to ``options.autocast`` around the networks, or nothing."""
@@ -418,6 +432,7 @@ class _Compiled:
                 warnings.warn(f"CUDA graph capture of the fitting step failed ({error}); "
                               "running the steps eagerly", stacklevel=2)  # fmt: skip
                 self.use_graph = False
+                self.owner.release_graph_pool()
             self.load(problem, u0, v0, schedule)  # warm-up steps moved the factors
         stack = problem.stack
         lr = list(schedule.lr)
@@ -462,7 +477,14 @@ class _Compiled:
         )  # fmt: skip
 
     def _capture(self) -> None:
-        """Warm up on a side stream, then capture one step as a CUDA graph."""
+        """Warm up on a side stream, then capture one step as a CUDA graph on that stream.
+
+        A step captures only if nothing in it waits for the host: MS-SSIM's product was the one
+        operation that did (``torch.prod``'s backward asks whether a factor is zero), found with
+        ``torch.cuda.set_sync_debug_mode`` (``scripts/bench_fit_step.py --diagnose``). Every
+        graph of an optimiser draws from one memory pool (graphs replay one at a time and keep
+        nothing in it between replays), so several shapes cost one pool, not one each.
+        """
         device = self.u.device
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
@@ -473,10 +495,10 @@ class _Compiled:
         self.counter.zero_()
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph):
+            with torch.cuda.graph(graph, pool=self.owner.graph_pool(), stream=side):
                 self.step()
         except RuntimeError:
-            graph.reset()  # give the failed capture's memory pool back
+            graph.reset()  # give the failed capture's memory back
             del graph
             torch.cuda.empty_cache()
             raise

@@ -229,7 +229,7 @@ def build_titles(
             title, batch = done.handle.tag
             if batch is None:
                 preparing -= 1
-            if not done.ok:
+            if done.error is not None:
                 where = batch[0][1].name if batch is not None else "preparing"
                 for member in _titles_of(batch) if batch is not None else [title]:
                     fail(member, f"{where}: {first_line(done.error)}")

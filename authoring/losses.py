@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,9 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         else:
             factors.append(cs.clamp_min(1e-6) ** weights[scale])
             x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-    return torch.stack(factors, 0).prod(0)
+    # A running product, not ``torch.prod``: prod's backward asks the host whether any factor
+    # is zero (a synchronisation), which invalidates the CUDA-graph capture of a fitting step.
+    return functools.reduce(operator.mul, factors)
 
 
 def ms_ssim_loss(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

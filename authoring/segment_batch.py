@@ -23,7 +23,7 @@ the plateau rule carry on from keyframe to keyframe: measured on CPU with the ti
 ``demo`` 12/8 steps) a stored 8-bit factor differed by up to 31 quantiser steps, a chunk's PSNR
 by at most 0.06 dB, and the two fits' regenerated frames were at least 33.4 dB PSNR apart; a
 catalogue of two titles and two levels in batches of three, against batches of one, moved a
-chunk's PSNR by at most 0.34 dB. Two differences are by design: a stacked problem's
+chunk's PSNR by at most 0.59 dB (0.34 on another run). Two differences are by design: a stacked problem's
 ``iterations`` counts the steps its stack ran (a problem that stopped early rides along frozen,
 as the GPU did), and phases that score a random subset of frames (``frames_per_step``) are
 never stacked (their draws depend on the stack's size).

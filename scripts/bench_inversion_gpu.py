@@ -145,7 +145,7 @@ class Variant:
     name: str
     preset: FitPreset
     lever: str  # what the row shows
-    steps: StepOptions = StepOptions()
+    steps: StepOptions = StepOptions(cuda_graph=False)
     oracle_latents: bool = False  # latent phase on the planted x0 (a perfect encoder: a bound)
     stack: int = 1  # identical problems fitted together (segments batched in one step)
 
@@ -172,7 +172,15 @@ def variants(cuda: bool) -> dict[str, Variant]:
         Variant("short-stack3", short, "+ 3 segments in one step (per segment)", graph, stack=3),
         Variant("short-plateau", replace(short, cosine=False), "plateau rule instead of cosine", graph),
         Variant("short-coarse", replace(short, coarse_fraction=0.5), "+ half the steps at half size", graph),
-        Variant("fast-no-graph", fast, "default, eager steps", StepOptions()),
+        Variant("fast-no-graph", fast, "default, eager steps", StepOptions(cuda_graph=False)),
+        # Segments stacked in one step (issue 23): the cost per segment, the same fit each.
+        Variant("fast-s4", fast, "default, 4 segments a step", graph, stack=4),
+        Variant("fast-s8-k3", replace(fast, frames_per_step=3), "default, 3 frames of 8 segments a step", graph, stack=8),
+        Variant("plateau-s8-k3-b50", replace(short, cosine=False, frames_per_step=3), "plateau rule, 3 frames of 8 segments, 50 steps", graph, stack=8),
+        Variant("plateau-s8-k3-b100", replace(short.with_budgets(1000, 100), cosine=False, frames_per_step=3), "plateau rule, 3 frames of 8 segments, 100 steps", graph, stack=8),
+        Variant("plateau-s4-b50", replace(short, cosine=False), "plateau rule, 4 segments, 50 steps", graph, stack=4),
+        Variant("plateau-s8-k5-b60", replace(short.with_budgets(1000, 60), cosine=False, frames_per_step=5), "plateau rule, 5 frames of 8 segments, 60 steps", graph, stack=8),
+        Variant("reference-s4", ref, "reference, 4 segments a step (same result per segment)", graph, stack=4),
     ]  # fmt: skip
     return {v.name: v for v in rows}
 
@@ -525,14 +533,14 @@ def main() -> None:
 
     if not args.no_steps:
         kinds: list[tuple[str, StepOptions, dict]] = [
-            ("pixel, batch 10, eager + host check each step (loop before the engine)", StepOptions(), {"check_every": 1}),
+            ("pixel, batch 10, eager + host check each step (loop before the engine)", StepOptions(cuda_graph=False), {"check_every": 1}),
             ("pixel, batch 10, CUDA graph", graph, {}),
             ("latent, batch 10, CUDA graph", graph, {"latent": True}),
             ("pixel, 3 of 10 frames, CUDA graph", graph, {"frames_per_step": 3}),
             ("pixel, 2 of 10 frames, CUDA graph", graph, {"frames_per_step": 2}),
             ("pixel, batch 10 at half size, CUDA graph", graph, {"coarse": True}),
             ("pixel, 3 segments x 3 frames, CUDA graph (per segment)", graph, {"frames_per_step": 3, "stack": 3}),
-            ("pixel, batch 1, eager + host check (the release's step)", StepOptions(), {"check_every": 1, "span_index": 0}),
+            ("pixel, batch 1, eager + host check (the release's step)", StepOptions(cuda_graph=False), {"check_every": 1, "span_index": 0}),
         ]  # fmt: skip
         measure_steps(gen, planted, args, report, kinds, deadline)
         if cuda and args.arch == "sd-turbo":  # fp32 weights under bf16 autocast (a second copy)
@@ -582,6 +590,7 @@ def main() -> None:
             "variant": name,
             "lever": variant.lever,
             "card": card,
+            "segments_per_step": variant.stack,
             **row,
         }
         if name == "reference":
