@@ -41,11 +41,12 @@ from authoring.fit_state import (
     LevelConfig,
     SpanResult,
 )
-from authoring.losses import FitLoss, mse_from_psnr, psnr_from_mse
+from authoring.losses import FitLoss, psnr_from_mse
 from authoring.plan import KeyframeSpan
 from authoring.presets import FitPreset
 from authoring.problems import KeyframeProblems
-from authoring.sequential import EXTRA_WORST_STEPS, SequentialFit, SequentialSchedule, StepHook
+from authoring.sequential import SequentialFit, SequentialSchedule, StepHook
+from authoring.starts import KeyframeStarts
 from prompts.keyframe import Keyframe, interpolate_context
 from prompts.quant import quantize_tensor
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS
@@ -82,20 +83,29 @@ class LevelFitter:
         ``step_options`` choose how batched steps run (CUDA graph, compile, autocast);
         ``predict_factors`` (a prompt encoder, e.g. nano's) gives every keyframe its starting factors."""
         self.gen = generator
-        self.predict_factors = predict_factors
         self.frames = frames
         self.config = config
-        self.preset = preset
         self.device = torch.device(generator.device)
         self.loss = loss.to(self.device)
         self.problems = KeyframeProblems(
             generator, frames, init_latent, config, preset, self.loss, latent_targets
         )
+        self.starts = KeyframeStarts(config, preset, self.problems, predict_factors)
+        self.preset = preset
         self.spans = self.problems.spans
         self.optimiser = BatchedOptimiser(
             self.problems.forward, self.problems.x0, self.loss, self.loss.latent,
             step_options or StepOptions(), seed=config.seed,
         )  # fmt: skip
+
+    @property
+    def preset(self) -> FitPreset:
+        return self._preset
+
+    @preset.setter
+    def preset(self, preset: FitPreset) -> None:
+        """A new preset (a benchmark changes budgets between runs) reaches every part."""
+        self._preset = self.problems.preset = self.starts.preset = preset
 
     @property
     def chained(self) -> bool:
@@ -116,39 +126,8 @@ class LevelFitter:
         return self.problems.objective(span, state, u, v)
 
     def initial_factors(self, span: KeyframeSpan, state: FitState) -> Factors:
-        """Where a keyframe's fit starts: a prompt encoder's prediction when the fitter has one,
-        else the previous keyframe's float factors (warm start), else ``torch.rand`` seeded by
-        the level's seed and the keyframe number."""
-        if self.predict_factors is not None:
-            # The previous latent of the frames before the keyframe: the init latent for keyframe
-            # 0, else the one the group starting at the previous keyframe was mixed from.
-            prev = (
-                self.problems.init_latent
-                if span.index == 0
-                else self.problems.unmix(torch.from_numpy(state.group_input))
-            )
-            u, v = self.predict_factors(span.end, prev, self.config.rank)
-            return u.detach().cpu().numpy(), v.detach().cpu().numpy()
-        if span.index > 0 and not self._starts_cold(span) and state.factors is not None:
-            return state.factors[0].copy(), state.factors[1].copy()
-        rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + span.index)
-        u = torch.rand(CONTEXT_TOKENS, self.config.rank, generator=rng)
-        v = torch.rand(self.config.rank, CONTEXT_DIM, generator=rng)
-        return u.numpy(), v.numpy()
-
-    def _starts_cold(self, span: KeyframeSpan) -> bool:
-        """Fitted from random factors: keyframe 0 or a cold start, unless a prompt encoder
-        predicts the start (then every keyframe gets a later keyframe's budget and step)."""
-        if self.predict_factors is not None:
-            return False
-        return span.index == 0 or not self.config.warm_start or self.preset.cold_start
-
-    def _learning_rate(self, span: KeyframeSpan) -> float:
-        return self.preset.lr if self._starts_cold(span) else self.preset.warm_lr
-
-    def _first_budget(self, span: KeyframeSpan) -> bool:
-        """Keyframe 0 fitted from random factors takes the preset's first-keyframe budget."""
-        return span.index == 0 and self.predict_factors is None
+        """Where a keyframe's fit starts (``KeyframeStarts.initial_factors``)."""
+        return self.starts.initial_factors(span, state)
 
     def fit_span(
         self,
@@ -206,21 +185,11 @@ class LevelFitter:
         self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, float, int]:
         """Phases (coarse, latent, pixel), each from the previous phase's best factors."""
-        preset = self.preset
-        first = self._first_budget(span)
-        budget = preset.first_iterations if first else preset.later_iterations
-        latent = (
-            round(budget * preset.latent_fraction)
-            if self.problems.latent_targets is not None
-            else 0
-        )
-        coarse = min(round(budget * preset.coarse_fraction), budget - latent)
         problem = self.problem(span, state)
-        lr = self._learning_rate(span)
+        lr = self.starts.learning_rate(span)
         iterations, best_loss = 0, math.inf
         u, v = u[None], v[None]
-        phases = (("coarse", coarse), ("latent", latent), ("pixel", budget - coarse - latent))
-        for phase, phase_budget in phases:
+        for phase, phase_budget in self.starts.phase_budgets(span):
             if phase_budget <= 0:
                 continue
             schedule = self.schedule(span, phase_budget, lr, final=phase == "pixel")
@@ -233,17 +202,8 @@ class LevelFitter:
         return u[0], v[0], best_loss, iterations
 
     def schedule(self, span: KeyframeSpan, budget: int, lr: float, final: bool) -> PhaseSchedule:
-        """The preset's learning-rate and stopping rules for one phase of one keyframe."""
-        preset = self.preset
-        first = self._first_budget(span)
-        target = preset.target_psnr if final else None
-        return PhaseSchedule(
-            budget=budget, lr=[lr], min_lr=preset.min_lr,
-            patience=preset.first_patience if first else preset.later_patience,
-            improvement=preset.improvement, stop_after_plateaus=preset.stop_after_plateaus,
-            worst_frame_extra=preset.worst_frame_extra, frames_per_step=preset.frames_per_step,
-            cosine=preset.cosine, target_mse=None if target is None else mse_from_psnr(target),
-        )  # fmt: skip
+        """The rules of one batched phase of one keyframe (``KeyframeStarts.schedule``)."""
+        return self.starts.schedule(span, budget, lr, final)
 
     # -- the release's sequential loop -------------------------------------------------------
 
@@ -288,18 +248,8 @@ class LevelFitter:
         return result.u, result.v, ranges, result.loss, result.iterations
 
     def sequential_schedule(self, span: KeyframeSpan) -> SequentialSchedule:
-        """The preset's budget and learning-rate rule for one keyframe's sequential loop;
-        keyframe 0 gets no extra steps on its worst frame (the release's ``f_id > 0``)."""
-        preset = self.preset
-        first = self._first_budget(span)
-        return SequentialSchedule(
-            iterations=preset.first_iterations if first else preset.later_iterations,
-            lr=self._learning_rate(span),
-            patience=preset.first_patience if first else preset.later_patience,
-            min_lr=preset.min_lr,
-            extra_steps=0 if span.index == 0 else EXTRA_WORST_STEPS,
-            improvement=preset.improvement,
-        )
+        """One keyframe's sequential schedule (``KeyframeStarts.sequential_schedule``)."""
+        return self.starts.sequential_schedule(span)
 
     # -- exact regeneration ----------------------------------------------------------------
 
