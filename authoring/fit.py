@@ -45,9 +45,10 @@ from authoring.losses import FitLoss, psnr_from_mse
 from authoring.plan import KeyframeSpan
 from authoring.presets import FitPreset
 from authoring.problems import KeyframeProblems
+from authoring.replay import DecoderReplay
 from authoring.sequential import SequentialFit, SequentialSchedule, StepHook
 from authoring.starts import KeyframeStarts
-from prompts.keyframe import Keyframe, interpolate_context
+from prompts.keyframe import Keyframe
 from prompts.quant import quantize_tensor
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS
 
@@ -91,6 +92,7 @@ class LevelFitter:
             generator, frames, init_latent, config, preset, self.loss, latent_targets
         )
         self.starts = KeyframeStarts(config, preset, self.problems, predict_factors)
+        self.replay = DecoderReplay(self.problems)
         self.preset = preset
         self.spans = self.problems.spans
         self.optimiser = BatchedOptimiser(
@@ -253,69 +255,11 @@ class LevelFitter:
 
     # -- exact regeneration ----------------------------------------------------------------
 
-    @torch.no_grad()
     def regenerate(
         self, span: KeyframeSpan, keyframe: Keyframe, state: FitState
     ) -> tuple[int, np.ndarray, float, np.ndarray, np.ndarray]:
-        """Regenerate with the decoder's own batches.
-
-        Returns (first final frame, final frames, MSE of the span's frames, next group input,
-        x0 of p_k). ``chunk-reset``: the group ``[p_{k-1}, p_k)`` in one call, then frame
-        ``p_k`` (the first frame of the next group), final only when it is the stream's last
-        frame (else with the next keyframe's group). ``chained``: the group ``(p_{k-1}, p_k]``,
-        cut where a chunk starts as the decoder cuts it; all final.
-        """
-        if self.chained and span.index > 0:
-            return self._regenerate_chained(span, keyframe, state)
-        backend = self.gen.backend
-        last_span = span.index == len(self.spans) - 1
-        decoded_start, decoded = span.end, []
-        if span.index == 0:
-            end_input = self.problems.init_input
-        else:
-            previous = state.keyframes[-1]
-            contexts = [previous.context()] + [
-                interpolate_context(previous, keyframe, f) for f in span.frames[:-1]
-            ]
-            ctx = torch.from_numpy(np.stack(contexts)).to(self.device)
-            group_in = torch.from_numpy(state.group_input).to(self.device)
-            x0, group_frames = backend.generate(group_in.expand(len(contexts), -1, -1, -1), ctx)
-            decoded_start = span.start
-            decoded.append(group_frames.cpu().numpy())
-            end_input = (
-                self.problems.init_input if span.end_starts_chunk else self.unet_input(x0[-1:])
-            )
-        end_ctx = torch.from_numpy(keyframe.context()[None]).to(self.device)
-        x0_end, end_frame = backend.generate(end_input, end_ctx)
-        span_frames = np.concatenate(decoded + [end_frame.cpu().numpy()])[-len(span.frames) :]
-        if last_span or (self.chained and span.index == 0):
-            decoded.append(end_frame.cpu().numpy())
-        final = (
-            np.concatenate(decoded) if decoded else np.zeros((0, *self.frames.shape[1:]), np.uint8)
-        )
-        return (decoded_start, final, self._mse(span, span_frames), end_input.cpu().numpy(),
-                x0_end.float().cpu().numpy())  # fmt: skip
-
-    def _regenerate_chained(
-        self, span: KeyframeSpan, keyframe: Keyframe, state: FitState
-    ) -> tuple[int, np.ndarray, float, np.ndarray, np.ndarray]:
-        previous = state.keyframes[-1]
-        group_in = self.unet_input(torch.from_numpy(state.last_x0))
-        cuts = [f for f in span.frames if f % self.config.chunk_frames == 0 and f != span.frames[0]]
-        pieces, x0 = [], None
-        for part in np.split(np.array(span.frames), [f - span.frames[0] for f in cuts]):
-            ctx = np.stack([interpolate_context(previous, keyframe, int(f)) for f in part])
-            latents = group_in.expand(len(part), -1, -1, -1)
-            x0, frames = self.gen.backend.generate(latents, torch.from_numpy(ctx).to(self.device))
-            pieces.append(frames.cpu().numpy())
-        assert x0 is not None
-        span_frames = np.concatenate(pieces)
-        return (span.frames[0], span_frames, self._mse(span, span_frames), group_in.cpu().numpy(),
-                x0[-1:].float().cpu().numpy())  # fmt: skip
-
-    def _mse(self, span: KeyframeSpan, span_frames: np.ndarray) -> float:
-        targets = self.frames[span.frames].astype(np.float64)
-        return float(((span_frames.astype(np.float64) - targets) / 127.5).__pow__(2).mean())
+        """The span regenerated as a decoder will (``DecoderReplay.regenerate``)."""
+        return self.replay.regenerate(span, keyframe, state)
 
     def _progress_facts(self, span: KeyframeSpan, stats: KeyframeStats) -> dict[str, str]:
         """What the bar shows after a keyframe: frames fitted so far, then its quality, then the
