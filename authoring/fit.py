@@ -30,7 +30,6 @@ from authoring.batched import (
     PhaseSchedule,
     StackedProblem,
     StepOptions,
-    stacked_contexts,
 )
 from authoring.fit_state import (
     FactorPredictor,
@@ -46,7 +45,8 @@ from authoring.plan import KeyframeSpan
 from authoring.presets import FitPreset
 from authoring.problems import KeyframeProblems
 from authoring.replay import DecoderReplay
-from authoring.sequential import SequentialFit, SequentialSchedule, StepHook
+from authoring.sequential import SequentialSchedule, StepHook
+from authoring.sequential_span import fit_sequential
 from authoring.starts import KeyframeStarts
 from prompts.keyframe import Keyframe
 from prompts.quant import quantize_tensor
@@ -109,10 +109,6 @@ class LevelFitter:
         """A new preset (a benchmark changes budgets between runs) reaches every part."""
         self._preset = self.problems.preset = self.starts.preset = preset
 
-    @property
-    def chained(self) -> bool:
-        return self.problems.chained
-
     def unet_input(self, prev_latent: torch.Tensor) -> torch.Tensor:
         """A group's UNet input (``KeyframeProblems.unet_input``)."""
         return self.problems.unet_input(prev_latent)
@@ -163,7 +159,10 @@ class LevelFitter:
         u = torch.from_numpy(np.ascontiguousarray(u0, np.float32)).to(self.device)
         v = torch.from_numpy(np.ascontiguousarray(v0, np.float32)).to(self.device)
         if self.preset.algorithm == "sequential":
-            u, v, ranges, best_loss, iterations = self._fit_sequential(span, state, u, v, on_step)
+            u, v, ranges, best_loss, iterations = fit_sequential(
+                self.problems, span, self.problem(span, state), u, v,
+                self.sequential_schedule(span), on_step, self.preset.running_range,
+            )  # fmt: skip
         else:
             u, v, best_loss, iterations = self._fit_batched(span, state, u, v)
             ranges = (None, None)
@@ -207,53 +206,11 @@ class LevelFitter:
         """The rules of one batched phase of one keyframe (``KeyframeStarts.schedule``)."""
         return self.starts.schedule(span, budget, lr, final)
 
-    # -- the release's sequential loop -------------------------------------------------------
-
-    def _fit_sequential(
-        self,
-        span: KeyframeSpan,
-        state: FitState,
-        u: torch.Tensor,
-        v: torch.Tensor,
-        on_step: StepHook | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple, float, int]:
-        """The release's loop (``SequentialFit``) over the span's frames."""
-        problem = self.problem(span, state)
-        n = len(span.frames)
-        stale: dict[str, torch.Tensor] = {}
-
-        def frame_loss(frame: int, qu: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
-            j = frame - span.frames[0]
-            s = problem.weights[:, j : j + 1]
-            context = stacked_contexts(qu[None], qv[None], problem, s)[0]
-            if j < n - 1 or bool(problem.last_fixed[0]):
-                latent = problem.group_in if j < n - 1 else problem.last_in
-            else:  # the keyframe's own frame on the x0 of the frame just before it
-                if "x0" not in stale:
-                    stale["x0"] = self.problems.x0(problem.group_in, problem_context(n - 2, qu, qv))
-                latent = self.unet_input(stale["x0"])
-            x0, image = self.problems.forward(latent, context)
-            if j == n - 2:
-                stale["x0"] = x0.detach()
-            assert problem.targets is not None
-            return self.loss(image, problem.targets[0, j : j + 1], context)[0]
-
-        def problem_context(j: int, qu: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                s = problem.weights[:, j : j + 1]
-                return stacked_contexts(qu[None], qv[None], problem, s)[0].detach()
-
-        schedule = self.sequential_schedule(span)
-        fit = SequentialFit(frame_loss, span.frames, schedule, on_step, keyframe=span.index)
-        result = fit.run(u, v)
-        ranges = (result.u_range, result.v_range) if self.preset.running_range else (None, None)
-        return result.u, result.v, ranges, result.loss, result.iterations
-
     def sequential_schedule(self, span: KeyframeSpan) -> SequentialSchedule:
-        """One keyframe's sequential schedule (``KeyframeStarts.sequential_schedule``)."""
+        """One keyframe's schedule in the release's loop (``KeyframeStarts.sequential_schedule``)."""
         return self.starts.sequential_schedule(span)
 
-    # -- exact regeneration ----------------------------------------------------------------
+    # -- after the fit ----------------------------------------------------------------------
 
     def regenerate(
         self, span: KeyframeSpan, keyframe: Keyframe, state: FitState
