@@ -9,10 +9,12 @@ interval's frames are scored (MSE + perceptual + |c|). Two ways to make an itera
   CUDA graphs, ``torch.compile``, phases at half resolution or on latents);
 * ``sequential`` (``paper``): the original release's loop, one step per frame, the previous
   iteration's worst frame stepped three times in a row, its learning-rate windows
-  (``authoring.sequential``).
+  (``authoring.sequential``, driven on a keyframe by ``authoring.sequential_span``).
 
 The best (quantised) factors become the keyframe; the frames are then regenerated exactly as a
-decoder will, and that regeneration's x0 feeds the previous-latent term of the next group.
+decoder will (``authoring.replay``), and that regeneration's x0 feeds the previous-latent term
+of the next group. Each keyframe's objective is ``authoring.problems``, its start and budget
+``authoring.starts``, the data carried between keyframes ``authoring.fit_state``.
 """
 
 from __future__ import annotations
