@@ -20,7 +20,7 @@ _LAZY = {
     "load_source": "authoring.source",
     "SourceVideo": "authoring.source",
     "LevelFitter": "authoring.fit",
-    "LevelConfig": "authoring.fit",
+    "LevelConfig": "authoring.fit_state",
     "get_preset": "authoring.presets",
     "parse_levels": "authoring.levels",
 }

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from authoring.fit import FitState, KeyframeStats
+from authoring.fit_state import FitState, KeyframeStats
 from common.atomic import atomic_write_bytes
 from common.errors import UserError
 from prompts.keyframe import Keyframe

@@ -9,10 +9,12 @@ interval's frames are scored (MSE + perceptual + |c|). Two ways to make an itera
   CUDA graphs, ``torch.compile``, phases at half resolution or on latents);
 * ``sequential`` (``paper``): the original release's loop, one step per frame, the previous
   iteration's worst frame stepped three times in a row, its learning-rate windows
-  (``authoring.sequential``).
+  (``authoring.sequential``, driven on a keyframe by ``authoring.sequential_span``).
 
 The best (quantised) factors become the keyframe; the frames are then regenerated exactly as a
-decoder will, and that regeneration's x0 feeds the previous-latent term of the next group.
+decoder will (``authoring.replay``), and that regeneration's x0 feeds the previous-latent term
+of the next group. Each keyframe's objective is ``authoring.problems``, its start and budget
+``authoring.starts``, the data carried between keyframes ``authoring.fit_state``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,88 +32,39 @@ from authoring.batched import (
     PhaseSchedule,
     StackedProblem,
     StepOptions,
-    stacked_contexts,
 )
-from authoring.levels import LevelSpec
-from authoring.losses import FitLoss, mse_from_psnr, psnr_from_mse
-from authoring.plan import KeyframeSpan, keyframe_spans
+from authoring.fit_state import (
+    FactorPredictor,
+    Factors,
+    FitState,
+    InitialFactors,
+    KeyframeStats,
+    LevelConfig,
+    SpanResult,
+)
+from authoring.losses import FitLoss, psnr_from_mse
+from authoring.plan import KeyframeSpan
 from authoring.presets import FitPreset
-from authoring.sequential import EXTRA_WORST_STEPS, SequentialFit, SequentialSchedule, StepHook
-from authoring.source import frames_to_tensor
-from engines.schedule import mix_latent, stream_noise, unmix_latent, x0_from_eps
-from prompts.keyframe import Keyframe, interpolate_context
-from prompts.quant import fake_quantize, quantize_tensor
-from prompts.stream_model import (
-    CHAINED,
-    CHUNK_RESET,
-    CONTEXT_DIM,
-    CONTEXT_TOKENS,
-    NOISE_SEED,
-    PREV_LATENT_RULES,
-    PREV_LATENT_WEIGHT,
-)
+from authoring.problems import KeyframeProblems
+from authoring.replay import DecoderReplay
+from authoring.sequential import SequentialSchedule, StepHook
+from authoring.sequential_span import fit_sequential
+from authoring.starts import KeyframeStarts
+from prompts.keyframe import Keyframe
+from prompts.quant import quantize_tensor
+from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS
 
-Factors = tuple[np.ndarray, np.ndarray]  # float U [77, r], V [r, 1024]
-
-# (keyframe's frame index, previous latent [1, 4, h, w], rank) -> starting (U [77, r], V [r, 1024])
-FactorPredictor = Callable[[int, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
-
-
-@dataclass(frozen=True)
-class LevelConfig(LevelSpec):
-    """What defines one level's fit besides the source frames: the level (rank, interval,
-    name) and its chunking, seeds and previous-latent rule."""
-
-    chunk_frames: int
-    noise_seed: int = NOISE_SEED
-    prev_latent_weight: float = PREV_LATENT_WEIGHT
-    warm_start: bool = True
-    seed: int = 0  # seeds random initialisations (cold starts, frame subsets)
-    prev_latent_rule: str = CHUNK_RESET  # or CHAINED (the original release's)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.prev_latent_rule not in PREV_LATENT_RULES:
-            raise ValueError(f"unknown previous-latent rule {self.prev_latent_rule!r}")
-
-
-@dataclass
-class KeyframeStats:
-    """How one keyframe's fit went."""
-
-    frame: int
-    iterations: int
-    seconds: float
-    loss: float  # best mean per-frame loss seen while fitting
-    psnr: float  # PSNR (dB, float images) of the regenerated frames the keyframe shapes
-
-
-@dataclass
-class FitState:
-    """Everything the next keyframe's fit needs from the ones before (what a checkpoint holds)."""
-
-    keyframes: list[Keyframe] = field(default_factory=list)
-    stats: list[KeyframeStats] = field(default_factory=list)
-    factors: tuple[np.ndarray, np.ndarray] | None = None  # float U, V of the last keyframe
-    group_input: np.ndarray | None = None  # UNet input of the group starting at the last keyframe
-    last_x0: np.ndarray | None = None  # x0 latent of the last keyframe's frame
-
-
-# (the keyframe's span, the state before it) -> its starting float factors, or None: the default
-InitialFactors = Callable[[KeyframeSpan, FitState], Factors | None]
-
-
-@dataclass
-class SpanResult:
-    """The outcome of fitting one keyframe."""
-
-    keyframe: Keyframe
-    factors: tuple[np.ndarray, np.ndarray]
-    stats: KeyframeStats
-    decoded_start: int  # first frame of ``decoded``
-    decoded: np.ndarray  # uint8 [m, H, W, 3]: frames now final, exactly as a decoder makes them
-    group_input: np.ndarray
-    last_x0: np.ndarray
+# The fit's data types live in authoring.fit_state; importers of authoring.fit keep them.
+__all__ = [
+    "FactorPredictor",
+    "Factors",
+    "FitState",
+    "InitialFactors",
+    "KeyframeStats",
+    "LevelConfig",
+    "LevelFitter",
+    "SpanResult",
+]
 
 
 class LevelFitter:
@@ -134,89 +86,48 @@ class LevelFitter:
         ``step_options`` choose how batched steps run (CUDA graph, compile, autocast);
         ``predict_factors`` (a prompt encoder, e.g. nano's) gives every keyframe its starting factors."""
         self.gen = generator
-        self.predict_factors = predict_factors
         self.frames = frames
         self.config = config
-        self.preset = preset
         self.device = torch.device(generator.device)
         self.loss = loss.to(self.device)
-        self.spans = keyframe_spans(
-            len(frames), config.interval, config.chunk_frames, config.prev_latent_rule
+        self.problems = KeyframeProblems(
+            generator, frames, init_latent, config, preset, self.loss, latent_targets
         )
-        height, width = frames.shape[1:3]
-        self._noise = torch.from_numpy(
-            stream_noise(config.noise_seed, height, width, generator.latent_geometry)
-        ).to(self.device)
-        self.init_latent = torch.from_numpy(np.ascontiguousarray(init_latent, np.float32)).to(
-            self.device
-        )
-        self.init_input = self.unet_input(self.init_latent)
-        self.latent_targets = (
-            torch.from_numpy(latent_targets).to(self.device) if latent_targets is not None else None
-        )
+        self.starts = KeyframeStarts(config, preset, self.problems, predict_factors)
+        self.replay = DecoderReplay(self.problems)
+        self.preset = preset
+        self.spans = self.problems.spans
         self.optimiser = BatchedOptimiser(
-            self._forward, self._x0, self.loss, self.loss.latent,
+            self.problems.forward, self.problems.x0, self.loss, self.loss.latent,
             step_options or StepOptions(),
         )  # fmt: skip
 
     @property
-    def chained(self) -> bool:
-        return self.config.prev_latent_rule == CHAINED
+    def preset(self) -> FitPreset:
+        return self._preset
+
+    @preset.setter
+    def preset(self, preset: FitPreset) -> None:
+        """A new preset (a benchmark changes budgets between runs) reaches every part."""
+        self._preset = self.problems.preset = self.starts.preset = preset
 
     def unet_input(self, prev_latent: torch.Tensor) -> torch.Tensor:
-        """A group's UNet input ``w * prev + (1 - w) * noise``, as the stream decoder mixes it."""
-        return mix_latent(prev_latent.to(self.device), self._noise, self.config.prev_latent_weight)
+        """A group's UNet input (``KeyframeProblems.unet_input``)."""
+        return self.problems.unet_input(prev_latent)
 
-    def _unmix(self, unet_input: torch.Tensor) -> torch.Tensor:
-        """``prev`` of a group input ``w * prev + (1 - w) * noise``."""
-        return unmix_latent(unet_input.to(self.device), self._noise, self.config.prev_latent_weight)
+    def problem(self, span: KeyframeSpan, state: FitState) -> StackedProblem:
+        """The fixed tensors of one keyframe's objective (``KeyframeProblems.problem``)."""
+        return self.problems.problem(span, state)
 
-    def _forward(
-        self, latents: torch.Tensor, contexts: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        # Precision is the generator's: the fitting commands load it in bf16 on CUDA.
-        x0, image = self.gen.forward(latents, contexts)
-        return x0.float(), image.float()
-
-    def _x0(self, latents: torch.Tensor, contexts: torch.Tensor) -> torch.Tensor:
-        """x0 alone (UNet, no decoder)."""
-        eps = self.gen.backend.eps(latents.to(self.device), contexts.to(self.device))
-        return x0_from_eps(latents, eps)
+    def objective(
+        self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-frame pixel loss of the span for factors (U, V) (``KeyframeProblems.objective``)."""
+        return self.problems.objective(span, state, u, v)
 
     def initial_factors(self, span: KeyframeSpan, state: FitState) -> Factors:
-        """Where a keyframe's fit starts: a prompt encoder's prediction when the fitter has one,
-        else the previous keyframe's float factors (warm start), else ``torch.rand`` seeded by
-        the level's seed and the keyframe number."""
-        if self.predict_factors is not None:
-            # The previous latent of the frames before the keyframe: the init latent for keyframe
-            # 0, else the one the group starting at the previous keyframe was mixed from.
-            prev = (
-                self.init_latent
-                if span.index == 0
-                else self._unmix(torch.from_numpy(state.group_input))
-            )
-            u, v = self.predict_factors(span.end, prev, self.config.rank)
-            return u.detach().cpu().numpy(), v.detach().cpu().numpy()
-        if span.index > 0 and not self._starts_cold(span) and state.factors is not None:
-            return state.factors[0].copy(), state.factors[1].copy()
-        rng = torch.Generator().manual_seed(self.config.seed * 1_000_003 + span.index)
-        u = torch.rand(CONTEXT_TOKENS, self.config.rank, generator=rng)
-        v = torch.rand(self.config.rank, CONTEXT_DIM, generator=rng)
-        return u.numpy(), v.numpy()
-
-    def _starts_cold(self, span: KeyframeSpan) -> bool:
-        """Fitted from random factors: keyframe 0 or a cold start, unless a prompt encoder
-        predicts the start (then every keyframe gets a later keyframe's budget and step)."""
-        if self.predict_factors is not None:
-            return False
-        return span.index == 0 or not self.config.warm_start or self.preset.cold_start
-
-    def _learning_rate(self, span: KeyframeSpan) -> float:
-        return self.preset.lr if self._starts_cold(span) else self.preset.warm_lr
-
-    def _first_budget(self, span: KeyframeSpan) -> bool:
-        """Keyframe 0 fitted from random factors takes the preset's first-keyframe budget."""
-        return span.index == 0 and self.predict_factors is None
+        """Where a keyframe's fit starts (``KeyframeStarts.initial_factors``)."""
+        return self.starts.initial_factors(span, state)
 
     def fit_span(
         self,
@@ -250,7 +161,10 @@ class LevelFitter:
         u = torch.from_numpy(np.ascontiguousarray(u0, np.float32)).to(self.device)
         v = torch.from_numpy(np.ascontiguousarray(v0, np.float32)).to(self.device)
         if self.preset.algorithm == "sequential":
-            u, v, ranges, best_loss, iterations = self._fit_sequential(span, state, u, v, on_step)
+            u, v, ranges, best_loss, iterations = fit_sequential(
+                self.problems, span, self.problem(span, state), u, v,
+                self.sequential_schedule(span), on_step, self.preset.running_range,
+            )  # fmt: skip
         else:
             u, v, best_loss, iterations = self._fit_batched(span, state, u, v)
             ranges = (None, None)
@@ -274,17 +188,11 @@ class LevelFitter:
         self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, float, int]:
         """Phases (coarse, latent, pixel), each from the previous phase's best factors."""
-        preset = self.preset
-        first = self._first_budget(span)
-        budget = preset.first_iterations if first else preset.later_iterations
-        latent = round(budget * preset.latent_fraction) if self.latent_targets is not None else 0
-        coarse = min(round(budget * preset.coarse_fraction), budget - latent)
         problem = self.problem(span, state)
-        lr = self._learning_rate(span)
+        lr = self.starts.learning_rate(span)
         iterations, best_loss = 0, math.inf
         u, v = u[None], v[None]
-        phases = (("coarse", coarse), ("latent", latent), ("pixel", budget - coarse - latent))
-        for phase, phase_budget in phases:
+        for phase, phase_budget in self.starts.phase_budgets(span):
             if phase_budget <= 0:
                 continue
             schedule = self.schedule(span, phase_budget, lr, final=phase == "pixel")
@@ -297,204 +205,20 @@ class LevelFitter:
         return u[0], v[0], best_loss, iterations
 
     def schedule(self, span: KeyframeSpan, budget: int, lr: float, final: bool) -> PhaseSchedule:
-        """The preset's learning-rate and stopping rules for one phase of one keyframe."""
-        preset = self.preset
-        first = self._first_budget(span)
-        target = preset.target_psnr if final else None
-        return PhaseSchedule(
-            budget=budget, lr=[lr], min_lr=preset.min_lr,
-            patience=preset.first_patience if first else preset.later_patience,
-            improvement=preset.improvement, stop_after_plateaus=preset.stop_after_plateaus,
-            worst_frame_extra=preset.worst_frame_extra, frames_per_step=preset.frames_per_step,
-            cosine=preset.cosine, target_mse=None if target is None else mse_from_psnr(target),
-        )  # fmt: skip
-
-    def problem(self, span: KeyframeSpan, state: FitState) -> StackedProblem:
-        """The fixed tensors of one keyframe's objective (a stack of one)."""
-        device = self.device
-        prev_u = prev_v = None
-        if span.index > 0:
-            pu, pv = state.keyframes[-1].factors()
-            prev_u, prev_v = torch.from_numpy(pu).to(device), torch.from_numpy(pv).to(device)
-        group_in, last_in, last_fixed = self._inputs(span, state)
-        targets = frames_to_tensor(self.frames[span.frames], device)
-        latent_targets = (
-            self.latent_targets[span.frames] if self.latent_targets is not None else None
-        )
-        anchored = prev_u is not None and self.config.warm_start and not self.preset.cold_start
-        rate = self.preset.delta_penalty if anchored else 0.0
-        return StackedProblem(
-            targets=targets[None],
-            latent_targets=None if latent_targets is None else latent_targets[None],
-            weights=torch.tensor(span.weights, device=device)[None],
-            prev_u=None if prev_u is None else prev_u[None],
-            prev_v=None if prev_v is None else prev_v[None],
-            group_in=group_in, last_in=last_in,
-            last_fixed=torch.tensor([last_fixed], device=device),
-            noise=self._noise, prev_weight=self.config.prev_latent_weight,
-            rate_weight=torch.tensor([rate], device=device), subset_seeds=(self.config.seed,),
-        )  # fmt: skip
-
-    def _inputs(
-        self, span: KeyframeSpan, state: FitState
-    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """(UNet input of frames before the keyframe's own, input of the keyframe's own frame,
-        whether the latter is fixed) under the level's previous-latent rule.
-
-        ``chunk-reset``: the frames of ``[p_{k-1}, p_k)`` share the group input; frame ``p_k``
-        starts the next group: the init latent on a chunk start, else the x0 of ``p_k - 1``
-        (taken from the latest step while optimising, so the span stays one batch; for a span
-        of one frame that is the previous keyframe's frame, known exactly).
-        ``chained``: the frames ``(p_{k-1}, p_k]`` form one group on the x0 of ``p_{k-1}``.
-        """
-        if span.index == 0:
-            return self.init_input, self.init_input, True
-        if self.chained:
-            group = self.unet_input(torch.from_numpy(state.last_x0))
-            return group, group, True
-        group = torch.from_numpy(state.group_input).to(self.device)
-        if span.end_starts_chunk:
-            return group, self.init_input, True
-        if len(span.frames) == 1:
-            return group, self.unet_input(torch.from_numpy(state.last_x0)), True
-        return group, group, False
-
-    def objective(
-        self, span: KeyframeSpan, state: FitState, u: torch.Tensor, v: torch.Tensor
-    ) -> torch.Tensor:
-        """Per-frame pixel loss of the span for factors (U, V), the keyframe's own frame fed the
-        exact x0 of the frame before it (the loop uses the latest step's)."""
-        problem = self.problem(span, state)
-        qu, qv = fake_quantize(u), fake_quantize(v)
-        contexts = stacked_contexts(qu[None], qv[None], problem, problem.weights)[0]
-        last_in = problem.last_in
-        if not bool(problem.last_fixed[0]):
-            last_in = self.unet_input(self._x0(problem.group_in, contexts[-2:-1]))
-        n = len(span.frames)
-        latents = torch.cat([problem.group_in.expand(n - 1, -1, -1, -1), last_in], 0)
-        _, images = self._forward(latents, contexts)
-        assert problem.targets is not None
-        return self.loss(images, problem.targets[0], contexts)
-
-    # -- the release's sequential loop -------------------------------------------------------
-
-    def _fit_sequential(
-        self,
-        span: KeyframeSpan,
-        state: FitState,
-        u: torch.Tensor,
-        v: torch.Tensor,
-        on_step: StepHook | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, tuple, float, int]:
-        """The release's loop (``SequentialFit``) over the span's frames."""
-        problem = self.problem(span, state)
-        n = len(span.frames)
-        stale: dict[str, torch.Tensor] = {}
-
-        def frame_loss(frame: int, qu: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
-            j = frame - span.frames[0]
-            s = problem.weights[:, j : j + 1]
-            context = stacked_contexts(qu[None], qv[None], problem, s)[0]
-            if j < n - 1 or bool(problem.last_fixed[0]):
-                latent = problem.group_in if j < n - 1 else problem.last_in
-            else:  # the keyframe's own frame on the x0 of the frame just before it
-                if "x0" not in stale:
-                    stale["x0"] = self._x0(problem.group_in, problem_context(n - 2, qu, qv))
-                latent = self.unet_input(stale["x0"])
-            x0, image = self._forward(latent, context)
-            if j == n - 2:
-                stale["x0"] = x0.detach()
-            assert problem.targets is not None
-            return self.loss(image, problem.targets[0, j : j + 1], context)[0]
-
-        def problem_context(j: int, qu: torch.Tensor, qv: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                s = problem.weights[:, j : j + 1]
-                return stacked_contexts(qu[None], qv[None], problem, s)[0].detach()
-
-        schedule = self.sequential_schedule(span)
-        fit = SequentialFit(frame_loss, span.frames, schedule, on_step, keyframe=span.index)
-        result = fit.run(u, v)
-        ranges = (result.u_range, result.v_range) if self.preset.running_range else (None, None)
-        return result.u, result.v, ranges, result.loss, result.iterations
+        """The rules of one batched phase of one keyframe (``KeyframeStarts.schedule``)."""
+        return self.starts.schedule(span, budget, lr, final)
 
     def sequential_schedule(self, span: KeyframeSpan) -> SequentialSchedule:
-        """The preset's budget and learning-rate rule for one keyframe's sequential loop;
-        keyframe 0 gets no extra steps on its worst frame (the release's ``f_id > 0``)."""
-        preset = self.preset
-        first = self._first_budget(span)
-        return SequentialSchedule(
-            iterations=preset.first_iterations if first else preset.later_iterations,
-            lr=self._learning_rate(span),
-            patience=preset.first_patience if first else preset.later_patience,
-            min_lr=preset.min_lr,
-            extra_steps=0 if span.index == 0 else EXTRA_WORST_STEPS,
-            improvement=preset.improvement,
-        )
+        """One keyframe's schedule in the release's loop (``KeyframeStarts.sequential_schedule``)."""
+        return self.starts.sequential_schedule(span)
 
-    # -- exact regeneration ----------------------------------------------------------------
+    # -- after the fit ----------------------------------------------------------------------
 
-    @torch.no_grad()
     def regenerate(
         self, span: KeyframeSpan, keyframe: Keyframe, state: FitState
     ) -> tuple[int, np.ndarray, float, np.ndarray, np.ndarray]:
-        """Regenerate with the decoder's own batches.
-
-        Returns (first final frame, final frames, MSE of the span's frames, next group input,
-        x0 of p_k). ``chunk-reset``: the group ``[p_{k-1}, p_k)`` in one call, then frame
-        ``p_k`` (the first frame of the next group), final only when it is the stream's last
-        frame (else with the next keyframe's group). ``chained``: the group ``(p_{k-1}, p_k]``,
-        cut where a chunk starts as the decoder cuts it; all final.
-        """
-        if self.chained and span.index > 0:
-            return self._regenerate_chained(span, keyframe, state)
-        backend = self.gen.backend
-        last_span = span.index == len(self.spans) - 1
-        decoded_start, decoded = span.end, []
-        if span.index == 0:
-            end_input = self.init_input
-        else:
-            previous = state.keyframes[-1]
-            contexts = [previous.context()] + [
-                interpolate_context(previous, keyframe, f) for f in span.frames[:-1]
-            ]
-            ctx = torch.from_numpy(np.stack(contexts)).to(self.device)
-            group_in = torch.from_numpy(state.group_input).to(self.device)
-            x0, group_frames = backend.generate(group_in.expand(len(contexts), -1, -1, -1), ctx)
-            decoded_start = span.start
-            decoded.append(group_frames.cpu().numpy())
-            end_input = self.init_input if span.end_starts_chunk else self.unet_input(x0[-1:])
-        end_ctx = torch.from_numpy(keyframe.context()[None]).to(self.device)
-        x0_end, end_frame = backend.generate(end_input, end_ctx)
-        span_frames = np.concatenate(decoded + [end_frame.cpu().numpy()])[-len(span.frames) :]
-        if last_span or (self.chained and span.index == 0):
-            decoded.append(end_frame.cpu().numpy())
-        final = (
-            np.concatenate(decoded) if decoded else np.zeros((0, *self.frames.shape[1:]), np.uint8)
-        )
-        return (decoded_start, final, self._mse(span, span_frames), end_input.cpu().numpy(),
-                x0_end.float().cpu().numpy())  # fmt: skip
-
-    def _regenerate_chained(
-        self, span: KeyframeSpan, keyframe: Keyframe, state: FitState
-    ) -> tuple[int, np.ndarray, float, np.ndarray, np.ndarray]:
-        previous = state.keyframes[-1]
-        group_in = self.unet_input(torch.from_numpy(state.last_x0))
-        cuts = [f for f in span.frames if f % self.config.chunk_frames == 0 and f != span.frames[0]]
-        pieces, x0 = [], None
-        for part in np.split(np.array(span.frames), [f - span.frames[0] for f in cuts]):
-            ctx = np.stack([interpolate_context(previous, keyframe, int(f)) for f in part])
-            latents = group_in.expand(len(part), -1, -1, -1)
-            x0, frames = self.gen.backend.generate(latents, torch.from_numpy(ctx).to(self.device))
-            pieces.append(frames.cpu().numpy())
-        assert x0 is not None
-        span_frames = np.concatenate(pieces)
-        return (span.frames[0], span_frames, self._mse(span, span_frames), group_in.cpu().numpy(),
-                x0[-1:].float().cpu().numpy())  # fmt: skip
-
-    def _mse(self, span: KeyframeSpan, span_frames: np.ndarray) -> float:
-        targets = self.frames[span.frames].astype(np.float64)
-        return float(((span_frames.astype(np.float64) - targets) / 127.5).__pow__(2).mean())
+        """The span regenerated as a decoder will (``DecoderReplay.regenerate``)."""
+        return self.replay.regenerate(span, keyframe, state)
 
     def _progress_facts(self, span: KeyframeSpan, stats: KeyframeStats) -> dict[str, str]:
         """What the bar shows after a keyframe: frames fitted so far, then its quality, then the

@@ -19,7 +19,7 @@ CHECKPOINT_DIR = ".fit"
 class LevelSpec:
     """Rank and keyframe interval of one ladder level; the one home of its name ``r{rank}n{interval}``.
 
-    ``authoring.fit.LevelConfig`` extends it with what one level's fit needs besides.
+    ``authoring.fit_state.LevelConfig`` extends it with what one level's fit needs besides.
     """
 
     rank: int
