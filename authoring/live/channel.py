@@ -1,9 +1,9 @@
 """The rolling fit of a live channel: the feed's segments become tasks, their chunks a live ladder.
 
 Three threads: the *ingest* thread reads the feed and cuts segments (``cutter``); the *pump*
-thread collects finished tasks from the runner (Ray, or this process); the driver (the caller's
-thread) submits one task per (segment, level), publishes each level's segments in order,
-and watches the clock:
+thread collects finished tasks from the runner (Ray, or this process: ``pump``); the driver
+(the caller's thread) submits one task per (segment, level), publishes each level's segments
+in order, and watches the clock:
 
 - **deadline**: a (segment, level) not fitted within ``max_latency_s`` of the moment its last
   frame was captured is published as a *gap* (its task cancelled), so one slow level or a
@@ -41,6 +41,7 @@ from authoring.live.cutter import LiveSegment, SegmentCutter
 from authoring.live.feed import CapturedFrame
 from authoring.live.policy import DegradePolicy, StepChange
 from authoring.live.publisher import LivePublisher, Publication
+from authoring.live.pump import TaskPump
 from authoring.runner import Completed, TaskHandle, TaskResources, TaskRunner
 from authoring.segment_batch import batch_size_for
 from authoring.tasks import TaskOutput, checkpoint_dir_for, fit_segments_task, prepare_title
@@ -48,8 +49,6 @@ from common.errors import UserError
 from prompts.manifest import Manifest
 
 log = logging.getLogger(__name__)
-
-TICK_S = 0.1  # s between deadline checks when nothing happens
 
 
 class LiveError(UserError, RuntimeError):
@@ -102,41 +101,6 @@ class LiveSummary:
 class _Tag:
     segment: int
     level_id: int
-
-
-class _Pump:
-    """Moves completed tasks from the runner to a queue the driver can wait on with a timeout."""
-
-    def __init__(self, runner: TaskRunner) -> None:
-        self.runner = runner
-        self.completed: queue.Queue[Completed] = queue.Queue()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self.failed: BaseException | None = None  # the runner itself broke (not one task)
-        self._thread = threading.Thread(target=self._run, name="live-pump", daemon=True)
-        self._thread.start()
-
-    def notify(self) -> None:
-        """Something was submitted: look for completions again."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._wake.wait(TICK_S)
-                self._wake.clear()
-                for done in self.runner.as_completed():
-                    self.completed.put(done)
-                    if self._stop.is_set():
-                        return
-        except Exception as error:  # noqa: BLE001 - handed to the driver, or shutdown noise
-            if not self._stop.is_set():
-                self.failed = error
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=1.0)
 
 
 class LiveChannel:
@@ -216,17 +180,14 @@ class LiveChannel:
         ingest = threading.Thread(target=self._ingest, args=(frames,), name="live-ingest")
         ingest.daemon = True
         ingest.start()
-        pump = _Pump(self.runner)
+        pump = TaskPump(self.runner)
         self._pump = pump
         try:
             while not self._finished():
                 if pump.failed is not None:
                     raise LiveError(f"the task runner failed: {pump.failed}") from pump.failed
                 self._take_arrivals()
-                try:
-                    done = pump.completed.get(timeout=TICK_S)
-                except queue.Empty:
-                    done = None
+                done = pump.get()
                 if done is not None:
                     self._on_completed(done)
                 self._check_deadlines()
