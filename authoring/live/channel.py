@@ -1,6 +1,6 @@
 """The rolling fit of a live channel: the feed's segments become tasks, their chunks a live ladder.
 
-Three threads: the *ingest* thread reads the feed and cuts segments (``cutter``); the *pump*
+Three threads: the *ingest* thread reads the feed and cuts segments (``ingest``); the *pump*
 thread collects finished tasks from the runner (Ray, or this process: ``pump``); the driver
 (the caller's thread) submits one task per (segment, level), publishes each level's segments
 in order, and watches the clock:
@@ -26,7 +26,6 @@ frame to publication.
 from __future__ import annotations
 
 import logging
-import queue
 import shutil
 import threading
 import time
@@ -37,8 +36,9 @@ from typing import Any
 
 from authoring.levels import CHECKPOINT_DIR, LevelSpec
 from authoring.live.batches import CellQueue
-from authoring.live.cutter import LiveSegment, SegmentCutter
+from authoring.live.cutter import LiveSegment
 from authoring.live.feed import CapturedFrame
+from authoring.live.ingest import IngestThread
 from authoring.live.policy import DegradePolicy, StepChange
 from authoring.live.publisher import LivePublisher, Publication
 from authoring.live.pump import TaskPump
@@ -138,36 +138,16 @@ class LiveChannel:
             len(settings.levels), max_latency_s=settings.max_latency_s,
             degrade_at=settings.degrade_at, recover_at=settings.recover_at,
         )  # fmt: skip
-        self._arrived: queue.Queue[LiveSegment | BaseException | None] = queue.Queue()
-        self._arrived_count = 0  # segments the feed delivered so far
-        self._segment_count: int | None = None  # known once the feed ended
         self._stop = threading.Event()
+        self._ingest = IngestThread(
+            settings.chunk_frames, settings.segment_chunks, settings.levels, self._stop
+        )
         self._prepare: TaskHandle | None = None
         self._waiting: list[LiveSegment] = []  # arrived before the init latent was known
         workers = runner.gpus // resources.gpus if resources.gpus else runner.cpus // resources.cpus
         self._queue = CellQueue(
             settings.levels, batch_size_for(settings.segments_per_step), workers
         )  # cells not yet submitted
-
-    # --- the feed -------------------------------------------------------------------------
-
-    def _ingest(self, frames: Iterable[CapturedFrame]) -> None:
-        levels = list(self.settings.levels)
-        cutter = SegmentCutter(self.settings.chunk_frames, self.settings.segment_chunks, levels)
-        try:
-            for frame in frames:
-                if self._stop.is_set():
-                    break
-                segment = cutter.add(frame)
-                if segment is not None:
-                    self._arrived.put(segment)
-            if not self._stop.is_set():
-                last = cutter.finish()
-                if last is not None:
-                    self._arrived.put(last)
-        except BaseException as error:  # the driver reports it
-            self._arrived.put(error)
-        self._arrived.put(None)
 
     def stop(self) -> None:
         """End the channel as if the feed ended now (from another thread)."""
@@ -177,9 +157,7 @@ class LiveChannel:
 
     def run(self, frames: Iterable[CapturedFrame]) -> LiveSummary:
         """Ingest, fit and publish until the feed ends; returns what was published."""
-        ingest = threading.Thread(target=self._ingest, args=(frames,), name="live-ingest")
-        ingest.daemon = True
-        ingest.start()
+        self._ingest.start(frames)
         pump = TaskPump(self.runner)
         self._pump = pump
         try:
@@ -208,36 +186,32 @@ class LiveChannel:
     def _finished(self) -> bool:
         if self._stop.is_set():
             return True
-        count = self._segment_count
+        count = self._ingest.count
         return count is not None and all(n >= count for n in self._next)
 
     def _take_arrivals(self) -> None:
-        while True:
-            try:
-                item = self._arrived.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(item, BaseException):
-                if isinstance(item, UserError):
-                    raise item
-                raise LiveError(f"the feed failed: {item}") from item
-            if item is None:
-                self._segment_count = self._arrived_count
-                if self._segment_count == 0:
-                    raise LiveError("the feed ended before one segment was complete")
-                continue
-            self._segments[item.index] = item
-            self._arrived_count += 1
-            if self._init_latent is None:
-                self._waiting.append(item)
-                if self._prepare is None:
-                    self._prepare = self.runner.submit(
-                        prepare_title, item.frames, self.loader, self.resources,
-                        name=f"prepare {self.settings.channel}", resources=self.resources,
-                    )  # fmt: skip
-                    self._pump.notify()
-            else:
-                self._submit_segment(item)
+        for segment in self._ingest.take():
+            self._on_arrival(segment)
+        failure = self._ingest.failure
+        if failure is not None:
+            if isinstance(failure, UserError):
+                raise failure
+            raise LiveError(f"the feed failed: {failure}") from failure
+        if self._ingest.count == 0:
+            raise LiveError("the feed ended before one segment was complete")
+
+    def _on_arrival(self, segment: LiveSegment) -> None:
+        self._segments[segment.index] = segment
+        if self._init_latent is None:
+            self._waiting.append(segment)
+            if self._prepare is None:
+                self._prepare = self.runner.submit(
+                    prepare_title, segment.frames, self.loader, self.resources,
+                    name=f"prepare {self.settings.channel}", resources=self.resources,
+                )  # fmt: skip
+                self._pump.notify()
+        else:
+            self._submit_segment(segment)
 
     def _submit_segment(self, segment: LiveSegment) -> None:
         for level_id in range(len(self.settings.levels)):
