@@ -14,7 +14,7 @@ import numpy as np
 
 from prompts.chunk import PromptChunk, encode_chunk, make_prefix
 from prompts.init_state import encode_init_state
-from tests.ladders import seeded_latent
+from prompts.testing import seeded_latent
 from tests.prompts.factories import chunk_of, random_keyframe
 from wire.daemon import Open, StreamSetup
 
