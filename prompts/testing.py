@@ -1,5 +1,5 @@
 """Small valid prompt data for tests and benchmarks: seeded keyframes, the chunks of a level,
-seeded init states, and finished ladders on disk.
+seeded init states, finished ladders on disk, and two inputs a hostile page sends a daemon.
 
 Shipped with the package (as aiohttp ships ``test_utils``) so that benchmarks and operator
 scripts build chunks and ladders the way tests do without importing ``tests/``. Chunks are cut
@@ -9,12 +9,14 @@ stream; their pictures mean nothing.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from prompts.chunk import PromptChunk
+from prompts.chunk import PromptChunk, encode_chunk
 from prompts.keyframe import Keyframe, keyframe_positions
 from prompts.ladder import Ladder, LadderWriter, split_into_chunks
 from prompts.manifest import StreamInfo
@@ -119,3 +121,22 @@ def write_ladder(
             writer.append_chunk(level_id, chunks[level_id][index], quality=quality)
     writer.finish()
     return Ladder(path)
+
+
+def one_group_chunk(generator_id: str, frames: int, rank: int = 1) -> bytes:
+    """Chunk 0 with keyframes only at its two ends: one generation group of ``frames`` (a few
+    hundred bytes that make the daemon generate every frame of it)."""
+    keyframes = (random_keyframe(0, rank), random_keyframe(frames, rank))
+    return encode_chunk(PromptChunk(generator_id, 0, 0, 0, frames, frames, rank, keyframes))
+
+
+def inflating_init_state(
+    shape: tuple[int, ...] = (1, 4, 8, 8), inflated: int = 50 * 2**20
+) -> bytes:
+    """An init state whose valid header and checksum front a payload that inflates to
+    ``inflated`` bytes, far past what ``shape`` needs (a deflate bomb: 50 MiB in ~50 KB)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    payload = compressor.compress(bytes(inflated)) + compressor.flush()
+    body = b"PRIS" + bytes([1, 0, len(shape), 0]) + struct.pack(f"<{len(shape)}I", *shape)
+    body += struct.pack("<I", len(payload)) + payload
+    return body + struct.pack("<I", zlib.crc32(body))
