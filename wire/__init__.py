@@ -4,7 +4,7 @@
 - ``wire.media``: page <-> media server;
 - ``wire.daemon``: page <-> client daemon;
 - ``wire.errors``: the error codes and ``ProtocolError``;
-- ``wire.testing``: inputs for tests and benchmarks (what a page sends to open a fixture stream).
+- ``wire.testing``: inputs for tests and benchmarks (a fixture stream's open, malformed HTTP).
 
 Pure (no I/O): builds wire bytes and turns untrusted bytes into typed, validated messages.
 """

@@ -1,4 +1,5 @@
-"""Small protocol inputs for tests and benchmarks: what a page sends to open a fixture stream.
+"""Small protocol inputs for tests and benchmarks: what a page sends to open a fixture stream,
+and two malformed HTTP requests a hostile client sends the media server.
 
 Shipped with the package beside ``prompts.testing`` (whose seeded init states it encodes) so
 that benchmarks build these inputs the way tests do without importing ``tests/``.
@@ -12,6 +13,8 @@ from prompts.testing import FIXTURE_FPS, seeded_latent
 from wire.daemon import StreamSetup
 
 FIXTURE_INIT_SEED = 5  # seed of a fixture stream's init state (``seeded_latent``)
+MALFORMED_REQUEST = b"GET / HTTP/1.1\r\nX\r\n\r\n"  # 21 bytes: a header line without a colon
+PARTIAL_REQUEST = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"  # headers never finished
 
 
 def fixture_setup(
