@@ -23,7 +23,7 @@ from prompts.manifest import StreamInfo
 from prompts.quant import quantize_tensor
 from prompts.stream_model import CONTEXT_DIM, CONTEXT_TOKENS
 
-FIXTURE_FPS = 30.0  # the fixtures' streams: frame rate and size matter to no chunk
+FIXTURE_FPS = 30.0  # the fixtures' streams by default: frame rate and size matter to no chunk
 FIXTURE_SIZE = 64
 GENERATOR_NAME = "tiny"  # the generator name ``write_ladder``'s manifests give
 LEVEL_SEED_STEP = 100  # ``write_ladder``: chunk seeds of level n are seed + n * LEVEL_SEED_STEP
@@ -41,16 +41,25 @@ def random_keyframe(
     )
 
 
-def fixture_stream(generator_id: str, *, frames: int, chunk_frames: int) -> StreamInfo:
-    """A stream of ``frames`` frames cut into chunks of ``chunk_frames`` (the rest is fixed)."""
+def fixture_stream(
+    generator_id: str,
+    *,
+    frames: int,
+    chunk_frames: int,
+    fps: float = FIXTURE_FPS,
+    size: int = FIXTURE_SIZE,
+    generator_name: str | None = None,
+) -> StreamInfo:
+    """A stream of ``frames`` frames cut into chunks of ``chunk_frames``; its generator is named
+    after ``generator_id``'s family unless ``generator_name`` is given."""
     return StreamInfo(
-        fps=FIXTURE_FPS,
-        width=FIXTURE_SIZE,
-        height=FIXTURE_SIZE,
+        fps=fps,
+        width=size,
+        height=size,
         frames=frames,
         chunk_frames=chunk_frames,
         generator_id=generator_id,
-        generator_name=generator_id.split(":", 1)[0],
+        generator_name=generator_id.split(":", 1)[0] if generator_name is None else generator_name,
     )
 
 
@@ -92,15 +101,10 @@ def write_ladder(
 ) -> Ladder:
     """Writes a finished ladder of ``levels`` (name, rank, interval) of ``level_chunks`` through
     ``LadderWriter``, one quality dict per level."""
-    stream = StreamInfo(
-        fps=fps,
-        width=size,
-        height=size,
-        frames=frames,
-        chunk_frames=chunk_frames,
-        generator_id=generator_id,
+    stream = fixture_stream(
+        generator_id, frames=frames, chunk_frames=chunk_frames, fps=fps, size=size,
         generator_name=GENERATOR_NAME,
-    )
+    )  # fmt: skip
     writer = LadderWriter(path, stream, levels)
     writer.write_init_state(seeded_latent(size, init_seed))
     chunks = [
