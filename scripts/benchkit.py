@@ -3,8 +3,10 @@ output file after the card, and writes its JSON document.
 
 A plain module beside the scripts (each runs as ``python scripts/<name>.py``, which puts
 ``scripts/`` on the import path): benchmark bookkeeping has no use in the shipped packages, and
-scripts may import from every floor. The card's name is ``engines.devices.card_name``; small
-valid chunks and keyframes are ``prompts.testing``; frame agreement is ``engines.psnr``.
+scripts may import from every floor (never from ``tests/``). The card's name is
+``engines.devices.card_name``; small valid chunks, keyframes, init states and ladders are
+``prompts.testing``, a fixture stream's open and malformed HTTP requests ``wire.testing``; frame
+agreement is ``engines.psnr``.
 """
 
 from __future__ import annotations

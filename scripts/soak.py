@@ -57,15 +57,10 @@ from client_daemon.ready import read_ready_file  # noqa: E402
 from common.ports import free_port  # noqa: E402
 from common.processes import Child, promptus_command  # noqa: E402
 from prompts.ladder import Ladder  # noqa: E402
-from tests.client_daemon.helpers import (  # noqa: E402
-    inflating_init_state,
-    one_group_chunk,
-    sized_open,
-)
-from tests.ladders import write_ladder  # noqa: E402
-from tests.server.raw_socket import MALFORMED_REQUEST, PARTIAL_REQUEST  # noqa: E402
+from prompts.testing import inflating_init_state, one_group_chunk, write_ladder  # noqa: E402
 from wire.daemon import Open, StreamSetup  # noqa: E402
 from wire.media import ChunkMessage  # noqa: E402
+from wire.testing import MALFORMED_REQUEST, PARTIAL_REQUEST, sized_open  # noqa: E402
 
 CHANNEL = "soak"
 SIZE = 64  # pixels: the tiny generator keeps up on shared CPU cores

@@ -1,15 +1,16 @@
 """The rolling fit of a live channel: the feed's segments become tasks, their chunks a live ladder.
 
-Three threads: the *ingest* thread reads the feed and cuts segments (``cutter``); the *pump*
-thread collects finished tasks from the runner (Ray, or this process); the driver (the caller's
-thread) submits one task per (segment, level), publishes each level's segments in order,
-and watches the clock:
+Three threads: the *ingest* thread reads the feed and cuts segments (``ingest``); the *pump*
+thread collects finished tasks from the runner (Ray, or this process: ``pump``); the driver
+(the caller's thread) submits one task per (segment, level), publishes each level's segments
+in order, and watches the clock:
 
 - **deadline**: a (segment, level) not fitted within ``max_latency_s`` of the moment its last
   frame was captured is published as a *gap* (its task cancelled), so one slow level or a
   stuck task never holds back the channel;
 - **retry**: a task that fails is submitted again while its deadline allows (a worker that
-  dies is also re-run by Ray itself, resuming from the segment's checkpoint);
+  dies is also re-run by Ray itself, resuming from the segment's checkpoint); each cell's
+  task, attempts and outcome, and these two rules: ``authoring.live.cells``;
 - **batches**: cells (segment, level) ready at the same moment (the levels of a new segment,
   the segments that arrived before the generator was prepared, or, with more than one cell per
   step, those that arrived while every worker was busy) go out as one task per batch of
@@ -26,7 +27,6 @@ frame to publication.
 from __future__ import annotations
 
 import logging
-import queue
 import shutil
 import threading
 import time
@@ -37,10 +37,13 @@ from typing import Any
 
 from authoring.levels import CHECKPOINT_DIR, LevelSpec
 from authoring.live.batches import CellQueue
-from authoring.live.cutter import LiveSegment, SegmentCutter
+from authoring.live.cells import Cell, CellBook
+from authoring.live.cutter import LiveSegment
 from authoring.live.feed import CapturedFrame
+from authoring.live.ingest import IngestThread
 from authoring.live.policy import DegradePolicy, StepChange
 from authoring.live.publisher import LivePublisher, Publication
+from authoring.live.pump import TaskPump
 from authoring.runner import Completed, TaskHandle, TaskResources, TaskRunner
 from authoring.segment_batch import batch_size_for
 from authoring.tasks import TaskOutput, checkpoint_dir_for, fit_segments_task, prepare_title
@@ -48,8 +51,6 @@ from common.errors import UserError
 from prompts.manifest import Manifest
 
 log = logging.getLogger(__name__)
-
-TICK_S = 0.1  # s between deadline checks when nothing happens
 
 
 class LiveError(UserError, RuntimeError):
@@ -78,16 +79,6 @@ class LiveSettings:
 
 
 @dataclass
-class _Cell:
-    """One (segment, level): its task, attempts, and outcome."""
-
-    handle: TaskHandle | None = None
-    attempts: int = 0
-    done: bool = False
-    result: Any = None  # SegmentResult, or None for a gap
-
-
-@dataclass
 class LiveSummary:
     """What a run published."""
 
@@ -96,47 +87,6 @@ class LiveSummary:
     retries: int = 0
     degraded: list[tuple[str, int]] = field(default_factory=list)  # (level, step) changes
     manifest: Manifest | None = None
-
-
-@dataclass(frozen=True)
-class _Tag:
-    segment: int
-    level_id: int
-
-
-class _Pump:
-    """Moves completed tasks from the runner to a queue the driver can wait on with a timeout."""
-
-    def __init__(self, runner: TaskRunner) -> None:
-        self.runner = runner
-        self.completed: queue.Queue[Completed] = queue.Queue()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self.failed: BaseException | None = None  # the runner itself broke (not one task)
-        self._thread = threading.Thread(target=self._run, name="live-pump", daemon=True)
-        self._thread.start()
-
-    def notify(self) -> None:
-        """Something was submitted: look for completions again."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._wake.wait(TICK_S)
-                self._wake.clear()
-                for done in self.runner.as_completed():
-                    self.completed.put(done)
-                    if self._stop.is_set():
-                        return
-        except Exception as error:  # noqa: BLE001 - handed to the driver, or shutdown noise
-            if not self._stop.is_set():
-                self.failed = error
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=1.0)
 
 
 class LiveChannel:
@@ -167,43 +117,23 @@ class LiveChannel:
         self.summary = LiveSummary()
         self.publisher: LivePublisher | None = None
         self._init_latent: Any = None
-        self._segments: dict[int, LiveSegment] = {}
-        self._cells: dict[tuple[int, int], _Cell] = {}
-        self._next: list[int] = [0] * len(settings.levels)  # next segment to publish, per level
+        self._cells = CellBook(
+            len(settings.levels), max_latency_s=settings.max_latency_s, retries=settings.retries
+        )
         self.policy = DegradePolicy(
             len(settings.levels), max_latency_s=settings.max_latency_s,
             degrade_at=settings.degrade_at, recover_at=settings.recover_at,
         )  # fmt: skip
-        self._arrived: queue.Queue[LiveSegment | BaseException | None] = queue.Queue()
-        self._arrived_count = 0  # segments the feed delivered so far
-        self._segment_count: int | None = None  # known once the feed ended
         self._stop = threading.Event()
+        self._ingest = IngestThread(
+            settings.chunk_frames, settings.segment_chunks, settings.levels, self._stop
+        )
         self._prepare: TaskHandle | None = None
         self._waiting: list[LiveSegment] = []  # arrived before the init latent was known
         workers = runner.gpus // resources.gpus if resources.gpus else runner.cpus // resources.cpus
         self._queue = CellQueue(
             settings.levels, batch_size_for(settings.segments_per_step), workers
         )  # cells not yet submitted
-
-    # --- the feed -------------------------------------------------------------------------
-
-    def _ingest(self, frames: Iterable[CapturedFrame]) -> None:
-        levels = list(self.settings.levels)
-        cutter = SegmentCutter(self.settings.chunk_frames, self.settings.segment_chunks, levels)
-        try:
-            for frame in frames:
-                if self._stop.is_set():
-                    break
-                segment = cutter.add(frame)
-                if segment is not None:
-                    self._arrived.put(segment)
-            if not self._stop.is_set():
-                last = cutter.finish()
-                if last is not None:
-                    self._arrived.put(last)
-        except BaseException as error:  # the driver reports it
-            self._arrived.put(error)
-        self._arrived.put(None)
 
     def stop(self) -> None:
         """End the channel as if the feed ended now (from another thread)."""
@@ -213,20 +143,15 @@ class LiveChannel:
 
     def run(self, frames: Iterable[CapturedFrame]) -> LiveSummary:
         """Ingest, fit and publish until the feed ends; returns what was published."""
-        ingest = threading.Thread(target=self._ingest, args=(frames,), name="live-ingest")
-        ingest.daemon = True
-        ingest.start()
-        pump = _Pump(self.runner)
+        self._ingest.start(frames)
+        pump = TaskPump(self.runner)
         self._pump = pump
         try:
             while not self._finished():
                 if pump.failed is not None:
                     raise LiveError(f"the task runner failed: {pump.failed}") from pump.failed
                 self._take_arrivals()
-                try:
-                    done = pump.completed.get(timeout=TICK_S)
-                except queue.Empty:
-                    done = None
+                done = pump.get()
                 if done is not None:
                     self._on_completed(done)
                 self._check_deadlines()
@@ -235,9 +160,8 @@ class LiveChannel:
             self.note("interrupted: finishing the ladder with the chunks published so far")
         finally:
             self._stop.set()
-            for cell in self._cells.values():
-                if cell.handle is not None and not cell.done:
-                    self.runner.cancel(cell.handle)
+            for handle in self._cells.running():
+                self.runner.cancel(handle)
             pump.stop()
         if self.publisher is not None:
             self.summary.manifest = self.publisher.finish()
@@ -247,99 +171,89 @@ class LiveChannel:
     def _finished(self) -> bool:
         if self._stop.is_set():
             return True
-        count = self._segment_count
-        return count is not None and all(n >= count for n in self._next)
+        count = self._ingest.count
+        return count is not None and self._cells.published_all(count)
 
     def _take_arrivals(self) -> None:
-        while True:
-            try:
-                item = self._arrived.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(item, BaseException):
-                if isinstance(item, UserError):
-                    raise item
-                raise LiveError(f"the feed failed: {item}") from item
-            if item is None:
-                self._segment_count = self._arrived_count
-                if self._segment_count == 0:
-                    raise LiveError("the feed ended before one segment was complete")
-                continue
-            self._segments[item.index] = item
-            self._arrived_count += 1
-            if self._init_latent is None:
-                self._waiting.append(item)
-                if self._prepare is None:
-                    self._prepare = self.runner.submit(
-                        prepare_title, item.frames, self.loader, self.resources,
-                        name=f"prepare {self.settings.channel}", resources=self.resources,
-                    )  # fmt: skip
-                    self._pump.notify()
-            else:
-                self._submit_segment(item)
+        for segment in self._ingest.take():
+            self._on_arrival(segment)
+        failure = self._ingest.failure
+        if failure is not None:
+            if isinstance(failure, UserError):
+                raise failure
+            raise LiveError(f"the feed failed: {failure}") from failure
+        if self._ingest.count == 0:
+            raise LiveError("the feed ended before one segment was complete")
 
-    def _submit_segment(self, segment: LiveSegment) -> None:
-        for level_id in range(len(self.settings.levels)):
-            cell = self._cells.setdefault((segment.index, level_id), _Cell())
-            self._queue.add((segment, level_id, cell))
+    def _on_arrival(self, segment: LiveSegment) -> None:
+        if self._init_latent is None:
+            self._waiting.append(segment)
+            if self._prepare is None:
+                self._prepare = self.runner.submit(
+                    prepare_title, segment.frames, self.loader, self.resources,
+                    name=f"prepare {self.settings.channel}", resources=self.resources,
+                )  # fmt: skip
+                self._pump.notify()
+        else:
+            self._enqueue(self._cells.open(segment))
+
+    def _enqueue(self, cells: Iterable[Cell]) -> None:
+        """Cells ready to be fitted wait for a batch (``CellQueue``), then go out."""
+        for cell in cells:
+            self._queue.add((cell.segment, cell.level_id, cell))
         self._flush()
 
     def _flush(self) -> None:
         """Submit the ready cells that ``CellQueue`` hands out now."""
-        in_flight = {id(c.handle) for c in self._cells.values() if c.handle and not c.done}
-        for batch in self._queue.take(len(in_flight), self.policy.steps):
-            self._submit(batch)
+        for batch in self._queue.take(self._cells.in_flight(), self.policy.steps):
+            self._submit([cell for _, _, cell in batch])
 
-    def _submit(self, batch: list[tuple[LiveSegment, int, _Cell]]) -> None:
+    def _submit(self, cells: list[Cell]) -> None:
         settings = self.settings
-        options = self.policy.options_for(settings.options, batch[0][1])
-        order = list(dict.fromkeys(s.index for s, _, _ in batch))  # each segment's frames once
-        feeds = [self._segments[index].channel_frames for index in order]
-        segments = [s.for_level(settings.channel, settings.levels[lv], lv) for s, lv, _ in batch]
-        tags = [_Tag(s.index, lv) for s, lv, _ in batch]
-        name = f"fit {segments[0].name}" + (f" +{len(batch) - 1}" if len(batch) > 1 else "")
+        options = self.policy.options_for(settings.options, cells[0].level_id)
+        by_index = {c.segment.index: c.segment for c in cells}  # each segment's frames once
+        order = list(by_index)
+        feeds = [segment.channel_frames for segment in by_index.values()]
+        segments = [
+            c.segment.for_level(settings.channel, settings.levels[c.level_id], c.level_id)
+            for c in cells
+        ]
+        name = f"fit {segments[0].name}" + (f" +{len(cells) - 1}" if len(cells) > 1 else "")
         handle = self.runner.submit(
-            fit_segments_task, segments,
-            [order.index(s.index) for s, _, _ in batch],
-            self.loader, options, [self._init_latent] * len(batch),
-            [settings.path / CHECKPOINT_DIR] * len(batch), self.resources,
+            fit_segments_task, segments, [order.index(c.segment.index) for c in cells],
+            self.loader, options, [self._init_latent] * len(cells),
+            [settings.path / CHECKPOINT_DIR] * len(cells), self.resources,
             settings.measure_quality, False, settings.segments_per_step, *feeds,
-            name=name, resources=self.resources, tag=tags,
+            name=name, resources=self.resources, tag=cells,
         )  # fmt: skip
-        for _, _, cell in batch:
-            cell.attempts += 1
-            cell.handle = handle
+        self._cells.submitted(cells, handle)
         self._pump.notify()
 
     def _on_completed(self, done: Completed) -> None:
         if done.handle is self._prepare:
             self._on_prepared(done)
             return
-        tags: list[_Tag] = done.handle.tag
-        results = done.value.value if done.ok else [None] * len(tags)
-        for tag, result in zip(tags, results, strict=True):
-            self._on_cell_done(done, tag, result)
+        cells: list[Cell] = done.handle.tag
+        results = done.value.value if done.ok else [None] * len(cells)
+        for cell, result in zip(cells, results, strict=True):
+            if self._cells.awaits(cell, done.handle):
+                self._on_cell_done(done, cell, result)
         self._flush()
 
-    def _on_cell_done(self, done: Completed, tag: _Tag, result: Any) -> None:
-        cell = self._cells.get((tag.segment, tag.level_id))
-        if cell is None or cell.done or done.handle is not cell.handle:
-            return  # already published as a gap (deadline), or an attempt superseded
-        segment = self._segments[tag.segment]
-        level = self.settings.levels[tag.level_id]
+    def _on_cell_done(self, done: Completed, cell: Cell, result: Any) -> None:
+        where = f"{self.settings.levels[cell.level_id].name} segment {cell.segment.index}"
         if not done.ok:
-            deadline = segment.ready_at + self.settings.max_latency_s
-            if cell.attempts <= self.settings.retries and self.clock() < deadline:
-                self.note(f"{level.name} segment {tag.segment} failed ({done.error}); retrying")
+            if self._cells.retry(cell, self.clock()):
+                self.note(f"{where} failed ({done.error}); retrying")
                 self.summary.retries += 1
-                cell.handle = None
-                self._queue.add((segment, tag.level_id, cell))
+                self._queue.add((cell.segment, cell.level_id, cell))
             else:
-                self.note(f"{level.name} segment {tag.segment} failed ({done.error}): a gap")
-                self._gap(tag.segment, tag.level_id, cell)
+                self.note(f"{where} failed ({done.error}): a gap")
+                self._gap(cell)
             return
-        cell.done, cell.result = True, result
-        self._degraded(self.policy.on_result(tag.level_id, self.clock() - segment.ready_at))
+        self._cells.fitted(cell, result)
+        lag_s = self.clock() - cell.segment.ready_at
+        self._degraded(self.policy.on_result(cell.level_id, lag_s))
 
     def _on_prepared(self, done: Completed) -> None:
         if not done.ok:
@@ -355,12 +269,8 @@ class LiveChannel:
             window_chunks=settings.window_chunks, clock=self.clock,
         )  # fmt: skip
         self.note(f"generator {setup.generator_name} ({setup.generator_id}) on {output.device}")
-        for segment in self._waiting:
-            for level_id in range(len(settings.levels)):
-                cell = self._cells.setdefault((segment.index, level_id), _Cell())
-                self._queue.add((segment, level_id, cell))
-        self._waiting = []
-        self._flush()
+        waiting, self._waiting = self._waiting, []
+        self._enqueue(cell for segment in waiting for cell in self._cells.open(segment))
 
     def _degraded(self, change: StepChange | None) -> None:
         """Report a level's new iteration budget (``DegradePolicy``)."""
@@ -370,47 +280,29 @@ class LiveChannel:
         self.summary.degraded.append((name, change.step))
         self.note(f"{name}: iteration budget {change.budget_share} from now on ({change.why})")
 
-    def _gap(self, segment_index: int, level_id: int, cell: _Cell) -> None:
-        handle = cell.handle
-        cell.done, cell.result = True, None
-        if handle is not None and not any(
-            c.handle is handle and not c.done for c in self._cells.values()
-        ):  # no other cell of its batch still waits on the task
+    def _gap(self, cell: Cell) -> None:
+        handle = self._cells.gap(cell)
+        if handle is not None:  # no other cell of its batch still waits on the task
             self.runner.cancel(handle)
         self.summary.gaps += 1
-        self._degraded(self.policy.on_gap(level_id, segment_index))
+        self._degraded(self.policy.on_gap(cell.level_id, cell.segment.index))
 
     def _check_deadlines(self) -> None:
-        now = self.clock()
-        for (segment_index, level_id), cell in self._cells.items():
-            if cell.done:
-                continue
-            if now > self._segments[segment_index].ready_at + self.settings.max_latency_s:
-                level = self.settings.levels[level_id].name
-                self.note(f"{level} segment {segment_index} missed its deadline: a gap")
-                self._gap(segment_index, level_id, cell)
+        for cell in self._cells.overdue(self.clock()):
+            level = self.settings.levels[cell.level_id].name
+            self.note(f"{level} segment {cell.segment.index} missed its deadline: a gap")
+            self._gap(cell)
 
     def _publish_ready(self) -> None:
         if self.publisher is None:
             return
-        for level_id in range(len(self.settings.levels)):
-            while True:
-                key = (self._next[level_id], level_id)
-                cell = self._cells.get(key)
-                if cell is None or not cell.done:
-                    break
-                segment = self._segments[key[0]]
-                for publication in self.publisher.publish(level_id, segment, cell.result):
-                    self.summary.publications.append(publication)
-                    self.report(publication)
-                segment_for = segment.for_level(
-                    self.settings.channel, self.settings.levels[level_id], level_id
-                )
-                shutil.rmtree(
-                    checkpoint_dir_for(self.settings.path / CHECKPOINT_DIR, segment_for),
-                    ignore_errors=True,
-                )
-                del self._cells[key]
-                self._next[level_id] += 1
-                if all(n > key[0] for n in self._next):
-                    del self._segments[key[0]]  # every level published it
+        for cell in self._cells.publishable():
+            for publication in self.publisher.publish(cell.level_id, cell.segment, cell.result):
+                self.summary.publications.append(publication)
+                self.report(publication)
+            level = self.settings.levels[cell.level_id]
+            segment = cell.segment.for_level(self.settings.channel, level, cell.level_id)
+            shutil.rmtree(
+                checkpoint_dir_for(self.settings.path / CHECKPOINT_DIR, segment),
+                ignore_errors=True,
+            )

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import struct
-import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
-from prompts.chunk import PromptChunk, encode_chunk, make_prefix
+from prompts.chunk import PromptChunk, make_prefix
 from prompts.init_state import encode_init_state
-from tests.ladders import seeded_latent
-from tests.prompts.factories import chunk_of, random_keyframe
+from prompts.testing import seeded_latent
+from tests.prompts.factories import chunk_of
 from wire.daemon import Open, StreamSetup
+from wire.testing import FIXTURE_INIT_SEED, fixture_setup
 
 if TYPE_CHECKING:
     from engines.generator import Generator
@@ -27,7 +25,7 @@ CHUNK_FRAMES = 4
 INTERVAL = 2
 FRAMES = 14  # 4 chunks, the last one short (2 frames)
 FPS = 30
-INIT_SEED = 5  # seed of the stream's init state
+INIT_SEED = FIXTURE_INIT_SEED  # seed of the stream's init state
 # Encoder tolerance against the engine's frames, measured on tiny-generator output (saturated
 # colour noise: the worst case). yuv420p alone costs ~16.7 dB there, so frames are compared
 # with their own yuv420p conversion (what a lossless 4:2:0 codec returns): crf 10 gives
@@ -58,16 +56,7 @@ def yuv420_reference(rgb: np.ndarray) -> np.ndarray:
 
 
 def stream_setup(generator_id: str, *, rule: str = "chunk-reset") -> StreamSetup:
-    return StreamSetup(
-        generator_id=generator_id,
-        width=SIZE,
-        height=SIZE,
-        fps=FPS,
-        noise_seed=88,
-        prev_latent_weight=0.05,
-        prev_latent_rule=rule,
-        chunk_frames=CHUNK_FRAMES,
-    )
+    return fixture_setup(generator_id, size=SIZE, chunk_frames=CHUNK_FRAMES, fps=FPS, rule=rule)
 
 
 def init_latent() -> np.ndarray:
@@ -112,31 +101,3 @@ def reference_frames(
         prefix = prefix_for(index, generator.generator_id, level=level) if with_prefix else None
         frames[(level, index)] = stream.decode_chunk(chunk, prefix)
     return frames
-
-
-def sized_open(generator_id: str, size: int, chunk_frames: int) -> tuple[StreamSetup, bytes]:
-    """The stream setup and init state of a ``size`` x ``size`` stream of ``chunk_frames``-frame
-    chunks (what a page with a large stream opens)."""
-    setup = dataclasses.replace(
-        stream_setup(generator_id), width=size, height=size, chunk_frames=chunk_frames
-    )
-    return setup, encode_init_state(seeded_latent(size, INIT_SEED))
-
-
-def one_group_chunk(generator_id: str, frames: int, rank: int = 1) -> bytes:
-    """Chunk 0 with keyframes only at its two ends: one generation group of ``frames`` (a few
-    hundred bytes that make the daemon generate every frame of it)."""
-    keyframes = (random_keyframe(0, rank), random_keyframe(frames, rank))
-    return encode_chunk(PromptChunk(generator_id, 0, 0, 0, frames, frames, rank, keyframes))
-
-
-def inflating_init_state(
-    shape: tuple[int, ...] = (1, 4, 8, 8), inflated: int = 50 * 2**20
-) -> bytes:
-    """An init state whose valid header and checksum front a payload that inflates to
-    ``inflated`` bytes, far past what ``shape`` needs (a deflate bomb: 50 MiB in ~50 KB)."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    payload = compressor.compress(bytes(inflated)) + compressor.flush()
-    body = b"PRIS" + bytes([1, 0, len(shape), 0]) + struct.pack(f"<{len(shape)}I", *shape)
-    body += struct.pack("<I", len(payload)) + payload
-    return body + struct.pack("<I", zlib.crc32(body))

@@ -20,16 +20,12 @@ from client_daemon.ready import read_ready_file
 from common.ports import free_port
 from common.processes import Child
 from prompts.chunk import encode_chunk
-from tests.client_daemon.helpers import (
-    inflating_init_state,
-    make_chunk,
-    one_group_chunk,
-    open_message,
-    sized_open,
-)
+from prompts.testing import inflating_init_state, one_group_chunk
+from tests.client_daemon.helpers import make_chunk, open_message
 from tests.client_daemon.test_budget_functional import process_status, refused
 from tests.web.stack import START_TIMEOUT_S, promptus_child
 from wire.errors import ErrorCode
+from wire.testing import sized_open
 
 MAX_CALL_MB = 128  # a 512x512 frame of the tiny generator takes ~55 MiB in a call on the CPU
 IDLE_TIMEOUT_S = 4.0

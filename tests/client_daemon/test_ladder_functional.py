@@ -14,9 +14,9 @@ from client_daemon.mp4 import box_types, segment_sample_count
 from client_daemon.muxer import EncoderSettings
 from client_daemon.settings import DaemonSettings
 from engines.psnr import frames_psnr_db as psnr
+from prompts import testing
 from prompts.chunk import encode_chunk, make_prefix, parse_chunk
 from prompts.ladder import Ladder
-from tests import ladders
 from tests.client_daemon.helpers import (
     CHUNK_FRAMES,
     FPS,
@@ -35,7 +35,7 @@ GOP_FRAMES = 2  # two GOP segments a chunk
 
 
 def write_ladder(path: Path, generator_id: str) -> Ladder:
-    return ladders.write_ladder(
+    return testing.write_ladder(
         path,
         generator_id,
         levels=[("r2n2", 2, INTERVAL), ("r4n2", 4, INTERVAL)],  # make_chunk's levels 0 and 1

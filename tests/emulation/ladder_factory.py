@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.ladders import write_ladder
+from prompts.testing import write_ladder
 
 FPS = 15.0  # low frame rate (frames still under 0.1 s): the tiny generator on a busy CPU is slow
 SIZE = 64  # small frames keep CPU generation fast

@@ -1,4 +1,5 @@
-"""Hand-made WebSocket traffic on plain TCP sockets: what a hostile client can send."""
+"""Hand-made WebSocket traffic on plain TCP sockets: what a hostile client can send (malformed
+HTTP requests: ``wire.testing``)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,6 @@ import asyncio
 import base64
 import os
 import struct
-
-MALFORMED_REQUEST = b"GET / HTTP/1.1\r\nX\r\n\r\n"  # 21 bytes: a header line without a colon
-PARTIAL_REQUEST = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"  # headers never finished
 
 
 async def raw_websocket(

@@ -24,8 +24,8 @@ from common.processes import Child, http_ok, promptus_command
 from server.run import FILES_RESERVE
 from server.settings import ServerSettings
 from tests.server.conftest import write_ladder
-from tests.server.raw_socket import MALFORMED_REQUEST, PARTIAL_REQUEST
 from tests.web.stack import REPO_ROOT, START_TIMEOUT_S
+from wire.testing import MALFORMED_REQUEST, PARTIAL_REQUEST
 
 HOST = "127.0.0.1"
 OTHER = "127.0.0.2"  # another client address (any 127.x.y.z is this machine on Linux)

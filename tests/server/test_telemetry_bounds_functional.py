@@ -13,12 +13,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from prompts.testing import write_ladder as write_quality_ladder
 from promptus.cli import main
 from server.client import ViewerClient
 from server.retention import Retention, enforce
 from server.telemetry import Telemetry
 from server.telemetry_db import open_backend
-from tests.ladders import write_ladder as write_quality_ladder
 from tests.server.conftest import LEVELS, STREAM, write_ladder
 from tests.server.serve_process import running_server
 from wire.media import MAX_EXTRA_STATS_BYTES, Stats

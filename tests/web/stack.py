@@ -7,7 +7,7 @@ from pathlib import Path
 
 from client_daemon.ready import read_ready_file
 from common.processes import Child, promptus_command
-from tests import ladders
+from prompts import testing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHANNEL = "e2e"
@@ -31,7 +31,7 @@ def write_ladder(
 ) -> None:
     """A finished ladder of seeded random prompts for ``generator_id`` (the player needs no fitted
     prompts); ``vmaf``: its chunks carry a VMAF too."""
-    ladders.write_ladder(
+    testing.write_ladder(
         path,
         generator_id,
         levels=LEVELS,

@@ -17,7 +17,7 @@ import pytest
 from authoring.procedural_clip import render_clip
 from prompts.ladder import LadderWriter
 from prompts.manifest import ManifestError, StreamInfo, load_manifest
-from tests.ladders import GENERATOR_NAME, LEVEL_SEED_STEP, seeded_latent
+from prompts.testing import GENERATOR_NAME, LEVEL_SEED_STEP, seeded_latent
 from tests.prompts.factories import chunk_of, random_keyframe
 from tests.web.conftest import Stack
 from tests.web.stack import CHUNK_FRAMES, LEVELS, STREAM_FPS, STREAM_SIZE, promptus_child
