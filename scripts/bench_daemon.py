@@ -58,7 +58,10 @@ TARGET_FIRST_MS = 60.0  # issue 15: the first playable frames within 60 ms of th
 TARGET_RESTART_S = 15.0  # issue 15: a restarted daemon ready within 15 s (compile cache filled)
 READY_MARK = "READY "  # the ready probe's last line: READY {json}
 PROBE_TIMEOUT_S = 900
+SPAWNED_AT_ENV = "PROMPTUS_BENCH_SPAWNED_AT"  # the parent's time.time() when it started a probe
 SMOOTH_ENCODE_REPEATS = 3  # encode-only runs on smooth synthetic video
+BREAKDOWN_REPLAYS = 30  # back-to-back replays of the captured step (generation_breakdown)
+BREAKDOWN_CHUNKS = 4  # chunks the stream decodes there (the first warms up)
 
 
 def load(args: argparse.Namespace) -> Any:
@@ -72,6 +75,7 @@ def load(args: argparse.Namespace) -> Any:
         compile_mode=args.compile_mode,
         compile_cache_dir=args.cache_dir,
         ahead_of_time=args.ahead_of_time,
+        precompiled=args.precompiled,
     )
     if not args.random_weights:
         return load_generator(
@@ -91,25 +95,35 @@ def load(args: argparse.Namespace) -> Any:
     return generator_from_networks(args.generator, networks, options)
 
 
-def start_as_the_daemon_does(args: argparse.Namespace) -> tuple[Any, str]:
+def start_as_the_daemon_does(args: argparse.Namespace) -> tuple[Any, str, dict[str, float]]:
     """Load the generator and warm its compiled step up on the stream's groups, as ``promptus daemon``.
 
-    Returns the generator and how its step was compiled (``ahead-of-time``, ``torch.compile``,
-    ``eager``, or ``-`` for a backend that does not compile per shape).
+    Returns the generator, how its step was compiled (``precompiled``, ``ahead-of-time``,
+    ``torch.compile``, ``eager``, or ``-`` for a backend that does not compile per shape) and
+    the seconds of each phase (``load_s``: networks and weights; ``warm_up_s``: compiling or
+    loading the step, autotuning, capture).
     """
+    started = time.perf_counter()
     generator = load(args)
+    loaded = time.perf_counter()
+    phases = {"load_s": round(loaded - started, 2)}
     backend = generator.backend
     if not backend.specialises_shapes:
-        return generator, "-"
+        return generator, "-", phases
     generator.warm_up(args.size, args.size, args.interval, ENGINE_FRAME_FORMAT)
+    phases["warm_up_s"] = round(time.perf_counter() - loaded, 2)
     compiled = getattr(backend, "compiled_how", lambda _: ["-"])(ENGINE_FRAME_FORMAT)
-    return generator, ",".join(compiled)
+    return generator, ",".join(compiled), phases
 
 
 def ready_probe(args: argparse.Namespace) -> int:
-    """The child of ``--restart``: start as the daemon does, then print READY and how it compiled."""
-    _, compiled = start_as_the_daemon_does(args)
-    print(READY_MARK + json.dumps({"compiled": compiled}), flush=True)
+    """The child of ``--restart``: start as the daemon does, then print READY, how it compiled
+    and its phases (``imports_s``: from the parent's spawn to this function)."""
+    spawned = float(os.environ.get(SPAWNED_AT_ENV, "nan"))
+    imports_s = round(time.time() - spawned, 2)
+    _, compiled, phases = start_as_the_daemon_does(args)
+    report = {"compiled": compiled, "imports_s": imports_s, **phases}
+    print(READY_MARK + json.dumps(report), flush=True)
     return 0
 
 
@@ -118,7 +132,10 @@ def time_start(argv: list[str], what: str) -> dict[str, Any]:
     command = [sys.executable, __file__, *argv, "--ready-probe"]
     print(f"{what}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    environment = {**os.environ, SPAWNED_AT_ENV: repr(time.time())}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=environment
+    )
     seconds = time.perf_counter() - started
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines or not lines[-1].startswith(READY_MARK):
@@ -126,7 +143,7 @@ def time_start(argv: list[str], what: str) -> dict[str, Any]:
     logged = [
         line
         for line in result.stderr.splitlines()
-        if "ahead-of-time" in line or "torch.compile" in line
+        if "ahead-of-time" in line or "torch.compile" in line or "precompiled" in line
     ]
     return {
         "seconds": round(seconds, 2),
@@ -162,6 +179,49 @@ def encode_smooth_ms(size: int, chunk_frames: int, fps: float, settings: Encoder
         muxer.media_segment([frames], 0)
         times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
+
+
+def generation_breakdown(args: argparse.Namespace, generator: Any) -> dict[str, float]:
+    """Where generation speed goes, on this card in this process: the captured step replayed back
+    to back (``step_fps``), the engine's stream decoding whole chunks with their copies to the
+    host (``stream_fps``); the daemon's own figure (``generation_fps``) adds the pipeline."""
+    import torch
+
+    level = level_chunks(
+        generator.generator_id,
+        frames=BREAKDOWN_CHUNKS * args.chunk_frames + 1,
+        interval=args.interval,
+        chunk_frames=args.chunk_frames,
+        rank=args.rank,
+    )
+    shape = generator.latent_geometry.shape(args.size, args.size)
+    latent = torch.zeros(shape, device=generator.device)
+    batch = min(args.interval, generator.backend.max_batch)
+    context = torch.zeros(batch, generator.context_tokens, generator.context_dim)
+    context = context.to(generator.device)
+
+    def replay() -> None:
+        generator.backend.generate_group(latent, latent, 0.5, context, ENGINE_FRAME_FORMAT)
+
+    replay()
+    sync = torch.cuda.synchronize if generator.device.type == "cuda" else (lambda: None)
+    sync()
+    started = time.perf_counter()
+    for _ in range(BREAKDOWN_REPLAYS):
+        replay()
+    sync()
+    step_fps = BREAKDOWN_REPLAYS * batch / (time.perf_counter() - started)
+    stream = generator.open_stream(
+        width=args.size,
+        height=args.size,
+        init_latent=np.zeros(shape, np.float32),
+        frame_format=ENGINE_FRAME_FORMAT,
+    )
+    stream.decode_chunk(level[0])  # warm
+    started = time.perf_counter()
+    frames = sum(stream.decode_chunk(chunk).shape[0] for chunk in level[1:BREAKDOWN_CHUNKS])
+    stream_fps = frames / (time.perf_counter() - started)
+    return {"step_fps": round(step_fps, 1), "stream_fps": round(stream_fps, 1)}
 
 
 def gpu_allocated_mb(device: str) -> float | None:
@@ -326,6 +386,7 @@ def print_table(records: list[dict[str, Any]]) -> None:
             lambda r: f"{r['chunk_to_segment_ms_p90']} / {r['chunk_to_segment_ms_max']}",
         ),
         ("generation ms (fps)", lambda r: f"{r['generation_ms']} ({r['generation_fps']})"),
+        ("  step alone / stream fps", lambda r: f"{r['step_fps']} / {r['stream_fps']}"),
         ("encoding ms (sum of GOPs)", "encode_ms"),
         ("encode tail ms (share)", lambda r: f"{r['encode_tail_ms']} ({r['encode_share']:.0%})"),
         ("encode only, smooth video ms", "encode_smooth_ms"),
@@ -380,6 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="fast backend: load the compiled step from the cache (built on a miss)",
     )
+    parser.add_argument(
+        "--precompiled",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fast backend: save/load torch.compile's ahead-of-time step in the cache (the daemon's default)",
+    )
     parser.add_argument("--cache-dir", help="compile cache folder (default: the daemon's)")
     parser.add_argument("--size", type=int, default=512, help="width = height, pixels")
     parser.add_argument("--fps", type=float, default=30.0)
@@ -420,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ready_probe:
         return ready_probe(args)
     started = time.perf_counter()
-    generator, compiled = start_as_the_daemon_does(args)  # on the cache as it is: cold compiles
+    generator, compiled, first_phases = start_as_the_daemon_does(args)  # cold cache: compiles
     first_start_s = round(time.perf_counter() - started, 2)
     print(
         f"first start (this process, after imports): ready in {first_start_s} s ({compiled})",
@@ -434,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     args.device_resolved = str(generator.device)
+    breakdown = generation_breakdown(args, generator)
+    print(f"generation alone: {json.dumps(breakdown)}", flush=True)
     records = []
     for gop_frames in args.gop_frames:
         encoder = EncoderSettings(
@@ -454,10 +523,12 @@ def main(argv: list[str] | None = None) -> int:
                 "rank": args.rank,
                 "frame_format": ENGINE_FRAME_FORMAT,
                 **measured,
+                **breakdown,
                 "encode_smooth_ms": round(
                     encode_smooth_ms(args.size, args.chunk_frames, args.fps, encoder), 1
                 ),
                 "first_start_s": first_start_s,
+                "first_start_phases": first_phases,
                 "compiled": compiled,
                 "preset": encoder.preset,
                 "crf": encoder.crf,
@@ -466,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
                 "gop_frames": encoder.gop_frames,
                 "backend": args.backend,
                 "ahead_of_time": args.ahead_of_time,
+                "precompiled": args.precompiled,
                 "cuda_graph": args.cuda_graph,
                 "channels_last": args.channels_last,
                 "compile_mode": args.compile_mode,
@@ -484,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
         record.update(
             restart_ready_s=restart.get("seconds"),
             restart_compiled=restart.get("compiled"),
+            restart_phases={
+                k: restart[k] for k in ("imports_s", "load_s", "warm_up_s") if k in restart
+            },
             restart_log=restart.get("log"),
         )
         if args.json:
