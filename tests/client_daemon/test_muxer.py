@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
 
 import av
 import numpy as np
@@ -281,11 +282,15 @@ def test_encoders_open_once_with_the_muxer_and_serve_every_chunk(opened: list[ob
     """A seek (forwards and back), a short last GOP: the same encoders, an IDR at every segment."""
     muxer = H264Muxer(64, 64, FPS, EncoderSettings(gop_frames=4, encoders=2, threads=1))
     init = muxer.init_segment()
+    deadline = time.monotonic() + 30
+    while len(opened) < 2 and time.monotonic() < deadline:  # opening in the background
+        time.sleep(0.01)
+    assert len(opened) == 2  # before the first chunk: off the first segment's path
     timescale = track_timescale(init)
     gops: list[GopSegment] = []
     for first_frame, count in ((0, 10), (300, 7), (40, 8), (41, 1)):  # not contiguous
         muxer.encode_gops([moving_pictures(count, start=first_frame)], first_frame, gops.append)
-    assert len(opened) == 2  # at creation, one per parallel encoder: none for a GOP or a chunk
+    assert len(opened) == 2  # one per parallel encoder, none for a GOP or a chunk
     assert [(g.first_frame, g.frames) for g in gops] == [
         (0, 4), (4, 4), (8, 2), (300, 4), (304, 3), (40, 4), (44, 4), (41, 1)
     ]  # fmt: skip
