@@ -1,5 +1,7 @@
 """Daemon benchmark: chunk -> first playable GOP segment -> whole chunk, sustained fps, restart to ready.
 
+    # the encoder alone (no generator): one GOP's latency, a chunk's frame rate
+    python scripts/bench_daemon.py --encode-only --size 512 --gop-frames 10
     # tiny generator on the CPU
     python scripts/bench_daemon.py --generator tiny --device cpu --size 192 --chunks 3 --restart
     # SD-Turbo architecture with random weights on a GPU: the compiled step cached ahead of time
@@ -14,7 +16,11 @@ mode sends one chunk and times its first GOP segment (the first playable frames)
 backpressure) and divides frames by wall time. The segment headers split each chunk into
 generation and encoding milliseconds; the encode tail is what the chunk waits after its last
 frame is generated. ``encode_smooth_ms`` encodes smooth synthetic video of the same size, for
-content unlike random-weight output. The benchmark first starts as the daemon does (generator,
+content unlike random-weight output; ``encode_gop_ms`` is one GOP of it alone (its frames in,
+its segment out, on a muxer already open), ``encode_first_gop_ms`` / ``encode_fps`` the first
+segment and the frame rate of a whole chunk whose frames are all there at once (the encoders'
+limit), and ``muxer_ready_ms`` a muxer's creation to its init segment and open encoders.
+``--encode-only`` measures just these, with no generator. The benchmark first starts as the daemon does (generator,
 warm-up on the compiled step) on the cache as it is (a cold cache compiles): ``first_start_s``,
 timed in this process after its imports. With ``--restart``, a fresh process then does the same
 on the cache that start filled: ``restart_ready_s``, from process start to ready, imports
@@ -33,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +49,7 @@ from tqdm import tqdm
 
 from client_daemon.client import DaemonClient
 from client_daemon.daemon import ENGINE_FRAME_FORMAT, Daemon
-from client_daemon.muxer import EncoderSettings, H264Muxer
+from client_daemon.muxer import EncoderSettings, GopSegment, H264Muxer, SegmentMuxer
 from client_daemon.settings import DaemonSettings
 from common.atomic import atomic_write_json
 from engines.devices import card_name
@@ -224,6 +231,47 @@ def generation_breakdown(args: argparse.Namespace, generator: Any) -> dict[str, 
     return {"step_fps": round(step_fps, 1), "stream_fps": round(stream_fps, 1)}
 
 
+def encode_latency(
+    size: int,
+    chunk_frames: int,
+    fps: float,
+    settings: EncoderSettings,
+    muxer_type: Callable[..., SegmentMuxer] = H264Muxer,
+) -> dict[str, float]:
+    """Encode-only latencies and rate on smooth video (a muxer of ``muxer_type``), medians in ms."""
+    frames = smooth_video(chunk_frames, size)
+    started = time.perf_counter()
+    muxer = muxer_type(size, size, fps, settings)
+    muxer.init_segment()
+    muxer.media_segment([frames[:1]], 0)  # the first segment: every encoder open (or one GOP's)
+    ready_ms = (time.perf_counter() - started) * 1000
+    muxer.media_segment([frames], 0)  # warm-up
+    gop_ms, first_ms, chunk_ms = [], [], []
+    delivered_at: list[float] = []  # when each GOP of a chunk was handed out
+
+    def stamp(_: GopSegment) -> None:
+        delivered_at.append(time.perf_counter())
+
+    with muxer:
+        for repeat in range(SMOOTH_ENCODE_REPEATS * 3):
+            jump = (repeat + 1) * 1000  # a seek each time: the GOPs are not contiguous
+            started = time.perf_counter()
+            muxer.media_segment([frames[: settings.gop_frames]], jump)
+            gop_ms.append((time.perf_counter() - started) * 1000)
+            delivered_at.clear()
+            started = time.perf_counter()
+            muxer.encode_gops([frames], jump + 500, stamp)
+            first_ms.append((delivered_at[0] - started) * 1000)
+            chunk_ms.append((delivered_at[-1] - started) * 1000)
+    return {
+        "muxer_ready_ms": round(ready_ms, 1),
+        "encode_gop_ms": round(statistics.median(gop_ms), 1),
+        "encode_first_gop_ms": round(statistics.median(first_ms), 1),
+        "encode_chunk_ms": round(statistics.median(chunk_ms), 1),
+        "encode_fps": round(chunk_frames / statistics.median(chunk_ms) * 1000, 1),
+    }
+
+
 def gpu_allocated_mb(device: str) -> float | None:
     if not device.startswith("cuda"):
         return None
@@ -390,6 +438,11 @@ def print_table(records: list[dict[str, Any]]) -> None:
         ("encoding ms (sum of GOPs)", "encode_ms"),
         ("encode tail ms (share)", lambda r: f"{r['encode_tail_ms']} ({r['encode_share']:.0%})"),
         ("encode only, smooth video ms", "encode_smooth_ms"),
+        (
+            "  one GOP ms; chunk's first GOP ms",
+            lambda r: f"{r['encode_gop_ms']}; {r['encode_first_gop_ms']}",
+        ),
+        ("  chunk fps (frames all there)", "encode_fps"),
         ("sustained fps", "sustained_fps"),
         (
             "segments per chunk, KiB a chunk",
@@ -476,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip the GPU-memory check (three pages that leave mid-chunk)",
     )
+    parser.add_argument(
+        "--encode-only",
+        action="store_true",
+        help="measure only the encoder on smooth video (encode_gop_ms, encode_fps...), no generator",
+    )
     parser.add_argument("--ready-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--card", help="card name for the record (default: detected)")
     parser.add_argument("--label", default="", help="tells apart records of one configuration")
@@ -486,6 +544,27 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("websockets").setLevel(logging.WARNING)
     if args.ready_probe:
         return ready_probe(args)
+    if args.encode_only:
+        for gop_frames in args.gop_frames:
+            encoder = EncoderSettings(
+                crf=args.crf, encoders=args.encoders, threads=args.threads, gop_frames=gop_frames
+            )
+            measured = encode_latency(args.size, args.chunk_frames, args.fps, encoder)
+            print(
+                json.dumps(
+                    {
+                        "size": args.size,
+                        "chunk_frames": args.chunk_frames,
+                        "gop_frames": gop_frames,
+                        "crf": encoder.crf,
+                        "encoders": encoder.encoder_count(),
+                        "x264_threads": encoder.thread_count(),
+                        **measured,
+                    }
+                ),
+                flush=True,
+            )
+        return 0
     started = time.perf_counter()
     generator, compiled, first_phases = start_as_the_daemon_does(args)  # cold cache: compiles
     first_start_s = round(time.perf_counter() - started, 2)
@@ -527,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
                 "encode_smooth_ms": round(
                     encode_smooth_ms(args.size, args.chunk_frames, args.fps, encoder), 1
                 ),
+                **encode_latency(args.size, args.chunk_frames, args.fps, encoder),
                 "first_start_s": first_start_s,
                 "first_start_phases": first_phases,
                 "compiled": compiled,
