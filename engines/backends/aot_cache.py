@@ -251,6 +251,56 @@ class StepArtifactCache:
             return None
         return artifact, record
 
+    def load(self, key: AotKey, module: nn.Module) -> Callable[..., Any] | None:
+        """The cached step of ``key`` computing with ``module``, or None (the reason is logged)."""
+        raise NotImplementedError
+
+    def build(
+        self, key: AotKey, module: nn.Module, example_inputs: tuple[torch.Tensor, ...]
+    ) -> Callable[..., Any]:
+        """Compile ``module`` for ``example_inputs``' shapes and store it under ``key``; the step."""
+        raise NotImplementedError
+
+    def checked(
+        self,
+        key: AotKey,
+        module: nn.Module,
+        example_inputs: tuple[torch.Tensor, ...],
+        agreement: Callable[[Callable[..., Any]], float],
+        min_db: float,
+    ) -> Callable[..., Any]:
+        """The cached step of ``key`` (built on a miss) whose ``agreement`` with the eager step
+        (frames PSNR) is at least ``min_db``; a build that fails or disagrees is recorded."""
+        failure = self.known_failure(key)
+        if failure is not None:
+            raise RuntimeError(
+                f"building it failed before on this card and version ({failure}); "
+                f"delete {self.paths(key)[1]} to try again"
+            )
+        runner = self.load(key, module)
+        if runner is not None:
+            agreed = agreement(runner)
+            if agreed >= min_db:
+                return runner
+            log.warning(
+                "the cached %s disagrees with the eager step (frames at %.1f dB): compiling again",
+                self.what,
+                agreed,
+            )
+        try:
+            runner = self.build(key, module, example_inputs)
+            agreed = agreement(runner)
+            if agreed < min_db:
+                raise RuntimeError(
+                    f"the compiled step disagrees with the eager step (frames at {agreed:.1f} dB)"
+                )
+        except RecordedBuildFailure:
+            raise  # the cache's probe recorded it
+        except Exception as error:
+            self.mark_failed(key, error)  # a restart skips it at once instead of failing again
+            raise
+        return runner
+
     def temporary(self, key: AotKey) -> Path:
         """Where this process writes ``key``'s artifact before renaming it into place."""
         artifact, _ = self.paths(key)

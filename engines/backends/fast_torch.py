@@ -33,7 +33,6 @@ from engines.backends.aot_cache import (
     AOT_SUBFOLDER,
     AotKey,
     AotStepCache,
-    RecordedBuildFailure,
     device_description,
     source_fingerprint,
 )
@@ -332,38 +331,13 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
         inputs: tuple[torch.Tensor, ...],
     ) -> Callable[..., Any]:
         """The step from ``cache`` (built on a miss), checked against the eager step."""
-        key = self._aot_key(step, inputs)
-        failure = cache.known_failure(key)
-        if failure is not None:
-            raise RuntimeError(
-                f"building it failed before on this card and version ({failure}); "
-                f"delete {cache.paths(key)[1]} to try again"
-            )
         reference = step.finish(step(*inputs))[2]
-        runner = cache.load(key, step)
-        if runner is not None:
-            agreement = frames_psnr_db(step.finish(runner(*inputs))[2], reference)
-            if agreement >= AOT_MIN_PSNR_DB:
-                return _finishing(step, runner)
-            log.warning(
-                "the cached %s step disagrees with the eager step (frames at %.1f dB): "
-                "compiling again",
-                cache.what,
-                agreement,
-            )
-        try:
-            runner = cache.build(key, step, inputs)
-            agreement = frames_psnr_db(step.finish(runner(*inputs))[2], reference)
-            if agreement < AOT_MIN_PSNR_DB:
-                raise RuntimeError(
-                    f"the compiled step disagrees with the eager step (frames at {agreement:.1f} dB)"
-                )
-        except RecordedBuildFailure:
-            raise  # the cache's probe recorded it
-        except Exception as error:
-            cache.mark_failed(key, error)  # a restart skips it at once instead of failing again
-            raise
-        return _finishing(step, runner)
+
+        def agreement(runner: Callable[..., Any]) -> float:
+            return frames_psnr_db(step.finish(runner(*inputs))[2], reference)
+
+        key = self._aot_key(step, inputs)
+        return _finishing(step, cache.checked(key, step, inputs, agreement, AOT_MIN_PSNR_DB))
 
     def _first_working_way(
         self, frame_format: str, inputs: tuple[torch.Tensor, ...]
