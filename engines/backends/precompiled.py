@@ -53,6 +53,17 @@ def compile_options(mode: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
+def aot_compile_enabled() -> Iterator[None]:
+    """``torch.compile(...).aot_compile`` switched on (torch 2.11 ships it off; later torches on)."""
+    config = torch._dynamo.config
+    if not hasattr(config, "enable_aot_compile"):
+        yield
+        return
+    with config.patch(enable_aot_compile=True):
+        yield
+
+
+@contextlib.contextmanager
 def plain_tensors() -> Iterator[None]:
     """Out of inference mode, without autograd: the mode a precompiled step was traced and is called in."""
     with torch.inference_mode(False), torch.no_grad():
@@ -105,7 +116,7 @@ class PrecompiledStepCache(StepArtifactCache):
         started = time.perf_counter()
         marker.write_text(str(os.getpid()), encoding="utf-8")
         try:
-            with artifact.open("rb") as handle:
+            with artifact.open("rb") as handle, aot_compile_enabled():
                 compiled = torch.compiler.load_compiled_function(handle)
         except Exception as error:  # noqa: BLE001 - any loader failure means: do not trust it
             log.warning(
@@ -130,7 +141,7 @@ class PrecompiledStepCache(StepArtifactCache):
         artifact, _ = self.paths(key)
         started = time.perf_counter()
         forward = type(module).forward
-        with plain_tensors():
+        with plain_tensors(), aot_compile_enabled():
             inputs = tuple(t.clone() for t in example_inputs)
             compiler: Any = torch.compile(  # its aot_compile is not in torch's type hints yet
                 forward, fullgraph=True, dynamic=False, options=compile_options(self.mode)
