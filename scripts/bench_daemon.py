@@ -497,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--precompiled",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="fast backend: save/load torch.compile's ahead-of-time step in the cache (the daemon's default)",
+        default=False,
+        help="fast backend: save/load torch.compile's ahead-of-time step in the cache (off by default, as in the daemon)",
     )
     parser.add_argument("--cache-dir", help="compile cache folder (default: the daemon's)")
     parser.add_argument("--size", type=int, default=512, help="width = height, pixels")

@@ -96,7 +96,7 @@ def backend_options(
             compile_cache_dir=flags.get("compile_cache_dir"),
             attention=flags.get("attention", "auto"),
             ahead_of_time=flags.get("ahead_of_time", False),
-            precompiled=flags.get("precompiled", True),
+            precompiled=flags.get("precompiled", False),
         )
     elif kind == "tensorrt":
         settings = TensorRTOptions(cache_dir=flags.get("compile_cache_dir"))

@@ -25,6 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -141,15 +142,26 @@ class PrecompiledStepCache(StepArtifactCache):
         artifact, _ = self.paths(key)
         started = time.perf_counter()
         forward = type(module).forward
-        with plain_tensors(), aot_compile_enabled():
-            inputs = tuple(t.clone() for t in example_inputs)
-            compiler: Any = torch.compile(  # its aot_compile is not in torch's type hints yet
-                forward, fullgraph=True, dynamic=False, options=compile_options(self.mode)
-            )
-            compiled = compiler.aot_compile(((module, *inputs), {}))
+
         temporary = self.temporary(key)
+
+        def trace_and_save() -> Any:
+            with torch.no_grad(), aot_compile_enabled():
+                inputs = tuple(t.clone() for t in example_inputs)
+                compiler: Any = torch.compile(  # its aot_compile is not in torch's type hints yet
+                    forward, fullgraph=True, dynamic=False, options=compile_options(self.mode)
+                )
+                compiled = compiler.aot_compile(((module, *inputs), {}))
+                compiled.save_compiled_function(str(temporary))
+                return compiled
+
+        # A thread of its own, never in inference mode: the saved tensor guards take the
+        # dispatch keys of the saving thread's mode, and must describe plain tensors (what
+        # ``plain_tensors`` calls with); saved from inside inference mode, even under
+        # inference_mode(False), they expect no autograd key and no later call matches them.
         try:
-            compiled.save_compiled_function(str(temporary))
+            with ThreadPoolExecutor(1, thread_name_prefix="promptus-precompile") as pool:
+                compiled = pool.submit(trace_and_save).result()
             os.replace(temporary, artifact)
         finally:
             temporary.unlink(missing_ok=True)

@@ -74,12 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precompiled",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="fast backend: save the compiled generation step (torch.compile's ahead-of-time "
         "artifact, without the weights) in the compile cache on the first start and load it on "
         "the next, so a restart skips tracing and compiling; it is checked against the eager "
         "step, and one that fails to load, disagrees or crashed a process is recorded and "
-        "replaced by torch.compile",
+        "replaced by torch.compile. Off by default: on torch 2.11 a fresh process refuses the "
+        "saved step on a guard (docs/realtime.md)",
     )
     parser.add_argument(
         "--compile-cache",

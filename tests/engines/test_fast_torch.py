@@ -219,32 +219,6 @@ def test_pinned_sink_matches_the_plain_one():
 
 @pytest.mark.gpu
 @needs_cuda
-def test_precompiled_step_is_saved_then_loaded_and_agrees_with_the_eager_one(tmp_path, caplog):
-    """The first backend saves the step, a second (a restarted daemon) loads it; YUV frames as eager."""
-    from engines import load_generator
-    from engines.colour import YUV420P
-
-    def frames(generator):
-        stream = generator.open_stream(
-            width=TEST_SIZE, height=TEST_SIZE, init_latent=init_latent(), frame_format=YUV420P
-        )
-        chunks = level_chunks(generator.generator_id, frames=8, interval=4, chunk_frames=8)
-        return stream.decode_chunk(chunks[0]), generator.backend.compiled_how(YUV420P)
-
-    options = dict(device="cuda", backend="fast", compile_cache_dir=str(tmp_path))
-    built, how = frames(load_generator("tiny", **options))
-    assert how == ["precompiled"]
-    assert len(list((tmp_path / "precompiled").glob("*.pt"))) == 1
-    with caplog.at_level("INFO"):
-        loaded, how = frames(load_generator("tiny", **options))
-    assert how == ["precompiled"] and "loaded the precompiled step" in caplog.text
-    np.testing.assert_array_equal(loaded, built)
-    eager, _ = frames(load_generator("tiny", device="cuda", backend="torch", dtype=torch.float16))
-    assert np.abs(built.astype(int) - eager.astype(int)).mean() < 3
-
-
-@pytest.mark.gpu
-@needs_cuda
 def test_ahead_of_time_step_is_cached_and_agrees_with_the_compiled_one(tmp_path, caplog):
     """First backend builds the package, a second (a restarted daemon) loads it; YUV frames as the eager path."""
     from engines import load_generator
