@@ -1,8 +1,11 @@
-"""Read-only ISO-BMFF (MP4) box helpers: split fMP4 output, find the codec string, read tfdt.
+"""ISO-BMFF (MP4) box helpers: split fMP4 output, find the codec string, read tfdt, write fragments.
 
 Pure functions over bytes; they raise :class:`Mp4FormatError` naming the defect. The
 codec string is parsed from the ``avcC`` box of the init segment rather than hard-coded,
 because x264 picks profile and level from the settings, the picture size and the rate.
+:func:`fragment` writes one moof+mdat media segment from H.264 samples, laid out as FFmpeg's
+mov muxer lays out a fragment (``default_base_moof``), so the muxer needs no FFmpeg container
+per GOP; :func:`annexb_to_avcc` turns an encoder's start-code packets into such samples.
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ STSD_ENTRY_COUNT_BYTES = 4  # stsd: entry count after the full-box header
 VISUAL_SAMPLE_ENTRY_BYTES = 78  # avc1: reserved, data reference index, sizes, compressor name...
 
 INIT_BOXES = ("ftyp", "moov")
-SEGMENT_BOXES = ("moof", "mdat")
+
+START_CODE = b"\x00\x00\x01"  # Annex B: a NAL unit follows (a 4-byte code has one more 0 first)
+NAL_LENGTH = struct.Struct(">I")  # AVCC: each NAL unit behind its 4-byte length (avcC says 4)
+UINT32 = struct.Struct(">I")
+TRACK_ID = 1  # the init segment's only track
+SEQUENCE_NUMBER = 1  # mfhd: every segment stands alone, as FFmpeg numbers a fresh fragment
+TFHD_FLAGS = 0x020038  # default-base-is-moof, default sample duration, size and flags
+TRUN_FLAGS = 0x000205  # data offset, first sample flags, a size per sample
+SYNC_SAMPLE_FLAGS = 0x02000000  # depends on no other sample: the GOP's IDR
+NON_SYNC_SAMPLE_FLAGS = 0x01010000  # depends on others, not a sync sample
 
 
 class Mp4FormatError(UserError, ValueError):
@@ -135,3 +147,60 @@ def segment_sample_count(segment: bytes) -> int:
             if child_kind == "trun":
                 count += int(struct.unpack_from(">I", child, FULL_BOX_HEADER_BYTES)[0])
     return count
+
+
+def annexb_to_avcc(packet: bytes) -> bytes:
+    """An H.264 access unit in Annex B form (start codes) as AVCC: NAL units behind 4-byte lengths."""
+    start = packet.find(START_CODE)
+    if start < 0:
+        raise Mp4FormatError("no Annex B start code in the H.264 packet")
+    view = memoryview(packet)
+    out = bytearray()
+    start += len(START_CODE)
+    while start < len(packet):
+        found = packet.find(START_CODE, start)
+        end = len(packet) if found < 0 else found
+        stop = end
+        while stop > start and packet[stop - 1] == 0:  # a 4-byte start code's zero, trailing zeros
+            stop -= 1  # (a NAL unit ends in its stop bit, never in a zero byte)
+        if stop > start:
+            out += NAL_LENGTH.pack(stop - start)
+            out += view[start:stop]
+        if found < 0:
+            break
+        start = found + len(START_CODE)
+    if not out:
+        raise Mp4FormatError("the H.264 packet holds no NAL unit")
+    return bytes(out)
+
+
+def _box(kind: bytes, *parts: bytes) -> bytes:
+    return BOX_HEADER.pack(BOX_HEADER.size + sum(len(part) for part in parts), kind) + b"".join(
+        parts
+    )
+
+
+def _full_box(kind: bytes, version: int, flags: int, payload: bytes) -> bytes:
+    return _box(kind, UINT32.pack(version << 24 | flags), payload)
+
+
+def fragment(samples: list[bytes], decode_time: int, sample_duration: int) -> bytes:
+    """One moof+mdat media segment: AVCC ``samples`` (the first a sync sample, the rest not)
+    of ``sample_duration`` ticks each, the first at ``decode_time`` ticks (tfdt)."""
+    if not samples:
+        raise ValueError("a fragment needs at least one sample")
+    mfhd = _full_box(b"mfhd", 0, 0, UINT32.pack(SEQUENCE_NUMBER))
+    defaults = struct.pack(
+        ">IIII", TRACK_ID, sample_duration, len(samples[0]), NON_SYNC_SAMPLE_FLAGS
+    )
+    tfhd = _full_box(b"tfhd", 0, TFHD_FLAGS, defaults)
+    tfdt = _full_box(b"tfdt", 1, 0, LARGE_SIZE.pack(decode_time))
+    sizes = struct.pack(f">{len(samples)}I", *(len(sample) for sample in samples))
+
+    def trun(data_offset: int) -> bytes:
+        head = struct.pack(">IiI", len(samples), data_offset, SYNC_SAMPLE_FLAGS)
+        return _full_box(b"trun", 0, TRUN_FLAGS, head + sizes)
+
+    moof_size = len(_box(b"moof", mfhd, _box(b"traf", tfhd, tfdt, trun(0))))
+    moof = _box(b"moof", mfhd, _box(b"traf", tfhd, tfdt, trun(moof_size + BOX_HEADER.size)))
+    return moof + _box(b"mdat", *samples)

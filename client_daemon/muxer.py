@@ -1,13 +1,17 @@
 """The codec layer: frames -> fragmented MP4 (an init segment, then one media segment per GOP).
 
 :class:`SegmentMuxer` is the contract the pipeline uses; :class:`H264Muxer` is the PyAV/libx264
-implementation. A chunk is cut into short GOPs that fresh x264 encoders compress in parallel
-threads (PyAV releases the GIL), each GOP starting with an IDR frame; each GOP becomes its own
-moof+mdat, handed out as soon as it and the GOPs before it are done, so a page can show the
-first GOP of a chunk while the rest is still being generated. Every segment starts with a
-keyframe and stands alone: a level switch or a seek needs nothing special, and a segment's
-baseMediaDecodeTime (tfdt) is simply its first frame on the stream's timeline
-(``frag_discont`` with ``avoid_negative_ts=disabled`` keeps FFmpeg from shifting it to zero).
+implementation. A chunk is cut into short GOPs that a small pool of long-lived x264 encoders
+(opened once per muxer, in the background when it is created) compresses in parallel threads
+(PyAV releases the GIL), each GOP starting with a forced IDR frame; with ``tune=zerolatency``
+x264 hands out a packet per frame at once, so a GOP's packets are complete when its last frame
+is encoded and the encoder goes on to its next GOP without a drain. Each GOP becomes its own
+moof+mdat (written by :func:`client_daemon.mp4.fragment`, no FFmpeg container per GOP), handed
+out as soon as it and the GOPs before it are done, so a page can show the first GOP of a chunk
+while the rest is still being generated. Every segment starts with a keyframe and stands
+alone: a level switch or a seek needs nothing special, and a segment's baseMediaDecodeTime
+(tfdt) is simply its first frame on the stream's timeline. FFmpeg's mov muxer writes only the
+init segment, and every encoder's SPS/PPS must equal the ones in it.
 
 Frames come as packed RGB (``rgb24``, [n, H, W, 3]) or, converted on the generator's device,
 as planar YUV 4:2:0 (``yuv420p``, [n, H*3/2, W]: ``engines.colour``), which x264 takes as is.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -28,12 +33,20 @@ from typing import Any
 
 import numpy as np
 
-from client_daemon.mp4 import SEGMENT_BOXES, Mp4FormatError, box_types, mime_type, split_init
+from client_daemon.mp4 import (
+    Mp4FormatError,
+    annexb_to_avcc,
+    box_types,
+    fragment,
+    mime_type,
+    split_init,
+    track_timescale,
+)
 
-# empty_moov: ftyp+moov first, samples only in fragments; frag_custom: a fragment only at
-# close (one moof+mdat per GOP's container); default_base_moof: offsets relative to moof, as
-# MSE wants; frag_discont: tfdt = first frame's time; skip_trailer: no mfra.
-MOVFLAGS = "empty_moov+frag_custom+default_base_moof+frag_discont+skip_trailer"
+# the init segment's container: empty_moov: ftyp+moov, samples only in fragments (ours);
+# frag_custom: no fragment of its own; default_base_moof: offsets relative to moof, as MSE
+# wants (and as mp4.fragment writes them); skip_trailer: no mfra.
+MOVFLAGS = "empty_moov+frag_custom+default_base_moof+skip_trailer"
 RATE_DENOMINATOR_LIMIT = 1001  # fps like 29.97 become 30000/1001
 CORES_PER_ENCODER = 4  # default: one parallel GOP encoder per 4 CPU cores
 
@@ -68,9 +81,10 @@ class EncoderSettings:
             "preset": self.preset,
             "tune": "zerolatency",  # no lookahead, no B-frames: a frame in, a packet out
             "crf": str(self.crf),
-            # one IDR per GOP (each fresh encoder's first frame); BT.601 limited range is
-            # what swscale's rgb24 -> yuv420p (and engines.colour) produces, so the page decodes
-            # the same matrix
+            "forced-idr": "1",  # a frame marked I (each GOP's first) becomes an IDR
+            # IDRs only where forced (each GOP's first frame, whatever the encoder did before:
+            # a short GOP, a seek); BT.601 limited range is what swscale's rgb24 -> yuv420p (and
+            # engines.colour) produces, so the page decodes the same matrix
             "x264-params": "keyint=infinite:scenecut=0:"
             "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m",
         }
@@ -87,7 +101,7 @@ class GopSegment:
     first_frame: int  # stream frame index of its first frame
     frames: int
     ready_at: float  # time.perf_counter() when its frames were all in (generation done for it)
-    encode_ms: float  # x264 + muxing time of this GOP (in its encoder thread)
+    encode_ms: float  # x264 + fragment writing time of this GOP (in its encoder thread)
 
 
 class SegmentMuxer(ABC):
@@ -128,7 +142,7 @@ class SegmentMuxer(ABC):
         return mime_type(self.init_segment())
 
     def close(self) -> None:  # noqa: B027 (optional: a muxer holding no threads has nothing to do)
-        """Release what the muxer holds (threads); it encodes nothing afterwards."""
+        """Release what the muxer holds (threads, encoders); it encodes nothing afterwards."""
 
     def __enter__(self) -> SegmentMuxer:
         return self
@@ -138,7 +152,7 @@ class SegmentMuxer(ABC):
 
 
 class H264Muxer(SegmentMuxer):
-    """PyAV libx264 encoders (parallel, one per GOP), each GOP muxed into its own fragment."""
+    """A pool of long-lived PyAV libx264 encoders (GOPs in parallel), each GOP its own fragment."""
 
     def __init__(
         self, width: int, height: int, fps: float, settings: EncoderSettings = NEAR_LOSSLESS
@@ -154,12 +168,30 @@ class H264Muxer(SegmentMuxer):
         self.gop_frames = settings.gop_frames
         self.encoders = settings.encoder_count()
         self._init: bytes | None = None
-        # GOP encoders; their threads end with close()
+        self._extradata = b""  # the init segment's SPS/PPS (Annex B), which every encoder must give
+        self._frame_ticks = 0  # one frame's duration on the track's clock
+        self._init_lock = threading.Lock()
+        self._closed = False
+        # idle encoders; None stands for one to open when taken (after a failure)
+        self._idle: queue.SimpleQueue[_Encoder | None] = queue.SimpleQueue()
+        # one thread per encoder; the threads end with close()
         self._pool = ThreadPoolExecutor(self.encoders, thread_name_prefix="promptus-x264")
+        for _ in range(self.encoders):  # opened now, off the first GOP's path
+            self._pool.submit(self._open_idle)
 
     def close(self) -> None:
-        """Stop the GOP encoder threads (an encoding in progress finishes; queued ones are dropped)."""
+        """Stop the encoder threads and drop the encoders (a GOP in progress finishes; queued
+        ones are dropped)."""
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._drain_idle()
+
+    def _drain_idle(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait()
+            except queue.Empty:
+                return
 
     def _configure(self, codec_context: Any) -> None:
         codec_context.width = self.width
@@ -170,31 +202,42 @@ class H264Muxer(SegmentMuxer):
         codec_context.options = self.settings.x264_options()
         codec_context.thread_count = self.settings.thread_count()
 
-    def _open(self, sink: io.BytesIO) -> tuple[Any, Any]:
-        """A started fMP4 container (ftyp+moov written) and its video stream."""
+    def init_segment(self) -> bytes:
+        with self._init_lock:
+            if self._init is None:
+                self._init = self._write_init()
+            return self._init
+
+    def _write_init(self) -> bytes:
+        """ftyp+moov from FFmpeg's mov muxer, the avcC from an x264 opened with our settings."""
         import av  # heavy import kept out of module import (CLI startup)
 
-        container = av.open(
-            sink,
-            "w",
-            format="mp4",
-            options={"movflags": MOVFLAGS, "avoid_negative_ts": "disabled"},
-        )
+        sink = io.BytesIO()
+        container = av.open(sink, "w", format="mp4", options={"movflags": MOVFLAGS})
         stream = container.add_stream("libx264", rate=self.rate)
         self._configure(stream.codec_context)
         container.start_encoding()  # opens x264 once for the avcC (SPS/PPS) of the moov
-        return container, stream
+        self._extradata = bytes(stream.codec_context.extradata or b"")
+        container.close()
+        init, rest = split_init(sink.getvalue())
+        if rest:
+            raise Mp4FormatError(f"unexpected boxes after the init segment: {box_types(rest)}")
+        ticks = track_timescale(init) * self.rate.denominator
+        if ticks % self.rate.numerator:
+            raise Mp4FormatError(
+                f"the track's clock has no whole ticks per frame at {self.rate} fps"
+            )
+        self._frame_ticks = ticks // self.rate.numerator
+        return init
 
-    def init_segment(self) -> bytes:
-        if self._init is None:
-            sink = io.BytesIO()
-            container, _ = self._open(sink)
-            container.close()
-            init, rest = split_init(sink.getvalue())
-            if rest:
-                raise Mp4FormatError(f"unexpected boxes after the init segment: {box_types(rest)}")
-            self._init = init
-        return self._init
+    def _open_idle(self) -> None:
+        """Pool thread: open an encoder for the idle pool (a failure leaves it to the first GOP)."""
+        try:
+            encoder: _Encoder | None = _Encoder(self)
+        except Exception:  # noqa: BLE001 - retried (and raised) by the GOP that takes the slot
+            encoder = None
+        if not self._closed:
+            self._idle.put(encoder)
 
     def encode_gops(
         self, batches: Iterable[np.ndarray], first_frame: int, deliver: Callable[[GopSegment], None]
@@ -204,25 +247,19 @@ class H264Muxer(SegmentMuxer):
         self.init_segment()
         in_order = _InOrder(deliver)
         gops: list[Future[GopSegment]] = []
-        container: _Container | None = None
         try:
             pending: list[np.ndarray] = []
             next_frame = first_frame
             for batch in batches:
                 self._check_batch(batch)
                 for frame in batch:
-                    if container is None:
-                        # a GOP's container (and its x264 open) while its frames are generated
-                        container = _Container(self)
                     pending.append(frame)
                     if len(pending) == self.gop_frames:
-                        gops.append(in_order.track(self._submit(container, pending, next_frame)))
+                        gops.append(in_order.track(self._submit(pending, next_frame)))
                         next_frame += len(pending)
-                        pending, container = [], None
+                        pending = []
             if pending:
-                assert container is not None
-                gops.append(in_order.track(self._submit(container, pending, next_frame)))
-                container = None
+                gops.append(in_order.track(self._submit(pending, next_frame)))
             if not gops:
                 raise ValueError("a media segment needs at least one frame")
             for future in gops:
@@ -232,13 +269,29 @@ class H264Muxer(SegmentMuxer):
             in_order.stop()
             for future in gops:
                 future.cancel()  # the GOPs not started yet, after a failure
-            if container is not None:
-                container.discard()
 
-    def _submit(
-        self, container: _Container, frames: list[np.ndarray], first_frame: int
-    ) -> Future[GopSegment]:
-        return self._pool.submit(container.encode_gop, frames, first_frame, time.perf_counter())
+    def _submit(self, frames: list[np.ndarray], first_frame: int) -> Future[GopSegment]:
+        return self._pool.submit(self._encode_gop, frames, first_frame, time.perf_counter())
+
+    def _encode_gop(
+        self, frames: list[np.ndarray], first_frame: int, ready_at: float
+    ) -> GopSegment:
+        """Pool thread: the GOP's media segment, from whichever encoder is idle."""
+        encoder = self._idle.get()  # one per pool thread: never waits long
+        started = time.perf_counter()
+        try:
+            if encoder is None:
+                encoder = _Encoder(self)
+            samples = encoder.encode_gop(frames)
+        except BaseException:
+            encoder = None  # its state is unknown: the slot opens a fresh one when next taken
+            raise
+        finally:
+            if not self._closed:
+                self._idle.put(encoder)
+        data = fragment(samples, first_frame * self._frame_ticks, self._frame_ticks)
+        encode_ms = (time.perf_counter() - started) * 1000
+        return GopSegment(data, first_frame, len(frames), ready_at, encode_ms)
 
     def _check_batch(self, batch: np.ndarray) -> None:
         rgb, planar = (self.height, self.width, 3), (self.height * 3 // 2, self.width)
@@ -285,44 +338,46 @@ class _InOrder:
             self._stopped = True
 
 
-class _Container:
-    """One GOP's fMP4 container: a fresh x264 encodes its frames (IDR first), FFmpeg muxes one moof+mdat."""
+class _Encoder:
+    """One long-lived x264 encoder: GOP after GOP, each led by a forced IDR, a packet per frame."""
 
     def __init__(self, muxer: H264Muxer) -> None:
-        self._muxer = muxer
-        self._sink = io.BytesIO()
-        self._container, self._stream = muxer._open(self._sink)
-
-    def encode_gop(self, frames: list[np.ndarray], first_frame: int, ready_at: float) -> GopSegment:
-        """Encoder thread: the GOP's media segment."""
         import av
+        from av.codec.context import Flags
 
-        started = time.perf_counter()
-        muxer = self._muxer
-        # the stream's own x264, opened by start_encoding (SPS/PPS in the avcC, global header)
-        stream = self._stream
-        time_base = stream.codec_context.time_base
+        muxer.init_segment()  # (also reads the SPS/PPS every encoder must match)
+        context = av.CodecContext.create("libx264", "w")
+        muxer._configure(context)
+        context.flags |= Flags.global_header  # SPS/PPS once, in the init segment's avcC
+        context.open()
+        # every encoder must describe the stream exactly as the init segment the page has
+        if bytes(context.extradata or b"") != muxer._extradata:
+            raise RuntimeError(
+                "the encoder's SPS/PPS differ from the init segment's (settings changed?)"
+            )
+        self._context = context
+        self._pts = 0  # the encoder's own clock: contiguous whatever the stream's frames are
+
+    def encode_gop(self, frames: list[np.ndarray]) -> list[bytes]:
+        """The GOP's samples (AVCC access units), the first an IDR."""
+        import av
+        from av.video.frame import PictureType
+
+        context = self._context
         packets = []
-        pixel_format = (
-            "rgb24" if frames[0].ndim == 3 else "yuv420p"
-        )  # yuv420p goes to x264 untouched
+        pixel_format = "rgb24" if frames[0].ndim == 3 else "yuv420p"  # yuv420p goes in untouched
         for offset, pixels in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(pixels, format=pixel_format)
-            frame.pts = first_frame + offset
-            frame.time_base = time_base
-            packets.extend(stream.encode(frame))
-        packets.extend(stream.encode(None))  # drain
-        self._container.mux(packets)
-        self._container.close()  # writes the GOP's moof+mdat (frag_custom)
-        init, segment = split_init(self._sink.getvalue())
-        # every encoder must describe the stream exactly as the init segment the page has
-        if init != muxer.init_segment():
-            raise RuntimeError("the encoder produced a different init segment (settings changed?)")
-        if box_types(segment) != list(SEGMENT_BOXES):
-            raise Mp4FormatError(f"expected one moof+mdat, got {box_types(segment)}")
-        encode_ms = (time.perf_counter() - started) * 1000
-        return GopSegment(segment, first_frame, len(frames), ready_at, encode_ms)
-
-    def discard(self) -> None:
-        """Close a container that got no frames (the chunk failed or was abandoned)."""
-        self._container.close()
+            frame.pts = self._pts
+            frame.time_base = context.time_base
+            self._pts += 1
+            if offset == 0:
+                frame.pict_type = PictureType.I  # forced-idr: this GOP starts with an IDR
+            packets.extend(context.encode(frame))
+        # zerolatency: no lookahead, no B-frames, sliced threads, so nothing stays in the encoder
+        if len(packets) != len(frames) or not packets[0].is_keyframe:
+            raise RuntimeError(
+                f"x264 gave {len(packets)} packets for {len(frames)} frames "
+                f"(keyframe first: {bool(packets) and packets[0].is_keyframe})"
+            )
+        return [annexb_to_avcc(bytes(packet)) for packet in packets]

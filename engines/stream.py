@@ -190,9 +190,9 @@ class GeneratorStream:
     ) -> Iterator[np.ndarray]:
         """The same frames as ``decode_chunk``, as uint8 batches handed over as they reach the host.
 
-        On CUDA all groups are queued on the GPU at once; each batch is yielded when its copy
-        to the host has landed, so an encoder can work on the first groups of a chunk while
-        the GPU generates the last. Consume it to the end: the stream's state advances then.
+        On CUDA the next group is queued on the GPU while the last one computes; each batch is
+        yielded when its copy to the host has landed, so an encoder can work on the first
+        groups of a chunk while the GPU generates the later ones. Consume it to the end: the stream's state advances then.
         """
         for landed in self.iter_slices(chunk, prefix):
             yield from landed
@@ -205,7 +205,8 @@ class GeneratorStream:
         whatever the interval.
 
         Each item lists the frame batches that reached the host while that slice ran (on the
-        CPU exactly its frames; on CUDA maybe none yet, and the rest with the last item).
+        CPU exactly its frames; on CUDA the slice before it, waited for while this one is
+        queued behind it, and the rest with the last item).
         Between items a caller may run another stream's slice (the daemon's fair scheduler).
         Checks that need no generation (identity, order, keyframe coverage, context shape) are
         made before the first slice.
@@ -251,17 +252,28 @@ class GeneratorStream:
             start = group.start
             while start < group.end:
                 stop = min(start + self.slice_frames, group.end)
-                contexts = torch.from_numpy(frame_contexts(chunk, previous, start, stop))
-                sink.add(self._run_slice(group, start, contexts.to(self.generator.device)))
+                contexts = self._on_device(frame_contexts(chunk, previous, start, stop))
+                sink.add(self._run_slice(group, start, contexts))
                 self.last_slice_frames = stop - start
                 last = number == len(groups) - 1 and stop == group.end
                 if last:
                     self._finish_chunk(chunk, previous)
-                yield list(sink.ready(wait=last))
+                # every slice but this one is handed over as soon as its copy lands, while
+                # this one computes: the device never waits for the host between slices
+                yield list(sink.ready(wait=True, queued=0 if last else 1))
                 start = stop
         if not groups:
             self._finish_chunk(chunk, previous)
         return sink.result()
+
+    def _on_device(self, contexts: np.ndarray) -> torch.Tensor:
+        """A slice's contexts on the generator's device; on CUDA copied from pinned memory
+        without waiting (a plain copy would wait for every slice still running there)."""
+        host = torch.from_numpy(contexts)
+        device = self.generator.device
+        if device.type != "cuda":
+            return host.to(device)
+        return host.pin_memory().to(device, non_blocking=True)
 
     def _finish_chunk(self, chunk: PromptChunk, previous: Keyframe | None) -> None:
         self._last_chunk = (chunk.level, chunk.index)

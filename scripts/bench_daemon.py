@@ -1,5 +1,7 @@
 """Daemon benchmark: chunk -> first playable GOP segment -> whole chunk, sustained fps, restart to ready.
 
+    # the encoder alone (no generator): one GOP's latency, a chunk's frame rate
+    python scripts/bench_daemon.py --encode-only --size 512 --gop-frames 10
     # tiny generator on the CPU
     python scripts/bench_daemon.py --generator tiny --device cpu --size 192 --chunks 3 --restart
     # SD-Turbo architecture with random weights on a GPU: the compiled step cached ahead of time
@@ -14,7 +16,11 @@ mode sends one chunk and times its first GOP segment (the first playable frames)
 backpressure) and divides frames by wall time. The segment headers split each chunk into
 generation and encoding milliseconds; the encode tail is what the chunk waits after its last
 frame is generated. ``encode_smooth_ms`` encodes smooth synthetic video of the same size, for
-content unlike random-weight output. The benchmark first starts as the daemon does (generator,
+content unlike random-weight output; ``encode_gop_ms`` is one GOP of it alone (its frames in,
+its segment out, on a muxer already open), ``encode_first_gop_ms`` / ``encode_fps`` the first
+segment and the frame rate of a whole chunk whose frames are all there at once (the encoders'
+limit), and ``muxer_ready_ms`` a muxer's creation to its init segment and open encoders.
+``--encode-only`` measures just these, with no generator. The benchmark first starts as the daemon does (generator,
 warm-up on the compiled step) on the cache as it is (a cold cache compiles): ``first_start_s``,
 timed in this process after its imports. With ``--restart``, a fresh process then does the same
 on the cache that start filled: ``restart_ready_s``, from process start to ready, imports
@@ -33,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +49,7 @@ from tqdm import tqdm
 
 from client_daemon.client import DaemonClient
 from client_daemon.daemon import ENGINE_FRAME_FORMAT, Daemon
-from client_daemon.muxer import EncoderSettings, H264Muxer
+from client_daemon.muxer import EncoderSettings, GopSegment, H264Muxer, SegmentMuxer
 from client_daemon.settings import DaemonSettings
 from common.atomic import atomic_write_json
 from engines.devices import card_name
@@ -58,7 +65,10 @@ TARGET_FIRST_MS = 60.0  # issue 15: the first playable frames within 60 ms of th
 TARGET_RESTART_S = 15.0  # issue 15: a restarted daemon ready within 15 s (compile cache filled)
 READY_MARK = "READY "  # the ready probe's last line: READY {json}
 PROBE_TIMEOUT_S = 900
+SPAWNED_AT_ENV = "PROMPTUS_BENCH_SPAWNED_AT"  # the parent's time.time() when it started a probe
 SMOOTH_ENCODE_REPEATS = 3  # encode-only runs on smooth synthetic video
+BREAKDOWN_REPLAYS = 30  # back-to-back replays of the captured step (generation_breakdown)
+BREAKDOWN_CHUNKS = 4  # chunks the stream decodes there (the first warms up)
 
 
 def load(args: argparse.Namespace) -> Any:
@@ -72,6 +82,7 @@ def load(args: argparse.Namespace) -> Any:
         compile_mode=args.compile_mode,
         compile_cache_dir=args.cache_dir,
         ahead_of_time=args.ahead_of_time,
+        precompiled=args.precompiled,
     )
     if not args.random_weights:
         return load_generator(
@@ -91,25 +102,35 @@ def load(args: argparse.Namespace) -> Any:
     return generator_from_networks(args.generator, networks, options)
 
 
-def start_as_the_daemon_does(args: argparse.Namespace) -> tuple[Any, str]:
+def start_as_the_daemon_does(args: argparse.Namespace) -> tuple[Any, str, dict[str, float]]:
     """Load the generator and warm its compiled step up on the stream's groups, as ``promptus daemon``.
 
-    Returns the generator and how its step was compiled (``ahead-of-time``, ``torch.compile``,
-    ``eager``, or ``-`` for a backend that does not compile per shape).
+    Returns the generator, how its step was compiled (``precompiled``, ``ahead-of-time``,
+    ``torch.compile``, ``eager``, or ``-`` for a backend that does not compile per shape) and
+    the seconds of each phase (``load_s``: networks and weights; ``warm_up_s``: compiling or
+    loading the step, autotuning, capture).
     """
+    started = time.perf_counter()
     generator = load(args)
+    loaded = time.perf_counter()
+    phases = {"load_s": round(loaded - started, 2)}
     backend = generator.backend
     if not backend.specialises_shapes:
-        return generator, "-"
+        return generator, "-", phases
     generator.warm_up(args.size, args.size, args.interval, ENGINE_FRAME_FORMAT)
+    phases["warm_up_s"] = round(time.perf_counter() - loaded, 2)
     compiled = getattr(backend, "compiled_how", lambda _: ["-"])(ENGINE_FRAME_FORMAT)
-    return generator, ",".join(compiled)
+    return generator, ",".join(compiled), phases
 
 
 def ready_probe(args: argparse.Namespace) -> int:
-    """The child of ``--restart``: start as the daemon does, then print READY and how it compiled."""
-    _, compiled = start_as_the_daemon_does(args)
-    print(READY_MARK + json.dumps({"compiled": compiled}), flush=True)
+    """The child of ``--restart``: start as the daemon does, then print READY, how it compiled
+    and its phases (``imports_s``: from the parent's spawn to this function)."""
+    spawned = float(os.environ.get(SPAWNED_AT_ENV, "nan"))
+    imports_s = round(time.time() - spawned, 2)
+    _, compiled, phases = start_as_the_daemon_does(args)
+    report = {"compiled": compiled, "imports_s": imports_s, **phases}
+    print(READY_MARK + json.dumps(report), flush=True)
     return 0
 
 
@@ -118,7 +139,10 @@ def time_start(argv: list[str], what: str) -> dict[str, Any]:
     command = [sys.executable, __file__, *argv, "--ready-probe"]
     print(f"{what}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    environment = {**os.environ, SPAWNED_AT_ENV: repr(time.time())}
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=environment
+    )
     seconds = time.perf_counter() - started
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines or not lines[-1].startswith(READY_MARK):
@@ -126,7 +150,7 @@ def time_start(argv: list[str], what: str) -> dict[str, Any]:
     logged = [
         line
         for line in result.stderr.splitlines()
-        if "ahead-of-time" in line or "torch.compile" in line
+        if "ahead-of-time" in line or "torch.compile" in line or "precompiled" in line
     ]
     return {
         "seconds": round(seconds, 2),
@@ -162,6 +186,90 @@ def encode_smooth_ms(size: int, chunk_frames: int, fps: float, settings: Encoder
         muxer.media_segment([frames], 0)
         times.append((time.perf_counter() - started) * 1000)
     return statistics.median(times)
+
+
+def generation_breakdown(args: argparse.Namespace, generator: Any) -> dict[str, float]:
+    """Where generation speed goes, on this card in this process: the captured step replayed back
+    to back (``step_fps``), the engine's stream decoding whole chunks with their copies to the
+    host (``stream_fps``); the daemon's own figure (``generation_fps``) adds the pipeline."""
+    import torch
+
+    level = level_chunks(
+        generator.generator_id,
+        frames=BREAKDOWN_CHUNKS * args.chunk_frames + 1,
+        interval=args.interval,
+        chunk_frames=args.chunk_frames,
+        rank=args.rank,
+    )
+    shape = generator.latent_geometry.shape(args.size, args.size)
+    latent = torch.zeros(shape, device=generator.device)
+    batch = min(args.interval, generator.backend.max_batch)
+    context = torch.zeros(batch, generator.context_tokens, generator.context_dim)
+    context = context.to(generator.device)
+
+    def replay() -> None:
+        generator.backend.generate_group(latent, latent, 0.5, context, ENGINE_FRAME_FORMAT)
+
+    replay()
+    sync = torch.cuda.synchronize if generator.device.type == "cuda" else (lambda: None)
+    sync()
+    started = time.perf_counter()
+    for _ in range(BREAKDOWN_REPLAYS):
+        replay()
+    sync()
+    step_fps = BREAKDOWN_REPLAYS * batch / (time.perf_counter() - started)
+    stream = generator.open_stream(
+        width=args.size,
+        height=args.size,
+        init_latent=np.zeros(shape, np.float32),
+        frame_format=ENGINE_FRAME_FORMAT,
+    )
+    stream.decode_chunk(level[0])  # warm
+    started = time.perf_counter()
+    frames = sum(stream.decode_chunk(chunk).shape[0] for chunk in level[1:BREAKDOWN_CHUNKS])
+    stream_fps = frames / (time.perf_counter() - started)
+    return {"step_fps": round(step_fps, 1), "stream_fps": round(stream_fps, 1)}
+
+
+def encode_latency(
+    size: int,
+    chunk_frames: int,
+    fps: float,
+    settings: EncoderSettings,
+    muxer_type: Callable[..., SegmentMuxer] = H264Muxer,
+) -> dict[str, float]:
+    """Encode-only latencies and rate on smooth video (a muxer of ``muxer_type``), medians in ms."""
+    frames = smooth_video(chunk_frames, size)
+    started = time.perf_counter()
+    muxer = muxer_type(size, size, fps, settings)
+    muxer.init_segment()
+    muxer.media_segment([frames[:1]], 0)  # the first segment: every encoder open (or one GOP's)
+    ready_ms = (time.perf_counter() - started) * 1000
+    muxer.media_segment([frames], 0)  # warm-up
+    gop_ms, first_ms, chunk_ms = [], [], []
+    delivered_at: list[float] = []  # when each GOP of a chunk was handed out
+
+    def stamp(_: GopSegment) -> None:
+        delivered_at.append(time.perf_counter())
+
+    with muxer:
+        for repeat in range(SMOOTH_ENCODE_REPEATS * 3):
+            jump = (repeat + 1) * 1000  # a seek each time: the GOPs are not contiguous
+            started = time.perf_counter()
+            muxer.media_segment([frames[: settings.gop_frames]], jump)
+            gop_ms.append((time.perf_counter() - started) * 1000)
+            delivered_at.clear()
+            started = time.perf_counter()
+            muxer.encode_gops([frames], jump + 500, stamp)
+            first_ms.append((delivered_at[0] - started) * 1000)
+            chunk_ms.append((delivered_at[-1] - started) * 1000)
+    return {
+        "muxer_ready_ms": round(ready_ms, 1),
+        "encode_gop_ms": round(statistics.median(gop_ms), 1),
+        "encode_first_gop_ms": round(statistics.median(first_ms), 1),
+        "encode_chunk_ms": round(statistics.median(chunk_ms), 1),
+        "encode_fps": round(chunk_frames / statistics.median(chunk_ms) * 1000, 1),
+    }
 
 
 def gpu_allocated_mb(device: str) -> float | None:
@@ -326,9 +434,15 @@ def print_table(records: list[dict[str, Any]]) -> None:
             lambda r: f"{r['chunk_to_segment_ms_p90']} / {r['chunk_to_segment_ms_max']}",
         ),
         ("generation ms (fps)", lambda r: f"{r['generation_ms']} ({r['generation_fps']})"),
+        ("  step alone / stream fps", lambda r: f"{r['step_fps']} / {r['stream_fps']}"),
         ("encoding ms (sum of GOPs)", "encode_ms"),
         ("encode tail ms (share)", lambda r: f"{r['encode_tail_ms']} ({r['encode_share']:.0%})"),
         ("encode only, smooth video ms", "encode_smooth_ms"),
+        (
+            "  one GOP ms; chunk's first GOP ms",
+            lambda r: f"{r['encode_gop_ms']}; {r['encode_first_gop_ms']}",
+        ),
+        ("  chunk fps (frames all there)", "encode_fps"),
         ("sustained fps", "sustained_fps"),
         (
             "segments per chunk, KiB a chunk",
@@ -380,6 +494,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="fast backend: load the compiled step from the cache (built on a miss)",
     )
+    parser.add_argument(
+        "--precompiled",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="fast backend: save/load torch.compile's ahead-of-time step in the cache (off by default, as in the daemon)",
+    )
     parser.add_argument("--cache-dir", help="compile cache folder (default: the daemon's)")
     parser.add_argument("--size", type=int, default=512, help="width = height, pixels")
     parser.add_argument("--fps", type=float, default=30.0)
@@ -409,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip the GPU-memory check (three pages that leave mid-chunk)",
     )
+    parser.add_argument(
+        "--encode-only",
+        action="store_true",
+        help="measure only the encoder on smooth video (encode_gop_ms, encode_fps...), no generator",
+    )
     parser.add_argument("--ready-probe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--card", help="card name for the record (default: detected)")
     parser.add_argument("--label", default="", help="tells apart records of one configuration")
@@ -419,8 +544,29 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("websockets").setLevel(logging.WARNING)
     if args.ready_probe:
         return ready_probe(args)
+    if args.encode_only:
+        for gop_frames in args.gop_frames:
+            encoder = EncoderSettings(
+                crf=args.crf, encoders=args.encoders, threads=args.threads, gop_frames=gop_frames
+            )
+            measured = encode_latency(args.size, args.chunk_frames, args.fps, encoder)
+            print(
+                json.dumps(
+                    {
+                        "size": args.size,
+                        "chunk_frames": args.chunk_frames,
+                        "gop_frames": gop_frames,
+                        "crf": encoder.crf,
+                        "encoders": encoder.encoder_count(),
+                        "x264_threads": encoder.thread_count(),
+                        **measured,
+                    }
+                ),
+                flush=True,
+            )
+        return 0
     started = time.perf_counter()
-    generator, compiled = start_as_the_daemon_does(args)  # on the cache as it is: cold compiles
+    generator, compiled, first_phases = start_as_the_daemon_does(args)  # cold cache: compiles
     first_start_s = round(time.perf_counter() - started, 2)
     print(
         f"first start (this process, after imports): ready in {first_start_s} s ({compiled})",
@@ -434,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     args.device_resolved = str(generator.device)
+    breakdown = generation_breakdown(args, generator)
+    print(f"generation alone: {json.dumps(breakdown)}", flush=True)
     records = []
     for gop_frames in args.gop_frames:
         encoder = EncoderSettings(
@@ -454,10 +602,13 @@ def main(argv: list[str] | None = None) -> int:
                 "rank": args.rank,
                 "frame_format": ENGINE_FRAME_FORMAT,
                 **measured,
+                **breakdown,
                 "encode_smooth_ms": round(
                     encode_smooth_ms(args.size, args.chunk_frames, args.fps, encoder), 1
                 ),
+                **encode_latency(args.size, args.chunk_frames, args.fps, encoder),
                 "first_start_s": first_start_s,
+                "first_start_phases": first_phases,
                 "compiled": compiled,
                 "preset": encoder.preset,
                 "crf": encoder.crf,
@@ -466,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
                 "gop_frames": encoder.gop_frames,
                 "backend": args.backend,
                 "ahead_of_time": args.ahead_of_time,
+                "precompiled": args.precompiled,
                 "cuda_graph": args.cuda_graph,
                 "channels_last": args.channels_last,
                 "compile_mode": args.compile_mode,
@@ -484,6 +636,9 @@ def main(argv: list[str] | None = None) -> int:
         record.update(
             restart_ready_s=restart.get("seconds"),
             restart_compiled=restart.get("compiled"),
+            restart_phases={
+                k: restart[k] for k in ("imports_s", "load_s", "warm_up_s") if k in restart
+            },
             restart_log=restart.get("log"),
         )
         if args.json:

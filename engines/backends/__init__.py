@@ -59,6 +59,7 @@ class BackendFlags(TypedDict, total=False):
     compile_cache_dir: str | None  # fast: the Inductor cache; tensorrt: the engine cache
     attention: str  # fast
     ahead_of_time: bool  # fast
+    precompiled: bool  # fast
     max_batch: int  # every backend
 
 
@@ -95,6 +96,7 @@ def backend_options(
             compile_cache_dir=flags.get("compile_cache_dir"),
             attention=flags.get("attention", "auto"),
             ahead_of_time=flags.get("ahead_of_time", False),
+            precompiled=flags.get("precompiled", False),
         )
     elif kind == "tensorrt":
         settings = TensorRTOptions(cache_dir=flags.get("compile_cache_dir"))

@@ -143,16 +143,25 @@ def module_constants(module: nn.Module) -> dict[str, torch.Tensor]:
     return {**dict(module.named_parameters()), **dict(module.named_buffers())}
 
 
-class AotStepCache:
-    """Compiled step packages in ``root`` (``<compile cache>/aot``), loaded or built on demand."""
+class StepArtifactCache:
+    """Compiled group steps kept on disk under ``root``: one artifact and one JSON record per key.
+
+    The record names the key the artifact was made for and its SHA-256; an artifact is used only
+    when both agree with this process, and a failed build is recorded so that a restart skips
+    it. Subclasses say how an artifact is built and loaded.
+    """
+
+    suffix = ".bin"  # the artifact's file suffix
+    record_format = "promptus-step-artifact"
+    what = "compiled step"  # how log lines name an artifact
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def paths(self, key: AotKey) -> tuple[Path, Path]:
-        """(package, record) of ``key``."""
+        """(artifact, record) of ``key``."""
         stem = key.file_stem()
-        return self.root / f"{stem}{PACKAGE_SUFFIX}", self.root / f"{stem}{RECORD_SUFFIX}"
+        return self.root / f"{stem}{self.suffix}", self.root / f"{stem}{RECORD_SUFFIX}"
 
     def known_failure(self, key: AotKey) -> str | None:
         """Why building ``key`` failed before (recorded by :meth:`mark_failed`), or None."""
@@ -166,72 +175,152 @@ class AotStepCache:
         return None
 
     def mark_failed(self, key: AotKey, error: BaseException) -> None:
-        """Record that ``key`` cannot be built here, so the next start does not try for a minute again."""
+        """Record that ``key`` cannot be built or loaded here, so the next start does not try again."""
         _, record_path = self.paths(key)
         self.root.mkdir(parents=True, exist_ok=True)
         reason = f"{type(error).__name__}: {str(error)[:500]}"
         atomic_write_json(
-            record_path, {"format": RECORD_FORMAT, "key": key.fields(), "failed": reason}
+            record_path, {"format": self.record_format, "key": key.fields(), "failed": reason}
         )
         log.warning(
-            "building the ahead-of-time step %s failed (%s); recorded in %s",
+            "building the %s %s failed (%s); recorded in %s",
+            self.what,
             key.file_stem(),
             reason,
             record_path,
         )
 
-    def load(self, key: AotKey, module: nn.Module) -> Callable[..., Any] | None:
-        """The cached step of ``key`` with ``module``'s weights, or None (the reason is logged)."""
-        package, record_path = self.paths(key)
-        if not package.exists() and not record_path.exists():
+    def write_record(self, key: AotKey, **facts: Any) -> dict[str, Any]:
+        """Record the artifact just written for ``key`` (its checksum and ``facts``)."""
+        artifact, record_path = self.paths(key)
+        record = {
+            "format": self.record_format,
+            "key": key.fields(),
+            "sha256": file_sha256(artifact),
+            **facts,
+        }
+        atomic_write_json(record_path, record)
+        return record
+
+    def trusted(self, key: AotKey) -> tuple[Path, dict[str, Any]] | None:
+        """(artifact, record) of ``key`` when its record and checksum agree; None, logged, when not."""
+        artifact, record_path = self.paths(key)
+        if not artifact.exists() and not record_path.exists():
             log.info(
-                "no ahead-of-time step cached at %s: compiling it (once per card and version)",
-                package,
+                "no %s cached at %s: compiling it (once per card and version)", self.what, artifact
             )
             return None
         try:
             record = json.loads(record_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             log.warning(
-                "ahead-of-time cache record %s is unreadable (%s): compiling again",
+                "%s cache record %s is unreadable (%s): compiling again",
+                self.what,
                 record_path,
                 error,
             )
             return None
         if (
             not isinstance(record, dict)
-            or record.get("format") != RECORD_FORMAT
+            or record.get("format") != self.record_format
             or record.get("key") != key.fields()
         ):
             log.warning(
-                "ahead-of-time cache record %s was made for another generator, card or version: "
+                "%s cache record %s was made for another generator, card or version: "
                 "compiling again",
+                self.what,
                 record_path,
             )
             return None
         if "failed" in record:
-            log.info(
-                "ahead-of-time step %s is recorded as failing to build: %s",
-                package.name,
-                record["failed"],
-            )
+            log.info("%s %s is recorded as failing: %s", self.what, artifact.name, record["failed"])
             return None
         try:
-            checksum = file_sha256(package)
+            checksum = file_sha256(artifact)
         except OSError as error:
-            log.warning(
-                "ahead-of-time package %s is unreadable (%s): compiling again", package, error
-            )
+            log.warning("%s %s is unreadable (%s): compiling again", self.what, artifact, error)
             return None
         if checksum != record.get("sha256"):
             log.warning(
-                "ahead-of-time package %s is corrupted (SHA-256 %s..., the record says %s...): "
-                "compiling again",
-                package,
+                "%s %s is corrupted (SHA-256 %s..., the record says %s...): compiling again",
+                self.what,
+                artifact,
                 checksum[:12],
                 str(record.get("sha256"))[:12],
             )
             return None
+        return artifact, record
+
+    def load(self, key: AotKey, module: nn.Module) -> Callable[..., Any] | None:
+        """The cached step of ``key`` computing with ``module``, or None (the reason is logged)."""
+        raise NotImplementedError
+
+    def build(
+        self, key: AotKey, module: nn.Module, example_inputs: tuple[torch.Tensor, ...]
+    ) -> Callable[..., Any]:
+        """Compile ``module`` for ``example_inputs``' shapes and store it under ``key``; the step."""
+        raise NotImplementedError
+
+    def checked(
+        self,
+        key: AotKey,
+        module: nn.Module,
+        example_inputs: tuple[torch.Tensor, ...],
+        agreement: Callable[[Callable[..., Any]], float],
+        min_db: float,
+    ) -> Callable[..., Any]:
+        """The cached step of ``key`` (built on a miss) whose ``agreement`` with the eager step
+        (frames PSNR) is at least ``min_db``; a build that fails or disagrees is recorded."""
+        failure = self.known_failure(key)
+        if failure is not None:
+            raise RuntimeError(
+                f"building it failed before on this card and version ({failure}); "
+                f"delete {self.paths(key)[1]} to try again"
+            )
+        runner = self.load(key, module)
+        if runner is not None:
+            agreed = agreement(runner)
+            if agreed >= min_db:
+                return runner
+            log.warning(
+                "the cached %s disagrees with the eager step (frames at %.1f dB): compiling again",
+                self.what,
+                agreed,
+            )
+        try:
+            runner = self.build(key, module, example_inputs)
+            agreed = agreement(runner)
+            if agreed < min_db:
+                raise RuntimeError(
+                    f"the compiled step disagrees with the eager step (frames at {agreed:.1f} dB)"
+                )
+        except RecordedBuildFailure:
+            raise  # the cache's probe recorded it
+        except Exception as error:
+            self.mark_failed(key, error)  # a restart skips it at once instead of failing again
+            raise
+        return runner
+
+    def temporary(self, key: AotKey) -> Path:
+        """Where this process writes ``key``'s artifact before renaming it into place."""
+        artifact, _ = self.paths(key)
+        self.root.mkdir(parents=True, exist_ok=True)
+        return artifact.with_name(f".{artifact.name}.{os.getpid()}.tmp{self.suffix}")
+
+
+class AotStepCache(StepArtifactCache):
+    """AOTInductor packages of the step in ``root`` (``<compile cache>/aot``), loaded or built on demand."""
+
+    suffix = PACKAGE_SUFFIX
+    record_format = RECORD_FORMAT
+    what = "ahead-of-time step"
+
+    def load(self, key: AotKey, module: nn.Module) -> Callable[..., Any] | None:
+        """The cached step of ``key`` with ``module``'s weights, or None (the reason is logged)."""
+        found = self.trusted(key)
+        if found is None:
+            return None
+        package, record = found
         if not record.get("probed"):
             self._probe(key, package, record)
         try:
@@ -252,8 +341,7 @@ class AotStepCache:
         example_inputs: tuple[torch.Tensor, ...],
     ) -> Callable[..., Any]:
         """Export and compile ``module`` for ``example_inputs``' shapes, store it under ``key``, load it."""
-        package, record_path = self.paths(key)
-        self.root.mkdir(parents=True, exist_ok=True)
+        package, _ = self.paths(key)
         started = time.perf_counter()
         with torch.inference_mode(False), torch.no_grad():
             inputs = tuple(
@@ -261,7 +349,7 @@ class AotStepCache:
             )  # plain tensors, not inference-mode ones
             exported = torch.export.export(module, inputs, strict=False)
             exported_s = time.perf_counter() - started
-            temporary = package.with_name(f".{package.name}.{os.getpid()}.tmp{PACKAGE_SUFFIX}")
+            temporary = self.temporary(key)
             try:
                 torch._inductor.aoti_compile_and_package(
                     exported,
@@ -271,14 +359,11 @@ class AotStepCache:
                 os.replace(temporary, package)
             finally:
                 temporary.unlink(missing_ok=True)
-        record = {
-            "format": RECORD_FORMAT,
-            "key": key.fields(),
-            "sha256": file_sha256(package),
-            "export_s": round(exported_s, 1),
-            "compile_s": round(time.perf_counter() - started - exported_s, 1),
-        }
-        atomic_write_json(record_path, record)
+        record = self.write_record(
+            key,
+            export_s=round(exported_s, 1),
+            compile_s=round(time.perf_counter() - started - exported_s, 1),
+        )
         log.info(
             "compiled the ahead-of-time step %s in %.1f s (export %.1f s)",
             package.name,

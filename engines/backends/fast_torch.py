@@ -33,13 +33,13 @@ from engines.backends.aot_cache import (
     AOT_SUBFOLDER,
     AotKey,
     AotStepCache,
-    RecordedBuildFailure,
     device_description,
     source_fingerprint,
 )
 from engines.backends.base import WholeGroupStepMixin
 from engines.backends.compile_cache import configure_compile_cache
 from engines.backends.options import BackendOptions, FastTorchOptions, TorchOptions, own_options
+from engines.backends.precompiled import PRECOMPILED_SUBFOLDER, PrecompiledStepCache
 from engines.backends.torch_backend import GRAPH_WARMUP_RUNS, TorchBackend
 from engines.colour import RGB24
 from engines.psnr import frames_psnr_db
@@ -207,11 +207,16 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
                 )
             self.fp8_linears = fp8.convert_linears_to_fp8(self.unet)
         self._aot: AotStepCache | None = None
+        self._precompiled: PrecompiledStepCache | None = None
         if own.compile_mode != "none" or own.ahead_of_time:
             self.compile_cache = configure_compile_cache(own.compile_cache_dir)
             tune_inductor()
             if own.ahead_of_time:
                 self._aot = AotStepCache(self.compile_cache / AOT_SUBFOLDER)
+            if own.precompiled and own.compile_mode != "none" and options.cache_key is not None:
+                self._precompiled = PrecompiledStepCache(
+                    self.compile_cache / PRECOMPILED_SUBFOLDER, self._compile_mode()
+                )
         self._group_graphs: dict[tuple, _CapturedGroupStep] = {}
 
     @torch.inference_mode()
@@ -272,18 +277,22 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             for in_graph in ([True] if frame_format == RGB24 else [True, False])
         }
         ways = []
-        if self._aot is not None:
-            ways += [
-                (f"ahead-of-time{where[k]}", functools.partial(self._aot_runner, step, inputs))
-                for k, step in steps.items()
-            ]
+        for label, cache in (("ahead-of-time", self._aot), ("precompiled", self._precompiled)):
+            if cache is not None:
+                ways += [
+                    (
+                        f"{label}{where[k]}",
+                        functools.partial(self._cached_runner, cache, step, inputs),
+                    )
+                    for k, step in steps.items()
+                ]
         if self.fast_options.compile_mode == "none":
             return ways + [
                 (f"eager{where[k]}", functools.partial(_finishing, step, step))
                 for k, step in steps.items()
             ]
         # dynamic=False: each (batch, size) specialises; no slower symbolic-shape kernels.
-        mode = self.fast_options.compile_mode or DEFAULT_FAST_COMPILE_MODE
+        mode = self._compile_mode()
         return ways + [
             (
                 f"torch.compile{where[k]}",
@@ -291,6 +300,9 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             )
             for k, step in steps.items()
         ]
+
+    def _compile_mode(self) -> str:
+        return self.fast_options.compile_mode or DEFAULT_FAST_COMPILE_MODE
 
     def _aot_key(self, step: GroupStep, inputs: tuple[torch.Tensor, ...]) -> AotKey:
         import diffusers
@@ -308,43 +320,24 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
             input_shapes=tuple(tuple(t.shape) for t in inputs),
             options=f"attention={self.fast_options.attention},"
             f"fp8_linear={self.fast_options.fp8_linear},"
-            f"graph_format={step.graph_format}",
+            f"graph_format={step.graph_format},"
+            f"compile_mode={self._compile_mode()}",
         )
 
-    def _aot_runner(self, step: GroupStep, inputs: tuple[torch.Tensor, ...]) -> Callable[..., Any]:
-        """The cached ahead-of-time step (built on a miss), checked against the eager step."""
-        assert self._aot is not None
-        key = self._aot_key(step, inputs)
-        failure = self._aot.known_failure(key)
-        if failure is not None:
-            raise RuntimeError(
-                f"building it failed before on this card and version ({failure}); "
-                f"delete {self._aot.paths(key)[1]} to try again"
-            )
+    def _cached_runner(
+        self,
+        cache: AotStepCache | PrecompiledStepCache,
+        step: GroupStep,
+        inputs: tuple[torch.Tensor, ...],
+    ) -> Callable[..., Any]:
+        """The step from ``cache`` (built on a miss), checked against the eager step."""
         reference = step.finish(step(*inputs))[2]
-        runner = self._aot.load(key, step)
-        if runner is not None:
-            agreement = frames_psnr_db(step.finish(runner(*inputs))[2], reference)
-            if agreement >= AOT_MIN_PSNR_DB:
-                return _finishing(step, runner)
-            log.warning(
-                "the cached ahead-of-time step disagrees with the eager step (frames at %.1f dB): "
-                "compiling again",
-                agreement,
-            )
-        try:
-            runner = self._aot.build(key, step, inputs)
-            agreement = frames_psnr_db(step.finish(runner(*inputs))[2], reference)
-            if agreement < AOT_MIN_PSNR_DB:
-                raise RuntimeError(
-                    f"the compiled step disagrees with the eager step (frames at {agreement:.1f} dB)"
-                )
-        except RecordedBuildFailure:
-            raise  # the cache's probe recorded it
-        except Exception as error:
-            self._aot.mark_failed(key, error)  # a restart skips it at once instead of failing again
-            raise
-        return _finishing(step, runner)
+
+        def agreement(runner: Callable[..., Any]) -> float:
+            return frames_psnr_db(step.finish(runner(*inputs))[2], reference)
+
+        key = self._aot_key(step, inputs)
+        return _finishing(step, cache.checked(key, step, inputs, agreement, AOT_MIN_PSNR_DB))
 
     def _first_working_way(
         self, frame_format: str, inputs: tuple[torch.Tensor, ...]
@@ -372,11 +365,13 @@ class FastTorchBackend(WholeGroupStepMixin, TorchBackend):
     def _capture_group(
         self, prev: torch.Tensor, noise: torch.Tensor, context: torch.Tensor, frame_format: str
     ) -> _CapturedGroupStep:
-        static_prev, static_noise = (
-            t.to(self.device, torch.float32).clone() for t in (prev, noise)
-        )
-        mix = torch.tensor([1.0, 0.0], device=self.device)
-        static_context = context.to(self.device, torch.float32).clone()
+        # plain tensors, not inference-mode ones: a precompiled step guards on their dispatch keys
+        with torch.inference_mode(False):
+            static_prev, static_noise = (
+                t.to(self.device, torch.float32).clone() for t in (prev, noise)
+            )
+            mix = torch.tensor([1.0, 0.0], device=self.device)
+            static_context = context.to(self.device, torch.float32).clone()
         inputs = (static_prev, static_noise, mix, static_context, self._timestep)
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))

@@ -38,9 +38,15 @@ class FrameSink:
         """Whether batch ``index`` is on the host (waiting for it if ``wait``)."""
         return True
 
-    def ready(self, wait: bool = False) -> Iterator[np.ndarray]:
-        """The batches not handed out yet whose copies have landed, in order (all of them if ``wait``)."""
-        while self._handed < len(self._batches) and self._landed(self._handed, wait):
+    def ready(self, wait: bool = False, queued: int = 0) -> Iterator[np.ndarray]:
+        """The batches not handed out yet whose copies have landed, in order.
+
+        With ``wait``, waits for every batch but the newest ``queued`` (those may still be
+        running on the device: a stream hands batch ``k`` over while batch ``k + 1`` computes).
+        """
+        while self._handed < len(self._batches) and self._landed(
+            self._handed, wait and self._handed < len(self._batches) - queued
+        ):
             start, count = self._batches[self._handed]
             self._handed += 1
             yield self._frames[start : start + count]

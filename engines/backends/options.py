@@ -39,6 +39,9 @@ class FastTorchOptions:
         "auto"  # SDPA kernel first tried: "auto" (PyTorch's order), "cudnn", "flash", "efficient"
     )
     ahead_of_time: bool = False  # AOTInductor step packages cached on disk: a restart loads them
+    precompiled: bool = (
+        False  # torch.compile's saved ahead-of-time steps (not yet proven: docs/realtime.md)
+    )
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "2.11's loader crashed on an H100 (docs/realtime.md)",
     )
     parser.add_argument(
+        "--precompiled",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="fast backend: save the compiled generation step (torch.compile's ahead-of-time "
+        "artifact, without the weights) in the compile cache on the first start and load it on "
+        "the next, so a restart skips tracing and compiling; it is checked against the eager "
+        "step, and one that fails to load, disagrees or crashed a process is recorded and "
+        "replaced by torch.compile. Off by default: on torch 2.11 a fresh process refuses the "
+        "saved step on a guard (docs/realtime.md)",
+    )
+    parser.add_argument(
         "--compile-cache",
         metavar="DIR",
         help="compile cache folder (default: $PROMPTUS_COMPILE_CACHE, else ~/.cache/promptus/inductor)",
@@ -216,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
         compile_mode=args.compile_mode,
         compile_cache_dir=args.compile_cache,
         ahead_of_time=args.ahead_of_time,
+        precompiled=args.precompiled,
         max_batch=args.max_batch,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -1,4 +1,4 @@
-"""Helpers of the daemon tests: a small tiny-generator stream, fMP4 decoding, PSNR."""
+"""Helpers of the daemon tests: a small tiny-generator stream, fMP4 decoding and samples, PSNR."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import av
 import numpy as np
 
+from client_daemon.mp4 import find_box, segment_sample_count
 from prompts.chunk import PromptChunk, make_prefix
 from prompts.init_state import encode_init_state
 from prompts.testing import seeded_latent
@@ -47,6 +48,19 @@ def decode_fmp4(data: bytes) -> list[DecodedFrame]:
             DecodedFrame(float(frame.time), frame.to_ndarray(format="rgb24"), frame.key_frame)
             for frame in container.decode(video=0)
         ]
+
+
+def segment_samples(segment: bytes) -> list[bytes]:
+    """The samples (AVCC access units) of a moof+mdat, cut at the trun sizes."""
+    trun = find_box(segment, "moof/traf/trun")
+    count = segment_sample_count(segment)
+    sizes = struct.unpack_from(f">{count}I", trun, 16)  # after flags, count, offset, first flags
+    mdat, at, samples = find_box(segment, "mdat"), 0, []
+    for size in sizes:
+        samples.append(mdat[at : at + size])
+        at += size
+    assert at == len(mdat)
+    return samples
 
 
 def yuv420_reference(rgb: np.ndarray) -> np.ndarray:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import struct
 
+import av
 import numpy as np
 import pytest
 
 from client_daemon.mp4 import (
     Mp4FormatError,
+    annexb_to_avcc,
     avc_codec_string,
     box_types,
     find_box,
+    fragment,
     iter_boxes,
     mime_type,
     segment_decode_time,
@@ -19,7 +23,8 @@ from client_daemon.mp4 import (
     split_init,
     track_timescale,
 )
-from client_daemon.muxer import H264Muxer
+from client_daemon.muxer import MOVFLAGS, H264Muxer
+from tests.client_daemon.helpers import segment_samples
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:
@@ -94,3 +99,49 @@ def test_missing_boxes_are_reported() -> None:
     with pytest.raises(Mp4FormatError, match="no 'trak'"):
         avc_codec_string(init)
     assert find_box(init, "moov/mvhd") == b"\x00" * 8
+
+
+def ffmpeg_fragment(frames: np.ndarray, first_frame: int, fps: int) -> tuple[bytes, bytes]:
+    """FFmpeg's own fMP4 (init, one moof+mdat) of ``frames`` from a fresh x264, as muxed before."""
+    muxer = H264Muxer(64, 64, fps)
+    sink = io.BytesIO()
+    options = {"movflags": MOVFLAGS + "+frag_discont", "avoid_negative_ts": "disabled"}
+    with av.open(sink, "w", format="mp4", options=options) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        muxer._configure(stream.codec_context)
+        for offset, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = first_frame + offset
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return split_init(sink.getvalue())
+
+
+@pytest.mark.parametrize(("count", "first_frame", "fps"), [(2, 0, 30), (3, 50, 25), (10, 997, 24)])
+def test_fragment_writes_what_ffmpeg_writes(count: int, first_frame: int, fps: int) -> None:
+    frames = np.random.RandomState(count).randint(0, 256, (count, 64, 64, 3), dtype=np.uint8)
+    init, segment = ffmpeg_fragment(frames, first_frame, fps)
+    ticks = track_timescale(init) // fps
+    assert fragment(segment_samples(segment), first_frame * ticks, ticks) == segment
+
+
+def test_a_one_sample_fragment() -> None:
+    segment = fragment([b"\x00\x00\x00\x02\x65\x88"], 7, 3)
+    assert box_types(segment) == ["moof", "mdat"]
+    assert segment_sample_count(segment) == 1 and segment_decode_time(segment) == 7
+    assert segment_samples(segment) == [b"\x00\x00\x00\x02\x65\x88"]
+    with pytest.raises(ValueError, match="at least one sample"):
+        fragment([], 0, 1)
+
+
+def test_annexb_start_codes_become_lengths() -> None:
+    packet = b"\x00\x00\x01\x06\x05\x80" + b"\x00\x00\x00\x01\x65\x88\x84" + b"\x00\x00\x01\x41\x9a"
+    assert annexb_to_avcc(packet) == (
+        b"\x00\x00\x00\x03\x06\x05\x80"
+        + b"\x00\x00\x00\x03\x65\x88\x84"
+        + b"\x00\x00\x00\x02\x41\x9a"
+    )
+    with pytest.raises(Mp4FormatError, match="no Annex B start code"):
+        annexb_to_avcc(b"\x65\x88")
+    with pytest.raises(Mp4FormatError, match="no NAL unit"):
+        annexb_to_avcc(b"\x00\x00\x00\x01")

@@ -117,6 +117,30 @@ def test_frame_sink_hands_batches_over_once_in_order():
     assert list(sink.ready()) == []
 
 
+class _InFlightSink(FrameSink):
+    """A sink whose copies land only when waited for (as a device still computing)."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.waited: list[int] = []
+
+    def _landed(self, index: int, wait: bool) -> bool:
+        if wait:
+            self.waited.append(index)
+        return wait
+
+
+def test_frame_sink_waits_for_all_but_the_newest_queued_batches():
+    """A stream hands batch k over while batch k + 1 is still queued on the device."""
+    sink = _InFlightSink(6, (1,))
+    for value in (1, 2, 3):
+        sink.add(torch.full((2, 1), value, dtype=torch.uint8))
+    assert list(sink.ready()) == []  # nothing has landed by itself
+    assert [int(b.max()) for b in sink.ready(wait=True, queued=1)] == [1, 2]
+    assert sink.waited == [0, 1]  # the newest batch was not waited for
+    assert [int(b.max()) for b in sink.ready(wait=True)] == [3]
+
+
 def test_frame_sink_gathers_batches_and_counts():
     sink = FrameSink(5, (2, 3, 3))
     sink.add(torch.full((2, 2, 3, 3), 7, dtype=torch.uint8))
