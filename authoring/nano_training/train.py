@@ -168,28 +168,31 @@ class NanoTrainer:
         self.autoencoder: NanoAutoencoder = build_nano_autoencoder().to(device).train()
         self.prompts = PromptEncoder().to(device).train()
         if config.channels_last:
-            for module in self._modules().values():
+            for module in self.modules().values():
                 # torch's overloads of Module.to omit memory_format, which it takes at run time
                 module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.optimizer = torch.optim.AdamW(
-            self._named_parameters().values(), lr=config.lr, weight_decay=0.0
+            self.named_parameters().values(), lr=config.lr, weight_decay=0.0
         )
         self.step = 0
         self._fresh_adam_step = 0
 
-    def _modules(self) -> dict[str, torch.nn.Module]:
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The four trained networks by name (the prefixes of the checkpoint's keys)."""
         assert self.autoencoder.encoder is not None
         return {"unet": self.unet.core, "decoder": self.autoencoder.decoder,
                 "encoder": self.autoencoder.encoder, "prompt": self.prompts}  # fmt: skip
 
-    def _named_parameters(self) -> dict[str, torch.nn.Parameter]:
+    def named_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """Every trained parameter as ``network.key`` (the checkpoint's names)."""
         return {
             f"{name}.{key}": p
-            for name, module in self._modules().items()
+            for name, module in self.modules().items()
             for key, p in module.named_parameters()
         }
 
-    def _layout(self, tensor: torch.Tensor) -> torch.Tensor:
+    def layout(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` in the networks' memory format (channels-last images when configured)."""
         if self.config.channels_last and tensor.dim() == 4:
             return tensor.contiguous(memory_format=torch.channels_last)
         return tensor
@@ -208,7 +211,7 @@ class NanoTrainer:
         encoder, decoder = self.autoencoder.encoder, self.autoencoder.decoder
         assert encoder is not None
         batch, length = frames.shape[:2]
-        flat = self._layout(frames.flatten(0, 1))
+        flat = self.layout(frames.flatten(0, 1))
         latents = encoder(flat)
         reconstruction = decoder(latents)
         terms = {
@@ -222,7 +225,7 @@ class NanoTrainer:
         # decodes through it with its weights held, so the step and the prompt encoder learn
         # to reach its latent space instead of bending it (and its ceiling stays measurable).
         with torch.no_grad():
-            init = encoder(self._layout(init_frames))
+            init = encoder(self.layout(init_frames))
         latents = latents.detach().view(batch, length, *latents.shape[1:])
         simulated = simulate_stream(
             self.unet, _held(decoder), self.prompts, latents, init, ranks=ranks, interval=interval
@@ -284,7 +287,7 @@ class NanoTrainer:
                 group["lr"] = self.learning_rate(minutes_done)
             self.optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
-            torch.nn.utils.clip_grad_norm_(self._named_parameters().values(), 1.0)
+            torch.nn.utils.clip_grad_norm_(self.named_parameters().values(), 1.0)
             self.optimizer.step()
             self.step += 1
             for key, term in terms.items():
@@ -316,8 +319,8 @@ class NanoTrainer:
         scores = {"autoencoder": self._psnr_of(self._reconstruct(frames), frames)}
         encoder = self.autoencoder.encoder
         assert encoder is not None
-        with self._evaluating():
-            start = self.autoencoder.decoder(encoder(self._layout(frames[:1]))).float()
+        with self.evaluating():
+            start = self.autoencoder.decoder(encoder(self.layout(frames[:1]))).float()
         scores["start_redrawn"] = self._psnr_of(start.expand_as(frames), frames)
         for rank in EVAL_RANKS:
             scores[f"r{rank}n{EVAL_INTERVAL}"] = self._psnr_of(
@@ -328,8 +331,8 @@ class NanoTrainer:
     def _reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
         encoder = self.autoencoder.encoder
         assert encoder is not None
-        with self._evaluating():
-            return self.autoencoder.decoder(encoder(self._layout(frames))).float()
+        with self.evaluating():
+            return self.autoencoder.decoder(encoder(self.layout(frames))).float()
 
     @staticmethod
     def _psnr_of(images: torch.Tensor, frames: torch.Tensor) -> float:
@@ -348,27 +351,27 @@ class NanoTrainer:
         from frame 0's latent (the init latent) with a chunk reset every ``chunk_frames``."""
         encoder = self.autoencoder.encoder
         assert encoder is not None
-        with self._evaluating():
-            latents = encoder(self._layout(frames))[None]
+        with self.evaluating():
+            latents = encoder(self.layout(frames))[None]
             stream = simulate_stream(self.unet, self.autoencoder.decoder, self.prompts, latents, latents[:, 0],
                                      ranks=rank, interval=interval, chunk_frames=chunk_frames)  # fmt: skip
         return stream.images[0].float()
 
     @contextmanager
-    def _evaluating(self) -> Iterator[None]:
+    def evaluating(self) -> Iterator[None]:
         """Every network in eval mode for the block, back in training mode after it."""
-        for module in self._modules().values():
+        for module in self.modules().values():
             module.eval()
         try:
             yield
         finally:
-            for module in self._modules().values():
+            for module in self.modules().values():
                 module.train()
 
     def save(self, folder: Path) -> None:
         """Checkpoint: float32 weights, Adam moments (two files) and the config with its history."""
         folder.mkdir(parents=True, exist_ok=True)
-        parameters = self._named_parameters()
+        parameters = self.named_parameters()
         save_file(
             {k: v.detach().float().cpu().contiguous() for k, v in parameters.items()},
             folder / CHECKPOINT_MODEL,
@@ -384,7 +387,7 @@ class NanoTrainer:
         """Continue from a checkpoint written by ``save`` (weights, Adam moments, step count,
         minutes trained). Tensors the checkpoint lacks (an architecture grown since) start from
         torch's initial values and are named on stderr."""
-        parameters = self._named_parameters()
+        parameters = self.named_parameters()
         weights = load_file(folder / CHECKPOINT_MODEL)
         fresh = [
             k for k, p in parameters.items() if k not in weights or weights[k].shape != p.shape
