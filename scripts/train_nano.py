@@ -26,7 +26,8 @@ import torch
 
 from authoring.nano_prompt_encoder import PROMPT_ENCODER_WEIGHTS
 from authoring.nano_training.data import read_frame_pack
-from authoring.nano_training.train import ClipBank, NanoTrainer, TrainConfig
+from authoring.nano_training.train import ClipBank, NanoTrainer
+from authoring.nano_training.train_config import TrainConfig
 from engines.nano import NANO_WEIGHTS
 
 

@@ -23,7 +23,8 @@ from authoring.nano_training.data import (
     write_frame_pack,
 )
 from authoring.nano_training.stream_sim import keyframe_factors, rank_context, simulate_stream
-from authoring.nano_training.train import ClipBank, NanoTrainer, TrainConfig
+from authoring.nano_training.train import ClipBank, NanoTrainer
+from authoring.nano_training.train_config import TrainConfig
 from authoring.presets import get_preset
 from authoring.source import load_source
 from engines import load_generator
