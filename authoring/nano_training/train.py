@@ -43,6 +43,7 @@ from torch.nn import functional as F
 
 from authoring.losses import psnr_from_mse
 from authoring.nano_prompt_encoder import PromptEncoder
+from authoring.nano_training.schedule import learning_rate
 from authoring.nano_training.stream_sim import simulate_stream
 from authoring.nano_training.train_config import TrainConfig
 from authoring.source import frames_to_tensor
@@ -215,18 +216,9 @@ class NanoTrainer:
                           + LATENT_WEIGHT * terms["latent"] + LATENT_SIZE_WEIGHT * terms["latent_size"])  # fmt: skip
         return terms
 
-    def _schedule_minutes(self) -> float:
-        return self.config.schedule_minutes or (self.config.elapsed_minutes + self.config.minutes)
-
     def learning_rate(self, minutes_done: float) -> float:
-        """Warm-up (from the step where Adam started afresh), then a cosine over the schedule
-        down to ``min_lr_fraction`` of ``lr``."""
-        config = self.config
-        warmup = min(1.0, (self.step - self._fresh_adam_step + 1) / config.warmup_steps)
-        fraction = min(1.0, minutes_done / self._schedule_minutes())
-        floor = config.min_lr_fraction
-        cosine = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * fraction))
-        return config.lr * warmup * cosine
+        """This step's rate (``schedule.learning_rate``)."""
+        return learning_rate(self.config, self.step - self._fresh_adam_step, minutes_done)
 
     def train(
         self,

@@ -22,6 +22,7 @@ from authoring.nano_training.data import (
     read_frame_pack,
     write_frame_pack,
 )
+from authoring.nano_training.schedule import learning_rate
 from authoring.nano_training.stream_sim import keyframe_factors, rank_context, simulate_stream
 from authoring.nano_training.train import ClipBank, NanoTrainer
 from authoring.nano_training.train_config import TrainConfig
@@ -164,6 +165,16 @@ def test_one_training_step_checkpoint_resume_and_export(tmp_path) -> None:
         shipped.unet.core.latent_out.weight, trainer.unet.core.latent_out.weight, atol=1e-2
     )
     assert not shipped.optimizer.state
+
+
+def test_the_learning_rate_warms_up_then_follows_one_cosine_across_runs() -> None:
+    config = TrainConfig(minutes=5.0, elapsed_minutes=5.0, lr=1e-3, warmup_steps=10)
+    assert learning_rate(config, 0, 0.0) == pytest.approx(1e-4)  # first step after a fresh Adam
+    assert learning_rate(config, 9, 0.0) == pytest.approx(1e-3)
+    assert learning_rate(config, 50, 5.0) == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5))  # halfway
+    assert learning_rate(config, 50, 10.0) == pytest.approx(1e-3 * 0.05)  # the floor at the end
+    config.schedule_minutes = 20.0  # the cosine spans later runs too
+    assert learning_rate(config, 50, 10.0) == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5))
 
 
 def test_frame_pack_round_trip(tmp_path) -> None:
