@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from authoring.nano_prompt_encoder import PROMPT_ENCODER_WEIGHTS
+from authoring.nano_training.checkpoints import resume_checkpoint, save_checkpoint
 from authoring.nano_training.data import read_frame_pack
 from authoring.nano_training.train import ClipBank, NanoTrainer
 from authoring.nano_training.train_config import TrainConfig
@@ -113,7 +114,7 @@ def main() -> int:
                          seed=args.seed, log_every_s=args.log_every)  # fmt: skip
     trainer = NanoTrainer(config, device)
     if args.resume:
-        trainer.load(args.checkpoint)
+        resume_checkpoint(trainer, args.checkpoint)
         print(f"resumed at step {trainer.step} ({config.elapsed_minutes:.1f} min)", flush=True)
     elif args.from_shipped:
         trainer.load_weights(NANO_WEIGHTS, PROMPT_ENCODER_WEIGHTS)
@@ -131,7 +132,7 @@ def main() -> int:
             }
 
     trainer.train(bank, evaluate, log=lambda line: print(line, flush=True))
-    trainer.save(args.checkpoint)
+    save_checkpoint(trainer, args.checkpoint)
     if args.samples is not None and args.heldout is not None:
         write_samples(trainer, next(iter(heldout.values())), args.samples)
     if args.export:

@@ -33,12 +33,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.nn import functional as F
 
 from authoring.losses import psnr_from_mse
@@ -65,8 +64,6 @@ LATENT_SIZE_WEIGHT = 1e-4  # keeps latents near unit scale (init states travel a
 # the stream's first frame, so most chunks start far from what they show.
 INIT_SOURCES = ((0.15, "start"), (0.35, "same clip"), (0.50, "other clip"))
 COLOUR_GAIN = 0.15  # per-channel gains drawn from 1 +- this (colour augmentation)
-CHECKPOINT_MODEL, CHECKPOINT_STATE = "model.safetensors", "state.json"
-OPTIMIZER_MOMENTS = ("exp_avg", "exp_avg_sq")
 AUTOENCODER_FRAMES = 8  # frames per clip while the autoencoder trains alone
 EVAL_RANKS = (1, 2, 4, 8)
 EVAL_INTERVAL = 10
@@ -338,55 +335,6 @@ class NanoTrainer:
         finally:
             for module in self.modules().values():
                 module.train()
-
-    def save(self, folder: Path) -> None:
-        """Checkpoint: float32 weights, Adam moments (two files) and the config with its history."""
-        folder.mkdir(parents=True, exist_ok=True)
-        parameters = self.named_parameters()
-        save_file(
-            {k: v.detach().float().cpu().contiguous() for k, v in parameters.items()},
-            folder / CHECKPOINT_MODEL,
-        )
-        for moment in OPTIMIZER_MOMENTS:
-            tensors = {k: self.optimizer.state[p][moment].cpu().contiguous()
-                       for k, p in parameters.items() if p in self.optimizer.state}  # fmt: skip
-            save_file(tensors, folder / f"adam_{moment}.safetensors")
-        state = {"step": self.step, "config": asdict(self.config)}
-        (folder / CHECKPOINT_STATE).write_text(json.dumps(state, indent=1))
-
-    def load(self, folder: Path) -> None:
-        """Continue from a checkpoint written by ``save`` (weights, Adam moments, step count,
-        minutes trained). Tensors the checkpoint lacks (an architecture grown since) start from
-        torch's initial values and are named on stderr."""
-        parameters = self.named_parameters()
-        weights = load_file(folder / CHECKPOINT_MODEL)
-        fresh = [
-            k for k, p in parameters.items() if k not in weights or weights[k].shape != p.shape
-        ]
-        if len(fresh) == len(parameters):
-            raise ValueError(f"{folder} holds no weight of this architecture")
-        with torch.no_grad():
-            for key, parameter in parameters.items():
-                if key not in fresh:
-                    parameter.copy_(weights[key])
-        if fresh:  # the architecture grew since the checkpoint: these start from torch's init
-            print(f"{len(fresh)} tensors start fresh: {', '.join(fresh)}", file=sys.stderr)
-        moments = {
-            m: load_file(folder / f"adam_{m}.safetensors")
-            for m in OPTIMIZER_MOMENTS
-            if (folder / f"adam_{m}.safetensors").is_file()
-        }
-        state = json.loads((folder / CHECKPOINT_STATE).read_text())
-        if len(moments) == len(OPTIMIZER_MOMENTS):
-            for key, parameter in parameters.items():
-                if key in moments["exp_avg"] and key not in fresh:
-                    self.optimizer.state[parameter] = {
-                        "step": torch.tensor(float(state["step"])),
-                        **{m: moments[m][key].to(self.device) for m in OPTIMIZER_MOMENTS},
-                    }
-        self.step = state["step"]
-        self.config.history = state["config"].get("history", [])
-        self.config.elapsed_minutes = state["config"].get("elapsed_minutes", 0.0)
 
     def load_weights(self, generator_file: Path, prompt_encoder_file: Path) -> None:
         """Start from shipped weight files (float16; no optimiser state): a new session's run

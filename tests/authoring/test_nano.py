@@ -14,6 +14,7 @@ from authoring.evaluation import start_latent_clip
 from authoring.levels import parse_levels
 from authoring.metrics import psnr_per_frame
 from authoring.nano_prompt_encoder import PromptEncoder
+from authoring.nano_training.checkpoints import resume_checkpoint, save_checkpoint
 from authoring.nano_training.data import (
     HELD_OUT,
     MANIFEST,
@@ -152,9 +153,9 @@ def test_one_training_step_checkpoint_resume_and_export(tmp_path) -> None:
     trainer.optimizer.step()
     assert not torch.equal(before, trainer.unet.core.latent_out.weight)
     assert not torch.equal(decoder_before, trainer.autoencoder.decoder.layers[0].weight)
-    trainer.save(tmp_path / "ckpt")
+    save_checkpoint(trainer, tmp_path / "ckpt")
     again = NanoTrainer(config, torch.device("cpu"))
-    again.load(tmp_path / "ckpt")
+    resume_checkpoint(again, tmp_path / "ckpt")
     assert torch.equal(again.unet.core.latent_out.weight, trainer.unet.core.latent_out.weight)
     trainer.export(tmp_path / "nano.safetensors", tmp_path / "prompts.safetensors")
     load_nano(tmp_path / "nano.safetensors")  # the shipped loader accepts what training exports
