@@ -27,6 +27,7 @@ import torch
 from authoring.nano_prompt_encoder import PROMPT_ENCODER_WEIGHTS
 from authoring.nano_training.checkpoints import resume_checkpoint, save_checkpoint
 from authoring.nano_training.data import read_frame_pack
+from authoring.nano_training.shipped_weights import export_shipped_weights, load_shipped_weights
 from authoring.nano_training.train import ClipBank, NanoTrainer
 from authoring.nano_training.train_config import TrainConfig
 from engines.nano import NANO_WEIGHTS
@@ -117,7 +118,7 @@ def main() -> int:
         resume_checkpoint(trainer, args.checkpoint)
         print(f"resumed at step {trainer.step} ({config.elapsed_minutes:.1f} min)", flush=True)
     elif args.from_shipped:
-        trainer.load_weights(NANO_WEIGHTS, PROMPT_ENCODER_WEIGHTS)
+        load_shipped_weights(trainer, NANO_WEIGHTS, PROMPT_ENCODER_WEIGHTS)
         print(f"started from {NANO_WEIGHTS} and {PROMPT_ENCODER_WEIGHTS}", flush=True)
     bank = ClipBank(read_frame_pack(args.data), device, random.Random(args.seed + trainer.step))
     print(f"{len(bank.clips)} training clips, {sum(len(c) for c in bank.clips)} frames", flush=True)
@@ -137,8 +138,8 @@ def main() -> int:
         write_samples(trainer, next(iter(heldout.values())), args.samples)
     if args.export:
         folder = args.export_dir
-        trainer.export(folder / NANO_WEIGHTS.name if folder else NANO_WEIGHTS,
-                       folder / PROMPT_ENCODER_WEIGHTS.name if folder else PROMPT_ENCODER_WEIGHTS)  # fmt: skip
+        export_shipped_weights(trainer, folder / NANO_WEIGHTS.name if folder else NANO_WEIGHTS,
+                               folder / PROMPT_ENCODER_WEIGHTS.name if folder else PROMPT_ENCODER_WEIGHTS)  # fmt: skip
     print(
         json.dumps({"step": trainer.step, "final": config.history[-1] if config.history else None})
     )

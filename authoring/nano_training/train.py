@@ -20,8 +20,8 @@ so each rank's extra maps must add detail.
 
 Runs are bounded in minutes; the learning-rate schedule spans ``schedule_minutes`` across runs
 (the checkpoint records the minutes done), so a run split over several device calls follows one
-cosine. A run resumes from a checkpoint folder (weights and Adam moments) or from the shipped
-float16 weight files alone (``load_weights``); ``export`` writes the shipped files.
+cosine. A run resumes from a checkpoint folder (weights and Adam moments; ``checkpoints``) or
+from the shipped float16 weight files alone, which ``shipped_weights`` also writes.
 """
 
 from __future__ import annotations
@@ -31,13 +31,11 @@ import math
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch.nn import functional as F
 
 from authoring.losses import psnr_from_mse
@@ -51,8 +49,6 @@ from engines.nano import (
     NanoUNet,
     build_nano_autoencoder,
     build_nano_unet,
-    load_nano_state,
-    nano_state_dict,
 )
 
 AUTOENCODER_WEIGHT = 0.5
@@ -335,28 +331,6 @@ class NanoTrainer:
         finally:
             for module in self.modules().values():
                 module.train()
-
-    def load_weights(self, generator_file: Path, prompt_encoder_file: Path) -> None:
-        """Start from shipped weight files (float16; no optimiser state): a new session's run
-        continues the last one's training from what it exported."""
-        from engines.weight_files import read_state_dict
-
-        load_nano_state(
-            self.unet, self.autoencoder, read_state_dict(generator_file), generator_file
-        )
-        prompt_state = {k: v.float() for k, v in read_state_dict(prompt_encoder_file).items()}
-        self.prompts.load_state_dict(prompt_state, strict=True)
-
-    def export(self, generator_file: Path, prompt_encoder_file: Path) -> None:
-        """The shipped weight files, float16: the generator's and the prompt encoder's."""
-
-        def half(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            return {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()}
-
-        generator_file.parent.mkdir(parents=True, exist_ok=True)
-        prompt_encoder_file.parent.mkdir(parents=True, exist_ok=True)
-        save_file(half(nano_state_dict(self.unet, self.autoencoder)), generator_file)
-        save_file(half(self.prompts.state_dict()), prompt_encoder_file)
 
 
 def _held(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:

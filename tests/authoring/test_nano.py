@@ -24,6 +24,7 @@ from authoring.nano_training.data import (
     write_frame_pack,
 )
 from authoring.nano_training.schedule import learning_rate
+from authoring.nano_training.shipped_weights import export_shipped_weights, load_shipped_weights
 from authoring.nano_training.stream_sim import keyframe_factors, rank_context, simulate_stream
 from authoring.nano_training.train import ClipBank, NanoTrainer
 from authoring.nano_training.train_config import TrainConfig
@@ -157,11 +158,11 @@ def test_one_training_step_checkpoint_resume_and_export(tmp_path) -> None:
     again = NanoTrainer(config, torch.device("cpu"))
     resume_checkpoint(again, tmp_path / "ckpt")
     assert torch.equal(again.unet.core.latent_out.weight, trainer.unet.core.latent_out.weight)
-    trainer.export(tmp_path / "nano.safetensors", tmp_path / "prompts.safetensors")
+    export_shipped_weights(trainer, tmp_path / "nano.safetensors", tmp_path / "prompts.safetensors")
     load_nano(tmp_path / "nano.safetensors")  # the shipped loader accepts what training exports
     # A later session starts from the exported (float16) files alone, no optimiser state.
     shipped = NanoTrainer(config, torch.device("cpu"))
-    shipped.load_weights(tmp_path / "nano.safetensors", tmp_path / "prompts.safetensors")
+    load_shipped_weights(shipped, tmp_path / "nano.safetensors", tmp_path / "prompts.safetensors")
     assert torch.allclose(
         shipped.unet.core.latent_out.weight, trainer.unet.core.latent_out.weight, atol=1e-2
     )
