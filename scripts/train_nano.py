@@ -27,6 +27,7 @@ import torch
 from authoring.nano_prompt_encoder import PROMPT_ENCODER_WEIGHTS
 from authoring.nano_training.checkpoints import resume_checkpoint, save_checkpoint
 from authoring.nano_training.data import read_frame_pack
+from authoring.nano_training.heldout import evaluate_clip, write_samples
 from authoring.nano_training.shipped_weights import export_shipped_weights, load_shipped_weights
 from authoring.nano_training.train import ClipBank, NanoTrainer
 from authoring.nano_training.train_config import TrainConfig
@@ -129,7 +130,8 @@ def main() -> int:
 
         def evaluate() -> dict:
             return {
-                f"heldout_{name}": trainer.evaluate_clip(frames) for name, frames in heldout.items()
+                f"heldout_{name}": evaluate_clip(trainer, frames)
+                for name, frames in heldout.items()
             }
 
     trainer.train(bank, evaluate, log=lambda line: print(line, flush=True))
@@ -144,26 +146,6 @@ def main() -> int:
         json.dumps({"step": trainer.step, "final": config.history[-1] if config.history else None})
     )
     return 0
-
-
-def write_samples(trainer: NanoTrainer, frames: torch.Tensor, path: Path) -> None:
-    """Held-out frames 0, 15, 45 and 89: the source above, the stream regenerated at r8n10 below."""
-    import numpy as np
-    from PIL import Image
-
-    images = trainer.generated_clip(frames)
-    picks = [i for i in (0, 15, 45, 89) if i < len(frames)]
-
-    def to_row(t):
-        return np.concatenate(
-            [
-                ((t[i].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-                for i in picks
-            ],
-            1,
-        )
-
-    Image.fromarray(np.concatenate([to_row(frames), to_row(images)], 0)).save(path)
 
 
 if __name__ == "__main__":

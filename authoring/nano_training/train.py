@@ -61,9 +61,6 @@ LATENT_SIZE_WEIGHT = 1e-4  # keeps latents near unit scale (init states travel a
 INIT_SOURCES = ((0.15, "start"), (0.35, "same clip"), (0.50, "other clip"))
 COLOUR_GAIN = 0.15  # per-channel gains drawn from 1 +- this (colour augmentation)
 AUTOENCODER_FRAMES = 8  # frames per clip while the autoencoder trains alone
-EVAL_RANKS = (1, 2, 4, 8)
-EVAL_INTERVAL = 10
-EVAL_CHUNK_FRAMES = 20  # the demo's 1 s chunks at 24 fps (promptus/commands/demo.py)
 
 
 class ClipBank:
@@ -266,7 +263,7 @@ class NanoTrainer:
                 last_log = time.monotonic()
                 row = {"step": self.step, "minutes": round(minutes_done, 2),
                        "lr": round(self.learning_rate(minutes_done), 6), "phase": "stream" if stream else "autoencoder",
-                       **{f"{k}_psnr": _psnr(v) for k, v in running.items() if k in ("stream", "autoencoder")},
+                       **{f"{k}_psnr": rounded_psnr(v) for k, v in running.items() if k in ("stream", "autoencoder")},
                        **{k: round(v, 5) for k, v in running.items()}}  # fmt: skip
                 if evaluate is not None:
                     row |= evaluate()
@@ -274,52 +271,6 @@ class NanoTrainer:
                 log(json.dumps(row))
         bar.close()
         config.elapsed_minutes += (time.monotonic() - started) / 60
-
-    @torch.no_grad()
-    def evaluate_clip(self, frames: torch.Tensor) -> dict[str, float]:
-        """Held-out PSNRs (dB) of one clip ``[T, 3, S, S]`` in [-1, 1] streamed from its frame 0
-        in the demo's chunks: the autoencoder alone, the start latent redrawn for every frame,
-        and the prompt encoder's factors (no refinement) at each rank of ``EVAL_RANKS``."""
-        scores = {"autoencoder": self._psnr_of(self._reconstruct(frames), frames)}
-        encoder = self.autoencoder.encoder
-        assert encoder is not None
-        with self.evaluating():
-            start = self.autoencoder.decoder(encoder(self.layout(frames[:1]))).float()
-        scores["start_redrawn"] = self._psnr_of(start.expand_as(frames), frames)
-        for rank in EVAL_RANKS:
-            scores[f"r{rank}n{EVAL_INTERVAL}"] = self._psnr_of(
-                self.generated_clip(frames, rank=rank), frames
-            )
-        return scores
-
-    def _reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
-        encoder = self.autoencoder.encoder
-        assert encoder is not None
-        with self.evaluating():
-            return self.autoencoder.decoder(encoder(self.layout(frames))).float()
-
-    @staticmethod
-    def _psnr_of(images: torch.Tensor, frames: torch.Tensor) -> float:
-        return _psnr(F.mse_loss(images.clamp(-1, 1), frames).item())
-
-    @torch.no_grad()
-    def generated_clip(
-        self,
-        frames: torch.Tensor,
-        *,
-        rank: int = 8,
-        interval: int = EVAL_INTERVAL,
-        chunk_frames: int = EVAL_CHUNK_FRAMES,
-    ) -> torch.Tensor:
-        """The frames ``[T, 3, S, S]`` regenerated from the prompt encoder's factors, streamed
-        from frame 0's latent (the init latent) with a chunk reset every ``chunk_frames``."""
-        encoder = self.autoencoder.encoder
-        assert encoder is not None
-        with self.evaluating():
-            latents = encoder(self.layout(frames))[None]
-            stream = simulate_stream(self.unet, self.autoencoder.decoder, self.prompts, latents, latents[:, 0],
-                                     ranks=rank, interval=interval, chunk_frames=chunk_frames)  # fmt: skip
-        return stream.images[0].float()
 
     @contextmanager
     def evaluating(self) -> Iterator[None]:
@@ -339,6 +290,6 @@ def _held(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: torch.func.functional_call(module, weights, (x,))
 
 
-def _psnr(mse: float) -> float:
+def rounded_psnr(mse: float) -> float:
     """PSNR in dB of an MSE between images in [-1, 1], rounded and finite (for the history)."""
     return round(psnr_from_mse(max(mse, 1e-12)), 3)

@@ -23,6 +23,7 @@ from authoring.nano_training.data import (
     read_frame_pack,
     write_frame_pack,
 )
+from authoring.nano_training.heldout import EVAL_RANKS, evaluate_clip, write_samples
 from authoring.nano_training.schedule import learning_rate
 from authoring.nano_training.shipped_weights import export_shipped_weights, load_shipped_weights
 from authoring.nano_training.stream_sim import keyframe_factors, rank_context, simulate_stream
@@ -167,6 +168,23 @@ def test_one_training_step_checkpoint_resume_and_export(tmp_path) -> None:
         shipped.unet.core.latent_out.weight, trainer.unet.core.latent_out.weight, atol=1e-2
     )
     assert not shipped.optimizer.state
+
+
+def test_held_out_scores_and_sample_sheet(tmp_path) -> None:
+    trainer = NanoTrainer(TrainConfig(), torch.device("cpu"))
+    frames = torch.rand(21, 3, 64, 64) * 2 - 1
+    scores = evaluate_clip(trainer, frames)
+    ranks = [f"r{rank}n10" for rank in EVAL_RANKS]
+    assert list(scores) == ["autoencoder", "start_redrawn", *ranks]
+    assert all(np.isfinite(value) for value in scores.values())
+    assert all(module.training for module in trainer.modules().values())  # back in training mode
+    write_samples(trainer, frames, tmp_path / "samples.png")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "samples.png").size == (
+        2 * 64,
+        2 * 64,
+    )  # frames 0 and 15, two rows
 
 
 def test_the_learning_rate_warms_up_then_follows_one_cosine_across_runs() -> None:
