@@ -26,10 +26,11 @@ import torch
 
 from authoring.nano_prompt_encoder import PROMPT_ENCODER_WEIGHTS
 from authoring.nano_training.checkpoints import resume_checkpoint, save_checkpoint
+from authoring.nano_training.clip_bank import ClipBank
 from authoring.nano_training.data import read_frame_pack
 from authoring.nano_training.heldout import evaluate_clip, write_samples
 from authoring.nano_training.shipped_weights import export_shipped_weights, load_shipped_weights
-from authoring.nano_training.train import ClipBank, NanoTrainer
+from authoring.nano_training.train import NanoTrainer
 from authoring.nano_training.train_config import TrainConfig
 from engines.nano import NANO_WEIGHTS
 

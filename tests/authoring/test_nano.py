@@ -15,6 +15,7 @@ from authoring.levels import parse_levels
 from authoring.metrics import psnr_per_frame
 from authoring.nano_prompt_encoder import PromptEncoder
 from authoring.nano_training.checkpoints import resume_checkpoint, save_checkpoint
+from authoring.nano_training.clip_bank import ClipBank
 from authoring.nano_training.data import (
     HELD_OUT,
     MANIFEST,
@@ -27,7 +28,7 @@ from authoring.nano_training.heldout import EVAL_RANKS, evaluate_clip, write_sam
 from authoring.nano_training.schedule import learning_rate
 from authoring.nano_training.shipped_weights import export_shipped_weights, load_shipped_weights
 from authoring.nano_training.stream_sim import keyframe_factors, rank_context, simulate_stream
-from authoring.nano_training.train import ClipBank, NanoTrainer
+from authoring.nano_training.train import NanoTrainer
 from authoring.nano_training.train_config import TrainConfig
 from authoring.presets import get_preset
 from authoring.source import load_source
