@@ -25,8 +25,13 @@ from pathlib import Path
 import torch
 
 from authoring.nano_prompt_encoder import PROMPT_ENCODER_WEIGHTS
+from authoring.nano_training.checkpoints import resume_checkpoint, save_checkpoint
+from authoring.nano_training.clip_bank import ClipBank
 from authoring.nano_training.data import read_frame_pack
-from authoring.nano_training.train import ClipBank, NanoTrainer, TrainConfig
+from authoring.nano_training.heldout import evaluate_clip, write_samples
+from authoring.nano_training.shipped_weights import export_shipped_weights, load_shipped_weights
+from authoring.nano_training.train import NanoTrainer
+from authoring.nano_training.train_config import TrainConfig
 from engines.nano import NANO_WEIGHTS
 
 
@@ -112,10 +117,10 @@ def main() -> int:
                          seed=args.seed, log_every_s=args.log_every)  # fmt: skip
     trainer = NanoTrainer(config, device)
     if args.resume:
-        trainer.load(args.checkpoint)
+        resume_checkpoint(trainer, args.checkpoint)
         print(f"resumed at step {trainer.step} ({config.elapsed_minutes:.1f} min)", flush=True)
     elif args.from_shipped:
-        trainer.load_weights(NANO_WEIGHTS, PROMPT_ENCODER_WEIGHTS)
+        load_shipped_weights(trainer, NANO_WEIGHTS, PROMPT_ENCODER_WEIGHTS)
         print(f"started from {NANO_WEIGHTS} and {PROMPT_ENCODER_WEIGHTS}", flush=True)
     bank = ClipBank(read_frame_pack(args.data), device, random.Random(args.seed + trainer.step))
     print(f"{len(bank.clips)} training clips, {sum(len(c) for c in bank.clips)} frames", flush=True)
@@ -126,41 +131,22 @@ def main() -> int:
 
         def evaluate() -> dict:
             return {
-                f"heldout_{name}": trainer.evaluate_clip(frames) for name, frames in heldout.items()
+                f"heldout_{name}": evaluate_clip(trainer, frames)
+                for name, frames in heldout.items()
             }
 
     trainer.train(bank, evaluate, log=lambda line: print(line, flush=True))
-    trainer.save(args.checkpoint)
+    save_checkpoint(trainer, args.checkpoint)
     if args.samples is not None and args.heldout is not None:
         write_samples(trainer, next(iter(heldout.values())), args.samples)
     if args.export:
         folder = args.export_dir
-        trainer.export(folder / NANO_WEIGHTS.name if folder else NANO_WEIGHTS,
-                       folder / PROMPT_ENCODER_WEIGHTS.name if folder else PROMPT_ENCODER_WEIGHTS)  # fmt: skip
+        export_shipped_weights(trainer, folder / NANO_WEIGHTS.name if folder else NANO_WEIGHTS,
+                               folder / PROMPT_ENCODER_WEIGHTS.name if folder else PROMPT_ENCODER_WEIGHTS)  # fmt: skip
     print(
         json.dumps({"step": trainer.step, "final": config.history[-1] if config.history else None})
     )
     return 0
-
-
-def write_samples(trainer: NanoTrainer, frames: torch.Tensor, path: Path) -> None:
-    """Held-out frames 0, 15, 45 and 89: the source above, the stream regenerated at r8n10 below."""
-    import numpy as np
-    from PIL import Image
-
-    images = trainer.generated_clip(frames)
-    picks = [i for i in (0, 15, 45, 89) if i < len(frames)]
-
-    def to_row(t):
-        return np.concatenate(
-            [
-                ((t[i].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
-                for i in picks
-            ],
-            1,
-        )
-
-    Image.fromarray(np.concatenate([to_row(frames), to_row(images)], 0)).save(path)
 
 
 if __name__ == "__main__":

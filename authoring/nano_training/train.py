@@ -14,151 +14,46 @@ latent, and the x0 of a fitted prompt lies near the encoder's latent of its fram
 
 The shortcut that ruined the first run (the step redrew the stream's start latent and the
 prompt carried nothing) is trained against directly: a clip's init latent is mostly another
-clip's frame or a distant frame of its own (``INIT_SOURCES``), as a chunk start in a real stream
+clip's frame or a distant frame of its own (``clip_bank.INIT_SOURCES``), as a chunk start in a real stream
 is, so only the prompt can say what the first frames show; every rank is trained in every batch,
 so each rank's extra maps must add detail.
 
 Runs are bounded in minutes; the learning-rate schedule spans ``schedule_minutes`` across runs
 (the checkpoint records the minutes done), so a run split over several device calls follows one
-cosine. A run resumes from a checkpoint folder (weights and Adam moments) or from the shipped
-float16 weight files alone (``load_weights``); ``export`` writes the shipped files.
+cosine. A run resumes from a checkpoint folder (weights and Adam moments; ``checkpoints``) or
+from the shipped float16 weight files alone, which ``shipped_weights`` also writes.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
 from authoring.losses import psnr_from_mse
 from authoring.nano_prompt_encoder import PromptEncoder
+from authoring.nano_training.clip_bank import ClipBank
+from authoring.nano_training.schedule import learning_rate
 from authoring.nano_training.stream_sim import simulate_stream
-from authoring.source import frames_to_tensor
-from engines.nano import (
-    NanoAutoencoder,
-    NanoUNet,
-    build_nano_autoencoder,
-    build_nano_unet,
-    load_nano_state,
-    nano_state_dict,
-)
+from authoring.nano_training.train_config import TrainConfig
+from engines.nano import NanoAutoencoder, NanoUNet, build_nano_autoencoder, build_nano_unet
 
 AUTOENCODER_WEIGHT = 0.5
 LATENT_WEIGHT = 0.1
 LATENT_SIZE_WEIGHT = 1e-4  # keeps latents near unit scale (init states travel as float16)
-# Where a clip's init latent comes from: (probability, source). "start": its own first frame (a
-# stream's first chunk); "same clip": another frame of the clip (a later chunk); "other clip":
-# a frame of another clip (a later chunk after a cut). Every chunk of a real stream starts from
-# the stream's first frame, so most chunks start far from what they show.
-INIT_SOURCES = ((0.15, "start"), (0.35, "same clip"), (0.50, "other clip"))
-COLOUR_GAIN = 0.15  # per-channel gains drawn from 1 +- this (colour augmentation)
-CHECKPOINT_MODEL, CHECKPOINT_STATE = "model.safetensors", "state.json"
-OPTIMIZER_MOMENTS = ("exp_avg", "exp_avg_sq")
 AUTOENCODER_FRAMES = 8  # frames per clip while the autoencoder trains alone
-EVAL_RANKS = (1, 2, 4, 8)
-EVAL_INTERVAL = 10
-EVAL_CHUNK_FRAMES = 20  # the demo's 1 s chunks at 24 fps (promptus/commands/demo.py)
-
-
-@dataclass
-class TrainConfig:
-    """What a training run does; saved with each checkpoint."""
-
-    minutes: float = 3.0  # wall-clock budget of this run
-    schedule_minutes: float | None = None  # the cosine's length across runs (None: this run's)
-    autoencoder_minutes: float = 0.0  # first minutes of the schedule train the autoencoder alone
-    sizes: tuple[int, ...] = (192, 192, 128)  # square crop, drawn per step
-    batch: int = 16
-    groups: tuple[int, ...] = (2, 2, 3, 5)  # keyframe intervals per sample, drawn per step
-    intervals: tuple[int, ...] = (10, 10, 5)  # drawn per step
-    ranks: tuple[int, ...] = (1, 2, 4, 8, 8, 16)  # drawn per clip
-    lr: float = 2e-3
-    min_lr_fraction: float = 0.05  # the cosine ends at this fraction of lr
-    warmup_steps: int = 200
-    seed: int = 0
-    log_every_s: float = 30.0
-    channels_last: bool = True
-    elapsed_minutes: float = 0.0  # training minutes done before this run (from the checkpoint)
-    history: list[dict] = field(default_factory=list)
-
-
-class ClipBank:
-    """Training clips as uint8 tensors on the device, and the sampling of training examples."""
-
-    def __init__(
-        self, clips: dict[str, np.ndarray], device: torch.device, rng: random.Random
-    ) -> None:
-        self.clips = [torch.from_numpy(np.ascontiguousarray(f)).to(device) for f in clips.values()]
-        self.names = list(clips)
-        self.rng = rng
-
-    def sample(self, batch: int, length: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(frames ``[B, length, 3, size, size]``, init frames ``[B, 3, size, size]``) in [-1, 1]."""
-        clips, inits = [], []
-        for _ in range(batch):
-            stride = 2 if self.rng.random() < 0.25 else 1
-            candidates = [c for c in self.clips if len(c) >= (length - 1) * stride + 1]
-            if not candidates:
-                stride, candidates = 1, [c for c in self.clips if len(c) >= length]
-            # Clips are drawn by the square root of their length: long clips do not drown short ones.
-            clip = self.rng.choices(candidates, weights=[math.sqrt(len(c)) for c in candidates])[0]
-            start = self.rng.randrange(len(clip) - (length - 1) * stride)
-            indices = torch.arange(length, device=clip.device) * stride + start
-            if self.rng.random() < 0.5:
-                indices = indices.flip(0)  # played backwards
-            init_clip, init_index = self._init_frame(clip, int(indices[0]))
-            flip = self.rng.random() < 0.5
-            gains = torch.tensor(
-                [1 + self.rng.uniform(-COLOUR_GAIN, COLOUR_GAIN) for _ in range(3)],
-                device=clip.device,
-            ).view(1, 3, 1, 1)
-            clips.append(self._cut(clip[indices], *self._corner(clip, size), size, flip, gains))
-            init = init_clip[init_index : init_index + 1]
-            inits.append(self._cut(init, *self._corner(init_clip, size), size, flip, gains)[0])
-        return torch.stack(clips), torch.stack(inits)
-
-    def _init_frame(self, clip: torch.Tensor, first: int) -> tuple[torch.Tensor, int]:
-        draw, source = self.rng.random(), INIT_SOURCES[-1][1]
-        for probability, name in INIT_SOURCES:
-            if draw < probability:
-                source = name
-                break
-            draw -= probability
-        if source == "start":
-            return clip, first
-        if source == "same clip":
-            return clip, self.rng.randrange(len(clip))
-        other = self.rng.choice(self.clips)
-        return other, self.rng.randrange(len(other))
-
-    def _corner(self, clip: torch.Tensor, size: int) -> tuple[int, int]:
-        """(top, left) of a random ``size`` square inside the clip's frames."""
-        return self.rng.randrange(clip.shape[1] - size + 1), self.rng.randrange(
-            clip.shape[2] - size + 1
-        )
-
-    @staticmethod
-    def _cut(
-        frames: torch.Tensor, top: int, left: int, size: int, flip: bool, gains: torch.Tensor
-    ) -> torch.Tensor:
-        cut = frames_to_tensor(frames[:, top : top + size, left : left + size])
-        cut = ((cut + 1) * gains - 1).clamp(-1, 1)
-        return cut.flip(-1) if flip else cut
 
 
 class NanoTrainer:
-    """The three networks, their optimiser, the training loop, checkpoints and export."""
+    """The three networks (step, autoencoder, prompt encoder), their optimiser, the objective and
+    the training loop. Its checkpoints are ``checkpoints``, its shipped files ``shipped_weights``,
+    its held-out scores ``heldout``."""
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         torch.manual_seed(config.seed)
@@ -168,28 +63,31 @@ class NanoTrainer:
         self.autoencoder: NanoAutoencoder = build_nano_autoencoder().to(device).train()
         self.prompts = PromptEncoder().to(device).train()
         if config.channels_last:
-            for module in self._modules().values():
+            for module in self.modules().values():
                 # torch's overloads of Module.to omit memory_format, which it takes at run time
                 module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.optimizer = torch.optim.AdamW(
-            self._named_parameters().values(), lr=config.lr, weight_decay=0.0
+            self.named_parameters().values(), lr=config.lr, weight_decay=0.0
         )
         self.step = 0
         self._fresh_adam_step = 0
 
-    def _modules(self) -> dict[str, torch.nn.Module]:
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The four trained networks by name (the prefixes of the checkpoint's keys)."""
         assert self.autoencoder.encoder is not None
         return {"unet": self.unet.core, "decoder": self.autoencoder.decoder,
                 "encoder": self.autoencoder.encoder, "prompt": self.prompts}  # fmt: skip
 
-    def _named_parameters(self) -> dict[str, torch.nn.Parameter]:
+    def named_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """Every trained parameter as ``network.key`` (the checkpoint's names)."""
         return {
             f"{name}.{key}": p
-            for name, module in self._modules().items()
+            for name, module in self.modules().items()
             for key, p in module.named_parameters()
         }
 
-    def _layout(self, tensor: torch.Tensor) -> torch.Tensor:
+    def layout(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` in the networks' memory format (channels-last images when configured)."""
         if self.config.channels_last and tensor.dim() == 4:
             return tensor.contiguous(memory_format=torch.channels_last)
         return tensor
@@ -208,7 +106,7 @@ class NanoTrainer:
         encoder, decoder = self.autoencoder.encoder, self.autoencoder.decoder
         assert encoder is not None
         batch, length = frames.shape[:2]
-        flat = self._layout(frames.flatten(0, 1))
+        flat = self.layout(frames.flatten(0, 1))
         latents = encoder(flat)
         reconstruction = decoder(latents)
         terms = {
@@ -222,7 +120,7 @@ class NanoTrainer:
         # decodes through it with its weights held, so the step and the prompt encoder learn
         # to reach its latent space instead of bending it (and its ceiling stays measurable).
         with torch.no_grad():
-            init = encoder(self._layout(init_frames))
+            init = encoder(self.layout(init_frames))
         latents = latents.detach().view(batch, length, *latents.shape[1:])
         simulated = simulate_stream(
             self.unet, _held(decoder), self.prompts, latents, init, ranks=ranks, interval=interval
@@ -233,18 +131,9 @@ class NanoTrainer:
                           + LATENT_WEIGHT * terms["latent"] + LATENT_SIZE_WEIGHT * terms["latent_size"])  # fmt: skip
         return terms
 
-    def _schedule_minutes(self) -> float:
-        return self.config.schedule_minutes or (self.config.elapsed_minutes + self.config.minutes)
-
     def learning_rate(self, minutes_done: float) -> float:
-        """Warm-up (from the step where Adam started afresh), then a cosine over the schedule
-        down to ``min_lr_fraction`` of ``lr``."""
-        config = self.config
-        warmup = min(1.0, (self.step - self._fresh_adam_step + 1) / config.warmup_steps)
-        fraction = min(1.0, minutes_done / self._schedule_minutes())
-        floor = config.min_lr_fraction
-        cosine = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * fraction))
-        return config.lr * warmup * cosine
+        """This step's rate (``schedule.learning_rate``)."""
+        return learning_rate(self.config, self.step - self._fresh_adam_step, minutes_done)
 
     def train(
         self,
@@ -284,7 +173,7 @@ class NanoTrainer:
                 group["lr"] = self.learning_rate(minutes_done)
             self.optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
-            torch.nn.utils.clip_grad_norm_(self._named_parameters().values(), 1.0)
+            torch.nn.utils.clip_grad_norm_(self.named_parameters().values(), 1.0)
             self.optimizer.step()
             self.step += 1
             for key, term in terms.items():
@@ -299,7 +188,7 @@ class NanoTrainer:
                 last_log = time.monotonic()
                 row = {"step": self.step, "minutes": round(minutes_done, 2),
                        "lr": round(self.learning_rate(minutes_done), 6), "phase": "stream" if stream else "autoencoder",
-                       **{f"{k}_psnr": _psnr(v) for k, v in running.items() if k in ("stream", "autoencoder")},
+                       **{f"{k}_psnr": rounded_psnr(v) for k, v in running.items() if k in ("stream", "autoencoder")},
                        **{k: round(v, 5) for k, v in running.items()}}  # fmt: skip
                 if evaluate is not None:
                     row |= evaluate()
@@ -308,133 +197,16 @@ class NanoTrainer:
         bar.close()
         config.elapsed_minutes += (time.monotonic() - started) / 60
 
-    @torch.no_grad()
-    def evaluate_clip(self, frames: torch.Tensor) -> dict[str, float]:
-        """Held-out PSNRs (dB) of one clip ``[T, 3, S, S]`` in [-1, 1] streamed from its frame 0
-        in the demo's chunks: the autoencoder alone, the start latent redrawn for every frame,
-        and the prompt encoder's factors (no refinement) at each rank of ``EVAL_RANKS``."""
-        scores = {"autoencoder": self._psnr_of(self._reconstruct(frames), frames)}
-        encoder = self.autoencoder.encoder
-        assert encoder is not None
-        with self._evaluating():
-            start = self.autoencoder.decoder(encoder(self._layout(frames[:1]))).float()
-        scores["start_redrawn"] = self._psnr_of(start.expand_as(frames), frames)
-        for rank in EVAL_RANKS:
-            scores[f"r{rank}n{EVAL_INTERVAL}"] = self._psnr_of(
-                self.generated_clip(frames, rank=rank), frames
-            )
-        return scores
-
-    def _reconstruct(self, frames: torch.Tensor) -> torch.Tensor:
-        encoder = self.autoencoder.encoder
-        assert encoder is not None
-        with self._evaluating():
-            return self.autoencoder.decoder(encoder(self._layout(frames))).float()
-
-    @staticmethod
-    def _psnr_of(images: torch.Tensor, frames: torch.Tensor) -> float:
-        return _psnr(F.mse_loss(images.clamp(-1, 1), frames).item())
-
-    @torch.no_grad()
-    def generated_clip(
-        self,
-        frames: torch.Tensor,
-        *,
-        rank: int = 8,
-        interval: int = EVAL_INTERVAL,
-        chunk_frames: int = EVAL_CHUNK_FRAMES,
-    ) -> torch.Tensor:
-        """The frames ``[T, 3, S, S]`` regenerated from the prompt encoder's factors, streamed
-        from frame 0's latent (the init latent) with a chunk reset every ``chunk_frames``."""
-        encoder = self.autoencoder.encoder
-        assert encoder is not None
-        with self._evaluating():
-            latents = encoder(self._layout(frames))[None]
-            stream = simulate_stream(self.unet, self.autoencoder.decoder, self.prompts, latents, latents[:, 0],
-                                     ranks=rank, interval=interval, chunk_frames=chunk_frames)  # fmt: skip
-        return stream.images[0].float()
-
     @contextmanager
-    def _evaluating(self) -> Iterator[None]:
+    def evaluating(self) -> Iterator[None]:
         """Every network in eval mode for the block, back in training mode after it."""
-        for module in self._modules().values():
+        for module in self.modules().values():
             module.eval()
         try:
             yield
         finally:
-            for module in self._modules().values():
+            for module in self.modules().values():
                 module.train()
-
-    def save(self, folder: Path) -> None:
-        """Checkpoint: float32 weights, Adam moments (two files) and the config with its history."""
-        folder.mkdir(parents=True, exist_ok=True)
-        parameters = self._named_parameters()
-        save_file(
-            {k: v.detach().float().cpu().contiguous() for k, v in parameters.items()},
-            folder / CHECKPOINT_MODEL,
-        )
-        for moment in OPTIMIZER_MOMENTS:
-            tensors = {k: self.optimizer.state[p][moment].cpu().contiguous()
-                       for k, p in parameters.items() if p in self.optimizer.state}  # fmt: skip
-            save_file(tensors, folder / f"adam_{moment}.safetensors")
-        state = {"step": self.step, "config": asdict(self.config)}
-        (folder / CHECKPOINT_STATE).write_text(json.dumps(state, indent=1))
-
-    def load(self, folder: Path) -> None:
-        """Continue from a checkpoint written by ``save`` (weights, Adam moments, step count,
-        minutes trained). Tensors the checkpoint lacks (an architecture grown since) start from
-        torch's initial values and are named on stderr."""
-        parameters = self._named_parameters()
-        weights = load_file(folder / CHECKPOINT_MODEL)
-        fresh = [
-            k for k, p in parameters.items() if k not in weights or weights[k].shape != p.shape
-        ]
-        if len(fresh) == len(parameters):
-            raise ValueError(f"{folder} holds no weight of this architecture")
-        with torch.no_grad():
-            for key, parameter in parameters.items():
-                if key not in fresh:
-                    parameter.copy_(weights[key])
-        if fresh:  # the architecture grew since the checkpoint: these start from torch's init
-            print(f"{len(fresh)} tensors start fresh: {', '.join(fresh)}", file=sys.stderr)
-        moments = {
-            m: load_file(folder / f"adam_{m}.safetensors")
-            for m in OPTIMIZER_MOMENTS
-            if (folder / f"adam_{m}.safetensors").is_file()
-        }
-        state = json.loads((folder / CHECKPOINT_STATE).read_text())
-        if len(moments) == len(OPTIMIZER_MOMENTS):
-            for key, parameter in parameters.items():
-                if key in moments["exp_avg"] and key not in fresh:
-                    self.optimizer.state[parameter] = {
-                        "step": torch.tensor(float(state["step"])),
-                        **{m: moments[m][key].to(self.device) for m in OPTIMIZER_MOMENTS},
-                    }
-        self.step = state["step"]
-        self.config.history = state["config"].get("history", [])
-        self.config.elapsed_minutes = state["config"].get("elapsed_minutes", 0.0)
-
-    def load_weights(self, generator_file: Path, prompt_encoder_file: Path) -> None:
-        """Start from shipped weight files (float16; no optimiser state): a new session's run
-        continues the last one's training from what it exported."""
-        from engines.weight_files import read_state_dict
-
-        load_nano_state(
-            self.unet, self.autoencoder, read_state_dict(generator_file), generator_file
-        )
-        prompt_state = {k: v.float() for k, v in read_state_dict(prompt_encoder_file).items()}
-        self.prompts.load_state_dict(prompt_state, strict=True)
-
-    def export(self, generator_file: Path, prompt_encoder_file: Path) -> None:
-        """The shipped weight files, float16: the generator's and the prompt encoder's."""
-
-        def half(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            return {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()}
-
-        generator_file.parent.mkdir(parents=True, exist_ok=True)
-        prompt_encoder_file.parent.mkdir(parents=True, exist_ok=True)
-        save_file(half(nano_state_dict(self.unet, self.autoencoder)), generator_file)
-        save_file(half(self.prompts.state_dict()), prompt_encoder_file)
 
 
 def _held(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -443,6 +215,6 @@ def _held(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: torch.func.functional_call(module, weights, (x,))
 
 
-def _psnr(mse: float) -> float:
+def rounded_psnr(mse: float) -> float:
     """PSNR in dB of an MSE between images in [-1, 1], rounded and finite (for the history)."""
     return round(psnr_from_mse(max(mse, 1e-12)), 3)

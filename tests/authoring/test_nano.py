@@ -14,6 +14,8 @@ from authoring.evaluation import start_latent_clip
 from authoring.levels import parse_levels
 from authoring.metrics import psnr_per_frame
 from authoring.nano_prompt_encoder import PromptEncoder
+from authoring.nano_training.checkpoints import resume_checkpoint, save_checkpoint
+from authoring.nano_training.clip_bank import ClipBank
 from authoring.nano_training.data import (
     HELD_OUT,
     MANIFEST,
@@ -22,8 +24,12 @@ from authoring.nano_training.data import (
     read_frame_pack,
     write_frame_pack,
 )
+from authoring.nano_training.heldout import EVAL_RANKS, evaluate_clip, write_samples
+from authoring.nano_training.schedule import learning_rate
+from authoring.nano_training.shipped_weights import export_shipped_weights, load_shipped_weights
 from authoring.nano_training.stream_sim import keyframe_factors, rank_context, simulate_stream
-from authoring.nano_training.train import ClipBank, NanoTrainer, TrainConfig
+from authoring.nano_training.train import NanoTrainer
+from authoring.nano_training.train_config import TrainConfig
 from authoring.presets import get_preset
 from authoring.source import load_source
 from engines import load_generator
@@ -150,19 +156,46 @@ def test_one_training_step_checkpoint_resume_and_export(tmp_path) -> None:
     trainer.optimizer.step()
     assert not torch.equal(before, trainer.unet.core.latent_out.weight)
     assert not torch.equal(decoder_before, trainer.autoencoder.decoder.layers[0].weight)
-    trainer.save(tmp_path / "ckpt")
+    save_checkpoint(trainer, tmp_path / "ckpt")
     again = NanoTrainer(config, torch.device("cpu"))
-    again.load(tmp_path / "ckpt")
+    resume_checkpoint(again, tmp_path / "ckpt")
     assert torch.equal(again.unet.core.latent_out.weight, trainer.unet.core.latent_out.weight)
-    trainer.export(tmp_path / "nano.safetensors", tmp_path / "prompts.safetensors")
+    export_shipped_weights(trainer, tmp_path / "nano.safetensors", tmp_path / "prompts.safetensors")
     load_nano(tmp_path / "nano.safetensors")  # the shipped loader accepts what training exports
     # A later session starts from the exported (float16) files alone, no optimiser state.
     shipped = NanoTrainer(config, torch.device("cpu"))
-    shipped.load_weights(tmp_path / "nano.safetensors", tmp_path / "prompts.safetensors")
+    load_shipped_weights(shipped, tmp_path / "nano.safetensors", tmp_path / "prompts.safetensors")
     assert torch.allclose(
         shipped.unet.core.latent_out.weight, trainer.unet.core.latent_out.weight, atol=1e-2
     )
     assert not shipped.optimizer.state
+
+
+def test_held_out_scores_and_sample_sheet(tmp_path) -> None:
+    trainer = NanoTrainer(TrainConfig(), torch.device("cpu"))
+    frames = torch.rand(21, 3, 64, 64) * 2 - 1
+    scores = evaluate_clip(trainer, frames)
+    ranks = [f"r{rank}n10" for rank in EVAL_RANKS]
+    assert list(scores) == ["autoencoder", "start_redrawn", *ranks]
+    assert all(np.isfinite(value) for value in scores.values())
+    assert all(module.training for module in trainer.modules().values())  # back in training mode
+    write_samples(trainer, frames, tmp_path / "samples.png")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "samples.png").size == (
+        2 * 64,
+        2 * 64,
+    )  # frames 0 and 15, two rows
+
+
+def test_the_learning_rate_warms_up_then_follows_one_cosine_across_runs() -> None:
+    config = TrainConfig(minutes=5.0, elapsed_minutes=5.0, lr=1e-3, warmup_steps=10)
+    assert learning_rate(config, 0, 0.0) == pytest.approx(1e-4)  # first step after a fresh Adam
+    assert learning_rate(config, 9, 0.0) == pytest.approx(1e-3)
+    assert learning_rate(config, 50, 5.0) == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5))  # halfway
+    assert learning_rate(config, 50, 10.0) == pytest.approx(1e-3 * 0.05)  # the floor at the end
+    config.schedule_minutes = 20.0  # the cosine spans later runs too
+    assert learning_rate(config, 50, 10.0) == pytest.approx(1e-3 * (0.05 + 0.95 * 0.5))
 
 
 def test_frame_pack_round_trip(tmp_path) -> None:
