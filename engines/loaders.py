@@ -19,6 +19,8 @@ variant's precision and layout rules, and builds the backend the options name::
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,6 +47,8 @@ from engines.variants import VARIANTS, Variant
 
 TINY_WEIGHT_SEED = 20260  # fixed seed of the tiny generator's weights (engines.seeded)
 SD_SHAPED = ("tiny", "tiny-taesd", "sd-turbo")  # a diffusers UNet and a TAESD-shaped autoencoder
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,7 +183,11 @@ def variant_options(variant: Variant, options: BackendOptions) -> BackendOptions
 def generator_from_networks(name: str, networks: Networks, options: BackendOptions) -> Generator:
     """The generator ``name`` made of ``networks``, run as ``options`` say (its id keys the caches)."""
     variant = _variant(name)
+    started = time.perf_counter()
     generator_id = generator_id_of(name, networks)  # before a backend casts or fuses weights
+    log.info(
+        "generator id %s (weights hashed in %.1f s)", generator_id, time.perf_counter() - started
+    )
     options = replace(variant_options(variant, options), cache_key=generator_id)
     encoder = networks.encoder
     if encoder is not None:

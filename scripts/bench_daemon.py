@@ -71,8 +71,10 @@ BREAKDOWN_REPLAYS = 30  # back-to-back replays of the captured step (generation_
 BREAKDOWN_CHUNKS = 4  # chunks the stream decodes there (the first warms up)
 
 
-def load(args: argparse.Namespace) -> Any:
-    """The generator as ``promptus daemon`` loads it, or its architecture with random weights."""
+def load(args: argparse.Namespace) -> tuple[Any, dict[str, float]]:
+    """The generator as ``promptus daemon`` loads it, or its architecture with random weights;
+    with random weights, the seconds of its two parts (``networks_s``: the networks built on the
+    device, the CUDA context included; ``generator_s``: its id hashed, the backend's casts)."""
     from engines.loaders import generator_from_networks, load_generator, random_networks
 
     switches: dict[str, Any] = dict(
@@ -85,9 +87,10 @@ def load(args: argparse.Namespace) -> Any:
         precompiled=args.precompiled,
     )
     if not args.random_weights:
-        return load_generator(
+        generator = load_generator(
             args.generator, weights=args.weights, taesd=args.taesd, device=args.device, **switches
         )
+        return generator, {}
     from engines.backends import backend_options
     from engines.devices import default_dtype, resolve_device
     from engines.loaders import SD_SHAPED
@@ -98,8 +101,12 @@ def load(args: argparse.Namespace) -> Any:
     options = backend_options(
         switches.pop("backend"), device=device, dtype=default_dtype(device), **switches
     )
+    started = time.perf_counter()
     networks = random_networks(args.generator, 0, device)
-    return generator_from_networks(args.generator, networks, options)
+    built = time.perf_counter()
+    generator = generator_from_networks(args.generator, networks, options)
+    parts = {"networks_s": built - started, "generator_s": time.perf_counter() - built}
+    return generator, {name: round(seconds, 2) for name, seconds in parts.items()}
 
 
 def start_as_the_daemon_does(args: argparse.Namespace) -> tuple[Any, str, dict[str, float]]:
@@ -111,9 +118,9 @@ def start_as_the_daemon_does(args: argparse.Namespace) -> tuple[Any, str, dict[s
     loading the step, autotuning, capture).
     """
     started = time.perf_counter()
-    generator = load(args)
+    generator, parts = load(args)
     loaded = time.perf_counter()
-    phases = {"load_s": round(loaded - started, 2)}
+    phases = {"load_s": round(loaded - started, 2), **parts}
     backend = generator.backend
     if not backend.specialises_shapes:
         return generator, "-", phases
@@ -637,7 +644,9 @@ def main(argv: list[str] | None = None) -> int:
             restart_ready_s=restart.get("seconds"),
             restart_compiled=restart.get("compiled"),
             restart_phases={
-                k: restart[k] for k in ("imports_s", "load_s", "warm_up_s") if k in restart
+                k: restart[k]
+                for k in ("imports_s", "load_s", "networks_s", "generator_s", "warm_up_s")
+                if k in restart
             },
             restart_log=restart.get("log"),
         )

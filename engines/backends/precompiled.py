@@ -117,7 +117,7 @@ class PrecompiledStepCache(StepArtifactCache):
         started = time.perf_counter()
         marker.write_text(str(os.getpid()), encoding="utf-8")
         try:
-            with artifact.open("rb") as handle, aot_compile_enabled():
+            with artifact.open("rb") as handle, aot_compile_enabled(), plain_tensors():
                 compiled = torch.compiler.load_compiled_function(handle)
         except Exception as error:  # noqa: BLE001 - any loader failure means: do not trust it
             log.warning(
@@ -155,10 +155,12 @@ class PrecompiledStepCache(StepArtifactCache):
                 compiled.save_compiled_function(str(temporary))
                 return compiled
 
-        # A thread of its own, never in inference mode: the saved tensor guards take the
-        # dispatch keys of the saving thread's mode, and must describe plain tensors (what
-        # ``plain_tensors`` calls with); saved from inside inference mode, even under
-        # inference_mode(False), they expect no autograd key and no later call matches them.
+        # Tensor guards take the dispatch keys of the mode they are built in: at the trace (the
+        # compiled function of this process) and again when an artifact is loaded. Both must
+        # describe plain tensors, what ``plain_tensors`` calls with. Traced in a thread of its
+        # own (inference mode is per thread, and the backend builds from inside it) and loaded
+        # under ``plain_tensors``; loaded inside inference mode, a fresh process's guards
+        # expected no autograd key and refused every call (seen on an H200, reproduced on the CPU).
         try:
             with ThreadPoolExecutor(1, thread_name_prefix="promptus-precompile") as pool:
                 compiled = pool.submit(trace_and_save).result()

@@ -65,7 +65,8 @@ def built(tmp_path_factory) -> Path:
     """A cache folder holding one freshly saved step of SmallStep."""
     root = tmp_path_factory.mktemp("precompiled")
     step = SmallStep().eval()
-    runner = PrecompiledStepCache(root).build(key(), step, INPUTS)
+    with torch.inference_mode():  # as the backend builds it: from generate_group's inference mode
+        runner = PrecompiledStepCache(root).build(key(), step, INPUTS)
     torch.testing.assert_close(runner(*INPUTS)[0], expected(step))
     return root
 
@@ -90,8 +91,10 @@ def test_a_saved_step_loads_with_the_live_weights(cache):
     assert not cache.marker(key()).exists()  # the loading marker is gone once loaded
 
 
-def test_a_fresh_process_loads_it_without_compiling(cache):
-    artifact, _ = cache.paths(key())
+@pytest.mark.parametrize("mode", ["inference_mode", "no_grad"])
+def test_a_fresh_process_loads_it_without_compiling(cache, mode):
+    # The loaded guards take the dispatch keys of the loading thread's mode: loaded from inside
+    # inference mode (as the backend does) they must still accept the plain tensors it calls with.
     script = textwrap.dedent(
         f"""
         import sys, torch
@@ -100,7 +103,8 @@ def test_a_fresh_process_loads_it_without_compiling(cache):
         from engines.backends.precompiled import PrecompiledStepCache
         from pathlib import Path
         step = SmallStep(seed=3).eval()
-        runner = PrecompiledStepCache(Path({str(cache.root)!r})).load(key(), step)
+        with torch.{mode}():
+            runner = PrecompiledStepCache(Path({str(cache.root)!r})).load(key(), step)
         assert runner is not None
         torch.testing.assert_close(runner(*INPUTS)[0], expected(step))
         print("LOADED")
