@@ -38,6 +38,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,8 +74,10 @@ BREAKDOWN_CHUNKS = 4  # chunks the stream decodes there (the first warms up)
 
 def load(args: argparse.Namespace) -> tuple[Any, dict[str, float]]:
     """The generator as ``promptus daemon`` loads it, or its architecture with random weights;
-    with random weights, the seconds of its two parts (``networks_s``: the networks built on the
-    device, the CUDA context included; ``generator_s``: its id hashed, the backend's casts)."""
+    with random weights, the seconds of its parts (``modules_s``: the engine modules imported;
+    ``device_s``: the CUDA context made; ``networks_s``: the networks built on the device;
+    ``generator_s``: its id hashed, the backend's casts)."""
+    entered = time.perf_counter()
     from engines.loaders import generator_from_networks, load_generator, random_networks
 
     switches: dict[str, Any] = dict(
@@ -91,13 +94,17 @@ def load(args: argparse.Namespace) -> tuple[Any, dict[str, float]]:
             args.generator, weights=args.weights, taesd=args.taesd, device=args.device, **switches
         )
         return generator, {}
+    import torch
+
     from engines.backends import backend_options
     from engines.devices import default_dtype, resolve_device
     from engines.loaders import SD_SHAPED
 
     if args.generator not in SD_SHAPED:
         raise SystemExit(f"--random-weights is for --generator {', '.join(SD_SHAPED)}")
+    imported = time.perf_counter()
     device = resolve_device(args.device)
+    torch.empty(1, device=device)  # the device's context, made here so it is timed on its own
     options = backend_options(
         switches.pop("backend"), device=device, dtype=default_dtype(device), **switches
     )
@@ -105,7 +112,12 @@ def load(args: argparse.Namespace) -> tuple[Any, dict[str, float]]:
     networks = random_networks(args.generator, 0, device)
     built = time.perf_counter()
     generator = generator_from_networks(args.generator, networks, options)
-    parts = {"networks_s": built - started, "generator_s": time.perf_counter() - built}
+    parts = {
+        "modules_s": imported - entered,
+        "device_s": started - imported,
+        "networks_s": built - started,
+        "generator_s": time.perf_counter() - built,
+    }
     return generator, {name: round(seconds, 2) for name, seconds in parts.items()}
 
 
@@ -147,16 +159,30 @@ def time_start(argv: list[str], what: str) -> dict[str, Any]:
     print(f"{what}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     environment = {**os.environ, SPAWNED_AT_ENV: repr(time.time())}
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=environment
-    )
-    seconds = time.perf_counter() - started
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines or not lines[-1].startswith(READY_MARK):
-        raise RuntimeError(f"{what} failed ({result.returncode}): {result.stderr[-3000:]}")
+    # Ready is the READY line, not the exit: a process's teardown (CUDA context, compile workers)
+    # is not part of its start.
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+    ) as process:
+        out, err = process.stdout, process.stderr
+        assert out is not None and err is not None  # both are pipes
+        errors: list[str] = []
+        drain = threading.Thread(target=lambda: errors.extend(err), daemon=True)
+        drain.start()
+        lines: list[str] = []
+        seconds = float("nan")
+        for line in out:
+            lines.append(line.rstrip("\n"))
+            if line.startswith(READY_MARK):
+                seconds = time.perf_counter() - started
+        returncode = process.wait(timeout=PROBE_TIMEOUT_S)
+        drain.join(timeout=PROBE_TIMEOUT_S)
+    stderr = "".join(errors)
+    if returncode != 0 or not lines or not lines[-1].startswith(READY_MARK):
+        raise RuntimeError(f"{what} failed ({returncode}): {stderr[-3000:]}")
     logged = [
         line
-        for line in result.stderr.splitlines()
+        for line in stderr.splitlines()
         if "ahead-of-time" in line or "torch.compile" in line or "precompiled" in line
     ]
     return {
@@ -645,7 +671,15 @@ def main(argv: list[str] | None = None) -> int:
             restart_compiled=restart.get("compiled"),
             restart_phases={
                 k: restart[k]
-                for k in ("imports_s", "load_s", "networks_s", "generator_s", "warm_up_s")
+                for k in (
+                    "imports_s",
+                    "load_s",
+                    "modules_s",
+                    "device_s",
+                    "networks_s",
+                    "generator_s",
+                    "warm_up_s",
+                )
                 if k in restart
             },
             restart_log=restart.get("log"),
