@@ -218,6 +218,7 @@ def build_titles(
         for title in titles:
             if not settings.resume:
                 shutil.rmtree(checkpoint_root(title.job.out), ignore_errors=True)
+            assert title.frames is not None
             title.frames_ref = (
                 FramesFile.write(title.job.out / CHECKPOINT_DIR / FRAMES_NAME, title.frames)
                 if settings.shared_frames
