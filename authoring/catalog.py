@@ -12,6 +12,9 @@ other titles go on.
 
 Checkpoints live in ``<ladder>/.fit/segments/`` (storage every node shares): a task killed midway
 is re-run by the runner and continues from its last keyframe; ``resume`` keeps them across runs.
+A title's frames reach the tasks through the runner's object store, or with ``shared_frames``
+from ``<ladder>/.fit/frames.npy`` (the same shared storage): the driver writes the file once and
+each task maps it and reads only its segments' frames (``authoring.tasks.FramesFile``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from authoring.segments import (
     segment_chunks_for,
 )
 from authoring.tasks import (
+    FramesFile,
     GeneratorLoader,
     TaskOutput,
     TitleSetup,
@@ -47,6 +51,7 @@ from prompts.manifest import Manifest, StreamInfo
 from prompts.stream_model import CHUNK_RESET, NOISE_SEED, PREV_LATENT_WEIGHT
 
 SEGMENTS_DIR = "segments"  # under the ladder's checkpoint directory
+FRAMES_NAME = "frames.npy"  # a title's frames for the tasks, under the checkpoint directory
 
 
 class TitleError(UserError, ValueError):
@@ -77,6 +82,7 @@ class CatalogSettings:
     measure_quality: bool = True
     measure_vmaf: bool = False  # each chunk's VMAF too (authoring.metrics)
     segments_per_step: int | str = 1  # segments per batch task, or AUTO (by GPU memory)
+    shared_frames: bool = False  # tasks read the frames from the ladder's .fit/ (module docstring)
 
 
 @dataclass
@@ -212,7 +218,12 @@ def build_titles(
         for title in titles:
             if not settings.resume:
                 shutil.rmtree(checkpoint_root(title.job.out), ignore_errors=True)
-            title.frames_ref = runner.put(title.frames)
+            assert title.frames is not None
+            title.frames_ref = (
+                FramesFile.write(title.job.out / CHECKPOINT_DIR / FRAMES_NAME, title.frames)
+                if settings.shared_frames
+                else runner.put(title.frames)
+            )
             title.handles.append(
                 runner.submit(
                     prepare_title,

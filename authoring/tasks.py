@@ -5,10 +5,15 @@ A worker loads the generator itself from a ``GeneratorSpec`` (or any hashable ob
 ``load(device)``) and keeps the last one it loaded, so the CPU workers that Ray reuses, and the
 in-process runner, load it once. Every task sets torch's threads to its CPU slots, so a task
 computes the same numbers wherever it runs (the in-process runner included).
+
+A title's frames come to a task as an array (through the runner's object store, ``put``) or as
+a ``FramesFile``: a ``.npy`` file on storage every worker sees, which the task maps and reads
+only its segment's frames from (``CatalogSettings.shared_frames``).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +52,33 @@ class GeneratorSpec:
         return load_generator(
             self.name, weights=self.weights, taesd=self.taesd, device=device, dtype=dtype
         )
+
+
+@dataclass(frozen=True)
+class FramesFile:
+    """A title's frames (``uint8 [T, H, W, 3]``) in a ``.npy`` file on shared storage."""
+
+    path: Path
+
+    @classmethod
+    def write(cls, path: Path, frames: np.ndarray) -> FramesFile:
+        """Write ``frames`` to ``path`` (through a temporary name and a rename: a worker never
+        maps half a file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        with partial.open("wb") as handle:
+            np.save(handle, np.ascontiguousarray(frames))
+        os.replace(partial, path)
+        return cls(path)
+
+    def load(self) -> np.ndarray:
+        """The frames, memory-mapped read-only: a task reads the pages of the frames it uses."""
+        return np.load(self.path, mmap_mode="r")
+
+
+def task_frames(frames: np.ndarray | FramesFile) -> np.ndarray:
+    """A task's frames argument as an array (a ``FramesFile`` mapped)."""
+    return frames.load() if isinstance(frames, FramesFile) else frames
 
 
 @dataclass(frozen=True)
@@ -96,7 +128,7 @@ def _start(resources: TaskResources) -> tuple[float, str]:
 
 
 def prepare_title(
-    frames: np.ndarray, loader: GeneratorLoader, resources: TaskResources
+    frames: np.ndarray | FramesFile, loader: GeneratorLoader, resources: TaskResources
 ) -> TaskOutput:
     """The title's initial latent (the encoding of frame 0) and the generator's identity."""
     from authoring.initial import initial_latent
@@ -104,7 +136,7 @@ def prepare_title(
     started, device = _start(resources)
     generator = worker_generator(loader, resources.device)
     setup = TitleSetup(
-        initial_latent(generator, frames[0]), generator.generator_id, generator.name,
+        initial_latent(generator, task_frames(frames)[0]), generator.generator_id, generator.name,
         generator.latent_geometry,
     )  # fmt: skip
     return TaskOutput(setup, time.perf_counter() - started, device)
@@ -116,7 +148,7 @@ def checkpoint_dir_for(root: Path, segment: Segment) -> Path:
 
 
 def fit_segment_task(
-    frames: np.ndarray,
+    frames: np.ndarray | FramesFile,
     segment: Segment,
     loader: GeneratorLoader,
     options: Any,
@@ -130,7 +162,7 @@ def fit_segment_task(
     started, device = _start(resources)
     generator = worker_generator(loader, resources.device)
     result: SegmentResult = fit_segment(
-        np.array(segment.frames_of(frames)), segment, generator, options, init_latent,
+        np.array(segment.frames_of(task_frames(frames))), segment, generator, options, init_latent,
         checkpoint_dir=checkpoint_dir_for(checkpoint_root, segment) if checkpoint_root else None,
         measure_quality=measure_quality, measure_vmaf=measure_vmaf,
     )  # fmt: skip
@@ -174,17 +206,16 @@ def fit_segments_task(
     measure_quality: bool,
     measure_vmaf: bool,
     segments_per_step: int | str,
-    *title_frames: np.ndarray,
+    *title_frames: np.ndarray | FramesFile,
 ) -> TaskOutput:
     """Fit a batch of segments stacked (``authoring.segment_batch.fit_segments``); the value is
     their ``SegmentResult``s in order. Segment ``i`` is cut from ``title_frames[sources[i]]``
-    (the frames are trailing arguments, so that a Ray runner resolves each object reference)
-    and checkpoints under ``checkpoint_roots[i]``."""
+    (the frames are trailing arguments, so that a Ray runner resolves each object reference;
+    a ``FramesFile`` is read here) and checkpoints under ``checkpoint_roots[i]``."""
     started, device = _start(resources)
     generator = worker_generator(loader, resources.device)
-    frames = [
-        np.array(s.frames_of(title_frames[i])) for s, i in zip(segments, sources, strict=True)
-    ]
+    titles = [task_frames(f) for f in title_frames]
+    frames = [np.array(s.frames_of(titles[i])) for s, i in zip(segments, sources, strict=True)]
     results = fit_segments(
         frames, segments, generator, options, init_latents,
         checkpoint_dirs=[checkpoint_dir_for(root, s) if root else None

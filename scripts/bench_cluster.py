@@ -13,21 +13,40 @@ generator itself makes it from a smooth prompt path, so PSNR says how well a fit
 
 Prints both tables and writes ``docs/benchmarks/cluster_<arch>_<card>.json``.
 
+3. Catalogue (``--catalogue``, instead of 1 and 2): the path ``promptus catalog`` takes
+   (``authoring.catalog.build_titles`` on ``authoring.ray_runner``: one prepare task per title,
+   then one ``fit_segments_task`` per batch of ``--segments-per-step`` closed segments that
+   stack, ``auto`` by default as on CUDA), for a catalogue of ``--titles-per-worker`` x k
+   planted titles (PNG folders on disk, each its own seed), ``--levels`` (the command's default
+   4 levels), on a fresh local Ray cluster of k GPUs (k CPU slots without GPUs) for each k of
+   ``--scale``. Each title's frames go to the tasks as a file on shared storage
+   (``CatalogSettings.shared_frames``: ``<ladder>/.fit/frames.npy``, mapped by each task), not
+   through the object store. Per k: titles/hour, worker-seconds (GPU-s on GPUs) per
+   video-second (k x wall / video seconds) and efficiency against k x the 1-worker throughput;
+   rows (``card``, ``gpus``, ``workers``, ``efficiency``, ``gpu_s_per_video_s``,
+   ``titles_per_hour``, ``segments_per_step``, ...) in
+   ``docs/benchmarks/cluster_catalogue_<card>_<arch>.json``.
+
     python scripts/bench_cluster.py                                      # on a machine of 4 GPUs
     python scripts/bench_cluster.py --arch tiny --size 64 --cpus 2 --gpus 0 --frames 21 \\
         --chunk-frames 10 --interval 5 --rank 2 --budgets 4,2 --closing 1 --tasks-per-gpu 1 --out /tmp/x.json
+    python scripts/bench_cluster.py --catalogue                         # on one node of 8 GPUs
+    nice python scripts/bench_cluster.py --catalogue --arch tiny --size 64 --gpus 0 --scale 1,2 \\
+        --frames 60 --budgets 4,2 --segments-per-step 4                  # CPU, the code paths only
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import platform
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchkit import write_document
+from benchkit import card_slug, command_line, software, write_document
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 FPS = 30.0
@@ -62,6 +81,7 @@ def make_clip(
     rank: int,
     chunk_frames: int,
     resources,
+    seed: int = 0,
 ):  # type: ignore[no-untyped-def]
     """A planted clip, made on a worker: frames the generator can reproduce."""
     from authoring.planted import planted_clip
@@ -69,8 +89,15 @@ def make_clip(
 
     generator = worker_generator(loader, resources.device)
     clip, _ = planted_clip(generator, size, frames, interval=interval, rank=rank,
-                           chunk_frames=chunk_frames)  # fmt: skip
+                           chunk_frames=chunk_frames, seed=seed)  # fmt: skip
     return clip
+
+
+def worker_card(resources) -> str:  # type: ignore[no-untyped-def]
+    """The card a worker computes on (``engines.devices.card_name``)."""
+    from engines.devices import card_name
+
+    return card_name(resources.device)
 
 
 def fixed_budget_options(first: int, later: int):  # type: ignore[no-untyped-def]
@@ -121,11 +148,28 @@ def main() -> None:
     parser.add_argument("--closing", default="1,2", help="closed segment lengths in chunks")
     parser.add_argument("--gpus", type=int, default=None, help="GPUs of the local cluster")
     parser.add_argument("--cpus", type=int, default=None, help="CPUs of the local cluster")
-    parser.add_argument("--scale", default="1,2,4", help="GPU counts (CPU slots without GPUs)")
+    parser.add_argument(
+        "--scale", default=None, help="GPU counts, CPU slots without GPUs (default 1,2,4; "
+        "1,2,4,8 with --catalogue)"
+    )  # fmt: skip
     parser.add_argument("--tasks-per-gpu", type=int, default=2)
+    parser.add_argument("--catalogue", action="store_true", help="mode 3 instead of 1 and 2")
+    parser.add_argument("--levels", default=None, help="--catalogue: the command's default")
+    parser.add_argument("--titles-per-worker", type=int, default=2, help="--catalogue")
+    parser.add_argument("--segment-chunks", type=int, default=1, help="--catalogue")
+    parser.add_argument("--segments-per-step", default="auto", help="--catalogue: N or auto")
+    parser.add_argument("--work", type=Path, default=None, help="--catalogue: titles, ladders "
+                        "(default: a temporary folder, removed)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.catalogue:
+        catalogue(args)
+    else:
+        closing_and_scaling(args)
 
+
+def closing_and_scaling(args: argparse.Namespace) -> None:
+    """Modes 1 and 2 (module docstring)."""
     import numpy as np
 
     from authoring.catalog import assemble_ladder  # noqa: F401  (the path a real run takes)
@@ -189,7 +233,7 @@ def main() -> None:
         # 2. Scaling: 1-chunk closed segments, at most k in flight.
         segment = cut_segments("scale", len(clip), args.chunk_frames, [level], 1)[0]
         scaling = []
-        for k in (int(x) for x in args.scale.split(",")):
+        for k in (int(x) for x in (args.scale or "1,2,4").split(",")):
             if k > units:
                 continue
             count = k * args.tasks_per_gpu
@@ -238,6 +282,139 @@ def main() -> None:
         / f"cluster_{args.arch}_{card.split('(')[-1].strip(') ').replace(' ', '-').lower()}.json"
     )
     write_document(out, result)
+
+
+CPU_NOTE = (
+    "CPU figures: Ray workers of one CPU slot each on a shared machine; they test the code "
+    "paths and say nothing about GPU scaling"
+)
+
+
+def catalogue(args: argparse.Namespace) -> None:
+    """Mode 3 (module docstring): a catalogue of planted titles on k workers, for each k."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from authoring.catalog import CatalogSettings, TitleJob, build_titles
+    from authoring.cluster import open_runner
+    from authoring.levels import parse_levels
+    from authoring.runner import TaskResources
+    from authoring.segment_batch import batch_size_for, stack_batches
+    from promptus.options import DEFAULT_LEVELS
+
+    first, later = (int(x) for x in args.budgets.split(","))
+    levels = tuple(parse_levels(args.levels or DEFAULT_LEVELS))
+    loader = RandomGenerator(args.arch)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_catalogue_"))
+    runner = open_runner("local", local_gpus=args.gpus, local_cpus=args.cpus)
+    print(runner.description, flush=True)
+    on_gpu = runner.gpus > 0
+    units = runner.gpus or runner.cpus
+    resources = TaskResources(gpus=1) if on_gpu else TaskResources(cpus=1)
+    scale = [k for k in (int(x) for x in (args.scale or "1,2,4,8").split(",")) if k <= units]
+    count = max(scale) * args.titles_per_worker
+    try:
+        clips, _ = run_tasks(runner, [
+            (make_clip, (loader, args.size, args.frames, args.interval, args.rank,
+                         args.chunk_frames, resources, seed), resources, f"clip {seed}")
+            for seed in range(count)
+        ], units)  # fmt: skip
+        ((card,), _) = run_tasks(runner, [(worker_card, (resources,), resources, "card")], 1)
+    finally:
+        runner.close()
+    sources = []
+    for seed, clip in enumerate(clips):  # each title a folder of PNG frames, as an operator's
+        folder = work / "titles" / f"t{seed:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for index, frame in enumerate(clip):
+            Image.fromarray(frame).save(folder / f"{index:04d}.png")
+        sources.append(folder)
+    segments_per_step = (
+        args.segments_per_step if args.segments_per_step == "auto" else int(args.segments_per_step)
+    )
+    settings = CatalogSettings(
+        levels=levels, options=fixed_budget_options(first, later), size=args.size, fps=FPS,
+        chunk_seconds=args.chunk_frames / FPS,
+        segment_seconds=args.segment_chunks * args.chunk_frames / FPS,
+        segments_per_step=segments_per_step, shared_frames=True,
+    )  # fmt: skip
+    rows: list[dict] = []
+    try:
+        for k in scale:
+            runner = open_runner(
+                "local", local_gpus=k if on_gpu else 0, local_cpus=None if on_gpu else k
+            )
+            jobs = [TitleJob(f"t{i:02d}", sources[i], work / f"k{k}" / f"t{i:02d}")
+                    for i in range(k * args.titles_per_worker)]  # fmt: skip
+            try:
+                started = time.perf_counter()
+                reports = build_titles(jobs, settings, runner=runner, loader=loader,
+                                       resources=resources, progress=False)  # fmt: skip
+                wall = time.perf_counter() - started
+            finally:
+                runner.close()
+            failed = [r.error for r in reports if not r.ok]
+            if failed:
+                raise RuntimeError(f"k={k}: {failed}")
+            manifests = [r.manifest for r in reports if r.manifest is not None]
+            keys = [(lv.rank, lv.interval) for r in reports for lv in levels
+                    for _ in range(r.segments // len(levels))]  # fmt: skip
+            video_s = len(jobs) * args.frames / FPS
+            psnrs = [c.psnr for m in manifests for lv in m.levels for c in lv.chunks
+                     if c.psnr is not None]  # fmt: skip
+            rows.append({
+                "card": card, "gpus": k if on_gpu else 0, "workers": k, "titles": len(jobs),
+                "segments": sum(r.segments for r in reports),
+                "batches": len(stack_batches(keys, lambda key: key, batch_size_for(segments_per_step))),
+                "segments_per_step": segments_per_step,
+                "video_seconds": video_s, "wall_seconds": wall,
+                "titles_per_hour": len(jobs) / wall * 3600,
+                "video_seconds_per_wall_second": video_s / wall,
+                "gpu_s_per_video_s": k * wall / video_s,
+                "task_s_per_video_s": sum(r.task_seconds for r in reports) / video_s,
+                "mean_psnr": float(np.mean(psnrs)) if psnrs else None,
+                "load_average_1min": os.getloadavg()[0],  # the machine's, as the run ended
+            })  # fmt: skip
+            print(f"k={k}: {len(jobs)} titles in {wall:.1f} s", flush=True)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    base = rows[0]["titles_per_hour"] / rows[0]["workers"]
+    for row in rows:
+        row["efficiency"] = row["titles_per_hour"] / (row["workers"] * base)
+
+    print(f"\ncard: {card}; {args.titles_per_worker} planted titles per worker of {args.frames} "
+          f"frames {args.size}x{args.size} at {FPS:g} fps, levels "
+          f"{','.join(lv.name for lv in levels)}, chunk {args.chunk_frames} frames, segments of "
+          f"{args.segment_chunks} chunk(s), budgets {first}/{later}, frames from shared storage")  # fmt: skip
+    unit = "GPU" if on_gpu else "worker"
+    print(f"\n| card | {unit}s | titles | segments | batches | wall s | titles/h | "
+          f"{unit}-s per video-s | task-s per video-s | PSNR dB | efficiency |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        psnr = "n/a" if r["mean_psnr"] is None else f"{r['mean_psnr']:.2f}"
+        print(f"| {card} | {r['workers']} | {r['titles']} | {r['segments']} | {r['batches']} | "
+              f"{r['wall_seconds']:.1f} | {r['titles_per_hour']:.1f} | "
+              f"{r['gpu_s_per_video_s']:.1f} | {r['task_s_per_video_s']:.1f} | {psnr} | "
+              f"{r['efficiency']:.1%} |")  # fmt: skip
+    document = {
+        "what": "catalogue throughput: promptus catalog's path (build_titles, stacked "
+        "fit_segments_task batches) on a local Ray cluster of k workers",
+        **({} if on_gpu else {"note": CPU_NOTE}),
+        "command": command_line(), "software": software(), "card": card,
+        "host": platform.node(), "arch": args.arch, "size": args.size,
+        "frames_per_title": args.frames, "fps": FPS, "chunk_frames": args.chunk_frames,
+        "segment_chunks": args.segment_chunks, "levels": [lv.name for lv in levels],
+        "budgets": [first, later], "titles_per_worker": args.titles_per_worker,
+        "frames_from": "shared storage: <ladder>/.fit/frames.npy mapped by each task "
+        "(authoring.tasks.FramesFile), not the object store",
+        "gpu_s_per_video_s": "workers x wall seconds / video seconds fitted",
+        "rows": rows,
+    }  # fmt: skip
+    slug = card_slug(card) if on_gpu else "cpu"
+    write_document(args.out or OUT_DIR / f"cluster_catalogue_{slug}_{args.arch}.json", document)
 
 
 if __name__ == "__main__":

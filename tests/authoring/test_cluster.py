@@ -4,11 +4,16 @@ Two short titles x two levels x two closed segments each. The ladders the cluste
 byte-identical to the same segments fitted one after another in this process (same threads);
 a worker killed (SIGKILL) in the middle of a segment is replaced, the task resumes from its last
 keyframe checkpoint and the ladder is still identical; unreadable titles are reported with one
-line while the good ones complete; a dead cluster address is refused with one line.
+line while the good ones complete; a dead cluster address is refused with one line. Batches of
+three stacked segments give the in-process bytes on Ray, with the frames through the object
+store or read by each task from the ladder's folder (shared storage); a worker killed in the
+middle of a stacked batch loses nothing either.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import socket
@@ -19,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from authoring.build import FitOptions
-from authoring.catalog import CatalogSettings, TitleJob, build_titles
+from authoring.catalog import FRAMES_NAME, CatalogSettings, TitleJob, build_titles
 from authoring.cluster import open_runner
 from authoring.levels import parse_levels
 from authoring.presets import get_preset
@@ -130,7 +135,8 @@ def test_catalogue_on_two_workers_matches_one_process(cluster, titles, sequentia
 
 
 def _segment_workers() -> dict[int, str]:
-    """pid -> task name of every Ray worker now running a segment fit ("ray::fit a/r1n5/0")."""
+    """pid -> task name of every Ray worker now running a segment fit ("ray::fit a/r1n5/0", or
+    "ray::fit a/r1n5/0 +2" for a batch of three)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -144,24 +150,38 @@ def _segment_workers() -> dict[int, str]:
     return found
 
 
-def test_worker_killed_mid_task_resumes_from_its_checkpoint(cluster, titles, sequential, tmp_path):  # type: ignore[no-untyped-def]
-    out = tmp_path / "a"
-    killed: list[str] = []
+def _kill_mid_task(outs: list[Path], killed: list[str], *, batch: bool = False) -> threading.Thread:
+    """A started thread that kills (SIGKILL) the first segment worker (of a batch of several
+    segments, with ``batch``) whose task's first segment has a keyframe checkpoint under one of
+    the ladders ``outs`` (mid-task), noting its name."""
 
-    def kill_once_a_checkpoint_exists() -> None:
+    def watch() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
-            checkpoints = {p.parent.parent.name for p in out.glob(".fit/segments/*/.fit/*")}
+            checkpoints = {
+                (out.name, p.parent.parent.name)
+                for out in outs
+                for p in out.glob(".fit/segments/*/.fit/*")
+            }
             for pid, name in _segment_workers().items():
-                _, level, index = name.split("/")
-                if f"{level}-{int(index):04d}" in checkpoints:  # mid-task: keyframes fitted
+                if batch and " +" not in name:
+                    continue
+                title, level, index = name.split(" ")[0].split("/")
+                if (title, f"{level}-{int(index):04d}") in checkpoints:  # keyframes fitted
                     os.kill(pid, signal.SIGKILL)
                     killed.append(name)
                     return
             time.sleep(0.02)
 
-    watcher = threading.Thread(target=kill_once_a_checkpoint_exists)
+    watcher = threading.Thread(target=watch)
     watcher.start()
+    return watcher
+
+
+def test_worker_killed_mid_task_resumes_from_its_checkpoint(cluster, titles, sequential, tmp_path):  # type: ignore[no-untyped-def]
+    out = tmp_path / "a"
+    killed: list[str] = []
+    watcher = _kill_mid_task([out], killed)
     (report,) = build_titles(
         [TitleJob("a", titles["a"], out)], SETTINGS, runner=cluster, loader=LOADER,
         resources=RESOURCES, progress=False,
@@ -172,24 +192,74 @@ def test_worker_killed_mid_task_resumes_from_its_checkpoint(cluster, titles, seq
     assert tree_bytes(out) == sequential["a"]
 
 
-def test_batched_catalogue_on_two_workers_matches_one_process(cluster, titles, tmp_path):  # type: ignore[no-untyped-def]
-    """Batches of three segments (of both titles and levels): the same batches, stacked the
-    same way, on Ray (each title's frames resolved from the object store) as in this process."""
-    import dataclasses
+BATCHED = dataclasses.replace(SETTINGS, segments_per_step=3)
 
+
+def _build(runner, settings, titles, root):  # type: ignore[no-untyped-def]
+    """Both good titles' ladders under ``root`` on ``runner`` (torch's threads kept)."""
     import torch
 
-    settings = dataclasses.replace(SETTINGS, segments_per_step=3)
-    ladders = {}
-    for where, runner in (("here", LocalRunner()), ("ray", cluster)):
-        threads = torch.get_num_threads()
-        try:
-            reports = build_titles(
-                [TitleJob(n, titles[n], tmp_path / where / n) for n in "ab"], settings,
-                runner=runner, loader=LOADER, resources=RESOURCES, progress=False,
-            )  # fmt: skip
-        finally:
-            torch.set_num_threads(threads)
-        assert all(r.ok for r in reports), [r.error for r in reports]
-        ladders[where] = {n: tree_bytes(tmp_path / where / n) for n in "ab"}
-    assert ladders["ray"] == ladders["here"]
+    threads = torch.get_num_threads()
+    try:
+        reports = build_titles(
+            [TitleJob(n, titles[n], root / n) for n in "ab"], settings, runner=runner,
+            loader=LOADER, resources=RESOURCES, progress=False,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert all(r.ok for r in reports), [r.error for r in reports]
+    return reports
+
+
+@pytest.fixture(scope="module")
+def batched(titles, tmp_path_factory) -> dict[str, dict[str, bytes]]:  # type: ignore[no-untyped-def]
+    """Both titles in batches of three segments (of both titles), fitted in this process."""
+    out = tmp_path_factory.mktemp("batched")
+    _build(LocalRunner(), BATCHED, titles, out)
+    return {n: tree_bytes(out / n) for n in "ab"}
+
+
+def test_batched_catalogue_on_two_workers_matches_one_process(
+    cluster, titles, batched, tmp_path, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """Batches of three segments (of both titles and levels): the same batches, stacked the
+    same way, on Ray as in this process: each title's frames resolved from the object store,
+    or read by each task from ``<ladder>/.fit/frames.npy`` (nothing put in the object store)."""
+    _build(cluster, BATCHED, titles, tmp_path / "store")
+    assert {n: tree_bytes(tmp_path / "store" / n) for n in "ab"} == batched
+
+    def no_object_store(value):  # type: ignore[no-untyped-def]
+        raise AssertionError("the frames went through the object store")
+
+    monkeypatch.setattr(cluster, "put", no_object_store)
+    shared = dataclasses.replace(BATCHED, shared_frames=True)
+    _build(cluster, shared, titles, tmp_path / "shared")
+    assert {n: tree_bytes(tmp_path / "shared" / n) for n in "ab"} == batched
+    assert not list((tmp_path / "shared").glob(f"*/.fit/{FRAMES_NAME}"))  # removed with .fit
+
+
+def test_worker_killed_mid_batch_loses_nothing(cluster, titles, batched, tmp_path):  # type: ignore[no-untyped-def]
+    """A worker killed (SIGKILL) in the middle of a batch of three stacked segments (frames
+    from shared storage): Ray re-runs the batch, its segments resume from their checkpoints,
+    and both ladders are complete: the same files, the same init state, and chunk PSNR within
+    stacking's rounding of the run without a kill (a resumed batch may stack other keyframes
+    together: ``authoring.segment_batch``)."""
+    from prompts.manifest import Manifest, load_manifest
+
+    killed: list[str] = []
+    watcher = _kill_mid_task([tmp_path / n for n in "ab"], killed, batch=True)
+    shared = dataclasses.replace(BATCHED, shared_frames=True)
+    reports = _build(cluster, shared, titles, tmp_path)
+    watcher.join()
+    assert killed and " +" in killed[0], killed  # a stacked batch was caught mid-task
+    for report in reports:
+        name = report.name
+        files = tree_bytes(tmp_path / name)
+        assert sorted(files) == sorted(batched[name])
+        assert files["init.bin"] == batched[name]["init.bin"]
+        want = Manifest.from_json(json.loads(batched[name]["manifest.json"]))
+        got = load_manifest(tmp_path / name)
+        for level, reference in zip(got.levels, want.levels, strict=True):
+            assert [c.index for c in level.chunks] == [c.index for c in reference.chunks]
+            for chunk, ref in zip(level.chunks, reference.chunks, strict=True):
+                assert abs(chunk.psnr - ref.psnr) < 1.0, (name, level.name, chunk.index)
